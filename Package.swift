@@ -1,0 +1,91 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny")
+]
+
+let package = Package(
+    name: "Reshard",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "reshard", targets: ["reshard"]),
+        .library(name: "ReshardCore", targets: ["ReshardCore"]),
+        .library(name: "ReshardStore", targets: ["ReshardStore"]),
+        .library(name: "ReshardEngine", targets: ["ReshardEngine"]),
+        .library(name: "ReshardServer", targets: ["ReshardServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", exact: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", exact: "0.2.0"),
+    ],
+    targets: [
+        // Pure model: no I/O, no clocks read, no Foundation networking.
+        .target(name: "ReshardCore", swiftSettings: strict),
+        .target(
+            name: "ReshardStore",
+            dependencies: [
+                "ReshardCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "ReshardEngine",
+            dependencies: [
+                "ReshardCore", "ReshardStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "ReshardServer",
+            dependencies: [
+                "ReshardEngine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "ReshardClient",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "reshard",
+            dependencies: [
+                "ReshardServer", "ReshardClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "ReshardCoreTests", dependencies: ["ReshardCore"], swiftSettings: strict),
+        .testTarget(name: "ReshardStoreTests", dependencies: ["ReshardStore"], swiftSettings: strict),
+        .testTarget(name: "ReshardEngineTests", dependencies: ["ReshardEngine"], swiftSettings: strict),
+        .testTarget(
+            name: "ReshardServerTests",
+            dependencies: [
+                "ReshardServer",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: strict
+        ),
+    ]
+)

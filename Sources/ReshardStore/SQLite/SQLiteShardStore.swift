@@ -1,0 +1,314 @@
+import Foundation
+import GRDB
+import ReshardCore
+
+/// A shard in one SQLite file (WAL mode), through GRDB.
+///
+/// Each table `t` is stored as `"r_t"` with `(pk, skey, h, version, body, digest)`; `h` is the
+/// order-preserving signed form of the key hash so the `(h, pk)` index serves range scans, and
+/// `digest` is the row digest so checksums are computed by SQLite. Triggers copy every inserted
+/// or updated row image into `_reshard_changelog`. Physical deletes (cleanup of moved ranges,
+/// tombstone purge) have no trigger on purpose: they are not client changes and must never
+/// replicate to another shard.
+public final class SQLiteShardStore: ShardStore {
+    /// The shard this file serves.
+    public let shardID: ShardID
+    /// The database file.
+    public let path: String
+    private let pool: DatabasePool
+
+    /// Opens (creating if needed) the shard file at `path`.
+    public init(shardID: ShardID, path: String) throws {
+        self.shardID = shardID
+        self.path = path
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            // WAL (set by DatabasePool) with synchronous=NORMAL survives process crashes without
+            // an fsync per commit; a power loss may lose the last commits, as with any WAL setup.
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-shard") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE _reshard_tables(name TEXT PRIMARY KEY NOT NULL);
+                    CREATE TABLE _reshard_changelog(
+                        position INTEGER PRIMARY KEY AUTOINCREMENT,
+                        tbl TEXT NOT NULL, pk TEXT NOT NULL, skey TEXT NOT NULL,
+                        version INTEGER NOT NULL, body TEXT, at_ms INTEGER NOT NULL);
+                    CREATE TABLE _reshard_fences(
+                        range_start INTEGER NOT NULL, range_last INTEGER NOT NULL,
+                        generation INTEGER NOT NULL, PRIMARY KEY(range_start, range_last));
+                    """
+            )
+        }
+        return migrator
+    }
+
+    public func ensureTable(_ table: TableName) async throws {
+        let name = Self.quoted(table)
+        let literal = "'\(table.rawValue)'"
+        let image = "NEW.pk, NEW.skey, NEW.version, NEW.body, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE IF NOT EXISTS \(name)(
+                        pk TEXT PRIMARY KEY NOT NULL, skey TEXT NOT NULL, h INTEGER NOT NULL,
+                        version INTEGER NOT NULL, body TEXT, digest INTEGER NOT NULL);
+                    CREATE INDEX IF NOT EXISTS "r_\(table.rawValue)_h" ON \(name)(h, pk);
+                    CREATE TRIGGER IF NOT EXISTS "r_\(table.rawValue)_cdc_insert" AFTER INSERT ON \(name) BEGIN
+                        INSERT INTO _reshard_changelog(tbl, pk, skey, version, body, at_ms) VALUES(\(literal), \(image));
+                    END;
+                    CREATE TRIGGER IF NOT EXISTS "r_\(table.rawValue)_cdc_update" AFTER UPDATE ON \(name) BEGIN
+                        INSERT INTO _reshard_changelog(tbl, pk, skey, version, body, at_ms) VALUES(\(literal), \(image));
+                    END;
+                    INSERT OR IGNORE INTO _reshard_tables(name) VALUES(\(literal));
+                    """
+            )
+        }
+    }
+
+    public func tables() async throws -> [TableName] {
+        try await pool.read { db in
+            try String.fetchAll(db, sql: "SELECT name FROM _reshard_tables ORDER BY name").compactMap(TableName.init)
+        }
+    }
+
+    public func write(_ write: ClientWrite) async throws -> WriteOutcome {
+        let name = Self.quoted(write.table)
+        let hash = KeyHash.of(write.shardKey)
+        return try await guarded(write.table) { db in
+            let fence = try Int64.fetchOne(
+                db,
+                sql: "SELECT max(generation) FROM _reshard_fences WHERE range_start <= ? AND range_last >= ?",
+                arguments: [KeyHash.ordered(hash), KeyHash.ordered(hash)]
+            )
+            if let fence, UInt64(fence) > write.generation { throw StoreError.fenced(at: UInt64(fence)) }
+            let current = try Row.fetchOne(db, sql: "SELECT version, body IS NULL AS deleted FROM \(name) WHERE pk = ?", arguments: [write.pk])
+            let currentVersion = current.map { UInt64(bitPattern: $0["version"] as Int64) }
+            let isLive = current.map { !($0["deleted"] as Bool) } ?? false
+            if write.body == nil && !isLive { return .notFound }
+            let version = VersionRule.next(current: currentVersion, proposed: write.proposedVersion)
+            let row = StoredRow(table: write.table, pk: write.pk, shardKey: write.shardKey, version: version, body: write.body)
+            try db.execute(
+                sql: """
+                    INSERT INTO \(name)(pk, skey, h, version, body, digest) VALUES(?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(pk) DO UPDATE SET skey = excluded.skey, h = excluded.h, version = excluded.version,
+                        body = excluded.body, digest = excluded.digest
+                    """,
+                arguments: Self.arguments(row)
+            )
+            return .written(version: version)
+        }
+    }
+
+    public func get(table: TableName, pk: String) async throws -> StoredRow? {
+        try await guardedRead(table) { db in
+            try Row.fetchOne(db, sql: "SELECT pk, skey, version, body FROM \(Self.quoted(table)) WHERE pk = ?", arguments: [pk])
+                .map { Self.storedRow($0, table: table) }
+        }
+    }
+
+    public func rows(table: TableName, shardKey: String, limit: Int) async throws -> [StoredRow] {
+        try await guardedRead(table) { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT pk, skey, version, body FROM \(Self.quoted(table))
+                    WHERE h = ? AND skey = ? AND body IS NOT NULL ORDER BY pk LIMIT ?
+                    """,
+                arguments: [KeyHash.ordered(KeyHash.of(shardKey)), shardKey, limit]
+            ).map { Self.storedRow($0, table: table) }
+        }
+    }
+
+    public func apply(_ rows: [StoredRow]) async throws -> Int {
+        guard !rows.isEmpty else { return 0 }
+        return try await pool.writeWithoutTransaction { db in
+            var changed = 0
+            try db.inTransaction(.immediate) {
+                for row in rows {
+                    do {
+                        try db.execute(
+                            sql: """
+                                INSERT INTO \(Self.quoted(row.table))(pk, skey, h, version, body, digest) VALUES(?, ?, ?, ?, ?, ?)
+                                ON CONFLICT(pk) DO UPDATE SET skey = excluded.skey, h = excluded.h, version = excluded.version,
+                                    body = excluded.body, digest = excluded.digest
+                                WHERE excluded.version > version
+                                """,
+                            arguments: Self.arguments(row)
+                        )
+                    } catch let error as DatabaseError where Self.isNoSuchTable(error) {
+                        throw StoreError.unknownTable(row.table)
+                    }
+                    changed += db.changesCount
+                }
+                return .commit
+            }
+            return changed
+        }
+    }
+
+    public func scan(table: TableName, range: HashRange, after cursor: ScanCursor?, limit: Int) async throws -> [StoredRow] {
+        try await guardedRead(table) { db in
+            var sql = "SELECT pk, skey, version, body FROM \(Self.quoted(table)) WHERE h >= ? AND h <= ?"
+            var arguments: StatementArguments = [KeyHash.ordered(range.start), KeyHash.ordered(range.last)]
+            if let cursor {
+                sql += " AND (h, pk) > (?, ?)"
+                arguments += [KeyHash.ordered(cursor.hash), cursor.pk]
+            }
+            sql += " ORDER BY h, pk LIMIT ?"
+            arguments += [limit]
+            return try Row.fetchAll(db, sql: sql, arguments: arguments).map { Self.storedRow($0, table: table) }
+        }
+    }
+
+    public func summary(table: TableName, range: HashRange) async throws -> RangeSummary {
+        try await guardedRead(table) { db in
+            // Two 32-bit partial sums: SQLite's sum() raises on signed 64-bit overflow.
+            let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT count(*) AS n, count(body) AS live,
+                        coalesce(sum((digest >> 32) & 4294967295), 0) AS high,
+                        coalesce(sum(digest & 4294967295), 0) AS low
+                    FROM \(Self.quoted(table)) WHERE h >= ? AND h <= ?
+                    """,
+                arguments: [KeyHash.ordered(range.start), KeyHash.ordered(range.last)]
+            )
+            guard let row else { return .empty }
+            return RangeSummary(
+                rows: row["n"],
+                liveRows: row["live"],
+                checksum: RangeSummary.checksum(
+                    highSum: UInt64(bitPattern: row["high"] as Int64),
+                    lowSum: UInt64(bitPattern: row["low"] as Int64)
+                )
+            )
+        }
+    }
+
+    public func changes(after position: UInt64, limit: Int) async throws -> [Change] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT position, tbl, pk, skey, version, body, at_ms FROM _reshard_changelog
+                    WHERE position > ? ORDER BY position LIMIT ?
+                    """,
+                arguments: [Int64(bitPattern: position), limit]
+            ).compactMap { row -> Change? in
+                guard let table = TableName(row["tbl"]) else { return nil }
+                return Change(
+                    position: UInt64(bitPattern: row["position"] as Int64),
+                    row: Self.storedRow(row, table: table),
+                    atMillis: UInt64(max(0, row["at_ms"] as Int64))
+                )
+            }
+        }
+    }
+
+    public func changePosition() async throws -> UInt64 {
+        try await pool.read { db in
+            // sqlite_sequence keeps the high-water mark even after the changelog is purged.
+            let position = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = '_reshard_changelog'")
+            return UInt64(max(0, position ?? 0))
+        }
+    }
+
+    public func purgeChanges(through position: UInt64) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM _reshard_changelog WHERE position <= ?", arguments: [Int64(bitPattern: position)])
+        }
+    }
+
+    public func fence(_ range: HashRange, generation: UInt64) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO _reshard_fences(range_start, range_last, generation) VALUES(?, ?, ?)
+                    ON CONFLICT(range_start, range_last) DO UPDATE SET generation = max(generation, excluded.generation)
+                    """,
+                arguments: [KeyHash.ordered(range.start), KeyHash.ordered(range.last), Int64(bitPattern: generation)]
+            )
+        }
+    }
+
+    public func removeFence(_ range: HashRange) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "DELETE FROM _reshard_fences WHERE range_start = ? AND range_last = ?",
+                arguments: [KeyHash.ordered(range.start), KeyHash.ordered(range.last)]
+            )
+        }
+    }
+
+    public func fences() async throws -> [Fence] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT range_start, range_last, generation FROM _reshard_fences ORDER BY range_start").map {
+                Fence(
+                    range: HashRange(start: KeyHash.unordered($0["range_start"]), last: KeyHash.unordered($0["range_last"])),
+                    generation: UInt64(bitPattern: $0["generation"] as Int64)
+                )
+            }
+        }
+    }
+}
+
+extension SQLiteShardStore {
+    /// The data table's quoted name; `TableName` admits only `[a-z0-9_]`, so no quoting escapes.
+    static func quoted(_ table: TableName) -> String { "\"r_\(table.rawValue)\"" }
+
+    static func arguments(_ row: StoredRow) -> StatementArguments {
+        [
+            row.pk, row.shardKey, KeyHash.ordered(row.hash), Int64(bitPattern: row.version), row.body,
+            Int64(bitPattern: row.digest),
+        ]
+    }
+
+    static func storedRow(_ row: Row, table: TableName) -> StoredRow {
+        StoredRow(
+            table: table,
+            pk: row["pk"],
+            shardKey: row["skey"],
+            version: UInt64(bitPattern: row["version"] as Int64),
+            body: row["body"]
+        )
+    }
+
+    static func isNoSuchTable(_ error: DatabaseError) -> Bool {
+        error.resultCode == .SQLITE_ERROR && (error.message ?? "").hasPrefix("no such table")
+    }
+
+    /// A write transaction (BEGIN IMMEDIATE, so the fence read and the write are one step) that
+    /// turns a missing table into a typed error.
+    private func guarded<T: Sendable>(_ table: TableName, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.writeWithoutTransaction { db in
+                var result: T?
+                try db.inTransaction(.immediate) {
+                    result = try body(db)
+                    return .commit
+                }
+                guard let result else { throw StoreError.backend("transaction produced no result") }
+                return result
+            }
+        } catch let error as DatabaseError where Self.isNoSuchTable(error) {
+            throw StoreError.unknownTable(table)
+        }
+    }
+
+    private func guardedRead<T: Sendable>(_ table: TableName, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.read(body)
+        } catch let error as DatabaseError where Self.isNoSuchTable(error) {
+            throw StoreError.unknownTable(table)
+        }
+    }
+}

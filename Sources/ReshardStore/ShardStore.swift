@@ -1,0 +1,130 @@
+import ReshardCore
+
+/// A client write routed to a shard: an upsert when `body` is set, a delete when it is `nil`.
+public struct ClientWrite: Sendable, Hashable {
+    /// The row's table.
+    public let table: TableName
+    /// The primary key.
+    public let pk: String
+    /// The shard key value the router placed the row by.
+    public let shardKey: String
+    /// The JSON object text, or `nil` to delete.
+    public let body: String?
+    /// The router's hybrid-logical-clock timestamp; the shard assigns `max(current + 1, proposed)`.
+    public let proposedVersion: UInt64
+    /// The shard-map generation the router routed by; refused below a fence.
+    public let generation: UInt64
+
+    /// A routed client write.
+    public init(table: TableName, pk: String, shardKey: String, body: String?, proposedVersion: UInt64, generation: UInt64) {
+        self.table = table
+        self.pk = pk
+        self.shardKey = shardKey
+        self.body = body
+        self.proposedVersion = proposedVersion
+        self.generation = generation
+    }
+}
+
+/// What a client write did.
+public enum WriteOutcome: Sendable, Hashable {
+    /// The row now has this version.
+    case written(version: UInt64)
+    /// A delete of a row that does not exist (or is already a tombstone): nothing was written.
+    case notFound
+}
+
+/// One storage backend holding rows of every table for the ranges it owns.
+///
+/// Every implementation passes the shared conformance suite: the version rule of invariant 3,
+/// tombstones, `(hash, pk)`-ordered chunked scans, order-independent checksums, a changelog with
+/// positions that only grow, and fences checked inside every client write transaction.
+public protocol ShardStore: Sendable {
+    /// The shard this store serves.
+    var shardID: ShardID { get }
+
+    /// Creates the storage of `table` if it does not exist yet; harmless to repeat.
+    func ensureTable(_ table: TableName) async throws
+
+    /// A client write: checks fences at `write.generation`, assigns the version inside the
+    /// transaction, and records the change in the changelog.
+    func write(_ write: ClientWrite) async throws -> WriteOutcome
+
+    /// The stored row, tombstones included; `nil` when the shard has never seen `pk`.
+    func get(table: TableName, pk: String) async throws -> StoredRow?
+
+    /// Live rows of `table` whose shard key is `shardKey`, in primary-key order.
+    func rows(table: TableName, shardKey: String, limit: Int) async throws -> [StoredRow]
+
+    /// Migrator path (copies and changes): each row replaces the stored one only when strictly
+    /// newer; fences do not apply. Returns how many rows changed.
+    func apply(_ rows: [StoredRow]) async throws -> Int
+
+    /// Up to `limit` rows of `table` in `range`, tombstones included, in `(hash, pk)` order,
+    /// starting after `cursor`.
+    func scan(table: TableName, range: HashRange, after cursor: ScanCursor?, limit: Int) async throws -> [StoredRow]
+
+    /// Count and checksum of the rows of `table` in `range`, tombstones included.
+    func summary(table: TableName, range: HashRange) async throws -> RangeSummary
+
+    /// Changelog entries after `position`, oldest first, at most `limit`.
+    func changes(after position: UInt64, limit: Int) async throws -> [Change]
+
+    /// The position of the latest changelog entry (0 before the first).
+    func changePosition() async throws -> UInt64
+
+    /// Forgets changelog entries up to and including `position`, once no reader needs them.
+    func purgeChanges(through position: UInt64) async throws
+
+    /// Refuses client writes to `range` below `generation` from now on (a higher fence wins).
+    func fence(_ range: HashRange, generation: UInt64) async throws
+
+    /// Removes the fence on exactly `range`.
+    func removeFence(_ range: HashRange) async throws
+
+    /// Every fence on this shard.
+    func fences() async throws -> [Fence]
+
+    /// Tables that have storage on this shard.
+    func tables() async throws -> [TableName]
+}
+
+/// A store failure that callers handle: a write refused by a fence, a table with no storage,
+/// or the backend failing.
+public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
+    private enum Code: Hashable, Sendable {
+        case fenced(UInt64)
+        case unknownTable(TableName)
+        case backend(String)
+    }
+
+    private let code: Code
+
+    /// A client write with a generation below the fence `generation` of its range.
+    public static func fenced(at generation: UInt64) -> StoreError { StoreError(code: .fenced(generation)) }
+    /// The table has no storage on this shard.
+    public static func unknownTable(_ table: TableName) -> StoreError { StoreError(code: .unknownTable(table)) }
+    /// The backend failed; the message is the backend's.
+    public static func backend(_ message: String) -> StoreError { StoreError(code: .backend(message)) }
+
+    /// The fence generation when the write was fenced.
+    public var fenceGeneration: UInt64? {
+        if case .fenced(let generation) = code { return generation }
+        return nil
+    }
+
+    /// Whether the table had no storage.
+    public var isUnknownTable: Bool {
+        if case .unknownTable = code { return true }
+        return false
+    }
+
+    /// A sentence for logs.
+    public var description: String {
+        switch code {
+        case .fenced(let generation): "range fenced at generation \(generation)"
+        case .unknownTable(let table): "table \(table) has no storage on this shard"
+        case .backend(let message): "shard backend failed: \(message)"
+        }
+    }
+}

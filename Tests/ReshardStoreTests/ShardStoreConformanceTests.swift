@@ -1,0 +1,227 @@
+import ReshardCore
+import ReshardStore
+import Testing
+
+/// The contract of `ShardStore`, run against every backend.
+@Suite struct ShardStoreConformanceTests {
+    let users = TableName("users")!
+    let orders = TableName("orders")!
+
+    func write(_ pk: String, key: String? = nil, body: String? = "{}", proposed: UInt64 = 1, generation: UInt64 = 1) -> ClientWrite {
+        ClientWrite(table: users, pk: pk, shardKey: key ?? pk, body: body, proposedVersion: proposed, generation: generation)
+    }
+
+    func row(_ pk: String, version: UInt64, body: String? = "{}", key: String? = nil) -> StoredRow {
+        StoredRow(table: users, pk: pk, shardKey: key ?? pk, version: version, body: body)
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func clientWriteVersionIsMaxOfCurrentPlusOneAndProposed(backend: StoreBackend) async throws {
+        let (store, cleanup) = try backend.makeShard()
+        defer { cleanup() }
+        try await store.ensureTable(users)
+        #expect(try await store.write(write("a", proposed: 100)) == .written(version: 100))
+        #expect(try await store.write(write("a", proposed: 50)) == .written(version: 101))
+        #expect(try await store.write(write("a", proposed: 500)) == .written(version: 500))
+        let stored = try await store.get(table: users, pk: "a")
+        #expect(stored?.version == 500)
+        #expect(stored?.body == "{}")
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func applyNeverReplacesAnEqualOrNewerVersion(backend: StoreBackend) async throws {
+        let (store, cleanup) = try backend.makeShard()
+        defer { cleanup() }
+        try await store.ensureTable(users)
+        #expect(try await store.apply([row("a", version: 10, body: "{\"v\":10}")]) == 1)
+        #expect(try await store.apply([row("a", version: 10, body: "{\"v\":\"other\"}")]) == 0)
+        #expect(try await store.apply([row("a", version: 9, body: "{\"v\":9}")]) == 0)
+        #expect(try await store.get(table: users, pk: "a")?.body == "{\"v\":10}")
+        #expect(try await store.apply([row("a", version: 11, body: "{\"v\":11}"), row("a", version: 11, body: "{}")]) == 1)
+        #expect(try await store.get(table: users, pk: "a")?.body == "{\"v\":11}")
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func tombstonesOutliveOlderCopies(backend: StoreBackend) async throws {
+        let (store, cleanup) = try backend.makeShard()
+        defer { cleanup() }
+        try await store.ensureTable(users)
+        #expect(try await store.write(write("gone", body: nil)) == .notFound)
+        #expect(try await store.get(table: users, pk: "gone") == nil)
+        guard case .written(let created) = try await store.write(write("a", proposed: 10)) else {
+            Issue.record("write failed")
+            return
+        }
+        guard case .written(let deleted) = try await store.write(write("a", body: nil, proposed: 5)) else {
+            Issue.record("delete failed")
+            return
+        }
+        #expect(deleted > created)
+        #expect(try await store.write(write("a", body: nil)) == .notFound)
+        // A late copy of the live row must not resurrect it.
+        #expect(try await store.apply([row("a", version: created, body: "{}")]) == 0)
+        let tombstone = try await store.get(table: users, pk: "a")
+        #expect(tombstone?.isDeleted == true)
+        #expect(tombstone?.version == deleted)
+        // A newer write after the delete is a legitimate re-insert.
+        if case .written(let again) = try await store.write(write("a", proposed: 1)) { #expect(again == deleted + 1) }
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func chunkedScansReturnTheRangeInHashThenPkOrder(backend: StoreBackend) async throws {
+        let (store, cleanup) = try backend.makeShard()
+        defer { cleanup() }
+        try await store.ensureTable(users)
+        // Groups of rows share a shard key, so the cursor must break ties on pk.
+        let rows: [StoredRow] = (0..<600).map { (n: Int) -> StoredRow in
+            let body: String? = n % 7 == 0 ? nil : "{\"n\":\(n)}"
+            return row("pk\(n)", version: UInt64(n + 1), body: body, key: "k\(n / 3)")
+        }
+        #expect(try await store.apply(rows) == rows.count)
+        var random = SeededRandom(seed: 21)
+        for _ in 0..<8 {
+            let a = random.next()
+            let b = random.next()
+            let range = HashRange(start: min(a, b), last: max(a, b))
+            let expected = rows.filter { range.contains($0.hash) }.sorted {
+                ScanCursor(hash: $0.hash, pk: $0.pk) < ScanCursor(hash: $1.hash, pk: $1.pk)
+            }
+            var scanned: [StoredRow] = []
+            var cursor: ScanCursor?
+            while true {
+                let chunk = try await store.scan(table: users, range: range, after: cursor, limit: 37)
+                scanned += chunk
+                guard let last = chunk.last, chunk.count == 37 else { break }
+                cursor = ScanCursor(hash: last.hash, pk: last.pk)
+            }
+            #expect(scanned == expected)
+        }
+        let all = try await store.scan(table: users, range: .full, after: nil, limit: 10_000)
+        #expect(all.count == rows.count)
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func summaryCountsAndChecksumsInTheDatabase(backend: StoreBackend) async throws {
+        let (first, cleanFirst) = try backend.makeShard("a")
+        let (second, cleanSecond) = try backend.makeShard("b")
+        defer {
+            cleanFirst()
+            cleanSecond()
+        }
+        try await first.ensureTable(users)
+        try await second.ensureTable(users)
+        let rows: [StoredRow] = (0..<400).map { (n: Int) -> StoredRow in
+            let body: String? = n % 5 == 0 ? nil : "{\"n\":\(n)}"
+            return row("pk\(n)", version: UInt64(1 + n * 3), body: body)
+        }
+        _ = try await first.apply(rows)
+        var random = SeededRandom(seed: 8)
+        _ = try await second.apply(rows.shuffled(using: &random))
+        for range in [HashRange.full, HashRange(start: 0, last: 1 << 62), HashRange(start: 1 << 63, last: .max)] {
+            let expected = RangeSummary(of: rows.filter { range.contains($0.hash) })
+            #expect(try await first.summary(table: users, range: range) == expected)
+            #expect(try await second.summary(table: users, range: range) == expected)
+        }
+        _ = try await second.apply([row("pk1", version: 10_000, body: "{\"changed\":true}")])
+        #expect(try await second.summary(table: users, range: .full) != (try await first.summary(table: users, range: .full)))
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func changelogRecordsClientWritesAndCopiesInOrder(backend: StoreBackend) async throws {
+        let (store, cleanup) = try backend.makeShard()
+        defer { cleanup() }
+        try await store.ensureTable(users)
+        try await store.ensureTable(orders)
+        let start = try await store.changePosition()
+        #expect(start == 0)
+        _ = try await store.write(write("a", proposed: 10))
+        _ = try await store.write(write("b", proposed: 20))
+        _ = try await store.write(ClientWrite(table: orders, pk: "o1", shardKey: "a", body: "{\"x\":1}", proposedVersion: 30, generation: 1))
+        _ = try await store.write(write("a", body: nil, proposed: 40))
+        let changes = try await store.changes(after: start, limit: 100)
+        #expect(changes.map(\.row.pk) == ["a", "b", "o1", "a"])
+        #expect(changes.map(\.row.version) == [10, 20, 30, 40])
+        #expect(changes.map(\.row.table) == [users, users, orders, users])
+        #expect(changes.last?.row.isDeleted == true)
+        #expect(zip(changes, changes.dropFirst()).allSatisfy { $0.position < $1.position })
+        let position = try await store.changePosition()
+        #expect(position == changes.last?.position)
+        #expect(try await store.changes(after: changes[1].position, limit: 1).map(\.row.pk) == ["o1"])
+        // Positions never go back, even after the entries are purged.
+        try await store.purgeChanges(through: position)
+        #expect(try await store.changes(after: 0, limit: 10).isEmpty)
+        #expect(try await store.changePosition() == position)
+        _ = try await store.write(write("c", proposed: 50))
+        #expect(try await store.changes(after: position, limit: 10).first?.position ?? 0 > position)
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func fencesRefuseStaleClientWritesOnly(backend: StoreBackend) async throws {
+        let (store, cleanup) = try backend.makeShard()
+        defer { cleanup() }
+        try await store.ensureTable(users)
+        let hash = KeyHash.of("a")
+        let range = HashRange(start: hash, last: hash)
+        try await store.fence(range, generation: 5)
+        try await store.fence(range, generation: 3)
+        #expect(try await store.fences() == [Fence(range: range, generation: 5)])
+        await #expect(throws: StoreError.fenced(at: 5)) { try await store.write(write("a", generation: 4)) }
+        #expect(try await store.get(table: users, pk: "a") == nil)
+        #expect(try await store.write(write("a", proposed: 7, generation: 5)) == .written(version: 7))
+        // Keys outside the fenced range and migrator applies are not fenced.
+        #expect(try await store.write(write("b", generation: 1)) != .notFound)
+        #expect(try await store.apply([row("a", version: 100)]) == 1)
+        try await store.removeFence(range)
+        #expect(try await store.fences().isEmpty)
+        #expect(try await store.write(write("a", proposed: 1, generation: 1)) == .written(version: 101))
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func unknownTablesAreTypedErrors(backend: StoreBackend) async throws {
+        let (store, cleanup) = try backend.makeShard()
+        defer { cleanup() }
+        await #expect(throws: StoreError.unknownTable(users)) { try await store.write(write("a")) }
+        await #expect(throws: StoreError.unknownTable(users)) { try await store.get(table: users, pk: "a") }
+        await #expect(throws: StoreError.unknownTable(users)) { try await store.apply([row("a", version: 1)]) }
+        try await store.ensureTable(users)
+        try await store.ensureTable(users)
+        #expect(try await store.tables() == [users])
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func rowsSharingAShardKeyAreListedTogether(backend: StoreBackend) async throws {
+        let (store, cleanup) = try backend.makeShard()
+        defer { cleanup() }
+        try await store.ensureTable(users)
+        for (pk, key) in [("o1", "c1"), ("o2", "c1"), ("o3", "c2"), ("o4", "c1")] {
+            _ = try await store.write(write(pk, key: key))
+        }
+        _ = try await store.write(write("o4", key: "c1", body: nil))
+        #expect(try await store.rows(table: users, shardKey: "c1", limit: 10).map(\.pk) == ["o1", "o2"])
+        #expect(try await store.rows(table: users, shardKey: "c1", limit: 1).map(\.pk) == ["o1"])
+        #expect(try await store.rows(table: users, shardKey: "zz", limit: 10).isEmpty)
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func concurrentWritersToOneKeyGetDistinctGrowingVersions(backend: StoreBackend) async throws {
+        let (store, cleanup) = try backend.makeShard()
+        defer { cleanup() }
+        try await store.ensureTable(users)
+        let versions = try await withThrowingTaskGroup(of: [UInt64].self) { group in
+            for writer in 0..<8 {
+                group.addTask {
+                    var mine: [UInt64] = []
+                    for i in 0..<40 {
+                        let outcome = try await store.write(self.write("hot", body: "{\"w\":\(writer),\"i\":\(i)}", proposed: 1))
+                        if case .written(let version) = outcome { mine.append(version) }
+                    }
+                    return mine
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(versions.count == 320)
+        #expect(Set(versions).count == 320)
+        #expect(try await store.get(table: users, pk: "hot")?.version == versions.max())
+    }
+}
