@@ -49,7 +49,7 @@ let package = Package(
         .target(
             name: "ReshardServer",
             dependencies: [
-                "ReshardEngine",
+                "ReshardEngine", "ReshardStore", "ReshardCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -1,0 +1,76 @@
+import Foundation
+import ReshardCore
+import ReshardStore
+
+/// The embedded default's folder: `meta.sqlite`, `shards/<id>.sqlite` and `admin-token`.
+public struct DataFolder: Sendable, Hashable {
+    /// The folder's path.
+    public let path: String
+
+    /// A data folder at `path` (created by `prepare()`).
+    public init(path: String) {
+        self.path = path
+    }
+
+    /// The metadata database.
+    public var metadataPath: String { path + "/meta.sqlite" }
+    /// The admin token file.
+    public var adminTokenPath: String { path + "/admin-token" }
+    /// A shard file's path relative to the folder, as recorded in the metadata.
+    public func relativeShardPath(_ id: ShardID) -> String { "shards/\(id.rawValue).sqlite" }
+
+    /// Creates the folder and its `shards` subfolder.
+    public func prepare() throws {
+        try FileManager.default.createDirectory(atPath: path + "/shards", withIntermediateDirectories: true)
+    }
+
+    /// Opens shard stores, resolving relative SQLite paths against this folder.
+    public var opener: ShardStoreOpener {
+        let base = path
+        return { record in
+            switch record.location {
+            case .sqlite(let file):
+                let resolved = file.hasPrefix("/") ? file : base + "/" + file
+                return try SQLiteShardStore(shardID: record.id, path: resolved)
+            }
+        }
+    }
+}
+
+/// Creates a cluster's first shards and its generation-1 shard map when the metadata is empty.
+public enum ClusterBootstrap {
+    /// What bootstrap found or did.
+    public enum Outcome: Sendable, Equatable {
+        /// The metadata already had a shard map; nothing was changed.
+        case existing(generation: UInt64, shards: Int)
+        /// `shards` new shards were created and placed on a ring.
+        case created(shards: Int)
+    }
+
+    /// Registers `shardCount` SQLite shards `s1…sN` in `folder` and publishes their ring
+    /// placement as generation 1, unless a shard map exists already.
+    public static func bootstrapIfEmpty(
+        metadata: any MetadataStore,
+        folder: DataFolder,
+        shardCount: Int,
+        placement: any PlacementPlanner = RingPlacement()
+    ) async throws -> Outcome {
+        if let map = try await metadata.currentShardMap() {
+            return .existing(generation: map.generation, shards: try await metadata.shards().count)
+        }
+        guard (1...1024).contains(shardCount) else {
+            throw RouterError(.badRequest, "invalid_shard_count", "the shard count must be 1…1024; got \(shardCount)")
+        }
+        try folder.prepare()
+        let ids = (1...shardCount).compactMap { ShardID("s\($0)") }
+        let registered = Set(try await metadata.shards().map(\.id))
+        for id in ids where !registered.contains(id) {
+            let record = ShardRecord(id: id, location: .sqlite(path: folder.relativeShardPath(id)))
+            // Opening creates the file and its schema before the shard is recorded.
+            _ = try folder.opener(record)
+            try await metadata.addShard(record)
+        }
+        try await metadata.publish(placement.shardMap(for: ids, generation: 1), replacing: nil)
+        return .created(shards: shardCount)
+    }
+}

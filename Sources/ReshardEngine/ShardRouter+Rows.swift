@@ -1,0 +1,162 @@
+import ReshardCore
+import ReshardStore
+
+/// What a client write did: the row's new version, where it landed, and under which map.
+public struct WriteReceipt: Sendable, Hashable {
+    /// The primary key.
+    public let pk: String
+    /// The version the owning shard assigned.
+    public let version: UInt64
+    /// The shard that owns the row.
+    public let shard: ShardID
+    /// The shard-map generation the write was routed by.
+    public let generation: UInt64
+}
+
+/// A live row as read through the router.
+public struct RowRead: Sendable, Hashable {
+    /// The primary key.
+    public let pk: String
+    /// The row's version.
+    public let version: UInt64
+    /// The row's JSON object text.
+    public let body: String
+    /// The shard it was read from.
+    public let shard: ShardID
+}
+
+extension ShardRouter {
+    /// The longest primary key or shard key, in UTF-8 bytes.
+    public static let maxKeyBytes = 512
+    /// The most rows one shard-key listing returns.
+    public static let maxListLimit = 1_000
+
+    /// Upserts `body` (a JSON object) as row `pk` of `table`.
+    public func put(table: String, pk: String, body: [UInt8]) async throws -> WriteReceipt {
+        let definition = try self.table(named: table)
+        try Self.validateKey(pk, what: "primary key", error: RouterError.invalidPrimaryKey)
+        let object = try JSONObject(bytes: body)
+        if let field = object[definition.primaryKey], field.keyText != pk {
+            throw RouterError.pkMismatch(definition.primaryKey)
+        }
+        let shardKey: String
+        if definition.isShardedByPrimaryKey {
+            shardKey = pk
+        } else {
+            guard let value = object[definition.shardKey] else {
+                throw RouterError.missingShardKey(definition.shardKey, where: "in the body")
+            }
+            guard let text = value.keyText else {
+                throw RouterError.invalidShardKey("the shard key \(definition.shardKey) must be a string or an integer")
+            }
+            try Self.validateKey(text, what: "shard key", error: RouterError.invalidShardKey)
+            shardKey = text
+        }
+        return try await routedWrite(definition, pk: pk, shardKey: shardKey, body: object.text)
+    }
+
+    /// Deletes row `pk` (leaving a tombstone); `shardKey` is required when the table is not
+    /// sharded by its primary key.
+    public func delete(table: String, pk: String, shardKey: String?) async throws -> WriteReceipt {
+        let definition = try self.table(named: table)
+        try Self.validateKey(pk, what: "primary key", error: RouterError.invalidPrimaryKey)
+        let key = try resolveShardKey(definition, pk: pk, given: shardKey)
+        return try await routedWrite(definition, pk: pk, shardKey: key, body: nil)
+    }
+
+    /// Reads row `pk`; tombstones read as not found.
+    public func get(table: String, pk: String, shardKey: String?) async throws -> RowRead {
+        let definition = try self.table(named: table)
+        try Self.validateKey(pk, what: "primary key", error: RouterError.invalidPrimaryKey)
+        let key = try resolveShardKey(definition, pk: pk, given: shardKey)
+        let current = snapshot
+        let handle = try owner(of: key, in: current)
+        let row = try await call(handle, .get) { try await handle.store.get(table: definition.name, pk: pk) }
+        guard let row, let body = row.body else { throw RouterError.rowNotFound }
+        observe(row.version)
+        return RowRead(pk: row.pk, version: row.version, body: body, shard: handle.record.id)
+    }
+
+    /// Live rows of `table` that share `shardKey` (co-located on one shard), in pk order.
+    public func list(table: String, shardKey: String, limit: Int) async throws -> [RowRead] {
+        let definition = try self.table(named: table)
+        try Self.validateKey(shardKey, what: "shard key", error: RouterError.invalidShardKey)
+        let handle = try owner(of: shardKey, in: snapshot)
+        let rows = try await call(handle, .list) {
+            try await handle.store.rows(table: definition.name, shardKey: shardKey, limit: min(max(limit, 1), Self.maxListLimit))
+        }
+        return rows.compactMap { row in
+            row.body.map { RowRead(pk: row.pk, version: row.version, body: $0, shard: handle.record.id) }
+        }
+    }
+
+    private func routedWrite(_ definition: TableDefinition, pk: String, shardKey: String, body: String?) async throws -> WriteReceipt {
+        // One retry: a fence above our generation means a newer map exists; re-read it and route again.
+        for attempt in 0..<2 {
+            let current = snapshot
+            let handle = try owner(of: shardKey, in: current)
+            let write = ClientWrite(
+                table: definition.name, pk: pk, shardKey: shardKey, body: body,
+                proposedVersion: nextVersion(), generation: current.map.generation)
+            do {
+                let outcome = try await call(handle, body == nil ? .delete : .put) { try await handle.store.write(write) }
+                switch outcome {
+                case .written(let version):
+                    observe(version)
+                    return WriteReceipt(pk: pk, version: version, shard: handle.record.id, generation: current.map.generation)
+                case .notFound:
+                    throw RouterError.rowNotFound
+                }
+            } catch let error as StoreError where error.fenceGeneration != nil {
+                let fence = error.fenceGeneration ?? 0
+                if attempt == 0, try await refreshShardMap() { continue }
+                throw RouterError.rangeMoving(generation: fence)
+            }
+        }
+        throw RouterError.rangeMoving(generation: snapshot.map.generation)
+    }
+
+    func table(named name: String) throws(RouterError) -> TableDefinition {
+        guard let tableName = TableName(name) else { throw .invalidTableName(name) }
+        guard let definition = snapshot.tables[tableName] else { throw .unknownTable(name) }
+        return definition
+    }
+
+    private func resolveShardKey(_ definition: TableDefinition, pk: String, given: String?) throws(RouterError) -> String {
+        if definition.isShardedByPrimaryKey { return given ?? pk }
+        guard let given else {
+            throw .missingShardKey(definition.shardKey, where: "as ?shard_key= for table \(definition.name)")
+        }
+        try Self.validateKey(given, what: "shard key", error: RouterError.invalidShardKey)
+        return given
+    }
+
+    private func owner(of shardKey: String, in current: Snapshot) throws(RouterError) -> ShardHandle {
+        let shard = current.map.owner(of: KeyHash.of(shardKey))
+        guard let handle = current.shards[shard] else {
+            throw .shardUnavailable(shard.rawValue, "not registered on this router")
+        }
+        return handle
+    }
+
+    /// Runs a store call with its metrics; backend failures become a retryable 503, never a crash.
+    private func call<T>(_ handle: ShardHandle, _ operation: ShardMetrics.Operation, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await handle.metrics.measure(operation, body)
+        } catch let error as RouterError {
+            throw error
+        } catch let error as StoreError where error.fenceGeneration != nil {
+            throw error
+        } catch let error as StoreError where error.isUnknownTable {
+            throw RouterError.shardUnavailable(handle.record.id.rawValue, error.description)
+        } catch {
+            logger.error("shard call failed", metadata: ["shard": "\(handle.record.id)", "op": "\(operation)", "error": "\(error)"])
+            throw RouterError.shardUnavailable(handle.record.id.rawValue, "\(error)")
+        }
+    }
+
+    static func validateKey(_ key: String, what: String, error: (String) -> RouterError) throws(RouterError) {
+        if key.isEmpty { throw error("the \(what) must not be empty") }
+        if key.utf8.count > maxKeyBytes { throw error("the \(what) is over \(maxKeyBytes) bytes") }
+    }
+}

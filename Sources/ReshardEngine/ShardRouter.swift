@@ -1,0 +1,139 @@
+import Foundation
+import Logging
+import Metrics
+import ReshardCore
+import ReshardStore
+import Synchronization
+
+/// Opens the store of a registered shard (a SQLite file today, other backends later).
+public typealias ShardStoreOpener = @Sendable (ShardRecord) throws -> any ShardStore
+
+/// Routes every row operation to the shard that owns its key under the current shard map.
+///
+/// The routing state (map, tables, shards) is an immutable snapshot swapped under a mutex, so
+/// the hot path takes the lock once to copy a reference and never awaits while holding it.
+/// Versions come from a hybrid logical clock that observes every version a shard assigns.
+public final class ShardRouter: Sendable {
+    struct ShardHandle: Sendable {
+        let record: ShardRecord
+        let store: any ShardStore
+        let metrics: ShardMetrics
+    }
+
+    struct Snapshot: Sendable {
+        var map: ShardMap
+        var tables: [TableName: TableDefinition]
+        var shards: [ShardID: ShardHandle]
+    }
+
+    let metadata: any MetadataStore
+    let openStore: ShardStoreOpener
+    let metricsFactory: any MetricsFactory
+    let logger: Logger
+    private let wallMillis: @Sendable () -> UInt64
+    private let state: Mutex<Snapshot>
+    private let clock = Mutex(HybridLogicalClock())
+    /// Serialises admin changes (tables, shards) so two of them cannot interleave their
+    /// store and metadata steps; row traffic never takes it.
+    let adminLock = AsyncSerialLock()
+
+    /// Loads tables, shards and the current shard map from `metadata` and opens every shard.
+    /// Throws when no shard map was ever published (see `ClusterBootstrap`).
+    public init(
+        metadata: any MetadataStore,
+        openStore: @escaping ShardStoreOpener,
+        metricsFactory: any MetricsFactory,
+        logger: Logger,
+        wallMillis: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }
+    ) async throws {
+        guard let map = try await metadata.currentShardMap() else {
+            throw RouterError(.unavailable, "no_shard_map", "the metadata holds no shard map; bootstrap the cluster first")
+        }
+        var handles: [ShardID: ShardHandle] = [:]
+        for record in try await metadata.shards() {
+            handles[record.id] = ShardHandle(
+                record: record,
+                store: try openStore(record),
+                metrics: ShardMetrics(shard: record.id.rawValue, factory: metricsFactory)
+            )
+        }
+        for shard in map.shards where handles[shard] == nil {
+            throw RouterError(.unavailable, "unknown_shard", "the shard map names shard \(shard), which is not registered")
+        }
+        let tables = try await metadata.tables()
+        self.metadata = metadata
+        self.openStore = openStore
+        self.metricsFactory = metricsFactory
+        self.logger = logger
+        self.wallMillis = wallMillis
+        self.state = Mutex(Snapshot(map: map, tables: Dictionary(uniqueKeysWithValues: tables.map { ($0.name, $0) }), shards: handles))
+    }
+
+    var snapshot: Snapshot { state.withLock { $0 } }
+
+    func update(_ change: (inout Snapshot) -> Void) {
+        state.withLock { change(&$0) }
+    }
+
+    /// The shard map in force.
+    public var shardMap: ShardMap { snapshot.map }
+
+    /// Re-reads the shard map from the metadata store; returns whether it changed. Routers call
+    /// this when a shard refuses a write with a fence, because a fence above our generation means
+    /// a newer map was published that this router has not seen yet.
+    @discardableResult
+    public func refreshShardMap() async throws -> Bool {
+        guard let latest = try await metadata.currentShardMap() else { return false }
+        return state.withLock { current in
+            guard latest.generation > current.map.generation else { return false }
+            current.map = latest
+            return true
+        }
+    }
+
+    func nextVersion() -> UInt64 {
+        let now = wallMillis()
+        return clock.withLock { $0.next(wallMillis: now) }
+    }
+
+    func observe(_ version: UInt64) {
+        clock.withLock { $0.observe(version) }
+    }
+}
+
+/// A FIFO async lock for rare admin operations that await between steps.
+final class AsyncSerialLock: Sendable {
+    private let state = Mutex<(locked: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func withLock<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        await acquire()
+        defer { release() }
+        return try await body()
+    }
+
+    private func acquire() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let acquired = state.withLock { state -> Bool in
+                if state.locked {
+                    state.waiters.append(continuation)
+                    return false
+                }
+                state.locked = true
+                return true
+            }
+            if acquired { continuation.resume() }
+        }
+    }
+
+    private func release() {
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if state.waiters.isEmpty {
+                state.locked = false
+                return nil
+            }
+            // Ownership passes straight to the next waiter; `locked` stays true.
+            return state.waiters.removeFirst()
+        }
+        next?.resume()
+    }
+}

@@ -1,0 +1,78 @@
+import Hummingbird
+import Logging
+import Metrics
+import NIOCore
+import Prometheus
+import ReshardEngine
+
+/// Builds the HTTP application: data routes, admin routes behind the bearer token, `/healthz`
+/// and `/metrics`, with JSON errors and request metrics on every route.
+public enum ReshardApplication {
+    /// The route table, exposed separately so tests can drive it without a socket.
+    public static func makeRouter(
+        shardRouter: ShardRouter,
+        configuration: ServerConfiguration,
+        registry: PrometheusCollectorRegistry
+    ) -> Router<BasicRequestContext> {
+        let router = Router()
+        // Middleware must be added before routes; the first added is the outermost, so metrics
+        // see the final status of every response, including rendered errors.
+        router.add(middleware: RequestMetricsMiddleware(factory: PrometheusMetricsFactory(registry: registry)))
+        router.add(middleware: JSONErrorMiddleware(maxBodyBytes: configuration.maxBodyBytes))
+
+        router.get("healthz") { _, _ -> Response in
+            jsonResponse(.ok, JSONText.object([("status", "\"ok\""), ("generation", String(shardRouter.shardMap.generation))]))
+        }
+        let refresher = GaugeRefresher(router: shardRouter)
+        router.get("metrics") { _, _ -> Response in
+            await refresher.refreshIfStale()
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer()))
+            )
+        }
+
+        RowRoutes(router: shardRouter, maxBodyBytes: configuration.maxBodyBytes).register(on: router.group("v1"))
+        let admin = router.group("v1").add(middleware: BearerTokenMiddleware(token: configuration.adminToken))
+        AdminRoutes(
+            router: shardRouter, maxBodyBytes: configuration.maxBodyBytes, newShardLocation: configuration.newShardLocation
+        ).register(on: admin)
+        return router
+    }
+
+    /// The whole application, listening on `configuration.host:port`.
+    public static func make(
+        shardRouter: ShardRouter,
+        configuration: ServerConfiguration,
+        registry: PrometheusCollectorRegistry,
+        logger: Logger,
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        Application(
+            router: makeRouter(shardRouter: shardRouter, configuration: configuration, registry: registry),
+            configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "reshard"),
+            onServerRunning: onServerRunning,
+            logger: logger
+        )
+    }
+}
+
+/// Row counts per shard are a count over every table, too costly per scrape; refresh them at
+/// most every few seconds.
+actor GaugeRefresher {
+    let router: ShardRouter
+    private var last: ContinuousClock.Instant?
+    private let interval: Duration = .seconds(5)
+
+    init(router: ShardRouter) {
+        self.router = router
+    }
+
+    func refreshIfStale() async {
+        let now = ContinuousClock.now
+        if let last, now - last < interval { return }
+        last = now
+        _ = try? await router.cluster()
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+import Hummingbird
+import ReshardCore
+import ReshardEngine
+
+/// The data API: row reads and writes, routed by the shard map. Open to applications; no token.
+struct RowRoutes {
+    let router: ShardRouter
+    let maxBodyBytes: Int
+
+    func register(on group: RouterGroup<BasicRequestContext>) {
+        group.put("tables/:table/rows/:pk") { request, context in try await put(request, context) }
+        group.get("tables/:table/rows/:pk") { request, context in try await get(request, context) }
+        group.delete("tables/:table/rows/:pk") { request, context in try await delete(request, context) }
+        group.get("tables/:table/rows") { request, context in try await list(request, context) }
+        refuseOtherMethods(on: group, path: "tables/:table/rows/:pk", allowed: [.get, .put, .delete])
+        refuseOtherMethods(on: group, path: "tables/:table/rows", allowed: [.get])
+    }
+
+    private func put(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let (table, pk) = try rowAddress(context)
+        let body = try await request.body.collect(upTo: maxBodyBytes)
+        let receipt = try await router.put(table: table, pk: pk, body: Array(buffer: body))
+        return jsonResponse(.ok, receiptJSON(receipt))
+    }
+
+    private func get(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let (table, pk) = try rowAddress(context)
+        let row = try await router.get(table: table, pk: pk, shardKey: shardKeyParameter(request))
+        return jsonResponse(.ok, rowJSON(row))
+    }
+
+    private func delete(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let (table, pk) = try rowAddress(context)
+        let receipt = try await router.delete(table: table, pk: pk, shardKey: shardKeyParameter(request))
+        return jsonResponse(.ok, receiptJSON(receipt, deleted: true))
+    }
+
+    private func list(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let table = try pathParameter(context, "table")
+        guard let shardKey = shardKeyParameter(request) else {
+            throw APIError(.badRequest, code: "missing_shard_key", message: "listing rows needs ?shard_key=")
+        }
+        var limit = 100
+        if let text = request.uri.queryParameters.get("limit") {
+            guard let parsed = Int(text), (1...ShardRouter.maxListLimit).contains(parsed) else {
+                throw APIError(.badRequest, code: "invalid_limit", message: "limit must be 1…\(ShardRouter.maxListLimit)")
+            }
+            limit = parsed
+        }
+        let rows = try await router.list(table: table, shardKey: shardKey, limit: limit)
+        let body = JSONText.object([
+            ("shard_key", JSONText.quoted(shardKey)),
+            ("rows", JSONText.array(rows.map(rowJSON))),
+        ])
+        return jsonResponse(.ok, body)
+    }
+
+    private func rowAddress(_ context: BasicRequestContext) throws -> (table: String, pk: String) {
+        (try pathParameter(context, "table"), try pathParameter(context, "pk"))
+    }
+
+    private func shardKeyParameter(_ request: Request) -> String? {
+        request.uri.queryParameters.get("shard_key").map { String($0) }
+    }
+
+    private func receiptJSON(_ receipt: WriteReceipt, deleted: Bool = false) -> String {
+        var members = [
+            ("pk", JSONText.quoted(receipt.pk)),
+            ("version", String(receipt.version)),
+            ("shard", JSONText.quoted(receipt.shard.rawValue)),
+            ("generation", String(receipt.generation)),
+        ]
+        if deleted { members.append(("deleted", "true")) }
+        return JSONText.object(members)
+    }
+
+    private func rowJSON(_ row: RowRead) -> String {
+        JSONText.object([
+            ("pk", JSONText.quoted(row.pk)),
+            ("version", String(row.version)),
+            ("shard", JSONText.quoted(row.shard.rawValue)),
+            ("row", row.body),
+        ])
+    }
+}
+
+/// A path parameter, percent-decoded (Hummingbird hands them over raw); malformed escapes are a 400.
+func pathParameter(_ context: BasicRequestContext, _ name: String) throws -> String {
+    guard let raw = context.parameters.get(name) else {
+        throw APIError(.badRequest, code: "invalid_path", message: "missing \(name) in the path")
+    }
+    guard let decoded = raw.removingPercentEncoding else {
+        throw APIError(.badRequest, code: "invalid_path", message: "the \(name) in the path has a malformed %-escape")
+    }
+    return decoded
+}
+
+/// Registers a 405 with an Allow header for the methods a path does not serve (Hummingbird
+/// answers them 404 by default, which hides a client's real mistake).
+func refuseOtherMethods(on group: RouterGroup<BasicRequestContext>, path: RouterPath, allowed: [HTTPRequest.Method]) {
+    let all: [HTTPRequest.Method] = [.get, .put, .post, .delete, .patch]
+    for method in all where !allowed.contains(method) {
+        group.on(path, method: method) { _, _ -> Response in throw APIError.methodNotAllowed(allowed) }
+    }
+}
+
+/// A JSON response with the right content type.
+func jsonResponse(_ status: HTTPResponse.Status, _ json: String) -> Response {
+    Response(
+        status: status,
+        headers: [.contentType: "application/json; charset=utf-8"],
+        body: ResponseBody(byteBuffer: ByteBuffer(string: json))
+    )
+}

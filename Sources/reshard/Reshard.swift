@@ -1,0 +1,19 @@
+import ArgumentParser
+
+/// The `reshard` command line.
+@main
+struct Reshard: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reshard",
+        abstract: "A sharding router and online-migration engine.",
+        discussion: """
+            Applications read and write rows through the router; Reshard owns the shard map and
+            moves data between shards while traffic continues.
+
+            Example:
+              reshard serve --data ./reshard-data --shards 4
+              reshard status --data ./reshard-data
+            """,
+        subcommands: [Serve.self, Status.self, Bench.self]
+    )
+}
