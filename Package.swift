@@ -78,7 +78,15 @@ let package = Package(
         ),
         .testTarget(name: "ReshardCoreTests", dependencies: ["ReshardCore"], swiftSettings: strict),
         .testTarget(name: "ReshardStoreTests", dependencies: ["ReshardStore"], swiftSettings: strict),
-        .testTarget(name: "ReshardEngineTests", dependencies: ["ReshardEngine"], swiftSettings: strict),
+        .testTarget(
+            name: "ReshardEngineTests",
+            dependencies: [
+                "ReshardEngine",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "ReshardServerTests",
             dependencies: [

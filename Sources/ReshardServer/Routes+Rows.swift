@@ -13,8 +13,14 @@ struct RowRoutes {
         group.get("tables/:table/rows/:pk") { request, context in try await get(request, context) }
         group.delete("tables/:table/rows/:pk") { request, context in try await delete(request, context) }
         group.get("tables/:table/rows") { request, context in try await list(request, context) }
+        // A row URL with no primary key (".../rows/" or ".../rows") is a client mistake worth naming.
+        for method in [HTTPRequest.Method.put, .delete] {
+            group.on("tables/:table/rows", method: method) { _, _ -> Response in
+                throw APIError(.badRequest, code: "invalid_pk", message: "the primary key must not be empty")
+            }
+        }
         refuseOtherMethods(on: group, path: "tables/:table/rows/:pk", allowed: [.get, .put, .delete])
-        refuseOtherMethods(on: group, path: "tables/:table/rows", allowed: [.get])
+        refuseOtherMethods(on: group, path: "tables/:table/rows", allowed: [.get, .put, .delete])
     }
 
     private func put(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
@@ -99,7 +105,7 @@ func pathParameter(_ context: BasicRequestContext, _ name: String) throws -> Str
 /// Registers a 405 with an Allow header for the methods a path does not serve (Hummingbird
 /// answers them 404 by default, which hides a client's real mistake).
 func refuseOtherMethods(on group: RouterGroup<BasicRequestContext>, path: RouterPath, allowed: [HTTPRequest.Method]) {
-    let all: [HTTPRequest.Method] = [.get, .put, .post, .delete, .patch]
+    let all: [HTTPRequest.Method] = [.get, .put, .post, .delete, .patch, .head, .options]
     for method in all where !allowed.contains(method) {
         group.on(path, method: method) { _, _ -> Response in throw APIError.methodNotAllowed(allowed) }
     }

@@ -1,0 +1,149 @@
+import Foundation
+import Metrics
+import ReshardCore
+import ReshardEngine
+import ReshardStore
+import Testing
+
+@Suite struct ShardRouterTests {
+    @Test func rowsLandOnTheShardTheMapNames() async throws {
+        let fixture = try await RouterFixture.make()
+        defer { fixture.remove() }
+        let router = fixture.router
+        _ = try await router.createTable(name: "users", primaryKey: "id", shardKey: "id")
+        for i in 0..<200 {
+            let receipt = try await router.put(table: "users", pk: "u\(i)", body: Array("{\"n\":\(i)}".utf8))
+            #expect(receipt.shard == router.shardMap.owner(of: KeyHash.of("u\(i)")))
+            #expect(receipt.generation == 1)
+        }
+        // Open every shard file directly: each row is on its owner and nowhere else.
+        let table = TableName("users")!
+        var seen = 0
+        for shard in router.shardMap.shards {
+            let store = try fixture.openShard(shard.rawValue)
+            let rows = try await store.scan(table: table, range: .full, after: nil, limit: 1_000)
+            for row in rows { #expect(router.shardMap.owner(of: row.hash) == shard) }
+            seen += rows.count
+        }
+        #expect(seen == 200)
+    }
+
+    @Test func coLocatedRowsShareAShard() async throws {
+        let fixture = try await RouterFixture.make()
+        defer { fixture.remove() }
+        let router = fixture.router
+        _ = try await router.createTable(name: "orders", primaryKey: "id", shardKey: "customer_id")
+        var shards = Set<ShardID>()
+        for i in 0..<20 {
+            let body = "{\"id\":\"o\(i)\",\"customer_id\":42,\"amount\":\(i)}"
+            shards.insert(try await router.put(table: "orders", pk: "o\(i)", body: Array(body.utf8)).shard)
+        }
+        #expect(shards.count == 1)
+        #expect(try await router.list(table: "orders", shardKey: "42", limit: 100).count == 20)
+        let row = try await router.get(table: "orders", pk: "o3", shardKey: "42")
+        #expect(row.body.contains("\"amount\":3"))
+        await #expect(throws: RouterError.self) { try await router.get(table: "orders", pk: "o3", shardKey: nil) }
+    }
+
+    @Test func versionsGrowAndDeletesLeaveNothingReadable() async throws {
+        let fixture = try await RouterFixture.make(shards: 2)
+        defer { fixture.remove() }
+        let router = fixture.router
+        _ = try await router.createTable(name: "kv", primaryKey: "k", shardKey: "k")
+        var last: UInt64 = 0
+        for i in 0..<50 {
+            let receipt = try await router.put(table: "kv", pk: "key", body: Array("{\"i\":\(i)}".utf8))
+            #expect(receipt.version > last)
+            last = receipt.version
+        }
+        let deleted = try await router.delete(table: "kv", pk: "key", shardKey: nil)
+        #expect(deleted.version > last)
+        await #expect(throws: RouterError.self) { try await router.get(table: "kv", pk: "key", shardKey: nil) }
+        await #expect(throws: RouterError.self) { try await router.delete(table: "kv", pk: "key", shardKey: nil) }
+    }
+
+    @Test func badInputIsRefusedAndWritesNothing() async throws {
+        let fixture = try await RouterFixture.make(shards: 2)
+        defer { fixture.remove() }
+        let router = fixture.router
+        _ = try await router.createTable(name: "orders", primaryKey: "id", shardKey: "customer_id")
+        let cases: [(String, String, String, String)] = [
+            ("Orders", "o1", "{\"customer_id\":1}", "invalid_table_name"),
+            ("nope", "o1", "{\"customer_id\":1}", "unknown_table"),
+            ("orders", "", "{\"customer_id\":1}", "invalid_pk"),
+            ("orders", String(repeating: "x", count: 513), "{\"customer_id\":1}", "invalid_pk"),
+            ("orders", "o1", "[1,2]", "invalid_body"),
+            ("orders", "o1", "{\"customer_id\":", "invalid_body"),
+            ("orders", "o1", "{\"amount\":1}", "missing_shard_key"),
+            ("orders", "o1", "{\"customer_id\":1.5}", "invalid_shard_key"),
+            ("orders", "o1", "{\"customer_id\":\"\"}", "invalid_shard_key"),
+            ("orders", "o1", "{\"customer_id\":1,\"id\":\"o2\"}", "pk_mismatch"),
+        ]
+        for (table, pk, body, code) in cases {
+            do {
+                _ = try await router.put(table: table, pk: pk, body: Array(body.utf8))
+                Issue.record("expected \(code) for \(table)/\(pk.prefix(10)) \(body)")
+            } catch let error as RouterError {
+                #expect(error.code == code)
+            }
+        }
+        let cluster = try await router.cluster()
+        #expect(cluster.shards.map(\.rows).reduce(0, +) == 0)
+    }
+
+    @Test func aStaleRouterIsFencedThenFollowsTheNewMap() async throws {
+        let fixture = try await RouterFixture.make(shards: 2)
+        defer { fixture.remove() }
+        let router = fixture.router
+        _ = try await router.createTable(name: "kv", primaryKey: "k", shardKey: "k")
+        let owner = router.shardMap.owner(of: KeyHash.of("a"))
+        // Another migrator publishes generation 2 (same ownership) and fences the range at 2.
+        let next = router.shardMap.withGeneration(2)
+        try await fixture.metadata.publish(next, replacing: 1)
+        try await fixture.openShard(owner.rawValue).fence(next.assignment(for: KeyHash.of("a")).range, generation: 2)
+        let receipt = try await router.put(table: "kv", pk: "a", body: Array("{}".utf8))
+        #expect(receipt.generation == 2)
+        #expect(router.shardMap.generation == 2)
+        // A fence above every published map cannot be satisfied: the client gets a retryable 503.
+        try await fixture.openShard(owner.rawValue).fence(next.assignment(for: KeyHash.of("a")).range, generation: 9)
+        do {
+            _ = try await router.put(table: "kv", pk: "a", body: Array("{}".utf8))
+            Issue.record("expected range_moving")
+        } catch let error as RouterError {
+            #expect(error.code == "range_moving")
+            #expect(error.retryAfterSeconds != nil)
+        }
+    }
+
+    @Test func newShardsGetEveryTableButNoRange() async throws {
+        let fixture = try await RouterFixture.make(shards: 2)
+        defer { fixture.remove() }
+        let router = fixture.router
+        _ = try await router.createTable(name: "kv", primaryKey: "k", shardKey: "k")
+        let folder = fixture.folder
+        let record = try await router.addShard(id: "s3", location: { .sqlite(path: folder.relativeShardPath($0)) })
+        #expect(record.id.rawValue == "s3")
+        #expect(try await fixture.openShard("s3").tables() == [TableName("kv")!])
+        let cluster = try await router.cluster()
+        #expect(cluster.shards.map(\.id.rawValue) == ["s1", "s2", "s3"])
+        #expect(cluster.shards.last?.ranges == 0)
+        await #expect(throws: RouterError.self) { try await router.addShard(id: "s3", location: { .sqlite(path: folder.relativeShardPath($0)) }) }
+        await #expect(throws: RouterError.self) { try await router.addShard(id: "S 3", location: { .sqlite(path: folder.relativeShardPath($0)) }) }
+        await #expect(throws: RouterError.self) { try await router.createTable(name: "kv", primaryKey: "k", shardKey: "k") }
+        await #expect(throws: RouterError.self) { try await router.createTable(name: "kv2", primaryKey: "K", shardKey: "k") }
+    }
+
+    @Test func aRestartedRouterSeesTheSameCluster() async throws {
+        let fixture = try await RouterFixture.make(shards: 3)
+        defer { fixture.remove() }
+        _ = try await fixture.router.createTable(name: "kv", primaryKey: "k", shardKey: "k")
+        let written = try await fixture.router.put(table: "kv", pk: "x", body: Array("{\"v\":1}".utf8))
+        let again = try await ClusterBootstrap.bootstrapIfEmpty(metadata: fixture.metadata, folder: fixture.folder, shardCount: 9)
+        #expect(again == .existing(generation: 1, shards: 3))
+        let restarted = try await ShardRouter(
+            metadata: fixture.metadata, openStore: fixture.folder.opener,
+            metricsFactory: NOOPMetricsHandler.instance, logger: .init(label: "test"))
+        #expect(try await restarted.get(table: "kv", pk: "x", shardKey: nil).version == written.version)
+        #expect(restarted.shardMap == fixture.router.shardMap)
+    }
+}
