@@ -51,7 +51,8 @@ public enum ReshardApplication {
     ) -> some ApplicationProtocol {
         Application(
             router: makeRouter(shardRouter: shardRouter, configuration: configuration, registry: registry),
-            configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "reshard"),
+            configuration: ApplicationConfiguration(
+                address: .hostname(configuration.host, port: configuration.port), serverName: "reshard"),
             onServerRunning: onServerRunning,
             logger: logger
         )

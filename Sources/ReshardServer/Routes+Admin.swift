@@ -28,7 +28,8 @@ struct AdminRoutes {
     func register(on group: RouterGroup<BasicRequestContext>) {
         group.post("tables") { request, _ -> Response in
             let body: CreateTable = try await decode(request)
-            let table = try await router.createTable(name: body.name, primaryKey: body.primaryKey, shardKey: body.shardKey ?? body.primaryKey)
+            let table = try await router.createTable(
+                name: body.name, primaryKey: body.primaryKey, shardKey: body.shardKey ?? body.primaryKey)
             return jsonResponse(.created, tableJSON(table))
         }
         group.get("tables") { _, _ -> Response in

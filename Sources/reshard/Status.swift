@@ -1,11 +1,95 @@
 import ArgumentParser
+import Foundation
+import ReshardClient
 
 struct Status: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "placeholder")
-    func run() async throws {}
+    static let configuration = CommandConfiguration(
+        abstract: "Show the cluster: shard map generation, shards, their share of the hash space and row counts.",
+        discussion: """
+            Asks a running router (GET /v1/cluster) with the admin token from --token,
+            $RESHARD_ADMIN_TOKEN, or <data>/admin-token.
+
+            Example:
+              reshard status --data ./reshard-data
+              reshard status --url http://10.0.0.5:7420 --token "$TOKEN"
+            """
+    )
+
+    @Option(help: "The router's base URL.")
+    var url = "http://127.0.0.1:7420"
+
+    @Option(help: "The data folder whose admin-token file to read.")
+    var data = "./reshard-data"
+
+    @Option(help: "The admin bearer token.")
+    var token: String?
+
+    func run() async throws {
+        let token = try AdminToken.resolve(explicit: token, file: data + "/admin-token", createIfMissing: false)
+        let api = try await AdminAPI.connect(url: url, token: token)
+        defer { Task { await api.close() } }
+        let cluster: ClusterView = try await api.get("/v1/cluster")
+        print(StatusTable.render(cluster, url: url))
+    }
 }
 
-struct Bench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "placeholder")
-    func run() async throws {}
+/// `GET /v1/cluster` as the CLI reads it.
+struct ClusterView: Decodable {
+    struct Shard: Decodable {
+        let id: String
+        let backend: String
+        let address: String
+        let ranges: Int
+        let fraction: Double
+        let rows: Int
+    }
+    struct Table: Decodable {
+        let name: String
+        let primary_key: String
+        let shard_key: String
+    }
+    let generation: UInt64
+    let shards: [Shard]
+    let tables: [Table]
+}
+
+enum StatusTable {
+    static func render(_ cluster: ClusterView, url: String) -> String {
+        let totalRows = cluster.shards.reduce(0) { $0 + $1.rows }
+        var lines = [
+            "Reshard cluster at \(url): shard map generation \(cluster.generation), "
+                + "\(cluster.shards.count) shards, \(cluster.tables.count) tables, \(totalRows) rows",
+            "",
+        ]
+        let header = ["SHARD", "BACKEND", "RANGES", "HASH SPACE", "ROWS", "ADDRESS"]
+        let rows = cluster.shards.map { shard in
+            [
+                shard.id, shard.backend, String(shard.ranges), String(format: "%.1f %%", shard.fraction * 100), String(shard.rows),
+                shard.address,
+            ]
+        }
+        lines += TextTable.render(header: header, rows: rows, rightAligned: [2, 3, 4])
+        if !cluster.tables.isEmpty {
+            lines += [""]
+            lines += TextTable.render(
+                header: ["TABLE", "PRIMARY KEY", "SHARD KEY"],
+                rows: cluster.tables.map { [$0.name, $0.primary_key, $0.shard_key] },
+                rightAligned: [])
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Plain aligned columns for terminals and logs.
+enum TextTable {
+    static func render(header: [String], rows: [[String]], rightAligned: Set<Int>) -> [String] {
+        let all = [header] + rows
+        let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+        return all.map { row in
+            row.enumerated().map { column, cell in
+                let pad = String(repeating: " ", count: widths[column] - cell.count)
+                return rightAligned.contains(column) ? pad + cell : cell + pad
+            }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+        }
+    }
 }

@@ -20,24 +20,30 @@ func shards(_ count: Int) -> [ShardID] { (1...count).map { shard("s\($0)") } }
             try ShardMap(generation: 1, assignments: [RangeAssignment(range: HashRange(start: 0, last: 10), shard: a)])
         }
         #expect(throws: ShardMapError.gap(at: 11)) {
-            try ShardMap(generation: 1, assignments: [
-                RangeAssignment(range: HashRange(start: 0, last: 10), shard: a),
-                RangeAssignment(range: HashRange(start: 12, last: .max), shard: a),
-            ])
+            try ShardMap(
+                generation: 1,
+                assignments: [
+                    RangeAssignment(range: HashRange(start: 0, last: 10), shard: a),
+                    RangeAssignment(range: HashRange(start: 12, last: .max), shard: a),
+                ])
         }
         #expect(throws: ShardMapError.overlap(at: 10)) {
-            try ShardMap(generation: 1, assignments: [
-                RangeAssignment(range: HashRange(start: 0, last: 10), shard: a),
-                RangeAssignment(range: HashRange(start: 10, last: .max), shard: a),
-            ])
+            try ShardMap(
+                generation: 1,
+                assignments: [
+                    RangeAssignment(range: HashRange(start: 0, last: 10), shard: a),
+                    RangeAssignment(range: HashRange(start: 10, last: .max), shard: a),
+                ])
         }
     }
 
     @Test func mergesAdjacentRangesOfOneOwner() throws {
-        let map = try ShardMap(generation: 3, assignments: [
-            RangeAssignment(range: HashRange(start: 100, last: .max), shard: shard("a")),
-            RangeAssignment(range: HashRange(start: 0, last: 99), shard: shard("a")),
-        ])
+        let map = try ShardMap(
+            generation: 3,
+            assignments: [
+                RangeAssignment(range: HashRange(start: 100, last: .max), shard: shard("a")),
+                RangeAssignment(range: HashRange(start: 0, last: 99), shard: shard("a")),
+            ])
         #expect(map.assignments == [RangeAssignment(range: .full, shard: shard("a"))])
     }
 

@@ -3,6 +3,7 @@ import Metrics
 import ReshardCore
 import ReshardEngine
 import ReshardStore
+import Synchronization
 import Testing
 
 @Suite struct ShardRouterTests {
@@ -127,8 +128,12 @@ import Testing
         let cluster = try await router.cluster()
         #expect(cluster.shards.map(\.id.rawValue) == ["s1", "s2", "s3"])
         #expect(cluster.shards.last?.ranges == 0)
-        await #expect(throws: RouterError.self) { try await router.addShard(id: "s3", location: { .sqlite(path: folder.relativeShardPath($0)) }) }
-        await #expect(throws: RouterError.self) { try await router.addShard(id: "S 3", location: { .sqlite(path: folder.relativeShardPath($0)) }) }
+        await #expect(throws: RouterError.self) {
+            try await router.addShard(id: "s3", location: { .sqlite(path: folder.relativeShardPath($0)) })
+        }
+        await #expect(throws: RouterError.self) {
+            try await router.addShard(id: "S 3", location: { .sqlite(path: folder.relativeShardPath($0)) })
+        }
         await #expect(throws: RouterError.self) { try await router.createTable(name: "kv", primaryKey: "k", shardKey: "k") }
         await #expect(throws: RouterError.self) { try await router.createTable(name: "kv2", primaryKey: "K", shardKey: "k") }
     }
@@ -145,5 +150,35 @@ import Testing
             metricsFactory: NOOPMetricsHandler.instance, logger: .init(label: "test"))
         #expect(try await restarted.get(table: "kv", pk: "x", shardKey: nil).version == written.version)
         #expect(restarted.shardMap == fixture.router.shardMap)
+    }
+}
+
+@Suite struct RouterClockTests {
+    /// A wall clock that jumps back an hour halfway: versions must keep growing anyway.
+    final class SteppingClock: Sendable {
+        let calls = Mutex(0)
+        func now() -> UInt64 {
+            calls.withLock { count in
+                count += 1
+                return count < 50 ? 1_700_000_000_000 + UInt64(count) : 1_699_996_400_000 + UInt64(count)
+            }
+        }
+    }
+
+    @Test func versionsGrowWhenTheWallClockStepsBack() async throws {
+        let fixture = try await RouterFixture.make(shards: 3)
+        defer { fixture.remove() }
+        let clock = SteppingClock()
+        let router = try await ShardRouter(
+            metadata: fixture.metadata, openStore: fixture.folder.opener, metricsFactory: NOOPMetricsHandler.instance,
+            logger: .init(label: "test"), wallMillis: { clock.now() })
+        _ = try await router.createTable(name: "kv", primaryKey: "k", shardKey: "k")
+        var last: UInt64 = 0
+        for i in 0..<100 {
+            // Different keys on different shards: only the router's clock orders them.
+            let receipt = try await router.put(table: "kv", pk: "k\(i)", body: Array("{}".utf8))
+            #expect(receipt.version > last)
+            last = receipt.version
+        }
     }
 }

@@ -131,7 +131,8 @@ import Testing
                 try expectError(response, status, code)
             }
             let big = ByteBuffer(string: #"{"x":""# + String(repeating: "a", count: 1 << 20) + #""}"#)
-            try expectError(try await client.execute(uri: "/v1/tables/users/rows/1", method: .put, body: big), .contentTooLarge, "body_too_large")
+            try expectError(
+                try await client.execute(uri: "/v1/tables/users/rows/1", method: .put, body: big), .contentTooLarge, "body_too_large")
             let wrongMethod = try await client.execute(uri: "/v1/tables/users/rows/1", method: .post)
             #expect(wrongMethod.headers[.allow] == "GET, PUT, DELETE")
             // Nothing above wrote a row.
@@ -144,7 +145,9 @@ import Testing
 
     @Test func adminRoutesNeedTheBearerToken() async throws {
         try await withAPI { client in
-            for (uri, method) in [("/v1/tables", HTTPRequest.Method.get), ("/v1/tables", .post), ("/v1/cluster", .get), ("/v1/shards", .post)] {
+            for (uri, method) in [
+                ("/v1/tables", HTTPRequest.Method.get), ("/v1/tables", .post), ("/v1/cluster", .get), ("/v1/shards", .post),
+            ] {
                 try expectError(try await client.execute(uri: uri, method: method), .unauthorized, "unauthorized")
                 let wrong: HTTPFields = [.authorization: "Bearer not-the-token"]
                 try expectError(try await client.execute(uri: uri, method: method, headers: wrong), .unauthorized, "unauthorized")
@@ -175,13 +178,15 @@ import Testing
                 try expectError(
                     try await client.execute(uri: "/v1/tables", method: .post, headers: auth, body: ByteBuffer(string: body)), status, code)
             }
-            try expectError(try await client.execute(uri: "/v1/tables", method: .delete, headers: auth), .methodNotAllowed, "method_not_allowed")
+            try expectError(
+                try await client.execute(uri: "/v1/tables", method: .delete, headers: auth), .methodNotAllowed, "method_not_allowed")
         }
     }
 
     @Test func shardsAreRegisteredEmpty() async throws {
         try await withAPI { client in
-            let create = try await client.execute(uri: "/v1/shards", method: .post, headers: auth, body: ByteBuffer(string: #"{"id":"s5"}"#))
+            let create = try await client.execute(
+                uri: "/v1/shards", method: .post, headers: auth, body: ByteBuffer(string: #"{"id":"s5"}"#))
             #expect(create.status == .created)
             #expect(try json(create)["ranges"] as? Int == 0)
             try expectError(

@@ -136,7 +136,8 @@ import Testing
         #expect(start == 0)
         _ = try await store.write(write("a", proposed: 10))
         _ = try await store.write(write("b", proposed: 20))
-        _ = try await store.write(ClientWrite(table: orders, pk: "o1", shardKey: "a", body: "{\"x\":1}", proposedVersion: 30, generation: 1))
+        _ = try await store.write(
+            ClientWrite(table: orders, pk: "o1", shardKey: "a", body: "{\"x\":1}", proposedVersion: 30, generation: 1))
         _ = try await store.write(write("a", body: nil, proposed: 40))
         let changes = try await store.changes(after: start, limit: 100)
         #expect(changes.map(\.row.pk) == ["a", "b", "o1", "a"])

@@ -90,7 +90,8 @@ public final class SQLiteShardStore: ShardStore {
                 arguments: [KeyHash.ordered(hash), KeyHash.ordered(hash)]
             )
             if let fence, UInt64(fence) > write.generation { throw StoreError.fenced(at: UInt64(fence)) }
-            let current = try Row.fetchOne(db, sql: "SELECT version, body IS NULL AS deleted FROM \(name) WHERE pk = ?", arguments: [write.pk])
+            let current = try Row.fetchOne(
+                db, sql: "SELECT version, body IS NULL AS deleted FROM \(name) WHERE pk = ?", arguments: [write.pk])
             let currentVersion = current.map { UInt64(bitPattern: $0["version"] as Int64) }
             let isLive = current.map { !($0["deleted"] as Bool) } ?? false
             if write.body == nil && !isLive { return .notFound }
