@@ -1,5 +1,6 @@
 import Hummingbird
 import Metrics
+import Synchronization
 
 /// Admits a request only with `Authorization: Bearer <token>`, compared in constant time.
 struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
@@ -29,21 +30,46 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
 }
 
 /// Counts and times every request by route template, method and status, through an injected
-/// metrics factory (so tests and the server each get their own registry).
+/// metrics factory (so tests and the server each get their own registry). Handles are cached:
+/// the label space is small (routes × methods × statuses) and a registry lookup per request
+/// showed up in profiles.
 struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
-    let factory: any MetricsFactory
+    private let factory: any MetricsFactory
+    private let handles = HandleCache()
+
+    init(factory: any MetricsFactory) {
+        self.factory = factory
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
         let response = try await next(request, context)
-        let dimensions = [
-            ("route", context.endpointPath ?? "unmatched"),
-            ("method", request.method.rawValue),
-            ("status", String(response.status.code)),
-        ]
-        Counter(label: "reshard_http_requests_total", dimensions: dimensions, factory: factory).increment()
-        Metrics.Timer(label: "reshard_http_request_duration_seconds", dimensions: dimensions, factory: factory)
-            .record(duration: ContinuousClock.now - start)
+        let route = context.endpointPath ?? "unmatched"
+        let (counter, timer) = handles.get(route: route, method: request.method.rawValue, status: response.status.code, factory: factory)
+        counter.increment()
+        timer.record(duration: ContinuousClock.now - start)
         return response
+    }
+
+    final class HandleCache: Sendable {
+        private struct Key: Hashable {
+            let route: String
+            let method: String
+            let status: Int
+        }
+
+        private let cache = Mutex<[Key: (Counter, Metrics.Timer)]>([:])
+
+        func get(route: String, method: String, status: Int, factory: any MetricsFactory) -> (Counter, Metrics.Timer) {
+            let key = Key(route: route, method: method, status: status)
+            if let cached = cache.withLock({ $0[key] }) { return cached }
+            let dimensions = [("route", route), ("method", method), ("status", String(status))]
+            let made = (
+                Counter(label: "reshard_http_requests_total", dimensions: dimensions, factory: factory),
+                Metrics.Timer(label: "reshard_http_request_duration_seconds", dimensions: dimensions, factory: factory)
+            )
+            cache.withLock { $0[key] = made }
+            return made
+        }
     }
 }
