@@ -92,7 +92,7 @@ let package = Package(
         .testTarget(
             name: "ReshardServerTests",
             dependencies: [
-                "ReshardServer",
+                "ReshardServer", "ReshardClient",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: strict

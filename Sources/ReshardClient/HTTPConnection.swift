@@ -136,8 +136,9 @@ public actor HTTPConnection {
 
     /// Sends one request and waits for its whole response; requests on one connection are sequential (the actor serialises them).
     ///
-    /// Throws `HTTPClientError` or `CancellationError`; any failure after sending starts closes the connection,
-    /// because the HTTP/1.1 stream position is then unknown. Requests are never retried.
+    /// Throws `HTTPClientError` or `CancellationError`. Any failure after the request was handed to NIO closes the
+    /// connection, since the HTTP/1.1 stream position is then unknown; nothing is retried. A method, path or header
+    /// that NIO's validator rejects (e.g. containing CR/LF) is never sent and surfaces as `malformedResponse`.
     public func request(
         _ method: String,
         _ path: String,
@@ -148,9 +149,10 @@ public actor HTTPConnection {
         var responses = try await acquire()
         let deadline = TimeoutHandler(channel: channel, fired: timedOutFlag)
         guard let timer = try? channel.eventLoop.scheduleCallback(in: TimeAmount(timeout), handler: deadline) else {
-            markClosed()
+            markClosed()  // only fails when the event loop is shutting down
             throw HTTPClientError.connectionClosed
         }
+        defer { timer.cancel() }
         do {
             var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: path)
             head.headers = HTTPHeaders(headers)
@@ -158,27 +160,21 @@ public actor HTTPConnection {
             if let body {
                 head.headers.replaceOrAdd(name: "Content-Length", value: String(body.count))
                 let buffer = channel.allocator.buffer(bytes: body)
+                // One write call means one flush, so head and body leave in a single syscall.
                 try await outbound.write(contentsOf: [.head(head), .body(.byteBuffer(buffer)), .end(nil)])
             } else {
-                // Without a length NIO frames POST/PUT/PATCH as chunked, which some servers cannot parse.
+                // Without a length NIO frames these as chunked, which some servers (e.g. Python's) cannot parse.
                 switch head.method {
                 case .POST, .PUT, .PATCH: head.headers.replaceOrAdd(name: "Content-Length", value: "0")
                 default: break
                 }
                 try await outbound.write(contentsOf: [.head(head), .end(nil)])
             }
-        } catch {
-            timer.cancel()
-            throw fail(error, whileWriting: true)
-        }
-        do {
             let (response, keepAlive) = try await readResponse(&responses)
-            timer.cancel()
             release(responses, keepAlive: keepAlive)
             return response
         } catch {
-            timer.cancel()
-            throw fail(error, whileWriting: false)
+            throw fail(error)
         }
     }
 
@@ -226,14 +222,13 @@ public actor HTTPConnection {
         while let waiter = waiters.popFirst() { waiter.resume() }
     }
 
-    private func fail(_ error: any Error, whileWriting: Bool) -> any Error {
+    private func fail(_ error: any Error) -> any Error {
         markClosed()
         if timedOutFlag.value { return HTTPClientError.timedOut }
         if Task.isCancelled || error is CancellationError { return CancellationError() }
         switch error as? HTTPParserError {
-        case .none, .invalidEOFState?: return HTTPClientError.connectionClosed
-        // On the write side NIO's validator rejected our own request (e.g. CR/LF in a header): a caller bug.
-        case .some: return whileWriting ? error : HTTPClientError.malformedResponse
+        case .none, .invalidEOFState?: return HTTPClientError.connectionClosed  // EOF mid-response is a close
+        case .some: return HTTPClientError.malformedResponse
         }
     }
 
