@@ -7,8 +7,7 @@ struct Reshard: AsyncParsableCommand {
         commandName: "reshard",
         abstract: "A sharding router and online-migration engine.",
         discussion: """
-            Applications read and write rows through the router; Reshard owns the shard map and
-            moves data between shards while traffic continues.
+            Applications read and write rows through the router; Reshard owns the shard map and moves data between shards while traffic continues.
 
             Example:
               reshard serve --data ./reshard-data --shards 4

@@ -19,9 +19,7 @@ struct RouterBench: AsyncParsableCommand {
         commandName: "router",
         abstract: "Router throughput and latency (p50/p99/p999) against a bare Hummingbird route.",
         discussion: """
-            Preloads --rows rows into 4 SQLite shards in a temporary folder, starts the router and
-            a bare route on 127.0.0.1 (free ports), then sends --requests requests per scenario
-            (GET and PUT, each at every --connections level) to both.
+            Preloads --rows rows into 4 SQLite shards in a temporary folder, starts the router and a bare route on 127.0.0.1 (free ports), then sends --requests requests per scenario (GET and PUT, each at every --connections level) to both.
 
             Example:
               swift run -c release reshard bench router --connections 1,16 --requests 20000

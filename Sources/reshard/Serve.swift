@@ -12,14 +12,11 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the router and its HTTP API over SQLite shards in a data folder.",
         discussion: """
-            On first start the data folder gets a metadata database, --shards SQLite shard files
-            placed on a consistent-hash ring (256 virtual nodes each), and an admin token in
-            <data>/admin-token (mode 0600). Later starts reuse what the folder holds; --shards is
-            then ignored.
+            On first start the data folder gets a metadata database, --shards SQLite shard files placed on a consistent-hash ring (256 virtual nodes each), and an admin token in <data>/admin-token (mode 0600). Later starts reuse what the folder holds; --shards is then ignored.
 
             Example:
               reshard serve --data ./reshard-data --shards 4 --port 7420
-              curl -X PUT localhost:7420/v1/tables/users/rows/42 -d '{"name":"Ada"}'
+              curl localhost:7420/healthz
             """
     )
 

@@ -6,8 +6,7 @@ struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show the cluster: shard map generation, shards, their share of the hash space and row counts.",
         discussion: """
-            Asks a running router (GET /v1/cluster) with the admin token from --token,
-            $RESHARD_ADMIN_TOKEN, or <data>/admin-token.
+            Asks a running router (GET /v1/cluster) with the admin token from --token, $RESHARD_ADMIN_TOKEN, or <data>/admin-token.
 
             Example:
               reshard status --data ./reshard-data
