@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// A complete HTTP response; the body is fully buffered.
 public struct HTTPClientResponse: Sendable {
@@ -61,37 +62,24 @@ public struct HTTPClientError: Error, Sendable, Equatable, CustomStringConvertib
 
 /// One persistent HTTP/1.1 connection. Call `close()` when done; dropping it unclosed also closes the socket.
 public actor HTTPConnection {
-    private typealias Responses = NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator
-    private enum State {
-        case idle(Responses)
-        case busy  // a request owns the iterator; others queue in `waiters`
-        case closed
-    }
+    private typealias Inbound = NIOAsyncChannelInboundStream<HTTPClientResponsePart>
+    private typealias Outbound = NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>
+    private typealias Responses = Inbound.AsyncIterator
+    // While `busy`, one request owns the response iterator and the others wait in `waiters`.
+    private enum State { case idle(Responses), busy, closed }
 
     private let channel: any Channel
-    private let outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>
-    private let executor: any SerialExecutor
+    private let outbound: Outbound
     private let authority: String
-    private let timedOutFlag: NIOLoopBoundBox<Bool>
+    private let timeoutHandler: TimeoutHandler
     private var state: State
     private var waiters = CircularBuffer<CheckedContinuation<Void, Never>>()
 
-    /// Runs the actor on the channel's event loop, so writes, reads and timers never hop threads.
-    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
-
-    private init(
-        channel: any Channel,
-        inbound: NIOAsyncChannelInboundStream<HTTPClientResponsePart>,
-        outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>,
-        host: String,
-        port: Int
-    ) {
+    private init(channel: any Channel, inbound: Inbound, outbound: Outbound, authority: String) {
         self.channel = channel
         self.outbound = outbound
-        // Kept in a stored property because `UnownedSerialExecutor` does not retain the executor.
-        self.executor = channel.eventLoop.executor
-        self.authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
-        self.timedOutFlag = .makeBoxSendingValue(false, eventLoop: channel.eventLoop)
+        self.authority = authority
+        self.timeoutHandler = TimeoutHandler(channel: channel)
         self.state = .idle(inbound.makeAsyncIterator())
     }
 
@@ -131,7 +119,8 @@ public actor HTTPConnection {
                 }
             }
         }
-        return HTTPConnection(channel: asyncChannel.channel, inbound: inbound, outbound: outbound, host: host, port: port)
+        let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"  // IPv6 literals need brackets
+        return HTTPConnection(channel: asyncChannel.channel, inbound: inbound, outbound: outbound, authority: authority)
     }
 
     /// Sends one request and waits for its whole response; requests on one connection are sequential (the actor serialises them).
@@ -147,12 +136,12 @@ public actor HTTPConnection {
         timeout: Duration = .seconds(30)
     ) async throws -> HTTPClientResponse {
         var responses = try await acquire()
-        let deadline = TimeoutHandler(channel: channel, fired: timedOutFlag)
-        guard let timer = try? channel.eventLoop.scheduleCallback(in: TimeAmount(timeout), handler: deadline) else {
+        // A per-request event-loop timer (not a racing child task): no task allocation, and it fires on the loop.
+        guard let deadline = try? channel.eventLoop.scheduleCallback(in: TimeAmount(timeout), handler: timeoutHandler) else {
             markClosed()  // only fails when the event loop is shutting down
             throw HTTPClientError.connectionClosed
         }
-        defer { timer.cancel() }
+        defer { deadline.cancel() }
         do {
             var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: path)
             head.headers = HTTPHeaders(headers)
@@ -224,7 +213,7 @@ public actor HTTPConnection {
 
     private func fail(_ error: any Error) -> any Error {
         markClosed()
-        if timedOutFlag.value { return HTTPClientError.timedOut }
+        if timeoutHandler.didFire { return HTTPClientError.timedOut }
         if Task.isCancelled || error is CancellationError { return CancellationError() }
         switch error as? HTTPParserError {
         case .none, .invalidEOFState?: return HTTPClientError.connectionClosed  // EOF mid-response is a close
@@ -256,12 +245,16 @@ public actor HTTPConnection {
 }
 
 /// Fires on the channel's event loop: records why the channel is about to close, then closes it.
-private struct TimeoutHandler: NIOScheduledCallbackHandler, Sendable {
-    let channel: any Channel
-    let fired: NIOLoopBoundBox<Bool>
+private final class TimeoutHandler: NIOScheduledCallbackHandler, Sendable {
+    private let channel: any Channel
+    private let fired = Atomic(false)  // per connection: once set, the connection is closed for good
+
+    init(channel: any Channel) { self.channel = channel }
+
+    var didFire: Bool { fired.load(ordering: .acquiring) }
 
     func handleScheduledCallback(eventLoop: some EventLoop) {
-        fired.value = true
+        fired.store(true, ordering: .releasing)  // before closing, so the request woken by the close sees why
         channel.close(promise: nil)
     }
 }

@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import Metrics
 import ReshardCore
 import ReshardStore
 
@@ -72,5 +74,48 @@ public enum ClusterBootstrap {
         }
         try await metadata.publish(placement.shardMap(for: ids, generation: 1), replacing: nil)
         return .created(shards: shardCount)
+    }
+}
+
+/// The embedded default in one call: a data folder's metadata, its shards (created on first
+/// open) and a router over them. `serve`, the benchmarks and the tests all start here.
+public struct EmbeddedCluster: Sendable {
+    /// The folder the cluster lives in.
+    public let folder: DataFolder
+    /// Its metadata store.
+    public let metadata: SQLiteMetadataStore
+    /// The router over its shards.
+    public let router: ShardRouter
+    /// Whether this open created the cluster.
+    public let outcome: ClusterBootstrap.Outcome
+
+    /// Opens the cluster in `folder`, creating `shards` SQLite shards if it holds none yet.
+    public static func open(
+        folder: DataFolder, shards: Int, metricsFactory: any MetricsFactory, logger: Logger
+    ) async throws -> EmbeddedCluster {
+        try folder.prepare()
+        let metadata = try SQLiteMetadataStore(path: folder.metadataPath)
+        let outcome = try await ClusterBootstrap.bootstrapIfEmpty(metadata: metadata, folder: folder, shardCount: shards)
+        let router = try await ShardRouter(metadata: metadata, openStore: folder.opener, metricsFactory: metricsFactory, logger: logger)
+        return EmbeddedCluster(folder: folder, metadata: metadata, router: router, outcome: outcome)
+    }
+
+    /// Where `POST /v1/shards` puts a new shard of this cluster.
+    public var newShardLocation: @Sendable (ShardID) -> ShardLocation {
+        let folder = folder
+        return { .sqlite(path: folder.relativeShardPath($0)) }
+    }
+
+    /// A cluster in a fresh folder under the system temporary directory, for tests and benchmarks.
+    public static func temporary(
+        prefix: String, shards: Int, metricsFactory: any MetricsFactory, logger: Logger
+    ) async throws -> EmbeddedCluster {
+        let folder = DataFolder(path: NSTemporaryDirectory() + prefix + "-" + UUID().uuidString)
+        return try await open(folder: folder, shards: shards, metricsFactory: metricsFactory, logger: logger)
+    }
+
+    /// Deletes the folder (temporary clusters only).
+    public func remove() {
+        try? FileManager.default.removeItem(atPath: folder.path)
     }
 }

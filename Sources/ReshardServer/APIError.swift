@@ -22,10 +22,9 @@ public struct APIError: HTTPResponseError, Sendable {
 
     /// The JSON error body.
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        var headers = self.headers
-        headers[.contentType] = "application/json; charset=utf-8"
-        let body = "{\"error\":{\"code\":\(JSONText.quoted(code)),\"message\":\(JSONText.quoted(message))}}"
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+        var response = jsonResponse(status, "{\"error\":{\"code\":\(JSONText.quoted(code)),\"message\":\(JSONText.quoted(message))}}")
+        for field in headers { response.headers.append(field) }
+        return response
     }
 
     static let unauthorized = APIError(

@@ -111,11 +111,11 @@ func refuseOtherMethods(on group: RouterGroup<BasicRequestContext>, path: Router
     }
 }
 
-/// A JSON response with the right content type.
+/// A JSON response with the right content type. A trailing newline keeps `curl` output readable.
 func jsonResponse(_ status: HTTPResponse.Status, _ json: String) -> Response {
     Response(
         status: status,
         headers: [.contentType: "application/json; charset=utf-8"],
-        body: ResponseBody(byteBuffer: ByteBuffer(string: json))
+        body: ResponseBody(byteBuffer: ByteBuffer(string: json + "\n"))
     )
 }

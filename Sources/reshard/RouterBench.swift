@@ -51,20 +51,16 @@ struct RouterBench: AsyncParsableCommand {
     func run() async throws {
         var logger = Logger(label: "reshard-bench")
         logger.logLevel = .warning
-        let folder = DataFolder(path: NSTemporaryDirectory() + "reshard-bench-" + UUID().uuidString)
-        defer { try? FileManager.default.removeItem(atPath: folder.path) }
-        try folder.prepare()
-        let metadata = try SQLiteMetadataStore(path: folder.metadataPath)
-        _ = try await ClusterBootstrap.bootstrapIfEmpty(metadata: metadata, folder: folder, shardCount: 4)
         let registry = PrometheusCollectorRegistry()
-        let router = try await ShardRouter(
-            metadata: metadata, openStore: folder.opener, metricsFactory: PrometheusMetricsFactory(registry: registry), logger: logger)
+        let cluster = try await EmbeddedCluster.temporary(
+            prefix: "reshard-bench", shards: 4, metricsFactory: PrometheusMetricsFactory(registry: registry), logger: logger)
+        defer { cluster.remove() }
+        let router = cluster.router
         _ = try await router.createTable(name: "bench", primaryKey: "id", shardKey: "id")
         print("preloading \(rows) rows …")
         try await preload(router)
 
-        let configuration = ServerConfiguration(
-            port: 0, adminToken: UUID().uuidString, newShardLocation: { .sqlite(path: folder.relativeShardPath($0)) })
+        let configuration = ServerConfiguration(port: 0, adminToken: UUID().uuidString, newShardLocation: cluster.newShardLocation)
         let (ports, portsContinuation) = AsyncStream.makeStream(of: (String, Int).self)
         let reshardApp = ReshardApplication.make(shardRouter: router, configuration: configuration, registry: registry, logger: logger) {
             portsContinuation.yield(("reshard", $0.localAddress?.port ?? 0))

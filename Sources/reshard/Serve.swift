@@ -55,24 +55,20 @@ struct Serve: AsyncParsableCommand {
         let folder = DataFolder(path: data)
         try folder.prepare()
         let token = try AdminToken.resolve(explicit: adminToken, file: folder.adminTokenPath, createIfMissing: true)
-        let metadata = try SQLiteMetadataStore(path: folder.metadataPath)
-        let outcome = try await ClusterBootstrap.bootstrapIfEmpty(metadata: metadata, folder: folder, shardCount: shards)
-
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = MetricsBuckets.latency
         MetricsSystem.bootstrap(factory)
-        let router = try await ShardRouter(metadata: metadata, openStore: folder.opener, metricsFactory: factory, logger: logger)
+        let cluster = try await EmbeddedCluster.open(folder: folder, shards: shards, metricsFactory: factory, logger: logger)
 
-        switch outcome {
+        switch cluster.outcome {
         case .created(let count): logger.info("created a new cluster", metadata: ["shards": "\(count)", "data": "\(data)"])
         case .existing(let generation, let count):
             logger.info("opened the cluster", metadata: ["shards": "\(count)", "generation": "\(generation)", "data": "\(data)"])
         }
-        let configuration = ServerConfiguration(
-            host: host, port: port, adminToken: token,
-            newShardLocation: { .sqlite(path: folder.relativeShardPath($0)) })
-        let app = ReshardApplication.make(shardRouter: router, configuration: configuration, registry: registry, logger: logger) { _ in
+        let configuration = ServerConfiguration(host: host, port: port, adminToken: token, newShardLocation: cluster.newShardLocation)
+        let app = ReshardApplication.make(shardRouter: cluster.router, configuration: configuration, registry: registry, logger: logger) {
+            _ in
             logger.info(
                 "reshard is serving",
                 metadata: ["address": "http://\(host):\(port)", "admin_token_file": "\(folder.adminTokenPath)"])

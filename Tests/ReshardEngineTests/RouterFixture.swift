@@ -12,14 +12,9 @@ struct RouterFixture {
     let router: ShardRouter
 
     static func make(shards: Int = 4) async throws -> RouterFixture {
-        let folder = DataFolder(path: NSTemporaryDirectory() + "reshard-engine-" + UUID().uuidString)
-        try folder.prepare()
-        let metadata = try SQLiteMetadataStore(path: folder.metadataPath)
-        _ = try await ClusterBootstrap.bootstrapIfEmpty(metadata: metadata, folder: folder, shardCount: shards)
-        let router = try await ShardRouter(
-            metadata: metadata, openStore: folder.opener, metricsFactory: NOOPMetricsHandler.instance,
-            logger: Logger(label: "test"))
-        return RouterFixture(folder: folder, metadata: metadata, router: router)
+        let cluster = try await EmbeddedCluster.temporary(
+            prefix: "reshard-engine", shards: shards, metricsFactory: NOOPMetricsHandler.instance, logger: Logger(label: "test"))
+        return RouterFixture(folder: cluster.folder, metadata: cluster.metadata, router: cluster.router)
     }
 
     /// Opens a shard file directly, bypassing the router, to check where rows really are.

@@ -25,19 +25,14 @@ import Testing
 
     /// Runs `body` against a fresh 4-shard cluster with tables `users` (by pk) and `orders` (by customer_id).
     func withAPI(_ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        let folder = DataFolder(path: NSTemporaryDirectory() + "reshard-http-" + UUID().uuidString)
-        defer { try? FileManager.default.removeItem(atPath: folder.path) }
-        try folder.prepare()
-        let metadata = try SQLiteMetadataStore(path: folder.metadataPath)
-        _ = try await ClusterBootstrap.bootstrapIfEmpty(metadata: metadata, folder: folder, shardCount: 4)
         let registry = PrometheusCollectorRegistry()
-        let router = try await ShardRouter(
-            metadata: metadata, openStore: folder.opener, metricsFactory: PrometheusMetricsFactory(registry: registry),
-            logger: Logger(label: "test"))
+        let cluster = try await EmbeddedCluster.temporary(
+            prefix: "reshard-http", shards: 4, metricsFactory: PrometheusMetricsFactory(registry: registry), logger: Logger(label: "test"))
+        defer { cluster.remove() }
+        let router = cluster.router
         _ = try await router.createTable(name: "users", primaryKey: "id", shardKey: "id")
         _ = try await router.createTable(name: "orders", primaryKey: "id", shardKey: "customer_id")
-        let configuration = ServerConfiguration(
-            adminToken: Self.token, newShardLocation: { .sqlite(path: folder.relativeShardPath($0)) })
+        let configuration = ServerConfiguration(adminToken: Self.token, newShardLocation: cluster.newShardLocation)
         let app = Application(router: ReshardApplication.makeRouter(shardRouter: router, configuration: configuration, registry: registry))
         try await app.test(.router, body)
     }

@@ -14,16 +14,12 @@ import Testing
 /// the CLI and the benchmarks take.
 @Suite struct LiveServerTests {
     @Test func keepAliveClientDrivesTheRealServer() async throws {
-        let folder = DataFolder(path: NSTemporaryDirectory() + "reshard-live-" + UUID().uuidString)
-        defer { try? FileManager.default.removeItem(atPath: folder.path) }
-        try folder.prepare()
-        let metadata = try SQLiteMetadataStore(path: folder.metadataPath)
-        _ = try await ClusterBootstrap.bootstrapIfEmpty(metadata: metadata, folder: folder, shardCount: 2)
         let registry = PrometheusCollectorRegistry()
-        let router = try await ShardRouter(
-            metadata: metadata, openStore: folder.opener, metricsFactory: PrometheusMetricsFactory(registry: registry),
-            logger: Logger(label: "test"))
-        let configuration = ServerConfiguration(adminToken: "t0ken", newShardLocation: { .sqlite(path: folder.relativeShardPath($0)) })
+        let cluster = try await EmbeddedCluster.temporary(
+            prefix: "reshard-live", shards: 2, metricsFactory: PrometheusMetricsFactory(registry: registry), logger: Logger(label: "test"))
+        defer { cluster.remove() }
+        let router = cluster.router
+        let configuration = ServerConfiguration(adminToken: "t0ken", newShardLocation: cluster.newShardLocation)
         let app = Application(router: ReshardApplication.makeRouter(shardRouter: router, configuration: configuration, registry: registry))
         try await app.test(.live) { client in
             let port = try #require(client.port)
