@@ -78,6 +78,16 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .testTarget(
+            name: "ReshardClientTests",
+            dependencies: [
+                "ReshardClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(name: "ReshardCoreTests", dependencies: ["ReshardCore"], swiftSettings: strict),
         .testTarget(name: "ReshardStoreTests", dependencies: ["ReshardStore"], swiftSettings: strict),
         .testTarget(
