@@ -3,6 +3,12 @@ import NIOHTTP1
 import NIOPosix
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// A complete HTTP response; the body is fully buffered.
 public struct HTTPClientResponse: Sendable {
     /// The status code, e.g. 200.
@@ -105,7 +111,9 @@ public actor HTTPConnection {
                     }
                 }
         } catch {
-            let reason = (error as? NIOConnectionError)?.connectionErrors.last.map { "\($0.error)" }
+            // NIO's own wording ("connection reset (error set): …") hides the plain cause; name it.
+            let underlying = (error as? NIOConnectionError)?.connectionErrors.last?.error
+            let reason = (underlying as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? underlying.map { "\($0)" }
             throw HTTPClientError.connectFailed(host: host, port: port, reason: reason ?? "\(error)")
         }
         // NIO deprecates the unscoped `inbound`/`outbound`. A keep-alive connection outlives any single call,

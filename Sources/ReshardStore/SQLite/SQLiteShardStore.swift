@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Logging
 import ReshardCore
 
 /// A shard in one SQLite file (WAL mode), through GRDB.
@@ -16,6 +17,7 @@ public final class SQLiteShardStore: ShardStore {
     /// The database file.
     public let path: String
     private let pool: DatabasePool
+    private let checkpointer: WALCheckpointer
 
     /// Opens (creating if needed) the shard file at `path`.
     public init(shardID: ShardID, path: String) throws {
@@ -27,9 +29,12 @@ public final class SQLiteShardStore: ShardStore {
             // WAL (set by DatabasePool) with synchronous=NORMAL survives process crashes without
             // an fsync per commit; a power loss may lose the last commits, as with any WAL setup.
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            // Checkpoints run off the write path, in WALCheckpointer.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
         }
         pool = try DatabasePool(path: path, configuration: configuration)
         try Self.migrator.migrate(pool)
+        checkpointer = try WALCheckpointer(path: path, writer: pool, logger: Logger(label: "reshard.sqlite"))
     }
 
     private static var migrator: DatabaseMigrator {
