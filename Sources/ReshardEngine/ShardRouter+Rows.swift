@@ -123,7 +123,13 @@ extension ShardRouter {
     }
 
     private func resolveShardKey(_ definition: TableDefinition, pk: String, given: String?) throws(RouterError) -> String {
-        if definition.isShardedByPrimaryKey { return given ?? pk }
+        if definition.isShardedByPrimaryKey {
+            // Routing by anything but the pk would look on the wrong shard.
+            if let given, given != pk {
+                throw .invalidShardKey("table \(definition.name) is sharded by its primary key; shard_key must equal it or be left out")
+            }
+            return pk
+        }
         guard let given else {
             throw .missingShardKey(definition.shardKey, where: "as ?shard_key= for table \(definition.name)")
         }

@@ -120,6 +120,7 @@ import Testing
                 ("/v1/tables/users/rows/1", .patch, "{}", .methodNotAllowed, "method_not_allowed"),
                 ("/v1/tables/users/rows", .post, "{}", .methodNotAllowed, "method_not_allowed"),
                 ("/v1/nothing/here", .get, "", .notFound, "no_route"),
+                ("/v1/tables/users/rows/1?shard_key=2", .get, "", .badRequest, "invalid_shard_key"),
             ]
             for (uri, method, body, status, code) in cases {
                 let response = try await client.execute(uri: uri, method: method, body: body.isEmpty ? nil : ByteBuffer(string: body))
