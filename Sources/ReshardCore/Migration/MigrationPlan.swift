@@ -1,0 +1,150 @@
+/// What a migration changes.
+public enum MigrationKind: Hashable, Sendable, Codable {
+    /// A registered, empty shard joins the ring: about 1/(N+1) of the space moves to it.
+    case addShard(ShardID)
+    /// A shard leaves: its ranges go to the others, then it owns nothing.
+    case removeShard(ShardID)
+    /// Same shards, ranges re-cut so rows per shard are even (by measured row hashes).
+    case rebalance
+    /// One explicit range goes to a named shard.
+    case moveRange(HashRange, to: ShardID)
+
+    /// The kind's name in the API: `add_shard`, `remove_shard`, `rebalance`, `move_range`.
+    public var name: String {
+        switch self {
+        case .addShard: "add_shard"
+        case .removeShard: "remove_shard"
+        case .rebalance: "rebalance"
+        case .moveRange: "move_range"
+        }
+    }
+}
+
+/// A planned migration: the map before, the map after, and the moves between them.
+public struct MigrationPlan: Hashable, Sendable, Codable {
+    /// What the operator asked for.
+    public let kind: MigrationKind
+    /// The map in force when the plan was made (generation N).
+    public let source: ShardMap
+    /// The map to publish at cutover (generation N+1).
+    public let target: ShardMap
+    /// Every range whose owner changes, sorted.
+    public let moves: [Move]
+    /// The share of the hash space the ideal migration of this kind would move, for comparison.
+    public let idealFraction: Double
+
+    /// The share of the hash space this plan moves.
+    public var movedFraction: Double { moves.reduce(0) { $0 + $1.range.fraction } }
+
+    /// The shards that give data away, sorted.
+    public var sources: [ShardID] { Array(Set(moves.map(\.source))).sorted() }
+    /// The shards that receive data, sorted.
+    public var targets: [ShardID] { Array(Set(moves.map(\.target))).sorted() }
+
+    /// The moving ranges a shard gives away.
+    public func ranges(from source: ShardID) -> [HashRange] { moves.filter { $0.source == source }.map(\.range) }
+    /// The moving ranges a shard receives.
+    public func ranges(to target: ShardID) -> [HashRange] { moves.filter { $0.target == target }.map(\.range) }
+
+    /// The move that covers `hash`, if it is moving.
+    public func move(containing hash: UInt64) -> Move? {
+        // Moves are sorted and disjoint: binary search like the shard map.
+        var low = 0
+        var high = moves.count - 1
+        while low <= high {
+            let mid = (low + high) / 2
+            let range = moves[mid].range
+            if hash < range.start {
+                high = mid - 1
+            } else if hash > range.last {
+                low = mid + 1
+            } else {
+                return moves[mid]
+            }
+        }
+        return nil
+    }
+
+    /// A plan from its parts; the moves are the diff of the two maps.
+    public init(kind: MigrationKind, source: ShardMap, target: ShardMap, idealFraction: Double) {
+        self.kind = kind
+        self.source = source
+        self.target = target
+        self.moves = source.diff(to: target)
+        self.idealFraction = idealFraction
+    }
+}
+
+/// Why a migration cannot be planned.
+public struct PlanError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// A stable code for the API.
+    public let code: String
+    /// What is wrong.
+    public let description: String
+
+    static func unknownShard(_ id: ShardID) -> PlanError {
+        PlanError(code: "unknown_shard", description: "shard \(id) is not registered")
+    }
+    static func shardOwnsRanges(_ id: ShardID) -> PlanError {
+        PlanError(code: "shard_in_map", description: "shard \(id) already owns ranges; add_shard takes an empty registered shard")
+    }
+    static func shardNotInMap(_ id: ShardID) -> PlanError {
+        PlanError(code: "shard_not_in_map", description: "shard \(id) owns no ranges")
+    }
+    static let lastShard = PlanError(code: "last_shard", description: "the last shard cannot be removed")
+    static let nothingToMove = PlanError(code: "nothing_to_move", description: "the plan moves nothing")
+    static let noRows = PlanError(code: "no_rows", description: "rebalance needs rows to measure; the cluster is empty")
+}
+
+/// Turns a migration kind into a plan. Pure: the caller passes the current map, the registered
+/// shards and, for rebalance, the hashes of the rows (or a uniform sample of them).
+public enum MigrationPlanner {
+    /// The plan for `kind` from `current`, publishing `current.generation + 1`.
+    public static func plan(
+        _ kind: MigrationKind, current: ShardMap, registered: Set<ShardID>, rowHashes: [UInt64] = [], virtualNodes: Int = 256
+    ) throws(PlanError) -> MigrationPlan {
+        let generation = current.generation + 1
+        let ring = RingPlacement(virtualNodes: virtualNodes)
+        do {
+            switch kind {
+            case .addShard(let shard):
+                guard registered.contains(shard) else { throw PlanError.unknownShard(shard) }
+                guard !current.shards.contains(shard) else { throw PlanError.shardOwnsRanges(shard) }
+                // Only the arcs the newcomer's own ring points capture move, all of them to it.
+                let captured = try ring.assignments(for: current.shards + [shard]).filter { $0.shard == shard }
+                let target = try current.painting(captured, generation: generation)
+                return try nonEmpty(
+                    MigrationPlan(kind: kind, source: current, target: target, idealFraction: 1 / Double(current.shards.count + 1)))
+            case .removeShard(let shard):
+                guard current.shards.contains(shard) else { throw PlanError.shardNotInMap(shard) }
+                let others = current.shards.filter { $0 != shard }
+                guard !others.isEmpty else { throw PlanError.lastShard }
+                let heirs = try ring.shardMap(for: others, generation: generation)
+                let overrides = current.ranges(of: shard).flatMap { range in
+                    heirs.assignments.compactMap { heir in
+                        heir.range.intersection(range).map { RangeAssignment(range: $0, shard: heir.shard) }
+                    }
+                }
+                let target = try current.painting(overrides, generation: generation)
+                return try nonEmpty(
+                    MigrationPlan(kind: kind, source: current, target: target, idealFraction: current.fraction(ownedBy: shard)))
+            case .moveRange(let range, let shard):
+                guard registered.contains(shard) else { throw PlanError.unknownShard(shard) }
+                let target = try current.painting([RangeAssignment(range: range, shard: shard)], generation: generation)
+                return try nonEmpty(MigrationPlan(kind: kind, source: current, target: target, idealFraction: range.fraction))
+            case .rebalance:
+                return try Rebalancer.plan(current: current, rowHashes: rowHashes)
+            }
+        } catch let error as PlanError {
+            throw error
+        } catch {
+            // Painting validated maps cannot break tiling; reaching here is a planner bug.
+            preconditionFailure("planner produced an invalid map: \(error)")
+        }
+    }
+
+    private static func nonEmpty(_ plan: MigrationPlan) throws(PlanError) -> MigrationPlan {
+        guard !plan.moves.isEmpty else { throw .nothingToMove }
+        return plan
+    }
+}
