@@ -1,0 +1,118 @@
+extension MigrationStateMachine {
+    /// The moving ranges of every old owner (forward) or new owner (backward), for fences.
+    func ranges(byOwner direction: ReplicationDirection) -> [ShardID: [HashRange]] {
+        var result: [ShardID: [HashRange]] = [:]
+        for move in plan.moves {
+            result[direction == .forward ? move.source : move.target, default: []].append(move.range)
+        }
+        return result
+    }
+
+    /// The cutover in force runs forward unless a rollback is driving it backwards.
+    var cutoverDirection: ReplicationDirection { phase == .rollingBack ? .reverse : .forward }
+
+    mutating func beginCutover(now: UInt64) {
+        if cutoverAttempts >= settings.maxCutoverAttempts {
+            fail("cutover did not complete in \(cutoverAttempts) attempts")
+            return
+        }
+        cutoverAttempts += 1
+        phase = .cuttingOver
+        cutover = CutoverProgress(step: .hold, drainTo: [:], heldAt: nil)
+    }
+
+    /// One protocol step done, in either direction.
+    mutating func onCutoverStep(_ event: MigrationEvent, now: UInt64) {
+        if case .fencesRemoved = event {
+            sourcesFenced = false
+            return
+        }
+        if case .writesReleased = event, cutover == nil || phase == .catchingUp || rollback == .releaseHold {
+            // An aborted cutover or a rollback letting its hold go.
+            holding = false
+            return
+        }
+        guard var progress = cutover else { preconditionFailure("\(event) with no cutover in progress") }
+        switch (progress.step, event) {
+        case (.hold, .writesHeld):
+            holding = true
+            progress.heldAt = now
+            progress.step = .fence
+        case (.fence, .fenced(let positions)):
+            if cutoverDirection == .forward { sourcesFenced = true }
+            progress.drainTo = positions
+            progress.step = .drain
+        case (.publish, .published(let positions)):
+            if cutoverDirection == .forward {
+                switched = true
+                // Reverse replication starts after everything the drain applied.
+                for (shard, position) in positions { reverse[shard] = StreamProgress(position: position, backlog: 0, lagMillis: 0) }
+            } else {
+                switched = false
+            }
+            progress.step = .release
+        case (.release, .writesReleased):
+            holding = false
+            if let heldAt = progress.heldAt { pausesMillis.append(now >= heldAt ? now - heldAt : 0) }
+            cutover = nil
+            if cutoverDirection == .forward {
+                phase = .baking
+                bakeUntil = now + settings.bakeMillis
+            } else {
+                rollback = .deleteCopies
+                prepareDeletions(from: .reverse)
+            }
+            return
+        default:
+            preconditionFailure("\(event) during cutover step \(progress.step)")
+        }
+        cutover = progress
+    }
+
+    /// The drain is complete when every fenced changelog has been applied up to its position.
+    mutating func advanceDrain() {
+        guard var progress = cutover, progress.step == .drain else { return }
+        let streams = cutoverDirection == .forward ? forward : reverse
+        let drained = progress.drainTo.allSatisfy { shard, target in (streams[shard]?.position ?? 0) >= target }
+        if drained {
+            progress.step = .publish
+            cutover = progress
+        }
+    }
+
+    /// A cutover that took too long before the switch goes back to catching up: fences off,
+    /// held writes released to the old owners, another attempt later.
+    mutating func abortCutover(reason: String) {
+        cutover = nil
+        phase = .catchingUp
+        if cutoverAttempts >= settings.maxCutoverAttempts {
+            fail("cutover aborted \(cutoverAttempts) times; last: \(reason)")
+        }
+    }
+
+    /// The work of the current cutover step.
+    func cutoverWork() -> [MigrationWork] {
+        guard let progress = cutover else { return [] }
+        let direction = cutoverDirection
+        switch progress.step {
+        case .hold:
+            return [.holdWrites(plan.moves.map(\.range))]
+        case .fence:
+            let generation = direction == .forward ? plan.target.generation : rollbackGeneration
+            return [.fence(ranges(byOwner: direction), generation: generation)]
+        case .drain:
+            let streams = direction == .forward ? forward : reverse
+            return progress.drainTo.keys.sorted().compactMap { shard in
+                let applied = streams[shard]?.position ?? 0
+                return applied < (progress.drainTo[shard] ?? 0) ? .tail(direction, shard: shard, after: applied) : nil
+            }
+        case .publish:
+            if direction == .forward {
+                return [.publish(plan.target, readPositions: plan.targets)]
+            }
+            return [.publish(plan.source.withGeneration(rollbackGeneration), readPositions: plan.sources)]
+        case .release:
+            return [.releaseWrites]
+        }
+    }
+}

@@ -1,0 +1,129 @@
+extension MigrationStateMachine {
+    /// Feeds one event at wall time `now`. Facts (copied chunks, applied changes) are recorded in
+    /// any phase, because work in flight may finish after a pause or rollback began; operator
+    /// commands that do not apply are rejected without changing anything; an event that cannot
+    /// happen in the current step is a runner bug and stops the process.
+    @discardableResult
+    public mutating func on(_ event: MigrationEvent, now: UInt64) -> MigrationOutcome {
+        switch event {
+        case .start:
+            guard phase == .planned else { return .rejected("the migration already started (\(phase.rawValue))") }
+            phase = .preparing
+        case .prepared(let positions):
+            precondition(phase == .preparing, "prepared in \(phase)")
+            for source in plan.sources { forward[source] = StreamProgress(position: positions[source] ?? 0, backlog: 0, lagMillis: 0) }
+            phase = .copying
+        case .chunkCopied(let task, let last, let rows, let done):
+            precondition(copies.indices.contains(task), "no copy task \(task)")
+            copies[task].rows += rows
+            if let last { copies[task].cursor = last }
+            copies[task].done = copies[task].done || done
+        case .tailed(let direction, let shard, let position, let backlog, let lag):
+            record(direction, shard: shard, position: position, backlog: backlog, lag: lag)
+        case .verified(let found, let positions):
+            precondition(phase == .verifying, "verified in \(phase)")
+            for (shard, position) in positions { record(.forward, shard: shard, position: position, backlog: 0, lag: 0) }
+            mismatches = found
+            if found.isEmpty {
+                beginCutover(now: now)
+            } else {
+                fail("verification found \(found.count) mismatch(es): \(found.prefix(3).joined(separator: "; "))")
+            }
+        case .writesHeld, .fenced, .published, .writesReleased, .fencesRemoved:
+            onCutoverStep(event, now: now)
+        case .cutoverAborted(let reason):
+            precondition(phase == .cuttingOver && !switched, "cutover aborted in \(phase)")
+            abortCutover(reason: reason)
+        case .chunkDeleted(let task, let rows, let done):
+            precondition(deletions.indices.contains(task), "no deletion task \(task)")
+            deletions[task].rows += rows
+            deletions[task].done = deletions[task].done || done
+        case .finished:
+            if phase == .cleaningUp {
+                phase = .done
+            } else {
+                precondition(phase == .rollingBack && rollback == .finish, "finished in \(phase)")
+                phase = .rolledBack
+                rollback = nil
+            }
+        case .tick:
+            break
+        case .pause, .resume, .rollback:
+            return onCommand(event, now: now)
+        case .failed(let reason):
+            guard !phase.isTerminal else { return .rejected("the migration has ended") }
+            fail(reason)
+        case .restarted:
+            restart(now: now)
+        }
+        advance(now: now)
+        return .accepted
+    }
+
+    mutating func record(_ direction: ReplicationDirection, shard: ShardID, position: UInt64, backlog: Int, lag: UInt64) {
+        let progress = StreamProgress(position: position, backlog: backlog, lagMillis: lag)
+        switch direction {
+        case .forward:
+            if (forward[shard]?.position ?? 0) <= position { forward[shard] = progress }
+        case .reverse:
+            if (reverse[shard]?.position ?? 0) <= position { reverse[shard] = progress }
+        }
+    }
+
+    mutating func fail(_ reason: String) {
+        if phase != .failed { interrupted = phase }
+        phase = .failed
+        failure = reason
+    }
+
+    private mutating func onCommand(_ command: MigrationEvent, now: UInt64) -> MigrationOutcome {
+        switch command {
+        case .pause:
+            guard [.copying, .catchingUp, .cleaningUp].contains(phase) else {
+                return .rejected("pause applies while copying, catching up or cleaning up, not \(phase.rawValue)")
+            }
+            interrupted = phase
+            phase = .paused
+        case .resume:
+            guard phase == .paused || phase == .failed, let previous = interrupted else {
+                return .rejected("resume applies to a paused or failed migration, not \(phase.rawValue)")
+            }
+            phase = previous
+            interrupted = nil
+            failure = nil
+            if phase == .cuttingOver || phase == .rollingBack { restart(now: now) }
+        case .rollback:
+            let reversible: Set<MigrationPhase> = [
+                .planned, .preparing, .copying, .catchingUp, .verifying, .cuttingOver, .baking, .paused, .failed,
+            ]
+            let from = phase == .paused || phase == .failed ? interrupted ?? phase : phase
+            guard reversible.contains(phase), from != .cleaningUp, from != .rollingBack || phase == .failed else {
+                return .rejected("rollback is possible until cleanup starts; the migration is \(phase.rawValue)")
+            }
+            beginRollback()
+        default:
+            preconditionFailure("not a command: \(command)")
+        }
+        advance(now: now)
+        return .accepted
+    }
+
+    /// After a crash the process's write hold is gone; a cutover that had not switched starts
+    /// over from the hold (fences are idempotent), one that had switched has in effect released.
+    mutating func restart(now: UInt64) {
+        holding = false
+        guard var progress = cutover else { return }
+        if phase == .cuttingOver || (phase == .rollingBack && rollback == .reverseCutover) {
+            if progress.step == .release {
+                // The pause of writes lost with the process is unknown; it is not recorded.
+                progress.heldAt = nil
+                cutover = progress
+                onCutoverStep(.writesReleased, now: now)
+                return
+            }
+            progress.step = .hold
+            progress.heldAt = nil
+            cutover = progress
+        }
+    }
+}

@@ -1,0 +1,101 @@
+/// The lifecycle of one migration as a pure state machine: events in, work out, no I/O and no
+/// clock reads (the caller passes `now`). It is `Codable` so the runner can persist it after
+/// every event; a restarted runner reloads it, feeds `.restarted`, and carries on from `work`.
+///
+/// Entry and exit criteria, phase by phase:
+/// - `preparing`: on `start`; exits when the sources' changelog positions are recorded (taken
+///   before the first copy, so every later change is replayed).
+/// - `copying`: every (move, table) is scanned in chunks while the changelog is tailed; exits
+///   when every scan reached its range's end.
+/// - `catching_up`: tailing only; exits when every source's backlog and lag are under the
+///   thresholds.
+/// - `verifying`: both sides compared at one changelog position; exits on no mismatch.
+/// - `cutting_over`: hold → fence → drain → publish → release; exits when held writes go on.
+/// - `baking`: reverse replication keeps the old owners current; exits when the bake time is up.
+/// - `cleaning_up`: the point of no return; moved rows are deleted from the old owners.
+public struct MigrationStateMachine: Hashable, Sendable, Codable {
+    /// The migration's id.
+    public let id: String
+    /// What moves where.
+    public let plan: MigrationPlan
+    /// The tables copied (tables created later reach the targets through the changelog).
+    public let tables: [TableName]
+    /// Thresholds and sizes.
+    public let settings: MigrationSettings
+
+    /// The current phase.
+    public internal(set) var phase: MigrationPhase = .planned
+    /// The phase a pause or failure interrupted.
+    public internal(set) var interrupted: MigrationPhase?
+    /// Why the migration failed, if it did.
+    public internal(set) var failure: String?
+    /// Per (move, table) copy progress.
+    public internal(set) var copies: [CopyTask]
+    /// Old owners' changelogs, applied to the new owners.
+    public internal(set) var forward: [ShardID: StreamProgress] = [:]
+    /// New owners' changelogs, applied back to the old owners after the switch.
+    public internal(set) var reverse: [ShardID: StreamProgress] = [:]
+    /// The cutover in progress (forward, or backward during a rollback).
+    public internal(set) var cutover: CutoverProgress?
+    /// How many cutovers were started.
+    public internal(set) var cutoverAttempts = 0
+    /// Whether routers are holding writes for this migration right now.
+    public internal(set) var holding = false
+    /// Whether the old owners carry fences of this migration that must come off on abort.
+    public internal(set) var sourcesFenced = false
+    /// Whether the new map was published.
+    public internal(set) var switched = false
+    /// When baking ends (milliseconds).
+    public internal(set) var bakeUntil: UInt64?
+    /// Deletions of moved rows: from the old owners at cleanup, from the new ones on rollback.
+    public internal(set) var deletions: [DeletionTask] = []
+    /// The rollback in progress.
+    public internal(set) var rollback: RollbackStep?
+    /// Mismatches of the last verification.
+    public internal(set) var mismatches: [String] = []
+    /// Write pauses of completed cutovers, in milliseconds.
+    public internal(set) var pausesMillis: [UInt64] = []
+
+    /// A planned migration; nothing happens until `start`.
+    public init(id: String, plan: MigrationPlan, tables: [TableName], settings: MigrationSettings) {
+        self.id = id
+        self.plan = plan
+        self.tables = tables
+        self.settings = settings
+        self.copies = plan.moves.indices.flatMap { move in
+            tables.map { CopyTask(move: move, table: $0, cursor: nil, rows: 0, done: false) }
+        }
+    }
+
+    /// One deletion of a move's rows from one shard.
+    public struct DeletionTask: Hashable, Sendable, Codable {
+        /// Index into the plan's moves.
+        public let move: Int
+        /// The shard the rows are deleted from.
+        public let shard: ShardID
+        /// Rows deleted so far.
+        public var rows: Int
+        /// Whether the range is empty now.
+        public var done: Bool
+    }
+
+    /// The steps of a rollback, in order.
+    public enum RollbackStep: String, Hashable, Sendable, Codable {
+        /// Before the switch: take the fences off the old owners.
+        case removeFences
+        /// Let held writes go (to whichever owner the current map names).
+        case releaseHold
+        /// After the switch: the cutover protocol backwards, fed by reverse replication.
+        case reverseCutover
+        /// Delete the copies from the new owners.
+        case deleteCopies
+        /// Housekeeping, then `rolled_back`.
+        case finish
+    }
+
+    /// Rows copied so far over every move.
+    public var rowsCopied: Int { copies.reduce(0) { $0 + $1.rows } }
+
+    /// The generation a rollback after the switch publishes (the old ranges, one generation on).
+    public var rollbackGeneration: UInt64 { plan.target.generation + 1 }
+}

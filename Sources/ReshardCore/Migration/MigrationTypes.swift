@@ -1,0 +1,161 @@
+/// The phases of a migration. `planned → preparing → copying → catching_up → verifying →
+/// cutting_over → baking → cleaning_up → done`, plus `paused`, `rolling_back`, `rolled_back`
+/// and `failed`.
+public enum MigrationPhase: String, Hashable, Sendable, Codable, CaseIterable {
+    case planned, preparing, copying
+    case catchingUp = "catching_up"
+    case verifying
+    case cuttingOver = "cutting_over"
+    case baking
+    case cleaningUp = "cleaning_up"
+    case done, paused
+    case rollingBack = "rolling_back"
+    case rolledBack = "rolled_back"
+    case failed
+
+    /// Whether the migration has ended.
+    public var isTerminal: Bool { self == .done || self == .rolledBack }
+}
+
+/// Knobs of one migration, fixed when it is created.
+public struct MigrationSettings: Hashable, Sendable, Codable {
+    /// Rows per copy chunk (the throttle may use fewer).
+    public var chunkRows: Int
+    /// Catch-up is done when every source's backlog is at most this many changes …
+    public var maxLagChanges: Int
+    /// … and its oldest unapplied change is at most this old.
+    public var maxLagMillis: UInt64
+    /// How long the old owners stay current through reverse replication before cleanup.
+    public var bakeMillis: UInt64
+    /// Rows deleted per cleanup chunk.
+    public var cleanupChunkRows: Int
+    /// Cutover attempts before the migration fails instead of trying again.
+    public var maxCutoverAttempts: Int
+
+    /// Settings with production-minded defaults.
+    public init(
+        chunkRows: Int = 1_000, maxLagChanges: Int = 100, maxLagMillis: UInt64 = 1_000, bakeMillis: UInt64 = 60_000,
+        cleanupChunkRows: Int = 1_000, maxCutoverAttempts: Int = 5
+    ) {
+        self.chunkRows = chunkRows
+        self.maxLagChanges = maxLagChanges
+        self.maxLagMillis = maxLagMillis
+        self.bakeMillis = bakeMillis
+        self.cleanupChunkRows = cleanupChunkRows
+        self.maxCutoverAttempts = maxCutoverAttempts
+    }
+}
+
+/// Which way changes flow: old owners to new before the switch, new to old during bake.
+public enum ReplicationDirection: String, Hashable, Sendable, Codable {
+    case forward, reverse
+}
+
+/// The durable progress of copying one table of one move.
+public struct CopyTask: Hashable, Sendable, Codable {
+    /// Index into the plan's moves.
+    public let move: Int
+    /// The table being copied.
+    public let table: TableName
+    /// The last row copied; the next chunk starts after it.
+    public var cursor: ScanCursor?
+    /// Rows copied so far (a redone chunk counts again).
+    public var rows: Int
+    /// Whether the scan reached the end of the range.
+    public var done: Bool
+}
+
+/// How far one changelog has been applied.
+public struct StreamProgress: Hashable, Sendable, Codable {
+    /// The last changelog position applied.
+    public var position: UInt64
+    /// Changes behind the head of the changelog at the last read.
+    public var backlog: Int
+    /// Age of the oldest unapplied change at the last read, in milliseconds.
+    public var lagMillis: UInt64
+}
+
+/// The steps of the cutover protocol (DESIGN.md), in order.
+public enum CutoverStep: String, Hashable, Sendable, Codable {
+    /// Routers hold new writes to the moving ranges.
+    case hold
+    /// The old owners refuse writes below the new generation.
+    case fence
+    /// The new owners apply every change up to the position read after the fence.
+    case drain
+    /// The new map is committed.
+    case publish
+    /// Held writes go to the new owners.
+    case release
+}
+
+/// Where a cutover (forward, or backward during rollback) stands.
+public struct CutoverProgress: Hashable, Sendable, Codable {
+    /// The step waiting to be done.
+    public var step: CutoverStep
+    /// The changelog positions of the fenced shards read right after fencing.
+    public var drainTo: [ShardID: UInt64]
+    /// When writes were held (milliseconds), for the pause figure.
+    public var heldAt: UInt64?
+}
+
+/// A unit of work the migrator must run; its result comes back as a `MigrationEvent`.
+public enum MigrationWork: Hashable, Sendable {
+    /// Create table storage on the targets; read the sources' changelog positions.
+    case prepare(sources: [ShardID], targets: [ShardID])
+    /// Copy the next chunk of `CopyTask` `task` from `move.source` to `move.target`.
+    case copyChunk(task: Int, move: Move, table: TableName, after: ScanCursor?, limit: Int)
+    /// Read `shard`'s changelog after `position` and apply the changes of moving ranges to
+    /// their other side (forward: source → target; reverse: target → source).
+    case tail(ReplicationDirection, shard: ShardID, after: UInt64)
+    /// Compare every move's ranges on both sides at one consistent changelog position.
+    case verify
+    /// Hold client writes to `ranges` in every router.
+    case holdWrites([HashRange])
+    /// Fence these ranges on these shards at `generation`, then read their changelog positions.
+    case fence([ShardID: [HashRange]], generation: UInt64)
+    /// Make `map` the current shard map (done already counts as done), then read the changelog
+    /// positions of `readPositions`.
+    case publish(ShardMap, readPositions: [ShardID])
+    /// Let held writes go, to whatever owner the current map names.
+    case releaseWrites
+    /// Remove these fences (an aborted cutover, a rollback before the switch).
+    case removeFences([ShardID: [HashRange]])
+    /// Delete up to `limit` rows of every table in `range` from `shard` (no changelog entry).
+    case deleteChunk(task: Int, shard: ShardID, range: HashRange, limit: Int)
+    /// Nothing to do before this wall time (bake).
+    case waitUntil(UInt64)
+    /// Final housekeeping (purge consumed changelogs), then report `finished`.
+    case finish
+}
+
+/// A fact the migrator learned, fed back into the machine.
+public enum MigrationEvent: Hashable, Sendable {
+    case start
+    case prepared(positions: [ShardID: UInt64])
+    case chunkCopied(task: Int, last: ScanCursor?, rows: Int, done: Bool)
+    case tailed(ReplicationDirection, shard: ShardID, position: UInt64, backlog: Int, lagMillis: UInt64)
+    case verified(mismatches: [String], positions: [ShardID: UInt64])
+    case writesHeld
+    case fenced(positions: [ShardID: UInt64])
+    case published(positions: [ShardID: UInt64])
+    case writesReleased
+    case fencesRemoved
+    case cutoverAborted(reason: String)
+    case chunkDeleted(task: Int, rows: Int, done: Bool)
+    case finished
+    case tick
+    case pause
+    case resume
+    case rollback
+    case failed(reason: String)
+    case restarted
+}
+
+/// What the machine made of an event.
+public enum MigrationOutcome: Hashable, Sendable {
+    /// The event was recorded.
+    case accepted
+    /// An operator command that does not apply now; nothing changed.
+    case rejected(String)
+}

@@ -1,0 +1,214 @@
+import Testing
+
+@testable import ReshardCore
+
+@Suite struct MigrationStateMachineTests {
+    let table = TableName("t")!
+
+    func machine(settings: MigrationSettings = MigrationSettings(bakeMillis: 100)) throws -> MigrationStateMachine {
+        let current = try RingPlacement(virtualNodes: 8).shardMap(for: shards(2), generation: 1)
+        let plan = try MigrationPlanner.plan(.addShard(shard("s3")), current: current, registered: Set(shards(3)), virtualNodes: 8)
+        return MigrationStateMachine(id: "m1", plan: plan, tables: [table], settings: settings)
+    }
+
+    /// Drives a machine through copying and catching up to the start of cutover.
+    func toCutover(_ m: inout MigrationStateMachine) {
+        #expect(m.on(.start, now: 0) == .accepted)
+        #expect(m.work(now: 0) == [.prepare(sources: m.plan.sources, targets: [shard("s3")])])
+        m.on(.prepared(positions: Dictionary(uniqueKeysWithValues: m.plan.sources.map { ($0, 5) })), now: 0)
+        #expect(m.phase == .copying)
+        for task in m.copies.indices {
+            guard case .copyChunk(let index, _, _, let after, _) = m.work(now: 0).first else {
+                Issue.record("expected a copy chunk first")
+                return
+            }
+            #expect(index == task)
+            #expect(after == nil)
+            m.on(.chunkCopied(task: task, last: ScanCursor(hash: 1, pk: "a"), rows: 10, done: true), now: 0)
+        }
+        #expect(m.phase == .catchingUp)
+        for source in m.plan.sources {
+            m.on(.tailed(.forward, shard: source, position: 9, backlog: 0, lagMillis: 0), now: 1)
+        }
+        #expect(m.phase == .verifying)
+        #expect(m.work(now: 1) == [.verify])
+        m.on(.verified(mismatches: [], positions: [:]), now: 2)
+        #expect(m.phase == .cuttingOver)
+    }
+
+    @Test func walksEveryPhaseToDone() throws {
+        var m = try machine()
+        toCutover(&m)
+        #expect(m.work(now: 2) == [.holdWrites(m.plan.moves.map(\.range))])
+        m.on(.writesHeld, now: 10)
+        guard case .fence(let fences, let generation) = m.work(now: 10).first else {
+            Issue.record("expected fence")
+            return
+        }
+        #expect(generation == 2)
+        #expect(Set(fences.keys) == Set(m.plan.sources))
+        m.on(.fenced(positions: Dictionary(uniqueKeysWithValues: m.plan.sources.map { ($0, 20) })), now: 11)
+        #expect(m.work(now: 11).allSatisfy { if case .tail(.forward, _, 9) = $0 { true } else { false } })
+        for source in m.plan.sources { m.on(.tailed(.forward, shard: source, position: 20, backlog: 0, lagMillis: 0), now: 12) }
+        #expect(m.work(now: 12) == [.publish(m.plan.target, readPositions: [shard("s3")])])
+        m.on(.published(positions: [shard("s3"): 40]), now: 13)
+        #expect(m.switched)
+        #expect(m.work(now: 13) == [.releaseWrites])
+        m.on(.writesReleased, now: 14)
+        #expect(m.phase == .baking)
+        #expect(m.pausesMillis == [4])
+        #expect(m.work(now: 14) == [.tail(.reverse, shard: shard("s3"), after: 40), .waitUntil(114)])
+        m.on(.tick, now: 113)
+        #expect(m.phase == .baking)
+        m.on(.tick, now: 114)
+        #expect(m.phase == .cleaningUp)
+        #expect(m.on(.rollback, now: 115) != .accepted)
+        for (index, task) in m.deletions.enumerated() {
+            #expect(m.plan.sources.contains(task.shard))
+            m.on(.chunkDeleted(task: index, rows: 3, done: true), now: 116)
+        }
+        #expect(m.work(now: 116) == [.finish])
+        m.on(.finished, now: 117)
+        #expect(m.phase == .done)
+        #expect(m.work(now: 117).isEmpty)
+    }
+
+    @Test func copyResumesFromItsCursorAfterARestart() throws {
+        var m = try machine()
+        m.on(.start, now: 0)
+        m.on(.prepared(positions: [:]), now: 0)
+        let cursor = ScanCursor(hash: 77, pk: "k")
+        m.on(.chunkCopied(task: 0, last: cursor, rows: 100, done: false), now: 0)
+        var restored = m  // what the journal holds
+        restored.on(.restarted, now: 1)
+        guard case .copyChunk(0, _, _, let after, _) = restored.work(now: 1).first else {
+            Issue.record("expected the copy to continue")
+            return
+        }
+        #expect(after == cursor)
+        #expect(restored.rowsCopied == 100)
+    }
+
+    @Test func catchingUpWaitsForLagUnderTheThresholds() throws {
+        var m = try machine(settings: MigrationSettings(maxLagChanges: 10, maxLagMillis: 50))
+        m.on(.start, now: 0)
+        m.on(.prepared(positions: [:]), now: 0)
+        for task in m.copies.indices { m.on(.chunkCopied(task: task, last: nil, rows: 0, done: true), now: 0) }
+        let sources = m.plan.sources
+        m.on(.tailed(.forward, shard: sources[0], position: 5, backlog: 11, lagMillis: 0), now: 1)
+        #expect(m.phase == .catchingUp)
+        for source in sources { m.on(.tailed(.forward, shard: source, position: 6, backlog: 3, lagMillis: 51), now: 2) }
+        #expect(m.phase == .catchingUp)
+        for source in sources { m.on(.tailed(.forward, shard: source, position: 7, backlog: 3, lagMillis: 20), now: 3) }
+        #expect(m.phase == .verifying)
+    }
+
+    @Test func aMismatchFailsTheMigrationAndRollbackDeletesTheCopies() throws {
+        var m = try machine()
+        m.on(.start, now: 0)
+        m.on(.prepared(positions: [:]), now: 0)
+        for task in m.copies.indices { m.on(.chunkCopied(task: task, last: nil, rows: 0, done: true), now: 0) }
+        for source in m.plan.sources { m.on(.tailed(.forward, shard: source, position: 1, backlog: 0, lagMillis: 0), now: 1) }
+        m.on(.verified(mismatches: ["k1 missing on target"], positions: [:]), now: 2)
+        #expect(m.phase == .failed)
+        #expect(m.work(now: 2).isEmpty)
+        #expect(m.on(.rollback, now: 3) == .accepted)
+        #expect(m.phase == .rollingBack)
+        #expect(m.work(now: 3).allSatisfy { if case .deleteChunk(_, shard("s3"), _, _) = $0 { true } else { false } })
+        for index in m.deletions.indices { m.on(.chunkDeleted(task: index, rows: 0, done: true), now: 4) }
+        #expect(m.work(now: 4) == [.finish])
+        m.on(.finished, now: 5)
+        #expect(m.phase == .rolledBack)
+    }
+
+    @Test func rollbackBeforeTheSwitchUnfencesThenReleases() throws {
+        var m = try machine()
+        toCutover(&m)
+        m.on(.writesHeld, now: 3)
+        m.on(.fenced(positions: [:]), now: 4)
+        #expect(m.on(.rollback, now: 5) == .accepted)
+        #expect(m.work(now: 5) == [.removeFences(m.ranges(byOwner: .forward))])
+        m.on(.fencesRemoved, now: 6)
+        #expect(m.work(now: 6) == [.releaseWrites])
+        m.on(.writesReleased, now: 7)
+        #expect(m.rollback == .deleteCopies)
+        #expect(!m.holding && !m.sourcesFenced)
+    }
+
+    @Test func rollbackAfterTheSwitchRunsTheCutoverBackwards() throws {
+        var m = try machine()
+        toCutover(&m)
+        m.on(.writesHeld, now: 3)
+        m.on(.fenced(positions: [:]), now: 4)
+        m.on(.published(positions: [shard("s3"): 50]), now: 5)
+        m.on(.writesReleased, now: 6)
+        #expect(m.phase == .baking)
+        m.on(.tailed(.reverse, shard: shard("s3"), position: 60, backlog: 0, lagMillis: 0), now: 7)
+        #expect(m.on(.rollback, now: 8) == .accepted)
+        #expect(m.work(now: 8).contains(.holdWrites(m.plan.moves.map(\.range))))
+        #expect(m.work(now: 8).contains(.tail(.reverse, shard: shard("s3"), after: 60)))
+        m.on(.writesHeld, now: 9)
+        #expect(m.work(now: 9).contains(.fence(m.ranges(byOwner: .reverse), generation: 3)))
+        m.on(.fenced(positions: [shard("s3"): 70]), now: 10)
+        #expect(m.work(now: 10) == [.tail(.reverse, shard: shard("s3"), after: 60)])
+        m.on(.tailed(.reverse, shard: shard("s3"), position: 70, backlog: 0, lagMillis: 0), now: 11)
+        #expect(m.work(now: 11) == [.publish(m.plan.source.withGeneration(3), readPositions: m.plan.sources)])
+        m.on(.published(positions: [:]), now: 12)
+        #expect(!m.switched)
+        m.on(.writesReleased, now: 13)
+        #expect(m.rollback == .deleteCopies)
+        #expect(m.deletions.allSatisfy { $0.shard == shard("s3") })
+    }
+
+    @Test func aCrashDuringCutoverStartsItOverFromTheHold() throws {
+        var m = try machine()
+        toCutover(&m)
+        m.on(.writesHeld, now: 3)
+        m.on(.fenced(positions: [:]), now: 4)
+        m.on(.restarted, now: 5)
+        #expect(!m.holding)
+        #expect(m.sourcesFenced)
+        #expect(m.work(now: 5) == [.holdWrites(m.plan.moves.map(\.range))])
+        // A crash after the switch but before the release needs no new hold: the map is out.
+        m.on(.writesHeld, now: 6)
+        m.on(.fenced(positions: [:]), now: 7)
+        m.on(.published(positions: [:]), now: 8)
+        m.on(.restarted, now: 9)
+        #expect(m.phase == .baking)
+    }
+
+    @Test func anAbortedCutoverUnfencesReleasesAndTriesAgain() throws {
+        var m = try machine(settings: MigrationSettings(maxCutoverAttempts: 2))
+        toCutover(&m)
+        m.on(.writesHeld, now: 3)
+        m.on(.fenced(positions: [:]), now: 4)
+        m.on(.cutoverAborted(reason: "drain too slow"), now: 5)
+        #expect(m.phase == .catchingUp)
+        #expect(m.work(now: 5) == [.removeFences(m.ranges(byOwner: .forward))])
+        m.on(.fencesRemoved, now: 6)
+        #expect(m.work(now: 6) == [.releaseWrites])
+        m.on(.writesReleased, now: 7)
+        for source in m.plan.sources { m.on(.tailed(.forward, shard: source, position: 30, backlog: 0, lagMillis: 0), now: 8) }
+        #expect(m.phase == .verifying)
+        m.on(.verified(mismatches: [], positions: [:]), now: 9)
+        #expect(m.cutoverAttempts == 2)
+        m.on(.writesHeld, now: 10)
+        m.on(.cutoverAborted(reason: "again"), now: 11)
+        #expect(m.phase == .failed)
+    }
+
+    @Test func operatorCommandsOutsideTheirPhasesAreRejected() throws {
+        var m = try machine()
+        #expect(m.on(.pause, now: 0) != .accepted)
+        #expect(m.on(.resume, now: 0) != .accepted)
+        m.on(.start, now: 0)
+        #expect(m.on(.start, now: 0) != .accepted)
+        m.on(.prepared(positions: [:]), now: 0)
+        #expect(m.on(.pause, now: 1) == .accepted)
+        #expect(m.phase == .paused)
+        #expect(m.work(now: 1).isEmpty)
+        #expect(m.on(.pause, now: 1) != .accepted)
+        #expect(m.on(.resume, now: 2) == .accepted)
+        #expect(m.phase == .copying)
+    }
+}
