@@ -41,17 +41,19 @@ import Testing
         toCutover(&m)
         #expect(m.work(now: 2) == [.holdWrites(m.plan.moves.map(\.range))])
         m.on(.writesHeld, now: 10)
-        guard case .fence(let fences, let generation) = m.work(now: 10).first else {
+        guard case .fence(let fences, let generation, _) = m.work(now: 10).first else {
             Issue.record("expected fence")
             return
         }
         #expect(generation == 2)
         #expect(Set(fences.keys) == Set(m.plan.sources))
-        m.on(.fenced(positions: Dictionary(uniqueKeysWithValues: m.plan.sources.map { ($0, 20) })), now: 11)
+        var positions = Dictionary(uniqueKeysWithValues: m.plan.sources.map { ($0, UInt64(20)) })
+        positions[shard("s3")] = 40
+        m.on(.fenced(positions: positions), now: 11)
         #expect(m.work(now: 11).allSatisfy { if case .tail(.forward, _, 9) = $0 { true } else { false } })
         for source in m.plan.sources { m.on(.tailed(.forward, shard: source, position: 20, backlog: 0, lagMillis: 0), now: 12) }
-        #expect(m.work(now: 12) == [.publish(m.plan.target, readPositions: [shard("s3")])])
-        m.on(.published(positions: [shard("s3"): 40]), now: 13)
+        #expect(m.work(now: 12) == [.publish(m.plan.target)])
+        m.on(.published, now: 13)
         #expect(m.switched)
         #expect(m.work(now: 13) == [.releaseWrites])
         m.on(.writesReleased, now: 14)
@@ -139,8 +141,8 @@ import Testing
         var m = try machine()
         toCutover(&m)
         m.on(.writesHeld, now: 3)
-        m.on(.fenced(positions: [:]), now: 4)
-        m.on(.published(positions: [shard("s3"): 50]), now: 5)
+        m.on(.fenced(positions: [shard("s3"): 50]), now: 4)
+        m.on(.published, now: 5)
         m.on(.writesReleased, now: 6)
         #expect(m.phase == .baking)
         m.on(.tailed(.reverse, shard: shard("s3"), position: 60, backlog: 0, lagMillis: 0), now: 7)
@@ -148,12 +150,14 @@ import Testing
         #expect(m.work(now: 8).contains(.holdWrites(m.plan.moves.map(\.range))))
         #expect(m.work(now: 8).contains(.tail(.reverse, shard: shard("s3"), after: 60)))
         m.on(.writesHeld, now: 9)
-        #expect(m.work(now: 9).contains(.fence(m.ranges(byOwner: .reverse), generation: 3)))
+        #expect(
+            m.work(now: 9).contains(
+                .fence(m.ranges(byOwner: .reverse), generation: 3, readPositions: Array(Set(m.plan.sources + m.plan.targets)).sorted())))
         m.on(.fenced(positions: [shard("s3"): 70]), now: 10)
         #expect(m.work(now: 10) == [.tail(.reverse, shard: shard("s3"), after: 60)])
         m.on(.tailed(.reverse, shard: shard("s3"), position: 70, backlog: 0, lagMillis: 0), now: 11)
-        #expect(m.work(now: 11) == [.publish(m.plan.source.withGeneration(3), readPositions: m.plan.sources)])
-        m.on(.published(positions: [:]), now: 12)
+        #expect(m.work(now: 11) == [.publish(m.plan.source.withGeneration(3))])
+        m.on(.published, now: 12)
         #expect(!m.switched)
         m.on(.writesReleased, now: 13)
         #expect(m.rollback == .deleteCopies)
@@ -172,7 +176,7 @@ import Testing
         // A crash after the switch but before the release needs no new hold: the map is out.
         m.on(.writesHeld, now: 6)
         m.on(.fenced(positions: [:]), now: 7)
-        m.on(.published(positions: [:]), now: 8)
+        m.on(.published, now: 8)
         m.on(.restarted, now: 9)
         #expect(m.phase == .baking)
     }
@@ -210,5 +214,18 @@ import Testing
         #expect(m.on(.pause, now: 1) != .accepted)
         #expect(m.on(.resume, now: 2) == .accepted)
         #expect(m.phase == .copying)
+    }
+
+    @Test func aRepeatedFenceNeverMovesTheReverseStartLater() throws {
+        // The map was published but the crash lost that event: clients already write to the new
+        // owner, so the repeated fence must not skip their changes when reverse replication starts.
+        var m = try machine()
+        toCutover(&m)
+        m.on(.writesHeld, now: 3)
+        m.on(.fenced(positions: [shard("s3"): 50]), now: 4)
+        m.on(.restarted, now: 5)
+        m.on(.writesHeld, now: 6)
+        m.on(.fenced(positions: [shard("s3"): 80]), now: 7)
+        #expect(m.reverse[shard("s3")]?.position == 50)
     }
 }

@@ -39,17 +39,23 @@ extension MigrationStateMachine {
             progress.heldAt = now
             progress.step = .fence
         case (.fence, .fenced(let positions)):
-            if cutoverDirection == .forward { sourcesFenced = true }
-            progress.drainTo = positions
-            progress.step = .drain
-        case (.publish, .published(let positions)):
+            let fenced = cutoverDirection == .forward ? plan.sources : plan.targets
+            progress.drainTo = positions.filter { fenced.contains($0.key) }
             if cutoverDirection == .forward {
-                switched = true
-                // Reverse replication starts after everything the drain applied.
-                for (shard, position) in positions { reverse[shard] = StreamProgress(position: position, backlog: 0, lagMillis: 0) }
-            } else {
-                switched = false
+                sourcesFenced = true
+                // Reverse replication starts from the new owners' positions read before the switch,
+                // when no client can write to them yet. A repeated fence (after a crash the
+                // machine may not know the map is out) never moves the start later: a later start
+                // could skip client writes made after the switch.
+                for target in plan.targets {
+                    let position = positions[target] ?? 0
+                    let start = min(reverse[target]?.position ?? position, position)
+                    reverse[target] = StreamProgress(position: start, backlog: 0, lagMillis: 0)
+                }
             }
+            progress.step = .drain
+        case (.publish, .published):
+            switched = cutoverDirection == .forward
             progress.step = .release
         case (.release, .writesReleased):
             holding = false
@@ -99,7 +105,9 @@ extension MigrationStateMachine {
             return [.holdWrites(plan.moves.map(\.range))]
         case .fence:
             let generation = direction == .forward ? plan.target.generation : rollbackGeneration
-            return [.fence(ranges(byOwner: direction), generation: generation)]
+            return [
+                .fence(ranges(byOwner: direction), generation: generation, readPositions: Array(Set(plan.sources + plan.targets)).sorted())
+            ]
         case .drain:
             let streams = direction == .forward ? forward : reverse
             return progress.drainTo.keys.sorted().compactMap { shard in
@@ -107,10 +115,7 @@ extension MigrationStateMachine {
                 return applied < (progress.drainTo[shard] ?? 0) ? .tail(direction, shard: shard, after: applied) : nil
             }
         case .publish:
-            if direction == .forward {
-                return [.publish(plan.target, readPositions: plan.targets)]
-            }
-            return [.publish(plan.source.withGeneration(rollbackGeneration), readPositions: plan.sources)]
+            return [.publish(direction == .forward ? plan.target : plan.source.withGeneration(rollbackGeneration))]
         case .release:
             return [.releaseWrites]
         }

@@ -112,11 +112,11 @@ public enum MigrationWork: Hashable, Sendable {
     case verify
     /// Hold client writes to `ranges` in every router.
     case holdWrites([HashRange])
-    /// Fence these ranges on these shards at `generation`, then read their changelog positions.
-    case fence([ShardID: [HashRange]], generation: UInt64)
-    /// Make `map` the current shard map (done already counts as done), then read the changelog
-    /// positions of `readPositions`.
-    case publish(ShardMap, readPositions: [ShardID])
+    /// Fence these ranges on these shards at `generation`, then read the changelog positions
+    /// of `readPositions` (both sides of every move).
+    case fence([ShardID: [HashRange]], generation: UInt64, readPositions: [ShardID])
+    /// Make `map` the current shard map (already current counts as done).
+    case publish(ShardMap)
     /// Let held writes go, to whatever owner the current map names.
     case releaseWrites
     /// Remove these fences (an aborted cutover, a rollback before the switch).
@@ -138,7 +138,7 @@ public enum MigrationEvent: Hashable, Sendable {
     case verified(mismatches: [String], positions: [ShardID: UInt64])
     case writesHeld
     case fenced(positions: [ShardID: UInt64])
-    case published(positions: [ShardID: UInt64])
+    case published
     case writesReleased
     case fencesRemoved
     case cutoverAborted(reason: String)
