@@ -69,9 +69,9 @@ extension ShardRouter {
         let definition = try self.table(named: table)
         try Self.validateKey(pk, what: "primary key", error: RouterError.invalidPrimaryKey)
         let key = try resolveShardKey(definition, pk: pk, given: shardKey)
-        let current = snapshot
-        let handle = try owner(of: key, in: current)
-        let row = try await call(handle, .get) { try await handle.store.get(table: definition.name, pk: pk) }
+        let (handle, row) = try await fencedRead(key, .get) { handle in
+            try await handle.store.read(table: definition.name, pk: pk, shardKey: key)
+        }
         guard let row, let body = row.body else { throw RouterError.rowNotFound }
         observe(row.version)
         return RowRead(pk: row.pk, version: row.version, body: body, shard: handle.record.id)
@@ -81,8 +81,7 @@ extension ShardRouter {
     public func list(table: String, shardKey: String, limit: Int) async throws -> [RowRead] {
         let definition = try self.table(named: table)
         try Self.validateKey(shardKey, what: "shard key", error: RouterError.invalidShardKey)
-        let handle = try owner(of: shardKey, in: snapshot)
-        let rows = try await call(handle, .list) {
+        let (handle, rows) = try await fencedRead(shardKey, .list) { handle in
             try await handle.store.rows(table: definition.name, shardKey: shardKey, limit: min(max(limit, 1), Self.maxListLimit))
         }
         return rows.compactMap { row in
@@ -109,11 +108,36 @@ extension ShardRouter {
                 }
             } catch let error as StoreError where error.fenceGeneration != nil {
                 let fence = error.fenceGeneration ?? 0
-                if attempt == 0, try await refreshShardMap() { continue }
+                if attempt == 0, try await hasNewerMap(than: current.map.generation) { continue }
                 throw RouterError.rangeMoving(generation: fence)
             }
         }
         throw RouterError.rangeMoving(generation: snapshot.map.generation)
+    }
+
+    /// Reads from the key's owner. A fence above the generation we routed by means a newer map
+    /// may own the key: after the switch the old owner lags, so re-read the map and read again
+    /// from the new owner. If no newer map exists we are inside a cutover window, where the old
+    /// owner still has every acknowledged write (new ones are held or refused), so its answer stands.
+    private func fencedRead<T: Sendable>(
+        _ shardKey: String, _ operation: ShardMetrics.Operation, _ body: (ShardHandle) async throws -> FencedRead<T>
+    ) async throws -> (ShardHandle, T) {
+        var current = snapshot
+        var handle = try owner(of: shardKey, in: current)
+        var result = try await call(handle, operation) { try await body(handle) }
+        if let fence = result.fence, fence > current.map.generation, try await hasNewerMap(than: current.map.generation) {
+            current = snapshot
+            handle = try owner(of: shardKey, in: current)
+            result = try await call(handle, operation) { try await body(handle) }
+        }
+        return (handle, result.value)
+    }
+
+    /// Re-reads the map; whether the router now routes by a newer generation than `generation`
+    /// (also when another request refreshed it first).
+    func hasNewerMap(than generation: UInt64) async throws -> Bool {
+        try await refreshShardMap()
+        return snapshot.map.generation > generation
     }
 
     func table(named name: String) throws(RouterError) -> TableDefinition {

@@ -19,8 +19,22 @@ public protocol ShardStore: Sendable {
     /// The stored row, tombstones included; `nil` when the shard has never seen `pk`.
     func get(table: TableName, pk: String) async throws -> StoredRow?
 
-    /// Live rows of `table` whose shard key is `shardKey`, in primary-key order.
-    func rows(table: TableName, shardKey: String, limit: Int) async throws -> [StoredRow]
+    /// A client read of row `pk` placed by `shardKey`: the row (tombstones included) and the
+    /// highest fence over the key's hash, read in one snapshot so the router can tell whether a
+    /// newer map may own the key.
+    func read(table: TableName, pk: String, shardKey: String) async throws -> FencedRead<StoredRow?>
+
+    /// Live rows of `table` whose shard key is `shardKey`, in primary-key order, with the fence
+    /// over that key like `read`.
+    func rows(table: TableName, shardKey: String, limit: Int) async throws -> FencedRead<[StoredRow]>
+
+    /// Physically deletes up to `limit` rows of every table whose hash is in `range` and returns
+    /// how many went. No changelog entry: this is cleanup of moved data, never a client change.
+    func deleteRange(_ range: HashRange, limit: Int) async throws -> Int
+
+    /// Every table's count and checksum over `ranges`, and the changelog position they reflect,
+    /// read in one snapshot: the summaries are exactly the state after that position.
+    func snapshotSummaries(tables: [TableName], ranges: [HashRange]) async throws -> SnapshotSummary
 
     /// Migrator path (copies and changes): each row replaces the stored one only when strictly
     /// newer; fences do not apply. Returns how many rows changed.
@@ -53,6 +67,34 @@ public protocol ShardStore: Sendable {
 
     /// Tables that have storage on this shard.
     func tables() async throws -> [TableName]
+}
+
+/// A read and the fence over its key, taken together.
+public struct FencedRead<Value: Sendable>: Sendable {
+    /// What was read.
+    public let value: Value
+    /// The highest fence generation over the key, if any.
+    public let fence: UInt64?
+
+    /// A read result.
+    public init(value: Value, fence: UInt64?) {
+        self.value = value
+        self.fence = fence
+    }
+}
+
+/// Summaries of several tables and ranges at one changelog position.
+public struct SnapshotSummary: Sendable, Hashable {
+    /// The changelog position the snapshot reflects.
+    public let position: UInt64
+    /// `summaries[table][i]` covers `ranges[i]`.
+    public let summaries: [TableName: [RangeSummary]]
+
+    /// A snapshot summary.
+    public init(position: UInt64, summaries: [TableName: [RangeSummary]]) {
+        self.position = position
+        self.summaries = summaries
+    }
 }
 
 /// A store failure that callers handle: a write refused by a fence, a table with no storage,

@@ -182,3 +182,33 @@ import Testing
         }
     }
 }
+
+@Suite struct FencedReadTests {
+    @Test func aStaleRouterReadsTheNewOwnerAfterTheSwitchAndTheOldOneInsideTheWindow() async throws {
+        let fixture = try await RouterFixture.make(shards: 2)
+        defer { fixture.remove() }
+        let router = fixture.router
+        _ = try await router.createTable(name: "kv", primaryKey: "k", shardKey: "k")
+        _ = try await router.put(table: "kv", pk: "a", body: Array("{\"v\":\"old\"}".utf8))
+        let hash = KeyHash.of("a")
+        let oldOwner = router.shardMap.owner(of: hash)
+        let newOwner = router.shardMap.shards.first { $0 != oldOwner }!
+        let range = router.shardMap.assignment(for: hash).range
+        let table = TableName("kv")!
+
+        // Inside the cutover window: the old owner is fenced, the map is not out yet.
+        try await fixture.openShard(oldOwner.rawValue).fence(range, generation: 2)
+        #expect(try await router.get(table: "kv", pk: "a", shardKey: nil).body == "{\"v\":\"old\"}")
+
+        // The switch: the new owner has a newer version and generation 2 is published.
+        let current = try #require(try await router.get(table: "kv", pk: "a", shardKey: nil))
+        let moved = StoredRow(table: table, pk: "a", shardKey: "a", version: current.version + 10, body: "{\"v\":\"new\"}")
+        _ = try await fixture.openShard(newOwner.rawValue).apply([moved])
+        let next = try router.shardMap.painting([RangeAssignment(range: range, shard: newOwner)], generation: 2)
+        try await fixture.metadata.publish(next, replacing: 1)
+        let read = try await router.get(table: "kv", pk: "a", shardKey: nil)
+        #expect(read.body == "{\"v\":\"new\"}")
+        #expect(read.shard == newOwner)
+        #expect(router.shardMap.generation == 2)
+    }
+}

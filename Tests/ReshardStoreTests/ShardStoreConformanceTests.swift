@@ -198,9 +198,9 @@ import Testing
             _ = try await store.write(write(pk, key: key))
         }
         _ = try await store.write(write("o4", key: "c1", body: nil))
-        #expect(try await store.rows(table: users, shardKey: "c1", limit: 10).map(\.pk) == ["o1", "o2"])
-        #expect(try await store.rows(table: users, shardKey: "c1", limit: 1).map(\.pk) == ["o1"])
-        #expect(try await store.rows(table: users, shardKey: "zz", limit: 10).isEmpty)
+        #expect(try await store.rows(table: users, shardKey: "c1", limit: 10).value.map(\.pk) == ["o1", "o2"])
+        #expect(try await store.rows(table: users, shardKey: "c1", limit: 1).value.map(\.pk) == ["o1"])
+        #expect(try await store.rows(table: users, shardKey: "zz", limit: 10).value.isEmpty)
     }
 
     @Test(arguments: StoreBackend.allCases)
@@ -224,5 +224,73 @@ import Testing
         #expect(versions.count == 320)
         #expect(Set(versions).count == 320)
         #expect(try await store.get(table: users, pk: "hot")?.version == versions.max())
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func clientReadsReportTheFenceOverTheirKey(backend: StoreBackend) async throws {
+        let (store, cleanup) = try backend.makeShard()
+        defer { cleanup() }
+        try await store.ensureTable(users)
+        _ = try await store.write(write("a", key: "c1"))
+        let unfenced = try await store.read(table: users, pk: "a", shardKey: "c1")
+        #expect(unfenced.value?.pk == "a")
+        #expect(unfenced.fence == nil)
+        let hash = KeyHash.of("c1")
+        try await store.fence(HashRange(start: hash, last: hash), generation: 4)
+        let fenced = try await store.read(table: users, pk: "a", shardKey: "c1")
+        #expect(fenced.fence == 4)
+        #expect(fenced.value?.pk == "a")
+        #expect(try await store.rows(table: users, shardKey: "c1", limit: 5).fence == 4)
+        #expect(try await store.read(table: users, pk: "missing", shardKey: "zz").value == nil)
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func deleteRangeRemovesRowsOfEveryTableWithoutAChange(backend: StoreBackend) async throws {
+        let (store, cleanup) = try backend.makeShard()
+        defer { cleanup() }
+        try await store.ensureTable(users)
+        try await store.ensureTable(orders)
+        let rows =
+            (0..<50).map { row("u\($0)", version: 1) }
+            + (0..<50).map { StoredRow(table: orders, pk: "o\($0)", shardKey: "o\($0)", version: 1, body: "{}") }
+        _ = try await store.apply(rows)
+        let position = try await store.changePosition()
+        let range = HashRange(start: 0, last: 1 << 63)
+        let inRange = rows.filter { range.contains($0.hash) }.count
+        var deleted = 0
+        while true {
+            let chunk = try await store.deleteRange(range, limit: 7)
+            deleted += chunk
+            if chunk < 7 { break }
+        }
+        #expect(deleted == inRange)
+        #expect(try await store.summary(table: users, range: range).rows == 0)
+        #expect(try await store.summary(table: orders, range: range).rows == 0)
+        #expect(
+            try await store.summary(table: users, range: .full).rows + (try await store.summary(table: orders, range: .full).rows) == 100
+                - inRange)
+        #expect(try await store.changePosition() == position)
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func snapshotSummariesAgreeWithTheirPosition(backend: StoreBackend) async throws {
+        let (store, cleanup) = try backend.makeShard()
+        defer { cleanup() }
+        try await store.ensureTable(users)
+        for i in 0..<30 { _ = try await store.write(write("k\(i)", proposed: UInt64(i + 1))) }
+        let ranges = [HashRange(start: 0, last: 1 << 63), HashRange(start: (1 << 63) + 1, last: .max)]
+        let snapshot = try await store.snapshotSummaries(tables: [users], ranges: ranges)
+        #expect(snapshot.position == (try await store.changePosition()))
+        let expected = try await ranges.asyncMap { try await store.summary(table: users, range: $0) }
+        #expect(snapshot.summaries[users] == expected)
+        #expect(snapshot.summaries[users]?.reduce(0) { $0 + $1.rows } == 30)
+    }
+}
+
+extension Array {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var result: [T] = []
+        for element in self { result.append(try await transform(element)) }
+        return result
     }
 }

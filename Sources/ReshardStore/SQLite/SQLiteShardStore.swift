@@ -90,10 +90,7 @@ public final class SQLiteShardStore: ShardStore {
         let hash = KeyHash.of(write.shardKey)
         return try await guarded(write.table) { db in
             // Cached statements: the hot path must not re-parse SQL on every request.
-            let fenceCheck = try db.cachedStatement(
-                sql: "SELECT max(generation) FROM _reshard_fences WHERE range_start <= ? AND range_last >= ?")
-            let fence = try Int64.fetchOne(fenceCheck, arguments: [KeyHash.ordered(hash), KeyHash.ordered(hash)])
-            if let fence, UInt64(fence) > write.generation { throw StoreError.fenced(at: UInt64(fence)) }
+            if let fence = try Self.fence(db, over: hash), fence > write.generation { throw StoreError.fenced(at: fence) }
             let select = try db.cachedStatement(sql: "SELECT version, body IS NULL AS deleted FROM \(name) WHERE pk = ?")
             let current = try Row.fetchOne(select, arguments: [write.pk])
             let currentVersion = current.map { UInt64(bitPattern: $0["version"] as Int64) }
@@ -119,16 +116,56 @@ public final class SQLiteShardStore: ShardStore {
         }
     }
 
-    public func rows(table: TableName, shardKey: String, limit: Int) async throws -> [StoredRow] {
+    public func read(table: TableName, pk: String, shardKey: String) async throws -> FencedRead<StoredRow?> {
         try await guardedRead(table, inline: true) { db in
-            try Row.fetchAll(
+            let select = try db.cachedStatement(sql: "SELECT pk, skey, version, body FROM \(Self.quoted(table)) WHERE pk = ?")
+            let row = try Row.fetchOne(select, arguments: [pk]).map { Self.storedRow($0, table: table) }
+            return FencedRead(value: row, fence: try Self.fence(db, over: KeyHash.of(shardKey)))
+        }
+    }
+
+    public func rows(table: TableName, shardKey: String, limit: Int) async throws -> FencedRead<[StoredRow]> {
+        try await guardedRead(table, inline: true) { db in
+            let hash = KeyHash.of(shardKey)
+            let rows = try Row.fetchAll(
                 db,
                 sql: """
                     SELECT pk, skey, version, body FROM \(Self.quoted(table))
                     WHERE h = ? AND skey = ? AND body IS NOT NULL ORDER BY pk LIMIT ?
                     """,
-                arguments: [KeyHash.ordered(KeyHash.of(shardKey)), shardKey, limit]
+                arguments: [KeyHash.ordered(hash), shardKey, limit]
             ).map { Self.storedRow($0, table: table) }
+            return FencedRead(value: rows, fence: try Self.fence(db, over: hash))
+        }
+    }
+
+    public func deleteRange(_ range: HashRange, limit: Int) async throws -> Int {
+        let tables = try await tables()
+        return try await pool.write { db in
+            var deleted = 0
+            for table in tables where deleted < limit {
+                // DELETE has no triggers here: cleanup must not look like a client change.
+                try db.execute(
+                    sql: """
+                        DELETE FROM \(Self.quoted(table)) WHERE rowid IN (
+                            SELECT rowid FROM \(Self.quoted(table)) WHERE h >= ? AND h <= ? LIMIT ?)
+                        """,
+                    arguments: [KeyHash.ordered(range.start), KeyHash.ordered(range.last), limit - deleted])
+                deleted += db.changesCount
+            }
+            return deleted
+        }
+    }
+
+    public func snapshotSummaries(tables: [TableName], ranges: [HashRange]) async throws -> SnapshotSummary {
+        // One read transaction is one WAL snapshot: the position and every sum agree.
+        try await pool.read { db in
+            let position = try Self.changePosition(db)
+            var summaries: [TableName: [RangeSummary]] = [:]
+            for table in tables {
+                summaries[table] = try ranges.map { try Self.summary(db, table: table, range: $0) }
+            }
+            return SnapshotSummary(position: position, summaries: summaries)
         }
     }
 
@@ -174,28 +211,7 @@ public final class SQLiteShardStore: ShardStore {
     }
 
     public func summary(table: TableName, range: HashRange) async throws -> RangeSummary {
-        try await guardedRead(table) { db in
-            // Two 32-bit partial sums: SQLite's sum() raises on signed 64-bit overflow.
-            let row = try Row.fetchOne(
-                db,
-                sql: """
-                    SELECT count(*) AS n, count(body) AS live,
-                        coalesce(sum((digest >> 32) & 4294967295), 0) AS high,
-                        coalesce(sum(digest & 4294967295), 0) AS low
-                    FROM \(Self.quoted(table)) WHERE h >= ? AND h <= ?
-                    """,
-                arguments: [KeyHash.ordered(range.start), KeyHash.ordered(range.last)]
-            )
-            guard let row else { return .empty }
-            return RangeSummary(
-                rows: row["n"],
-                liveRows: row["live"],
-                checksum: RangeSummary.checksum(
-                    highSum: UInt64(bitPattern: row["high"] as Int64),
-                    lowSum: UInt64(bitPattern: row["low"] as Int64)
-                )
-            )
-        }
+        try await guardedRead(table) { db in try Self.summary(db, table: table, range: range) }
     }
 
     public func changes(after position: UInt64, limit: Int) async throws -> [Change] {
@@ -219,11 +235,7 @@ public final class SQLiteShardStore: ShardStore {
     }
 
     public func changePosition() async throws -> UInt64 {
-        try await pool.read { db in
-            // sqlite_sequence keeps the high-water mark even after the changelog is purged.
-            let position = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = '_reshard_changelog'")
-            return UInt64(max(0, position ?? 0))
-        }
+        try await pool.read { db in try Self.changePosition(db) }
     }
 
     public func purgeChanges(through position: UInt64) async throws {
@@ -266,6 +278,41 @@ public final class SQLiteShardStore: ShardStore {
 }
 
 extension SQLiteShardStore {
+    static func summary(_ db: Database, table: TableName, range: HashRange) throws -> RangeSummary {
+        // Two 32-bit partial sums: SQLite's sum() raises on signed 64-bit overflow.
+        let row = try Row.fetchOne(
+            db,
+            sql: """
+                SELECT count(*) AS n, count(body) AS live,
+                    coalesce(sum((digest >> 32) & 4294967295), 0) AS high,
+                    coalesce(sum(digest & 4294967295), 0) AS low
+                FROM \(quoted(table)) WHERE h >= ? AND h <= ?
+                """,
+            arguments: [KeyHash.ordered(range.start), KeyHash.ordered(range.last)]
+        )
+        guard let row else { return .empty }
+        return RangeSummary(
+            rows: row["n"],
+            liveRows: row["live"],
+            checksum: RangeSummary.checksum(
+                highSum: UInt64(bitPattern: row["high"] as Int64),
+                lowSum: UInt64(bitPattern: row["low"] as Int64)
+            )
+        )
+    }
+
+    static func changePosition(_ db: Database) throws -> UInt64 {
+        // sqlite_sequence keeps the high-water mark even after the changelog is purged.
+        let position = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = '_reshard_changelog'")
+        return UInt64(max(0, position ?? 0))
+    }
+
+    static func fence(_ db: Database, over hash: UInt64) throws -> UInt64? {
+        let statement = try db.cachedStatement(
+            sql: "SELECT max(generation) FROM _reshard_fences WHERE range_start <= ? AND range_last >= ?")
+        return try Int64.fetchOne(statement, arguments: [KeyHash.ordered(hash), KeyHash.ordered(hash)]).map { UInt64(bitPattern: $0) }
+    }
+
     /// The data table's quoted name; `TableName` admits only `[a-z0-9_]`, so no quoting escapes.
     static func quoted(_ table: TableName) -> String { "\"r_\(table.rawValue)\"" }
 
