@@ -90,6 +90,9 @@ extension ShardRouter {
     }
 
     private func routedWrite(_ definition: TableDefinition, pk: String, shardKey: String, body: String?) async throws -> WriteReceipt {
+        guard await gate.admit(KeyHash.of(shardKey), timeout: holdTimeout) else {
+            throw RouterError.rangeMoving(generation: snapshot.map.generation + 1)
+        }
         // One retry: a fence above our generation means a newer map exists; re-read it and route again.
         for attempt in 0..<2 {
             let current = snapshot

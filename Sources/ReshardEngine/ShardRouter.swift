@@ -33,6 +33,10 @@ public final class ShardRouter: Sendable {
     private let wallMillis: @Sendable () -> UInt64
     private let state: Mutex<Snapshot>
     private let clock = Mutex(HybridLogicalClock())
+    /// Holds writes of ranges that are cutting over.
+    public let gate = WriteGate()
+    /// How long a held write waits before it is answered 503 with Retry-After.
+    public let holdTimeout: Duration
     /// Serialises admin changes (tables, shards) so two of them cannot interleave their
     /// store and metadata steps; row traffic never takes it.
     let adminLock = AsyncSerialLock()
@@ -44,6 +48,7 @@ public final class ShardRouter: Sendable {
         openStore: @escaping ShardStoreOpener,
         metricsFactory: any MetricsFactory,
         logger: Logger,
+        holdTimeout: Duration = .seconds(2),
         wallMillis: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }
     ) async throws {
         guard let map = try await metadata.currentShardMap() else {
@@ -66,6 +71,7 @@ public final class ShardRouter: Sendable {
         self.metricsFactory = metricsFactory
         self.logger = logger
         self.wallMillis = wallMillis
+        self.holdTimeout = holdTimeout
         self.state = Mutex(Snapshot(map: map, tables: Dictionary(uniqueKeysWithValues: tables.map { ($0.name, $0) }), shards: handles))
     }
 

@@ -1,0 +1,121 @@
+import Foundation
+import ReshardCore
+import Synchronization
+
+/// Holds client writes to ranges that are cutting over (DESIGN.md cutover step 2).
+///
+/// A held write waits until `release()` and then routes by whatever map is current, or gives
+/// up after the router's bound with a retryable error: it is never dropped silently. The time
+/// each held write waited is the write pause the cutover cost, and is recorded.
+public final class WriteGate: Sendable {
+    private struct Waiter {
+        let hash: UInt64
+        let continuation: CheckedContinuation<Bool, Never>
+    }
+
+    private struct State {
+        var held: [HashRange] = []
+        var waiters: [UInt64: Waiter] = [:]
+        var nextID: UInt64 = 0
+        var pauses = PauseRecorder()
+    }
+
+    private let state = Mutex(State())
+
+    /// A gate holding nothing.
+    public init() {}
+
+    /// Starts holding writes to `ranges` (replacing any previous hold).
+    public func hold(_ ranges: [HashRange]) {
+        state.withLock { $0.held = ranges.sorted() }
+    }
+
+    /// Lets every held write go.
+    public func release() {
+        let waiters = state.withLock { state -> [Waiter] in
+            state.held = []
+            defer { state.waiters = [:] }
+            return Array(state.waiters.values)
+        }
+        for waiter in waiters { waiter.continuation.resume(returning: true) }
+    }
+
+    /// Whether any range is held.
+    public var isHolding: Bool { state.withLock { !$0.held.isEmpty } }
+
+    /// Waits while `hash` is held. Returns false when `timeout` passed first (the caller answers
+    /// 503 with Retry-After); true when the write may go on.
+    public func admit(_ hash: UInt64, timeout: Duration) async -> Bool {
+        // Fast path: one lock and an empty check when no cutover is running.
+        guard state.withLock({ state in state.held.contains { $0.contains(hash) } }) else { return true }
+        let start = ContinuousClock.now
+        let admitted = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let id = state.withLock { state -> UInt64? in
+                // Re-check under the lock: the hold may have gone since the fast path.
+                guard state.held.contains(where: { $0.contains(hash) }) else { return nil }
+                state.nextID += 1
+                state.waiters[state.nextID] = Waiter(hash: hash, continuation: continuation)
+                return state.nextID
+            }
+            guard let id else {
+                continuation.resume(returning: true)
+                return
+            }
+            Task { [weak self] in
+                try? await Task.sleep(for: timeout)
+                self?.expire(id)
+            }
+        }
+        let waited = ContinuousClock.now - start
+        state.withLock { $0.pauses.record(waited) }
+        return admitted
+    }
+
+    private func expire(_ id: UInt64) {
+        let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
+        waiter?.continuation.resume(returning: false)
+    }
+
+    /// Pause figures of every write that was held, then clears them.
+    public func takePauses() -> PauseSummary {
+        state.withLock { state in
+            defer { state.pauses = PauseRecorder() }
+            return state.pauses.summary
+        }
+    }
+}
+
+/// Write-pause figures: how long held writes waited.
+public struct PauseSummary: Sendable, Hashable, Codable {
+    /// How many writes were held.
+    public var count: Int
+    /// Median wait, milliseconds.
+    public var p50Millis: Double
+    /// 99th percentile wait, milliseconds.
+    public var p99Millis: Double
+    /// Longest wait, milliseconds.
+    public var maxMillis: Double
+}
+
+/// Keeps up to 100,000 samples; enough for percentiles of a cutover's held writes without
+/// growing with the load.
+struct PauseRecorder {
+    private var samples: [Double] = []
+    private var seen = 0
+    private var maximum = 0.0
+
+    mutating func record(_ duration: Duration) {
+        let millis = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+        seen += 1
+        maximum = max(maximum, millis)
+        if samples.count < 100_000 { samples.append(millis) }
+    }
+
+    var summary: PauseSummary {
+        let sorted = samples.sorted()
+        func percentile(_ p: Double) -> Double {
+            sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)]
+        }
+        return PauseSummary(count: seen, p50Millis: percentile(0.5), p99Millis: percentile(0.99), maxMillis: maximum)
+    }
+}

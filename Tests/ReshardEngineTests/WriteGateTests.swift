@@ -1,0 +1,45 @@
+import Foundation
+import Logging
+import Metrics
+import ReshardCore
+import ReshardEngine
+import ReshardStore
+import Testing
+
+@Suite struct WriteGateTests {
+    @Test func heldWritesWaitForTheReleaseAndOthersPass() async throws {
+        let gate = WriteGate()
+        let hash = KeyHash.of("a")
+        gate.hold([HashRange(start: hash, last: hash)])
+        #expect(await gate.admit(hash &+ 1, timeout: .seconds(5)))
+        let waiting = Task { await gate.admit(hash, timeout: .seconds(30)) }
+        try await Task.sleep(for: .milliseconds(50))
+        gate.release()
+        #expect(await waiting.value)
+        let pauses = gate.takePauses()
+        #expect(pauses.count == 1)
+        #expect(pauses.maxMillis >= 40)
+        #expect(!gate.isHolding)
+    }
+
+    @Test func aHoldPastTheBoundIsARetryable503NotADrop() async throws {
+        let fixture = try await RouterFixture.make(shards: 2)
+        defer { fixture.remove() }
+        let router = try await ShardRouter(
+            metadata: fixture.metadata, openStore: fixture.folder.opener, metricsFactory: NOOPMetricsHandler.instance,
+            logger: Logger(label: "test"), holdTimeout: .milliseconds(30))
+        _ = try await router.createTable(name: "kv", primaryKey: "k", shardKey: "k")
+        router.gate.hold([.full])
+        do {
+            _ = try await router.put(table: "kv", pk: "a", body: Array("{}".utf8))
+            Issue.record("a held write must not succeed while held")
+        } catch let error as RouterError {
+            #expect(error.code == "range_moving")
+            #expect(error.retryAfterSeconds == 1)
+        }
+        // Reads are never held.
+        await #expect(throws: RouterError.self) { try await router.get(table: "kv", pk: "a", shardKey: nil) }
+        router.gate.release()
+        #expect(try await router.put(table: "kv", pk: "a", body: Array("{}".utf8)).pk == "a")
+    }
+}
