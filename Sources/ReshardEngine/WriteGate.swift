@@ -40,6 +40,9 @@ public final class WriteGate: Sendable {
         for waiter in waiters { waiter.continuation.resume(returning: true) }
     }
 
+    /// How many writes are waiting right now.
+    public var waiting: Int { state.withLock { $0.waiters.count } }
+
     /// Whether any range is held.
     public var isHolding: Bool { state.withLock { !$0.held.isEmpty } }
 
