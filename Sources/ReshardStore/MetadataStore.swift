@@ -58,6 +58,12 @@ public protocol MetadataStore: Sendable {
     /// Publishes `map` only if the current generation is `expected` (nil: none yet) and
     /// `map.generation` is greater; otherwise throws `MetadataError.generationConflict`.
     func publish(_ map: ShardMap, replacing expected: UInt64?) async throws
+
+    /// Stores the journal of a migration (its state machine, encoded), replacing the last one.
+    func saveMigration(id: String, journal: String) async throws
+
+    /// Every migration's journal, oldest first.
+    func migrations() async throws -> [(id: String, journal: String)]
 }
 
 /// An expected metadata failure.

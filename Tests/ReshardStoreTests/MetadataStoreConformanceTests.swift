@@ -40,4 +40,16 @@ import Testing
         #expect(try await meta.currentShardMap() == second)
         #expect(try await meta.shardMap(generation: 1) == first)
     }
+
+    @Test(arguments: StoreBackend.allCases)
+    func migrationJournalsAreReplacedInPlace(backend: StoreBackend) async throws {
+        let (meta, cleanup) = try backend.makeMetadata()
+        defer { cleanup() }
+        try await meta.saveMigration(id: "m1", journal: "{\"phase\":\"copying\"}")
+        try await meta.saveMigration(id: "m2", journal: "{}")
+        try await meta.saveMigration(id: "m1", journal: "{\"phase\":\"done\"}")
+        let all = try await meta.migrations()
+        #expect(all.map(\.id) == ["m1", "m2"])
+        #expect(all.first?.journal == "{\"phase\":\"done\"}")
+    }
 }

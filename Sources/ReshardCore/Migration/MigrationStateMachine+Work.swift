@@ -42,12 +42,14 @@ extension MigrationStateMachine {
         case .preparing:
             return [.prepare(sources: plan.sources, targets: plan.targets)]
         case .copying:
-            let next = copies.indices.first { !copies[$0].done }.map { index -> MigrationWork in
+            // Several tasks per round: plans often have hundreds of small moves (a ring's arcs),
+            // and one chunk per round would spend more time journaling than copying.
+            let next = copies.indices.lazy.filter { !copies[$0].done }.prefix(settings.copyParallelism).map { index -> MigrationWork in
                 let task = copies[index]
                 return .copyChunk(
                     task: index, move: plan.moves[task.move], table: task.table, after: task.cursor, limit: settings.chunkRows)
             }
-            return (next.map { [$0] } ?? []) + forwardTails()
+            return Array(next) + forwardTails()
         case .catchingUp:
             if sourcesFenced { return [.removeFences(ranges(byOwner: .forward))] }
             if holding { return [.releaseWrites] }

@@ -31,11 +31,13 @@ public struct MigrationSettings: Hashable, Sendable, Codable {
     public var cleanupChunkRows: Int
     /// Cutover attempts before the migration fails instead of trying again.
     public var maxCutoverAttempts: Int
+    /// Copy chunks run per round, each of a different (move, table).
+    public var copyParallelism: Int
 
     /// Settings with production-minded defaults.
     public init(
         chunkRows: Int = 1_000, maxLagChanges: Int = 100, maxLagMillis: UInt64 = 1_000, bakeMillis: UInt64 = 60_000,
-        cleanupChunkRows: Int = 1_000, maxCutoverAttempts: Int = 5
+        cleanupChunkRows: Int = 1_000, maxCutoverAttempts: Int = 5, copyParallelism: Int = 8
     ) {
         self.chunkRows = chunkRows
         self.maxLagChanges = maxLagChanges
@@ -43,6 +45,7 @@ public struct MigrationSettings: Hashable, Sendable, Codable {
         self.bakeMillis = bakeMillis
         self.cleanupChunkRows = cleanupChunkRows
         self.maxCutoverAttempts = maxCutoverAttempts
+        self.copyParallelism = max(1, copyParallelism)
     }
 }
 

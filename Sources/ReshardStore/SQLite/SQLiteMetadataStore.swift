@@ -21,7 +21,29 @@ public final class SQLiteMetadataStore: MetadataStore {
                     """
             )
         }
+        migrator.registerMigration("v2-migrations") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE migrations(
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, journal TEXT NOT NULL);
+                    """
+            )
+        }
         try migrator.migrate(pool)
+    }
+
+    public func saveMigration(id: String, journal: String) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO migrations(id, journal) VALUES(?, ?) ON CONFLICT(id) DO UPDATE SET journal = excluded.journal",
+                arguments: [id, journal])
+        }
+    }
+
+    public func migrations() async throws -> [(id: String, journal: String)] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, journal FROM migrations ORDER BY seq").map { ($0["id"], $0["journal"]) }
+        }
     }
 
     public func tables() async throws -> [ReshardCore.TableDefinition] {

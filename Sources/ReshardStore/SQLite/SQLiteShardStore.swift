@@ -110,14 +110,14 @@ public final class SQLiteShardStore: ShardStore {
     }
 
     public func get(table: TableName, pk: String) async throws -> StoredRow? {
-        try await guardedRead(table, inline: true) { db in
+        try await guardedRead(table) { db in
             let select = try db.cachedStatement(sql: "SELECT pk, skey, version, body FROM \(Self.quoted(table)) WHERE pk = ?")
             return try Row.fetchOne(select, arguments: [pk]).map { Self.storedRow($0, table: table) }
         }
     }
 
     public func read(table: TableName, pk: String, shardKey: String) async throws -> FencedRead<StoredRow?> {
-        try await guardedRead(table, inline: true) { db in
+        try await guardedRead(table) { db in
             let select = try db.cachedStatement(sql: "SELECT pk, skey, version, body FROM \(Self.quoted(table)) WHERE pk = ?")
             let row = try Row.fetchOne(select, arguments: [pk]).map { Self.storedRow($0, table: table) }
             return FencedRead(value: row, fence: try Self.fence(db, over: KeyHash.of(shardKey)))
@@ -125,7 +125,7 @@ public final class SQLiteShardStore: ShardStore {
     }
 
     public func rows(table: TableName, shardKey: String, limit: Int) async throws -> FencedRead<[StoredRow]> {
-        try await guardedRead(table, inline: true) { db in
+        try await guardedRead(table) { db in
             let hash = KeyHash.of(shardKey)
             let rows = try Row.fetchAll(
                 db,
@@ -355,21 +355,15 @@ extension SQLiteShardStore {
         }
     }
 
-    /// A read that turns a missing table into a typed error. `inline` runs it on the calling
-    /// thread: point reads of a WAL database take microseconds and never wait for the writer, so
-    /// skipping GRDB's dispatch-queue hop is worth it (GET throughput 13.2k → 15.6k req/s in
-    /// `reshard bench router`); scans and summaries, which can take milliseconds, hop.
-    private func guardedRead<T: Sendable>(
-        _ table: TableName, inline: Bool = false, _ body: @escaping @Sendable (Database) throws -> T
-    ) async throws -> T {
+    /// A read that turns a missing table into a typed error. Reads always go through GRDB's
+    /// async API: a synchronous read on a cooperative thread can wait for a reader connection
+    /// that only another suspended task can free, and with two cores that deadlocked the
+    /// process under a migration's scans (seen in LiveMigrationTests).
+    private func guardedRead<T: Sendable>(_ table: TableName, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
-            return inline ? try readInline(body) : try await pool.read(body)
+            return try await pool.read(body)
         } catch let error as DatabaseError where Self.isNoSuchTable(error) {
             throw StoreError.unknownTable(table)
         }
-    }
-
-    private func readInline<T>(_ body: (Database) throws -> T) throws -> T {
-        try pool.read(body)
     }
 }

@@ -32,6 +32,8 @@ final class WALCheckpointer: Sendable {
                     if frames > restartFrames {
                         _ = try await writer.writeWithoutTransaction { try $0.checkpoint(.passive) }
                     }
+                } catch is CancellationError {
+                    return
                 } catch {
                     logger.warning("WAL checkpoint failed", metadata: ["path": "\(path)", "error": "\(error)"])
                 }

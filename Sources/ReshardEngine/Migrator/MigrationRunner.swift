@@ -1,0 +1,161 @@
+import Foundation
+import Logging
+import ReshardCore
+import ReshardStore
+
+/// Drives one migration: asks the state machine for work, runs it (several items at once when
+/// the machine allows), feeds the results back, and journals the machine after every round so a
+/// restart resumes where it stopped. Operator commands are applied between rounds, never while
+/// a step is in flight.
+public actor MigrationRunner {
+    /// The migration's id.
+    public nonisolated let id: String
+    private var machine: MigrationStateMachine
+    private let worker: MigrationWorker
+    private let metadata: any MetadataStore
+    private let logger: Logger
+    private let wallMillis: @Sendable () -> UInt64
+    private let cutoverBudgetMillis: UInt64
+    private var commands: [(MigrationEvent, CheckedContinuation<MigrationOutcome, Never>)] = []
+    private var consecutiveErrors = 0
+    private var lastError: String?
+    private var pauses: [PauseSummary] = []
+
+    /// A runner for `machine`, journaling to `metadata`. A cutover whose writes have been held
+    /// longer than `cutoverBudget` before the switch is aborted and retried later.
+    public init(
+        machine: MigrationStateMachine, router: ShardRouter, metadata: any MetadataStore, logger: Logger,
+        cutoverBudget: Duration = .seconds(1), tailBatch: Int = 1_000,
+        wallMillis: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }
+    ) {
+        self.id = machine.id
+        self.machine = machine
+        self.worker = MigrationWorker(router: router, metadata: metadata, tailBatch: tailBatch)
+        self.metadata = metadata
+        self.logger = logger
+        self.wallMillis = wallMillis
+        self.cutoverBudgetMillis = UInt64(
+            cutoverBudget.components.seconds * 1000 + cutoverBudget.components.attoseconds / 1_000_000_000_000_000)
+    }
+
+    /// The machine as it stands.
+    public var state: MigrationStateMachine { machine }
+
+    /// The last error a step hit, if the step is being retried or the migration failed.
+    public var error: String? { lastError ?? machine.failure }
+
+    /// Write pauses of this migration's cutovers, measured per held write.
+    public var writePauses: [PauseSummary] { pauses }
+
+    /// Queues an operator command (start, pause, resume, rollback) for the next round.
+    public func command(_ event: MigrationEvent) async -> MigrationOutcome {
+        await withCheckedContinuation { commands.append((event, $0)) }
+    }
+
+    /// Runs until the migration ends or the task is cancelled. Waits while paused or failed.
+    public func run() async {
+        while !machine.phase.isTerminal && !Task.isCancelled {
+            await applyCommands()
+            let now = wallMillis()
+            if machine.phase == .cuttingOver, !machine.switched, let held = machine.cutover?.heldAt, now > held + cutoverBudgetMillis {
+                // The pause must stay short: give the writes back and try again after catching up.
+                logger.warning("cutover over budget; aborting this attempt", metadata: ["migration": "\(id)"])
+                machine.on(.cutoverAborted(reason: "writes held over \(cutoverBudgetMillis) ms"), now: now)
+                await journal()
+                continue
+            }
+            let work = machine.work(now: now)
+            if work.isEmpty {
+                try? await Task.sleep(for: .milliseconds(50))
+                continue
+            }
+            let results = await perform(work, now: now)
+            var failed: (any Error)?
+            for result in results {
+                switch result {
+                case .success(let event):
+                    if case .writesReleased = event, machine.cutover?.step == .release { pauses.append(worker.router.gate.takePauses()) }
+                    machine.on(event, now: wallMillis())
+                case .failure(let error): failed = error
+                }
+            }
+            await journal()
+            if let failed { await handle(failed) } else { consecutiveErrors = 0; lastError = nil }
+            // Let the rest of the system breathe between rounds of bulk work.
+            if results.count > 0, machine.phase == .copying || machine.phase == .cleaningUp { await Task.yield() }
+        }
+        await applyCommands()
+    }
+
+    /// Runs the round's work items concurrently; each yields an event or an error.
+    private func perform(_ work: [MigrationWork], now: UInt64) async -> [Result<MigrationEvent, any Error>] {
+        let snapshot = machine
+        let worker = worker
+        return await withTaskGroup(of: Result<MigrationEvent, any Error>.self) { group in
+            for item in work {
+                group.addTask {
+                    do {
+                        return .success(try await worker.perform(item, machine: snapshot, now: now))
+                    } catch {
+                        return .failure(error)
+                    }
+                }
+            }
+            var results: [Result<MigrationEvent, any Error>] = []
+            for await result in group { results.append(result) }
+            return results
+        }
+    }
+
+    private func applyCommands() async {
+        guard !commands.isEmpty else { return }
+        let pending = commands
+        commands = []
+        for (event, continuation) in pending {
+            let outcome = machine.on(event, now: wallMillis())
+            continuation.resume(returning: outcome)
+        }
+        await journal()
+    }
+
+    /// A failed step is retried with backoff; five failures in a row fail the migration (its
+    /// state stays consistent: every step is idempotent and the journal holds what completed).
+    private func handle(_ error: any Error) async {
+        consecutiveErrors += 1
+        lastError = "\(error)"
+        logger.warning("migration step failed", metadata: ["migration": "\(id)", "error": "\(error)", "attempt": "\(consecutiveErrors)"])
+        if consecutiveErrors >= 5 {
+            if machine.holding {
+                worker.router.gate.release()
+            }
+            machine.on(.failed(reason: "\(error)"), now: wallMillis())
+            await journal()
+            consecutiveErrors = 0
+        } else {
+            try? await Task.sleep(for: .milliseconds(100 * (1 << consecutiveErrors)))
+        }
+    }
+
+    private func journal() async {
+        do {
+            try await metadata.saveMigration(id: id, journal: try MigrationJournal.encode(machine))
+        } catch {
+            logger.error("could not journal the migration", metadata: ["migration": "\(id)", "error": "\(error)"])
+        }
+    }
+}
+
+/// The migration journal's text form.
+public enum MigrationJournal {
+    /// The machine as JSON.
+    public static func encode(_ machine: MigrationStateMachine) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(machine), as: UTF8.self)
+    }
+
+    /// A machine back from JSON.
+    public static func decode(_ text: String) throws -> MigrationStateMachine {
+        try JSONDecoder().decode(MigrationStateMachine.self, from: Data(text.utf8))
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import ReshardCore
+import ReshardStore
+
+/// Runs one unit of migration work against the real stores and reports what happened as an
+/// event. It holds no state of its own: the state machine decides, the worker does.
+struct MigrationWorker: Sendable {
+    let router: ShardRouter
+    let metadata: any MetadataStore
+    /// Changes read per changelog batch.
+    let tailBatch: Int
+
+    func store(_ shard: ShardID) throws -> any ShardStore {
+        guard let handle = router.snapshot.shards[shard] else {
+            throw RouterError.shardUnavailable(shard.rawValue, "not registered on this router")
+        }
+        return handle.store
+    }
+
+    func perform(_ work: MigrationWork, machine: MigrationStateMachine, now: UInt64) async throws -> MigrationEvent {
+        switch work {
+        case .prepare(let sources, let targets):
+            for target in targets {
+                for table in router.tables.map(\.name) { try await store(target).ensureTable(table) }
+            }
+            var positions: [ShardID: UInt64] = [:]
+            for source in sources { positions[source] = try await store(source).changePosition() }
+            return .prepared(positions: positions)
+        case .copyChunk(let task, let move, let table, let after, let limit):
+            return try await Backfill(source: store(move.source), target: store(move.target))
+                .copyChunk(task: task, table: table, range: move.range, after: after, limit: limit)
+        case .tail(let direction, let shard, let after):
+            return try await changeApplier(machine).tail(direction, shard: shard, after: after, through: nil, now: now)
+        case .verify:
+            return try await Verifier(worker: self).verify(machine, now: now)
+        case .holdWrites(let ranges):
+            router.gate.hold(ranges)
+            return .writesHeld
+        case .fence(let byShard, let generation, let readPositions):
+            for (shard, ranges) in byShard {
+                for range in ranges { try await store(shard).fence(range, generation: generation) }
+            }
+            var positions: [ShardID: UInt64] = [:]
+            for shard in readPositions { positions[shard] = try await store(shard).changePosition() }
+            return .fenced(positions: positions)
+        case .publish(let map):
+            try await publish(map)
+            return .published
+        case .releaseWrites:
+            router.gate.release()
+            return .writesReleased
+        case .removeFences(let byShard):
+            for (shard, ranges) in byShard {
+                for range in ranges { try await store(shard).removeFence(range) }
+            }
+            return .fencesRemoved
+        case .deleteChunk(let task, let shard, let range, let limit):
+            let deleted = try await store(shard).deleteRange(range, limit: limit)
+            return .chunkDeleted(task: task, rows: deleted, done: deleted < limit)
+        case .waitUntil(let deadline):
+            if deadline > now { try await Task.sleep(for: .milliseconds(min(deadline - now, 200))) }
+            return .tick
+        case .finish:
+            // The consumed changelog entries are no longer needed by this migration.
+            for (shard, stream) in machine.forward { try await store(shard).purgeChanges(through: stream.position) }
+            return .finished
+        }
+    }
+
+    func changeApplier(_ machine: MigrationStateMachine) -> ChangeApplier {
+        ChangeApplier(plan: machine.plan, batch: tailBatch, store: { try self.store($0) })
+    }
+
+    /// Publishes `map`, counting "already published" as done: after a crash the machine may not
+    /// know that its publish went through.
+    private func publish(_ map: ShardMap) async throws {
+        do {
+            try await metadata.publish(map, replacing: map.generation - 1)
+        } catch let error as MetadataError where error.isConflict {
+            guard try await metadata.shardMap(generation: map.generation) == map else { throw error }
+        }
+        try await router.refreshShardMap()
+    }
+}
