@@ -22,15 +22,18 @@ public struct RangeSummary: Hashable, Sendable, Codable {
     public var liveRows: Int
     /// Wrapping sum of every row's digest.
     public var checksum: UInt64
+    /// UTF-8 bytes of primary keys and bodies: what a copy of the rows moves.
+    public var bytes: Int
 
     /// A summary of nothing.
-    public static let empty = RangeSummary(rows: 0, liveRows: 0, checksum: 0)
+    public static let empty = RangeSummary(rows: 0, liveRows: 0, checksum: 0, bytes: 0)
 
     /// A summary from its parts.
-    public init(rows: Int, liveRows: Int, checksum: UInt64) {
+    public init(rows: Int, liveRows: Int, checksum: UInt64, bytes: Int) {
         self.rows = rows
         self.liveRows = liveRows
         self.checksum = checksum
+        self.bytes = bytes
     }
 
     /// The summary of `rows`, computed in memory.
@@ -44,11 +47,14 @@ public struct RangeSummary: Hashable, Sendable, Codable {
         rows += 1
         liveRows += row.isDeleted ? 0 : 1
         checksum = checksum &+ row.digest
+        bytes += row.pk.utf8.count + (row.body?.utf8.count ?? 0)
     }
 
     /// Combines summaries of disjoint row sets.
     public static func + (lhs: RangeSummary, rhs: RangeSummary) -> RangeSummary {
-        RangeSummary(rows: lhs.rows + rhs.rows, liveRows: lhs.liveRows + rhs.liveRows, checksum: lhs.checksum &+ rhs.checksum)
+        RangeSummary(
+            rows: lhs.rows + rhs.rows, liveRows: lhs.liveRows + rhs.liveRows, checksum: lhs.checksum &+ rhs.checksum,
+            bytes: lhs.bytes + rhs.bytes)
     }
 
     /// Rebuilds the wrapping sum from the sums of the high and low 32-bit halves of each digest,

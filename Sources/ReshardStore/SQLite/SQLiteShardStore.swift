@@ -285,7 +285,8 @@ extension SQLiteShardStore {
             sql: """
                 SELECT count(*) AS n, count(body) AS live,
                     coalesce(sum((digest >> 32) & 4294967295), 0) AS high,
-                    coalesce(sum(digest & 4294967295), 0) AS low
+                    coalesce(sum(digest & 4294967295), 0) AS low,
+                    coalesce(sum(length(CAST(pk AS BLOB)) + coalesce(length(CAST(body AS BLOB)), 0)), 0) AS bytes
                 FROM \(quoted(table)) WHERE h >= ? AND h <= ?
                 """,
             arguments: [KeyHash.ordered(range.start), KeyHash.ordered(range.last)]
@@ -297,7 +298,8 @@ extension SQLiteShardStore {
             checksum: RangeSummary.checksum(
                 highSum: UInt64(bitPattern: row["high"] as Int64),
                 lowSum: UInt64(bitPattern: row["low"] as Int64)
-            )
+            ),
+            bytes: row["bytes"]
         )
     }
 

@@ -1,0 +1,202 @@
+import Foundation
+import Logging
+import ReshardCore
+import ReshardStore
+import Synchronization
+
+/// What a migration request asks for.
+public struct MigrationRequest: Sendable {
+    /// The kind of migration.
+    public var kind: MigrationKind
+    /// Thresholds and sizes.
+    public var settings: MigrationSettings
+    /// Plan only: return the moves and predictions, change nothing.
+    public var dryRun: Bool
+
+    /// A request.
+    public init(kind: MigrationKind, settings: MigrationSettings = MigrationSettings(), dryRun: Bool = false) {
+        self.kind = kind
+        self.settings = settings
+        self.dryRun = dryRun
+    }
+}
+
+/// A plan with the rows and bytes it is predicted to move.
+public struct MigrationPreview: Sendable {
+    /// The plan.
+    public let plan: MigrationPlan
+    /// Rows (tombstones included) in the moving ranges, per move, summed over tables.
+    public let rowsPerMove: [Int]
+    /// Bytes of row bodies and keys in the moving ranges (estimated from the rows scanned).
+    public let bytes: Int
+
+    /// Rows the migration is predicted to copy.
+    public var rows: Int { rowsPerMove.reduce(0, +) }
+}
+
+/// Creates, runs, lists and resumes migrations; one at a time per cluster, because two
+/// migrations moving overlapping ranges would fight over fences and the map.
+public final class MigrationManager: Sendable {
+    private let router: ShardRouter
+    private let metadata: any MetadataStore
+    private let logger: Logger
+    private let wallMillis: @Sendable () -> UInt64
+    private let runners = Mutex<[String: (runner: MigrationRunner, task: Task<Void, Never>)]>([:])
+    private let finished = Mutex<[String: MigrationStateMachine]>([:])
+
+    /// A manager over `router`'s shards, journaling to `metadata`.
+    public init(
+        router: ShardRouter, metadata: any MetadataStore, logger: Logger,
+        wallMillis: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }
+    ) {
+        self.router = router
+        self.metadata = metadata
+        self.logger = logger
+        self.wallMillis = wallMillis
+    }
+
+    /// Plans `request`; unless it is a dry run, journals it and starts running it.
+    public func create(_ request: MigrationRequest) async throws -> (id: String?, preview: MigrationPreview) {
+        let preview = try await self.preview(request.kind)
+        guard !request.dryRun else { return (nil, preview) }
+        if let active = await activeID() {
+            throw RouterError(.conflict, "migration_active", "migration \(active) is still running; one migration at a time")
+        }
+        let id = "m" + String(wallMillis(), radix: 36) + String(UInt32.random(in: 0...UInt32.max) % 1296, radix: 36)
+        var machine = MigrationStateMachine(id: id, plan: preview.plan, tables: router.tables.map(\.name), settings: request.settings)
+        machine.on(.start, now: wallMillis())
+        try await metadata.saveMigration(id: id, journal: try MigrationJournal.encode(machine))
+        launch(machine)
+        logger.info(
+            "migration started", metadata: ["migration": "\(id)", "kind": "\(request.kind.name)", "moves": "\(preview.plan.moves.count)"])
+        return (id, preview)
+    }
+
+    /// The plan and predictions for `kind` against the current map.
+    public func preview(_ kind: MigrationKind) async throws -> MigrationPreview {
+        let current = router.shardMap
+        let registered = Set(router.snapshot.shards.keys)
+        var hashes: [UInt64] = []
+        if case .rebalance = kind { hashes = try await rowHashes(current) }
+        let plan: MigrationPlan
+        do {
+            plan = try MigrationPlanner.plan(kind, current: current, registered: registered, rowHashes: hashes)
+        } catch {
+            throw RouterError(error.code == "unknown_shard" ? .notFound : .badRequest, error.code, error.description)
+        }
+        var rowsPerMove: [Int] = []
+        var bytes = 0
+        for move in plan.moves {
+            var rows = 0
+            for table in router.tables.map(\.name) {
+                let summary = try await router.snapshot.shards[move.source]?.store.summary(table: table, range: move.range) ?? .empty
+                rows += summary.rows
+                bytes += summary.bytes
+            }
+            rowsPerMove.append(rows)
+        }
+        return MigrationPreview(plan: plan, rowsPerMove: rowsPerMove, bytes: bytes)
+    }
+
+    /// Resumes every journaled migration that had not ended (after a crash or restart).
+    public func resumeAll() async throws {
+        for (id, journal) in try await metadata.migrations() {
+            var machine = try MigrationJournal.decode(journal)
+            if machine.phase.isTerminal {
+                finished.withLock { $0[id] = machine }
+                continue
+            }
+            machine.on(.restarted, now: wallMillis())
+            logger.info("resuming migration", metadata: ["migration": "\(id)", "phase": "\(machine.phase.rawValue)"])
+            launch(machine)
+        }
+    }
+
+    /// A migration's state, running or ended.
+    public func status(_ id: String) async -> MigrationStatus? {
+        if let runner = runners.withLock({ $0[id]?.runner }) {
+            return MigrationStatus(machine: await runner.state, error: await runner.error, pauses: await runner.writePauses)
+        }
+        if let machine = finished.withLock({ $0[id] }) { return MigrationStatus(machine: machine, error: machine.failure, pauses: []) }
+        guard let journal = try? await metadata.migrations().first(where: { $0.id == id })?.journal,
+            let machine = try? MigrationJournal.decode(journal)
+        else { return nil }
+        return MigrationStatus(machine: machine, error: machine.failure, pauses: [])
+    }
+
+    /// Every migration, oldest first.
+    public func list() async throws -> [MigrationStatus] {
+        var result: [MigrationStatus] = []
+        for (id, _) in try await metadata.migrations() {
+            if let status = await status(id) { result.append(status) }
+        }
+        return result
+    }
+
+    /// Sends an operator command to a running migration.
+    public func command(_ id: String, _ event: MigrationEvent) async throws -> MigrationOutcome {
+        guard let runner = runners.withLock({ $0[id]?.runner }) else {
+            if await status(id) != nil { return .rejected("migration \(id) has ended") }
+            throw RouterError(.notFound, "unknown_migration", "no migration \(id)")
+        }
+        return await runner.command(event)
+    }
+
+    /// Waits until migration `id` ends (for tests and the demo).
+    public func wait(_ id: String) async {
+        let task = runners.withLock { $0[id]?.task }
+        await task?.value
+    }
+
+    /// Stops every runner (process shutdown); journals let the next start resume.
+    public func stopAll() async {
+        let tasks = runners.withLock { Array($0.values.map(\.task)) }
+        for task in tasks { task.cancel() }
+        for task in tasks { await task.value }
+    }
+
+    private func activeID() async -> String? {
+        let running = runners.withLock { Array($0) }
+        for (id, entry) in running where !(await entry.runner.state.phase.isTerminal) { return id }
+        return nil
+    }
+
+    private func launch(_ machine: MigrationStateMachine) {
+        let runner = MigrationRunner(machine: machine, router: router, metadata: metadata, logger: logger, wallMillis: wallMillis)
+        let id = machine.id
+        let task = Task {
+            await runner.run()
+            let state = await runner.state
+            self.finished.withLock { $0[id] = state }
+            self.logger.info("migration ended", metadata: ["migration": "\(id)", "phase": "\(state.phase.rawValue)"])
+        }
+        runners.withLock { $0[id] = (runner, task) }
+    }
+
+    private func rowHashes(_ map: ShardMap) async throws -> [UInt64] {
+        var hashes: [UInt64] = []
+        for shard in map.shards {
+            guard let store = router.snapshot.shards[shard]?.store else { continue }
+            for table in router.tables.map(\.name) {
+                var cursor: ScanCursor?
+                while true {
+                    let rows = try await store.scan(table: table, range: .full, after: cursor, limit: 5_000)
+                    hashes += rows.filter { !$0.isDeleted }.map(\.hash)
+                    guard let last = rows.last, rows.count == 5_000 else { break }
+                    cursor = ScanCursor(hash: last.hash, pk: last.pk)
+                }
+            }
+        }
+        return hashes
+    }
+}
+
+/// A migration as status reports show it.
+public struct MigrationStatus: Sendable {
+    /// The machine: phase, plan, progress.
+    public let machine: MigrationStateMachine
+    /// The last error, if a step is being retried or the migration failed.
+    public let error: String?
+    /// Write pauses of its cutovers.
+    public let pauses: [PauseSummary]
+}
