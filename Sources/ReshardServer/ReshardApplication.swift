@@ -12,7 +12,8 @@ public enum ReshardApplication {
     public static func makeRouter(
         shardRouter: ShardRouter,
         configuration: ServerConfiguration,
-        registry: PrometheusCollectorRegistry
+        registry: PrometheusCollectorRegistry,
+        migrations: MigrationManager? = nil
     ) -> Router<BasicRequestContext> {
         let router = Router()
         // Middleware must be added before routes; the first added is the outermost, so metrics
@@ -38,6 +39,9 @@ public enum ReshardApplication {
         AdminRoutes(
             router: shardRouter, maxBodyBytes: configuration.maxBodyBytes, newShardLocation: configuration.newShardLocation
         ).register(on: admin)
+        if let migrations {
+            MigrationRoutes(manager: migrations, maxBodyBytes: configuration.maxBodyBytes).register(on: admin)
+        }
         return router
     }
 
@@ -47,10 +51,11 @@ public enum ReshardApplication {
         configuration: ServerConfiguration,
         registry: PrometheusCollectorRegistry,
         logger: Logger,
+        migrations: MigrationManager? = nil,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         Application(
-            router: makeRouter(shardRouter: shardRouter, configuration: configuration, registry: registry),
+            router: makeRouter(shardRouter: shardRouter, configuration: configuration, registry: registry, migrations: migrations),
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "reshard"),
             onServerRunning: onServerRunning,

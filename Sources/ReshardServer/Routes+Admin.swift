@@ -53,20 +53,7 @@ struct AdminRoutes {
     }
 
     private func decode<T: Decodable>(_ request: Request) async throws -> T {
-        let buffer = try await request.body.collect(upTo: maxBodyBytes)
-        do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer: buffer))
-        } catch {
-            throw APIError.invalidBody("the body must be a JSON object with the documented fields (\(Self.describe(error)))")
-        }
-    }
-
-    private static func describe(_ error: any Error) -> String {
-        switch error {
-        case DecodingError.keyNotFound(let key, _): "missing \(key.stringValue)"
-        case DecodingError.typeMismatch(_, let context): "wrong type at \(context.codingPath.map(\.stringValue).joined(separator: "."))"
-        default: "not valid JSON"
-        }
+        try await decodeJSON(request, maxBytes: maxBodyBytes)
     }
 
     private func tableJSON(_ table: TableDefinition) -> String {

@@ -33,7 +33,10 @@ import Testing
         _ = try await router.createTable(name: "users", primaryKey: "id", shardKey: "id")
         _ = try await router.createTable(name: "orders", primaryKey: "id", shardKey: "customer_id")
         let configuration = ServerConfiguration(adminToken: Self.token, newShardLocation: cluster.newShardLocation)
-        let app = Application(router: ReshardApplication.makeRouter(shardRouter: router, configuration: configuration, registry: registry))
+        let migrations = MigrationManager(router: router, metadata: cluster.metadata, logger: Logger(label: "test"))
+        let app = Application(
+            router: ReshardApplication.makeRouter(
+                shardRouter: router, configuration: configuration, registry: registry, migrations: migrations))
         try await app.test(.router, body)
     }
 

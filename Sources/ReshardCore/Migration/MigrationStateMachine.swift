@@ -55,6 +55,10 @@ public struct MigrationStateMachine: Hashable, Sendable, Codable {
     public internal(set) var mismatches: [String] = []
     /// Write pauses of completed cutovers, in milliseconds.
     public internal(set) var pausesMillis: [UInt64] = []
+    /// Rows the plan was predicted to copy (for progress and ETA), if known.
+    public var estimatedRows: Int?
+    /// When the migration was created (milliseconds), for rates and ETA.
+    public var createdAt: UInt64?
 
     /// A planned migration; nothing happens until `start`.
     public init(id: String, plan: MigrationPlan, tables: [TableName], settings: MigrationSettings) {

@@ -42,7 +42,7 @@ public final class MigrationManager: Sendable {
     private let logger: Logger
     private let wallMillis: @Sendable () -> UInt64
     private let runners = Mutex<[String: (runner: MigrationRunner, task: Task<Void, Never>)]>([:])
-    private let finished = Mutex<[String: MigrationStateMachine]>([:])
+    private let finished = Mutex<[String: MigrationStatus]>([:])
 
     /// A manager over `router`'s shards, journaling to `metadata`.
     public init(
@@ -64,6 +64,8 @@ public final class MigrationManager: Sendable {
         }
         let id = "m" + String(wallMillis(), radix: 36) + String(UInt32.random(in: 0...UInt32.max) % 1296, radix: 36)
         var machine = MigrationStateMachine(id: id, plan: preview.plan, tables: router.tables.map(\.name), settings: request.settings)
+        machine.estimatedRows = preview.rows
+        machine.createdAt = wallMillis()
         machine.on(.start, now: wallMillis())
         try await metadata.saveMigration(id: id, journal: try MigrationJournal.encode(machine))
         launch(machine)
@@ -103,7 +105,7 @@ public final class MigrationManager: Sendable {
         for (id, journal) in try await metadata.migrations() {
             var machine = try MigrationJournal.decode(journal)
             if machine.phase.isTerminal {
-                finished.withLock { $0[id] = machine }
+                finished.withLock { $0[id] = MigrationStatus(machine: machine, error: machine.failure, pauses: []) }
                 continue
             }
             machine.on(.restarted, now: wallMillis())
@@ -117,7 +119,7 @@ public final class MigrationManager: Sendable {
         if let runner = runners.withLock({ $0[id]?.runner }) {
             return MigrationStatus(machine: await runner.state, error: await runner.error, pauses: await runner.writePauses)
         }
-        if let machine = finished.withLock({ $0[id] }) { return MigrationStatus(machine: machine, error: machine.failure, pauses: []) }
+        if let status = finished.withLock({ $0[id] }) { return status }
         guard let journal = try? await metadata.migrations().first(where: { $0.id == id })?.journal,
             let machine = try? MigrationJournal.decode(journal)
         else { return nil }
@@ -167,7 +169,9 @@ public final class MigrationManager: Sendable {
         let task = Task {
             await runner.run()
             let state = await runner.state
-            self.finished.withLock { $0[id] = state }
+            let status = MigrationStatus(machine: state, error: await runner.error, pauses: await runner.writePauses)
+            self.finished.withLock { $0[id] = status }
+            _ = self.runners.withLock { $0.removeValue(forKey: id) }
             self.logger.info("migration ended", metadata: ["migration": "\(id)", "phase": "\(state.phase.rawValue)"])
         }
         runners.withLock { $0[id] = (runner, task) }

@@ -20,6 +20,7 @@ public actor MigrationRunner {
     private var consecutiveErrors = 0
     private var lastError: String?
     private var pauses: [PauseSummary] = []
+    private var running = false
 
     /// A runner for `machine`, journaling to `metadata`. A cutover whose writes have been held
     /// longer than `cutoverBudget` before the switch is aborted and retried later.
@@ -49,11 +50,19 @@ public actor MigrationRunner {
 
     /// Queues an operator command (start, pause, resume, rollback) for the next round.
     public func command(_ event: MigrationEvent) async -> MigrationOutcome {
-        await withCheckedContinuation { commands.append((event, $0)) }
+        // With no loop to pick it up (not started, or ended), apply it now rather than wait forever.
+        guard running else {
+            let outcome = machine.on(event, now: wallMillis())
+            await journal()
+            return outcome
+        }
+        return await withCheckedContinuation { commands.append((event, $0)) }
     }
 
     /// Runs until the migration ends or the task is cancelled. Waits while paused or failed.
     public func run() async {
+        running = true
+        defer { running = false }
         while !machine.phase.isTerminal && !Task.isCancelled {
             await applyCommands()
             let now = wallMillis()

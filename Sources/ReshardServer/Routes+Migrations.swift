@@ -1,0 +1,214 @@
+import Foundation
+import Hummingbird
+import ReshardCore
+import ReshardEngine
+
+/// Admin routes for migrations: create (or dry-run), list, inspect, pause, resume, roll back.
+struct MigrationRoutes {
+    let manager: MigrationManager
+    let maxBodyBytes: Int
+
+    private struct Create: Decodable {
+        let kind: String
+        let shard: String?
+        let start: String?
+        let end: String?
+        let strategy: String?
+        let dryRun: Bool?
+        let options: Options?
+
+        struct Options: Decodable {
+            let chunkRows: Int?
+            let maxLagChanges: Int?
+            let maxLagMs: UInt64?
+            let bakeMs: UInt64?
+            let cleanupChunkRows: Int?
+            enum CodingKeys: String, CodingKey {
+                case chunkRows = "chunk_rows"
+                case maxLagChanges = "max_lag_changes"
+                case maxLagMs = "max_lag_ms"
+                case bakeMs = "bake_ms"
+                case cleanupChunkRows = "cleanup_chunk_rows"
+            }
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case kind, shard, start, end, strategy, options
+            case dryRun = "dry_run"
+        }
+    }
+
+    func register(on group: RouterGroup<BasicRequestContext>) {
+        group.post("migrations") { request, _ -> Response in
+            let body: Create = try await decodeJSON(request, maxBytes: maxBodyBytes)
+            let migration = try parse(body)
+            let (id, preview) = try await manager.create(migration)
+            var members = [("dry_run", migration.dryRun ? "true" : "false"), ("plan", planJSON(preview))]
+            if let id { members.insert(("id", JSONText.quoted(id)), at: 0) }
+            return jsonResponse(migration.dryRun ? .ok : .accepted, JSONText.object(members))
+        }
+        group.get("migrations") { _, _ -> Response in
+            let all = try await manager.list()
+            return jsonResponse(.ok, JSONText.object([("migrations", JSONText.array(all.map { statusJSON($0, detailed: false) }))]))
+        }
+        group.get("migrations/:id") { _, context -> Response in
+            let id = try pathParameter(context, "id")
+            guard let status = await manager.status(id) else {
+                throw APIError(.notFound, code: "unknown_migration", message: "no migration \(id)")
+            }
+            return jsonResponse(.ok, statusJSON(status, detailed: true))
+        }
+        group.post("migrations/:id/:command") { _, context -> Response in
+            let id = try pathParameter(context, "id")
+            let name = try pathParameter(context, "command")
+            let event: MigrationEvent
+            switch name {
+            case "pause": event = .pause
+            case "resume": event = .resume
+            case "rollback": event = .rollback
+            default: throw APIError(.notFound, code: "unknown_command", message: "commands are pause, resume and rollback")
+            }
+            switch try await manager.command(id, event) {
+            case .accepted:
+                let phase = await manager.status(id)?.machine.phase.rawValue ?? "unknown"
+                return jsonResponse(.ok, JSONText.object([("id", JSONText.quoted(id)), ("phase", JSONText.quoted(phase))]))
+            case .rejected(let reason):
+                throw APIError(.conflict, code: "command_rejected", message: reason)
+            }
+        }
+        refuseOtherMethods(on: group, path: "migrations", allowed: [.get, .post])
+        refuseOtherMethods(on: group, path: "migrations/:id", allowed: [.get])
+        refuseOtherMethods(on: group, path: "migrations/:id/:command", allowed: [.post])
+    }
+
+    private func parse(_ body: Create) throws -> MigrationRequest {
+        if let strategy = body.strategy, strategy != "cdc_backfill" {
+            throw APIError(
+                .badRequest, code: "unsupported_strategy", message: "strategy \(strategy) is not available yet; use cdc_backfill")
+        }
+        func shard() throws -> ShardID {
+            guard let raw = body.shard else { throw APIError(.badRequest, code: "missing_shard", message: "\(body.kind) needs \"shard\"") }
+            guard let id = ShardID(raw) else { throw APIError(.badRequest, code: "invalid_shard_id", message: "invalid shard id \(raw)") }
+            return id
+        }
+        let kind: MigrationKind
+        switch body.kind {
+        case "add_shard": kind = .addShard(try shard())
+        case "remove_shard": kind = .removeShard(try shard())
+        case "rebalance": kind = .rebalance
+        case "move_range":
+            guard let start = body.start, let end = body.end,
+                let range = try? JSONDecoder().decode(HashRange.self, from: Data("{\"start\":\"\(start)\",\"end\":\"\(end)\"}".utf8))
+            else {
+                throw APIError(
+                    .badRequest, code: "invalid_range", message: "move_range needs \"start\" and \"end\" as 0x-hex bounds, start < end")
+            }
+            kind = .moveRange(range, to: try shard())
+        default:
+            throw APIError(
+                .badRequest, code: "invalid_kind", message: "kind must be add_shard, remove_shard, rebalance or move_range")
+        }
+        var settings = MigrationSettings()
+        if let options = body.options {
+            func positive(_ value: Int?, _ name: String) throws -> Int? {
+                guard let value else { return nil }
+                guard (1...1_000_000).contains(value) else {
+                    throw APIError(.badRequest, code: "invalid_option", message: "\(name) must be 1…1,000,000")
+                }
+                return value
+            }
+            settings.chunkRows = try positive(options.chunkRows, "chunk_rows") ?? settings.chunkRows
+            settings.maxLagChanges = try positive(options.maxLagChanges, "max_lag_changes") ?? settings.maxLagChanges
+            settings.cleanupChunkRows = try positive(options.cleanupChunkRows, "cleanup_chunk_rows") ?? settings.cleanupChunkRows
+            settings.maxLagMillis = options.maxLagMs ?? settings.maxLagMillis
+            settings.bakeMillis = options.bakeMs ?? settings.bakeMillis
+        }
+        return MigrationRequest(kind: kind, settings: settings, dryRun: body.dryRun ?? false)
+    }
+
+    private func planJSON(_ preview: MigrationPreview) -> String {
+        let plan = preview.plan
+        let moves = zip(plan.moves, preview.rowsPerMove).map { move, rows in
+            JSONText.object([
+                ("start", JSONText.quoted(move.range.startHex)), ("end", JSONText.quoted(move.range.endHex)),
+                ("source", JSONText.quoted(move.source.rawValue)), ("target", JSONText.quoted(move.target.rawValue)),
+                ("rows", String(rows)),
+            ])
+        }
+        return JSONText.object([
+            ("kind", JSONText.quoted(plan.kind.name)),
+            ("from_generation", String(plan.source.generation)),
+            ("to_generation", String(plan.target.generation)),
+            ("moves", JSONText.array(moves)),
+            ("rows", String(preview.rows)),
+            ("bytes", String(preview.bytes)),
+            ("moved_fraction", String(plan.movedFraction)),
+            ("ideal_fraction", String(plan.idealFraction)),
+        ])
+    }
+
+    private func statusJSON(_ status: MigrationStatus, detailed: Bool) -> String {
+        let m = status.machine
+        var members: [(String, String)] = [
+            ("id", JSONText.quoted(m.id)),
+            ("kind", JSONText.quoted(m.plan.kind.name)),
+            ("phase", JSONText.quoted(m.phase.rawValue)),
+            ("moves", String(m.plan.moves.count)),
+            ("rows_copied", String(m.rowsCopied)),
+            ("rows_estimated", m.estimatedRows.map(String.init) ?? "null"),
+            ("error", status.error.map(JSONText.quoted) ?? "null"),
+        ]
+        guard detailed else { return JSONText.object(members) }
+        let streams = { (streams: [ShardID: StreamProgress]) in
+            JSONText.object(
+                streams.sorted { $0.key < $1.key }.map { shard, stream in
+                    (
+                        shard.rawValue,
+                        JSONText.object([
+                            ("position", String(stream.position)),
+                            ("backlog", stream.backlog == .max ? "null" : String(stream.backlog)),
+                            ("lag_ms", String(stream.lagMillis)),
+                        ])
+                    )
+                })
+        }
+        let pauses = status.pauses.map { pause in
+            JSONText.object([
+                ("writes_held", String(pause.count)), ("p50_ms", String(pause.p50Millis)), ("p99_ms", String(pause.p99Millis)),
+                ("max_ms", String(pause.maxMillis)),
+            ])
+        }
+        members += [
+            ("interrupted", m.interrupted.map { JSONText.quoted($0.rawValue) } ?? "null"),
+            ("from_generation", String(m.plan.source.generation)),
+            ("to_generation", String(m.plan.target.generation)),
+            ("copy_tasks_done", String(m.copies.filter(\.done).count)),
+            ("copy_tasks", String(m.copies.count)),
+            ("forward", streams(m.forward)),
+            ("reverse", streams(m.reverse)),
+            ("cutover_step", m.cutover.map { JSONText.quoted($0.step.rawValue) } ?? "null"),
+            ("cutover_attempts", String(m.cutoverAttempts)),
+            ("write_pauses", JSONText.array(pauses)),
+            ("rows_deleted", String(m.deletions.reduce(0) { $0 + $1.rows })),
+            ("rollback_step", m.rollback.map { JSONText.quoted($0.rawValue) } ?? "null"),
+            ("mismatches", JSONText.array(m.mismatches.prefix(20).map(JSONText.quoted))),
+        ]
+        return JSONText.object(members)
+    }
+}
+
+/// Decodes a JSON body of at most `maxBytes`, answering 400 `invalid_body` with the reason.
+func decodeJSON<T: Decodable>(_ request: Request, maxBytes: Int) async throws -> T {
+    let buffer = try await request.body.collect(upTo: maxBytes)
+    do {
+        return try JSONDecoder().decode(T.self, from: Data(buffer: buffer))
+    } catch {
+        let reason: String =
+            switch error {
+            case DecodingError.keyNotFound(let key, _): "missing \(key.stringValue)"
+            case DecodingError.typeMismatch(_, let context): "wrong type at \(context.codingPath.map(\.stringValue).joined(separator: "."))"
+            default: "not valid JSON"
+            }
+        throw APIError.invalidBody("the body must be a JSON object with the documented fields (\(reason))")
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+extension HTTPAPITests {
+    @Test func migrationsArePlannedRunAndReported() async throws {
+        try await withAPI { client in
+            for i in 0..<300 {
+                _ = try await client.execute(uri: "/v1/tables/users/rows/u\(i)", method: .put, body: ByteBuffer(string: #"{"n":\#(i)}"#))
+            }
+            let shard = try await client.execute(uri: "/v1/shards", method: .post, headers: auth, body: ByteBuffer(string: #"{"id":"s5"}"#))
+            #expect(shard.status == .created)
+
+            let dry = try await client.execute(
+                uri: "/v1/migrations", method: .post, headers: auth,
+                body: ByteBuffer(string: #"{"kind":"add_shard","shard":"s5","dry_run":true}"#))
+            #expect(dry.status == .ok)
+            let plan = try #require(try json(dry)["plan"] as? [String: Any])
+            let rows = try #require(plan["rows"] as? Int)
+            #expect(rows > 20 && rows < 120, "about 1/5 of 300 rows should move, predicted \(rows)")
+            #expect((plan["bytes"] as? Int ?? 0) > 0)
+            #expect((plan["ideal_fraction"] as? Double ?? 0) == 0.2)
+            #expect(try json(dry)["id"] == nil)
+
+            let created = try await client.execute(
+                uri: "/v1/migrations", method: .post, headers: auth,
+                body: ByteBuffer(string: #"{"kind":"add_shard","shard":"s5","options":{"bake_ms":100,"chunk_rows":50}}"#))
+            #expect(created.status == .accepted)
+            let id = try #require(try json(created)["id"] as? String)
+            try expectError(
+                try await client.execute(
+                    uri: "/v1/migrations", method: .post, headers: auth, body: ByteBuffer(string: #"{"kind":"rebalance"}"#)),
+                .conflict, "migration_active")
+
+            var phase = ""
+            for _ in 0..<400 where phase != "done" {
+                try await Task.sleep(for: .milliseconds(25))
+                phase =
+                    try json(try await client.execute(uri: "/v1/migrations/\(id)", method: .get, headers: auth))["phase"] as? String ?? ""
+            }
+            #expect(phase == "done")
+            let status = try json(try await client.execute(uri: "/v1/migrations/\(id)", method: .get, headers: auth))
+            #expect(status["rows_copied"] as? Int == rows)
+            #expect((status["write_pauses"] as? [Any])?.isEmpty == false)
+            let list = try json(try await client.execute(uri: "/v1/migrations", method: .get, headers: auth))
+            #expect((list["migrations"] as? [[String: Any]])?.first?["id"] as? String == id)
+            try expectError(
+                try await client.execute(uri: "/v1/migrations/\(id)/rollback", method: .post, headers: auth), .conflict, "command_rejected")
+            let cluster = try json(try await client.execute(uri: "/v1/cluster", method: .get, headers: auth))
+            #expect(cluster["generation"] as? Int == 2)
+            // Every row is still readable through the router.
+            for i in stride(from: 0, to: 300, by: 7) {
+                #expect(try await client.execute(uri: "/v1/tables/users/rows/u\(i)", method: .get).status == .ok)
+            }
+        }
+    }
+
+    @Test func badMigrationRequestsAreRefused() async throws {
+        try await withAPI { client in
+            let cases: [(String, HTTPResponse.Status, String)] = [
+                (#"{"kind":"grow"}"#, .badRequest, "invalid_kind"),
+                (#"{"kind":"add_shard"}"#, .badRequest, "missing_shard"),
+                (#"{"kind":"add_shard","shard":"s9"}"#, .notFound, "unknown_shard"),
+                (#"{"kind":"add_shard","shard":"s1"}"#, .badRequest, "shard_in_map"),
+                (#"{"kind":"remove_shard","shard":"Bad"}"#, .badRequest, "invalid_shard_id"),
+                (#"{"kind":"rebalance","strategy":"dual_write"}"#, .badRequest, "unsupported_strategy"),
+                (#"{"kind":"rebalance"}"#, .badRequest, "no_rows"),
+                (#"{"kind":"move_range","shard":"s1","start":"0x10","end":"0x05"}"#, .badRequest, "invalid_range"),
+                (#"{"kind":"add_shard","shard":"s2","options":{"chunk_rows":0}}"#, .badRequest, "invalid_option"),
+                ("[]", .badRequest, "invalid_body"),
+            ]
+            for (body, status, code) in cases {
+                try expectError(
+                    try await client.execute(uri: "/v1/migrations", method: .post, headers: auth, body: ByteBuffer(string: body)), status,
+                    code)
+            }
+            try expectError(try await client.execute(uri: "/v1/migrations", method: .post), .unauthorized, "unauthorized")
+            try expectError(
+                try await client.execute(uri: "/v1/migrations/nope", method: .get, headers: auth), .notFound, "unknown_migration")
+            try expectError(
+                try await client.execute(uri: "/v1/migrations/nope/pause", method: .post, headers: auth), .notFound, "unknown_migration")
+            try expectError(
+                try await client.execute(uri: "/v1/migrations/nope/explode", method: .post, headers: auth), .notFound, "unknown_command")
+        }
+    }
+}
