@@ -13,6 +13,6 @@ struct Reshard: AsyncParsableCommand {
               reshard serve --data ./reshard-data --shards 4
               reshard status --data ./reshard-data
             """,
-        subcommands: [Serve.self, Status.self, Bench.self]
+        subcommands: [Serve.self, Status.self, Migrate.self, Bench.self]
     )
 }

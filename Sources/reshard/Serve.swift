@@ -67,8 +67,12 @@ struct Serve: AsyncParsableCommand {
             logger.info("opened the cluster", metadata: ["shards": "\(count)", "generation": "\(generation)", "data": "\(data)"])
         }
         let configuration = ServerConfiguration(host: host, port: port, adminToken: token, newShardLocation: cluster.newShardLocation)
-        let app = ReshardApplication.make(shardRouter: cluster.router, configuration: configuration, registry: registry, logger: logger) {
-            _ in
+        // Migrations journaled by an earlier process (a crash, a restart) continue from their checkpoints.
+        let migrations = MigrationManager(router: cluster.router, metadata: cluster.metadata, logger: logger)
+        try await migrations.resumeAll()
+        let app = ReshardApplication.make(
+            shardRouter: cluster.router, configuration: configuration, registry: registry, logger: logger, migrations: migrations
+        ) { _ in
             logger.info(
                 "reshard is serving",
                 metadata: ["address": "http://\(host):\(port)", "admin_token_file": "\(folder.adminTokenPath)"])

@@ -14,21 +14,13 @@ struct Status: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "The router's base URL.")
-    var url = "http://127.0.0.1:7420"
-
-    @Option(help: "The data folder whose admin-token file to read.")
-    var data = "./reshard-data"
-
-    @Option(help: "The admin bearer token.")
-    var token: String?
+    @OptionGroup var connection: ConnectionOptions
 
     func run() async throws {
-        let token = try AdminToken.resolve(explicit: token, file: data + "/admin-token", createIfMissing: false)
-        let api = try await AdminAPI.connect(url: url, token: token)
-        defer { Task { await api.close() } }
+        let api = try await connection.connect()
         let cluster: ClusterView = try await api.get("/v1/cluster")
-        print(StatusTable.render(cluster, url: url))
+        await api.close()
+        print(StatusTable.render(cluster, url: connection.url))
     }
 }
 

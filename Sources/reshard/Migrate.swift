@@ -1,0 +1,179 @@
+import ArgumentParser
+import Foundation
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Move data between shards live: add, remove, rebalance, move a range; watch, pause, resume, roll back.",
+        discussion: """
+            Every migration copies the moving ranges in chunks while the changelog keeps the new owners current, verifies both sides at one changelog position, cuts over with a write pause of milliseconds, keeps the old owners current during bake (so rollback loses nothing), then cleans up.
+
+            Example:
+              reshard migrate add-shard s5 --dry-run
+              reshard migrate add-shard s5
+              reshard migrate status --watch
+            """,
+        subcommands: [
+            AddShard.self, RemoveShard.self, Rebalance.self, MoveRange.self, MigrationStatusCommand.self, Pause.self, Resume.self,
+            Rollback.self,
+        ]
+    )
+}
+
+/// Options every migration-creating command takes.
+struct MigrationOptions: ParsableArguments {
+    @Flag(help: "Only plan: print the moves and the rows and bytes they would copy.")
+    var dryRun = false
+
+    @Option(help: "Rows per copy chunk.")
+    var chunkRows: Int?
+
+    @Option(help: "Milliseconds the old owners stay current after the switch before cleanup.")
+    var bakeMs: UInt64?
+
+    @Flag(help: "Return at once instead of watching the migration until it ends.")
+    var detach = false
+
+    func body(_ fields: [(String, String)]) -> String {
+        var options: [String] = []
+        if let chunkRows { options.append("\"chunk_rows\":\(chunkRows)") }
+        if let bakeMs { options.append("\"bake_ms\":\(bakeMs)") }
+        var members = fields.map { "\"\($0.0)\":\($0.1)" }
+        members.append("\"dry_run\":\(dryRun)")
+        if !options.isEmpty { members.append("\"options\":{\(options.joined(separator: ","))}") }
+        return "{" + members.joined(separator: ",") + "}"
+    }
+}
+
+/// Sends a migration request and prints the plan (dry run) or watches it run.
+func startMigration(_ connection: ConnectionOptions, _ options: MigrationOptions, _ fields: [(String, String)]) async throws {
+    let api = try await connection.connect()
+    let created: CreatedMigration = try await api.post("/v1/migrations", json: options.body(fields))
+    print(MigrationText.plan(created.plan))
+    guard let id = created.id else { return }
+    print("\nmigration \(id) started")
+    if !options.detach { try await MigrationWatch.watch(api, id: id) }
+    await api.close()
+}
+
+struct AddShard: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Add a shard: registers it if needed, then moves about 1/(N+1) of the data to it.",
+        discussion: "Example:\n  reshard migrate add-shard s5 --dry-run")
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var options: MigrationOptions
+    @Argument(help: "The new shard's id.") var shard: String
+
+    func run() async throws {
+        if !options.dryRun {
+            let api = try await connection.connect()
+            // Registering twice is harmless: a shard that exists is simply used.
+            let _: IgnoredBody? = try? await api.post("/v1/shards", json: "{\"id\":\(quoted(shard))}")
+            await api.close()
+        }
+        try await startMigration(connection, options, [("kind", "\"add_shard\""), ("shard", quoted(shard))])
+    }
+}
+
+struct RemoveShard: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Remove a shard: its ranges move to the others, then it owns nothing.",
+        discussion: "Example:\n  reshard migrate remove-shard s2")
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var options: MigrationOptions
+    @Argument(help: "The shard to empty.") var shard: String
+
+    func run() async throws {
+        try await startMigration(connection, options, [("kind", "\"remove_shard\""), ("shard", quoted(shard))])
+    }
+}
+
+struct Rebalance: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Re-cut the ranges so every shard holds the same number of rows.",
+        discussion: "Example:\n  reshard migrate rebalance --dry-run")
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var options: MigrationOptions
+
+    func run() async throws {
+        try await startMigration(connection, options, [("kind", "\"rebalance\"")])
+    }
+}
+
+struct MoveRange: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Move one hash range [start, end) to a shard (a tenant, a hot spot).",
+        discussion: "Example:\n  reshard migrate move-range --start 0x4000000000000000 --end 0x8000000000000000 --to s4")
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var options: MigrationOptions
+    @Option(help: "The first hash, 0x-hex.") var start: String
+    @Option(help: "The exclusive end, 0x-hex (0x10000000000000000 for the top).") var end: String
+    @Option(help: "The shard that receives the range.") var to: String
+
+    func run() async throws {
+        try await startMigration(
+            connection, options, [("kind", "\"move_range\""), ("start", quoted(start)), ("end", quoted(end)), ("shard", quoted(to))])
+    }
+}
+
+struct MigrationStatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show one migration (or all of them): phase, progress, lag, write pauses.",
+        discussion: "Example:\n  reshard migrate status --watch\n  reshard migrate status m1abc")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "The migration id (default: the latest).") var id: String?
+    @Flag(help: "Refresh until the migration ends, with a progress bar and ETA.") var watch = false
+
+    func run() async throws {
+        let api = try await connection.connect()
+        defer { Task { await api.close() } }
+        let list: MigrationList = try await api.get("/v1/migrations")
+        guard let target = id ?? list.migrations.last?.id else {
+            print("no migrations yet")
+            return
+        }
+        if watch {
+            try await MigrationWatch.watch(api, id: target)
+        } else {
+            let status: MigrationStatusBody = try await api.get("/v1/migrations/\(target)")
+            print(MigrationText.status(status))
+        }
+    }
+}
+
+struct Pause: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Pause a migration while it copies, catches up or cleans up.", discussion: "Example:\n  reshard migrate pause m1abc")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "The migration id.") var id: String
+    func run() async throws { try await sendCommand(connection, id, "pause") }
+}
+
+struct Resume: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Resume a paused or failed migration.", discussion: "Example:\n  reshard migrate resume m1abc")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "The migration id.") var id: String
+    func run() async throws { try await sendCommand(connection, id, "resume") }
+}
+
+struct Rollback: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Roll a migration back (any phase before cleanup); no write is lost.",
+        discussion: "Example:\n  reshard migrate rollback m1abc")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "The migration id.") var id: String
+    func run() async throws { try await sendCommand(connection, id, "rollback") }
+}
+
+func sendCommand(_ connection: ConnectionOptions, _ id: String, _ command: String) async throws {
+    let api = try await connection.connect()
+    let answer: CommandAnswer = try await api.post("/v1/migrations/\(id)/\(command)", json: "{}")
+    print("migration \(answer.id): \(command) accepted, now \(answer.phase)")
+    await api.close()
+}
+
+func quoted(_ text: String) -> String {
+    let data = (try? JSONEncoder().encode(text)) ?? Data("\"\"".utf8)
+    return String(decoding: data, as: UTF8.self)
+}

@@ -1,0 +1,141 @@
+import Foundation
+
+struct IgnoredBody: Decodable {}
+
+struct CommandAnswer: Decodable {
+    let id: String
+    let phase: String
+}
+
+struct PlanBody: Decodable {
+    struct MoveBody: Decodable {
+        let start: String
+        let end: String
+        let source: String
+        let target: String
+        let rows: Int
+    }
+    let kind: String
+    let from_generation: UInt64
+    let to_generation: UInt64
+    let moves: [MoveBody]
+    let rows: Int
+    let bytes: Int
+    let moved_fraction: Double
+    let ideal_fraction: Double
+}
+
+struct CreatedMigration: Decodable {
+    let id: String?
+    let plan: PlanBody
+}
+
+struct MigrationList: Decodable {
+    struct Item: Decodable {
+        let id: String
+        let phase: String
+    }
+    let migrations: [Item]
+}
+
+struct MigrationStatusBody: Decodable {
+    struct Stream: Decodable {
+        let position: UInt64
+        let backlog: Int?
+        let lag_ms: UInt64
+    }
+    struct Pause: Decodable {
+        let writes_held: Int
+        let p50_ms: Double
+        let p99_ms: Double
+        let max_ms: Double
+    }
+    let id: String
+    let kind: String
+    let phase: String
+    let moves: Int
+    let rows_copied: Int
+    let rows_estimated: Int?
+    let error: String?
+    let forward: [String: Stream]
+    let cutover_attempts: Int
+    let write_pauses: [Pause]
+    let rows_deleted: Int
+    let mismatches: [String]
+}
+
+enum MigrationText {
+    static func plan(_ plan: PlanBody) -> String {
+        var lines = [
+            "\(plan.kind): generation \(plan.from_generation) → \(plan.to_generation), \(plan.moves.count) moves, "
+                + "\(plan.rows) rows (\(bytes(plan.bytes))), "
+                + String(format: "%.1f %% of the hash space (ideal %.1f %%)", plan.moved_fraction * 100, plan.ideal_fraction * 100)
+        ]
+        var bySource: [String: (moves: Int, rows: Int)] = [:]
+        for move in plan.moves {
+            let key = "\(move.source) → \(move.target)"
+            bySource[key] = ((bySource[key]?.moves ?? 0) + 1, (bySource[key]?.rows ?? 0) + move.rows)
+        }
+        lines += [""]
+        lines += TextTable.render(
+            header: ["FROM → TO", "RANGES", "ROWS"],
+            rows: bySource.sorted { $0.key < $1.key }.map { [$0.key, String($0.value.moves), String($0.value.rows)] },
+            rightAligned: [1, 2])
+        return lines.joined(separator: "\n")
+    }
+
+    static func status(_ status: MigrationStatusBody) -> String {
+        var lines = ["migration \(status.id) (\(status.kind)): \(status.phase)"]
+        let estimate = status.rows_estimated ?? 0
+        lines.append("  copied   \(status.rows_copied) of \(estimate) rows, \(status.moves) moves")
+        let lag = status.forward.sorted { $0.key < $1.key }.map {
+            "\($0.key) \($0.value.backlog.map(String.init) ?? "?") changes/\($0.value.lag_ms) ms"
+        }
+        if !lag.isEmpty { lines.append("  lag      " + lag.joined(separator: ", ")) }
+        for pause in status.write_pauses {
+            lines.append(
+                String(
+                    format: "  pause    %d writes held, p50 %.2f ms, p99 %.2f ms, max %.2f ms", pause.writes_held, pause.p50_ms,
+                    pause.p99_ms, pause.max_ms))
+        }
+        if status.rows_deleted > 0 { lines.append("  cleanup  \(status.rows_deleted) rows deleted from the old owners") }
+        if let error = status.error { lines.append("  error    \(error)") }
+        for mismatch in status.mismatches.prefix(5) { lines.append("  mismatch \(mismatch)") }
+        return lines.joined(separator: "\n")
+    }
+
+    static func bytes(_ count: Int) -> String {
+        count >= 1 << 20 ? String(format: "%.1f MiB", Double(count) / 1_048_576) : String(format: "%.1f KiB", Double(count) / 1024)
+    }
+}
+
+/// `--watch`: one line redrawn in place with a progress bar, rate and ETA, until the end.
+enum MigrationWatch {
+    static func watch(_ api: AdminAPI, id: String) async throws {
+        let started = Date()
+        var lastPhase = ""
+        while true {
+            let status: MigrationStatusBody = try await api.get("/v1/migrations/\(id)")
+            if status.phase != lastPhase {
+                if !lastPhase.isEmpty { print("") }
+                lastPhase = status.phase
+            }
+            let total = max(status.rows_estimated ?? 0, status.rows_copied, 1)
+            let fraction = min(1, Double(status.rows_copied) / Double(total))
+            let filled = Int(fraction * 30)
+            let elapsed = Date().timeIntervalSince(started)
+            let rate = elapsed > 0 ? Double(status.rows_copied) / elapsed : 0
+            let eta = rate > 0 && fraction < 1 ? String(format: "ETA %.0fs", Double(total - status.rows_copied) / rate) : ""
+            let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: 30 - filled)
+            let line = String(
+                format: "\r%-12@ %@ %5.1f %%  %d/%d rows  %.0f rows/s  %@", status.phase as NSString, bar as NSString, fraction * 100,
+                status.rows_copied, total, rate, eta as NSString)
+            FileHandle.standardOutput.write(Data((line + "   ").utf8))
+            if ["done", "rolled_back", "failed"].contains(status.phase) {
+                print("\n" + MigrationText.status(status))
+                return
+            }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+    }
+}
