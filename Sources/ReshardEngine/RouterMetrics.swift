@@ -1,4 +1,5 @@
 import Metrics
+import Synchronization
 
 /// Per-shard operation counters and latencies, created once per shard so the hot path only
 /// increments existing handles.
@@ -29,16 +30,48 @@ struct ShardMetrics: Sendable {
     }
 
     /// Times `body` as one operation on this shard.
-    func measure<T>(_ operation: Operation, _ body: () async throws -> T) async throws -> T {
+    func measure<T>(_ operation: Operation, window: LatencyWindow, _ body: () async throws -> T) async throws -> T {
         let start = ContinuousClock.now
         counters[operation]?.increment()
         do {
             let result = try await body()
-            timers[operation]?.record(duration: ContinuousClock.now - start)
+            let elapsed = ContinuousClock.now - start
+            timers[operation]?.record(duration: elapsed)
+            window.record(micros: UInt64(elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000))
             return result
         } catch {
             errors[operation]?.increment()
             throw error
         }
+    }
+}
+
+/// The latencies of the router's shard calls over the last two seconds, for the migration
+/// throttle's view of the foreground. A fixed ring bounds memory; entries older than the horizon
+/// do not count, so an idle router reports no p99 rather than a stale one.
+final class LatencyWindow: Sendable {
+    private struct Sample {
+        var at: ContinuousClock.Instant
+        var micros: UInt64
+    }
+
+    private static let capacity = 2_048
+    private static let horizon: Duration = .seconds(2)
+    private let ring = Mutex<(samples: [Sample?], next: Int)>((Array(repeating: nil, count: LatencyWindow.capacity), 0))
+
+    func record(micros: UInt64) {
+        let sample = Sample(at: .now, micros: micros)
+        ring.withLock { ring in
+            ring.samples[ring.next] = sample
+            ring.next = (ring.next + 1) % Self.capacity
+        }
+    }
+
+    /// The 99th percentile of the recent calls, or nil when there were none.
+    var p99Micros: UInt64? {
+        let cutoff = ContinuousClock.now - Self.horizon
+        let values = ring.withLock { ring in ring.samples.compactMap { $0 }.filter { $0.at >= cutoff }.map(\.micros) }.sorted()
+        guard !values.isEmpty else { return nil }
+        return values[min(values.count - 1, values.count * 99 / 100)]
     }
 }

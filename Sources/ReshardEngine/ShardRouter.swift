@@ -33,6 +33,10 @@ public final class ShardRouter: Sendable {
     private let wallMillis: @Sendable () -> UInt64
     private let state: Mutex<Snapshot>
     private let clock = Mutex(HybridLogicalClock())
+    /// Recent foreground latencies, for the migration throttle.
+    let latencies = LatencyWindow()
+    /// The 99th percentile of the router's recent shard calls, microseconds.
+    public var foregroundP99Micros: UInt64? { latencies.p99Micros }
     /// Holds writes of ranges that are cutting over.
     public let gate = WriteGate()
     /// How long a held write waits before it is answered 503 with Retry-After.

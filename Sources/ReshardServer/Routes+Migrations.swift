@@ -23,7 +23,9 @@ struct MigrationRoutes {
             let maxLagMs: UInt64?
             let bakeMs: UInt64?
             let cleanupChunkRows: Int?
+            let maxRowsPerSecond: Int?
             enum CodingKeys: String, CodingKey {
+                case maxRowsPerSecond = "max_rows_per_second"
                 case chunkRows = "chunk_rows"
                 case maxLagChanges = "max_lag_changes"
                 case maxLagMs = "max_lag_ms"
@@ -120,6 +122,7 @@ struct MigrationRoutes {
             settings.chunkRows = try positive(options.chunkRows, "chunk_rows") ?? settings.chunkRows
             settings.maxLagChanges = try positive(options.maxLagChanges, "max_lag_changes") ?? settings.maxLagChanges
             settings.cleanupChunkRows = try positive(options.cleanupChunkRows, "cleanup_chunk_rows") ?? settings.cleanupChunkRows
+            settings.maxRowsPerSecond = try positive(options.maxRowsPerSecond, "max_rows_per_second")
             settings.maxLagMillis = options.maxLagMs ?? settings.maxLagMillis
             settings.bakeMillis = options.bakeMs ?? settings.bakeMillis
         }
@@ -188,6 +191,13 @@ struct MigrationRoutes {
             ("reverse", streams(m.reverse)),
             ("cutover_step", m.cutover.map { JSONText.quoted($0.step.rawValue) } ?? "null"),
             ("cutover_attempts", String(m.cutoverAttempts)),
+            (
+                "throttle",
+                JSONText.object([
+                    ("chunk_rows", status.throttleChunkRows.map(String.init) ?? "null"),
+                    ("reason", status.throttleReason.map(JSONText.quoted) ?? "null"),
+                ])
+            ),
             ("write_pauses", JSONText.array(pauses)),
             ("rows_deleted", String(m.deletions.reduce(0) { $0 + $1.rows })),
             ("rollback_step", m.rollback.map { JSONText.quoted($0.rawValue) } ?? "null"),

@@ -30,6 +30,10 @@ struct MigrationOptions: ParsableArguments {
     @Option(help: "Milliseconds the old owners stay current after the switch before cleanup.")
     var bakeMs: UInt64?
 
+    @Option(
+        help: "A ceiling on copied rows per second (the throttle also slows down on its own when the foreground p99 doubles or lag grows).")
+    var maxRowsPerSecond: Int?
+
     @Flag(help: "Return at once instead of watching the migration until it ends.")
     var detach = false
 
@@ -37,6 +41,7 @@ struct MigrationOptions: ParsableArguments {
         var options: [String] = []
         if let chunkRows { options.append("\"chunk_rows\":\(chunkRows)") }
         if let bakeMs { options.append("\"bake_ms\":\(bakeMs)") }
+        if let maxRowsPerSecond { options.append("\"max_rows_per_second\":\(maxRowsPerSecond)") }
         var members = fields.map { "\"\($0.0)\":\($0.1)" }
         members.append("\"dry_run\":\(dryRun)")
         if !options.isEmpty { members.append("\"options\":{\(options.joined(separator: ","))}") }

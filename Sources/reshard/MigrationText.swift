@@ -62,6 +62,12 @@ struct MigrationStatusBody: Decodable {
     let write_pauses: [Pause]
     let rows_deleted: Int
     let mismatches: [String]
+    let throttle: Throttle?
+
+    struct Throttle: Decodable {
+        let chunk_rows: Int?
+        let reason: String?
+    }
 }
 
 enum MigrationText {
@@ -98,6 +104,7 @@ enum MigrationText {
                     format: "  pause    %d writes held, p50 %.2f ms, p99 %.2f ms, max %.2f ms", pause.writes_held, pause.p50_ms,
                     pause.p99_ms, pause.max_ms))
         }
+        if let reason = status.throttle?.reason { lines.append("  throttle \(reason) (chunk \(status.throttle?.chunk_rows ?? 0) rows)") }
         if status.rows_deleted > 0 { lines.append("  cleanup  \(status.rows_deleted) rows deleted from the old owners") }
         if let error = status.error { lines.append("  error    \(error)") }
         for mismatch in status.mismatches.prefix(5) { lines.append("  mismatch \(mismatch)") }

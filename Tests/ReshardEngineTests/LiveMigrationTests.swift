@@ -58,7 +58,10 @@ import Testing
         }
         let registered = Set((try await fixture.metadata.shards()).map(\.id))
         let plan = try MigrationPlanner.plan(migrationKind, current: router.shardMap, registered: registered, rowHashes: hashes)
-        let settings = MigrationSettings(chunkRows: 100, maxLagChanges: 20, maxLagMillis: 500, bakeMillis: 300, cleanupChunkRows: 200)
+        // The latency signal is tested in ThrottleTests; here four busy writers on two cores would
+        // (rightly) slow the copy to a crawl.
+        let settings = MigrationSettings(
+            chunkRows: 100, maxLagChanges: 20, maxLagMillis: 500, bakeMillis: 300, cleanupChunkRows: 200, latencyFactor: nil)
         let machine = MigrationStateMachine(id: "m-\(kind)", plan: plan, tables: [TableName("kv")!], settings: settings)
         let runner = MigrationRunner(machine: machine, router: router, metadata: fixture.metadata, logger: Logger(label: "test"))
 

@@ -43,6 +43,7 @@ extension HTTPAPITests {
             let status = try json(try await client.execute(uri: "/v1/migrations/\(id)", method: .get, headers: auth))
             #expect(status["rows_copied"] as? Int == rows)
             #expect((status["write_pauses"] as? [Any])?.isEmpty == false)
+            #expect(status["throttle"] is [String: Any])
             let list = try json(try await client.execute(uri: "/v1/migrations", method: .get, headers: auth))
             #expect((list["migrations"] as? [[String: Any]])?.first?["id"] as? String == id)
             try expectError(
@@ -68,6 +69,7 @@ extension HTTPAPITests {
                 (#"{"kind":"rebalance"}"#, .badRequest, "no_rows"),
                 (#"{"kind":"move_range","shard":"s1","start":"0x10","end":"0x05"}"#, .badRequest, "invalid_range"),
                 (#"{"kind":"add_shard","shard":"s2","options":{"chunk_rows":0}}"#, .badRequest, "invalid_option"),
+                (#"{"kind":"add_shard","shard":"s2","options":{"max_rows_per_second":-5}}"#, .badRequest, "invalid_option"),
                 ("[]", .badRequest, "invalid_body"),
             ]
             for (body, status, code) in cases {

@@ -33,11 +33,16 @@ public struct MigrationSettings: Hashable, Sendable, Codable {
     public var maxCutoverAttempts: Int
     /// Copy chunks run per round, each of a different (move, table).
     public var copyParallelism: Int
+    /// A ceiling on copied rows per second, if the operator set one.
+    public var maxRowsPerSecond: Int?
+    /// Slow the copy when the foreground p99 exceeds this multiple of its baseline (nil: off).
+    public var latencyFactor: Double?
 
     /// Settings with production-minded defaults.
     public init(
         chunkRows: Int = 1_000, maxLagChanges: Int = 100, maxLagMillis: UInt64 = 1_000, bakeMillis: UInt64 = 60_000,
-        cleanupChunkRows: Int = 1_000, maxCutoverAttempts: Int = 5, copyParallelism: Int = 8
+        cleanupChunkRows: Int = 1_000, maxCutoverAttempts: Int = 5, copyParallelism: Int = 8, maxRowsPerSecond: Int? = nil,
+        latencyFactor: Double? = 2
     ) {
         self.chunkRows = chunkRows
         self.maxLagChanges = maxLagChanges
@@ -46,6 +51,8 @@ public struct MigrationSettings: Hashable, Sendable, Codable {
         self.cleanupChunkRows = cleanupChunkRows
         self.maxCutoverAttempts = maxCutoverAttempts
         self.copyParallelism = max(1, copyParallelism)
+        self.maxRowsPerSecond = maxRowsPerSecond
+        self.latencyFactor = latencyFactor
     }
 }
 

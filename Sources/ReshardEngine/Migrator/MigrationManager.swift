@@ -117,7 +117,11 @@ public final class MigrationManager: Sendable {
     /// A migration's state, running or ended.
     public func status(_ id: String) async -> MigrationStatus? {
         if let runner = runners.withLock({ $0[id]?.runner }) {
-            return MigrationStatus(machine: await runner.state, error: await runner.error, pauses: await runner.writePauses)
+            var status = MigrationStatus(machine: await runner.state, error: await runner.error, pauses: await runner.writePauses)
+            let throttle = await runner.throttleState
+            status.throttleChunkRows = throttle.chunkRows
+            status.throttleReason = throttle.reason
+            return status
         }
         if let status = finished.withLock({ $0[id] }) { return status }
         guard let journal = try? await metadata.migrations().first(where: { $0.id == id })?.journal,
@@ -203,4 +207,7 @@ public struct MigrationStatus: Sendable {
     public let error: String?
     /// Write pauses of its cutovers.
     public let pauses: [PauseSummary]
+    /// The copy chunk the throttle allows now, and why it is slowing down, if it is.
+    public var throttleChunkRows: Int?
+    public var throttleReason: String?
 }

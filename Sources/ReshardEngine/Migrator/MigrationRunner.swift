@@ -21,6 +21,8 @@ public actor MigrationRunner {
     private var lastError: String?
     private var pauses: [PauseSummary] = []
     private var running = false
+    private var throttle: Throttle
+    private var copyNotBefore = ContinuousClock.now
 
     /// A runner for `machine`, journaling to `metadata`. A cutover whose writes have been held
     /// longer than `cutoverBudget` before the switch is aborted and retried later.
@@ -35,6 +37,10 @@ public actor MigrationRunner {
         self.metadata = metadata
         self.logger = logger
         self.wallMillis = wallMillis
+        self.throttle = Throttle(
+            maxRowsPerSecond: machine.settings.maxRowsPerSecond, latencyFactor: machine.settings.latencyFactor,
+            maxChunk: machine.settings.chunkRows,
+            minChunk: max(1, min(50, machine.settings.chunkRows)))
         self.cutoverBudgetMillis = UInt64(
             cutoverBudget.components.seconds * 1000 + cutoverBudget.components.attoseconds / 1_000_000_000_000_000)
     }
@@ -47,6 +53,9 @@ public actor MigrationRunner {
 
     /// Write pauses of this migration's cutovers, measured per held write.
     public var writePauses: [PauseSummary] { pauses }
+
+    /// The throttle's chunk size and, when it is slowing the copy, why.
+    public var throttleState: (chunkRows: Int, reason: String?) { (throttle.chunkRows, throttle.reason) }
 
     /// Queues an operator command (start, pause, resume, rollback) for the next round.
     public func command(_ event: MigrationEvent) async -> MigrationOutcome {
@@ -73,7 +82,10 @@ public actor MigrationRunner {
                 await journal()
                 continue
             }
-            let work = machine.work(now: now)
+            var work = machine.work(now: now)
+            if machine.phase == .copying {
+                work = await throttled(work)
+            }
             if work.isEmpty {
                 try? await Task.sleep(for: .milliseconds(50))
                 continue
@@ -94,6 +106,32 @@ public actor MigrationRunner {
             if results.count > 0, machine.phase == .copying || machine.phase == .cleaningUp { await Task.yield() }
         }
         await applyCommands()
+    }
+
+    /// Applies the throttle to a copying round: smaller chunks, or no copy this round while the
+    /// throttle holds the copy back. The changelog tails run every round regardless, so holding
+    /// the copy back never lets catch-up lag build up.
+    private func throttled(_ work: [MigrationWork]) async -> [MigrationWork] {
+        let router = worker.router
+        if throttle.baselineP99Micros == nil, let baseline = router.foregroundP99Micros {
+            throttle.setBaseline(p99Micros: baseline)
+        }
+        let now = ContinuousClock.now
+        var limit = 0
+        if now >= copyNotBefore {
+            let backlog = machine.forward.values.map { $0.backlog == .max ? 0 : $0.backlog }.max() ?? 0
+            let decision = throttle.decide(foregroundP99Micros: router.foregroundP99Micros, backlog: backlog)
+            limit = decision.chunkRows
+            copyNotBefore = now + .milliseconds(decision.delayMillis)
+        }
+        if limit == 0 {
+            // Nothing to copy this round; do not spin on empty tails.
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return work.compactMap { item in
+            guard case .copyChunk(let task, let move, let table, let after, _) = item else { return item }
+            return limit == 0 ? nil : .copyChunk(task: task, move: move, table: table, after: after, limit: limit)
+        }
     }
 
     /// Runs the round's work items concurrently; each yields an event or an error.

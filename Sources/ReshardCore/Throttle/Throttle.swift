@@ -1,0 +1,109 @@
+/// Limits a migration's copy work so the foreground does not pay for it. Pure: the runner
+/// passes what it measured, the throttle answers how big the next chunk may be, how long to wait
+/// before it, and why; the reason is shown in status.
+///
+/// The signals are the ones the field uses (gh-ost, the seeds): a rows-per-second ceiling, the
+/// router's foreground p99 against its pre-migration baseline, and catch-up lag that grows.
+public struct Throttle: Sendable, Hashable, Codable {
+    /// The operator's ceiling, if any.
+    public let maxRowsPerSecond: Int?
+    /// Foreground p99 above `latencyFactor` × baseline counts as hurting the application; nil
+    /// turns the latency signal off.
+    public let latencyFactor: Double?
+    /// Paused rounds in a row after which one minimum chunk is copied anyway, so a foreground
+    /// that is slow for other reasons cannot stall a migration forever.
+    public let maxPausedRounds: Int
+    /// The largest and smallest chunk the throttle hands out.
+    public let maxChunk: Int
+    public let minChunk: Int
+    /// The foreground p99 measured before the migration started, microseconds.
+    public private(set) var baselineP99Micros: UInt64?
+    /// The chunk size in force.
+    public private(set) var chunkRows: Int
+    /// Why the throttle is slowing down or pausing, if it is.
+    public private(set) var reason: String?
+    private var lastBacklog: Int?
+    private var growingRounds = 0
+    private var healthyRounds = 0
+    private var pausedRounds = 0
+
+    /// What to do before the next copy chunk.
+    public struct Decision: Sendable, Hashable {
+        /// Rows for the next chunk (0 means: do not copy this round).
+        public let chunkRows: Int
+        /// Milliseconds to wait first.
+        public let delayMillis: UInt64
+        /// Why, when slowed or paused.
+        public let reason: String?
+    }
+
+    /// A throttle starting at `maxChunk` rows per chunk.
+    public init(
+        maxRowsPerSecond: Int? = nil, latencyFactor: Double? = 2, maxChunk: Int = 1_000, minChunk: Int = 50, maxPausedRounds: Int = 10
+    ) {
+        self.maxRowsPerSecond = maxRowsPerSecond.map { max(1, $0) }
+        self.latencyFactor = latencyFactor
+        self.maxPausedRounds = max(1, maxPausedRounds)
+        self.maxChunk = max(1, maxChunk)
+        self.minChunk = max(1, min(minChunk, maxChunk))
+        self.chunkRows = self.maxChunk
+    }
+
+    /// Records the foreground p99 before any copy work (the reference for "hurting").
+    public mutating func setBaseline(p99Micros: UInt64) {
+        baselineP99Micros = max(1, p99Micros)
+    }
+
+    /// The decision for the next chunk, from the latest foreground p99 and the largest
+    /// changelog backlog of the old owners.
+    public mutating func decide(foregroundP99Micros: UInt64?, backlog: Int) -> Decision {
+        var slowReason: String?
+        if let factor = latencyFactor, let baseline = baselineP99Micros, let p99 = foregroundP99Micros,
+            Double(p99) > factor * Double(baseline)
+        {
+            slowReason = "foreground p99 \(Self.millis(p99)) ms is over \(factor)x the baseline \(Self.millis(baseline)) ms"
+        }
+        if let last = lastBacklog, backlog > last {
+            growingRounds += 1
+        } else {
+            growingRounds = 0
+        }
+        lastBacklog = backlog
+        if slowReason == nil && growingRounds >= 3 {
+            slowReason = "catch-up lag is growing (\(backlog) changes behind)"
+        }
+        if let slowReason {
+            healthyRounds = 0
+            if chunkRows > minChunk {
+                chunkRows = max(minChunk, chunkRows / 2)
+                reason = "halving chunks: " + slowReason
+            } else if pausedRounds < maxPausedRounds {
+                // Already at the smallest chunk and still hurting: stop copying for a while.
+                pausedRounds += 1
+                reason = "paused: " + slowReason
+                return Decision(chunkRows: 0, delayMillis: 1_000, reason: reason)
+            } else {
+                pausedRounds = 0
+                reason = "minimum chunks to keep progressing: " + slowReason
+            }
+        } else {
+            pausedRounds = 0
+            healthyRounds += 1
+            if healthyRounds >= 5 && chunkRows < maxChunk {
+                chunkRows = min(maxChunk, chunkRows * 2)
+                healthyRounds = 0
+            }
+            if chunkRows == maxChunk { reason = nil }
+        }
+        var delay: UInt64 = 0
+        if let ceiling = maxRowsPerSecond {
+            delay = UInt64(chunkRows) * 1_000 / UInt64(ceiling)
+            if reason == nil { reason = "rate limit \(ceiling) rows/s" }
+        }
+        return Decision(chunkRows: chunkRows, delayMillis: delay, reason: reason)
+    }
+
+    private static func millis(_ micros: UInt64) -> String {
+        String(Double(micros / 10) / 100)
+    }
+}

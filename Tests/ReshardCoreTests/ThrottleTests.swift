@@ -1,0 +1,59 @@
+import Testing
+
+@testable import ReshardCore
+
+@Suite struct ThrottleTests {
+    @Test func aHealthySystemCopiesFullChunksWithoutDelay() {
+        var throttle = Throttle(maxChunk: 1_000)
+        throttle.setBaseline(p99Micros: 2_000)
+        let decision = throttle.decide(foregroundP99Micros: 2_500, backlog: 10)
+        #expect(decision == Throttle.Decision(chunkRows: 1_000, delayMillis: 0, reason: nil))
+    }
+
+    @Test func latencyOverTwiceTheBaselineHalvesThenPauses() {
+        var throttle = Throttle(maxChunk: 400, minChunk: 100)
+        throttle.setBaseline(p99Micros: 1_000)
+        #expect(throttle.decide(foregroundP99Micros: 2_500, backlog: 0).chunkRows == 200)
+        #expect(throttle.decide(foregroundP99Micros: 2_500, backlog: 0).chunkRows == 100)
+        let paused = throttle.decide(foregroundP99Micros: 2_500, backlog: 0)
+        #expect(paused.chunkRows == 0)
+        #expect(paused.delayMillis == 1_000)
+        #expect(paused.reason?.hasPrefix("paused: foreground p99 2.5 ms") == true)
+        // Healthy again: chunks grow back, one doubling per five healthy rounds.
+        var sizes: [Int] = []
+        for _ in 0..<10 { sizes.append(throttle.decide(foregroundP99Micros: 900, backlog: 0).chunkRows) }
+        #expect(sizes == [100, 100, 100, 100, 200, 200, 200, 200, 200, 400])
+        #expect(throttle.reason == nil)
+    }
+
+    @Test func growingLagSlowsTheCopy() {
+        var throttle = Throttle(maxChunk: 800)
+        var chunk = 800
+        for backlog in [10, 20, 30, 40] { chunk = throttle.decide(foregroundP99Micros: nil, backlog: backlog).chunkRows }
+        #expect(chunk == 400)
+        #expect(throttle.reason?.contains("lag is growing") == true)
+    }
+
+    @Test func theRateCeilingSpacesChunks() {
+        var throttle = Throttle(maxRowsPerSecond: 500, maxChunk: 1_000)
+        let decision = throttle.decide(foregroundP99Micros: nil, backlog: 0)
+        #expect(decision.delayMillis == 2_000)
+        #expect(decision.reason == "rate limit 500 rows/s")
+    }
+}
+
+extension ThrottleTests {
+    @Test func aPauseNeverStallsTheMigrationForever() {
+        var throttle = Throttle(maxChunk: 100, minChunk: 100, maxPausedRounds: 3)
+        throttle.setBaseline(p99Micros: 1_000)
+        let chunks = (0..<8).map { _ in throttle.decide(foregroundP99Micros: 9_000, backlog: 0).chunkRows }
+        #expect(chunks == [0, 0, 0, 100, 0, 0, 0, 100])
+        #expect(throttle.reason?.hasPrefix("minimum chunks to keep progressing: foreground p99 9.0 ms") == true)
+    }
+
+    @Test func theLatencySignalCanBeTurnedOff() {
+        var throttle = Throttle(latencyFactor: nil, maxChunk: 100)
+        throttle.setBaseline(p99Micros: 1_000)
+        #expect(throttle.decide(foregroundP99Micros: 50_000, backlog: 0).chunkRows == 100)
+    }
+}
