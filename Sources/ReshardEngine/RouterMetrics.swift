@@ -1,4 +1,5 @@
 import Metrics
+import ReshardCore
 import Synchronization
 
 /// Per-shard operation counters and latencies, created once per shard so the hot path only
@@ -37,7 +38,7 @@ struct ShardMetrics: Sendable {
             let result = try await body()
             let elapsed = ContinuousClock.now - start
             timers[operation]?.record(duration: elapsed)
-            window.record(micros: UInt64(elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000))
+            window.record(micros: elapsed.wholeMicroseconds)
             return result
         } catch {
             errors[operation]?.increment()

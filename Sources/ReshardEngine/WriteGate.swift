@@ -108,7 +108,7 @@ struct PauseRecorder {
     private var maximum = 0.0
 
     mutating func record(_ duration: Duration) {
-        let millis = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+        let millis = duration.milliseconds
         seen += 1
         maximum = max(maximum, millis)
         if samples.count < 100_000 { samples.append(millis) }

@@ -1,6 +1,7 @@
 import Foundation
 import Histogram
 import ReshardClient
+import ReshardCore
 
 /// Latency in microseconds; the alias keeps this file clear of Prometheus's own `Histogram`.
 typealias LatencyHistogram = Histogram<UInt64>
@@ -51,7 +52,7 @@ struct Scenario: Sendable {
             return (merged, errors)
         }
         let elapsed = ContinuousClock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.seconds
         let total = perConnection * connections
         return Result(
             target: target, operation: operation, connections: connections, requests: total, errors: errors, seconds: seconds,
@@ -74,7 +75,7 @@ struct Scenario: Sendable {
             case .put: response = try await connection.request("PUT", path, body: Array(RouterBench.rowBody(key).utf8))
             }
             let elapsed = ContinuousClock.now - started
-            histogram.record(UInt64(max(1, elapsed.components.attoseconds / 1_000_000_000_000 + elapsed.components.seconds * 1_000_000)))
+            histogram.record(max(1, elapsed.wholeMicroseconds))
             if response.status != 200 { errors += 1 }
         }
         await connection.close()

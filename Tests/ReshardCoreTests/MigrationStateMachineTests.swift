@@ -229,3 +229,23 @@ import Testing
         #expect(m.reverse[shard("s3")]?.position == 50)
     }
 }
+
+extension MigrationStateMachineTests {
+    @Test func aFailureMidCutoverTakesTheFencesOffAndReleasesTheWrites() throws {
+        var m = try machine()
+        toCutover(&m)
+        m.on(.writesHeld, now: 3)
+        m.on(.fenced(positions: [:]), now: 4)
+        m.on(.failed(reason: "shard s1 unreachable"), now: 5)
+        #expect(m.phase == .failed)
+        #expect(m.work(now: 5) == [.removeFences(m.ranges(byOwner: .forward))])
+        m.on(.fencesRemoved, now: 6)
+        #expect(m.work(now: 6) == [.releaseWrites])
+        m.on(.writesReleased, now: 7)
+        #expect(m.work(now: 7).isEmpty)
+        #expect(m.phase == .failed)
+        // Resuming starts the cutover over from the hold.
+        #expect(m.on(.resume, now: 8) == .accepted)
+        #expect(m.work(now: 8) == [.holdWrites(m.plan.moves.map(\.range))])
+    }
+}

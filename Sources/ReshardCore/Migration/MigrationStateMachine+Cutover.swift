@@ -27,8 +27,8 @@ extension MigrationStateMachine {
             sourcesFenced = false
             return
         }
-        if case .writesReleased = event, cutover == nil || phase == .catchingUp || rollback == .releaseHold {
-            // An aborted cutover or a rollback letting its hold go.
+        if case .writesReleased = event, cutover == nil || phase == .catchingUp || phase == .failed || rollback == .releaseHold {
+            // An aborted cutover, a failed migration, or a rollback letting its hold go.
             holding = false
             return
         }

@@ -37,7 +37,13 @@ extension MigrationStateMachine {
     /// when the migration has ended.
     public func work(now: UInt64) -> [MigrationWork] {
         switch phase {
-        case .planned, .paused, .failed, .done, .rolledBack:
+        case .planned, .paused, .done, .rolledBack:
+            return []
+        case .failed:
+            // A migration that failed before the switch must not leave its ranges fenced or its
+            // writes held while it waits for an operator: clients would get 503s until then.
+            if sourcesFenced && !switched { return [.removeFences(ranges(byOwner: .forward))] }
+            if holding { return [.releaseWrites] }
             return []
         case .preparing:
             return [.prepare(sources: plan.sources, targets: plan.targets)]

@@ -41,8 +41,7 @@ public actor MigrationRunner {
             maxRowsPerSecond: machine.settings.maxRowsPerSecond, latencyFactor: machine.settings.latencyFactor,
             maxChunk: machine.settings.chunkRows,
             minChunk: max(1, min(50, machine.settings.chunkRows)))
-        self.cutoverBudgetMillis = UInt64(
-            cutoverBudget.components.seconds * 1000 + cutoverBudget.components.attoseconds / 1_000_000_000_000_000)
+        self.cutoverBudgetMillis = cutoverBudget.wholeMilliseconds
     }
 
     /// The machine as it stands.
@@ -172,9 +171,7 @@ public actor MigrationRunner {
         lastError = "\(error)"
         logger.warning("migration step failed", metadata: ["migration": "\(id)", "error": "\(error)", "attempt": "\(consecutiveErrors)"])
         if consecutiveErrors >= 5 {
-            if machine.holding {
-                worker.router.gate.release()
-            }
+            // The failed phase's own work takes fences off and lets held writes go.
             machine.on(.failed(reason: "\(error)"), now: wallMillis())
             await journal()
             consecutiveErrors = 0
