@@ -24,7 +24,9 @@ struct MigrationRoutes {
             let bakeMs: UInt64?
             let cleanupChunkRows: Int?
             let maxRowsPerSecond: Int?
+            let tombstoneGraceMs: UInt64?
             enum CodingKeys: String, CodingKey {
+                case tombstoneGraceMs = "tombstone_grace_ms"
                 case maxRowsPerSecond = "max_rows_per_second"
                 case chunkRows = "chunk_rows"
                 case maxLagChanges = "max_lag_changes"
@@ -125,6 +127,7 @@ struct MigrationRoutes {
             settings.maxRowsPerSecond = try positive(options.maxRowsPerSecond, "max_rows_per_second")
             settings.maxLagMillis = options.maxLagMs ?? settings.maxLagMillis
             settings.bakeMillis = options.bakeMs ?? settings.bakeMillis
+            settings.tombstoneGraceMillis = options.tombstoneGraceMs ?? settings.tombstoneGraceMillis
         }
         return MigrationRequest(kind: kind, settings: settings, dryRun: body.dryRun ?? false)
     }
@@ -200,6 +203,7 @@ struct MigrationRoutes {
             ),
             ("write_pauses", JSONText.array(pauses)),
             ("rows_deleted", String(m.deletions.reduce(0) { $0 + $1.rows })),
+            ("tombstones_purged", String(m.purges.reduce(0) { $0 + $1.rows })),
             ("rollback_step", m.rollback.map { JSONText.quoted($0.rawValue) } ?? "null"),
             ("mismatches", JSONText.array(m.mismatches.prefix(20).map(JSONText.quoted))),
         ]

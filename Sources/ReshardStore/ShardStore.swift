@@ -32,6 +32,11 @@ public protocol ShardStore: Sendable {
     /// how many went. No changelog entry: this is cleanup of moved data, never a client change.
     func deleteRange(_ range: HashRange, limit: Int) async throws -> Int
 
+    /// Physically deletes up to `limit` tombstones, over every table, whose version is below
+    /// `version`, and returns how many went. No changelog entry: garbage collection is not a
+    /// client change.
+    func purgeTombstones(before version: UInt64, limit: Int) async throws -> Int
+
     /// Every table's count and checksum over `ranges`, and the changelog position they reflect,
     /// read in one snapshot: the summaries are exactly the state after that position.
     func snapshotSummaries(tables: [TableName], ranges: [HashRange]) async throws -> SnapshotSummary

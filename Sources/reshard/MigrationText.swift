@@ -61,6 +61,7 @@ struct MigrationStatusBody: Decodable {
     let cutover_attempts: Int
     let write_pauses: [Pause]
     let rows_deleted: Int
+    let tombstones_purged: Int
     let mismatches: [String]
     let throttle: Throttle?
 
@@ -105,7 +106,10 @@ enum MigrationText {
                     pause.p99_ms, pause.max_ms))
         }
         if let reason = status.throttle?.reason { lines.append("  throttle \(reason) (chunk \(status.throttle?.chunk_rows ?? 0) rows)") }
-        if status.rows_deleted > 0 { lines.append("  cleanup  \(status.rows_deleted) rows deleted from the old owners") }
+        if status.rows_deleted > 0 || status.tombstones_purged > 0 {
+            lines.append(
+                "  cleanup  \(status.rows_deleted) rows deleted from the old owners, \(status.tombstones_purged) old tombstones purged")
+        }
         if let error = status.error { lines.append("  error    \(error)") }
         for mismatch in status.mismatches.prefix(5) { lines.append("  mismatch \(mismatch)") }
         return lines.joined(separator: "\n")

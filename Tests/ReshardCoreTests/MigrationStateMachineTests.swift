@@ -37,7 +37,7 @@ import Testing
     }
 
     @Test func walksEveryPhaseToDone() throws {
-        var m = try machine()
+        var m = try machine(settings: MigrationSettings(bakeMillis: 100, tombstoneGraceMillis: 50))
         toCutover(&m)
         #expect(m.work(now: 2) == [.holdWrites(m.plan.moves.map(\.range))])
         m.on(.writesHeld, now: 10)
@@ -69,6 +69,16 @@ import Testing
             #expect(m.plan.sources.contains(task.shard))
             m.on(.chunkDeleted(task: index, rows: 3, done: true), now: 116)
         }
+        // Tombstones older than cleanup's start minus the grace go from every shard of the new map.
+        let horizon = HybridLogicalClock.timestamp(millis: 114 - 50)
+        #expect(m.tombstoneHorizon == horizon)
+        let purges = m.plan.target.shards.enumerated().map { index, shard in
+            MigrationWork.purgeTombstones(task: index, shard: shard, before: horizon, limit: m.settings.cleanupChunkRows)
+        }
+        #expect(m.work(now: 116) == purges)
+        m.on(.tombstonesPurged(task: 0, rows: 2, done: true), now: 116)
+        #expect(m.work(now: 116) == Array(purges.dropFirst()))
+        for index in m.purges.indices.dropFirst() { m.on(.tombstonesPurged(task: index, rows: 0, done: true), now: 116) }
         #expect(m.work(now: 116) == [.finish])
         m.on(.finished, now: 117)
         #expect(m.phase == .done)

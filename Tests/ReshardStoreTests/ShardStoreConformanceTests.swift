@@ -274,6 +274,33 @@ import Testing
     }
 
     @Test(arguments: StoreBackend.allCases)
+    func purgeTombstonesTakesOnlyTombstonesBelowTheHorizon(backend: StoreBackend) async throws {
+        let (store, cleanup) = try backend.makeShard()
+        defer { cleanup() }
+        try await store.ensureTable(users)
+        try await store.ensureTable(orders)
+        _ = try await store.apply(
+            (0..<20).map { row("old\($0)", version: 10, body: nil) }  // purged
+                + (0..<5).map { row("new\($0)", version: 100, body: nil) }  // newer than the horizon
+                + (0..<5).map { row("live\($0)", version: 10) }  // live rows are never purged
+                + (0..<6).map { StoredRow(table: orders, pk: "o\($0)", shardKey: "o\($0)", version: 20, body: nil) })
+        let position = try await store.changePosition()
+        var purged = 0
+        while true {
+            let chunk = try await store.purgeTombstones(before: 100, limit: 8)
+            purged += chunk
+            if chunk < 8 { break }
+        }
+        #expect(purged == 26)
+        #expect(try await store.get(table: users, pk: "old3") == nil)
+        #expect(try await store.get(table: users, pk: "new3")?.isDeleted == true)
+        #expect(try await store.get(table: users, pk: "live3")?.version == 10)
+        #expect(try await store.summary(table: users, range: .full).rows == 10)
+        #expect(try await store.summary(table: orders, range: .full).rows == 0)
+        #expect(try await store.changePosition() == position)
+    }
+
+    @Test(arguments: StoreBackend.allCases)
     func snapshotSummariesAgreeWithTheirPosition(backend: StoreBackend) async throws {
         let (store, cleanup) = try backend.makeShard()
         defer { cleanup() }

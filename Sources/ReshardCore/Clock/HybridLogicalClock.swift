@@ -20,7 +20,7 @@ public struct HybridLogicalClock: Sendable, Hashable {
 
     /// The next timestamp at wall time `wallMillis` (milliseconds since the Unix epoch).
     public mutating func next(wallMillis: UInt64) -> UInt64 {
-        let physical = min(wallMillis, Self.maxTimestamp >> 16) << 16
+        let physical = Self.timestamp(millis: wallMillis)
         let candidate = max(physical, last + 1)
         precondition(candidate <= Self.maxTimestamp, "hybrid logical clock exhausted")
         last = candidate
@@ -35,6 +35,10 @@ public struct HybridLogicalClock: Sendable, Hashable {
 
     /// The wall-clock milliseconds part of a timestamp.
     public static func millis(of timestamp: UInt64) -> UInt64 { timestamp >> 16 }
+
+    /// The smallest timestamp of wall time `millis`: every version given out at that time or
+    /// later is at least this.
+    public static func timestamp(millis: UInt64) -> UInt64 { min(millis, maxTimestamp >> 16) << 16 }
 }
 
 /// The version rule of DESIGN.md: the owning shard assigns `max(current + 1, proposed)`, so one

@@ -38,6 +38,10 @@ extension MigrationStateMachine {
             precondition(deletions.indices.contains(task), "no deletion task \(task)")
             deletions[task].rows += rows
             deletions[task].done = deletions[task].done || done
+        case .tombstonesPurged(let task, let rows, let done):
+            precondition(purges.indices.contains(task), "no purge task \(task)")
+            purges[task].rows += rows
+            purges[task].done = purges[task].done || done
         case .finished:
             if phase == .cleaningUp {
                 phase = .done

@@ -15,6 +15,7 @@ extension MigrationStateMachine {
             // replication stops, so rollback is no longer offered.
             phase = .cleaningUp
             prepareDeletions(from: .forward)
+            preparePurges(now: now)
         case .rollingBack:
             let before = (rollback, cutover)
             advanceRollback()
@@ -67,8 +68,11 @@ extension MigrationStateMachine {
         case .baking:
             return reverseTails() + [.waitUntil(bakeUntil ?? now)]
         case .cleaningUp:
+            // Moved rows first: a purge must not race the deletion of the same shard's rows.
             let remaining = deletionWork()
-            return remaining.isEmpty ? [.finish] : remaining
+            if !remaining.isEmpty { return remaining }
+            let purging = purgeWork()
+            return purging.isEmpty ? [.finish] : purging
         case .rollingBack:
             return rollbackWork()
         }
@@ -80,6 +84,19 @@ extension MigrationStateMachine {
 
     func reverseTails() -> [MigrationWork] {
         plan.targets.map { .tail(.reverse, shard: $0, after: reverse[$0]?.position ?? 0) }
+    }
+
+    mutating func preparePurges(now: UInt64) {
+        let horizonMillis = now > settings.tombstoneGraceMillis ? now - settings.tombstoneGraceMillis : 0
+        tombstoneHorizon = HybridLogicalClock.timestamp(millis: horizonMillis)
+        purges = plan.target.shards.sorted().map { PurgeTask(shard: $0, rows: 0, done: false) }
+    }
+
+    func purgeWork() -> [MigrationWork] {
+        guard let horizon = tombstoneHorizon, horizon > 0 else { return [] }
+        return purges.indices.filter { !purges[$0].done }.map { index in
+            .purgeTombstones(task: index, shard: purges[index].shard, before: horizon, limit: settings.cleanupChunkRows)
+        }
     }
 
     func deletionWork() -> [MigrationWork] {

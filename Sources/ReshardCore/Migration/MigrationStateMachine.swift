@@ -12,7 +12,9 @@
 /// - `verifying`: both sides compared at one changelog position; exits on no mismatch.
 /// - `cutting_over`: hold → fence → drain → publish → release; exits when held writes go on.
 /// - `baking`: reverse replication keeps the old owners current; exits when the bake time is up.
-/// - `cleaning_up`: the point of no return; moved rows are deleted from the old owners.
+/// - `cleaning_up`: the point of no return; moved rows are deleted from the old owners, then
+///   tombstones older than the horizon are purged from every shard of the new map (no copy of
+///   this migration can arrive any more, and only one migration runs at a time).
 public struct MigrationStateMachine: Hashable, Sendable, Codable {
     /// The migration's id.
     public let id: String
@@ -49,6 +51,10 @@ public struct MigrationStateMachine: Hashable, Sendable, Codable {
     public internal(set) var bakeUntil: UInt64?
     /// Deletions of moved rows: from the old owners at cleanup, from the new ones on rollback.
     public internal(set) var deletions: [DeletionTask] = []
+    /// Tombstone purges of cleanup, one per shard of the new map.
+    public internal(set) var purges: [PurgeTask] = []
+    /// Tombstones with a version below this are purged at cleanup (set when cleanup starts).
+    public internal(set) var tombstoneHorizon: UInt64?
     /// The rollback in progress.
     public internal(set) var rollback: RollbackStep?
     /// Mismatches of the last verification.
@@ -80,6 +86,16 @@ public struct MigrationStateMachine: Hashable, Sendable, Codable {
         /// Rows deleted so far.
         public var rows: Int
         /// Whether the range is empty now.
+        public var done: Bool
+    }
+
+    /// One shard's purge of tombstones past the horizon.
+    public struct PurgeTask: Hashable, Sendable, Codable {
+        /// The shard purged.
+        public let shard: ShardID
+        /// Tombstones purged so far.
+        public var rows: Int
+        /// Whether no tombstone past the horizon is left.
         public var done: Bool
     }
 

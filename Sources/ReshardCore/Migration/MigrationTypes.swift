@@ -37,12 +37,16 @@ public struct MigrationSettings: Hashable, Sendable, Codable {
     public var maxRowsPerSecond: Int?
     /// Slow the copy when the foreground p99 exceeds this multiple of its baseline (nil: off).
     public var latencyFactor: Double?
+    /// Cleanup purges tombstones whose version is older than cleanup's start minus this much.
+    /// The margin covers routers whose clocks run behind: a tombstone must outlive any write
+    /// or copy that could still carry an older version of its row.
+    public var tombstoneGraceMillis: UInt64
 
     /// Settings with production-minded defaults.
     public init(
         chunkRows: Int = 1_000, maxLagChanges: Int = 100, maxLagMillis: UInt64 = 1_000, bakeMillis: UInt64 = 60_000,
         cleanupChunkRows: Int = 1_000, maxCutoverAttempts: Int = 5, copyParallelism: Int = 8, maxRowsPerSecond: Int? = nil,
-        latencyFactor: Double? = 2
+        latencyFactor: Double? = 2, tombstoneGraceMillis: UInt64 = 600_000
     ) {
         self.chunkRows = chunkRows
         self.maxLagChanges = maxLagChanges
@@ -53,6 +57,7 @@ public struct MigrationSettings: Hashable, Sendable, Codable {
         self.copyParallelism = max(1, copyParallelism)
         self.maxRowsPerSecond = maxRowsPerSecond
         self.latencyFactor = latencyFactor
+        self.tombstoneGraceMillis = tombstoneGraceMillis
     }
 }
 
@@ -133,6 +138,9 @@ public enum MigrationWork: Hashable, Sendable {
     case removeFences([ShardID: [HashRange]])
     /// Delete up to `limit` rows of every table in `range` from `shard` (no changelog entry).
     case deleteChunk(task: Int, shard: ShardID, range: HashRange, limit: Int)
+    /// Purge up to `limit` tombstones older than version `before` from every table of `shard`
+    /// (no changelog entry).
+    case purgeTombstones(task: Int, shard: ShardID, before: UInt64, limit: Int)
     /// Nothing to do before this wall time (bake).
     case waitUntil(UInt64)
     /// Final housekeeping (purge consumed changelogs), then report `finished`.
@@ -153,6 +161,7 @@ public enum MigrationEvent: Hashable, Sendable {
     case fencesRemoved
     case cutoverAborted(reason: String)
     case chunkDeleted(task: Int, rows: Int, done: Bool)
+    case tombstonesPurged(task: Int, rows: Int, done: Bool)
     case finished
     case tick
     case pause

@@ -57,6 +57,9 @@ struct MigrationWorker: Sendable {
         case .deleteChunk(let task, let shard, let range, let limit):
             let deleted = try await store(shard).deleteRange(range, limit: limit)
             return .chunkDeleted(task: task, rows: deleted, done: deleted < limit)
+        case .purgeTombstones(let task, let shard, let before, let limit):
+            let purged = try await store(shard).purgeTombstones(before: before, limit: limit)
+            return .tombstonesPurged(task: task, rows: purged, done: purged < limit)
         case .waitUntil(let deadline):
             if deadline > now { try await Task.sleep(for: .milliseconds(min(deadline - now, 200))) }
             return .tick

@@ -67,6 +67,7 @@ public final class SQLiteShardStore: ShardStore {
                         pk TEXT PRIMARY KEY NOT NULL, skey TEXT NOT NULL, h INTEGER NOT NULL,
                         version INTEGER NOT NULL, body TEXT, digest INTEGER NOT NULL);
                     CREATE INDEX IF NOT EXISTS "r_\(table.rawValue)_h" ON \(name)(h, pk);
+                    CREATE INDEX IF NOT EXISTS "r_\(table.rawValue)_tombstones" ON \(name)(version) WHERE body IS NULL;
                     CREATE TRIGGER IF NOT EXISTS "r_\(table.rawValue)_cdc_insert" AFTER INSERT ON \(name) BEGIN
                         INSERT INTO _reshard_changelog(tbl, pk, skey, version, body, at_ms) VALUES(\(literal), \(image));
                     END;
@@ -154,6 +155,24 @@ public final class SQLiteShardStore: ShardStore {
                 deleted += db.changesCount
             }
             return deleted
+        }
+    }
+
+    public func purgeTombstones(before version: UInt64, limit: Int) async throws -> Int {
+        let tables = try await tables()
+        return try await pool.write { db in
+            var purged = 0
+            for table in tables where purged < limit {
+                // The partial index on tombstones keeps this from scanning live rows.
+                try db.execute(
+                    sql: """
+                        DELETE FROM \(Self.quoted(table)) WHERE rowid IN (
+                            SELECT rowid FROM \(Self.quoted(table)) WHERE body IS NULL AND version < ? LIMIT ?)
+                        """,
+                    arguments: [Int64(bitPattern: version), limit - purged])
+                purged += db.changesCount
+            }
+            return purged
         }
     }
 

@@ -20,6 +20,7 @@ import Testing
         var crashes = 0
         var abortedCutovers = 0
         var rowsCopied = 0
+        var tombstonesPurged = 0
     }
 
     @Test(arguments: Scenario.allCases)
@@ -36,6 +37,9 @@ import Testing
         #expect(coverage.ackedDuringMigration > 200)
         #expect(coverage.crashes > 10)
         #expect(coverage.rowsCopied > 100)
+        if scenario != .rollbackBeforeSwitch && scenario != .rollbackDuringBake {
+            #expect(coverage.tombstonesPurged > 0, "cleanup should have purged old tombstones")
+        }
         if scenario != .rollbackBeforeSwitch {
             #expect(coverage.fencedWrites > 0, "a stale router should have hit a fence")
         }
@@ -58,7 +62,8 @@ import Testing
         let hashes = world.shards.values.flatMap { $0.rows.values.map(\.hash) }
         let plan = try MigrationPlanner.plan(kind, current: initial, registered: Set(ids), rowHashes: hashes, virtualNodes: 4)
         let settings = MigrationSettings(
-            chunkRows: 5, maxLagChanges: 3, maxLagMillis: 200, bakeMillis: 300, cleanupChunkRows: 4, maxCutoverAttempts: 100)
+            chunkRows: 5, maxLagChanges: 3, maxLagMillis: 200, bakeMillis: 300, cleanupChunkRows: 4, maxCutoverAttempts: 100,
+            tombstoneGraceMillis: 100)
         var migrator = SimMigrator(machine: MigrationStateMachine(id: "sim", plan: plan, tables: world.tables, settings: settings))
         migrator.command(.start, now: world.now)
         let ackedBefore = world.ackedWrites
@@ -95,6 +100,7 @@ import Testing
         coverage.fencedWrites += world.fencedWrites
         coverage.crashes += migrator.crashes
         coverage.rowsCopied += migrator.machine.rowsCopied
+        coverage.tombstonesPurged += migrator.machine.purges.reduce(0) { $0 + $1.rows }
         // Heal: everyone learns the map, held writes go, then the layout must be exact.
         world.release()
         for index in world.routers.indices { world.routers[index].map = world.metadata }

@@ -110,6 +110,9 @@ struct SimMigrator {
         case .deleteChunk(let task, let shard, let range, let limit):
             let deleted = world.shards[shard]?.deleteRange(range, limit: limit) ?? 0
             return .chunkDeleted(task: task, rows: deleted, done: deleted < limit)
+        case .purgeTombstones(let task, let shard, let before, let limit):
+            let purged = world.shards[shard]?.purgeTombstones(before: before, limit: limit) ?? 0
+            return .tombstonesPurged(task: task, rows: purged, done: purged < limit)
         case .waitUntil:
             return .tick
         case .finish:

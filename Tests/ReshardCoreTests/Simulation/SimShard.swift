@@ -56,6 +56,12 @@ struct SimShard {
         return doomed.count
     }
 
+    mutating func purgeTombstones(before version: UInt64, limit: Int) -> Int {
+        let doomed = rows.filter { $0.value.isDeleted && $0.value.version < version }.keys.sorted().prefix(limit)
+        for key in doomed { rows[key] = nil }
+        return doomed.count
+    }
+
     func changes(after position: UInt64, limit: Int) -> [Change] {
         Array(log.filter { $0.position > position }.prefix(limit))
     }
