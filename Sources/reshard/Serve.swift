@@ -17,6 +17,9 @@ struct Serve: AsyncParsableCommand {
             Example:
               reshard serve --data ./reshard-data --shards 4 --port 7420
               curl localhost:7420/healthz
+
+            With --port 0 the system picks a free port; the "reshard is serving" line names it.
+            For crash testing only, RESHARD_CRASH_AT=PHASE[:STEP][#N] makes the process kill itself with SIGKILL at that point of a migration (for example copying#3 or cutting_over:publish).
             """
     )
 
@@ -45,6 +48,13 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
+        var crashPoint: CrashPoint?
+        if let spec = ProcessInfo.processInfo.environment["RESHARD_CRASH_AT"] {
+            guard let point = CrashPoint(spec) else {
+                throw ValidationError("RESHARD_CRASH_AT must be PHASE[:STEP][#N], for example copying#3; got \(spec)")
+            }
+            crashPoint = point
+        }
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -68,14 +78,15 @@ struct Serve: AsyncParsableCommand {
         }
         let configuration = ServerConfiguration(host: host, port: port, adminToken: token, newShardLocation: cluster.newShardLocation)
         // Migrations journaled by an earlier process (a crash, a restart) continue from their checkpoints.
-        let migrations = MigrationManager(router: cluster.router, metadata: cluster.metadata, logger: logger)
+        let migrations = MigrationManager(router: cluster.router, metadata: cluster.metadata, logger: logger, hook: crashPoint?.hook)
         try await migrations.resumeAll()
         let app = ReshardApplication.make(
             shardRouter: cluster.router, configuration: configuration, registry: registry, logger: logger, migrations: migrations
-        ) { _ in
+        ) { channel in
+            let bound = channel.localAddress?.port ?? port
             logger.info(
                 "reshard is serving",
-                metadata: ["address": "http://\(host):\(port)", "admin_token_file": "\(folder.adminTokenPath)"])
+                metadata: ["address": "http://\(host):\(bound)", "admin_token_file": "\(folder.adminTokenPath)"])
         }
         try await app.runService()
     }

@@ -43,12 +43,15 @@ public final class MigrationManager: Sendable {
     private let wallMillis: @Sendable () -> UInt64
     private let runners = Mutex<[String: (runner: MigrationRunner, task: Task<Void, Never>)]>([:])
     private let finished = Mutex<[String: MigrationStatus]>([:])
+    private let hook: MigrationRoundHook?
 
     /// A manager over `router`'s shards, journaling to `metadata`.
     public init(
         router: ShardRouter, metadata: any MetadataStore, logger: Logger,
-        wallMillis: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }
+        wallMillis: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) },
+        hook: MigrationRoundHook? = nil
     ) {
+        self.hook = hook
         self.router = router
         self.metadata = metadata
         self.logger = logger
@@ -168,7 +171,8 @@ public final class MigrationManager: Sendable {
     }
 
     private func launch(_ machine: MigrationStateMachine) {
-        let runner = MigrationRunner(machine: machine, router: router, metadata: metadata, logger: logger, wallMillis: wallMillis)
+        let runner = MigrationRunner(
+            machine: machine, router: router, metadata: metadata, logger: logger, wallMillis: wallMillis, hook: hook)
         let id = machine.id
         let task = Task {
             await runner.run()

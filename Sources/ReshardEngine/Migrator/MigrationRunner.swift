@@ -3,6 +3,12 @@ import Logging
 import ReshardCore
 import ReshardStore
 
+/// Called after every round's results are in and before they are journaled, with the machine as
+/// it stands; whatever it returns is applied as operator commands right after the journal. Fault
+/// injection kills the process here (the round is then redone on restart); tests use it to act at
+/// an exact point of the protocol.
+public typealias MigrationRoundHook = @Sendable (MigrationStateMachine) async -> [MigrationEvent]
+
 /// Drives one migration: asks the state machine for work, runs it (several items at once when
 /// the machine allows), feeds the results back, and journals the machine after every round so a
 /// restart resumes where it stopped. Operator commands are applied between rounds, never while
@@ -23,15 +29,18 @@ public actor MigrationRunner {
     private var running = false
     private var throttle: Throttle
     private var copyNotBefore = ContinuousClock.now
+    private let hook: MigrationRoundHook?
 
     /// A runner for `machine`, journaling to `metadata`. A cutover whose writes have been held
     /// longer than `cutoverBudget` before the switch is aborted and retried later.
     public init(
         machine: MigrationStateMachine, router: ShardRouter, metadata: any MetadataStore, logger: Logger,
         cutoverBudget: Duration = .seconds(1), tailBatch: Int = 1_000,
-        wallMillis: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }
+        wallMillis: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) },
+        hook: MigrationRoundHook? = nil
     ) {
         self.id = machine.id
+        self.hook = hook
         self.machine = machine
         self.worker = MigrationWorker(router: router, metadata: metadata, tailBatch: tailBatch)
         self.metadata = metadata
@@ -99,7 +108,10 @@ public actor MigrationRunner {
                 case .failure(let error): failed = error
                 }
             }
+            let injected = await hook?(machine) ?? []
             await journal()
+            for event in injected { machine.on(event, now: wallMillis()) }
+            if !injected.isEmpty { await journal() }
             if let failed { await handle(failed) } else { consecutiveErrors = 0; lastError = nil }
             // Let the rest of the system breathe between rounds of bulk work.
             if results.count > 0, machine.phase == .copying || machine.phase == .cleaningUp { await Task.yield() }
