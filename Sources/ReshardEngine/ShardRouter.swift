@@ -94,9 +94,17 @@ public final class ShardRouter: Sendable {
     @discardableResult
     public func refreshShardMap() async throws -> Bool {
         guard let latest = try await metadata.currentShardMap() else { return false }
-        return state.withLock { current in
-            guard latest.generation > current.map.generation else { return false }
-            current.map = latest
+        return adopt(latest)
+    }
+
+    /// Puts `map` in force if it is newer than the current one; returns whether it was. The
+    /// migrator calls this right after publishing, so the cutover does not wait on a re-read of
+    /// what it just wrote.
+    @discardableResult
+    public func adopt(_ map: ShardMap) -> Bool {
+        state.withLock { current in
+            guard map.generation > current.map.generation else { return false }
+            current.map = map
             return true
         }
     }

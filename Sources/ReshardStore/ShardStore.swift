@@ -61,11 +61,13 @@ public protocol ShardStore: Sendable {
     /// Forgets changelog entries up to and including `position`, once no reader needs them.
     func purgeChanges(through position: UInt64) async throws
 
-    /// Refuses client writes to `range` below `generation` from now on (a higher fence wins).
-    func fence(_ range: HashRange, generation: UInt64) async throws
+    /// Refuses client writes to each of `ranges` below `generation` from now on (a higher fence
+    /// wins), all in one transaction: the fence step of a cutover runs while writes are held, so
+    /// it must cost one commit, not one per range.
+    func fence(_ ranges: [HashRange], generation: UInt64) async throws
 
-    /// Removes the fence on exactly `range`.
-    func removeFence(_ range: HashRange) async throws
+    /// Removes the fences on exactly these ranges, in one transaction.
+    func removeFences(_ ranges: [HashRange]) async throws
 
     /// Every fence on this shard.
     func fences() async throws -> [Fence]

@@ -101,6 +101,37 @@ import Testing
         #expect(restored.rowsCopied == 100)
     }
 
+    /// The runner does not journal while writes are held, so after a crash the journal may say
+    /// "hold" while the metadata already has the new map: the switch must be finished, and a
+    /// rollback must run the cutover backwards instead of deleting the new owners' copies.
+    @Test func aRestartReconcilesWithAMapPublishedBeforeTheCrash() throws {
+        var m = try machine()
+        toCutover(&m)
+        #expect(m.sourcesFenced, "fence intent is journaled before the hold")
+        let journaled = m  // the last journal before the hold
+        var lagging = journaled
+        lagging.reconcile(publishedGeneration: m.plan.source.generation)
+        #expect(lagging == journaled, "nothing published yet: nothing to reconcile")
+
+        var restored = journaled
+        restored.reconcile(publishedGeneration: m.plan.target.generation)
+        #expect(restored.switched)
+        restored.on(.restarted, now: 50)
+        #expect(restored.phase == .baking)
+        #expect(!restored.holding)
+
+        var rolledBack = journaled
+        rolledBack.reconcile(publishedGeneration: m.plan.target.generation)
+        rolledBack.on(.restarted, now: 50)
+        #expect(rolledBack.on(.rollback, now: 51) == .accepted)
+        #expect(rolledBack.rollback == .reverseCutover, "after the switch a rollback runs the cutover backwards")
+
+        var unswitched = journaled
+        unswitched.on(.restarted, now: 50)
+        #expect(unswitched.on(.rollback, now: 51) == .accepted)
+        #expect(unswitched.work(now: 51) == [.removeFences(unswitched.ranges(byOwner: .forward))])
+    }
+
     @Test func catchingUpWaitsForLagUnderTheThresholds() throws {
         var m = try machine(settings: MigrationSettings(maxLagChanges: 10, maxLagMillis: 50))
         m.on(.start, now: 0)

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import ReshardCore
@@ -100,5 +101,31 @@ func shards(_ count: Int) -> [ShardID] { (1...count).map { shard("s\($0)") } }
         #expect(range.description == "[0x0000000000000010, 0x10000000000000000)")
         #expect(HashRange(start: 5, end: 5) == nil)
         #expect(HashRange(start: 5, end: 6) == HashRange(start: 5, last: 5))
+    }
+
+    @Test(arguments: [1, 2, 7, 64]) func mapsRoundTripThroughTheCompactLayout(shardCount: Int) throws {
+        let map = try RingPlacement(virtualNodes: 64).shardMap(for: shards(shardCount), generation: 9)
+        let data = try JSONEncoder().encode(map)
+        #expect(try JSONDecoder().decode(ShardMap.self, from: data) == map)
+        let text = String(decoding: data, as: UTF8.self)
+        #expect(text.contains("\"layout\":\"0="))
+    }
+
+    @Test func decodesTheOlderListOfAssignments() throws {
+        let text =
+            #"{"generation":3,"assignments":[{"range":{"start":"0x0","end":"0x8000000000000000"},"shard":"s1"},"#
+            + #"{"range":{"start":"0x8000000000000000","end":"0x10000000000000000"},"shard":"s2"}]}"#
+        let map = try JSONDecoder().decode(ShardMap.self, from: Data(text.utf8))
+        #expect(map.generation == 3)
+        #expect(map.owner(of: 1 << 63) == shard("s2"))
+        #expect(map.owner(of: (1 << 63) - 1) == shard("s1"))
+    }
+
+    @Test(arguments: [
+        "", "0=s1,0=s2", "1=s1", "0=s1,10=S2", "0=s1,zz=s2", "0=s1,20=s2,10=s3", "0s1", "0=s1,,10=s2",
+    ])
+    func rejectsACorruptLayout(layout: String) {
+        let text = #"{"generation":1,"layout":"\#(layout)"}"#
+        #expect(throws: (any Error).self) { try JSONDecoder().decode(ShardMap.self, from: Data(text.utf8)) }
     }
 }

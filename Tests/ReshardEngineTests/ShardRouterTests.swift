@@ -101,12 +101,12 @@ import Testing
         // Another migrator publishes generation 2 (same ownership) and fences the range at 2.
         let next = router.shardMap.withGeneration(2)
         try await fixture.metadata.publish(next, replacing: 1)
-        try await fixture.openShard(owner.rawValue).fence(next.assignment(for: KeyHash.of("a")).range, generation: 2)
+        try await fixture.openShard(owner.rawValue).fence([next.assignment(for: KeyHash.of("a")).range], generation: 2)
         let receipt = try await router.put(table: "kv", pk: "a", body: Array("{}".utf8))
         #expect(receipt.generation == 2)
         #expect(router.shardMap.generation == 2)
         // A fence above every published map cannot be satisfied: the client gets a retryable 503.
-        try await fixture.openShard(owner.rawValue).fence(next.assignment(for: KeyHash.of("a")).range, generation: 9)
+        try await fixture.openShard(owner.rawValue).fence([next.assignment(for: KeyHash.of("a")).range], generation: 9)
         do {
             _ = try await router.put(table: "kv", pk: "a", body: Array("{}".utf8))
             Issue.record("expected range_moving")
@@ -197,7 +197,7 @@ import Testing
         let table = TableName("kv")!
 
         // Inside the cutover window: the old owner is fenced, the map is not out yet.
-        try await fixture.openShard(oldOwner.rawValue).fence(range, generation: 2)
+        try await fixture.openShard(oldOwner.rawValue).fence([range], generation: 2)
         #expect(try await router.get(table: "kv", pk: "a", shardKey: nil).body == "{\"v\":\"old\"}")
 
         // The switch: the new owner has a newer version and generation 2 is published.

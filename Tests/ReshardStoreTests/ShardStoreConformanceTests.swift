@@ -164,8 +164,8 @@ import Testing
         try await store.ensureTable(users)
         let hash = KeyHash.of("a")
         let range = HashRange(start: hash, last: hash)
-        try await store.fence(range, generation: 5)
-        try await store.fence(range, generation: 3)
+        try await store.fence([range], generation: 5)
+        try await store.fence([range], generation: 3)
         #expect(try await store.fences() == [Fence(range: range, generation: 5)])
         await #expect(throws: StoreError.fenced(at: 5)) { try await store.write(write("a", generation: 4)) }
         #expect(try await store.get(table: users, pk: "a") == nil)
@@ -173,9 +173,24 @@ import Testing
         // Keys outside the fenced range and migrator applies are not fenced.
         #expect(try await store.write(write("b", generation: 1)) != .notFound)
         #expect(try await store.apply([row("a", version: 100)]) == 1)
-        try await store.removeFence(range)
+        try await store.removeFences([range])
         #expect(try await store.fences().isEmpty)
         #expect(try await store.write(write("a", proposed: 1, generation: 1)) == .written(version: 101))
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func manyRangesAreFencedAndUnfencedTogether(backend: StoreBackend) async throws {
+        let (store, cleanup) = try backend.makeShard()
+        defer { cleanup() }
+        try await store.ensureTable(users)
+        let ranges = (0..<200).map { HashRange(start: UInt64($0) << 56, last: UInt64($0) << 56 + 1_000) }
+        try await store.fence(ranges, generation: 7)
+        #expect(try await store.fences().count == 200)
+        try await store.fence([], generation: 9)
+        try await store.removeFences(Array(ranges.prefix(150)))
+        #expect(try await store.fences() == ranges.suffix(50).map { Fence(range: $0, generation: 7) })
+        try await store.removeFences([])
+        #expect(try await store.fences().count == 50)
     }
 
     @Test(arguments: StoreBackend.allCases)
@@ -237,7 +252,7 @@ import Testing
         #expect(unfenced.value?.pk == "a")
         #expect(unfenced.fence == nil)
         let hash = KeyHash.of("c1")
-        try await store.fence(HashRange(start: hash, last: hash), generation: 4)
+        try await store.fence([HashRange(start: hash, last: hash)], generation: 4)
         let fenced = try await store.read(table: users, pk: "a", shardKey: "c1")
         #expect(fenced.fence == 4)
         #expect(fenced.value?.pk == "a")

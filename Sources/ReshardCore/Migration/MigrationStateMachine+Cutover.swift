@@ -19,6 +19,25 @@ extension MigrationStateMachine {
         cutoverAttempts += 1
         phase = .cuttingOver
         cutover = CutoverProgress(step: .hold, drainTo: [:], heldAt: nil)
+        // Set before the hold, when it is journaled: the runner does not journal while writes are
+        // held, so after a crash this flag is what tells an abort or a rollback to take fences off
+        // (removing a fence that was never set is harmless).
+        sourcesFenced = true
+    }
+
+    /// After a crash the journal can lag the metadata store by the publish step, because the
+    /// runner does not journal while writes are held. When the map this cutover publishes is
+    /// already current, the switch happened: it must be finished, never undone as if it had not.
+    /// Call with the current map's generation before feeding `.restarted`.
+    public mutating func reconcile(publishedGeneration current: UInt64) {
+        guard var progress = cutover, progress.step != .release else { return }
+        let reversing = (phase == .failed ? interrupted : phase) == .rollingBack
+        guard current >= (reversing ? rollbackGeneration : plan.target.generation) else { return }
+        progress.step = .release
+        cutover = progress
+        // Reverse replication positions recorded at the fence may be missing from the journal; a
+        // missing one starts at 0, which replays more but loses nothing (the version rule).
+        switched = !reversing
     }
 
     /// One protocol step done, in either direction.

@@ -77,13 +77,50 @@ public struct ShardMap: Hashable, Sendable, Codable {
         self.assignments = merged
     }
 
-    /// Decodes and re-validates a stored map: a corrupt map must never route a write.
+    private enum CodingKeys: String, CodingKey { case generation, layout, assignments }
+
+    /// Decodes and re-validates a stored map: a corrupt map must never route a write. Reads the
+    /// compact `layout` form, and the older list of `assignments`.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        try self.init(
-            generation: container.decode(UInt64.self, forKey: .generation),
-            assignments: container.decode([RangeAssignment].self, forKey: .assignments)
-        )
+        let generation = try container.decode(UInt64.self, forKey: .generation)
+        guard let layout = try container.decodeIfPresent(String.self, forKey: .layout) else {
+            try self.init(generation: generation, assignments: container.decode([RangeAssignment].self, forKey: .assignments))
+            return
+        }
+        var starts: [(UInt64, ShardID)] = []
+        for entry in layout.split(separator: ",", omittingEmptySubsequences: false) {
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, let start = UInt64(parts[0], radix: 16), let shard = ShardID(String(parts[1])) else {
+                throw DecodingError.dataCorruptedError(forKey: .layout, in: container, debugDescription: "bad layout entry \(entry)")
+            }
+            starts.append((start, shard))
+        }
+        let assignments = starts.indices.map { index in
+            let last = index + 1 < starts.count ? starts[index + 1].0 &- 1 : .max
+            return RangeAssignment(range: HashRange(start: starts[index].0, last: max(last, starts[index].0)), shard: starts[index].1)
+        }
+        guard starts.indices.dropFirst().allSatisfy({ starts[$0].0 > starts[$0 - 1].0 }) else {
+            throw DecodingError.dataCorruptedError(forKey: .layout, in: container, debugDescription: "layout starts must increase")
+        }
+        try self.init(generation: generation, assignments: assignments)
+    }
+
+    /// Encodes as `{"generation":N,"layout":"<start hex>=<shard>,…"}`: ranges are contiguous, so
+    /// their starts say everything, and one string encodes and parses an order of magnitude faster
+    /// than a list of objects. That matters because a map is published while writes are held.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(generation, forKey: .generation)
+        var layout = ""
+        layout.reserveCapacity(assignments.count * 24)
+        for (index, assignment) in assignments.enumerated() {
+            if index > 0 { layout.append(",") }
+            layout.append(String(assignment.range.start, radix: 16))
+            layout.append("=")
+            layout.append(assignment.shard.rawValue)
+        }
+        try container.encode(layout, forKey: .layout)
     }
 
     /// The assignment whose range holds `hash`, found by binary search in O(log n).

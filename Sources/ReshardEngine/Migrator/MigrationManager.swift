@@ -111,6 +111,7 @@ public final class MigrationManager: Sendable {
                 finished.withLock { $0[id] = MigrationStatus(machine: machine, error: machine.failure, pauses: []) }
                 continue
             }
+            if let current = try await metadata.currentShardMap() { machine.reconcile(publishedGeneration: current.generation) }
             machine.on(.restarted, now: wallMillis())
             logger.info("resuming migration", metadata: ["migration": "\(id)", "phase": "\(machine.phase.rawValue)"])
             launch(machine)
@@ -124,6 +125,7 @@ public final class MigrationManager: Sendable {
             let throttle = await runner.throttleState
             status.throttleChunkRows = throttle.chunkRows
             status.throttleReason = throttle.reason
+            status.cutoverSteps = await runner.lastCutoverSteps
             return status
         }
         if let status = finished.withLock({ $0[id] }) { return status }
@@ -177,7 +179,8 @@ public final class MigrationManager: Sendable {
         let task = Task {
             await runner.run()
             let state = await runner.state
-            let status = MigrationStatus(machine: state, error: await runner.error, pauses: await runner.writePauses)
+            var status = MigrationStatus(machine: state, error: await runner.error, pauses: await runner.writePauses)
+            status.cutoverSteps = await runner.lastCutoverSteps
             self.finished.withLock { $0[id] = status }
             _ = self.runners.withLock { $0.removeValue(forKey: id) }
             self.logger.info("migration ended", metadata: ["migration": "\(id)", "phase": "\(state.phase.rawValue)"])
@@ -214,4 +217,6 @@ public struct MigrationStatus: Sendable {
     /// The copy chunk the throttle allows now, and why it is slowing down, if it is.
     public var throttleChunkRows: Int?
     public var throttleReason: String?
+    /// How long each step of the latest cutover took (while the runner is live).
+    public var cutoverSteps: [CutoverStepTiming] = []
 }

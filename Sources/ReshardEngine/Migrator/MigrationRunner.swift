@@ -4,7 +4,7 @@ import ReshardCore
 import ReshardStore
 
 /// Called after every round's results are in and before they are journaled, with the machine as
-/// it stands; whatever it returns is applied as operator commands right after the journal. Fault
+/// it stands; whatever it returns is applied as operator commands before the journal. Fault
 /// injection kills the process here (the round is then redone on restart); tests use it to act at
 /// an exact point of the protocol.
 public typealias MigrationRoundHook = @Sendable (MigrationStateMachine) async -> [MigrationEvent]
@@ -30,6 +30,7 @@ public actor MigrationRunner {
     private var throttle: Throttle
     private var copyNotBefore = ContinuousClock.now
     private let hook: MigrationRoundHook?
+    private var cutoverSteps: [CutoverStepTiming] = []
 
     /// A runner for `machine`, journaling to `metadata`. A cutover whose writes have been held
     /// longer than `cutoverBudget` before the switch is aborted and retried later.
@@ -61,6 +62,9 @@ public actor MigrationRunner {
 
     /// Write pauses of this migration's cutovers, measured per held write.
     public var writePauses: [PauseSummary] { pauses }
+
+    /// How long each step of the latest cutover took, in order (a drain may take several rounds).
+    public var lastCutoverSteps: [CutoverStepTiming] { cutoverSteps }
 
     /// The throttle's chunk size and, when it is slowing the copy, why.
     public var throttleState: (chunkRows: Int, reason: String?) { (throttle.chunkRows, throttle.reason) }
@@ -98,7 +102,11 @@ public actor MigrationRunner {
                 try? await Task.sleep(for: .milliseconds(50))
                 continue
             }
+            let step = machine.phase == .cuttingOver ? machine.cutover?.step : nil
+            if step == .hold { cutoverSteps = [] }
+            let started = ContinuousClock.now
             let results = await perform(work, now: now)
+            if let step { cutoverSteps.append(CutoverStepTiming(step: step, micros: (ContinuousClock.now - started).wholeMicroseconds)) }
             var failed: (any Error)?
             for result in results {
                 switch result {
@@ -108,10 +116,11 @@ public actor MigrationRunner {
                 case .failure(let error): failed = error
                 }
             }
-            let injected = await hook?(machine) ?? []
-            await journal()
-            for event in injected { machine.on(event, now: wallMillis()) }
-            if !injected.isEmpty { await journal() }
+            for event in await hook?(machine) ?? [] { machine.on(event, now: wallMillis()) }
+            // While writes are held every millisecond is client pause, and no journal is needed:
+            // each cutover step is idempotent, the hold itself dies with the process, and a restart
+            // redoes the cutover from the hold after reconciling with the published map.
+            if !machine.holding { await journal() }
             if let failed { await handle(failed) } else { consecutiveErrors = 0; lastError = nil }
             // Let the rest of the system breathe between rounds of bulk work.
             if results.count > 0, machine.phase == .copying || machine.phase == .cleaningUp { await Task.yield() }
@@ -149,6 +158,14 @@ public actor MigrationRunner {
     private func perform(_ work: [MigrationWork], now: UInt64) async -> [Result<MigrationEvent, any Error>] {
         let snapshot = machine
         let worker = worker
+        if work.count == 1, let item = work.first {
+            // Cutover steps come one at a time while writes are held: no child task to schedule.
+            do {
+                return [.success(try await worker.perform(item, machine: snapshot, now: now))]
+            } catch {
+                return [.failure(error)]
+            }
+        }
         return await withTaskGroup(of: Result<MigrationEvent, any Error>.self) { group in
             for item in work {
                 group.addTask {
@@ -199,6 +216,14 @@ public actor MigrationRunner {
             logger.error("could not journal the migration", metadata: ["migration": "\(id)", "error": "\(error)"])
         }
     }
+}
+
+/// How long one round of a cutover step took (writes are held from `hold` to `release`).
+public struct CutoverStepTiming: Sendable, Hashable, Codable {
+    /// The step the round ran.
+    public let step: CutoverStep
+    /// Its duration, microseconds.
+    public let micros: UInt64
 }
 
 /// The migration journal's text form.

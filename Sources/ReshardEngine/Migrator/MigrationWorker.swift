@@ -37,9 +37,8 @@ struct MigrationWorker: Sendable {
             router.gate.hold(ranges)
             return .writesHeld
         case .fence(let byShard, let generation, let readPositions):
-            for (shard, ranges) in byShard {
-                for range in ranges { try await store(shard).fence(range, generation: generation) }
-            }
+            // Writes are held while this runs: every shard at once, one transaction each.
+            try await forEachShard(byShard) { store, ranges in try await store.fence(ranges, generation: generation) }
             var positions: [ShardID: UInt64] = [:]
             for shard in readPositions { positions[shard] = try await store(shard).changePosition() }
             return .fenced(positions: positions)
@@ -50,9 +49,7 @@ struct MigrationWorker: Sendable {
             router.gate.release()
             return .writesReleased
         case .removeFences(let byShard):
-            for (shard, ranges) in byShard {
-                for range in ranges { try await store(shard).removeFence(range) }
-            }
+            try await forEachShard(byShard) { store, ranges in try await store.removeFences(ranges) }
             return .fencesRemoved
         case .deleteChunk(let task, let shard, let range, let limit):
             let deleted = try await store(shard).deleteRange(range, limit: limit)
@@ -70,6 +67,17 @@ struct MigrationWorker: Sendable {
         }
     }
 
+    /// Runs `body` on every shard's store concurrently; the first error wins.
+    private func forEachShard(
+        _ byShard: [ShardID: [HashRange]], _ body: @escaping @Sendable (any ShardStore, [HashRange]) async throws -> Void
+    ) async throws {
+        let stores = try byShard.map { (try store($0.key), $0.value) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (store, ranges) in stores { group.addTask { try await body(store, ranges) } }
+            try await group.waitForAll()
+        }
+    }
+
     func changeApplier(_ machine: MigrationStateMachine) -> ChangeApplier {
         ChangeApplier(plan: machine.plan, batch: tailBatch, store: { try self.store($0) })
     }
@@ -81,7 +89,8 @@ struct MigrationWorker: Sendable {
             try await metadata.publish(map, replacing: map.generation - 1)
         } catch let error as MetadataError where error.isConflict {
             guard try await metadata.shardMap(generation: map.generation) == map else { throw error }
+            try await router.refreshShardMap()
         }
-        try await router.refreshShardMap()
+        router.adopt(map)
     }
 }

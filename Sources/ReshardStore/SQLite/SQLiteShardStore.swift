@@ -263,24 +263,25 @@ public final class SQLiteShardStore: ShardStore {
         }
     }
 
-    public func fence(_ range: HashRange, generation: UInt64) async throws {
+    public func fence(_ ranges: [HashRange], generation: UInt64) async throws {
+        guard !ranges.isEmpty else { return }
         try await pool.write { db in
-            try db.execute(
+            let upsert = try db.cachedStatement(
                 sql: """
                     INSERT INTO _reshard_fences(range_start, range_last, generation) VALUES(?, ?, ?)
                     ON CONFLICT(range_start, range_last) DO UPDATE SET generation = max(generation, excluded.generation)
-                    """,
-                arguments: [KeyHash.ordered(range.start), KeyHash.ordered(range.last), Int64(bitPattern: generation)]
-            )
+                    """)
+            for range in ranges {
+                try upsert.execute(arguments: [KeyHash.ordered(range.start), KeyHash.ordered(range.last), Int64(bitPattern: generation)])
+            }
         }
     }
 
-    public func removeFence(_ range: HashRange) async throws {
+    public func removeFences(_ ranges: [HashRange]) async throws {
+        guard !ranges.isEmpty else { return }
         try await pool.write { db in
-            try db.execute(
-                sql: "DELETE FROM _reshard_fences WHERE range_start = ? AND range_last = ?",
-                arguments: [KeyHash.ordered(range.start), KeyHash.ordered(range.last)]
-            )
+            let delete = try db.cachedStatement(sql: "DELETE FROM _reshard_fences WHERE range_start = ? AND range_last = ?")
+            for range in ranges { try delete.execute(arguments: [KeyHash.ordered(range.start), KeyHash.ordered(range.last)]) }
         }
     }
 

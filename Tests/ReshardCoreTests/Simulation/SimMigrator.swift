@@ -38,7 +38,8 @@ struct SimMigrator {
             return
         }
         machine.on(event, now: world.now)
-        journal = machine
+        // As the runner: nothing is journaled while writes are held.
+        if !machine.holding { journal = machine }
     }
 
     mutating func command(_ event: MigrationEvent, now: UInt64) -> MigrationOutcome {
@@ -53,6 +54,7 @@ struct SimMigrator {
         pendingCopy = nil
         world.crashRouters()
         machine = journal
+        machine.reconcile(publishedGeneration: world.metadata.generation)
         machine.on(.restarted, now: world.now)
         journal = machine
     }
