@@ -80,6 +80,13 @@ extension ShardRouter {
     /// The tables, in name order.
     public var tables: [TableDefinition] { snapshot.tables.values.sorted { $0.name < $1.name } }
 
+    /// The store of a registered shard, for tools that check data behind the router's back
+    /// (the demo's placement check, verification); nil for an unknown shard.
+    public func store(_ shard: ShardID) -> (any ShardStore)? { snapshot.shards[shard]?.store }
+
+    /// Every registered shard, in the map or not yet.
+    public var registeredShards: [ShardID] { snapshot.shards.keys.sorted() }
+
     /// Shards, ranges and live row counts; also refreshes the rows-per-shard gauges.
     public func cluster() async throws -> ClusterInfo {
         let current = snapshot

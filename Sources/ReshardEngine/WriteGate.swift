@@ -98,6 +98,14 @@ public struct PauseSummary: Sendable, Hashable, Codable {
     public var p99Millis: Double
     /// Longest wait, milliseconds.
     public var maxMillis: Double
+
+    /// Figures as measured.
+    public init(count: Int, p50Millis: Double, p99Millis: Double, maxMillis: Double) {
+        self.count = count
+        self.p50Millis = p50Millis
+        self.p99Millis = p99Millis
+        self.maxMillis = maxMillis
+    }
 }
 
 /// Keeps up to 100,000 samples; enough for percentiles of a cutover's held writes without

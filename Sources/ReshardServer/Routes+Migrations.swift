@@ -195,6 +195,15 @@ struct MigrationRoutes {
             ("cutover_step", m.cutover.map { JSONText.quoted($0.step.rawValue) } ?? "null"),
             ("cutover_attempts", String(m.cutoverAttempts)),
             (
+                "cutover_steps",
+                JSONText.array(
+                    status.cutoverSteps.map {
+                        JSONText.object([
+                            ("step", JSONText.quoted($0.step.rawValue)), ("ms", String(format: "%.3f", Double($0.micros) / 1_000)),
+                        ])
+                    })
+            ),
+            (
                 "throttle",
                 JSONText.object([
                     ("chunk_rows", status.throttleChunkRows.map(String.init) ?? "null"),

@@ -60,10 +60,16 @@ struct MigrationStatusBody: Decodable {
     let forward: [String: Stream]
     let cutover_attempts: Int
     let write_pauses: [Pause]
+    let cutover_steps: [Step]
     let rows_deleted: Int
     let tombstones_purged: Int
     let mismatches: [String]
     let throttle: Throttle?
+
+    struct Step: Decodable {
+        let step: String
+        let ms: Double
+    }
 
     struct Throttle: Decodable {
         let chunk_rows: Int?
@@ -99,6 +105,11 @@ enum MigrationText {
             "\($0.key) \($0.value.backlog.map(String.init) ?? "?") changes/\($0.value.lag_ms) ms"
         }
         if !lag.isEmpty { lines.append("  lag      " + lag.joined(separator: ", ")) }
+        if !status.cutover_steps.isEmpty {
+            lines.append(
+                "  cutover  "
+                    + status.cutover_steps.map { String(format: "%@ %.1f ms", $0.step as NSString, $0.ms) }.joined(separator: " · "))
+        }
         for pause in status.write_pauses {
             lines.append(
                 String(
@@ -131,22 +142,29 @@ enum MigrationWatch {
                 if !lastPhase.isEmpty { print("") }
                 lastPhase = status.phase
             }
-            let total = max(status.rows_estimated ?? 0, status.rows_copied, 1)
-            let fraction = min(1, Double(status.rows_copied) / Double(total))
-            let filled = Int(fraction * 30)
             let elapsed = Date().timeIntervalSince(started)
             let rate = elapsed > 0 ? Double(status.rows_copied) / elapsed : 0
-            let eta = rate > 0 && fraction < 1 ? String(format: "ETA %.0fs", Double(total - status.rows_copied) / rate) : ""
-            let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: 30 - filled)
-            let line = String(
-                format: "\r%-12@ %@ %5.1f %%  %d/%d rows  %.0f rows/s  %@", status.phase as NSString, bar as NSString, fraction * 100,
-                status.rows_copied, total, rate, eta as NSString)
-            FileHandle.standardOutput.write(Data((line + "   ").utf8))
+            let line = ProgressLine.render(phase: status.phase, copied: status.rows_copied, estimated: status.rows_estimated, rate: rate)
+            FileHandle.standardOutput.write(Data(("\r" + line + "   ").utf8))
             if ["done", "rolled_back", "failed"].contains(status.phase) {
                 print("\n" + MigrationText.status(status))
                 return
             }
             try await Task.sleep(for: .milliseconds(500))
         }
+    }
+}
+
+/// A migration's progress as one line: phase, bar, share, rows, rate and ETA.
+enum ProgressLine {
+    static func render(phase: String, copied: Int, estimated: Int?, rate: Double) -> String {
+        let total = max(estimated ?? 0, copied, 1)
+        let fraction = min(1, Double(copied) / Double(total))
+        let filled = Int(fraction * 30)
+        let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: 30 - filled)
+        let eta = rate > 0 && fraction < 1 ? String(format: "ETA %.0fs", Double(total - copied) / rate) : ""
+        return String(
+            format: "%-12@ %@ %5.1f %%  %d/%d rows  %.0f rows/s  %@", phase as NSString, bar as NSString, fraction * 100, copied, total,
+            rate, eta as NSString)
     }
 }

@@ -10,9 +10,10 @@ struct Reshard: AsyncParsableCommand {
             Applications read and write rows through the router; Reshard owns the shard map and moves data between shards while traffic continues.
 
             Example:
+              reshard demo
               reshard serve --data ./reshard-data --shards 4
               reshard status --data ./reshard-data
             """,
-        subcommands: [Serve.self, Status.self, Migrate.self, Bench.self]
+        subcommands: [Demo.self, Serve.self, Status.self, Migrate.self, Bench.self]
     )
 }

@@ -1,0 +1,165 @@
+import Foundation
+import ReshardCore
+import ReshardEngine
+import ReshardStore
+
+/// The demo's migration: a baseline, shard s5 added live with progress shown, then a settle
+/// period, all while the workload runs.
+struct DemoRun: Sendable {
+    let router: ShardRouter
+    let migrations: MigrationManager
+    let workload: DemoWorkload
+    let settle: Duration
+    let newShardLocation: @Sendable (ShardID) -> ShardLocation
+
+    /// What the migration did, for the report.
+    struct Result: Sendable, Codable {
+        var id = ""
+        var phase = ""
+        var error: String?
+        /// Rows (tombstones included) on the four shards when the migration was planned.
+        var rowsAtStart = 0
+        var rowsPredicted = 0
+        var rowsCopied = 0
+        var moves = 0
+        var seconds = 0.0
+        /// Seconds spent in each phase, in order.
+        var phases: [Phase] = []
+        var cutoverAttempts = 0
+        /// How long writes were held at each completed cutover, milliseconds.
+        var holdMillis: [UInt64] = []
+        /// Per cutover: the pauses of the writes that arrived while it held them.
+        var pauses: [PauseSummary] = []
+        /// The steps of the last cutover and their durations.
+        var cutoverSteps: [CutoverStepTiming] = []
+        var rowsDeleted = 0
+        var tombstonesPurged = 0
+        var throttleReasons: [String] = []
+
+        struct Phase: Sendable, Codable {
+            let name: String
+            let seconds: Double
+        }
+    }
+
+    func migrate(bakeMillis: UInt64) async throws -> Result {
+        try await wait(settle, label: "baseline")
+        _ = try await router.addShard(id: "s5", location: newShardLocation)
+        var result = Result()
+        for shard in router.shardMap.shards {
+            result.rowsAtStart += try await router.store(shard)?.summary(table: try Self.table, range: .full).rows ?? 0
+        }
+        workload.stage.withLock { $0 = .during }
+        let settings = MigrationSettings(bakeMillis: bakeMillis, tombstoneGraceMillis: 0)
+        let (created, preview) = try await migrations.create(MigrationRequest(kind: .addShard(try Self.newShard), settings: settings))
+        guard let id = created else { throw DemoError("the migration was not created") }
+        result.id = id
+        result.rowsPredicted = preview.rows
+        result.moves = preview.plan.moves.count
+        let share = Double(preview.rows) / Double(max(1, result.rowsAtStart)) * 100
+        print(
+            "adding shard s5 live (migration \(id)): \(preview.plan.moves.count) ranges, \(Demo.count(preview.rows)) rows to move "
+                + String(format: "(%.1f %% of %@; ideal 20.0 %%)", share, Demo.count(result.rowsAtStart) as NSString))
+        try await follow(id, into: &result)
+        workload.stage.withLock { $0 = .after }
+        try await wait(settle, label: "after")
+        return result
+    }
+
+    /// The demo's table and the shard it adds; validated like any name, never force-unwrapped.
+    static let tableName = "accounts"
+    static var table: TableName { get throws { try TableName(tableName).orThrow("table name") } }
+    static var newShard: ShardID { get throws { try ShardID("s5").orThrow("shard id") } }
+
+    /// Shows the migration until it ends (or fails), recording phase times and figures.
+    private func follow(_ id: String, into result: inout Result) async throws {
+        let started = ContinuousClock.now
+        var phaseStarted = started
+        var copyStarted: ContinuousClock.Instant?
+        var phase = ""
+        var lastLine = ContinuousClock.now
+        let display = ProgressDisplay()
+        while true {
+            guard let status = await migrations.status(id) else { throw DemoError("migration \(id) vanished") }
+            let machine = status.machine
+            let now = ContinuousClock.now
+            if machine.phase.rawValue != phase {
+                if !phase.isEmpty {
+                    let seconds = (now - phaseStarted).seconds
+                    result.phases.append(.init(name: phase, seconds: seconds))
+                    display.finish(String(format: "  %-12@ %6.2f s", phase as NSString, seconds))
+                }
+                phase = machine.phase.rawValue
+                phaseStarted = now
+                if machine.phase == .copying { copyStarted = now }
+            }
+            if let reason = status.throttleReason, !result.throttleReasons.contains(reason) { result.throttleReasons.append(reason) }
+            let copySeconds = copyStarted.map { (now - $0).seconds } ?? 0
+            let rate = copySeconds > 0 ? Double(machine.rowsCopied) / copySeconds : 0
+            var line = ProgressLine.render(phase: phase, copied: machine.rowsCopied, estimated: machine.estimatedRows, rate: rate)
+            let lag = machine.forward.values.map { $0.backlog == .max ? 0 : $0.backlog }.max() ?? 0
+            line += " lag \(lag)"
+            if let p99 = workload.takeWindowP99() { line += String(format: " · clients p99 %.1f ms", Double(p99) / 1_000) }
+            if let reason = status.throttleReason { line += " · throttle: \(reason)" }
+            if display.isTerminal || now - lastLine >= .seconds(2) {
+                display.update(line)
+                lastLine = now
+            }
+            if machine.phase.isTerminal || machine.phase == .failed {
+                result.phase = machine.phase.rawValue
+                result.error = status.error
+                result.seconds = (now - started).seconds
+                result.rowsCopied = machine.rowsCopied
+                result.cutoverAttempts = machine.cutoverAttempts
+                result.holdMillis = machine.pausesMillis
+                result.pauses = status.pauses
+                result.cutoverSteps = status.cutoverSteps
+                result.rowsDeleted = machine.deletions.reduce(0) { $0 + $1.rows }
+                result.tombstonesPurged = machine.purges.reduce(0) { $0 + $1.rows }
+                display.finish("  \(phase)" + (status.error.map { ": \($0)" } ?? ""))
+                return
+            }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+    }
+
+    /// Lets the workload run for `duration`, then prints its p99 over that time.
+    private func wait(_ duration: Duration, label: String) async throws {
+        _ = workload.takeWindowP99()
+        try await Task.sleep(for: duration)
+        let p99 = workload.takeWindowP99().map { String(format: "%.2f ms", Double($0) / 1_000) } ?? "no requests"
+        print("  \(label): \(Int(duration.seconds)) s of workload, clients p99 \(p99)")
+    }
+}
+
+/// One progress line, redrawn in place on a terminal and printed as separate lines otherwise
+/// (a log file or CI output should not fill with carriage returns).
+final class ProgressDisplay: Sendable {
+    let isTerminal = isatty(STDOUT_FILENO) != 0
+
+    func update(_ line: String) {
+        if isTerminal {
+            FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + line).utf8))
+        } else {
+            print("  " + line)
+        }
+    }
+
+    /// Ends the redrawn line with a permanent one.
+    func finish(_ line: String) {
+        if isTerminal { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
+        print(line)
+    }
+}
+
+struct DemoError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension Optional {
+    func orThrow(_ what: String) throws -> Wrapped {
+        guard let self else { throw DemoError("invalid \(what)") }
+        return self
+    }
+}
