@@ -61,12 +61,12 @@ struct Demo: AsyncParsableCommand {
         let router = cluster.router
         let token = try AdminToken.resolve(explicit: nil, file: cluster.folder.adminTokenPath, createIfMissing: true)
         _ = try await router.createTable(name: DemoRun.tableName, primaryKey: "id", shardKey: "id")
-        print("Reshard demo: 4 SQLite shards in \(cluster.folder.path)")
+        say("Reshard demo: 4 SQLite shards in \(cluster.folder.path)")
 
         let loadStart = ContinuousClock.now
         let loaded = try await DemoLoader(router: router, rows: rows).load()
         let loadSeconds = (ContinuousClock.now - loadStart).seconds
-        print(
+        say(
             "loaded \(Self.count(rows)) rows in \(String(format: "%.1f", loadSeconds)) s (\(Self.count(Int(Double(rows) / loadSeconds))) rows/s)"
         )
 
@@ -83,8 +83,8 @@ struct Demo: AsyncParsableCommand {
             port = bound
             break
         }
-        print("router on http://127.0.0.1:\(port); to watch from another terminal:")
-        print("  reshard migrate status --watch --url http://127.0.0.1:\(port) --data \(cluster.folder.path)")
+        say("router on http://127.0.0.1:\(port); to watch from another terminal:")
+        say("  reshard migrate status --watch --url http://127.0.0.1:\(port) --data \(cluster.folder.path)")
 
         let workload = DemoWorkload(port: port, clients: clients, keys: rows + rows / 10, opsPerSecond: rate)
         let clientsTask = Task { try await workload.run() }
@@ -97,14 +97,14 @@ struct Demo: AsyncParsableCommand {
         await server.triggerGracefulShutdown()
         _ = try? await serverTask.value
 
-        print("checking every acknowledged write and delete …")
+        say("checking every acknowledged write and delete …")
         let check = try await DemoCheck(router: router, loaded: loaded, clients: results.value ?? []).run()
         let report = DemoReport(
             rows: rows, clients: clients, rate: rate, migration: migration, results: results, check: check)
-        print("")
-        print(report.text)
+        say("")
+        say(report.text)
         if let json { try report.write(json: json) }
-        if keep { print("\nthe data folder stays at \(cluster.folder.path)") }
+        if keep { say("\nthe data folder stays at \(cluster.folder.path)") }
         if !report.passed { throw ExitCode.failure }
     }
 

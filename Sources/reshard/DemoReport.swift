@@ -138,6 +138,6 @@ struct DemoReport: Codable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(self).write(to: URL(fileURLWithPath: path))
-        print("wrote \(path)")
+        say("wrote \(path)")
     }
 }

@@ -57,7 +57,7 @@ struct DemoRun: Sendable {
         result.rowsPredicted = preview.rows
         result.moves = preview.plan.moves.count
         let share = Double(preview.rows) / Double(max(1, result.rowsAtStart)) * 100
-        print(
+        say(
             "adding shard s5 live (migration \(id)): \(preview.plan.moves.count) ranges, \(Demo.count(preview.rows)) rows to move "
                 + String(format: "(%.1f %% of %@; ideal 20.0 %%)", share, Demo.count(result.rowsAtStart) as NSString))
         try await follow(id, into: &result)
@@ -128,7 +128,7 @@ struct DemoRun: Sendable {
         _ = workload.takeWindowP99()
         try await Task.sleep(for: duration)
         let p99 = workload.takeWindowP99().map { String(format: "%.2f ms", Double($0) / 1_000) } ?? "no requests"
-        print("  \(label): \(Int(duration.seconds)) s of workload, clients p99 \(p99)")
+        say("  \(label): \(Int(duration.seconds)) s of workload, clients p99 \(p99)")
     }
 }
 
@@ -141,15 +141,21 @@ final class ProgressDisplay: Sendable {
         if isTerminal {
             FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + line).utf8))
         } else {
-            print("  " + line)
+            say("  " + line)
         }
     }
 
     /// Ends the redrawn line with a permanent one.
     func finish(_ line: String) {
         if isTerminal { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
-        print(line)
+        say(line)
     }
+}
+
+/// Writes a line to standard output at once: the demo's progress must show as it happens also
+/// when the output goes to a file or a pipe, where `print` would buffer it.
+func say(_ text: String = "") {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
 }
 
 struct DemoError: Error, CustomStringConvertible {

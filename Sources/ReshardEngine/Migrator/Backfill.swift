@@ -10,9 +10,20 @@ struct Backfill: Sendable {
     let target: any ShardStore
 
     func copyChunk(task: Int, table: TableName, range: HashRange, after: ScanCursor?, limit: Int) async throws -> MigrationEvent {
-        let rows = try await source.scan(table: table, range: range, after: after, limit: limit)
-        _ = try await target.apply(rows)
+        let rows = try await read(table: table, range: range, after: after, limit: limit)
+        try await write(rows)
         let last = rows.last.map { ScanCursor(hash: $0.hash, pk: $0.pk) } ?? after
         return .chunkCopied(task: task, last: last, rows: rows.count, done: rows.count < limit)
+    }
+
+    /// The read half of a chunk. Between it and `write`, client writes and changelog deliveries
+    /// can overtake the rows read: that is the race the version rule settles.
+    func read(table: TableName, range: HashRange, after: ScanCursor?, limit: Int) async throws -> [StoredRow] {
+        try await source.scan(table: table, range: range, after: after, limit: limit)
+    }
+
+    /// The write half: rows land on the target only where they are newer than what it holds.
+    func write(_ rows: [StoredRow]) async throws {
+        _ = try await target.apply(rows)
     }
 }
