@@ -29,13 +29,7 @@ extension HTTPAPITests {
             #expect(created.status == .accepted)
             let id = try #require(try json(created)["id"] as? String)
 
-            var phase = ""
-            for _ in 0..<400 where phase != "done" {
-                try await Task.sleep(for: .milliseconds(25))
-                phase =
-                    try json(try await client.execute(uri: "/v1/migrations/\(id)", method: .get, headers: auth))["phase"] as? String ?? ""
-            }
-            #expect(phase == "done")
+            #expect(try await waitForPhase("done", of: id, client) == "done")
             let status = try json(try await client.execute(uri: "/v1/migrations/\(id)", method: .get, headers: auth))
             #expect(status["rows_copied"] as? Int == rows)
             #expect((status["write_pauses"] as? [Any])?.isEmpty == false)
@@ -72,13 +66,7 @@ extension HTTPAPITests {
                 .conflict, "migration_active")
             let rollback = try await client.execute(uri: "/v1/migrations/\(id)/rollback", method: .post, headers: auth)
             #expect(rollback.status == .ok)
-            var phase = ""
-            for _ in 0..<400 where phase != "rolled_back" {
-                try await Task.sleep(for: .milliseconds(25))
-                phase =
-                    try json(try await client.execute(uri: "/v1/migrations/\(id)", method: .get, headers: auth))["phase"] as? String ?? ""
-            }
-            #expect(phase == "rolled_back")
+            #expect(try await waitForPhase("rolled_back", of: id, client) == "rolled_back")
             for i in 0..<100 {
                 #expect(try await client.execute(uri: "/v1/tables/users/rows/u\(i)", method: .get).status == .ok)
             }
@@ -86,6 +74,16 @@ extension HTTPAPITests {
                 uri: "/v1/migrations", method: .post, headers: auth, body: ByteBuffer(string: #"{"kind":"rebalance","dry_run":true}"#))
             #expect(next.status == .ok)
         }
+    }
+
+    /// Polls the migration until it reaches `phase` (at most 10 s); returns the last phase seen.
+    func waitForPhase(_ phase: String, of id: String, _ client: any TestClientProtocol) async throws -> String {
+        var seen = ""
+        for _ in 0..<400 where seen != phase {
+            try await Task.sleep(for: .milliseconds(25))
+            seen = try json(try await client.execute(uri: "/v1/migrations/\(id)", method: .get, headers: auth))["phase"] as? String ?? ""
+        }
+        return seen
     }
 
     @Test func badMigrationRequestsAreRefused() async throws {
