@@ -133,6 +133,11 @@ final class ServerScratch {
 
     func close() {
         for server in servers { server.killNow() }
-        try? FileManager.default.removeItem(atPath: root)
+        // Shard stores the test opened close their SQLite files from a background task (their WAL
+        // checkpointer) shortly after release; a removal racing that can leave directories behind.
+        for _ in 0..<20 where FileManager.default.fileExists(atPath: root) {
+            try? FileManager.default.removeItem(atPath: root)
+            if FileManager.default.fileExists(atPath: root) { usleep(50_000) }
+        }
     }
 }
