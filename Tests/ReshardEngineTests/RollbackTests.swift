@@ -113,11 +113,14 @@ import Testing
         }
     }
 
-    /// Tells the writers to stop.
-    final class Flag: Sendable {
+    /// Tells the writers to stop, and counts their acknowledged writes.
+    final class WriterControl: Sendable {
         private let value = Mutex(false)
+        private let acknowledged = Mutex(0)
         func set() { value.withLock { $0 = true } }
         var isSet: Bool { value.withLock { $0 } }
+        func count() { acknowledged.withLock { $0 += 1 } }
+        var writes: Int { acknowledged.withLock { $0 } }
     }
 
     static let keys = 1_200
@@ -146,15 +149,15 @@ import Testing
             machine: machine, router: router, metadata: fixture.metadata, logger: Logger(label: "test"),
             hook: { await trigger.onRound($0) })
 
-        let stop = Flag()
+        let control = WriterControl()
         let migration = Task { await runner.run() }
         #expect(await runner.command(.start) == .accepted)
-        let writers = Task { try await Self.write(router: router, ledger: ledger, stop: stop) }
+        let writers = Task { try await Self.write(router: router, ledger: ledger, control: control) }
         if point == .paused {
-            try await rollBackOncePaused(runner: runner, ledger: ledger)
+            try await rollBackOncePaused(runner: runner, writers: control)
         }
         let ended = await Self.waitForEnd(runner)
-        stop.set()
+        control.set()
         let written = await writers.result
         if !ended { migration.cancel() }
         _ = await migration.value
@@ -171,30 +174,32 @@ import Testing
     }
 
     /// Waits (bounded) for the pause, lets the writers get ahead of the stopped copy, then rolls back.
-    private func rollBackOncePaused(runner: MigrationRunner, ledger: LiveMigrationTests.Ledger) async throws {
+    private func rollBackOncePaused(runner: MigrationRunner, writers: WriterControl) async throws {
         for _ in 0..<1_500 where await runner.state.phase != .paused { try await Task.sleep(for: .milliseconds(20)) }
         #expect(await runner.state.phase == .paused)
-        let before = ledger.entries.withLock { $0.count }
-        for _ in 0..<500 where ledger.entries.withLock({ $0.count }) < before + 50 { try await Task.sleep(for: .milliseconds(10)) }
+        let before = writers.writes
+        for _ in 0..<500 where writers.writes < before + 100 { try await Task.sleep(for: .milliseconds(10)) }
         #expect(await runner.command(.rollback) == .accepted)
     }
 
     /// Writers put, delete and read back keys until told to stop (bounded).
-    static func write(router: ShardRouter, ledger: LiveMigrationTests.Ledger, stop: Flag) async throws {
+    static func write(router: ShardRouter, ledger: LiveMigrationTests.Ledger, control: WriterControl) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for writer in 0..<3 {
                 group.addTask {
                     var random = SeededRandom(seed: UInt64(writer + 11))
                     for step in 0..<50_000 {
-                        if step % 20 == 0, stop.isSet { break }
+                        if step % 20 == 0, control.isSet { break }
                         let pk = "k\(Int(random.next() % UInt64(keys)))"
                         do {
                             if random.next() % 5 == 0 {
                                 let receipt = try await router.delete(table: "kv", pk: pk, shardKey: nil)
                                 ledger.acknowledge(pk, version: receipt.version, deleted: true)
+                                control.count()
                             } else {
                                 let receipt = try await router.put(table: "kv", pk: pk, body: Array("{\"w\":\(writer),\"s\":\(step)}".utf8))
                                 ledger.acknowledge(pk, version: receipt.version, deleted: false)
+                                control.count()
                                 let read = try await router.get(table: "kv", pk: pk, shardKey: nil)
                                 if read.version < receipt.version {
                                     ledger.violation("\(pk): read v\(read.version) after own write v\(receipt.version)")
