@@ -108,7 +108,10 @@ public actor MigrationRunner {
             let results = await perform(work, now: now)
             if let step { cutoverSteps.append(CutoverStepTiming(step: step, micros: (ContinuousClock.now - started).wholeMicroseconds)) }
             var failed: (any Error)?
-            for result in results {
+            // A round's changelog reads go in before its other facts, whatever order the tasks
+            // finished in: a copy that finishes in this round marks the backlogs stale, and a read
+            // made alongside it must not undo that, or catching_up is skipped at random.
+            for result in results.filter(Self.isChangelogRead) + results.filter({ !Self.isChangelogRead($0) }) {
                 switch result {
                 case .success(let event):
                     if case .writesReleased = event, machine.cutover?.step == .release { pauses.append(worker.router.gate.takePauses()) }
@@ -126,6 +129,11 @@ public actor MigrationRunner {
             if results.count > 0, machine.phase == .copying || machine.phase == .cleaningUp { await Task.yield() }
         }
         await applyCommands()
+    }
+
+    private static func isChangelogRead(_ result: Result<MigrationEvent, any Error>) -> Bool {
+        if case .success(.tailed) = result { return true }
+        return false
     }
 
     /// Applies the throttle to a copying round: smaller chunks, or no copy this round while the

@@ -1,0 +1,290 @@
+import Foundation
+import Logging
+import ReshardCore
+import ReshardEngine
+import ReshardStore
+import Synchronization
+import Testing
+
+/// Rollback from every point before cleanup, on real SQLite shards, while writers and readers
+/// keep going: nothing acknowledged is lost, no delete comes back, the old ranges and owners are
+/// in force again, the new shard is empty, nothing is left fenced against the current map, and
+/// writes to the moved ranges are accepted on their old owners afterwards.
+@Suite(.serialized) struct RollbackTests {
+    /// Where the rollback is issued: the state the runner's round hook sees after a round.
+    enum Point: String, CaseIterable, CustomTestStringConvertible {
+        /// After the 2nd round that copied rows.
+        case copying
+        /// After the last copy round (catch-up begins).
+        case catchingUp
+        /// After the round that caught up (verification is next).
+        case verifying
+        /// Cutover step `fence` waiting: routers hold writes, nothing fenced yet.
+        case writesHeld
+        /// The old owners are fenced, the map not yet published (step drain or publish waiting).
+        case sourcesFenced
+        /// The new map is published and writes are still held (step release waiting).
+        case switchedAndHeld
+        /// Baking: the new owners take writes, reverse replication carries them back.
+        case baking
+        /// Paused while copying, then rolled back by an operator command.
+        case paused
+        /// Failed verification (a row only the new owner has), then rolled back.
+        case failed
+
+        var testDescription: String { rawValue }
+
+        /// Whether the state after a round is this point (for `paused` and `failed`, the point
+        /// where the pause or the mismatch is set up).
+        func matches(_ machine: MigrationStateMachine) -> Bool {
+            let cutover = machine.phase == .cuttingOver
+            switch self {
+            case .copying, .paused, .failed: return machine.phase == .copying && machine.rowsCopied > 0
+            case .catchingUp: return machine.phase == .catchingUp
+            case .verifying: return machine.phase == .verifying
+            case .writesHeld: return cutover && machine.cutover?.step == .fence && machine.holding
+            case .sourcesFenced: return cutover && machine.sourcesFenced && !machine.switched
+            case .switchedAndHeld: return cutover && machine.switched && machine.holding
+            case .baking: return machine.phase == .baking
+            }
+        }
+
+        /// Which matching round acts: copying waits for a 2nd chunk round; baking lets a bake
+        /// round of client writes reach the new owner first.
+        var round: Int { self == .copying || self == .paused || self == .baking ? 2 : 1 }
+    }
+
+    /// Issues the rollback (or sets up the pause or the failure) once, at the point, from the
+    /// runner's round hook, and remembers the machine as it was then.
+    final class Trigger: Sendable {
+        let point: Point
+        let fixture: RouterFixture
+        private let rounds = Mutex(0)
+        private let armed = Mutex(false)
+        /// The machine after the round that issued the rollback (or the pause).
+        let fired = Mutex<MigrationStateMachine?>(nil)
+
+        init(point: Point, fixture: RouterFixture) {
+            self.point = point
+            self.fixture = fixture
+        }
+
+        var firedState: MigrationStateMachine? { fired.withLock { $0 } }
+
+        func onRound(_ machine: MigrationStateMachine) async -> [MigrationEvent] {
+            if point == .failed, machine.phase == .failed, armed.withLock({ $0 }), fired.withLock({ $0 == nil }) {
+                fired.withLock { $0 = machine }
+                return [.rollback]
+            }
+            guard isThePoint(machine) else { return [] }
+            switch point {
+            case .failed:
+                // A row only the new owner has: verification must find it and fail the migration.
+                do {
+                    try await plantRowOnlyTheTargetHas(machine.plan)
+                    armed.withLock { $0 = true }
+                } catch {
+                    Issue.record("could not plant the mismatching row: \(error)")
+                }
+                return []
+            case .paused:
+                fired.withLock { $0 = machine }
+                return [.pause]
+            default:
+                fired.withLock { $0 = machine }
+                return [.rollback]
+            }
+        }
+
+        /// Counts the rounds that match; true on the one that acts.
+        private func isThePoint(_ machine: MigrationStateMachine) -> Bool {
+            guard point.matches(machine) else { return false }
+            return rounds.withLock { count in
+                count += 1
+                return count == point.round
+            }
+        }
+
+        private func plantRowOnlyTheTargetHas(_ plan: MigrationPlan) async throws {
+            let pk = try #require((0..<10_000).lazy.map { "planted\($0)" }.first { plan.move(containing: KeyHash.of($0)) != nil })
+            let target = try #require(plan.move(containing: KeyHash.of(pk))).target
+            let row = StoredRow(table: TableName("kv")!, pk: pk, shardKey: pk, version: 1, body: "{\"planted\":true}")
+            #expect(try await fixture.openShard(target.rawValue).apply([row]) == 1)
+        }
+    }
+
+    /// Tells the writers to stop, and counts their acknowledged writes.
+    final class WriterControl: Sendable {
+        private let value = Mutex(false)
+        private let acknowledged = Mutex(0)
+        func set() { value.withLock { $0 = true } }
+        var isSet: Bool { value.withLock { $0 } }
+        func count() { acknowledged.withLock { $0 += 1 } }
+        var writes: Int { acknowledged.withLock { $0 } }
+    }
+
+    static let keys = 1_200
+    static let settings = MigrationSettings(
+        chunkRows: 20, maxLagChanges: 20, maxLagMillis: 500, bakeMillis: 1_000, cleanupChunkRows: 200, latencyFactor: nil,
+        tombstoneGraceMillis: 0)
+
+    @Test(arguments: Point.allCases)
+    func rollsBackWithoutLosingAWrite(point: Point) async throws {
+        let fixture = try await RouterFixture.make(shards: 3)
+        defer { fixture.remove() }
+        let router = fixture.router
+        _ = try await router.createTable(name: "kv", primaryKey: "k", shardKey: "k")
+        let ledger = LiveMigrationTests.Ledger()
+        for i in 0..<1_000 {
+            let receipt = try await router.put(table: "kv", pk: "k\(i)", body: Array("{\"v\":0}".utf8))
+            ledger.acknowledge(receipt.pk, version: receipt.version, deleted: false)
+        }
+        let folder = fixture.folder
+        _ = try await router.addShard(id: "s4", location: { .sqlite(path: folder.relativeShardPath($0)) })
+        let registered = Set((try await fixture.metadata.shards()).map(\.id))
+        let plan = try MigrationPlanner.plan(.addShard(ShardID("s4")!), current: router.shardMap, registered: registered)
+        let machine = MigrationStateMachine(id: "m-rollback-\(point)", plan: plan, tables: [TableName("kv")!], settings: Self.settings)
+        let trigger = Trigger(point: point, fixture: fixture)
+        let runner = MigrationRunner(
+            machine: machine, router: router, metadata: fixture.metadata, logger: Logger(label: "test"),
+            hook: { await trigger.onRound($0) })
+
+        let control = WriterControl()
+        let migration = Task { await runner.run() }
+        #expect(await runner.command(.start) == .accepted)
+        let writers = Task { try await Self.write(router: router, ledger: ledger, control: control) }
+        if point == .paused {
+            try await rollBackOncePaused(runner: runner, writers: control)
+        }
+        let ended = await Self.waitForEnd(runner)
+        control.set()
+        let written = await writers.result
+        if !ended { migration.cancel() }
+        _ = await migration.value
+        try written.get()
+
+        let fired = try #require(trigger.firedState, "the rollback point \(point) was never reached")
+        let final = await runner.state
+        #expect(final.phase == .rolledBack, "ended in \(final.phase): \(final.failure ?? "")")
+        if point == .failed { #expect(fired.failure?.contains("mismatch") == true, "\(fired.failure ?? "no failure")") }
+        #expect(ledger.violations.withLock { $0 }.isEmpty, "\(ledger.violations.withLock { $0.prefix(5) })")
+        try await Self.checkLedger(ledger, router: router)
+        try await checkPlacement(fixture: fixture, plan: plan, switched: fired.switched)
+        try await Self.checkWritesAccepted(router: router, plan: plan)
+    }
+
+    /// Waits (bounded) for the pause, lets the writers get ahead of the stopped copy, then rolls back.
+    private func rollBackOncePaused(runner: MigrationRunner, writers: WriterControl) async throws {
+        for _ in 0..<1_500 where await runner.state.phase != .paused { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(await runner.state.phase == .paused)
+        let before = writers.writes
+        for _ in 0..<500 where writers.writes < before + 100 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(await runner.command(.rollback) == .accepted)
+    }
+
+    /// Writers put, delete and read back keys until told to stop (bounded).
+    static func write(router: ShardRouter, ledger: LiveMigrationTests.Ledger, control: WriterControl) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for writer in 0..<3 {
+                group.addTask {
+                    var random = SeededRandom(seed: UInt64(writer + 11))
+                    for step in 0..<50_000 {
+                        if step % 20 == 0, control.isSet { break }
+                        let pk = "k\(Int(random.next() % UInt64(keys)))"
+                        do {
+                            if random.next() % 5 == 0 {
+                                let receipt = try await router.delete(table: "kv", pk: pk, shardKey: nil)
+                                ledger.acknowledge(pk, version: receipt.version, deleted: true)
+                                control.count()
+                            } else {
+                                let receipt = try await router.put(table: "kv", pk: pk, body: Array("{\"w\":\(writer),\"s\":\(step)}".utf8))
+                                ledger.acknowledge(pk, version: receipt.version, deleted: false)
+                                control.count()
+                                let read = try await router.get(table: "kv", pk: pk, shardKey: nil)
+                                if read.version < receipt.version {
+                                    ledger.violation("\(pk): read v\(read.version) after own write v\(receipt.version)")
+                                }
+                            }
+                        } catch let error as RouterError where error.code == "not_found" || error.code == "range_moving" {
+                            continue  // a delete of an absent row, a read of a deleted one, or a bounded 503
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// Whether the migration ended within a generous bound (it is cancelled by the caller if not).
+    static func waitForEnd(_ runner: MigrationRunner) async -> Bool {
+        for _ in 0..<3_000 {
+            if await runner.state.phase.isTerminal { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let state = await runner.state
+        Issue.record("the migration did not end: \(state.phase), rollback \(String(describing: state.rollback)), \(state.failure ?? "")")
+        return false
+    }
+
+    /// Every acknowledged write and delete is what the router reads now.
+    static func checkLedger(_ ledger: LiveMigrationTests.Ledger, router: ShardRouter) async throws {
+        let entries = ledger.entries.withLock { $0 }
+        #expect(entries.count > 1_000)
+        var problems: [String] = []
+        for (pk, entry) in entries.sorted(by: { $0.key < $1.key }) {
+            do {
+                let row = try await router.get(table: "kv", pk: pk, shardKey: nil)
+                if entry.deleted || row.version != entry.version {
+                    problems.append("\(pk): read v\(row.version), acknowledged v\(entry.version) deleted=\(entry.deleted)")
+                }
+            } catch let error as RouterError where error.code == "not_found" {
+                if !entry.deleted { problems.append("\(pk) lost: acknowledged v\(entry.version)") }
+            }
+        }
+        #expect(problems.isEmpty, "\(problems.count) of \(entries.count) keys differ: \(problems.prefix(5))")
+    }
+
+    /// The old ranges and owners are in force; every row sits where they say, none on the new
+    /// shard; no fence refuses a write routed by the current map.
+    private func checkPlacement(fixture: RouterFixture, plan: MigrationPlan, switched: Bool) async throws {
+        let router = fixture.router
+        let map = router.shardMap
+        #expect(map.assignments == plan.source.assignments)
+        #expect(map.generation == (switched ? plan.target.generation + 1 : plan.source.generation))
+        #expect(try await fixture.metadata.currentShardMap() == map)
+        var total = 0
+        for shard in try await fixture.metadata.shards() {
+            let store = try fixture.openShard(shard.id.rawValue)
+            for table in try await store.tables() {
+                let rows = try await store.scan(table: table, range: .full, after: nil, limit: 100_000)
+                total += rows.count
+                let misplaced = rows.filter { map.owner(of: $0.hash) != shard.id }.map(\.pk)
+                #expect(misplaced.isEmpty, "\(misplaced.count) rows of \(table) on \(shard.id) belong elsewhere: \(misplaced.prefix(5))")
+            }
+            let fences = try await store.fences()
+            for fence in fences where fence.generation > map.generation {
+                Issue.record("\(shard.id) keeps \(fence.range) fenced at \(fence.generation) above the map's \(map.generation)")
+            }
+            if !switched {
+                // Before the switch the old owners never stopped being authoritative: no fence stays.
+                #expect(fences.isEmpty, "\(shard.id) keeps fences \(fences)")
+            } else if shard.id == ShardID("s4")! {
+                // After a switched rollback the new owner stays fenced at the rollback generation, so a
+                // router still on the switched map cannot write to it (its write would be deleted with the copies).
+                #expect(Set(fences) == Set(plan.moves.map { Fence(range: $0.range, generation: plan.target.generation + 1) }))
+            }
+        }
+        #expect(total > 0)
+    }
+
+    /// Writes to the moved ranges go to their old owners again and read back.
+    static func checkWritesAccepted(router: ShardRouter, plan: MigrationPlan) async throws {
+        let moved = (0..<keys).map { "k\($0)" }.filter { plan.move(containing: KeyHash.of($0)) != nil }.prefix(100)
+        #expect(moved.count > 20)
+        for pk in moved {
+            let receipt = try await router.put(table: "kv", pk: pk, body: Array("{\"after\":true}".utf8))
+            #expect(receipt.shard == plan.source.owner(of: KeyHash.of(pk)))
+            #expect(try await router.get(table: "kv", pk: pk, shardKey: nil).version == receipt.version)
+        }
+    }
+}

@@ -1,0 +1,212 @@
+import Foundation
+import ReshardClient
+import ReshardCore
+import Synchronization
+
+/// What HTTP clients were told about each key. Each key has one writer, so its operations are
+/// sequential: after the last acknowledged one, only the operations whose answer was lost (the
+/// server died mid-request) may have changed the row.
+final class HTTPLedger: Sendable {
+    enum Operation: Sendable { case put, delete }
+
+    struct KeyState: Sendable {
+        /// The last acknowledged version.
+        var version: UInt64
+        /// Whether the last acknowledged operation was a delete.
+        var deleted: Bool
+        /// Operations after it whose outcome is unknown.
+        var uncertain: [Operation] = []
+    }
+
+    private let keys = Mutex<[String: KeyState]>([:])
+    private let problems = Mutex<[String]>([])
+    private let tally = Mutex<[String: Int]>([:])
+
+    func acknowledge(_ pk: String, version: UInt64, deleted: Bool) {
+        keys.withLock { $0[pk] = KeyState(version: version, deleted: deleted) }
+        count(deleted ? "acknowledged deletes" : "acknowledged puts")
+    }
+
+    func uncertain(_ pk: String, _ operation: Operation) {
+        keys.withLock { $0[pk]?.uncertain.append(operation) }
+        count("unknown outcomes")
+    }
+
+    func violation(_ text: String) { problems.withLock { $0.append(text) } }
+
+    func count(_ what: String) { tally.withLock { $0[what, default: 0] += 1 } }
+
+    var violations: [String] { problems.withLock { $0 } }
+    var counts: [String: Int] { tally.withLock { $0 } }
+    var entries: [String: KeyState] { keys.withLock { $0 } }
+
+    /// Why reading `version` (nil: not found) contradicts what clients were told, or nil if it does not.
+    func contradiction(_ pk: String, read version: UInt64?) -> String? {
+        guard let state = keys.withLock({ $0[pk] }) else { return nil }
+        let described = "acknowledged v\(state.version) deleted=\(state.deleted), unknown outcomes after it: \(state.uncertain)"
+        guard let version else {
+            return state.deleted || state.uncertain.contains(.delete) ? nil : "\(pk) not found; \(described)"
+        }
+        if version == state.version && !state.deleted { return nil }
+        if version > state.version && state.uncertain.contains(.put) { return nil }
+        return "\(pk): read v\(version); \(described)"
+    }
+}
+
+/// A stop signal shared with running tasks.
+final class StopFlag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
+}
+
+/// Keeps the clients quiet while the migration copies. The copy throttle holds the copy back for
+/// seconds at a time once the foreground p99 passes twice what it was when copying started, and
+/// on two cores in a debug build any migration does that to any load (each throttled round still
+/// tails and journals the whole machine); the HTTP API cannot turn the throttle off as the
+/// in-process tests do (`latencyFactor: nil`). Writes race the copy in `LiveMigrationTests` and
+/// `RollbackTests`; here the clients write in every other phase and across every crash.
+final class CopyQuiet: Sendable {
+    private let state = Mutex<(requested: Bool, phase: String?)>((false, nil))
+
+    private struct Listing: Decodable {
+        struct Migration: Decodable {
+            let phase: String
+        }
+        let migrations: [Migration]
+    }
+
+    /// From now on, quiet until the migration is seen past copying.
+    func migrationRequested() { state.withLock { $0.requested = true } }
+
+    /// Whether the clients should hold off now (also while the server is unreachable).
+    var isQuiet: Bool {
+        let (requested, phase) = state.withLock { ($0.requested, $0.phase) }
+        return requested && [nil, "preparing", "copying"].contains(phase)
+    }
+
+    /// Polls the migration's phase until `stop`.
+    func watch(port: Int, token: String, stop: StopFlag) async {
+        var connection: HTTPConnection?
+        for _ in 0..<100_000 where !stop.isSet {
+            var phase: String?
+            if connection == nil { connection = try? await HTTPConnection.connect(host: "127.0.0.1", port: port, timeout: .seconds(2)) }
+            if let open = connection {
+                if let response = try? await open.request("GET", "/v1/migrations", headers: [("Authorization", "Bearer \(token)")]) {
+                    phase = (try? JSONDecoder().decode(Listing.self, from: Data(response.body)))?.migrations.first?.phase
+                } else {
+                    await open.close()
+                    connection = nil
+                }
+            }
+            state.withLock { $0.phase = phase }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        await connection?.close()
+    }
+}
+
+/// One HTTP client that puts, deletes and reads its own keys in a seeded order, reconnecting
+/// (with a bounded number of steps) while the server is down.
+struct HTTPWriter: Sendable {
+    let keys: [String]
+    let port: Int
+    let seed: UInt64
+    let ledger: HTTPLedger
+    let stop: StopFlag
+    let quiet: CopyQuiet
+
+    private struct Answer: Decodable {
+        let version: UInt64
+    }
+
+    func run() async {
+        var random = SeededRandom(seed: seed)
+        var connection: HTTPConnection?
+        for _ in 0..<200_000 where !stop.isSet {
+            if quiet.isQuiet {
+                try? await Task.sleep(for: .milliseconds(20))
+                continue
+            }
+            guard let open = connection else {
+                connection = try? await HTTPConnection.connect(host: "127.0.0.1", port: port, timeout: .seconds(2))
+                if connection == nil { try? await Task.sleep(for: .milliseconds(50)) }
+                continue
+            }
+            let pk = keys[Int(random.next() % UInt64(keys.count))]
+            let roll = random.next() % 10
+            let operation: HTTPLedger.Operation? = roll < 2 ? .delete : roll < 7 ? .put : nil
+            do {
+                try await step(open, pk: pk, operation: operation)
+            } catch {
+                // The connection broke (the server was killed); `write` noted a write whose outcome is unknown.
+                await open.close()
+                connection = nil
+            }
+        }
+        await connection?.close()
+    }
+
+    private func step(_ connection: HTTPConnection, pk: String, operation: HTTPLedger.Operation?) async throws {
+        let path = "/v1/tables/kv/rows/\(pk)"
+        switch operation {
+        case .put:
+            let response = try await write(connection, "PUT", path, pk: pk, operation: .put)
+            if try record(response, pk: pk, operation: .put) { try await readBack(connection, pk: pk) }
+        case .delete:
+            let response = try await write(connection, "DELETE", path, pk: pk, operation: .delete)
+            if response.status == 404 {
+                if let problem = ledger.contradiction(pk, read: nil) { ledger.violation("DELETE answered 404: \(problem)") }
+                return
+            }
+            _ = try record(response, pk: pk, operation: .delete)
+        case nil:
+            try await readBack(connection, pk: pk)
+        }
+    }
+
+    /// Sends a write; if no answer comes back, the write may or may not have happened.
+    private func write(
+        _ connection: HTTPConnection, _ method: String, _ path: String, pk: String, operation: HTTPLedger.Operation
+    ) async throws -> HTTPClientResponse {
+        do {
+            let body: [UInt8]? = operation == .put ? Array("{\"seed\":\(seed)}".utf8) : nil
+            return try await connection.request(method, path, body: body, timeout: .seconds(10))
+        } catch {
+            ledger.uncertain(pk, operation)
+            throw error
+        }
+    }
+
+    /// Records a write's answer; true when it was acknowledged.
+    private func record(_ response: HTTPClientResponse, pk: String, operation: HTTPLedger.Operation) throws -> Bool {
+        switch response.status {
+        case 200:
+            let answer = try JSONDecoder().decode(Answer.self, from: Data(response.body))
+            ledger.acknowledge(pk, version: answer.version, deleted: operation == .delete)
+            return true
+        case 503 where response.text.contains("\"range_moving\""):
+            ledger.count("refused: range_moving")  // held past the bound or fenced: not written
+        case 503:
+            ledger.uncertain(pk, operation)
+        default:
+            ledger.violation("\(operation) \(pk): unexpected \(response.status) \(response.text)")
+        }
+        return false
+    }
+
+    private func readBack(_ connection: HTTPConnection, pk: String) async throws {
+        let response = try await connection.request("GET", "/v1/tables/kv/rows/\(pk)", timeout: .seconds(10))
+        let version: UInt64?
+        switch response.status {
+        case 200: version = try JSONDecoder().decode(Answer.self, from: Data(response.body)).version
+        case 404: version = nil
+        case 503: return
+        default:
+            ledger.violation("GET \(pk): unexpected \(response.status) \(response.text)")
+            return
+        }
+        ledger.count("reads")
+        if let problem = ledger.contradiction(pk, read: version) { ledger.violation("read: \(problem)") }
+    }
+}
