@@ -43,7 +43,8 @@ import Testing
             case .catchingUp: return machine.phase == .catchingUp
             case .verifying: return machine.phase == .verifying
             case .writesHeld: return cutover && machine.cutover?.step == .fence && machine.holding
-            case .sourcesFenced: return cutover && machine.sourcesFenced && !machine.switched
+            // `sourcesFenced` is set before the hold (fence intent), so the step tells when fences are on.
+            case .sourcesFenced: return cutover && [.drain, .publish].contains(machine.cutover?.step) && !machine.switched
             case .switchedAndHeld: return cutover && machine.switched && machine.holding
             case .baking: return machine.phase == .baking
             }
