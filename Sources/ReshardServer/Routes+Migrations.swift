@@ -25,7 +25,9 @@ struct MigrationRoutes {
             let cleanupChunkRows: Int?
             let maxRowsPerSecond: Int?
             let tombstoneGraceMs: UInt64?
+            let latencyFactor: Double?
             enum CodingKeys: String, CodingKey {
+                case latencyFactor = "latency_factor"
                 case tombstoneGraceMs = "tombstone_grace_ms"
                 case maxRowsPerSecond = "max_rows_per_second"
                 case chunkRows = "chunk_rows"
@@ -128,6 +130,12 @@ struct MigrationRoutes {
             settings.maxLagMillis = options.maxLagMs ?? settings.maxLagMillis
             settings.bakeMillis = options.bakeMs ?? settings.bakeMillis
             settings.tombstoneGraceMillis = options.tombstoneGraceMs ?? settings.tombstoneGraceMillis
+            if let factor = options.latencyFactor {
+                guard factor == 0 || (1.1...100).contains(factor) else {
+                    throw APIError(.badRequest, code: "invalid_option", message: "latency_factor must be 0 (off) or 1.1…100")
+                }
+                settings.latencyFactor = factor == 0 ? nil : factor
+            }
         }
         return MigrationRequest(kind: kind, settings: settings, dryRun: body.dryRun ?? false)
     }

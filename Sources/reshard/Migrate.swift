@@ -34,6 +34,9 @@ struct MigrationOptions: ParsableArguments {
         help: "A ceiling on copied rows per second (the throttle also slows down on its own when the foreground p99 doubles or lag grows).")
     var maxRowsPerSecond: Int?
 
+    @Option(help: "Slow the copy when the router's p99 passes this multiple of its baseline; 0 turns that off (default 2).")
+    var latencyFactor: Double?
+
     @Flag(help: "Return at once instead of watching the migration until it ends.")
     var detach = false
 
@@ -42,6 +45,7 @@ struct MigrationOptions: ParsableArguments {
         if let chunkRows { options.append("\"chunk_rows\":\(chunkRows)") }
         if let bakeMs { options.append("\"bake_ms\":\(bakeMs)") }
         if let maxRowsPerSecond { options.append("\"max_rows_per_second\":\(maxRowsPerSecond)") }
+        if let latencyFactor { options.append("\"latency_factor\":\(latencyFactor)") }
         var members = fields.map { "\"\($0.0)\":\($0.1)" }
         members.append("\"dry_run\":\(dryRun)")
         if !options.isEmpty { members.append("\"options\":{\(options.joined(separator: ","))}") }

@@ -132,6 +132,22 @@ import Testing
         #expect(unswitched.work(now: 51) == [.removeFences(unswitched.ranges(byOwner: .forward))])
     }
 
+    @Test func theDurableProjectionIgnoresLagFiguresOnly() throws {
+        var m = try machine()
+        m.on(.start, now: 0)
+        m.on(.prepared(positions: [:]), now: 0)
+        let source = m.plan.sources[0]
+        var fresher = m
+        fresher.on(.tailed(.forward, shard: source, position: 0, backlog: 7, lagMillis: 300), now: 1)
+        #expect(fresher != m)
+        #expect(fresher.durableProjection == m.durableProjection, "a read that moved nothing need not be journaled")
+        var moved = m
+        moved.on(.tailed(.forward, shard: source, position: 3, backlog: 0, lagMillis: 0), now: 1)
+        #expect(moved.durableProjection != m.durableProjection)
+        for task in m.copies.indices { m.on(.chunkCopied(task: task, last: nil, rows: 0, done: true), now: 2) }
+        #expect(m.durableProjection.forward[source]?.backlog == .max, "a stale backlog decides when catching up ends")
+    }
+
     @Test func catchingUpWaitsForLagUnderTheThresholds() throws {
         var m = try machine(settings: MigrationSettings(maxLagChanges: 10, maxLagMillis: 50))
         m.on(.start, now: 0)

@@ -99,6 +99,7 @@ extension HTTPAPITests {
                 (#"{"kind":"move_range","shard":"s1","start":"0x10","end":"0x05"}"#, .badRequest, "invalid_range"),
                 (#"{"kind":"add_shard","shard":"s2","options":{"chunk_rows":0}}"#, .badRequest, "invalid_option"),
                 (#"{"kind":"add_shard","shard":"s2","options":{"max_rows_per_second":-5}}"#, .badRequest, "invalid_option"),
+                (#"{"kind":"add_shard","shard":"s2","options":{"latency_factor":0.5}}"#, .badRequest, "invalid_option"),
                 ("[]", .badRequest, "invalid_body"),
             ]
             for (body, status, code) in cases {

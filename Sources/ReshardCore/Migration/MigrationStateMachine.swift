@@ -113,6 +113,23 @@ public struct MigrationStateMachine: Hashable, Sendable, Codable {
         case finish
     }
 
+    /// The machine without the figures that change on every changelog read (backlog counts and
+    /// lag ages): two machines with equal projections differ in nothing a restart needs, so a
+    /// round that only refreshed those figures need not be journaled. A stale backlog (`.max`)
+    /// is kept, because it decides when catching up may end.
+    public var durableProjection: MigrationStateMachine {
+        var copy = self
+        func strip(_ streams: inout [ShardID: StreamProgress]) {
+            for key in streams.keys {
+                streams[key]?.lagMillis = 0
+                if streams[key]?.backlog != .max { streams[key]?.backlog = 0 }
+            }
+        }
+        strip(&copy.forward)
+        strip(&copy.reverse)
+        return copy
+    }
+
     /// Rows copied so far over every move.
     public var rowsCopied: Int { copies.reduce(0) { $0 + $1.rows } }
 

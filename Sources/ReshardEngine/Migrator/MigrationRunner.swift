@@ -31,6 +31,7 @@ public actor MigrationRunner {
     private var copyNotBefore = ContinuousClock.now
     private let hook: MigrationRoundHook?
     private var cutoverSteps: [CutoverStepTiming] = []
+    private var journaled: MigrationStateMachine?
 
     /// A runner for `machine`, journaling to `metadata`. A cutover whose writes have been held
     /// longer than `cutoverBudget` before the switch is aborted and retried later.
@@ -217,9 +218,15 @@ public actor MigrationRunner {
         }
     }
 
+    /// Saves the machine unless nothing durable changed since the last save: a throttled copy
+    /// runs a changelog read every few tens of milliseconds, and re-saving an unchanged state each
+    /// time (a large JSON text for a plan of hundreds of moves) was load the throttle then measured.
     private func journal() async {
+        let durable = machine.durableProjection
+        guard durable != journaled else { return }
         do {
             try await metadata.saveMigration(id: id, journal: try MigrationJournal.encode(machine))
+            journaled = durable
         } catch {
             logger.error("could not journal the migration", metadata: ["migration": "\(id)", "error": "\(error)"])
         }
