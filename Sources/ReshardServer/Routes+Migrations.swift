@@ -203,6 +203,11 @@ struct MigrationRoutes {
             ("cutover_step", m.cutover.map { JSONText.quoted($0.step.rawValue) } ?? "null"),
             ("cutover_attempts", String(m.cutoverAttempts)),
             (
+                "phases",
+                JSONText.array(
+                    m.phaseLog.map { JSONText.object([("phase", JSONText.quoted($0.phase.rawValue)), ("at_ms", String($0.at))]) })
+            ),
+            (
                 "cutover_steps",
                 JSONText.array(
                     status.cutoverSteps.map {

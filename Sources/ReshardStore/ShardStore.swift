@@ -63,8 +63,10 @@ public protocol ShardStore: Sendable {
 
     /// Refuses client writes to each of `ranges` below `generation` from now on (a higher fence
     /// wins), all in one transaction: the fence step of a cutover runs while writes are held, so
-    /// it must cost one commit, not one per range.
-    func fence(_ ranges: [HashRange], generation: UInt64) async throws
+    /// it must cost one commit, not one per range. Returns the changelog position in that same
+    /// transaction: every client write the fences let through is at or before it.
+    @discardableResult
+    func fence(_ ranges: [HashRange], generation: UInt64) async throws -> UInt64
 
     /// Removes the fences on exactly these ranges, in one transaction.
     func removeFences(_ ranges: [HashRange]) async throws

@@ -83,8 +83,8 @@ struct DemoReport: Codable {
             line(
                 "migration",
                 String(
-                    format: "add_shard s5 %@ in %.1f s over %d ranges, %d cutover attempt(s)", m.phase as NSString, m.seconds, m.moves,
-                    m.cutoverAttempts))
+                    format: "add_shard s5 %@ in %.1f s over %d ranges; copy %@ rows/s; %d cutover attempt(s)", m.phase as NSString,
+                    m.seconds, m.moves, Demo.count(Int(m.copyRowsPerSecond)) as NSString, m.cutoverAttempts))
             line("phases", m.phases.map { String(format: "%@ %.2f s", $0.name as NSString, $0.seconds) }.joined(separator: " · "))
             // The hold window bounds every held write's pause, so it settles the target even when
             // few writes (or none) happened to arrive inside it.

@@ -21,6 +21,7 @@ struct DemoRun: Sendable {
         var rowsAtStart = 0
         var rowsPredicted = 0
         var rowsCopied = 0
+        var copyRowsPerSecond = 0.0
         var moves = 0
         var seconds = 0.0
         /// Seconds spent in each phase, in order.
@@ -74,29 +75,34 @@ struct DemoRun: Sendable {
     /// Shows the migration until it ends (or fails), recording phase times and figures.
     private func follow(_ id: String, into result: inout Result) async throws {
         let started = ContinuousClock.now
-        var phaseStarted = started
-        var copyStarted: ContinuousClock.Instant?
-        var phase = ""
+        var reported = 0  // phase-log entries already shown as finished
         var lastLine = ContinuousClock.now
         let display = ProgressDisplay()
         while true {
             guard let status = await migrations.status(id) else { throw DemoError("migration \(id) vanished") }
             let machine = status.machine
             let now = ContinuousClock.now
-            if machine.phase.rawValue != phase {
-                if !phase.isEmpty {
-                    let seconds = (now - phaseStarted).seconds
-                    result.phases.append(.init(name: phase, seconds: seconds))
-                    display.finish(String(format: "  %-12@ %6.2f s", phase as NSString, seconds))
-                }
-                phase = machine.phase.rawValue
-                phaseStarted = now
-                if machine.phase == .copying { copyStarted = now }
+            // The machine logs every phase it entered, so even phases shorter than one poll show.
+            let log = machine.phaseLog
+            while reported + 1 < log.count {
+                let (entry, next) = (log[reported], log[reported + 1])
+                let seconds = Double(next.at - min(next.at, entry.at)) / 1_000
+                result.phases.append(.init(name: entry.phase.rawValue, seconds: seconds))
+                display.finish(String(format: "  %-12@ %6.2f s", entry.phase.rawValue as NSString, seconds))
+                reported += 1
             }
-            if let reason = status.throttleReason, !result.throttleReasons.contains(reason) { result.throttleReasons.append(reason) }
-            let copySeconds = copyStarted.map { (now - $0).seconds } ?? 0
+            if let reason = status.throttleReason {
+                // One entry per kind of action (halving, pausing, re-baselining), with its first reason.
+                let kind = reason.split(separator: ":").first.map(String.init) ?? reason
+                if !result.throttleReasons.contains(where: { $0.hasPrefix(kind) }) { result.throttleReasons.append(reason) }
+            }
+            let wallNow = UInt64(Date().timeIntervalSince1970 * 1_000)
+            let copyStart = log.first { $0.phase == .copying }?.at
+            let copyEnd = log.first { $0.phase != .copying && $0.at >= (copyStart ?? .max) && $0.phase != .preparing }?.at ?? wallNow
+            let copySeconds = copyStart.map { Double(copyEnd - min(copyEnd, $0)) / 1_000 } ?? 0
             let rate = copySeconds > 0 ? Double(machine.rowsCopied) / copySeconds : 0
-            var line = ProgressLine.render(phase: phase, copied: machine.rowsCopied, estimated: machine.estimatedRows, rate: rate)
+            var line = ProgressLine.render(
+                phase: machine.phase.rawValue, copied: machine.rowsCopied, estimated: machine.estimatedRows, rate: rate)
             let lag = machine.forward.values.map { $0.backlog == .max ? 0 : $0.backlog }.max() ?? 0
             line += " lag \(lag)"
             if let p99 = workload.takeWindowP99() { line += String(format: " · clients p99 %.1f ms", Double(p99) / 1_000) }
@@ -109,6 +115,7 @@ struct DemoRun: Sendable {
                 result.phase = machine.phase.rawValue
                 result.error = status.error
                 result.seconds = (now - started).seconds
+                result.copyRowsPerSecond = rate
                 result.rowsCopied = machine.rowsCopied
                 result.cutoverAttempts = machine.cutoverAttempts
                 result.holdMillis = machine.pausesMillis
@@ -116,7 +123,7 @@ struct DemoRun: Sendable {
                 result.cutoverSteps = status.cutoverSteps
                 result.rowsDeleted = machine.deletions.reduce(0) { $0 + $1.rows }
                 result.tombstonesPurged = machine.purges.reduce(0) { $0 + $1.rows }
-                display.finish("  \(phase)" + (status.error.map { ": \($0)" } ?? ""))
+                display.finish("  \(machine.phase.rawValue)" + (status.error.map { ": \($0)" } ?? ""))
                 return
             }
             try await Task.sleep(for: .milliseconds(250))

@@ -82,6 +82,9 @@ import Testing
         #expect(m.work(now: 116) == [.finish])
         m.on(.finished, now: 117)
         #expect(m.phase == .done)
+        #expect(
+            m.phaseLog.map(\.phase) == [.preparing, .copying, .catchingUp, .verifying, .cuttingOver, .baking, .cleaningUp, .done])
+        #expect(m.phaseLog.last?.at == 117)
         #expect(m.work(now: 117).isEmpty)
     }
 

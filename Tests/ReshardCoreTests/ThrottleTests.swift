@@ -43,12 +43,26 @@ import Testing
 }
 
 extension ThrottleTests {
-    @Test func aPauseNeverStallsTheMigrationForever() {
+    /// A pause that does not bring the p99 down shows the copy is not the cause: the slower
+    /// foreground becomes the baseline and the copy resumes, judged against it from then on.
+    @Test func aPauseThatDoesNotHelpReBaselines() {
         var throttle = Throttle(maxChunk: 100, minChunk: 100, maxPausedRounds: 3)
         throttle.setBaseline(p99Micros: 1_000)
-        let chunks = (0..<8).map { _ in throttle.decide(foregroundP99Micros: 9_000, backlog: 0).chunkRows }
-        #expect(chunks == [0, 0, 0, 100, 0, 0, 0, 100])
-        #expect(throttle.reason?.hasPrefix("minimum chunks to keep progressing: foreground p99 9.0 ms") == true)
+        let chunks = (0..<3).map { _ in throttle.decide(foregroundP99Micros: 9_000, backlog: 0).chunkRows }
+        #expect(chunks == [0, 0, 0])
+        #expect(throttle.decide(foregroundP99Micros: 9_000, backlog: 0).chunkRows == 100)
+        #expect(throttle.reason == "re-baselined at 9.0 ms: pausing the copy did not bring the foreground p99 down")
+        #expect(throttle.baselineP99Micros == 9_000)
+        #expect(throttle.decide(foregroundP99Micros: 9_500, backlog: 0).chunkRows == 100)
+        // Against the new reference, the copy doubling the p99 still pauses it.
+        #expect(throttle.decide(foregroundP99Micros: 19_000, backlog: 0).chunkRows == 0)
+    }
+
+    @Test func growingLagNeverStallsTheMigrationForever() {
+        var throttle = Throttle(latencyFactor: nil, maxChunk: 100, minChunk: 100, maxPausedRounds: 2)
+        let chunks = (0..<10).map { throttle.decide(foregroundP99Micros: nil, backlog: 10 * ($0 + 1)).chunkRows }
+        #expect(chunks == [100, 100, 100, 0, 0, 100, 0, 0, 100, 0])
+        #expect(throttle.reason?.hasPrefix("paused: catch-up lag is growing") == true)
     }
 
     @Test func theLatencySignalCanBeTurnedOff() {

@@ -164,7 +164,9 @@ import Testing
         try await store.ensureTable(users)
         let hash = KeyHash.of("a")
         let range = HashRange(start: hash, last: hash)
-        try await store.fence([range], generation: 5)
+        _ = try await store.write(write("before"))
+        // The position returned is the changelog's at the fence: the write above is at or before it.
+        #expect(try await store.fence([range], generation: 5) == (try await store.changePosition()))
         try await store.fence([range], generation: 3)
         #expect(try await store.fences() == [Fence(range: range, generation: 5)])
         await #expect(throws: StoreError.fenced(at: 5)) { try await store.write(write("a", generation: 4)) }

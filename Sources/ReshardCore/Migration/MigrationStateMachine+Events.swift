@@ -5,6 +5,17 @@ extension MigrationStateMachine {
     /// happen in the current step is a runner bug and stops the process.
     @discardableResult
     public mutating func on(_ event: MigrationEvent, now: UInt64) -> MigrationOutcome {
+        let before = phase
+        let outcome = handle(event, now: now)
+        if phase != before {
+            // Bounded: pause/resume cycles must not grow the journal without end.
+            if phaseLog.count >= 64 { phaseLog.removeFirst(phaseLog.count - 63) }
+            phaseLog.append(PhaseEntry(phase: phase, at: now))
+        }
+        return outcome
+    }
+
+    private mutating func handle(_ event: MigrationEvent, now: UInt64) -> MigrationOutcome {
         switch event {
         case .start:
             guard phase == .planned else { return .rejected("the migration already started (\(phase.rawValue))") }

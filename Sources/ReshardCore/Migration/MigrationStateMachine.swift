@@ -61,6 +61,8 @@ public struct MigrationStateMachine: Hashable, Sendable, Codable {
     public internal(set) var mismatches: [String] = []
     /// Write pauses of completed cutovers, in milliseconds.
     public internal(set) var pausesMillis: [UInt64] = []
+    /// Every phase entered and when (milliseconds), oldest first; the last 64.
+    public internal(set) var phaseLog: [PhaseEntry] = []
     /// Rows the plan was predicted to copy (for progress and ETA), if known.
     public var estimatedRows: Int?
     /// When the migration was created (milliseconds), for rates and ETA.
@@ -87,6 +89,14 @@ public struct MigrationStateMachine: Hashable, Sendable, Codable {
         public var rows: Int
         /// Whether the range is empty now.
         public var done: Bool
+    }
+
+    /// A phase and when the machine entered it.
+    public struct PhaseEntry: Hashable, Sendable, Codable {
+        /// The phase entered.
+        public let phase: MigrationPhase
+        /// When, in milliseconds of wall time.
+        public let at: UInt64
     }
 
     /// One shard's purge of tombstones past the horizon.

@@ -10,8 +10,9 @@ public struct Throttle: Sendable, Hashable, Codable {
     /// Foreground p99 above `latencyFactor` × baseline counts as hurting the application; nil
     /// turns the latency signal off.
     public let latencyFactor: Double?
-    /// Paused rounds in a row after which one minimum chunk is copied anyway, so a foreground
-    /// that is slow for other reasons cannot stall a migration forever.
+    /// Paused rounds in a row after which the throttle concludes the copy is not what slows the
+    /// foreground: on latency it re-baselines, on lag it copies one minimum chunk anyway, so a
+    /// foreground that is slow for other reasons cannot stall a migration forever.
     public let maxPausedRounds: Int
     /// The largest and smallest chunk the throttle hands out.
     public let maxChunk: Int
@@ -58,10 +59,12 @@ public struct Throttle: Sendable, Hashable, Codable {
     /// changelog backlog of the old owners.
     public mutating func decide(foregroundP99Micros: UInt64?, backlog: Int) -> Decision {
         var slowReason: String?
+        var latencyHurts = false
         if let factor = latencyFactor, let baseline = baselineP99Micros, let p99 = foregroundP99Micros,
             Double(p99) > factor * Double(baseline)
         {
             slowReason = "foreground p99 \(Self.millis(p99)) ms is over \(factor)x the baseline \(Self.millis(baseline)) ms"
+            latencyHurts = true
         }
         if let last = lastBacklog, backlog > last {
             growingRounds += 1
@@ -82,6 +85,13 @@ public struct Throttle: Sendable, Hashable, Codable {
                 pausedRounds += 1
                 reason = "paused: " + slowReason
                 return Decision(chunkRows: 0, delayMillis: 1_000, reason: reason)
+            } else if latencyHurts, let p99 = foregroundP99Micros {
+                // Paused long enough for the p99 window to hold no copy work, and the foreground
+                // is still slow: the copy is not the cause. What the foreground does without it
+                // becomes the reference, so the copy resumes and is judged against that.
+                pausedRounds = 0
+                baselineP99Micros = max(1, p99)
+                reason = "re-baselined at \(Self.millis(p99)) ms: pausing the copy did not bring the foreground p99 down"
             } else {
                 pausedRounds = 0
                 reason = "minimum chunks to keep progressing: " + slowReason

@@ -25,6 +25,11 @@ struct ChangeApplier: Sendable {
         }
         for (destination, rows) in outgoing { _ = try await store(destination).apply(rows) }
         let position = changes.last?.position ?? after
+        if let through, position >= through {
+            // A drain that reached its mark: the cutover needs no backlog or lag figures, and
+            // reading them would only lengthen the write hold.
+            return .tailed(direction, shard: shard, position: position, backlog: 0, lagMillis: 0)
+        }
         let head = try await log.changePosition()
         let backlog = Int(head > position ? head - position : 0)
         let next = backlog > 0 ? try await log.changes(after: position, limit: 1).first : nil

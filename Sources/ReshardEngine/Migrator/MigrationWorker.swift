@@ -30,17 +30,32 @@ struct MigrationWorker: Sendable {
             return try await Backfill(source: store(move.source), target: store(move.target))
                 .copyChunk(task: task, table: table, range: move.range, after: after, limit: limit)
         case .tail(let direction, let shard, let after):
-            return try await changeApplier(machine).tail(direction, shard: shard, after: after, through: nil, now: now)
+            // A drain stops at the position read at the fence and needs no lag figures.
+            let drainTo = machine.cutover?.step == .drain ? machine.cutover?.drainTo[shard] : nil
+            return try await changeApplier(machine).tail(direction, shard: shard, after: after, through: drainTo, now: now)
         case .verify:
             return try await Verifier(worker: self).verify(machine, now: now)
         case .holdWrites(let ranges):
             router.gate.hold(ranges)
             return .writesHeld
         case .fence(let byShard, let generation, let readPositions):
-            // Writes are held while this runs: every shard at once, one transaction each.
-            try await forEachShard(byShard) { store, ranges in try await store.fence(ranges, generation: generation) }
-            var positions: [ShardID: UInt64] = [:]
-            for shard in readPositions { positions[shard] = try await store(shard).changePosition() }
+            // Writes are held while this runs: every shard at once, one transaction each, and the
+            // fenced shards' positions come from their fence transactions.
+            var work = byShard
+            for shard in readPositions where work[shard] == nil { work[shard] = [] }
+            let stores = try work.map { (shard: $0.key, store: try store($0.key), ranges: $0.value) }
+            let positions = try await withThrowingTaskGroup(of: (ShardID, UInt64).self) { group in
+                for (shard, store, ranges) in stores {
+                    group.addTask {
+                        (shard, ranges.isEmpty ? try await store.changePosition() : try await store.fence(ranges, generation: generation))
+                    }
+                }
+                var positions: [ShardID: UInt64] = [:]
+                for try await (shard, position) in group where readPositions.contains(shard) || byShard[shard] != nil {
+                    positions[shard] = position
+                }
+                return positions
+            }
             return .fenced(positions: positions)
         case .publish(let map):
             try await publish(map)

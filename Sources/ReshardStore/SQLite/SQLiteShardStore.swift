@@ -263,8 +263,8 @@ public final class SQLiteShardStore: ShardStore {
         }
     }
 
-    public func fence(_ ranges: [HashRange], generation: UInt64) async throws {
-        guard !ranges.isEmpty else { return }
+    @discardableResult
+    public func fence(_ ranges: [HashRange], generation: UInt64) async throws -> UInt64 {
         try await pool.write { db in
             let upsert = try db.cachedStatement(
                 sql: """
@@ -274,6 +274,7 @@ public final class SQLiteShardStore: ShardStore {
             for range in ranges {
                 try upsert.execute(arguments: [KeyHash.ordered(range.start), KeyHash.ordered(range.last), Int64(bitPattern: generation)])
             }
+            return try Self.changePosition(db)
         }
     }
 

@@ -34,6 +34,10 @@ final class WALCheckpointer: Sendable {
                     }
                 } catch is CancellationError {
                     return
+                } catch let error as DatabaseError where [.SQLITE_BUSY, .SQLITE_LOCKED, .SQLITE_INTERRUPT].contains(error.resultCode) {
+                    // Another checkpoint held the lock, or the store is closing: the next pass
+                    // catches up, so this is routine, not a warning.
+                    logger.debug("WAL checkpoint skipped", metadata: ["path": "\(path)", "error": "\(error)"])
                 } catch {
                     logger.warning("WAL checkpoint failed", metadata: ["path": "\(path)", "error": "\(error)"])
                 }
