@@ -10,6 +10,7 @@ import Synchronization
 public final class WriteGate: Sendable {
     private struct Waiter {
         let hash: UInt64
+        let since: ContinuousClock.Instant
         let continuation: CheckedContinuation<Bool, Never>
     }
 
@@ -32,8 +33,12 @@ public final class WriteGate: Sendable {
 
     /// Lets every held write go.
     public func release() {
+        let now = ContinuousClock.now
         let waiters = state.withLock { state -> [Waiter] in
             state.held = []
+            // Recorded here, not by the resumed writers: the migrator takes the figures right
+            // after releasing, before those tasks have run again.
+            for waiter in state.waiters.values { state.pauses.record(now - waiter.since) }
             defer { state.waiters = [:] }
             return Array(state.waiters.values)
         }
@@ -52,12 +57,12 @@ public final class WriteGate: Sendable {
         // Fast path: one lock and an empty check when no cutover is running.
         guard state.withLock({ state in state.held.contains { $0.contains(hash) } }) else { return true }
         let start = ContinuousClock.now
-        let admitted = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let id = state.withLock { state -> UInt64? in
                 // Re-check under the lock: the hold may have gone since the fast path.
                 guard state.held.contains(where: { $0.contains(hash) }) else { return nil }
                 state.nextID += 1
-                state.waiters[state.nextID] = Waiter(hash: hash, continuation: continuation)
+                state.waiters[state.nextID] = Waiter(hash: hash, since: start, continuation: continuation)
                 return state.nextID
             }
             guard let id else {
@@ -69,13 +74,15 @@ public final class WriteGate: Sendable {
                 self?.expire(id)
             }
         }
-        let waited = ContinuousClock.now - start
-        state.withLock { $0.pauses.record(waited) }
-        return admitted
     }
 
     private func expire(_ id: UInt64) {
-        let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
+        let now = ContinuousClock.now
+        let waiter = state.withLock { state -> Waiter? in
+            guard let waiter = state.waiters.removeValue(forKey: id) else { return nil }
+            state.pauses.record(now - waiter.since)
+            return waiter
+        }
         waiter?.continuation.resume(returning: false)
     }
 
