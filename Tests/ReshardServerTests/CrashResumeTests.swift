@@ -89,6 +89,11 @@ import Testing
         let second = try scratch.start(port: port, crashAt: nil)
         try #require(await second.waitUntilHealthy(port: port), "the restarted server is not healthy:\n\(second.logTail)")
         let status = try await Self.waitUntilDone(port: port, answeredID: answeredID)
+        // A late crash point (cleanup) can finish before the writers reach the new process; give
+        // them a bounded moment so the check below is about the restarted server too.
+        for _ in 0..<500 where ledger.counts["acknowledged puts", default: 0] <= acknowledgedBeforeRestart + 10 {
+            try await Task.sleep(for: .milliseconds(10))
+        }
         stop.set()
         await writers.value
         try #require(status?.phase == "done", "not done after restart: \(String(describing: status))\n\(second.logTail)")
