@@ -78,6 +78,22 @@ public protocol ShardStore: Sendable {
     func tables() async throws -> [TableName]
 }
 
+extension ShardStore {
+    /// Hands every row of `table` in `range` (tombstones included) to `body`, one chunked scan
+    /// of `chunk` rows at a time, so memory stays bounded whatever the table's size.
+    public func forEachChunk(
+        table: TableName, range: HashRange = .full, chunk: Int = 5_000, _ body: ([StoredRow]) throws -> Void
+    ) async throws {
+        var cursor: ScanCursor?
+        while true {
+            let rows = try await scan(table: table, range: range, after: cursor, limit: chunk)
+            try body(rows)
+            guard let last = rows.last, rows.count == chunk else { return }
+            cursor = ScanCursor(hash: last.hash, pk: last.pk)
+        }
+    }
+}
+
 /// A read and the fence over its key, taken together.
 public struct FencedRead<Value: Sendable>: Sendable {
     /// What was read.

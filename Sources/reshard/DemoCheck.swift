@@ -138,22 +138,16 @@ struct DemoCheck: Sendable {
         let table = try DemoRun.table
         for id in router.registeredShards {
             guard let store = router.store(id) else { continue }
-            var cursor: ScanCursor?
             var live = 0
-            while true {
-                let rows = try await store.scan(table: table, range: .full, after: cursor, limit: 5_000)
+            var misplaced: [String] = []
+            try await store.forEachChunk(table: table) { rows in
                 for row in rows {
                     if !row.isDeleted { live += 1 }
-                    if map.owner(of: row.hash) != id {
-                        result.misplaced += 1
-                        if result.examples.count < 10 {
-                            result.examples.append("\(row.pk) is on \(id), the map names \(map.owner(of: row.hash))")
-                        }
-                    }
+                    if map.owner(of: row.hash) != id { misplaced.append("\(row.pk) is on \(id), the map names \(map.owner(of: row.hash))") }
                 }
-                guard let last = rows.last, rows.count == 5_000 else { break }
-                cursor = ScanCursor(hash: last.hash, pk: last.pk)
             }
+            result.misplaced += misplaced.count
+            result.examples += misplaced.prefix(max(0, 10 - result.examples.count))
             result.liveRowsPerShard[id.rawValue] = live
         }
     }

@@ -97,9 +97,10 @@ struct DemoRun: Sendable {
                 if !result.throttleReasons.contains(where: { $0.hasPrefix(kind) }) { result.throttleReasons.append(reason) }
             }
             let wallNow = UInt64(Date().timeIntervalSince1970 * 1_000)
-            let copyStart = log.first { $0.phase == .copying }?.at
-            let copyEnd = log.first { $0.phase != .copying && $0.at >= (copyStart ?? .max) && $0.phase != .preparing }?.at ?? wallNow
-            let copySeconds = copyStart.map { Double(copyEnd - min(copyEnd, $0)) / 1_000 } ?? 0
+            // Copying runs from its log entry to the next one (or to now, while it lasts).
+            let copyIndex = log.firstIndex { $0.phase == .copying }
+            let copyEnd = copyIndex.flatMap { $0 + 1 < log.count ? log[$0 + 1].at : nil } ?? wallNow
+            let copySeconds = copyIndex.map { Double(copyEnd - min(copyEnd, log[$0].at)) / 1_000 } ?? 0
             let rate = copySeconds > 0 ? Double(machine.rowsCopied) / copySeconds : 0
             var line = ProgressLine.render(
                 phase: machine.phase.rawValue, copied: machine.rowsCopied, estimated: machine.estimatedRows, rate: rate)

@@ -88,7 +88,6 @@ final class DemoWorkload: Sendable {
 
     private func client(_ client: Int, maxOps: Int) async throws -> ClientResult {
         let connection = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
-        defer { Task { await connection.close() } }
         var result = ClientResult()
         var random = SeededRandom(seed: UInt64(client + 1) &* 0x9E37_79B9)
         let interval = Duration.nanoseconds(1_000_000_000 * clients / max(1, opsPerSecond))
@@ -112,6 +111,7 @@ final class DemoWorkload: Sendable {
             result.latency[stage.rawValue].record(micros)
             window.withLock { $0.record(micros) }
         }
+        await connection.close()
         return result
     }
 

@@ -16,24 +16,6 @@ import Testing
         var testDescription: String { rawValue }
     }
 
-    /// The newest acknowledged write of every key (the highest version wins, as on the shards).
-    final class Ledger: Sendable {
-        struct Entry {
-            let version: UInt64
-            let deleted: Bool
-        }
-        let entries = Mutex<[String: Entry]>([:])
-        let violations = Mutex<[String]>([])
-
-        func acknowledge(_ pk: String, version: UInt64, deleted: Bool) {
-            entries.withLock { entries in
-                if (entries[pk]?.version ?? 0) < version { entries[pk] = Entry(version: version, deleted: deleted) }
-            }
-        }
-
-        func violation(_ text: String) { violations.withLock { $0.append(text) } }
-    }
-
     @Test(arguments: Kind.allCases)
     func migratesUnderLoadWithoutLosingAWrite(kind: Kind) async throws {
         let fixture = try await RouterFixture.make(shards: 3)
@@ -70,49 +52,13 @@ import Testing
         let migration = Task { await runner.run() }
         #expect(await runner.command(.start) == .accepted)
         // Writers write, delete and read back their own keys until the migration ends (bounded).
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for writer in 0..<4 {
-                group.addTask {
-                    var random = SeededRandom(seed: UInt64(writer + 1))
-                    for step in 0..<20_000 {
-                        if step % 50 == 0, await runner.state.phase.isTerminal { break }
-                        let pk = "k\(Int(random.next() % 1_800))"
-                        do {
-                            if random.next() % 5 == 0 {
-                                let receipt = try await router.delete(table: "kv", pk: pk, shardKey: nil)
-                                ledger.acknowledge(pk, version: receipt.version, deleted: true)
-                            } else {
-                                let receipt = try await router.put(table: "kv", pk: pk, body: Array("{\"w\":\(writer),\"s\":\(step)}".utf8))
-                                ledger.acknowledge(pk, version: receipt.version, deleted: false)
-                                let read = try await router.get(table: "kv", pk: pk, shardKey: nil)
-                                if read.version < receipt.version {
-                                    ledger.violation("\(pk): read v\(read.version) after own write v\(receipt.version)")
-                                }
-                            }
-                        } catch let error as RouterError where error.code == "not_found" || error.code == "range_moving" {
-                            continue  // a delete of an absent row, a read of a deleted one, or a bounded 503
-                        }
-                    }
-                }
-            }
-            try await group.waitForAll()
-        }
+        try await MigrationLoad.write(
+            router: router, ledger: ledger, writers: 4, keys: 1_800, seed: 1, steps: 20_000, checkEvery: 50,
+            stop: { await runner.state.phase.isTerminal })
         _ = await migration.value
         let final = await runner.state
         #expect(final.phase == .done, "ended in \(final.phase): \(final.failure ?? "")")
-        #expect(ledger.violations.withLock { $0 }.isEmpty, "\(ledger.violations.withLock { $0.prefix(5) })")
-
-        // Every acknowledged write and delete is what the router reads now.
-        for (pk, entry) in ledger.entries.withLock({ $0 }) {
-            do {
-                let row = try await router.get(table: "kv", pk: pk, shardKey: nil)
-                #expect(
-                    !entry.deleted && row.version == entry.version,
-                    "\(pk): read v\(row.version), acknowledged v\(entry.version) deleted=\(entry.deleted)")
-            } catch let error as RouterError where error.code == "not_found" {
-                #expect(entry.deleted, "\(pk) lost: acknowledged v\(entry.version)")
-            }
-        }
+        try await MigrationLoad.checkLedger(ledger, router: router)
         // Every row sits on exactly the shard the final map names.
         #expect(router.shardMap == plan.target)
         var total = 0

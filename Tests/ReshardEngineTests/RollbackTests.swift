@@ -135,7 +135,7 @@ import Testing
         defer { fixture.remove() }
         let router = fixture.router
         _ = try await router.createTable(name: "kv", primaryKey: "k", shardKey: "k")
-        let ledger = LiveMigrationTests.Ledger()
+        let ledger = Ledger()
         for i in 0..<1_000 {
             let receipt = try await router.put(table: "kv", pk: "k\(i)", body: Array("{\"v\":0}".utf8))
             ledger.acknowledge(receipt.pk, version: receipt.version, deleted: false)
@@ -168,8 +168,7 @@ import Testing
         let final = await runner.state
         #expect(final.phase == .rolledBack, "ended in \(final.phase): \(final.failure ?? "")")
         if point == .failed { #expect(fired.failure?.contains("mismatch") == true, "\(fired.failure ?? "no failure")") }
-        #expect(ledger.violations.withLock { $0 }.isEmpty, "\(ledger.violations.withLock { $0.prefix(5) })")
-        try await Self.checkLedger(ledger, router: router)
+        try await MigrationLoad.checkLedger(ledger, router: router, atLeast: 1_001)
         try await checkPlacement(fixture: fixture, plan: plan, switched: fired.switched)
         try await Self.checkWritesAccepted(router: router, plan: plan)
     }
@@ -184,36 +183,10 @@ import Testing
     }
 
     /// Writers put, delete and read back keys until told to stop (bounded).
-    static func write(router: ShardRouter, ledger: LiveMigrationTests.Ledger, control: WriterControl) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for writer in 0..<3 {
-                group.addTask {
-                    var random = SeededRandom(seed: UInt64(writer + 11))
-                    for step in 0..<50_000 {
-                        if step % 20 == 0, control.isSet { break }
-                        let pk = "k\(Int(random.next() % UInt64(keys)))"
-                        do {
-                            if random.next() % 5 == 0 {
-                                let receipt = try await router.delete(table: "kv", pk: pk, shardKey: nil)
-                                ledger.acknowledge(pk, version: receipt.version, deleted: true)
-                                control.count()
-                            } else {
-                                let receipt = try await router.put(table: "kv", pk: pk, body: Array("{\"w\":\(writer),\"s\":\(step)}".utf8))
-                                ledger.acknowledge(pk, version: receipt.version, deleted: false)
-                                control.count()
-                                let read = try await router.get(table: "kv", pk: pk, shardKey: nil)
-                                if read.version < receipt.version {
-                                    ledger.violation("\(pk): read v\(read.version) after own write v\(receipt.version)")
-                                }
-                            }
-                        } catch let error as RouterError where error.code == "not_found" || error.code == "range_moving" {
-                            continue  // a delete of an absent row, a read of a deleted one, or a bounded 503
-                        }
-                    }
-                }
-            }
-            try await group.waitForAll()
-        }
+    static func write(router: ShardRouter, ledger: Ledger, control: WriterControl) async throws {
+        try await MigrationLoad.write(
+            router: router, ledger: ledger, writers: 3, keys: keys, seed: 11, steps: 50_000, checkEvery: 20, stop: { control.isSet },
+            acknowledged: { control.count() })
     }
 
     /// Whether the migration ended within a generous bound (it is cancelled by the caller if not).
@@ -225,24 +198,6 @@ import Testing
         let state = await runner.state
         Issue.record("the migration did not end: \(state.phase), rollback \(String(describing: state.rollback)), \(state.failure ?? "")")
         return false
-    }
-
-    /// Every acknowledged write and delete is what the router reads now.
-    static func checkLedger(_ ledger: LiveMigrationTests.Ledger, router: ShardRouter) async throws {
-        let entries = ledger.entries.withLock { $0 }
-        #expect(entries.count > 1_000)
-        var problems: [String] = []
-        for (pk, entry) in entries.sorted(by: { $0.key < $1.key }) {
-            do {
-                let row = try await router.get(table: "kv", pk: pk, shardKey: nil)
-                if entry.deleted || row.version != entry.version {
-                    problems.append("\(pk): read v\(row.version), acknowledged v\(entry.version) deleted=\(entry.deleted)")
-                }
-            } catch let error as RouterError where error.code == "not_found" {
-                if !entry.deleted { problems.append("\(pk) lost: acknowledged v\(entry.version)") }
-            }
-        }
-        #expect(problems.isEmpty, "\(problems.count) of \(entries.count) keys differ: \(problems.prefix(5))")
     }
 
     /// The old ranges and owners are in force; every row sits where they say, none on the new

@@ -96,12 +96,13 @@ public struct ShardMap: Hashable, Sendable, Codable {
             }
             starts.append((start, shard))
         }
-        let assignments = starts.indices.map { index in
-            let last = index + 1 < starts.count ? starts[index + 1].0 &- 1 : .max
-            return RangeAssignment(range: HashRange(start: starts[index].0, last: max(last, starts[index].0)), shard: starts[index].1)
-        }
         guard starts.indices.dropFirst().allSatisfy({ starts[$0].0 > starts[$0 - 1].0 }) else {
             throw DecodingError.dataCorruptedError(forKey: .layout, in: container, debugDescription: "layout starts must increase")
+        }
+        // Contiguous ranges: each ends where the next starts, the last at the top of the space.
+        let assignments = starts.indices.map { index in
+            let last = index + 1 < starts.count ? starts[index + 1].0 - 1 : .max
+            return RangeAssignment(range: HashRange(start: starts[index].0, last: last), shard: starts[index].1)
         }
         try self.init(generation: generation, assignments: assignments)
     }

@@ -94,7 +94,7 @@ public final class MigrationManager: Sendable {
         for move in plan.moves {
             var rows = 0
             for table in router.tables.map(\.name) {
-                let summary = try await router.snapshot.shards[move.source]?.store.summary(table: table, range: move.range) ?? .empty
+                let summary = try await router.store(move.source)?.summary(table: table, range: move.range) ?? .empty
                 rows += summary.rows
                 bytes += summary.bytes
             }
@@ -191,15 +191,9 @@ public final class MigrationManager: Sendable {
     private func rowHashes(_ map: ShardMap) async throws -> [UInt64] {
         var hashes: [UInt64] = []
         for shard in map.shards {
-            guard let store = router.snapshot.shards[shard]?.store else { continue }
+            guard let store = router.store(shard) else { continue }
             for table in router.tables.map(\.name) {
-                var cursor: ScanCursor?
-                while true {
-                    let rows = try await store.scan(table: table, range: .full, after: cursor, limit: 5_000)
-                    hashes += rows.filter { !$0.isDeleted }.map(\.hash)
-                    guard let last = rows.last, rows.count == 5_000 else { break }
-                    cursor = ScanCursor(hash: last.hash, pk: last.pk)
-                }
+                try await store.forEachChunk(table: table) { rows in hashes += rows.filter { !$0.isDeleted }.map(\.hash) }
             }
         }
         return hashes

@@ -11,10 +11,10 @@ struct MigrationWorker: Sendable {
     let tailBatch: Int
 
     func store(_ shard: ShardID) throws -> any ShardStore {
-        guard let handle = router.snapshot.shards[shard] else {
+        guard let store = router.store(shard) else {
             throw RouterError.shardUnavailable(shard.rawValue, "not registered on this router")
         }
-        return handle.store
+        return store
     }
 
     func perform(_ work: MigrationWork, machine: MigrationStateMachine, now: UInt64) async throws -> MigrationEvent {
@@ -51,9 +51,7 @@ struct MigrationWorker: Sendable {
                     }
                 }
                 var positions: [ShardID: UInt64] = [:]
-                for try await (shard, position) in group where readPositions.contains(shard) || byShard[shard] != nil {
-                    positions[shard] = position
-                }
+                for try await (shard, position) in group { positions[shard] = position }
                 return positions
             }
             return .fenced(positions: positions)

@@ -141,38 +141,31 @@ public final class SQLiteShardStore: ShardStore {
     }
 
     public func deleteRange(_ range: HashRange, limit: Int) async throws -> Int {
+        try await physicallyDelete(
+            where: "h >= ? AND h <= ?", [KeyHash.ordered(range.start), KeyHash.ordered(range.last)], limit: limit)
+    }
+
+    public func purgeTombstones(before version: UInt64, limit: Int) async throws -> Int {
+        // The partial index on tombstones keeps this from scanning live rows.
+        try await physicallyDelete(where: "body IS NULL AND version < ?", [Int64(bitPattern: version)], limit: limit)
+    }
+
+    /// Deletes up to `limit` rows matching `condition` over every table, in one transaction.
+    /// DELETE has no trigger: cleanup and garbage collection must not look like client changes.
+    private func physicallyDelete(where condition: String, _ arguments: StatementArguments, limit: Int) async throws -> Int {
         let tables = try await tables()
         return try await pool.write { db in
             var deleted = 0
             for table in tables where deleted < limit {
-                // DELETE has no triggers here: cleanup must not look like a client change.
                 try db.execute(
                     sql: """
                         DELETE FROM \(Self.quoted(table)) WHERE rowid IN (
-                            SELECT rowid FROM \(Self.quoted(table)) WHERE h >= ? AND h <= ? LIMIT ?)
+                            SELECT rowid FROM \(Self.quoted(table)) WHERE \(condition) LIMIT ?)
                         """,
-                    arguments: [KeyHash.ordered(range.start), KeyHash.ordered(range.last), limit - deleted])
+                    arguments: arguments + [limit - deleted])
                 deleted += db.changesCount
             }
             return deleted
-        }
-    }
-
-    public func purgeTombstones(before version: UInt64, limit: Int) async throws -> Int {
-        let tables = try await tables()
-        return try await pool.write { db in
-            var purged = 0
-            for table in tables where purged < limit {
-                // The partial index on tombstones keeps this from scanning live rows.
-                try db.execute(
-                    sql: """
-                        DELETE FROM \(Self.quoted(table)) WHERE rowid IN (
-                            SELECT rowid FROM \(Self.quoted(table)) WHERE body IS NULL AND version < ? LIMIT ?)
-                        """,
-                    arguments: [Int64(bitPattern: version), limit - purged])
-                purged += db.changesCount
-            }
-            return purged
         }
     }
 
