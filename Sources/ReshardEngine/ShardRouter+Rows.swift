@@ -69,8 +69,31 @@ extension ShardRouter {
         let definition = try self.table(named: table)
         try Self.validateKey(pk, what: "primary key", error: RouterError.invalidPrimaryKey)
         let key = try resolveShardKey(definition, pk: pk, given: shardKey)
+        let shadow = canary.pick(hash: KeyHash.of(key), generation: snapshot.map.generation)
+        // The new owner first (see CanaryReads): read in this order it can lag but never lead.
+        var shadowRead: (row: StoredRow?, micros: UInt64)?
+        if let shadow, let target = snapshot.shards[shadow.move.target] {
+            let started = ContinuousClock.now
+            do {
+                let row = try await target.store.get(table: definition.name, pk: pk)
+                shadowRead = (row, (ContinuousClock.now - started).wholeMicroseconds)
+            } catch {
+                canary.recordError(error)
+            }
+        }
+        let started = ContinuousClock.now
         let (handle, row) = try await fencedRead(key, .get) { handle in
             try await handle.store.read(table: definition.name, pk: pk, shardKey: key)
+        }
+        if let shadow, let shadowRead, handle.record.id == shadow.move.source {
+            let micros = (ContinuousClock.now - started).wholeMicroseconds
+            let outcome = ShadowRead.classify(
+                source: row, target: shadowRead.row, nowMillis: wallMillis(), lagAllowanceMillis: shadow.lagAllowanceMillis)
+            canary.record(
+                CanaryReads.Comparison(
+                    table: definition.name, pk: pk, sourceVersion: row?.version, targetVersion: shadowRead.row?.version, outcome: outcome,
+                    at: wallMillis()),
+                latencyDeltaMicros: Int64(shadowRead.micros) - Int64(micros))
         }
         guard let row, let body = row.body else { throw RouterError.rowNotFound }
         observe(row.version)

@@ -30,7 +30,7 @@ public final class ShardRouter: Sendable {
     let openStore: ShardStoreOpener
     let metricsFactory: any MetricsFactory
     let logger: Logger
-    private let wallMillis: @Sendable () -> UInt64
+    let wallMillis: @Sendable () -> UInt64
     private let state: Mutex<Snapshot>
     private let clock = Mutex(HybridLogicalClock())
     /// Recent foreground latencies, for the migration throttle.
@@ -39,6 +39,8 @@ public final class ShardRouter: Sendable {
     public var foregroundP99Micros: UInt64? { latencies.p99Micros }
     /// Holds writes of ranges that are cutting over.
     public let gate = WriteGate()
+    /// The shadow reads of a migration's canary.
+    public let canary: CanaryReads
     /// How long a held write waits before it is answered 503 with Retry-After.
     public let holdTimeout: Duration
     /// Serialises admin changes (tables, shards) so two of them cannot interleave their
@@ -76,6 +78,7 @@ public final class ShardRouter: Sendable {
         self.logger = logger
         self.wallMillis = wallMillis
         self.holdTimeout = holdTimeout
+        self.canary = CanaryReads(logger: logger, factory: metricsFactory)
         self.state = Mutex(Snapshot(map: map, tables: Dictionary(uniqueKeysWithValues: tables.map { ($0.name, $0) }), shards: handles))
     }
 

@@ -3,7 +3,8 @@ import Hummingbird
 import ReshardCore
 import ReshardEngine
 
-/// Admin routes for migrations: create (or dry-run), list, inspect, pause, resume, roll back.
+/// Admin routes for migrations: create (or dry-run), list, inspect, read the verification report,
+/// approve, pause, resume, roll back.
 struct MigrationRoutes {
     let manager: MigrationManager
     let maxBodyBytes: Int
@@ -26,7 +27,19 @@ struct MigrationRoutes {
             let maxRowsPerSecond: Int?
             let tombstoneGraceMs: UInt64?
             let latencyFactor: Double?
+            let verifySubranges: Int?
+            let maxRepairPasses: Int?
+            let checks: [String]?
+            let canarySteps: [Double]?
+            let canaryStepMs: UInt64?
+            let gates: [String]?
             enum CodingKeys: String, CodingKey {
+                case verifySubranges = "verify_subranges"
+                case maxRepairPasses = "max_repair_passes"
+                case checks
+                case canarySteps = "canary_steps"
+                case canaryStepMs = "canary_step_ms"
+                case gates
                 case latencyFactor = "latency_factor"
                 case tombstoneGraceMs = "tombstone_grace_ms"
                 case maxRowsPerSecond = "max_rows_per_second"
@@ -64,7 +77,19 @@ struct MigrationRoutes {
             }
             return jsonResponse(.ok, statusJSON(status, detailed: true))
         }
-        group.post("migrations/:id/:command") { _, context -> Response in
+        // One parameter name per path position (Hummingbird requires it): GET reads reports.
+        group.get("migrations/:id/:command") { _, context -> Response in
+            let id = try pathParameter(context, "id")
+            guard try pathParameter(context, "command") == "verification" else {
+                throw APIError(
+                    .notFound, code: "unknown_report", message: "the report of a migration is at /v1/migrations/{id}/verification")
+            }
+            guard let status = await manager.status(id) else {
+                throw APIError(.notFound, code: "unknown_migration", message: "no migration \(id)")
+            }
+            return jsonResponse(.ok, VerificationJSON.report(status))
+        }
+        group.post("migrations/:id/:command") { request, context -> Response in
             let id = try pathParameter(context, "id")
             let name = try pathParameter(context, "command")
             let event: MigrationEvent
@@ -72,7 +97,8 @@ struct MigrationRoutes {
             case "pause": event = .pause
             case "resume": event = .resume
             case "rollback": event = .rollback
-            default: throw APIError(.notFound, code: "unknown_command", message: "commands are pause, resume and rollback")
+            case "approve": event = .approve(try await approvedGate(request))
+            default: throw APIError(.notFound, code: "unknown_command", message: "commands are approve, pause, resume and rollback")
             }
             switch try await manager.command(id, event) {
             case .accepted:
@@ -84,7 +110,27 @@ struct MigrationRoutes {
         }
         refuseOtherMethods(on: group, path: "migrations", allowed: [.get, .post])
         refuseOtherMethods(on: group, path: "migrations/:id", allowed: [.get])
-        refuseOtherMethods(on: group, path: "migrations/:id/:command", allowed: [.post])
+        refuseOtherMethods(on: group, path: "migrations/:id/:command", allowed: [.get, .post])
+    }
+
+    /// The gate an approve names in its optional body `{"gate":"before_cutover"}`; nil (the one
+    /// the migration waits at) when the body is empty or names none.
+    private func approvedGate(_ request: Request) async throws -> MigrationPhase? {
+        struct Approve: Decodable { let gate: String? }
+        let buffer = try await request.body.collect(upTo: maxBodyBytes)
+        guard buffer.readableBytes > 0 else { return nil }
+        guard let body = try? JSONDecoder().decode(Approve.self, from: Data(buffer: buffer)) else {
+            throw APIError.invalidBody("the body of approve is empty or {\"gate\":\"before_cutover\"}")
+        }
+        guard let name = body.gate else { return nil }
+        guard let gate = MigrationPhase(gate: name) else { throw Self.invalidGate(name) }
+        return gate
+    }
+
+    private static func invalidGate(_ name: String) -> APIError {
+        APIError(
+            .badRequest, code: "invalid_gate",
+            message: "unknown gate \(name); gates are \(MigrationPhase.gateable.map(\.gateName).joined(separator: ", "))")
     }
 
     private func parse(_ body: Create) throws -> MigrationRequest {
@@ -136,6 +182,44 @@ struct MigrationRoutes {
                 }
                 settings.latencyFactor = factor == 0 ? nil : factor
             }
+            if let parts = options.verifySubranges {
+                guard (1...65_536).contains(parts) else {
+                    throw APIError(.badRequest, code: "invalid_option", message: "verify_subranges must be 1…65,536")
+                }
+                settings.verifySubranges = parts
+            }
+            if let passes = options.maxRepairPasses {
+                guard (1...10).contains(passes) else {
+                    throw APIError(.badRequest, code: "invalid_option", message: "max_repair_passes must be 1…10")
+                }
+                settings.maxRepairPasses = passes
+            }
+            settings.checks = try (options.checks ?? []).map { text in
+                guard let check = AggregateCheck(text) else {
+                    throw APIError(
+                        .badRequest, code: "invalid_option", message: "checks are \"table.field\" with a plain field name, not \(text)")
+                }
+                return check
+            }
+            if let steps = options.canarySteps {
+                guard steps.allSatisfy({ $0 > 0 && $0 <= 100 }), zip(steps, steps.dropFirst()).allSatisfy({ $0 < $1 }) else {
+                    throw APIError(
+                        .badRequest, code: "invalid_option",
+                        message: "canary_steps must be rising percentages in (0, 100], like [1, 10, 50, 100] ([] for no canary)")
+                }
+                settings.canarySteps = steps
+            }
+            if let millis = options.canaryStepMs {
+                guard millis <= 86_400_000 else {
+                    throw APIError(.badRequest, code: "invalid_option", message: "canary_step_ms must be at most a day")
+                }
+                settings.canaryStepMillis = millis
+            }
+            settings.gates = Set(
+                try (options.gates ?? []).map { name in
+                    guard let gate = MigrationPhase(gate: name) else { throw Self.invalidGate(name) }
+                    return gate
+                })
         }
         return MigrationRequest(kind: kind, settings: settings, dryRun: body.dryRun ?? false)
     }
@@ -229,6 +313,7 @@ struct MigrationRoutes {
             ("rollback_step", m.rollback.map { JSONText.quoted($0.rawValue) } ?? "null"),
             ("mismatches", JSONText.array(m.mismatches.prefix(20).map(JSONText.quoted))),
         ]
+        members += VerificationJSON.statusMembers(status, now: UInt64(Date().timeIntervalSince1970 * 1000))
         return JSONText.object(members)
     }
 }

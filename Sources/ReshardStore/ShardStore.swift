@@ -37,9 +37,21 @@ public protocol ShardStore: Sendable {
     /// client change.
     func purgeTombstones(before version: UInt64, limit: Int) async throws -> Int
 
-    /// Every table's count and checksum over `ranges`, and the changelog position they reflect,
-    /// read in one snapshot: the summaries are exactly the state after that position.
-    func snapshotSummaries(tables: [TableName], ranges: [HashRange]) async throws -> SnapshotSummary
+    /// Every table's counts and checksums over each of the request's ranges cut into
+    /// `request.parts` sub-ranges (`HashRange.split(into:)`), its aggregate checks, and the
+    /// changelog position they reflect, read in one snapshot: the figures are exactly the state
+    /// after that position.
+    func summarize(_ request: SummaryRequest) async throws -> SnapshotSummary
+
+    /// Like `scan`, together with the changelog position the rows reflect, read in one snapshot.
+    func snapshotScan(table: TableName, range: HashRange, after cursor: ScanCursor?, limit: Int) async throws -> RowsAtPosition
+
+    /// Verification's repair of a shard that does not own these rows yet: each of `rows` replaces
+    /// the stored row whatever its version (a corrupt copy can carry the true version, so the
+    /// version rule cannot fix it), and each of `remove` is deleted physically, with no changelog
+    /// entry (the old owner never had it). Never used on a shard that accepts client writes to the
+    /// rows. Returns how many rows changed.
+    func repair(table: TableName, overwrite rows: [StoredRow], remove pks: [String]) async throws -> Int
 
     /// Migrator path (copies and changes): each row replaces the stored one only when strictly
     /// newer; fences do not apply. Returns how many rows changed.
@@ -108,17 +120,54 @@ public struct FencedRead<Value: Sendable>: Sendable {
     }
 }
 
+/// What `summarize` computes.
+public struct SummaryRequest: Sendable, Hashable {
+    /// The tables summed.
+    public let tables: [TableName]
+    /// The ranges, each summed per sub-range.
+    public let ranges: [HashRange]
+    /// Sub-ranges per range.
+    public let parts: Int
+    /// Aggregate checks, each over every range (whole).
+    public let checks: [AggregateCheck]
+
+    /// A request.
+    public init(tables: [TableName], ranges: [HashRange], parts: Int = 1, checks: [AggregateCheck] = []) {
+        self.tables = tables
+        self.ranges = ranges
+        self.parts = max(1, parts)
+        self.checks = checks
+    }
+}
+
 /// Summaries of several tables and ranges at one changelog position.
 public struct SnapshotSummary: Sendable, Hashable {
     /// The changelog position the snapshot reflects.
     public let position: UInt64
-    /// `summaries[table][i]` covers `ranges[i]`.
-    public let summaries: [TableName: [RangeSummary]]
+    /// `summaries[table][i][j]` covers sub-range `j` of `ranges[i]` (`ranges[i].split(into: parts)`).
+    public let summaries: [TableName: [[RangeSummary]]]
+    /// `aggregates[check][i]` covers `ranges[i]`.
+    public let aggregates: [AggregateCheck: [AggregateSummary]]
 
     /// A snapshot summary.
-    public init(position: UInt64, summaries: [TableName: [RangeSummary]]) {
+    public init(position: UInt64, summaries: [TableName: [[RangeSummary]]], aggregates: [AggregateCheck: [AggregateSummary]] = [:]) {
         self.position = position
         self.summaries = summaries
+        self.aggregates = aggregates
+    }
+}
+
+/// Rows of a scan and the changelog position they reflect.
+public struct RowsAtPosition: Sendable, Hashable {
+    /// The changelog position.
+    public let position: UInt64
+    /// The rows, in scan order.
+    public let rows: [StoredRow]
+
+    /// Rows read at `position`.
+    public init(position: UInt64, rows: [StoredRow]) {
+        self.position = position
+        self.rows = rows
     }
 }
 

@@ -107,6 +107,18 @@ struct DemoReport: Codable {
                 m.cutoverSteps.map { String(format: "%@ %.1f ms", $0.step.rawValue as NSString, Double($0.micros) / 1_000) }
                     .joined(separator: " · "))
             line(
+                "verification",
+                String(
+                    format: "%@ rows compared in %@ sub-ranges in %.0f ms; %d sub-ranges differed, %d rows repaired",
+                    Demo.count(m.verifiedRows) as NSString, Demo.count(m.verifiedSubranges) as NSString, m.verifyMillis,
+                    m.differingSubranges, m.repaired))
+            line(
+                "canary",
+                "reads shadow-read at " + m.canarySteps.map { String(format: "%.0f %%", $0) }.joined(separator: " → ")
+                    + ": \(Demo.count(m.shadowReads)) reads, \(Demo.count(m.shadowMatches)) matched, \(m.shadowLag) lag, "
+                    + "\(m.shadowMismatches) real mismatches"
+                    + (m.shadowDeltaP99Micros.map { String(format: " (new owner latency delta p99 %+.2f ms)", Double($0) / 1_000) } ?? ""))
+            line(
                 "cleanup",
                 "\(Demo.count(m.rowsDeleted)) moved rows deleted from the old owners, \(Demo.count(m.tombstonesPurged)) tombstones purged")
             if !m.throttleReasons.isEmpty { line("throttle", m.throttleReasons.joined(separator: "; ")) }

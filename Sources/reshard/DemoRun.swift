@@ -36,6 +36,19 @@ struct DemoRun: Sendable {
         var rowsDeleted = 0
         var tombstonesPurged = 0
         var throttleReasons: [String] = []
+        /// The last verification: rows compared, sub-ranges, differences repaired, milliseconds.
+        var verifiedRows = 0
+        var verifiedSubranges = 0
+        var differingSubranges = 0
+        var repaired = 0
+        var verifyMillis = 0.0
+        /// The canary's shadow reads: total, matches, lag, real mismatches, latency delta p99 (µs).
+        var shadowReads = 0
+        var shadowMatches = 0
+        var shadowLag = 0
+        var shadowMismatches = 0
+        var shadowDeltaP99Micros: Int64?
+        var canarySteps: [Double] = []
 
         struct Phase: Sendable, Codable {
             let name: String
@@ -51,7 +64,7 @@ struct DemoRun: Sendable {
             result.rowsAtStart += try await router.store(shard)?.summary(table: try Self.table, range: .full).rows ?? 0
         }
         workload.stage.withLock { $0 = .during }
-        let settings = MigrationSettings(bakeMillis: bakeMillis, tombstoneGraceMillis: 0)
+        let settings = MigrationSettings(bakeMillis: bakeMillis, tombstoneGraceMillis: 0, canaryStepMillis: 500)
         let (created, preview) = try await migrations.create(MigrationRequest(kind: .addShard(try Self.newShard), settings: settings))
         guard let id = created else { throw DemoError("the migration was not created") }
         result.id = id
@@ -124,6 +137,21 @@ struct DemoRun: Sendable {
                 result.cutoverSteps = status.cutoverSteps
                 result.rowsDeleted = machine.deletions.reduce(0) { $0 + $1.rows }
                 result.tombstonesPurged = machine.purges.reduce(0) { $0 + $1.rows }
+                if let report = machine.verification {
+                    result.verifiedRows = report.rowsCompared
+                    result.verifiedSubranges = report.moves.reduce(0) { $0 + $1.subranges }
+                    result.differingSubranges = report.moves.reduce(0) { $0 + $1.mismatchedSubranges }
+                    result.repaired = report.repaired
+                    result.verifyMillis = Double(report.micros) / 1_000
+                }
+                result.canarySteps = machine.settings.canarySteps
+                if let shadow = status.shadow {
+                    result.shadowReads = shadow.reads
+                    result.shadowMatches = shadow.matches
+                    result.shadowLag = shadow.lag
+                    result.shadowMismatches = shadow.mismatches
+                    result.shadowDeltaP99Micros = shadow.latencyDeltaP99Micros
+                }
                 display.finish("  \(machine.phase.rawValue)" + (status.error.map { ": \($0)" } ?? ""))
                 return
             }

@@ -3,18 +3,21 @@ import Foundation
 
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Move data between shards live: add, remove, rebalance, move a range; watch, pause, resume, roll back.",
+        abstract:
+            "Move data between shards live: add, remove, rebalance, move a range; watch, verify, approve, pause, resume, roll back.",
         discussion: """
-            Every migration copies the moving ranges in chunks while the changelog keeps the new owners current, verifies both sides at one changelog position, cuts over with a write pause of milliseconds, keeps the old owners current during bake (so rollback loses nothing), then cleans up.
+            Every migration copies the moving ranges in chunks while the changelog keeps the new owners current, verifies every move (sub-range checksums, row diffs of what differs, repair from the old owners), shifts reads gradually through a canary of shadow reads, cuts over with a write pause of milliseconds, keeps the old owners current during bake (so rollback loses nothing), then cleans up. Gates make it wait for an operator before named phases.
 
             Example:
               reshard migrate add-shard s5 --dry-run
-              reshard migrate add-shard s5
+              reshard migrate add-shard s5 --gate before_cutover --check orders.amount
               reshard migrate status --watch
+              reshard migrate verify m1abc
+              reshard migrate approve m1abc
             """,
         subcommands: [
-            AddShard.self, RemoveShard.self, Rebalance.self, MoveRange.self, MigrationStatusCommand.self, Pause.self, Resume.self,
-            Rollback.self,
+            AddShard.self, RemoveShard.self, Rebalance.self, MoveRange.self, MigrationStatusCommand.self, Verify.self, Approve.self,
+            Pause.self, Resume.self, Rollback.self,
         ]
     )
 }
@@ -37,8 +40,37 @@ struct MigrationOptions: ParsableArguments {
     @Option(help: "Slow the copy when the router's p99 passes this multiple of its baseline; 0 turns that off (default 2).")
     var latencyFactor: Double?
 
+    @Option(
+        name: .customLong("gate"),
+        help:
+            "Wait for `reshard migrate approve` before this phase: before_cutover, before_cleanup, before_canary, before_verifying, before_catching_up or before_copying (repeatable)."
+    )
+    var gates: [String] = []
+
+    @Option(
+        name: .customLong("check"),
+        help:
+            "An application-level check, table.field: live rows and the exact sum of that numeric field, old owners against new (repeatable)."
+    )
+    var checks: [String] = []
+
+    @Option(help: "Canary read percentages, comma-separated (default 1,10,50,100); none skips the canary.")
+    var canarySteps: String?
+
+    @Option(help: "Milliseconds each canary step lasts (default 30000).")
+    var canaryStepMs: UInt64?
+
+    @Option(help: "Sub-ranges each move is compared in (default 256).")
+    var verifySubranges: Int?
+
     @Flag(help: "Return at once instead of watching the migration until it ends.")
     var detach = false
+
+    func validate() throws {
+        if let canarySteps, canarySteps != "none", canarySteps.split(separator: ",").contains(where: { Double($0) == nil }) {
+            throw ValidationError("--canary-steps takes comma-separated percentages like 1,10,50,100, or none")
+        }
+    }
 
     func body(_ fields: [(String, String)]) -> String {
         var options: [String] = []
@@ -46,6 +78,14 @@ struct MigrationOptions: ParsableArguments {
         if let bakeMs { options.append("\"bake_ms\":\(bakeMs)") }
         if let maxRowsPerSecond { options.append("\"max_rows_per_second\":\(maxRowsPerSecond)") }
         if let latencyFactor { options.append("\"latency_factor\":\(latencyFactor)") }
+        if !gates.isEmpty { options.append("\"gates\":[\(gates.map(quoted).joined(separator: ","))]") }
+        if !checks.isEmpty { options.append("\"checks\":[\(checks.map(quoted).joined(separator: ","))]") }
+        if let canarySteps {
+            let steps = canarySteps == "none" ? [] : canarySteps.split(separator: ",").compactMap { Double($0) }.map { "\($0)" }
+            options.append("\"canary_steps\":[\(steps.joined(separator: ","))]")
+        }
+        if let canaryStepMs { options.append("\"canary_step_ms\":\(canaryStepMs)") }
+        if let verifySubranges { options.append("\"verify_subranges\":\(verifySubranges)") }
         var members = fields.map { "\"\($0.0)\":\($0.1)" }
         members.append("\"dry_run\":\(dryRun)")
         if !options.isEmpty { members.append("\"options\":{\(options.joined(separator: ","))}") }
@@ -147,6 +187,44 @@ struct MigrationStatusCommand: AsyncParsableCommand {
             let status: MigrationStatusBody = try await api.get("/v1/migrations/\(target)")
             print(MigrationText.status(status))
         }
+    }
+}
+
+struct Approve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Let a migration waiting at a gate go on (or approve a later gate ahead of time).",
+        discussion: "Example:\n  reshard migrate approve m1abc\n  reshard migrate approve m1abc --gate before_cleanup")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "The migration id.") var id: String
+    @Option(help: "The gate to approve (default: the one the migration waits at).") var gate: String?
+
+    func run() async throws {
+        let api = try await connection.connect()
+        let body = gate.map { "{\"gate\":\(quoted($0))}" } ?? "{}"
+        let answer: CommandAnswer = try await api.post("/v1/migrations/\(id)/approve", json: body)
+        print("migration \(answer.id): \(gate ?? "gate") approved, now \(answer.phase)")
+        await api.close()
+    }
+}
+
+struct Verify: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print a migration's verification: per move rows compared, sub-ranges, differences by class, repairs, time.",
+        discussion: "Example:\n  reshard migrate verify m1abc\n  reshard migrate verify m1abc --all")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "The migration id (default: the latest).") var id: String?
+    @Flag(help: "List every move, not only those with differences and the slowest.") var all = false
+
+    func run() async throws {
+        let api = try await connection.connect()
+        defer { Task { await api.close() } }
+        let list: MigrationList = try await api.get("/v1/migrations")
+        guard let target = id ?? list.migrations.last?.id else {
+            print("no migrations yet")
+            return
+        }
+        let report: VerificationBody = try await api.get("/v1/migrations/\(target)/verification")
+        print(VerificationText.report(report, all: all))
     }
 }
 

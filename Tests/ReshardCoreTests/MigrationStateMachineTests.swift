@@ -5,7 +5,13 @@ import Testing
 @Suite struct MigrationStateMachineTests {
     let table = TableName("t")!
 
-    func machine(settings: MigrationSettings = MigrationSettings(bakeMillis: 100)) throws -> MigrationStateMachine {
+    /// A verification that found nothing to repair.
+    static let cleanReport = VerificationReport(at: 0)
+
+    /// A machine over an add-shard plan; without a canary unless `canary` (the canary has its own tests).
+    func machine(settings: MigrationSettings = MigrationSettings(bakeMillis: 100), canary: Bool = false) throws -> MigrationStateMachine {
+        var settings = settings
+        if !canary { settings.canarySteps = [] }
         let current = try RingPlacement(virtualNodes: 8).shardMap(for: shards(2), generation: 1)
         let plan = try MigrationPlanner.plan(.addShard(shard("s3")), current: current, registered: Set(shards(3)), virtualNodes: 8)
         return MigrationStateMachine(id: "m1", plan: plan, tables: [table], settings: settings)
@@ -32,7 +38,7 @@ import Testing
         }
         #expect(m.phase == .verifying)
         #expect(m.work(now: 1) == [.verify])
-        m.on(.verified(mismatches: [], positions: [:]), now: 2)
+        m.on(.verified(Self.cleanReport), now: 2)
         #expect(m.phase == .cuttingOver)
     }
 
@@ -171,7 +177,9 @@ import Testing
         m.on(.prepared(positions: [:]), now: 0)
         for task in m.copies.indices { m.on(.chunkCopied(task: task, last: nil, rows: 0, done: true), now: 0) }
         for source in m.plan.sources { m.on(.tailed(.forward, shard: source, position: 1, backlog: 0, lagMillis: 0), now: 1) }
-        m.on(.verified(mismatches: ["k1 missing on target"], positions: [:]), now: 2)
+        var report = VerificationReport(at: 2)
+        report.unresolved = ["t [0x…) sub-range 3: 1 row missing on target"]
+        m.on(.verified(report), now: 2)
         #expect(m.phase == .failed)
         #expect(m.work(now: 2).isEmpty)
         #expect(m.on(.rollback, now: 3) == .accepted)
@@ -254,7 +262,7 @@ import Testing
         m.on(.writesReleased, now: 7)
         for source in m.plan.sources { m.on(.tailed(.forward, shard: source, position: 30, backlog: 0, lagMillis: 0), now: 8) }
         #expect(m.phase == .verifying)
-        m.on(.verified(mismatches: [], positions: [:]), now: 9)
+        m.on(.verified(Self.cleanReport), now: 9)
         #expect(m.cutoverAttempts == 2)
         m.on(.writesHeld, now: 10)
         m.on(.cutoverAborted(reason: "again"), now: 11)

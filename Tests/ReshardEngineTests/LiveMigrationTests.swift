@@ -44,7 +44,7 @@ import Testing
         // (rightly) slow the copy to a crawl.
         let settings = MigrationSettings(
             chunkRows: 100, maxLagChanges: 20, maxLagMillis: 500, bakeMillis: 300, cleanupChunkRows: 200, latencyFactor: nil,
-            tombstoneGraceMillis: 0)
+            tombstoneGraceMillis: 0, canarySteps: [50, 100], canaryStepMillis: 150)
         let machine = MigrationStateMachine(id: "m-\(kind)", plan: plan, tables: [TableName("kv")!], settings: settings)
         let runner = MigrationRunner(machine: machine, router: router, metadata: fixture.metadata, logger: Logger(label: "test"))
 

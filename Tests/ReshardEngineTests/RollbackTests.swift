@@ -19,6 +19,8 @@ import Testing
         case catchingUp
         /// After the round that caught up (verification is next).
         case verifying
+        /// The canary: routers shadow-read every read of the moving ranges from the new owner.
+        case canary
         /// Cutover step `fence` waiting: routers hold writes, nothing fenced yet.
         case writesHeld
         /// The old owners are fenced, the map not yet published (step drain or publish waiting).
@@ -29,7 +31,8 @@ import Testing
         case baking
         /// Paused while copying, then rolled back by an operator command.
         case paused
-        /// Failed verification (a row only the new owner has), then rolled back.
+        /// A canary halted by a real shadow-read mismatch (the new owner's copy of a row nobody
+        /// writes corrupted at the same version), then rolled back.
         case failed
 
         var testDescription: String { rawValue }
@@ -39,9 +42,10 @@ import Testing
         func matches(_ machine: MigrationStateMachine) -> Bool {
             let cutover = machine.phase == .cuttingOver
             switch self {
-            case .copying, .paused, .failed: return machine.phase == .copying && machine.rowsCopied > 0
+            case .copying, .paused: return machine.phase == .copying && machine.rowsCopied > 0
             case .catchingUp: return machine.phase == .catchingUp
             case .verifying: return machine.phase == .verifying
+            case .canary, .failed: return machine.phase == .canary
             case .writesHeld: return cutover && machine.cutover?.step == .fence && machine.holding
             // `sourcesFenced` is set before the hold (fence intent), so the step tells when fences are on.
             case .sourcesFenced: return cutover && [.drain, .publish].contains(machine.cutover?.step) && !machine.switched
@@ -61,7 +65,6 @@ import Testing
         let point: Point
         let fixture: RouterFixture
         private let rounds = Mutex(0)
-        private let armed = Mutex(false)
         /// The machine after the round that issued the rollback (or the pause).
         let fired = Mutex<MigrationStateMachine?>(nil)
 
@@ -73,19 +76,16 @@ import Testing
         var firedState: MigrationStateMachine? { fired.withLock { $0 } }
 
         func onRound(_ machine: MigrationStateMachine) async -> [MigrationEvent] {
-            if point == .failed, machine.phase == .failed, armed.withLock({ $0 }), fired.withLock({ $0 == nil }) {
-                fired.withLock { $0 = machine }
-                return [.rollback]
-            }
             guard isThePoint(machine) else { return [] }
             switch point {
             case .failed:
-                // A row only the new owner has: verification must find it and fail the migration.
+                // Corrupt the new owner's copy of a cold row, then read it: the shadow read must
+                // halt the canary, and the migration must fail (the next round); the test body
+                // then rolls it back as an operator would.
                 do {
-                    try await plantRowOnlyTheTargetHas(machine.plan)
-                    armed.withLock { $0 = true }
+                    try await corruptTheColdRowsCopy(machine.plan)
                 } catch {
-                    Issue.record("could not plant the mismatching row: \(error)")
+                    Issue.record("could not corrupt the cold row: \(error)")
                 }
                 return []
             case .paused:
@@ -106,11 +106,21 @@ import Testing
             }
         }
 
-        private func plantRowOnlyTheTargetHas(_ plan: MigrationPlan) async throws {
-            let pk = try #require((0..<10_000).lazy.map { "planted\($0)" }.first { plan.move(containing: KeyHash.of($0)) != nil })
-            let target = try #require(plan.move(containing: KeyHash.of(pk))).target
-            let row = StoredRow(table: TableName("kv")!, pk: pk, shardKey: pk, version: 1, body: "{\"planted\":true}")
-            #expect(try await fixture.openShard(target.rawValue).apply([row]) == 1)
+        /// A key in a moving range that the writers never touch.
+        static func coldKey(_ plan: MigrationPlan) throws -> String {
+            try #require((0..<10_000).lazy.map { "cold\($0)" }.first { plan.move(containing: KeyHash.of($0)) != nil })
+        }
+
+        private func corruptTheColdRowsCopy(_ plan: MigrationPlan) async throws {
+            let pk = try Self.coldKey(plan)
+            let target = try fixture.openShard(try #require(plan.move(containing: KeyHash.of(pk))).target.rawValue)
+            let table = TableName("kv")!
+            let copy = try #require(try await target.get(table: table, pk: pk))
+            let corrupt = StoredRow(table: table, pk: pk, shardKey: pk, version: copy.version, body: "{\"corrupted\":true}")
+            #expect(try await target.repair(table: table, overwrite: [corrupt], remove: []) == 1)
+            let read = try await fixture.router.get(table: "kv", pk: pk, shardKey: nil)
+            #expect(read.body != corrupt.body, "the client must get the old owner's answer")
+            #expect(fixture.router.canary.stats.halted)
         }
     }
 
@@ -127,7 +137,7 @@ import Testing
     static let keys = 1_200
     static let settings = MigrationSettings(
         chunkRows: 20, maxLagChanges: 20, maxLagMillis: 500, bakeMillis: 1_000, cleanupChunkRows: 200, latencyFactor: nil,
-        tombstoneGraceMillis: 0)
+        tombstoneGraceMillis: 0, canarySteps: [100], canaryStepMillis: 300)
 
     @Test(arguments: Point.allCases)
     func rollsBackWithoutLosingAWrite(point: Point) async throws {
@@ -144,6 +154,8 @@ import Testing
         _ = try await router.addShard(id: "s4", location: { .sqlite(path: folder.relativeShardPath($0)) })
         let registered = Set((try await fixture.metadata.shards()).map(\.id))
         let plan = try MigrationPlanner.plan(.addShard(ShardID("s4")!), current: router.shardMap, registered: registered)
+        let cold = try await router.put(table: "kv", pk: try Trigger.coldKey(plan), body: Array("{\"cold\":true}".utf8))
+        ledger.acknowledge(cold.pk, version: cold.version, deleted: false)
         let machine = MigrationStateMachine(id: "m-rollback-\(point)", plan: plan, tables: [TableName("kv")!], settings: Self.settings)
         let trigger = Trigger(point: point, fixture: fixture)
         let runner = MigrationRunner(
@@ -157,6 +169,12 @@ import Testing
         if point == .paused {
             try await rollBackOncePaused(runner: runner, writers: control)
         }
+        if point == .failed {
+            for _ in 0..<1_500 where await runner.state.phase != .failed { try await Task.sleep(for: .milliseconds(20)) }
+            let failed = await runner.state
+            trigger.fired.withLock { $0 = failed }
+            #expect(await runner.command(.rollback) == .accepted)
+        }
         let ended = await Self.waitForEnd(runner)
         control.set()
         let written = await writers.result
@@ -167,8 +185,11 @@ import Testing
         let fired = try #require(trigger.firedState, "the rollback point \(point) was never reached")
         let final = await runner.state
         #expect(final.phase == .rolledBack, "ended in \(final.phase): \(final.failure ?? "")")
-        if point == .failed { #expect(fired.failure?.contains("mismatch") == true, "\(fired.failure ?? "no failure")") }
-        try await MigrationLoad.checkLedger(ledger, router: router, atLeast: 1_001)
+        if point == .failed {
+            #expect(fired.failure?.contains("shadow read mismatch") == true, "\(fired.failure ?? "no failure")")
+            #expect(fired.interrupted == .canary)
+        }
+        try await MigrationLoad.checkLedger(ledger, router: router, atLeast: 1_002)
         try await checkPlacement(fixture: fixture, plan: plan, switched: fired.switched)
         try await Self.checkWritesAccepted(router: router, plan: plan)
     }

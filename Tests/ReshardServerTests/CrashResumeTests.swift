@@ -140,7 +140,8 @@ import Testing
     static func startMigration(port: Int) async throws -> String? {
         let admin = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
         defer { Task { await admin.close() } }
-        let body = #"{"kind":"add_shard","shard":"s5","options":{"chunk_rows":50,"bake_ms":300,"tombstone_grace_ms":0}}"#
+        let body =
+            #"{"kind":"add_shard","shard":"s5","options":{"chunk_rows":50,"bake_ms":300,"tombstone_grace_ms":0,"canary_step_ms":50}}"#
         guard let created = try? await admin.request("POST", "/v1/migrations", headers: auth, body: Array(body.utf8)) else {
             return nil  // the process died before answering; the migration was journaled before it ran
         }

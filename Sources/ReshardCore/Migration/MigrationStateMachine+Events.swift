@@ -23,7 +23,6 @@ extension MigrationStateMachine {
         case .prepared(let positions):
             precondition(phase == .preparing, "prepared in \(phase)")
             for source in plan.sources { forward[source] = StreamProgress(position: positions[source] ?? 0, backlog: 0, lagMillis: 0) }
-            phase = .copying
         case .chunkCopied(let task, let last, let rows, let done):
             precondition(copies.indices.contains(task), "no copy task \(task)")
             copies[task].rows += rows
@@ -31,14 +30,22 @@ extension MigrationStateMachine {
             copies[task].done = copies[task].done || done
         case .tailed(let direction, let shard, let position, let backlog, let lag):
             record(direction, shard: shard, position: position, backlog: backlog, lag: lag)
-        case .verified(let found, let positions):
+        case .verified(let report):
             precondition(phase == .verifying, "verified in \(phase)")
-            for (shard, position) in positions { record(.forward, shard: shard, position: position, backlog: 0, lag: 0) }
-            mismatches = found
-            if found.isEmpty {
-                beginCutover(now: now)
+            for (shard, position) in report.positions { record(.forward, shard: shard, position: position, backlog: 0, lag: 0) }
+            verification = report
+            verifications += 1
+            mismatches = report.problems
+            if report.passed {
+                verified = true
             } else {
-                fail("verification found \(found.count) mismatch(es): \(found.prefix(3).joined(separator: "; "))")
+                fail("verification left \(mismatches.count) difference(s) unresolved: \(mismatches.prefix(3).joined(separator: "; "))")
+            }
+        case .shadowMismatch(let description):
+            // A report can arrive after the canary ended (a read in flight); only the canary halts.
+            if phase == .canary {
+                canaryPassed = false
+                fail("shadow read mismatch: \(description)")
             }
         case .writesHeld, .fenced, .published, .writesReleased, .fencesRemoved:
             onCutoverStep(event, now: now)
@@ -63,7 +70,7 @@ extension MigrationStateMachine {
             }
         case .tick:
             break
-        case .pause, .resume, .rollback:
+        case .pause, .resume, .rollback, .approve:
             return onCommand(event, now: now)
         case .failed(let reason):
             guard !phase.isTerminal else { return .rejected("the migration has ended") }
@@ -107,15 +114,40 @@ extension MigrationStateMachine {
             interrupted = nil
             failure = nil
             if phase == .cuttingOver || phase == .rollingBack { restart(now: now) }
+            if phase == .canary || phase == .verifying {
+                // A failed proof is repaired by proving again: verify (and repair) from scratch,
+                // then, if the canary failed, run it again from its first step.
+                phase = .verifying
+                verified = false
+            }
         case .rollback:
             let reversible: Set<MigrationPhase> = [
-                .planned, .preparing, .copying, .catchingUp, .verifying, .cuttingOver, .baking, .paused, .failed,
+                .planned, .preparing, .copying, .catchingUp, .verifying, .canary, .cuttingOver, .baking, .paused, .failed,
             ]
             let from = phase == .paused || phase == .failed ? interrupted ?? phase : phase
             guard reversible.contains(phase), from != .cleaningUp, from != .rollingBack || phase == .failed else {
                 return .rejected("rollback is possible until cleanup starts; the migration is \(phase.rawValue)")
             }
             beginRollback()
+        case .approve(let gate):
+            guard !phase.isTerminal, phase != .rollingBack else {
+                return .rejected("there is nothing to approve: the migration is \(phase.rawValue)")
+            }
+            if let gate {
+                guard settings.gates.contains(gate) else {
+                    let names = settings.gates.sorted { $0.gateName < $1.gateName }.map(\.gateName)
+                    return .rejected(
+                        "the migration has no gate \(gate.gateName) (its gates: \(names.isEmpty ? "none" : names.joined(separator: ", ")))")
+                }
+                approved.insert(gate)
+            } else {
+                guard let waiting = awaitingApproval else { return .rejected("the migration is not waiting for an approval") }
+                approved.insert(waiting)
+            }
+            if let waiting = awaitingApproval, approved.contains(waiting) {
+                awaitingApproval = nil
+                awaitingSince = nil
+            }
         default:
             preconditionFailure("not a command: \(command)")
         }

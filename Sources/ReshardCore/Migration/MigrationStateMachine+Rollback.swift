@@ -8,6 +8,8 @@ extension MigrationStateMachine {
         }
         interrupted = nil
         failure = nil
+        awaitingApproval = nil
+        awaitingSince = nil
         phase = .rollingBack
         if switched {
             rollback = holding ? .releaseHold : .reverseCutover

@@ -2,20 +2,20 @@ extension MigrationStateMachine {
     /// Moves to the next phase when the current one's exit criteria hold.
     mutating func advance(now: UInt64) {
         switch phase {
+        case .preparing where !forward.isEmpty:
+            proceed(to: .copying, now: now)
         case .copying where copies.allSatisfy(\.done):
-            phase = .catchingUp
-            // Backlogs read while copying are stale: catching up needs a fresh read of each source.
-            for source in plan.sources { forward[source]?.backlog = .max }
+            proceed(to: .catchingUp, now: now)
         case .catchingUp where !holding && !sourcesFenced && caughtUp:
-            phase = .verifying
+            proceed(to: .verifying, now: now)
+        case .verifying where verified:
+            proceed(to: canaryPassed || settings.canarySteps.isEmpty ? .cuttingOver : .canary, now: now)
+        case .canary:
+            advanceCanary(now: now)
         case .cuttingOver:
             advanceDrain()
         case .baking where now >= (bakeUntil ?? 0):
-            // The point of no return: from here the old owners lose the moved rows and reverse
-            // replication stops, so rollback is no longer offered.
-            phase = .cleaningUp
-            prepareDeletions(from: .forward)
-            preparePurges(now: now)
+            proceed(to: .cleaningUp, now: now)
         case .rollingBack:
             let before = (rollback, cutover)
             advanceRollback()
@@ -23,6 +23,57 @@ extension MigrationStateMachine {
         default:
             break
         }
+    }
+
+    /// Enters `next` with its entry actions, unless `next` is gated and not approved yet: then the
+    /// machine stays where it is and records what it waits for.
+    mutating func proceed(to next: MigrationPhase, now: UInt64) {
+        if settings.gates.contains(next) && !approved.contains(next) {
+            if awaitingApproval != next {
+                awaitingApproval = next
+                awaitingSince = now
+            }
+            return
+        }
+        awaitingApproval = nil
+        awaitingSince = nil
+        switch next {
+        case .catchingUp:
+            phase = .catchingUp
+            // Backlogs read while copying are stale: catching up needs a fresh read of each source.
+            for source in plan.sources { forward[source]?.backlog = .max }
+        case .verifying:
+            phase = .verifying
+            verified = false
+        case .canary:
+            phase = .canary
+            canary = CanaryProgress(step: 0, since: now)
+            canaryPassed = false
+        case .cuttingOver:
+            beginCutover(now: now)
+        case .cleaningUp:
+            // The point of no return: from here the old owners lose the moved rows and reverse
+            // replication stops, so rollback is no longer offered.
+            phase = .cleaningUp
+            prepareDeletions(from: .forward)
+            preparePurges(now: now)
+        default:
+            phase = next
+        }
+    }
+
+    /// The canary moves to its next step when the current one has lasted its time; after the
+    /// last, the cutover starts once the new owners are caught up.
+    mutating func advanceCanary(now: UInt64) {
+        guard var progress = canary, now >= progress.since + settings.canaryStepMillis else { return }
+        if progress.step + 1 < settings.canarySteps.count {
+            progress.step += 1
+            progress.since = now
+            canary = progress
+            return
+        }
+        canaryPassed = true
+        if caughtUp { proceed(to: .cuttingOver, now: now) }
     }
 
     /// Every old owner's changelog is applied to within the lag thresholds.
@@ -46,6 +97,17 @@ extension MigrationStateMachine {
             if sourcesFenced && !switched { return [.removeFences(ranges(byOwner: .forward))] }
             if holding { return [.releaseWrites] }
             return []
+        default:
+            break
+        }
+        if awaitingApproval != nil, phase != .rollingBack, !holding, switched || !sourcesFenced {
+            // Waiting for an operator: keep the other side current, poll for the approval.
+            let tails = switched ? reverseTails() : (forward.isEmpty ? [] : forwardTails())
+            return tails + [.waitUntil(now + 100)]
+        }
+        switch phase {
+        case .planned, .paused, .done, .rolledBack, .failed:
+            return []
         case .preparing:
             return [.prepare(sources: plan.sources, targets: plan.targets)]
         case .copying:
@@ -63,6 +125,8 @@ extension MigrationStateMachine {
             return forwardTails()
         case .verifying:
             return [.verify]
+        case .canary:
+            return forwardTails() + [.waitUntil((canary?.since ?? now) + settings.canaryStepMillis)]
         case .cuttingOver:
             return cutoverWork()
         case .baking:

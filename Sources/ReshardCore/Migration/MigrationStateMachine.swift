@@ -9,12 +9,23 @@
 ///   when every scan reached its range's end.
 /// - `catching_up`: tailing only; exits when every source's backlog and lag are under the
 ///   thresholds.
-/// - `verifying`: both sides compared at one changelog position; exits on no mismatch.
+/// - `verifying`: every move compared in sub-ranges at the old owners' changelog positions (the
+///   new owners drained to exactly those), differing sub-ranges diffed row by row and repaired
+///   from the old owners, then compared again; exits when every move is clean and every
+///   aggregate check agrees. A difference left after `maxRepairPasses` fails the migration.
+/// - `canary`: tailing continues while routers shadow-read a growing share of the moving ranges'
+///   reads from the new owners (`canarySteps`, each `canaryStepMillis`); exits after the last step
+///   when caught up. A real shadow mismatch fails the migration with reads back on the old
+///   owners; resuming verifies (and repairs) again, then restarts the canary.
 /// - `cutting_over`: hold → fence → drain → publish → release; exits when held writes go on.
 /// - `baking`: reverse replication keeps the old owners current; exits when the bake time is up.
 /// - `cleaning_up`: the point of no return; moved rows are deleted from the old owners, then
 ///   tombstones older than the horizon are purged from every shard of the new map (no copy of
 ///   this migration can arrive any more, and only one migration runs at a time).
+///
+/// A phase named in `settings.gates` is not entered until an operator approves it: the machine
+/// stays in the phase before, keeping replication live, with `awaitingApproval` set. An approval
+/// holds for the rest of the migration.
 public struct MigrationStateMachine: Hashable, Sendable, Codable {
     /// The migration's id.
     public let id: String
@@ -57,8 +68,25 @@ public struct MigrationStateMachine: Hashable, Sendable, Codable {
     public internal(set) var tombstoneHorizon: UInt64?
     /// The rollback in progress.
     public internal(set) var rollback: RollbackStep?
-    /// Mismatches of the last verification.
+    /// Differences left unresolved by the last verification.
     public internal(set) var mismatches: [String] = []
+    /// The last verification's report.
+    public internal(set) var verification: VerificationReport?
+    /// How many verifications ran.
+    public internal(set) var verifications = 0
+    /// Whether the verification of the current `verifying` phase passed.
+    public internal(set) var verified = false
+    /// The canary of reads, while it runs.
+    public internal(set) var canary: CanaryProgress?
+    /// Whether every canary step passed since the last verification (an aborted cutover then
+    /// goes back to verifying and on to the cutover without a second canary).
+    public internal(set) var canaryPassed = false
+    /// The phase the migration waits to enter until an operator approves it.
+    public internal(set) var awaitingApproval: MigrationPhase?
+    /// Since when it waits (milliseconds of wall time).
+    public internal(set) var awaitingSince: UInt64?
+    /// Gates the operator approved.
+    public internal(set) var approved: Set<MigrationPhase> = []
     /// Write pauses of completed cutovers, in milliseconds.
     public internal(set) var pausesMillis: [UInt64] = []
     /// Every phase entered and when (milliseconds), oldest first; the last 64.
@@ -142,6 +170,13 @@ public struct MigrationStateMachine: Hashable, Sendable, Codable {
 
     /// Rows copied so far over every move.
     public var rowsCopied: Int { copies.reduce(0) { $0 + $1.rows } }
+
+    /// The share of the moving ranges' reads routers shadow-read from the new owners now, in
+    /// percent; `nil` outside the canary.
+    public var canaryReadPercent: Double? {
+        guard phase == .canary, let canary, settings.canarySteps.indices.contains(canary.step) else { return nil }
+        return settings.canarySteps[canary.step]
+    }
 
     /// The generation a rollback after the switch publishes (the old ranges, one generation on).
     public var rollbackGeneration: UInt64 { plan.target.generation + 1 }

@@ -1,10 +1,11 @@
 /// The phases of a migration. `planned → preparing → copying → catching_up → verifying →
-/// cutting_over → baking → cleaning_up → done`, plus `paused`, `rolling_back`, `rolled_back`
-/// and `failed`.
+/// canary → cutting_over → baking → cleaning_up → done`, plus `paused`, `rolling_back`,
+/// `rolled_back` and `failed`.
 public enum MigrationPhase: String, Hashable, Sendable, Codable, CaseIterable {
     case planned, preparing, copying
     case catchingUp = "catching_up"
     case verifying
+    case canary
     case cuttingOver = "cutting_over"
     case baking
     case cleaningUp = "cleaning_up"
@@ -15,6 +16,26 @@ public enum MigrationPhase: String, Hashable, Sendable, Codable, CaseIterable {
 
     /// Whether the migration has ended.
     public var isTerminal: Bool { self == .done || self == .rolledBack }
+
+    /// Phases an operator may ask to approve before the migration enters them. Baking is not
+    /// one: it begins in the same step that lets held writes go, which must not wait on a person
+    /// (`before_cleanup` is the gate after the switch).
+    public static let gateable: [MigrationPhase] = [.copying, .catchingUp, .verifying, .canary, .cuttingOver, .cleaningUp]
+
+    /// The gate's name in the API: `before_cutover`, `before_cleanup`, or `before_` and the phase.
+    public var gateName: String {
+        switch self {
+        case .cuttingOver: "before_cutover"
+        case .cleaningUp: "before_cleanup"
+        default: "before_\(rawValue)"
+        }
+    }
+
+    /// The phase a gate name stands before; `nil` for an unknown name or a phase with no gate.
+    public init?(gate name: String) {
+        guard let phase = Self.gateable.first(where: { $0.gateName == name || "before_\($0.rawValue)" == name }) else { return nil }
+        self = phase
+    }
 }
 
 /// Knobs of one migration, fixed when it is created.
@@ -41,12 +62,29 @@ public struct MigrationSettings: Hashable, Sendable, Codable {
     /// The margin covers routers whose clocks run behind: a tombstone must outlive any write
     /// or copy that could still carry an older version of its row.
     public var tombstoneGraceMillis: UInt64
+    /// Each move is compared in this many sub-ranges; only differing ones are diffed row by row.
+    public var verifySubranges: Int
+    /// Compare-and-repair passes before a verification that still differs fails the migration.
+    public var maxRepairPasses: Int
+    /// Application-level checks compared between the old and the new owners.
+    public var checks: [AggregateCheck]
+    /// Percentages of the moving ranges' reads shadow-read from the new owners, in order
+    /// (empty: no canary, verifying leads straight to the cutover).
+    public var canarySteps: [Double]
+    /// How long each canary step lasts.
+    public var canaryStepMillis: UInt64
+    /// Phases the migration waits before until an operator approves.
+    public var gates: Set<MigrationPhase>
 
-    /// Settings with production-minded defaults.
+    /// Settings with production-minded defaults: a ten-minute bake (reverse replication keeps
+    /// rollback possible while the new owners prove themselves under real traffic), a canary of
+    /// 1, 10, 50 and 100 % of reads held 30 s each, and no gates.
     public init(
-        chunkRows: Int = 1_000, maxLagChanges: Int = 100, maxLagMillis: UInt64 = 1_000, bakeMillis: UInt64 = 60_000,
+        chunkRows: Int = 1_000, maxLagChanges: Int = 100, maxLagMillis: UInt64 = 1_000, bakeMillis: UInt64 = 600_000,
         cleanupChunkRows: Int = 1_000, maxCutoverAttempts: Int = 5, copyParallelism: Int = 8, maxRowsPerSecond: Int? = nil,
-        latencyFactor: Double? = 2, tombstoneGraceMillis: UInt64 = 600_000
+        latencyFactor: Double? = 2, tombstoneGraceMillis: UInt64 = 600_000, verifySubranges: Int = 256, maxRepairPasses: Int = 3,
+        checks: [AggregateCheck] = [], canarySteps: [Double] = [1, 10, 50, 100], canaryStepMillis: UInt64 = 30_000,
+        gates: Set<MigrationPhase> = []
     ) {
         self.chunkRows = chunkRows
         self.maxLagChanges = maxLagChanges
@@ -58,6 +96,12 @@ public struct MigrationSettings: Hashable, Sendable, Codable {
         self.maxRowsPerSecond = maxRowsPerSecond
         self.latencyFactor = latencyFactor
         self.tombstoneGraceMillis = tombstoneGraceMillis
+        self.verifySubranges = max(1, verifySubranges)
+        self.maxRepairPasses = max(1, maxRepairPasses)
+        self.checks = checks
+        self.canarySteps = canarySteps
+        self.canaryStepMillis = canaryStepMillis
+        self.gates = gates.intersection(MigrationPhase.gateable)
     }
 }
 
@@ -123,7 +167,8 @@ public enum MigrationWork: Hashable, Sendable {
     /// Read `shard`'s changelog after `position` and apply the changes of moving ranges to
     /// their other side (forward: source → target; reverse: target → source).
     case tail(ReplicationDirection, shard: ShardID, after: UInt64)
-    /// Compare every move's ranges on both sides at one consistent changelog position.
+    /// Compare every move on both sides at consistent changelog positions, diff and repair what
+    /// differs, compare again, and run the aggregate checks.
     case verify
     /// Hold client writes to `ranges` in every router.
     case holdWrites([HashRange])
@@ -153,7 +198,9 @@ public enum MigrationEvent: Hashable, Sendable {
     case prepared(positions: [ShardID: UInt64])
     case chunkCopied(task: Int, last: ScanCursor?, rows: Int, done: Bool)
     case tailed(ReplicationDirection, shard: ShardID, position: UInt64, backlog: Int, lagMillis: UInt64)
-    case verified(mismatches: [String], positions: [ShardID: UInt64])
+    case verified(VerificationReport)
+    /// A canary shadow read found a difference replication cannot explain.
+    case shadowMismatch(String)
     case writesHeld
     case fenced(positions: [ShardID: UInt64])
     case published
@@ -167,6 +214,8 @@ public enum MigrationEvent: Hashable, Sendable {
     case pause
     case resume
     case rollback
+    /// The operator approves the gate the migration waits at (nil), or a named gate ahead of time.
+    case approve(MigrationPhase?)
     case failed(reason: String)
     case restarted
 }

@@ -60,6 +60,10 @@ public final class MigrationManager: Sendable {
 
     /// Plans `request`; unless it is a dry run, journals it and starts running it.
     public func create(_ request: MigrationRequest) async throws -> (id: String?, preview: MigrationPreview) {
+        let known = Set(router.tables.map(\.name))
+        if let check = request.settings.checks.first(where: { !known.contains($0.table) }) {
+            throw RouterError(.badRequest, "unknown_table", "check \(check) names table \(check.table), which does not exist")
+        }
         let preview = try await self.preview(request.kind)
         guard !request.dryRun else { return (nil, preview) }
         if let active = await activeID() {
@@ -126,9 +130,13 @@ public final class MigrationManager: Sendable {
             status.throttleChunkRows = throttle.chunkRows
             status.throttleReason = throttle.reason
             status.cutoverSteps = await runner.lastCutoverSteps
+            status.shadow = shadowStats(id)
             return status
         }
-        if let status = finished.withLock({ $0[id] }) { return status }
+        if var status = finished.withLock({ $0[id] }) {
+            status.shadow = shadowStats(id)
+            return status
+        }
         guard let journal = try? await metadata.migrations().first(where: { $0.id == id })?.journal,
             let machine = try? MigrationJournal.decode(journal)
         else { return nil }
@@ -164,6 +172,11 @@ public final class MigrationManager: Sendable {
         let tasks = runners.withLock { Array($0.values.map(\.task)) }
         for task in tasks { task.cancel() }
         for task in tasks { await task.value }
+    }
+
+    private func shadowStats(_ id: String) -> CanaryReads.Stats? {
+        let stats = router.canary.stats
+        return stats.migration == id ? stats : nil
     }
 
     private func activeID() async -> String? {
@@ -213,4 +226,11 @@ public struct MigrationStatus: Sendable {
     public var throttleReason: String?
     /// How long each step of the latest cutover took (while the runner is live).
     public var cutoverSteps: [CutoverStepTiming] = []
+    /// What this router's canary shadow reads found (while this process has seen the canary).
+    public var shadow: CanaryReads.Stats?
+
+    /// How long the migration has waited for approval at `now`, in milliseconds.
+    public func waitingMillis(now: UInt64) -> UInt64? {
+        machine.awaitingSince.map { now > $0 ? now - $0 : 0 }
+    }
 }

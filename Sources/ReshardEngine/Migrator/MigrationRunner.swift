@@ -32,6 +32,8 @@ public actor MigrationRunner {
     private let hook: MigrationRoundHook?
     private var cutoverSteps: [CutoverStepTiming] = []
     private var journaled: MigrationStateMachine?
+    private var canaryConfigured = false
+    private var reportedShadowMismatches: Int
 
     /// A runner for `machine`, journaling to `metadata`. A cutover whose writes have been held
     /// longer than `cutoverBudget` before the switch is aborted and retried later.
@@ -53,6 +55,9 @@ public actor MigrationRunner {
             maxChunk: machine.settings.chunkRows,
             minChunk: max(1, min(50, machine.settings.chunkRows)))
         self.cutoverBudgetMillis = cutoverBudget.wholeMilliseconds
+        let shadow = router.canary.stats
+        // Mismatches this process's router already reported for this migration were handled.
+        self.reportedShadowMismatches = shadow.migration == machine.id ? shadow.mismatches : 0
     }
 
     /// The machine as it stands.
@@ -87,6 +92,7 @@ public actor MigrationRunner {
         defer { running = false }
         while !machine.phase.isTerminal && !Task.isCancelled {
             await applyCommands()
+            await syncCanary()
             let now = wallMillis()
             if machine.phase == .cuttingOver, !machine.switched, let held = machine.cutover?.heldAt, now > held + cutoverBudgetMillis {
                 // The pause must stay short: give the writes back and try again after catching up.
@@ -120,6 +126,8 @@ public actor MigrationRunner {
                 case .failure(let error): failed = error
                 }
             }
+            // Routers follow the canary as soon as the machine moves it, not a round later.
+            await syncCanary()
             for event in await hook?(machine) ?? [] { machine.on(event, now: wallMillis()) }
             // While writes are held every millisecond is client pause, and no journal is needed:
             // each cutover step is idempotent, the hold itself dies with the process, and a restart
@@ -130,6 +138,34 @@ public actor MigrationRunner {
             if results.count > 0, machine.phase == .copying || machine.phase == .cleaningUp { await Task.yield() }
         }
         await applyCommands()
+        await syncCanary()
+    }
+
+    /// Routers shadow-read what the machine's canary step says; a real mismatch one of them
+    /// found halts the canary (the router has already stopped shadow-reading on its own).
+    private func syncCanary() async {
+        let canary = worker.router.canary
+        guard let percent = machine.canaryReadPercent else {
+            if canaryConfigured { canary.configure(nil) }
+            canaryConfigured = false
+            return
+        }
+        // A new owner is allowed to be as far behind as catching up tolerates, or as it is now,
+        // plus a round of tailing (rounds are at most 200 ms apart while the canary runs).
+        let lag = max(machine.settings.maxLagMillis, machine.forward.values.map(\.lagMillis).max() ?? 0) + 250
+        canary.configure(
+            CanaryReads.Config(
+                migration: id, epoch: machine.verifications, plan: machine.plan, percent: percent, lagAllowanceMillis: lag))
+        canaryConfigured = true
+        let stats = canary.stats
+        guard stats.mismatches > reportedShadowMismatches else { return }
+        reportedShadowMismatches = stats.mismatches
+        let last = stats.recent.last { if case .mismatch = $0.outcome { true } else { false } }
+        logger.warning("canary halted by a shadow read mismatch", metadata: ["migration": "\(id)", "read": "\(last?.description ?? "?")"])
+        machine.on(.shadowMismatch(last?.description ?? "\(stats.mismatches) mismatch(es)"), now: wallMillis())
+        await journal()
+        canary.configure(nil)
+        canaryConfigured = false
     }
 
     private static func isChangelogRead(_ result: Result<MigrationEvent, any Error>) -> Bool {

@@ -1,37 +1,228 @@
+import Foundation
 import ReshardCore
 import ReshardStore
 
-/// Proves every move before the switch. Each old owner's counts and checksums are read in one
-/// snapshot together with its changelog position P; the new owner is then drained to exactly P
-/// (and no further, because nothing else writes to a moving range before the switch), so both
-/// sides must hold the same rows: any difference is real, never an artefact of concurrent writes.
+/// Proves every move before the switch, repairing what it can.
+///
+/// Concurrent writes cannot cause false differences, because every comparison is made at one
+/// changelog position: the old owner's figures (or rows) and its changelog position P are read
+/// in one snapshot, then the new owner is drained to exactly P before it is read. Before the
+/// switch nothing but this migration writes to the new owner's moving ranges, and this work item
+/// is the only migration work running while it verifies, so the new owner then holds exactly the
+/// old owner's rows as of P: whatever differs is real. Writes after P are compared by the next
+/// read at a later position (each repair pass and each diff page takes its own).
+///
+/// Per move: both sides are summed per sub-range (count and order-independent checksum of pk,
+/// version, tombstone and body) in one pass each; only differing sub-ranges are diffed row by
+/// row, a page at a time; every difference is classified and repaired from the old owner; the
+/// differing sub-ranges are compared again, up to `maxRepairPasses` repairs. Aggregate checks run
+/// last, over the repaired data.
 struct Verifier: Sendable {
     let worker: MigrationWorker
+    /// Rows per diff page: bounds memory whatever a sub-range holds.
+    var pageRows = 1_000
 
     func verify(_ machine: MigrationStateMachine, now: UInt64) async throws -> MigrationEvent {
-        let plan = machine.plan
-        let tables = worker.router.tables.map(\.name)
-        let applier = worker.changeApplier(machine)
-        var mismatches: [String] = []
-        var positions: [ShardID: UInt64] = [:]
-        for source in plan.sources {
-            let moves = plan.moves.filter { $0.source == source }
-            let snapshot = try await worker.store(source).snapshotSummaries(tables: tables, ranges: moves.map(\.range))
-            positions[source] = try await applier.drain(
-                .forward, shard: source, after: machine.forward[source]?.position ?? 0, through: snapshot.position, now: now)
-            for (index, move) in moves.enumerated() {
-                let target = try worker.store(move.target)
-                for table in tables {
-                    let expected = snapshot.summaries[table]?[index] ?? .empty
-                    let found = try await target.summary(table: table, range: move.range)
-                    if expected != found {
-                        mismatches.append(
-                            "\(table) \(move): source \(expected.rows) rows/\(HashRange.hex(expected.checksum)), "
-                                + "target \(found.rows) rows/\(HashRange.hex(found.checksum))")
-                    }
+        let started = ContinuousClock.now
+        var run = Run(machine: machine, tables: worker.router.tables.map(\.name), now: now)
+        for index in machine.plan.moves.indices {
+            run.report.moves.append(try await verifyMove(index, run: &run))
+        }
+        run.report.aggregates = try await aggregates(run: &run)
+        run.report.positions = run.positions
+        run.report.micros = (ContinuousClock.now - started).wholeMicroseconds
+        return .verified(run.report)
+    }
+
+    /// What one verification carries from move to move.
+    struct Run {
+        let machine: MigrationStateMachine
+        let tables: [TableName]
+        let now: UInt64
+        /// How far each old owner's changelog has been applied to the new owners.
+        var positions: [ShardID: UInt64]
+        var report: VerificationReport
+
+        init(machine: MigrationStateMachine, tables: [TableName], now: UInt64) {
+            self.machine = machine
+            self.tables = tables
+            self.now = now
+            positions = machine.forward.mapValues(\.position)
+            report = VerificationReport(at: now)
+        }
+    }
+
+    /// One sub-range of one table.
+    struct Slice: Hashable {
+        let table: TableName
+        let range: HashRange
+    }
+
+    private func verifyMove(_ index: Int, run: inout Run) async throws -> MoveVerification {
+        let started = ContinuousClock.now
+        let move = run.machine.plan.moves[index]
+        var result = MoveVerification(move: index)
+        var suspects: [Slice]?
+        var repairs = 0
+        while true {
+            result.passes += 1
+            let differing = try await compare(move, suspects: suspects, run: &run, result: &result)
+            result.mismatchedSubranges += differing.count
+            if differing.isEmpty {
+                result.clean = true
+                break
+            }
+            if repairs == run.machine.settings.maxRepairPasses {
+                run.report.unresolved += differing.map {
+                    "\($0.table) \($0.range) of move \(move): still differs after \(repairs) repair pass(es)"
+                }
+                break
+            }
+            for slice in differing {
+                for difference in try await diffAndRepair(slice, move: move, run: &run) {
+                    result.differences[difference.kind, default: 0] += 1
+                    result.repaired += 1
+                }
+            }
+            repairs += 1
+            suspects = differing
+        }
+        result.micros = (ContinuousClock.now - started).wholeMicroseconds
+        return result
+    }
+
+    /// The slices whose count or checksum differ: every sub-range of the move on the first pass,
+    /// only `suspects` afterwards.
+    private func compare(_ move: Move, suspects: [Slice]?, run: inout Run, result: inout MoveVerification) async throws -> [Slice] {
+        let source = try worker.store(move.source)
+        let target = try worker.store(move.target)
+        let parts = run.machine.settings.verifySubranges
+        let request: SummaryRequest
+        if let suspects {
+            request = SummaryRequest(tables: Array(Set(suspects.map(\.table))).sorted(), ranges: Array(Set(suspects.map(\.range))).sorted())
+        } else {
+            request = SummaryRequest(tables: run.tables, ranges: [move.range], parts: parts)
+        }
+        let old = try await source.summarize(request)
+        try await drain(move.source, to: old.position, run: &run)
+        let new = try await target.summarize(request)
+        let pieces = suspects == nil ? move.range.split(into: parts) : request.ranges
+        var differing: [Slice] = []
+        for table in request.tables {
+            let oldSums = old.summaries[table] ?? []
+            let newSums = new.summaries[table] ?? []
+            for (rangeIndex, range) in request.ranges.enumerated() {
+                let oldParts = oldSums.indices.contains(rangeIndex) ? oldSums[rangeIndex] : []
+                let newParts = newSums.indices.contains(rangeIndex) ? newSums[rangeIndex] : []
+                for part in 0..<max(oldParts.count, newParts.count) {
+                    let before = oldParts.indices.contains(part) ? oldParts[part] : .empty
+                    let after = newParts.indices.contains(part) ? newParts[part] : .empty
+                    if suspects == nil { result.rowsCompared += before.rows }
+                    if before != after { differing.append(Slice(table: table, range: suspects == nil ? pieces[part] : range)) }
                 }
             }
         }
-        return .verified(mismatches: mismatches, positions: positions)
+        if suspects == nil { result.subranges = pieces.count }
+        return differing
     }
+
+    /// Diffs one slice row by row, a page at a time (each page read with its own position and the
+    /// new owner drained to it), and repairs every difference from the old owner.
+    private func diffAndRepair(_ slice: Slice, move: Move, run: inout Run) async throws -> [RowDifference] {
+        let source = try worker.store(move.source)
+        let target = try worker.store(move.target)
+        var found: [RowDifference] = []
+        var cursor: ScanCursor?
+        while true {
+            let page = try await source.snapshotScan(table: slice.table, range: slice.range, after: cursor, limit: pageRows)
+            try await drain(move.source, to: page.position, run: &run)
+            // A full page ends at its last row; a short one covers the rest of the slice.
+            let upper = page.rows.count == pageRows ? page.rows.last.map { ScanCursor(hash: $0.hash, pk: $0.pk) } : nil
+            let theirs = try await rows(of: target, slice: slice, after: cursor, through: upper)
+            let differences = RowDiff.compare(source: page.rows, target: theirs)
+            try await repair(differences, table: slice.table, on: target)
+            found += differences
+            guard let upper else { return found }
+            cursor = upper
+        }
+    }
+
+    /// The new owner's rows of `slice` after `cursor` up to and including `upper` (to the end when nil).
+    private func rows(of store: any ShardStore, slice: Slice, after cursor: ScanCursor?, through upper: ScanCursor?) async throws
+        -> [StoredRow]
+    {
+        var rows: [StoredRow] = []
+        var next = cursor
+        while true {
+            let chunk = try await store.scan(table: slice.table, range: slice.range, after: next, limit: pageRows)
+            for row in chunk {
+                if let upper, upper < ScanCursor(hash: row.hash, pk: row.pk) { return rows }
+                rows.append(row)
+            }
+            guard let last = chunk.last, chunk.count == pageRows else { return rows }
+            next = ScanCursor(hash: last.hash, pk: last.pk)
+        }
+    }
+
+    private func repair(_ differences: [RowDifference], table: TableName, on target: any ShardStore) async throws {
+        var apply: [StoredRow] = []
+        var overwrite: [StoredRow] = []
+        var remove: [String] = []
+        for difference in differences {
+            switch difference.repair {
+            case .apply(let row): apply.append(row)
+            case .overwrite(let row): overwrite.append(row)
+            case .remove(_, let pk): remove.append(pk)
+            }
+        }
+        if !apply.isEmpty { _ = try await target.apply(apply) }
+        if !overwrite.isEmpty || !remove.isEmpty { _ = try await target.repair(table: table, overwrite: overwrite, remove: remove) }
+    }
+
+    /// The application-level checks over every move, old owners against new, each move read at
+    /// one position as above.
+    private func aggregates(run: inout Run) async throws -> [AggregateCheckResult] {
+        let checks = run.machine.settings.checks
+        guard !checks.isEmpty else { return [] }
+        var old: [AggregateCheck: DecimalAggregate] = [:]
+        var new: [AggregateCheck: DecimalAggregate] = [:]
+        for source in run.machine.plan.sources {
+            let moves = run.machine.plan.moves.filter { $0.source == source }
+            let before = try await worker.store(source).summarize(SummaryRequest(tables: [], ranges: moves.map(\.range), checks: checks))
+            try await drain(source, to: before.position, run: &run)
+            for check in checks { old[check, default: DecimalAggregate()].add(before.aggregates[check] ?? []) }
+            for (target, ranges) in Dictionary(grouping: moves, by: \.target).mapValues({ $0.map(\.range) }) {
+                let after = try await worker.store(target).summarize(SummaryRequest(tables: [], ranges: ranges, checks: checks))
+                for check in checks { new[check, default: DecimalAggregate()].add(after.aggregates[check] ?? []) }
+            }
+        }
+        return checks.map { check in
+            AggregateCheckResult(
+                check: check, old: (old[check] ?? DecimalAggregate()).summary, new: (new[check] ?? DecimalAggregate()).summary)
+        }
+    }
+
+    private func drain(_ source: ShardID, to position: UInt64, run: inout Run) async throws {
+        let applied = run.positions[source] ?? 0
+        guard applied < position else { return }
+        run.positions[source] = try await worker.changeApplier(run.machine).drain(
+            .forward, shard: source, after: applied, through: position, now: run.now)
+    }
+}
+
+/// Adds aggregate summaries of several ranges exactly.
+private struct DecimalAggregate {
+    var rows = 0
+    var numeric = 0
+    var sum = Decimal(0)
+
+    mutating func add(_ summaries: [AggregateSummary]) {
+        for summary in summaries {
+            rows += summary.rows
+            numeric += summary.numeric
+            sum += Decimal(string: summary.sum) ?? 0
+        }
+    }
+
+    var summary: AggregateSummary { AggregateSummary(rows: rows, numeric: numeric, sum: "\(sum)") }
 }

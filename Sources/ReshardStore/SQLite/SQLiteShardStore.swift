@@ -169,15 +169,51 @@ public final class SQLiteShardStore: ShardStore {
         }
     }
 
-    public func snapshotSummaries(tables: [TableName], ranges: [HashRange]) async throws -> SnapshotSummary {
+    public func summarize(_ request: SummaryRequest) async throws -> SnapshotSummary {
         // One read transaction is one WAL snapshot: the position and every sum agree.
         try await pool.read { db in
             let position = try Self.changePosition(db)
-            var summaries: [TableName: [RangeSummary]] = [:]
-            for table in tables {
-                summaries[table] = try ranges.map { try Self.summary(db, table: table, range: $0) }
+            var summaries: [TableName: [[RangeSummary]]] = [:]
+            for table in request.tables {
+                summaries[table] = try request.ranges.map { try Self.subrangeSummaries(db, table: table, range: $0, parts: request.parts) }
             }
-            return SnapshotSummary(position: position, summaries: summaries)
+            var aggregates: [AggregateCheck: [AggregateSummary]] = [:]
+            for check in request.checks {
+                aggregates[check] = try request.ranges.map { try Self.aggregate(db, check: check, range: $0) }
+            }
+            return SnapshotSummary(position: position, summaries: summaries, aggregates: aggregates)
+        }
+    }
+
+    public func snapshotScan(table: TableName, range: HashRange, after cursor: ScanCursor?, limit: Int) async throws -> RowsAtPosition {
+        try await guardedRead(table) { db in
+            RowsAtPosition(
+                position: try Self.changePosition(db), rows: try Self.scan(db, table: table, range: range, after: cursor, limit: limit))
+        }
+    }
+
+    public func repair(table: TableName, overwrite rows: [StoredRow], remove pks: [String]) async throws -> Int {
+        guard !rows.isEmpty || !pks.isEmpty else { return 0 }
+        let name = Self.quoted(table)
+        return try await guarded(table) { db in
+            var changed = 0
+            let upsert = try db.cachedStatement(
+                sql: """
+                    INSERT INTO \(name)(pk, skey, h, version, body, digest) VALUES(?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(pk) DO UPDATE SET skey = excluded.skey, h = excluded.h, version = excluded.version,
+                        body = excluded.body, digest = excluded.digest
+                    """)
+            for row in rows where row.table == table {
+                try upsert.execute(arguments: Self.arguments(row))
+                changed += db.changesCount
+            }
+            // DELETE has no trigger: the old owner never had these rows, so nothing replicates.
+            let delete = try db.cachedStatement(sql: "DELETE FROM \(name) WHERE pk = ?")
+            for pk in pks {
+                try delete.execute(arguments: [pk])
+                changed += db.changesCount
+            }
+            return changed
         }
     }
 
@@ -209,17 +245,7 @@ public final class SQLiteShardStore: ShardStore {
     }
 
     public func scan(table: TableName, range: HashRange, after cursor: ScanCursor?, limit: Int) async throws -> [StoredRow] {
-        try await guardedRead(table) { db in
-            var sql = "SELECT pk, skey, version, body FROM \(Self.quoted(table)) WHERE h >= ? AND h <= ?"
-            var arguments: StatementArguments = [KeyHash.ordered(range.start), KeyHash.ordered(range.last)]
-            if let cursor {
-                sql += " AND (h, pk) > (?, ?)"
-                arguments += [KeyHash.ordered(cursor.hash), cursor.pk]
-            }
-            sql += " ORDER BY h, pk LIMIT ?"
-            arguments += [limit]
-            return try Row.fetchAll(db, sql: sql, arguments: arguments).map { Self.storedRow($0, table: table) }
-        }
+        try await guardedRead(table) { db in try Self.scan(db, table: table, range: range, after: cursor, limit: limit) }
     }
 
     public func summary(table: TableName, range: HashRange) async throws -> RangeSummary {
@@ -292,6 +318,93 @@ public final class SQLiteShardStore: ShardStore {
 }
 
 extension SQLiteShardStore {
+    static func scan(_ db: Database, table: TableName, range: HashRange, after cursor: ScanCursor?, limit: Int) throws -> [StoredRow] {
+        var sql = "SELECT pk, skey, version, body FROM \(quoted(table)) WHERE h >= ? AND h <= ?"
+        var arguments: StatementArguments = [KeyHash.ordered(range.start), KeyHash.ordered(range.last)]
+        if let cursor {
+            sql += " AND (h, pk) > (?, ?)"
+            arguments += [KeyHash.ordered(cursor.hash), cursor.pk]
+        }
+        sql += " ORDER BY h, pk LIMIT ?"
+        arguments += [limit]
+        return try Row.fetchAll(db, sql: sql, arguments: arguments).map { storedRow($0, table: table) }
+    }
+
+    /// The summaries of `range.split(into: parts)`, in one pass over the range.
+    static func subrangeSummaries(_ db: Database, table: TableName, range: HashRange, parts: Int) throws -> [RangeSummary] {
+        let pieces = range.split(into: parts)
+        guard pieces.count > 1 else { return [try summary(db, table: table, range: range)] }
+        var result = Array(repeating: RangeSummary.empty, count: pieces.count)
+        let width = Int64(bitPattern: range.subrangeWidth(parts: parts))
+        let start = KeyHash.ordered(range.start)
+        let bounds: StatementArguments = [start, KeyHash.ordered(range.last)]
+        if range.last - range.start < 1 << 63 {
+            // `h - start` is the hash's offset in the range and stays below 2^63, so SQLite's signed
+            // arithmetic buckets exactly as `subrangeIndex` does.
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT (h - ?) / ? AS part, count(*) AS n, count(body) AS live,
+                        sum((digest >> 32) & 4294967295) AS high, sum(digest & 4294967295) AS low,
+                        sum(length(CAST(pk AS BLOB)) + coalesce(length(CAST(body AS BLOB)), 0)) AS bytes
+                    FROM \(quoted(table)) WHERE h >= ? AND h <= ? GROUP BY part
+                    """,
+                arguments: [start, width] + bounds)
+            for row in rows {
+                let part: Int = row["part"]
+                guard result.indices.contains(part) else { throw StoreError.backend("sub-range \(part) out of \(pieces.count)") }
+                result[part] = RangeSummary(
+                    rows: row["n"], liveRows: row["live"],
+                    checksum: RangeSummary.checksum(
+                        highSum: UInt64(bitPattern: row["high"] as Int64), lowSum: UInt64(bitPattern: row["low"] as Int64)),
+                    bytes: row["bytes"])
+            }
+            return result
+        }
+        // Over half the hash space the offset does not fit a signed integer: bucket here instead.
+        let cursor = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT h, digest, body IS NULL AS deleted,
+                    length(CAST(pk AS BLOB)) + coalesce(length(CAST(body AS BLOB)), 0) AS bytes
+                FROM \(quoted(table)) WHERE h >= ? AND h <= ?
+                """,
+            arguments: bounds)
+        while let row = try cursor.next() {
+            let part = range.subrangeIndex(of: KeyHash.unordered(row["h"]), parts: parts)
+            result[part].rows += 1
+            result[part].liveRows += (row["deleted"] as Bool) ? 0 : 1
+            result[part].checksum = result[part].checksum &+ UInt64(bitPattern: row["digest"] as Int64)
+            result[part].bytes += row["bytes"] as Int
+        }
+        return result
+    }
+
+    /// Live rows and the exact sum of the check's field over `range`. The numbers are read as the
+    /// JSON text they were written as and summed in decimal, so both sides agree to the last digit
+    /// whatever order the rows come in.
+    static func aggregate(_ db: Database, check: AggregateCheck, range: HashRange) throws -> AggregateSummary {
+        let path = "$.\(check.field)"
+        let cursor = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT json_type(body, ?) AS kind, body -> ? AS value FROM \(quoted(check.table))
+                WHERE h >= ? AND h <= ? AND body IS NOT NULL
+                """,
+            arguments: [path, path, KeyHash.ordered(range.start), KeyHash.ordered(range.last)])
+        var summary = AggregateSummary(rows: 0, numeric: 0, sum: "0")
+        var sum = Decimal(0)
+        while let row = try cursor.next() {
+            summary.rows += 1
+            let kind: String? = row["kind"]
+            guard kind == "integer" || kind == "real", let text: String = row["value"], let value = Decimal(string: text) else { continue }
+            summary.numeric += 1
+            sum += value
+        }
+        summary.sum = "\(sum)"
+        return summary
+    }
+
     static func summary(_ db: Database, table: TableName, range: HashRange) throws -> RangeSummary {
         // Two 32-bit partial sums: SQLite's sum() raises on signed 64-bit overflow.
         let row = try Row.fetchOne(

@@ -8,7 +8,7 @@ import Testing
 /// invariants are checked after every step; a failure names its seed.
 @Suite struct MigrationSimulationTests {
     enum Scenario: String, CaseIterable, CustomTestStringConvertible {
-        case addShard, removeShard, moveRange, rebalance, rollbackBeforeSwitch, rollbackDuringBake
+        case addShard, removeShard, moveRange, rebalance, rollbackBeforeSwitch, rollbackDuringBake, gated
         var testDescription: String { rawValue }
     }
 
@@ -21,6 +21,8 @@ import Testing
         var abortedCutovers = 0
         var rowsCopied = 0
         var tombstonesPurged = 0
+        var shadowReads = 0
+        var approvals = 0
     }
 
     @Test(arguments: Scenario.allCases)
@@ -43,6 +45,10 @@ import Testing
         if scenario != .rollbackBeforeSwitch {
             #expect(coverage.fencedWrites > 0, "a stale router should have hit a fence")
         }
+        #expect(coverage.shadowReads > 10, "the canary should have shadow-read")
+        if scenario == .gated {
+            #expect(coverage.approvals == 2 * Self.seeds.count, "both gates of every run should have been approved")
+        }
     }
 
     func run(_ scenario: Scenario, seed: UInt64, coverage: inout Coverage) throws {
@@ -54,7 +60,7 @@ import Testing
 
         let kind: MigrationKind
         switch scenario {
-        case .addShard, .rollbackBeforeSwitch, .rollbackDuringBake: kind = .addShard(shard("s4"))
+        case .addShard, .rollbackBeforeSwitch, .rollbackDuringBake, .gated: kind = .addShard(shard("s4"))
         case .removeShard: kind = .removeShard(shard("s2"))
         case .moveRange: kind = .moveRange(HashRange(start: 1 << 62, last: 1 << 63), to: shard("s4"))
         case .rebalance: kind = .rebalance
@@ -63,7 +69,8 @@ import Testing
         let plan = try MigrationPlanner.plan(kind, current: initial, registered: Set(ids), rowHashes: hashes, virtualNodes: 4)
         let settings = MigrationSettings(
             chunkRows: 5, maxLagChanges: 3, maxLagMillis: 200, bakeMillis: 300, cleanupChunkRows: 4, maxCutoverAttempts: 100,
-            tombstoneGraceMillis: 100)
+            tombstoneGraceMillis: 100, canarySteps: [10, 100], canaryStepMillis: 40,
+            gates: scenario == .gated ? [.cuttingOver, .cleaningUp] : [])
         var migrator = SimMigrator(machine: MigrationStateMachine(id: "sim", plan: plan, tables: world.tables, settings: settings))
         migrator.command(.start, now: world.now)
         let ackedBefore = world.ackedWrites
@@ -90,6 +97,11 @@ import Testing
                 if !world.routers[0].parked.isEmpty { world.routers[0].parked.removeFirst() }
             default: world.now += 1 + world.random.next() % 20
             }
+            if migrator.machine.awaitingApproval != nil, world.random.next() % 40 == 0 {
+                // An operator approves after a while; replication must stay live meanwhile.
+                if migrator.command(.approve(nil), now: world.now) == .accepted { coverage.approvals += 1 }
+            }
+            world.canary = migrator.machine.canaryReadPercent == nil ? nil : plan
             if !rolledBack && shouldRollBack(scenario, migrator.machine) {
                 rolledBack = migrator.command(.rollback, now: world.now) == .accepted
             }
@@ -101,10 +113,12 @@ import Testing
         coverage.crashes += migrator.crashes
         coverage.rowsCopied += migrator.machine.rowsCopied
         coverage.tombstonesPurged += migrator.machine.purges.reduce(0) { $0 + $1.rows }
+        coverage.shadowReads += world.shadowReads
         // Heal: everyone learns the map, held writes go, then the layout must be exact.
         world.release()
         for index in world.routers.indices { world.routers[index].map = world.metadata }
         try world.checkInvariants()
+        world.canary = nil
         let expectDone = scenario != .rollbackBeforeSwitch && scenario != .rollbackDuringBake
         #expect(migrator.machine.phase == (expectDone ? .done : .rolledBack), "seed \(seed)")
         for (id, shard) in world.shards {

@@ -78,17 +78,26 @@ struct SimMigrator {
                 _ = tail(.forward, shard: source, after: machine.forward[source]?.position ?? 0, through: head, in: &world)
                 positions[source] = head
             }
-            var mismatches: [String] = []
-            for move in plan.moves {
+            // Row by row with the same diff the real verifier runs on differing sub-ranges: the
+            // simulation never corrupts a shard, so any difference is a protocol bug.
+            var report = VerificationReport(at: world.now)
+            report.positions = positions
+            for (index, move) in plan.moves.enumerated() {
+                var result = MoveVerification(move: index)
                 for table in machine.tables {
-                    let source = world.shards[move.source]?.summary(table, move.range)
-                    let target = world.shards[move.target]?.summary(table, move.range)
-                    if source != target {
-                        mismatches.append("\(table) \(move): \(String(describing: source)) vs \(String(describing: target))")
+                    let source = world.shards[move.source]?.scan(table, move.range, after: nil, limit: .max) ?? []
+                    let target = world.shards[move.target]?.scan(table, move.range, after: nil, limit: .max) ?? []
+                    result.rowsCompared += source.count
+                    for difference in RowDiff.compare(source: source, target: target) {
+                        result.differences[difference.kind, default: 0] += 1
+                        report.unresolved.append("\(table)/\(difference.pk) \(difference.kind.rawValue) in \(move)")
                     }
                 }
+                result.passes = 1
+                result.clean = result.differenceCount == 0
+                report.moves.append(result)
             }
-            return .verified(mismatches: mismatches, positions: positions)
+            return .verified(report)
         case .holdWrites(let ranges):
             world.hold(ranges)
             return .writesHeld

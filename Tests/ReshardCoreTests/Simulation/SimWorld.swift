@@ -40,6 +40,9 @@ struct SimWorld {
     var ackedWrites = 0
     var fencedWrites = 0
     var reads = 0
+    var shadowReads = 0
+    /// The plan whose moving ranges are shadow-read from their new owners (the canary), if any.
+    var canary: MigrationPlan?
     let tables = [TableName("t")!, TableName("u")!]
     let keys: [String]
 
@@ -108,6 +111,17 @@ struct SimWorld {
             map = metadata
         }
         let key = SimShard.Key(table: table, pk: pk)
+        if let plan = canary, let move = plan.move(containing: hash), map.generation < plan.target.generation {
+            // New owner first, old owner second, as the router does: whatever the interleaving, the
+            // new owner may be behind but never ahead, never holding a row the old one lacks.
+            let outcome = ShadowRead.classify(
+                source: shards[move.source]?.rows[key], target: shards[move.target]?.rows[key], nowMillis: now,
+                lagAllowanceMillis: 1 << 40)
+            if case .mismatch(let kind) = outcome {
+                throw Violation(description: "shadow read of \(table)/\(pk) on \(move.target): \(kind.rawValue)")
+            }
+            shadowReads += 1
+        }
         let row = shards[map.owner(of: hash)]?.rows[key]
         reads += 1
         try check(row, against: acked[key], what: "read of \(table)/\(pk) via router \(index) at generation \(map.generation)")
