@@ -6,7 +6,8 @@ struct Bench: AsyncParsableCommand {
         discussion: """
             Example:
               swift run -c release reshard bench router --connections 1,16,64 --requests 20000
+              swift run -c release reshard bench verify --rows 100000
             """,
-        subcommands: [RouterBench.self]
+        subcommands: [RouterBench.self, VerifyBench.self]
     )
 }

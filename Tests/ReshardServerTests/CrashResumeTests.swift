@@ -25,6 +25,7 @@ import Testing
         Crash(name: "copying#2", spec: "copying#2"),
         Crash(name: "catching_up", spec: "catching_up"),
         Crash(name: "verifying", spec: "verifying"),
+        Crash(name: "canary", spec: "canary#2"),
         Crash(name: "cutting_over:fence", spec: "cutting_over:fence"),
         Crash(name: "cutting_over:drain", spec: "cutting_over:drain"),
         Crash(name: "cutting_over:publish", spec: "cutting_over:publish"),

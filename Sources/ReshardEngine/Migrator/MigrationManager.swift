@@ -110,7 +110,16 @@ public final class MigrationManager: Sendable {
     /// Resumes every journaled migration that had not ended (after a crash or restart).
     public func resumeAll() async throws {
         for (id, journal) in try await metadata.migrations() {
-            var machine = try MigrationJournal.decode(journal)
+            let decoded: MigrationStateMachine
+            do {
+                decoded = try MigrationJournal.decode(journal)
+            } catch {
+                // A journal this build cannot read (written by an older release) must not keep
+                // the router from starting; the operator sees it in the log.
+                logger.error("cannot read the journal of migration \(id); it is not resumed", metadata: ["error": "\(error)"])
+                continue
+            }
+            var machine = decoded
             if machine.phase.isTerminal {
                 finished.withLock { $0[id] = MigrationStatus(machine: machine, error: machine.failure, pauses: []) }
                 continue

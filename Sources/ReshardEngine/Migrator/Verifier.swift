@@ -226,3 +226,18 @@ private struct DecimalAggregate {
 
     var summary: AggregateSummary { AggregateSummary(rows: rows, numeric: numeric, sum: "\(sum)") }
 }
+
+/// Verification outside a migration's run, done exactly as its verifying phase does it (for
+/// benchmarks and tools): compares every move of `machine`, repairs what differs, runs the checks.
+public enum MigrationVerification {
+    /// The report of one verification of `machine`'s moves at wall time `now`.
+    public static func run(_ machine: MigrationStateMachine, router: ShardRouter, metadata: any MetadataStore, now: UInt64)
+        async throws -> VerificationReport
+    {
+        let worker = MigrationWorker(router: router, metadata: metadata, tailBatch: 1_000)
+        guard case .verified(let report) = try await Verifier(worker: worker).verify(machine, now: now) else {
+            throw RouterError(.unavailable, "verification", "verification returned no report")
+        }
+        return report
+    }
+}
