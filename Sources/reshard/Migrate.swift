@@ -176,11 +176,7 @@ struct MigrationStatusCommand: AsyncParsableCommand {
     func run() async throws {
         let api = try await connection.connect()
         defer { Task { await api.close() } }
-        let list: MigrationList = try await api.get("/v1/migrations")
-        guard let target = id ?? list.migrations.last?.id else {
-            print("no migrations yet")
-            return
-        }
+        guard let target = try await migrationID(id, api) else { return }
         if watch {
             try await MigrationWatch.watch(api, id: target)
         } else {
@@ -218,11 +214,7 @@ struct Verify: AsyncParsableCommand {
     func run() async throws {
         let api = try await connection.connect()
         defer { Task { await api.close() } }
-        let list: MigrationList = try await api.get("/v1/migrations")
-        guard let target = id ?? list.migrations.last?.id else {
-            print("no migrations yet")
-            return
-        }
+        guard let target = try await migrationID(id, api) else { return }
         let report: VerificationBody = try await api.get("/v1/migrations/\(target)/verification")
         print(VerificationText.report(report, all: all))
     }
@@ -251,6 +243,17 @@ struct Rollback: AsyncParsableCommand {
     @OptionGroup var connection: ConnectionOptions
     @Argument(help: "The migration id.") var id: String
     func run() async throws { try await sendCommand(connection, id, "rollback") }
+}
+
+/// `id`, or the latest migration's when none is given; nil (after saying so) when there is none.
+func migrationID(_ id: String?, _ api: AdminAPI) async throws -> String? {
+    if let id { return id }
+    let list: MigrationList = try await api.get("/v1/migrations")
+    guard let latest = list.migrations.last?.id else {
+        print("no migrations yet")
+        return nil
+    }
+    return latest
 }
 
 func sendCommand(_ connection: ConnectionOptions, _ id: String, _ command: String) async throws {

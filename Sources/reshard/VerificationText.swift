@@ -15,7 +15,7 @@ struct VerificationBody: Decodable {
         let repaired: Int
         let passes: Int
         let clean: Bool
-        let ms: String
+        let ms: Double
     }
     let id: String
     let phase: String
@@ -40,7 +40,7 @@ struct VerificationSummary: Decodable {
     }
     let verifications: Int
     let passed: Bool
-    let ms: String
+    let ms: Double
     let moves: Int
     let rows_compared: Int
     let subranges: Int
@@ -92,7 +92,7 @@ enum VerificationText {
         var moves = body.moves
         if !all {
             let differing = moves.filter { $0.differences.values.reduce(0, +) > 0 || !$0.clean }
-            let slowest = moves.sorted { (Double($0.ms) ?? 0) > (Double($1.ms) ?? 0) }.prefix(5)
+            let slowest = moves.sorted { $0.ms > $1.ms }.prefix(5)
             var seen = Set<Int>()
             moves = (differing + slowest).filter { seen.insert($0.move).inserted }.sorted { $0.move < $1.move }
         }
@@ -103,7 +103,7 @@ enum VerificationText {
                 [
                     String(move.move), "[\(move.start ?? "?"), \(move.end ?? "?"))", "\(move.source ?? "?") → \(move.target ?? "?")",
                     String(move.rows_compared), String(move.subranges), String(move.mismatched_subranges), differences(move.differences),
-                    String(move.repaired), String(move.passes), move.ms, move.clean ? "yes" : "NO",
+                    String(move.repaired), String(move.passes), String(format: "%.1f", move.ms), move.clean ? "yes" : "NO",
                 ]
             },
             rightAligned: [0, 3, 4, 5, 7, 8, 9])
@@ -115,7 +115,8 @@ enum VerificationText {
 
     static func summary(_ summary: VerificationSummary) -> [String] {
         var lines = [
-            "\(summary.passed ? "passed" : "FAILED"): \(summary.rows_compared) rows over \(summary.moves) moves in \(summary.ms) ms; "
+            "\(summary.passed ? "passed" : "FAILED"): \(summary.rows_compared) rows over \(summary.moves) moves in "
+                + String(format: "%.0f ms; ", summary.ms)
                 + "\(summary.subranges) sub-ranges compared, \(summary.mismatched_subranges) differed",
             "differences \(differences(summary.differences)); \(summary.repaired) repaired, \(summary.unresolved) unresolved",
         ]
