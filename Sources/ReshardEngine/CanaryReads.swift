@@ -53,14 +53,8 @@ public final class CanaryReads: Sendable {
 
         /// `table/pk: class (source vN, target vM)`.
         public var description: String {
-            let kind: String
-            switch outcome {
-            case .match: kind = "match"
-            case .lag: kind = "lag"
-            case .mismatch(let difference): kind = difference.rawValue
-            }
-            return
-                "\(table)/\(pk): \(kind) (source v\(sourceVersion.map(String.init) ?? "-"), target v\(targetVersion.map(String.init) ?? "-"))"
+            let versions = "source v\(sourceVersion.map(String.init) ?? "-"), target v\(targetVersion.map(String.init) ?? "-")"
+            return "\(table)/\(pk): \(outcome.name) (\(versions))"
         }
     }
 
@@ -144,27 +138,29 @@ public final class CanaryReads: Sendable {
         }
     }
 
-    /// The move whose new owner should also answer this read, if the read is chosen.
-    func pick(hash: UInt64, generation: UInt64) -> (move: Move, lagAllowanceMillis: UInt64)? {
+    /// Real mismatches so far and the latest one: what the migrator polls every round, without
+    /// the percentile work of `stats`.
+    var mismatches: (count: Int, latest: Comparison?) {
+        state.withLock { state in (state.stats.mismatches, state.stats.recent.last { $0.outcome.isMismatch }) }
+    }
+
+    /// The move whose new owner should also answer this read, if the read is chosen, and the
+    /// generation the canary's plan switches to. Every GET asks, so with no canary it answers
+    /// before hashing the key.
+    func pick(shardKey: String) -> (move: Move, lagAllowanceMillis: UInt64, switchGeneration: UInt64)? {
         guard let config = state.withLock({ $0.haltedEpoch == nil ? $0.config : nil }),
-            generation < config.plan.target.generation, let move = config.plan.move(containing: hash),
-            Double.random(in: 0..<100) < config.percent
+            let move = config.plan.move(containing: KeyHash.of(shardKey)), Double.random(in: 0..<100) < config.percent
         else { return nil }
-        return (move, config.lagAllowanceMillis)
+        return (move, config.lagAllowanceMillis, config.plan.target.generation)
     }
 
     /// Records one comparison; a real mismatch halts the canary in this router.
-    func record(_ mismatch: Comparison, latencyDeltaMicros: Int64) {
-        let result: String
-        switch mismatch.outcome {
-        case .match: result = "match"
-        case .lag: result = "lag"
-        case .mismatch: result = "mismatch"
-        }
-        counters[result]?.increment()
+    func record(_ comparison: Comparison, latencyDeltaMicros: Int64) {
+        // One metric label for every class of real difference keeps the series few.
+        counters[comparison.outcome.isMismatch ? "mismatch" : comparison.outcome.name]?.increment()
         state.withLock { state in
             state.stats.reads += 1
-            switch mismatch.outcome {
+            switch comparison.outcome {
             case .match: state.stats.matches += 1
             case .lag: state.stats.lag += 1
             case .mismatch:
@@ -174,9 +170,9 @@ public final class CanaryReads: Sendable {
                 state.stats.halted = true
                 state.stats.percent = 0
             }
-            if mismatch.outcome != .match {
+            if comparison.outcome != .match {
                 if state.stats.recent.count >= Self.recentLimit { state.stats.recent.removeFirst() }
-                state.stats.recent.append(mismatch)
+                state.stats.recent.append(comparison)
             }
             if state.deltas.count < Self.deltaSamples {
                 state.deltas.append(latencyDeltaMicros)
@@ -186,11 +182,12 @@ public final class CanaryReads: Sendable {
             }
         }
         let metadata: Logger.Metadata = [
-            "table": "\(mismatch.table)", "pk": "\(mismatch.pk)", "source_version": "\(mismatch.sourceVersion.map(String.init) ?? "-")",
-            "target_version": "\(mismatch.targetVersion.map(String.init) ?? "-")", "result": "\(result)",
+            "table": "\(comparison.table)", "pk": "\(comparison.pk)",
+            "source_version": "\(comparison.sourceVersion.map(String.init) ?? "-")",
+            "target_version": "\(comparison.targetVersion.map(String.init) ?? "-")", "result": "\(comparison.outcome.name)",
             "latency_delta_us": "\(latencyDeltaMicros)",
         ]
-        if case .mismatch = mismatch.outcome {
+        if comparison.outcome.isMismatch {
             logger.warning("shadow read mismatch: canary halted, reads stay on the old owners", metadata: metadata)
         } else {
             logger.debug("shadow read", metadata: metadata)

@@ -69,7 +69,8 @@ extension ShardRouter {
         let definition = try self.table(named: table)
         try Self.validateKey(pk, what: "primary key", error: RouterError.invalidPrimaryKey)
         let key = try resolveShardKey(definition, pk: pk, given: shardKey)
-        let shadow = canary.pick(hash: KeyHash.of(key), generation: snapshot.map.generation)
+        var shadow = canary.pick(shardKey: key)
+        if let chosen = shadow, snapshot.map.generation >= chosen.switchGeneration { shadow = nil }
         // The new owner first (see CanaryReads): read in this order it can lag but never lead.
         var shadowRead: (row: StoredRow?, micros: UInt64)?
         if let shadow, let target = snapshot.shards[shadow.move.target] {

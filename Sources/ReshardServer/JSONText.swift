@@ -27,6 +27,11 @@ enum JSONText {
         "{" + members.map { quoted($0.0) + ":" + $0.1 }.joined(separator: ",") + "}"
     }
 
+    /// Microseconds as a JSON number of milliseconds with three decimals.
+    static func millis(_ micros: UInt64) -> String {
+        String(format: "%.3f", Double(micros) / 1_000)
+    }
+
     /// `[a,b,…]` from already-encoded values.
     static func array(_ values: [String]) -> String {
         "[" + values.joined(separator: ",") + "]"

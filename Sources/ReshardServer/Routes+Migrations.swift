@@ -296,7 +296,7 @@ struct MigrationRoutes {
                 JSONText.array(
                     status.cutoverSteps.map {
                         JSONText.object([
-                            ("step", JSONText.quoted($0.step.rawValue)), ("ms", String(format: "%.3f", Double($0.micros) / 1_000)),
+                            ("step", JSONText.quoted($0.step.rawValue)), ("ms", JSONText.millis($0.micros)),
                         ])
                     })
             ),

@@ -59,7 +59,7 @@ enum VerificationJSON {
                 ("repaired", String(result.repaired)),
                 ("passes", String(result.passes)),
                 ("clean", result.clean ? "true" : "false"),
-                ("ms", millis(result.micros)),
+                ("ms", JSONText.millis(result.micros)),
             ])
         }
         return JSONText.object([
@@ -78,7 +78,7 @@ enum VerificationJSON {
             ("verifications", String(verifications)),
             ("passed", report.passed ? "true" : "false"),
             ("at_ms", String(report.at)),
-            ("ms", millis(report.micros)),
+            ("ms", JSONText.millis(report.micros)),
             ("moves", String(report.moves.count)),
             ("rows_compared", String(report.rowsCompared)),
             ("subranges", String(report.moves.reduce(0) { $0 + $1.subranges })),
@@ -103,18 +103,12 @@ enum VerificationJSON {
     }
 
     static func shadow(_ stats: CanaryReads.Stats) -> String {
-        let recent = stats.recent.reversed().map { comparison -> String in
-            let result: String
-            switch comparison.outcome {
-            case .match: result = "match"
-            case .lag: result = "lag"
-            case .mismatch(let kind): result = kind.rawValue
-            }
-            return JSONText.object([
+        let recent = stats.recent.reversed().map { comparison in
+            JSONText.object([
                 ("table", JSONText.quoted(comparison.table.rawValue)), ("pk", JSONText.quoted(comparison.pk)),
                 ("source_version", comparison.sourceVersion.map(String.init) ?? "null"),
                 ("target_version", comparison.targetVersion.map(String.init) ?? "null"),
-                ("result", JSONText.quoted(result)), ("at_ms", String(comparison.at)),
+                ("result", JSONText.quoted(comparison.outcome.name)), ("at_ms", String(comparison.at)),
             ])
         }
         return JSONText.object([
@@ -144,7 +138,4 @@ enum VerificationJSON {
         value == value.rounded() ? String(Int(value)) : String(value)
     }
 
-    static func millis(_ micros: UInt64) -> String {
-        String(format: "%.3f", Double(micros) / 1_000)
-    }
 }

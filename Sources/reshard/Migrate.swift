@@ -195,11 +195,7 @@ struct Approve: AsyncParsableCommand {
     @Option(help: "The gate to approve (default: the one the migration waits at).") var gate: String?
 
     func run() async throws {
-        let api = try await connection.connect()
-        let body = gate.map { "{\"gate\":\(quoted($0))}" } ?? "{}"
-        let answer: CommandAnswer = try await api.post("/v1/migrations/\(id)/approve", json: body)
-        print("migration \(answer.id): \(gate ?? "gate") approved, now \(answer.phase)")
-        await api.close()
+        try await sendCommand(connection, id, "approve", body: gate.map { "{\"gate\":\(quoted($0))}" } ?? "{}")
     }
 }
 
@@ -256,9 +252,9 @@ func migrationID(_ id: String?, _ api: AdminAPI) async throws -> String? {
     return latest
 }
 
-func sendCommand(_ connection: ConnectionOptions, _ id: String, _ command: String) async throws {
+func sendCommand(_ connection: ConnectionOptions, _ id: String, _ command: String, body: String = "{}") async throws {
     let api = try await connection.connect()
-    let answer: CommandAnswer = try await api.post("/v1/migrations/\(id)/\(command)", json: "{}")
+    let answer: CommandAnswer = try await api.post("/v1/migrations/\(id)/\(command)", json: body)
     print("migration \(answer.id): \(command) accepted, now \(answer.phase)")
     await api.close()
 }

@@ -65,7 +65,11 @@ struct MigrationStatusBody: Decodable {
     let tombstones_purged: Int
     let mismatches: [String]
     let throttle: Throttle?
-    let proof: ProofStatus?
+    /// The proof: what it waits for, the canary, the shadow reads, the verification.
+    let awaiting_approval: ProofStatus.Awaiting?
+    let canary: ProofStatus.Canary?
+    let shadow_reads: ProofStatus.Shadow?
+    let verification: VerificationSummary?
 
     struct Step: Decodable {
         let step: String
@@ -75,32 +79,6 @@ struct MigrationStatusBody: Decodable {
     struct Throttle: Decodable {
         let chunk_rows: Int?
         let reason: String?
-    }
-
-    private enum CodingKeys: String, CodingKey {
-        case id, kind, phase, moves, rows_copied, rows_estimated, error, forward, cutover_attempts, write_pauses, cutover_steps
-        case rows_deleted, tombstones_purged, mismatches, throttle
-    }
-
-    init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        id = try container.decode(String.self, forKey: .id)
-        kind = try container.decode(String.self, forKey: .kind)
-        phase = try container.decode(String.self, forKey: .phase)
-        moves = try container.decode(Int.self, forKey: .moves)
-        rows_copied = try container.decode(Int.self, forKey: .rows_copied)
-        rows_estimated = try container.decodeIfPresent(Int.self, forKey: .rows_estimated)
-        error = try container.decodeIfPresent(String.self, forKey: .error)
-        forward = try container.decode([String: Stream].self, forKey: .forward)
-        cutover_attempts = try container.decode(Int.self, forKey: .cutover_attempts)
-        write_pauses = try container.decode([Pause].self, forKey: .write_pauses)
-        cutover_steps = try container.decode([Step].self, forKey: .cutover_steps)
-        rows_deleted = try container.decode(Int.self, forKey: .rows_deleted)
-        tombstones_purged = try container.decode(Int.self, forKey: .tombstones_purged)
-        mismatches = try container.decode([String].self, forKey: .mismatches)
-        throttle = try container.decodeIfPresent(Throttle.self, forKey: .throttle)
-        // The proof's members sit at the top level of the status object.
-        proof = try? ProofStatus(from: decoder)
     }
 }
 
@@ -148,7 +126,7 @@ enum MigrationText {
             lines.append(
                 "  cleanup  \(status.rows_deleted) rows deleted from the old owners, \(status.tombstones_purged) old tombstones purged")
         }
-        if let proof = status.proof { lines += VerificationText.status(proof, id: status.id) }
+        lines += VerificationText.status(status)
         if let error = status.error { lines.append("  error    \(error)") }
         for mismatch in status.mismatches.prefix(5) { lines.append("  mismatch \(mismatch)") }
         return lines.joined(separator: "\n")
@@ -173,9 +151,9 @@ enum MigrationWatch {
             let elapsed = Date().timeIntervalSince(started)
             let rate = elapsed > 0 ? Double(status.rows_copied) / elapsed : 0
             var line = ProgressLine.render(phase: status.phase, copied: status.rows_copied, estimated: status.rows_estimated, rate: rate)
-            if let awaiting = status.proof?.awaiting_approval {
+            if let awaiting = status.awaiting_approval {
                 line = "\(status.phase): waiting for approval \(awaiting.gate) (reshard migrate approve \(id))"
-            } else if let percent = status.proof?.canary?.percent {
+            } else if let percent = status.canary?.percent {
                 line = String(format: "canary: %.0f %% of the moving ranges' reads shadow-read from the new owners", percent)
             }
             FileHandle.standardOutput.write(Data(("\r" + line + "   ").utf8))

@@ -58,15 +58,22 @@ struct RouterBenchReport: Codable {
     }
 
     func write(to folder: String) throws -> String {
+        try BenchResultFile.write(self, name: "router", date: date, to: folder)
+    }
+}
+
+/// Where a benchmark's JSON goes: `<folder>/<name>-<date>.json`, and `<name>-latest.json`.
+enum BenchResultFile {
+    /// Writes `result` (snake_case keys, sorted, pretty) and returns the dated file's path.
+    static func write(_ result: some Encodable, name: String, date: String, to folder: String) throws -> String {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         encoder.keyEncodingStrategy = .convertToSnakeCase
-        let data = try encoder.encode(self)
-        let stamp = date.replacingOccurrences(of: ":", with: "-")
-        let path = "\(folder)/router-\(stamp).json"
+        let data = try encoder.encode(result)
+        let path = "\(folder)/\(name)-\(date.replacingOccurrences(of: ":", with: "-")).json"
         try data.write(to: URL(fileURLWithPath: path))
-        try data.write(to: URL(fileURLWithPath: "\(folder)/router-latest.json"))
+        try data.write(to: URL(fileURLWithPath: "\(folder)/\(name)-latest.json"))
         return path
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ReshardCore
 
 /// `GET /v1/migrations/{id}/verification`.
 struct VerificationBody: Decodable {
@@ -52,7 +53,7 @@ struct VerificationSummary: Decodable {
 }
 
 /// Gates, canary and shadow reads in status.
-struct ProofStatus: Decodable {
+enum ProofStatus {
     struct Awaiting: Decodable {
         let gate: String
         let waiting_ms: UInt64?
@@ -73,15 +74,9 @@ struct ProofStatus: Decodable {
         let latency_delta_p50_us: Int?
         let latency_delta_p99_us: Int?
     }
-    let awaiting_approval: Awaiting?
-    let canary: Canary?
-    let shadow_reads: Shadow?
-    let verification: VerificationSummary?
 }
 
 enum VerificationText {
-    /// Difference classes in report order.
-    static let classes = ["missing_on_target", "extra_on_target", "older_on_target", "newer_on_target", "corrupt"]
 
     static func report(_ body: VerificationBody, all: Bool) -> String {
         guard let summary = body.summary else { return "migration \(body.id) (\(body.phase)): not verified yet" }
@@ -129,21 +124,21 @@ enum VerificationText {
     }
 
     static func differences(_ counts: [String: Int]) -> String {
-        let found = classes.compactMap { name in counts[name].flatMap { $0 > 0 ? "\(name) \($0)" : nil } }
+        let found = DiffClass.allCases.map(\.rawValue).compactMap { name in counts[name].flatMap { $0 > 0 ? "\(name) \($0)" : nil } }
         return found.isEmpty ? "none" : found.joined(separator: ", ")
     }
 
     /// Status lines about the proof: what it waits for, the canary, shadow reads, verification.
-    static func status(_ proof: ProofStatus, id: String) -> [String] {
+    static func status(_ status: MigrationStatusBody) -> [String] {
         var lines: [String] = []
-        if let awaiting = proof.awaiting_approval {
+        if let awaiting = status.awaiting_approval {
             let waited = awaiting.waiting_ms.map { String(format: " for %.0f s", Double($0) / 1_000) } ?? ""
-            lines.append("  waiting  for approval \(awaiting.gate)\(waited): reshard migrate approve \(id)")
+            lines.append("  waiting  for approval \(awaiting.gate)\(waited): reshard migrate approve \(status.id)")
         }
-        if let canary = proof.canary, let percent = canary.percent, let step = canary.step {
+        if let canary = status.canary, let percent = canary.percent, let step = canary.step {
             lines.append(String(format: "  canary   step %d of %d: %.0f %% of reads shadow-read", step + 1, canary.steps.count, percent))
         }
-        if let shadow = proof.shadow_reads {
+        if let shadow = status.shadow_reads {
             var line = "  shadow   \(shadow.reads) reads: \(shadow.matches) match, \(shadow.lag) lag, \(shadow.mismatches) mismatch"
             if shadow.errors > 0 { line += ", \(shadow.errors) errors" }
             if let p50 = shadow.latency_delta_p50_us, let p99 = shadow.latency_delta_p99_us {
@@ -152,7 +147,7 @@ enum VerificationText {
             if shadow.halted { line += " (HALTED)" }
             lines.append(line)
         }
-        if let verification = proof.verification {
+        if let verification = status.verification {
             lines += self.summary(verification).enumerated().map { ($0.offset == 0 ? "  verified " : "           ") + $0.element }
         }
         return lines

@@ -61,6 +61,21 @@ enum MigrationLoad {
         }
     }
 
+    /// Creates table `kv` with rows k0…k999 (acknowledged in `ledger`), registers an empty s4,
+    /// and plans adding it.
+    static func prepareAddShard(_ fixture: RouterFixture, ledger: Ledger) async throws -> MigrationPlan {
+        let router = fixture.router
+        _ = try await router.createTable(name: "kv", primaryKey: "k", shardKey: "k")
+        for i in 0..<1_000 {
+            let receipt = try await router.put(table: "kv", pk: "k\(i)", body: Array("{\"v\":0}".utf8))
+            ledger.acknowledge(receipt.pk, version: receipt.version, deleted: false)
+        }
+        let folder = fixture.folder
+        _ = try await router.addShard(id: "s4", location: { .sqlite(path: folder.relativeShardPath($0)) })
+        let registered = Set((try await fixture.metadata.shards()).map(\.id))
+        return try MigrationPlanner.plan(.addShard(try #require(ShardID("s4"))), current: router.shardMap, registered: registered)
+    }
+
     /// Every acknowledged write and delete is what the router reads now; at least `atLeast` keys
     /// were acknowledged, so the check cannot pass on an idle load.
     static func checkLedger(_ ledger: Ledger, router: ShardRouter, atLeast: Int = 1) async throws {

@@ -144,16 +144,8 @@ import Testing
         let fixture = try await RouterFixture.make(shards: 3)
         defer { fixture.remove() }
         let router = fixture.router
-        _ = try await router.createTable(name: "kv", primaryKey: "k", shardKey: "k")
         let ledger = Ledger()
-        for i in 0..<1_000 {
-            let receipt = try await router.put(table: "kv", pk: "k\(i)", body: Array("{\"v\":0}".utf8))
-            ledger.acknowledge(receipt.pk, version: receipt.version, deleted: false)
-        }
-        let folder = fixture.folder
-        _ = try await router.addShard(id: "s4", location: { .sqlite(path: folder.relativeShardPath($0)) })
-        let registered = Set((try await fixture.metadata.shards()).map(\.id))
-        let plan = try MigrationPlanner.plan(.addShard(ShardID("s4")!), current: router.shardMap, registered: registered)
+        let plan = try await MigrationLoad.prepareAddShard(fixture, ledger: ledger)
         let cold = try await router.put(table: "kv", pk: try Trigger.coldKey(plan), body: Array("{\"cold\":true}".utf8))
         ledger.acknowledge(cold.pk, version: cold.version, deleted: false)
         let machine = MigrationStateMachine(id: "m-rollback-\(point)", plan: plan, tables: [TableName("kv")!], settings: Self.settings)

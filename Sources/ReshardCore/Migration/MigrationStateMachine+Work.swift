@@ -100,7 +100,9 @@ extension MigrationStateMachine {
         default:
             break
         }
-        if awaitingApproval != nil, phase != .rollingBack, !holding, switched || !sourcesFenced {
+        // Rollback clears the wait; the guards keep a wait from ever stranding a hold or fences
+        // set before the switch (gates are only entered where there are none).
+        if awaitingApproval != nil, !holding, switched || !sourcesFenced {
             // Waiting for an operator: keep the other side current, poll for the approval.
             let tails = switched ? reverseTails() : (forward.isEmpty ? [] : forwardTails())
             return tails + [.waitUntil(now + 100)]

@@ -68,8 +68,8 @@ public struct MigrationStateMachine: Hashable, Sendable, Codable {
     public internal(set) var tombstoneHorizon: UInt64?
     /// The rollback in progress.
     public internal(set) var rollback: RollbackStep?
-    /// Differences left unresolved by the last verification.
-    public internal(set) var mismatches: [String] = []
+    /// What kept the last verification from passing (nothing when it passed).
+    public var mismatches: [String] { verification?.problems ?? [] }
     /// The last verification's report.
     public internal(set) var verification: VerificationReport?
     /// How many verifications ran.

@@ -6,6 +6,21 @@ public enum ShadowOutcome: Hashable, Sendable {
     case lag
     /// A difference replication cannot explain; the canary must stop.
     case mismatch(DiffClass)
+
+    /// `match`, `lag`, or the difference's class, as logs, metrics and the API name it.
+    public var name: String {
+        switch self {
+        case .match: "match"
+        case .lag: "lag"
+        case .mismatch(let kind): kind.rawValue
+        }
+    }
+
+    /// Whether the canary must stop.
+    public var isMismatch: Bool {
+        if case .mismatch = self { return true }
+        return false
+    }
 }
 
 /// Classifies canary shadow reads. The router reads the new owner first and the old owner

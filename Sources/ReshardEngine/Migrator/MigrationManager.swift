@@ -93,16 +93,22 @@ public final class MigrationManager: Sendable {
         } catch {
             throw RouterError(error.code == "unknown_shard" ? .notFound : .badRequest, error.code, error.description)
         }
-        var rowsPerMove: [Int] = []
+        // One read per old owner for all its moves, not one per move and table (plans of a ring
+        // have hundreds of small moves).
+        var rowsPerMove = Array(repeating: 0, count: plan.moves.count)
         var bytes = 0
-        for move in plan.moves {
-            var rows = 0
-            for table in router.tables.map(\.name) {
-                let summary = try await router.store(move.source)?.summary(table: table, range: move.range) ?? .empty
-                rows += summary.rows
-                bytes += summary.bytes
+        let tables = router.tables.map(\.name)
+        for source in plan.sources {
+            guard let store = router.store(source) else { continue }
+            let indices = plan.moves.indices.filter { plan.moves[$0].source == source }
+            let snapshot = try await store.summarize(SummaryRequest(tables: tables, ranges: indices.map { plan.moves[$0].range }))
+            for table in tables {
+                for (position, summaries) in (snapshot.summaries[table] ?? []).enumerated() where indices.indices.contains(position) {
+                    let summary = summaries.reduce(RangeSummary.empty, +)
+                    rowsPerMove[indices[position]] += summary.rows
+                    bytes += summary.bytes
+                }
             }
-            rowsPerMove.append(rows)
         }
         return MigrationPreview(plan: plan, rowsPerMove: rowsPerMove, bytes: bytes)
     }

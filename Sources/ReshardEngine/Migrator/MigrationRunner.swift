@@ -55,9 +55,8 @@ public actor MigrationRunner {
             maxChunk: machine.settings.chunkRows,
             minChunk: max(1, min(50, machine.settings.chunkRows)))
         self.cutoverBudgetMillis = cutoverBudget.wholeMilliseconds
-        let shadow = router.canary.stats
         // Mismatches this process's router already reported for this migration were handled.
-        self.reportedShadowMismatches = shadow.migration == machine.id ? shadow.mismatches : 0
+        self.reportedShadowMismatches = router.canary.stats.migration == machine.id ? router.canary.mismatches.count : 0
     }
 
     /// The machine as it stands.
@@ -92,7 +91,6 @@ public actor MigrationRunner {
         defer { running = false }
         while !machine.phase.isTerminal && !Task.isCancelled {
             await applyCommands()
-            await syncCanary()
             let now = wallMillis()
             if machine.phase == .cuttingOver, !machine.switched, let held = machine.cutover?.heldAt, now > held + cutoverBudgetMillis {
                 // The pause must stay short: give the writes back and try again after catching up.
@@ -157,12 +155,12 @@ public actor MigrationRunner {
             CanaryReads.Config(
                 migration: id, epoch: machine.verifications, plan: machine.plan, percent: percent, lagAllowanceMillis: lag))
         canaryConfigured = true
-        let stats = canary.stats
-        guard stats.mismatches > reportedShadowMismatches else { return }
-        reportedShadowMismatches = stats.mismatches
-        let last = stats.recent.last { if case .mismatch = $0.outcome { true } else { false } }
-        logger.warning("canary halted by a shadow read mismatch", metadata: ["migration": "\(id)", "read": "\(last?.description ?? "?")"])
-        machine.on(.shadowMismatch(last?.description ?? "\(stats.mismatches) mismatch(es)"), now: wallMillis())
+        let mismatches = canary.mismatches
+        guard mismatches.count > reportedShadowMismatches else { return }
+        reportedShadowMismatches = mismatches.count
+        let read = mismatches.latest?.description ?? "\(mismatches.count) mismatch(es)"
+        logger.warning("canary halted by a shadow read mismatch", metadata: ["migration": "\(id)", "read": "\(read)"])
+        machine.on(.shadowMismatch(read), now: wallMillis())
         await journal()
         canary.configure(nil)
         canaryConfigured = false
@@ -237,6 +235,8 @@ public actor MigrationRunner {
             continuation.resume(returning: outcome)
         }
         await journal()
+        // A resume or rollback moves the canary: routers follow before the next round's work.
+        await syncCanary()
     }
 
     /// A failed step is retried with backoff; five failures in a row fail the migration (its

@@ -96,33 +96,30 @@ struct Verifier: Sendable {
     private func compare(_ move: Move, suspects: [Slice]?, run: inout Run, result: inout MoveVerification) async throws -> [Slice] {
         let source = try worker.store(move.source)
         let target = try worker.store(move.target)
-        let parts = run.machine.settings.verifySubranges
-        let request: SummaryRequest
-        if let suspects {
-            request = SummaryRequest(tables: Array(Set(suspects.map(\.table))).sorted(), ranges: Array(Set(suspects.map(\.range))).sorted())
-        } else {
-            request = SummaryRequest(tables: run.tables, ranges: [move.range], parts: parts)
-        }
+        let request =
+            suspects.map { SummaryRequest(tables: Array(Set($0.map(\.table))).sorted(), ranges: Array(Set($0.map(\.range))).sorted()) }
+            ?? SummaryRequest(tables: run.tables, ranges: [move.range], parts: run.machine.settings.verifySubranges)
         let old = try await source.summarize(request)
         try await drain(move.source, to: old.position, run: &run)
         let new = try await target.summarize(request)
-        let pieces = suspects == nil ? move.range.split(into: parts) : request.ranges
+        func sum(_ snapshot: SnapshotSummary, _ table: TableName, _ range: Int, _ part: Int) -> RangeSummary {
+            guard let ranges = snapshot.summaries[table], ranges.indices.contains(range), ranges[range].indices.contains(part) else {
+                return .empty
+            }
+            return ranges[range][part]
+        }
         var differing: [Slice] = []
         for table in request.tables {
-            let oldSums = old.summaries[table] ?? []
-            let newSums = new.summaries[table] ?? []
             for (rangeIndex, range) in request.ranges.enumerated() {
-                let oldParts = oldSums.indices.contains(rangeIndex) ? oldSums[rangeIndex] : []
-                let newParts = newSums.indices.contains(rangeIndex) ? newSums[rangeIndex] : []
-                for part in 0..<max(oldParts.count, newParts.count) {
-                    let before = oldParts.indices.contains(part) ? oldParts[part] : .empty
-                    let after = newParts.indices.contains(part) ? newParts[part] : .empty
+                let pieces = range.split(into: request.parts)
+                if suspects == nil { result.subranges = pieces.count }
+                for (part, piece) in pieces.enumerated() {
+                    let before = sum(old, table, rangeIndex, part)
                     if suspects == nil { result.rowsCompared += before.rows }
-                    if before != after { differing.append(Slice(table: table, range: suspects == nil ? pieces[part] : range)) }
+                    if before != sum(new, table, rangeIndex, part) { differing.append(Slice(table: table, range: piece)) }
                 }
             }
         }
-        if suspects == nil { result.subranges = pieces.count }
         return differing
     }
 

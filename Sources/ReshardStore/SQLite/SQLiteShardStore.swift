@@ -99,12 +99,7 @@ public final class SQLiteShardStore: ShardStore {
             if write.body == nil && !isLive { return .notFound }
             let version = VersionRule.next(current: currentVersion, proposed: write.proposedVersion)
             let row = StoredRow(table: write.table, pk: write.pk, shardKey: write.shardKey, version: version, body: write.body)
-            let upsert = try db.cachedStatement(
-                sql: """
-                    INSERT INTO \(name)(pk, skey, h, version, body, digest) VALUES(?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(pk) DO UPDATE SET skey = excluded.skey, h = excluded.h, version = excluded.version,
-                        body = excluded.body, digest = excluded.digest
-                    """)
+            let upsert = try db.cachedStatement(sql: Self.upsert(write.table, onlyNewer: false))
             try upsert.execute(arguments: Self.arguments(row))
             return .written(version: version)
         }
@@ -197,13 +192,10 @@ public final class SQLiteShardStore: ShardStore {
         let name = Self.quoted(table)
         return try await guarded(table) { db in
             var changed = 0
-            let upsert = try db.cachedStatement(
-                sql: """
-                    INSERT INTO \(name)(pk, skey, h, version, body, digest) VALUES(?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(pk) DO UPDATE SET skey = excluded.skey, h = excluded.h, version = excluded.version,
-                        body = excluded.body, digest = excluded.digest
-                    """)
-            for row in rows where row.table == table {
+            // Whatever the version: this is the repair the version rule cannot make.
+            let upsert = try db.cachedStatement(sql: Self.upsert(table, onlyNewer: false))
+            for row in rows {
+                guard row.table == table else { throw StoreError.backend("repair of \(table) was given a row of \(row.table)") }
                 try upsert.execute(arguments: Self.arguments(row))
                 changed += db.changesCount
             }
@@ -224,15 +216,7 @@ public final class SQLiteShardStore: ShardStore {
             try db.inTransaction(.immediate) {
                 for row in rows {
                     do {
-                        try db.execute(
-                            sql: """
-                                INSERT INTO \(Self.quoted(row.table))(pk, skey, h, version, body, digest) VALUES(?, ?, ?, ?, ?, ?)
-                                ON CONFLICT(pk) DO UPDATE SET skey = excluded.skey, h = excluded.h, version = excluded.version,
-                                    body = excluded.body, digest = excluded.digest
-                                WHERE excluded.version > version
-                                """,
-                            arguments: Self.arguments(row)
-                        )
+                        try db.execute(sql: Self.upsert(row.table, onlyNewer: true), arguments: Self.arguments(row))
                     } catch let error as DatabaseError where Self.isNoSuchTable(error) {
                         throw StoreError.unknownTable(row.table)
                     }
@@ -444,6 +428,16 @@ extension SQLiteShardStore {
 
     /// The data table's quoted name; `TableName` admits only `[a-z0-9_]`, so no quoting escapes.
     static func quoted(_ table: TableName) -> String { "\"r_\(table.rawValue)\"" }
+
+    /// Inserts or replaces a row (the arguments of `arguments(_:)`); with `onlyNewer` an existing
+    /// row is replaced only by a strictly newer version (invariant 3).
+    static func upsert(_ table: TableName, onlyNewer: Bool) -> String {
+        """
+        INSERT INTO \(quoted(table))(pk, skey, h, version, body, digest) VALUES(?, ?, ?, ?, ?, ?)
+        ON CONFLICT(pk) DO UPDATE SET skey = excluded.skey, h = excluded.h, version = excluded.version,
+            body = excluded.body, digest = excluded.digest
+        """ + (onlyNewer ? " WHERE excluded.version > version" : "")
+    }
 
     static func arguments(_ row: StoredRow) -> StatementArguments {
         [
