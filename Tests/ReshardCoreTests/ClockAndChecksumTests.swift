@@ -69,6 +69,21 @@ import Testing
         #expect(RangeSummary(of: [row("a", 1, nil)]).liveRows == 0)
     }
 
+    @Test func md5MatchesTheRFCVectors() {
+        #expect(MD5.hex("".utf8) == "d41d8cd98f00b204e9800998ecf8427e")
+        #expect(MD5.hex("abc".utf8) == "900150983cd24fb0d6963f7d28e17f72")
+        #expect(MD5.hex("message digest".utf8) == "f96b697d7cb7938d525a2f31aaf161d0")
+        let long = "12345678901234567890123456789012345678901234567890123456789012345678901234567890"
+        #expect(MD5.hex(long.utf8) == "57edf4a22be3c955ac49da2e2107b67a")
+    }
+
+    /// Pinned against PostgreSQL's `RowDigest.sqlExpression` (values read with psql): a PostgreSQL
+    /// shard's generated digest column must equal what SQLite shards store.
+    @Test func rowDigestMatchesPostgreSQLsExpression() {
+        #expect(Int64(bitPattern: RowDigest.of(pk: "a", version: 1, body: "{}")) == 2_034_904_621_451_746_896)
+        #expect(Int64(bitPattern: RowDigest.of(pk: "é✓", version: UInt64(bitPattern: -5), body: nil)) == -814_512_345_649_854_202)
+    }
+
     @Test func splitSumsRebuildTheWrappingSum() {
         var random = SeededRandom(seed: 11)
         let digests = (0..<1_000).map { _ in random.next() }

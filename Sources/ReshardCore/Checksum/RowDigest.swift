@@ -1,14 +1,27 @@
-/// The per-row digest behind range checksums: xxHash64 of (pk, version, tombstone flag, body).
+/// The per-row digest behind range checksums: a prefix of the MD5 of (pk, version, tombstone flag, body).
 public enum RowDigest {
     /// The digest of one row; equal rows give equal digests on every backend.
+    ///
+    /// It is the first 8 bytes (big-endian, as a signed 64-bit pattern) of the MD5 of
+    /// `"<pk bytes>:<pk>:<version as signed 64-bit>:"` followed by `d` for a tombstone or `l` and
+    /// the body. PostgreSQL computes exactly this with `md5()` (see `sqlExpression`), so its
+    /// shards keep the digest in a generated column and a client write stays one statement.
     public static func of(pk: String, version: UInt64, body: String?) -> UInt64 {
-        var builder = DigestBuilder()
-        builder.append(pk)
-        builder.append(version)
-        builder.append(body == nil)
-        builder.append(body ?? "")
-        return builder.finish()
+        var text = "\(pk.utf8.count):\(pk):\(Int64(bitPattern: version)):"
+        if let body {
+            text += "l"
+            text += body
+        } else {
+            text += "d"
+        }
+        let digest = MD5.digest(text.utf8)
+        return digest.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
     }
+
+    /// The same digest as a PostgreSQL expression over columns `pk`, `version` and `body`.
+    public static let sqlExpression =
+        "('x' || left(md5(octet_length(pk)::text || ':' || pk || ':' || version::text || ':' || "
+        + "CASE WHEN body IS NULL THEN 'd' ELSE 'l' || body END), 16))::bit(64)::bigint"
 }
 
 /// Count and order-independent checksum of a set of rows (a hash range of one table).

@@ -99,34 +99,3 @@ public enum XXHash64 {
         return h
     }
 }
-
-/// Streams bytes into a buffer for hashing composite values (row digests) without building
-/// intermediate strings.
-public struct DigestBuilder {
-    private var bytes: [UInt8] = []
-
-    /// An empty builder.
-    public init() {}
-
-    /// Appends a length-prefixed string so that ("ab","c") and ("a","bc") differ.
-    public mutating func append(_ string: String) {
-        let utf8 = Array(string.utf8)
-        append(UInt64(utf8.count))
-        bytes.append(contentsOf: utf8)
-    }
-
-    /// Appends a fixed-width little-endian integer.
-    public mutating func append(_ value: UInt64) {
-        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
-    }
-
-    /// Appends one byte.
-    public mutating func append(_ flag: Bool) {
-        bytes.append(flag ? 1 : 0)
-    }
-
-    /// The xxHash64 of everything appended.
-    public func finish() -> UInt64 {
-        XXHash64.hash(bytes)
-    }
-}
