@@ -91,7 +91,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "ReshardCoreTests", dependencies: ["ReshardCore"], swiftSettings: strict),
-        .testTarget(name: "ReshardStoreTests", dependencies: ["ReshardStore"], swiftSettings: strict),
+        .testTarget(
+            name: "ReshardStoreTests",
+            dependencies: ["ReshardStore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "ReshardEngineTests",
             dependencies: [

@@ -34,6 +34,8 @@ public struct DataFolder: Sendable, Hashable {
             case .sqlite(let file):
                 let resolved = file.hasPrefix("/") ? file : base + "/" + file
                 return try SQLiteShardStore(shardID: record.id, path: resolved)
+            case .postgres(let url):
+                throw RouterError.shardUnavailable(record.id.rawValue, "PostgreSQL shards (\(url)) are not supported yet")
             }
         }
     }
@@ -69,7 +71,7 @@ public enum ClusterBootstrap {
         for id in ids where !registered.contains(id) {
             let record = ShardRecord(id: id, location: .sqlite(path: folder.relativeShardPath(id)))
             // Opening creates the file and its schema before the shard is recorded.
-            _ = try folder.opener(record)
+            _ = try await folder.opener(record)
             try await metadata.addShard(record)
         }
         try await metadata.publish(placement.shardMap(for: ids, generation: 1), replacing: nil)

@@ -61,7 +61,7 @@ extension ShardRouter {
         return try await adminLock.withLock {
             if snapshot.shards[shardID] != nil { throw RouterError.shardExists(id) }
             let record = ShardRecord(id: shardID, location: location(shardID))
-            let store = try openStore(record)
+            let store = try await openStore(record)
             for table in snapshot.tables.keys {
                 try await store.ensureTable(table)
             }

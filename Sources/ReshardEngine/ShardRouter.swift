@@ -5,8 +5,8 @@ import ReshardCore
 import ReshardStore
 import Synchronization
 
-/// Opens the store of a registered shard (a SQLite file today, other backends later).
-public typealias ShardStoreOpener = @Sendable (ShardRecord) throws -> any ShardStore
+/// Opens the store of a registered shard: a SQLite file or a PostgreSQL database.
+public typealias ShardStoreOpener = @Sendable (ShardRecord) async throws -> any ShardStore
 
 /// Routes every row operation to the shard that owns its key under the current shard map.
 ///
@@ -64,7 +64,7 @@ public final class ShardRouter: Sendable {
         for record in try await metadata.shards() {
             handles[record.id] = ShardHandle(
                 record: record,
-                store: try openStore(record),
+                store: try await openStore(record),
                 metrics: ShardMetrics(shard: record.id.rawValue, factory: metricsFactory)
             )
         }
@@ -119,42 +119,5 @@ public final class ShardRouter: Sendable {
 
     func observe(_ version: UInt64) {
         clock.withLock { $0.observe(version) }
-    }
-}
-
-/// A FIFO async lock for rare admin operations that await between steps.
-final class AsyncSerialLock: Sendable {
-    private let state = Mutex<(locked: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-
-    func withLock<T: Sendable>(_ body: () async throws -> T) async throws -> T {
-        await acquire()
-        defer { release() }
-        return try await body()
-    }
-
-    private func acquire() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let acquired = state.withLock { state -> Bool in
-                if state.locked {
-                    state.waiters.append(continuation)
-                    return false
-                }
-                state.locked = true
-                return true
-            }
-            if acquired { continuation.resume() }
-        }
-    }
-
-    private func release() {
-        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            if state.waiters.isEmpty {
-                state.locked = false
-                return nil
-            }
-            // Ownership passes straight to the next waiter; `locked` stays true.
-            return state.waiters.removeFirst()
-        }
-        next?.resume()
     }
 }

@@ -4,11 +4,15 @@ import ReshardCore
 public enum ShardLocation: Sendable, Hashable, Codable {
     /// A SQLite file; a relative path is resolved against the data folder.
     case sqlite(path: String)
+    /// A PostgreSQL database, `postgres://USER@HOST:PORT/DATABASE` (no password: that comes
+    /// from the environment of each process, see `PostgresEndpoint`).
+    case postgres(url: String)
 
     /// The backend's name as stored and shown.
     public var backend: String {
         switch self {
         case .sqlite: "sqlite"
+        case .postgres: "postgres"
         }
     }
 
@@ -16,6 +20,16 @@ public enum ShardLocation: Sendable, Hashable, Codable {
     public var address: String {
         switch self {
         case .sqlite(let path): path
+        case .postgres(let url): url
+        }
+    }
+
+    /// The location a stored backend name and address describe; nil for an unknown backend.
+    public init?(backend: String, address: String) {
+        switch backend {
+        case "sqlite": self = .sqlite(path: address)
+        case "postgres": self = .postgres(url: address)
+        default: return nil
         }
     }
 }
@@ -64,6 +78,74 @@ public protocol MetadataStore: Sendable {
 
     /// Every migration's journal, oldest first.
     func migrations() async throws -> [(id: String, journal: String)]
+
+    /// The migrator's standing word to every router (held ranges, canary reads), as JSON text
+    /// the engine defines; nil when there is none.
+    func directive() async throws -> String?
+
+    /// Replaces the directive (nil clears it) and notifies watchers with `.directive`.
+    func saveDirective(_ text: String?) async throws
+
+    /// Records what router `router` reports (its shadow reads, for one), replacing its last report.
+    func saveReport(router: String, report: String) async throws
+
+    /// Every router's last report, by router name.
+    func reports() async throws -> [RouterReport]
+
+    /// What other processes (and this one) change from now on. A notification can be lost (a
+    /// dropped connection, a process on another SQLite handle), so watchers also re-read on a
+    /// timer; after a reconnect the stream yields every kind once, because anything may have
+    /// changed meanwhile. The stream finishes when the store is closed.
+    func watch() -> AsyncStream<MetadataChange>
+
+    /// The lease that makes one process the migrator among several sharing this metadata.
+    func leadership(_ name: String) -> any LeadershipLease
+
+    /// Releases connections and ends watch streams.
+    func close() async
+}
+
+/// A kind of metadata change that watchers are told about.
+public enum MetadataChange: String, Sendable, Hashable, CaseIterable {
+    /// A shard map was published.
+    case shardMap = "shard_map"
+    /// A table was created.
+    case tables
+    /// A shard was registered.
+    case shards
+    /// The directive was replaced.
+    case directive
+}
+
+/// One router's last report.
+public struct RouterReport: Sendable, Hashable {
+    /// The router's name (unique per process).
+    public let router: String
+    /// Its report, as JSON text the engine defines.
+    public let report: String
+    /// When it was saved, milliseconds since 1970, by the metadata store's clock.
+    public let savedAtMillis: UInt64
+
+    /// A report.
+    public init(router: String, report: String, savedAtMillis: UInt64) {
+        self.router = router
+        self.report = report
+        self.savedAtMillis = savedAtMillis
+    }
+}
+
+/// Leadership among processes: at most one holds it at a time, and it passes to another when
+/// the holder dies (its connection, or its process, goes away).
+public protocol LeadershipLease: Sendable {
+    /// Takes the lease if nobody holds it; returns whether this process now holds it.
+    func tryAcquire() async throws -> Bool
+
+    /// Whether this process holds the lease now. Turns false as soon as the holder finds its
+    /// hold lost (a dropped connection): the holder must then stop leading at once.
+    var isHeld: Bool { get }
+
+    /// Gives the lease up (harmless when not held).
+    func release() async
 }
 
 /// An expected metadata failure.

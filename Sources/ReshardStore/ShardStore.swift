@@ -64,10 +64,29 @@ public protocol ShardStore: Sendable {
     /// Count and checksum of the rows of `table` in `range`, tombstones included.
     func summary(table: TableName, range: HashRange) async throws -> RangeSummary
 
-    /// Changelog entries after `position`, oldest first, at most `limit`.
-    func changes(after position: UInt64, limit: Int) async throws -> [Change]
+    /// How this shard captures its changes, for status ("triggers", "logical decoding", …).
+    func changeCapture() async throws -> String
 
-    /// The position of the latest changelog entry (0 before the first).
+    /// Opens change stream `stream` (idempotent) and returns a position from which it delivers
+    /// every change committed later. A migration opens one on each shard it reads changes of,
+    /// before it copies anything (PostgreSQL: a logical replication slot, which keeps the WAL
+    /// the stream has not consumed, so it must be closed when the migration ends).
+    func openChangeStream(_ stream: ChangeStreamID) async throws -> UInt64
+
+    /// The changes of stream `stream` committed after `position` (and at or before `through`,
+    /// when given), oldest first, whole transactions only, about `limit` of them. Asking for
+    /// changes after `position` also tells the store that everything up to `position` has been
+    /// consumed and may be forgotten.
+    func changes(_ stream: ChangeStreamID, after position: UInt64, through: UInt64?, limit: Int) async throws -> ChangeBatch
+
+    /// Closes change stream `stream` and frees what it kept (harmless when it is not open).
+    func closeChangeStream(_ stream: ChangeStreamID) async throws
+
+    /// The change streams open on this shard, for the startup sweep of streams whose migration
+    /// is gone.
+    func changeStreams() async throws -> [ChangeStreamID]
+
+    /// The current changelog position: every change committed so far is at or before it.
     func changePosition() async throws -> UInt64
 
     /// Forgets changelog entries up to and including `position`, once no reader needs them.
@@ -103,6 +122,51 @@ extension ShardStore {
             guard let last = rows.last, rows.count == chunk else { return }
             cursor = ScanCursor(hash: last.hash, pk: last.pk)
         }
+    }
+}
+
+/// The name of a change stream: a migration's id, `[a-z0-9_]`, 1…40 characters, so that it
+/// can be part of a PostgreSQL replication slot name.
+public struct ChangeStreamID: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// The name.
+    public let rawValue: String
+
+    /// Validates `rawValue`.
+    public init?(_ rawValue: String) {
+        let allowed = rawValue.utf8.allSatisfy { byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+                || byte == UInt8(ascii: "_")
+        }
+        guard (1...40).contains(rawValue.utf8.count), allowed else { return nil }
+        self.rawValue = rawValue
+    }
+
+    public var description: String { rawValue }
+
+    public static func < (lhs: ChangeStreamID, rhs: ChangeStreamID) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// One read of a change stream.
+public struct ChangeBatch: Sendable, Hashable {
+    /// The changes, oldest first. Changes of one transaction share a position.
+    public let changes: [Change]
+    /// How far the stream has been read: every change at or before it has been delivered (by
+    /// this batch or an earlier one). It can be past the last change when nothing more was
+    /// committed, and never passes the `through` asked for.
+    public let position: UInt64
+    /// Changes known to be waiting after `position` (a lower bound where the backend cannot
+    /// count them cheaply).
+    public let backlog: Int
+    /// When the oldest change waiting after `position` was committed, milliseconds since 1970;
+    /// nil when none is known to wait.
+    public let oldestPendingMillis: UInt64?
+
+    /// A batch.
+    public init(changes: [Change], position: UInt64, backlog: Int, oldestPendingMillis: UInt64?) {
+        self.changes = changes
+        self.position = position
+        self.backlog = backlog
+        self.oldestPendingMillis = oldestPendingMillis
     }
 }
 

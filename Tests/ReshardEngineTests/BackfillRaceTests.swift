@@ -30,10 +30,11 @@ import Testing
         let source = try fixture.openShard("s1")
         let target = try fixture.openShard("s3")
         try await target.ensureTable(table)
-        let start = try await source.changePosition()  // taken before the copy, as in `preparing`
+        let stream = ChangeStreamID("m_race")!
+        let start = try await source.openChangeStream(stream)  // opened before the copy, as in `preparing`
         let backfill = Backfill(source: source, target: target)
         let stores: [ShardID: any ShardStore] = [s1: source, ShardID("s3")!: target]
-        let applier = ChangeApplier(plan: plan, batch: 100, store: { try #require(stores[$0]) })
+        let applier = ChangeApplier(plan: plan, stream: stream, batch: 100, store: { try #require(stores[$0]) })
 
         // 1. The copy reads the old rows.
         let stale = try await backfill.read(table: table, range: range, after: nil, limit: 1_000)

@@ -237,7 +237,7 @@ import Testing
         for (id, journal) in journals { #expect(try MigrationJournal.decode(journal).phase == .done, "\(id)") }
         var live = 0
         for record in try await metadata.shards() {
-            let store = try folder.opener(record)
+            let store = try await folder.opener(record)
             for table in try await store.tables() {
                 let rows = try await store.scan(table: table, range: .full, after: nil, limit: 100_000)
                 live += rows.filter { !$0.isDeleted }.count

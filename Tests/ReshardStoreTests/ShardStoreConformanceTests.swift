@@ -17,377 +17,416 @@ import Testing
 
     @Test(arguments: StoreBackend.allCases)
     func clientWriteVersionIsMaxOfCurrentPlusOneAndProposed(backend: StoreBackend) async throws {
-        let (store, cleanup) = try backend.makeShard()
-        defer { cleanup() }
-        try await store.ensureTable(users)
-        #expect(try await store.write(write("a", proposed: 100)) == .written(version: 100))
-        #expect(try await store.write(write("a", proposed: 50)) == .written(version: 101))
-        #expect(try await store.write(write("a", proposed: 500)) == .written(version: 500))
-        let stored = try await store.get(table: users, pk: "a")
-        #expect(stored?.version == 500)
-        #expect(stored?.body == "{}")
+        try await backend.withShard { store in
+            try await store.ensureTable(users)
+            #expect(try await store.write(write("a", proposed: 100)) == .written(version: 100))
+            #expect(try await store.write(write("a", proposed: 50)) == .written(version: 101))
+            #expect(try await store.write(write("a", proposed: 500)) == .written(version: 500))
+            let stored = try await store.get(table: users, pk: "a")
+            #expect(stored?.version == 500)
+            #expect(stored?.body == "{}")
+        }
     }
 
     @Test(arguments: StoreBackend.allCases)
     func applyNeverReplacesAnEqualOrNewerVersion(backend: StoreBackend) async throws {
-        let (store, cleanup) = try backend.makeShard()
-        defer { cleanup() }
-        try await store.ensureTable(users)
-        #expect(try await store.apply([row("a", version: 10, body: "{\"v\":10}")]) == 1)
-        #expect(try await store.apply([row("a", version: 10, body: "{\"v\":\"other\"}")]) == 0)
-        #expect(try await store.apply([row("a", version: 9, body: "{\"v\":9}")]) == 0)
-        #expect(try await store.get(table: users, pk: "a")?.body == "{\"v\":10}")
-        #expect(try await store.apply([row("a", version: 11, body: "{\"v\":11}"), row("a", version: 11, body: "{}")]) == 1)
-        #expect(try await store.get(table: users, pk: "a")?.body == "{\"v\":11}")
+        try await backend.withShard { store in
+            try await store.ensureTable(users)
+            #expect(try await store.apply([row("a", version: 10, body: "{\"v\":10}")]) == 1)
+            #expect(try await store.apply([row("a", version: 10, body: "{\"v\":\"other\"}")]) == 0)
+            #expect(try await store.apply([row("a", version: 9, body: "{\"v\":9}")]) == 0)
+            #expect(try await store.get(table: users, pk: "a")?.body == "{\"v\":10}")
+            #expect(try await store.apply([row("a", version: 11, body: "{\"v\":11}"), row("a", version: 11, body: "{}")]) == 1)
+            #expect(try await store.get(table: users, pk: "a")?.body == "{\"v\":11}")
+        }
     }
 
     @Test(arguments: StoreBackend.allCases)
     func tombstonesOutliveOlderCopies(backend: StoreBackend) async throws {
-        let (store, cleanup) = try backend.makeShard()
-        defer { cleanup() }
-        try await store.ensureTable(users)
-        #expect(try await store.write(write("gone", body: nil)) == .notFound)
-        #expect(try await store.get(table: users, pk: "gone") == nil)
-        guard case .written(let created) = try await store.write(write("a", proposed: 10)) else {
-            Issue.record("write failed")
-            return
+        try await backend.withShard { store in
+            try await store.ensureTable(users)
+            #expect(try await store.write(write("gone", body: nil)) == .notFound)
+            #expect(try await store.get(table: users, pk: "gone") == nil)
+            guard case .written(let created) = try await store.write(write("a", proposed: 10)) else {
+                Issue.record("write failed")
+                return
+            }
+            guard case .written(let deleted) = try await store.write(write("a", body: nil, proposed: 5)) else {
+                Issue.record("delete failed")
+                return
+            }
+            #expect(deleted > created)
+            #expect(try await store.write(write("a", body: nil)) == .notFound)
+            // A late copy of the live row must not resurrect it.
+            #expect(try await store.apply([row("a", version: created, body: "{}")]) == 0)
+            let tombstone = try await store.get(table: users, pk: "a")
+            #expect(tombstone?.isDeleted == true)
+            #expect(tombstone?.version == deleted)
+            // A newer write after the delete is a legitimate re-insert.
+            if case .written(let again) = try await store.write(write("a", proposed: 1)) { #expect(again == deleted + 1) }
         }
-        guard case .written(let deleted) = try await store.write(write("a", body: nil, proposed: 5)) else {
-            Issue.record("delete failed")
-            return
-        }
-        #expect(deleted > created)
-        #expect(try await store.write(write("a", body: nil)) == .notFound)
-        // A late copy of the live row must not resurrect it.
-        #expect(try await store.apply([row("a", version: created, body: "{}")]) == 0)
-        let tombstone = try await store.get(table: users, pk: "a")
-        #expect(tombstone?.isDeleted == true)
-        #expect(tombstone?.version == deleted)
-        // A newer write after the delete is a legitimate re-insert.
-        if case .written(let again) = try await store.write(write("a", proposed: 1)) { #expect(again == deleted + 1) }
     }
 
     @Test(arguments: StoreBackend.allCases)
     func chunkedScansReturnTheRangeInHashThenPkOrder(backend: StoreBackend) async throws {
-        let (store, cleanup) = try backend.makeShard()
-        defer { cleanup() }
-        try await store.ensureTable(users)
-        // Groups of rows share a shard key, so the cursor must break ties on pk.
-        let rows: [StoredRow] = (0..<600).map { (n: Int) -> StoredRow in
-            let body: String? = n % 7 == 0 ? nil : "{\"n\":\(n)}"
-            return row("pk\(n)", version: UInt64(n + 1), body: body, key: "k\(n / 3)")
-        }
-        #expect(try await store.apply(rows) == rows.count)
-        var random = SeededRandom(seed: 21)
-        for _ in 0..<8 {
-            let a = random.next()
-            let b = random.next()
-            let range = HashRange(start: min(a, b), last: max(a, b))
-            let expected = rows.filter { range.contains($0.hash) }.sorted {
-                ScanCursor(hash: $0.hash, pk: $0.pk) < ScanCursor(hash: $1.hash, pk: $1.pk)
+        try await backend.withShard { store in
+            try await store.ensureTable(users)
+            // Groups of rows share a shard key, so the cursor must break ties on pk.
+            let rows: [StoredRow] = (0..<600).map { (n: Int) -> StoredRow in
+                let body: String? = n % 7 == 0 ? nil : "{\"n\":\(n)}"
+                return row("pk\(n)", version: UInt64(n + 1), body: body, key: "k\(n / 3)")
             }
-            var scanned: [StoredRow] = []
-            var cursor: ScanCursor?
-            while true {
-                let chunk = try await store.scan(table: users, range: range, after: cursor, limit: 37)
-                scanned += chunk
-                guard let last = chunk.last, chunk.count == 37 else { break }
-                cursor = ScanCursor(hash: last.hash, pk: last.pk)
+            #expect(try await store.apply(rows) == rows.count)
+            var random = SeededRandom(seed: 21)
+            for _ in 0..<8 {
+                let a = random.next()
+                let b = random.next()
+                let range = HashRange(start: min(a, b), last: max(a, b))
+                let expected = rows.filter { range.contains($0.hash) }.sorted {
+                    ScanCursor(hash: $0.hash, pk: $0.pk) < ScanCursor(hash: $1.hash, pk: $1.pk)
+                }
+                var scanned: [StoredRow] = []
+                var cursor: ScanCursor?
+                while true {
+                    let chunk = try await store.scan(table: users, range: range, after: cursor, limit: 37)
+                    scanned += chunk
+                    guard let last = chunk.last, chunk.count == 37 else { break }
+                    cursor = ScanCursor(hash: last.hash, pk: last.pk)
+                }
+                #expect(scanned == expected)
             }
-            #expect(scanned == expected)
+            let all = try await store.scan(table: users, range: .full, after: nil, limit: 10_000)
+            #expect(all.count == rows.count)
         }
-        let all = try await store.scan(table: users, range: .full, after: nil, limit: 10_000)
-        #expect(all.count == rows.count)
     }
 
     @Test(arguments: StoreBackend.allCases)
     func summaryCountsAndChecksumsInTheDatabase(backend: StoreBackend) async throws {
-        let (first, cleanFirst) = try backend.makeShard("a")
-        let (second, cleanSecond) = try backend.makeShard("b")
-        defer {
-            cleanFirst()
-            cleanSecond()
+        try await backend.withShard("a") { first in
+            try await backend.withShard("b") { second in
+                try await first.ensureTable(users)
+                try await second.ensureTable(users)
+                let rows: [StoredRow] = (0..<400).map { (n: Int) -> StoredRow in
+                    let body: String? = n % 5 == 0 ? nil : "{\"n\":\(n)}"
+                    return row("pk\(n)", version: UInt64(1 + n * 3), body: body)
+                }
+                _ = try await first.apply(rows)
+                var random = SeededRandom(seed: 8)
+                _ = try await second.apply(rows.shuffled(using: &random))
+                for range in [HashRange.full, HashRange(start: 0, last: 1 << 62), HashRange(start: 1 << 63, last: .max)] {
+                    let expected = RangeSummary(of: rows.filter { range.contains($0.hash) })
+                    let found = try await first.summary(table: users, range: range)
+                    #expect(found == expected)
+                    #expect(try await second.summary(table: users, range: range) == expected)
+                }
+                _ = try await second.apply([row("pk1", version: 10_000, body: "{\"changed\":true}")])
+                #expect(try await second.summary(table: users, range: .full) != (try await first.summary(table: users, range: .full)))
+            }
         }
-        try await first.ensureTable(users)
-        try await second.ensureTable(users)
-        let rows: [StoredRow] = (0..<400).map { (n: Int) -> StoredRow in
-            let body: String? = n % 5 == 0 ? nil : "{\"n\":\(n)}"
-            return row("pk\(n)", version: UInt64(1 + n * 3), body: body)
-        }
-        _ = try await first.apply(rows)
-        var random = SeededRandom(seed: 8)
-        _ = try await second.apply(rows.shuffled(using: &random))
-        for range in [HashRange.full, HashRange(start: 0, last: 1 << 62), HashRange(start: 1 << 63, last: .max)] {
-            let expected = RangeSummary(of: rows.filter { range.contains($0.hash) })
-            let found = try await first.summary(table: users, range: range)
-            #expect(found == expected)
-            #expect(try await second.summary(table: users, range: range) == expected)
-        }
-        _ = try await second.apply([row("pk1", version: 10_000, body: "{\"changed\":true}")])
-        #expect(try await second.summary(table: users, range: .full) != (try await first.summary(table: users, range: .full)))
     }
 
     @Test(arguments: StoreBackend.allCases)
-    func changelogRecordsClientWritesAndCopiesInOrder(backend: StoreBackend) async throws {
-        let (store, cleanup) = try backend.makeShard()
-        defer { cleanup() }
-        try await store.ensureTable(users)
-        try await store.ensureTable(orders)
-        let start = try await store.changePosition()
-        #expect(start == 0)
-        _ = try await store.write(write("a", proposed: 10))
-        _ = try await store.write(write("b", proposed: 20))
-        _ = try await store.write(
-            ClientWrite(table: orders, pk: "o1", shardKey: "a", body: "{\"x\":1}", proposedVersion: 30, generation: 1))
-        _ = try await store.write(write("a", body: nil, proposed: 40))
-        let changes = try await store.changes(after: start, limit: 100)
-        #expect(changes.map(\.row.pk) == ["a", "b", "o1", "a"])
-        #expect(changes.map(\.row.version) == [10, 20, 30, 40])
-        #expect(changes.map(\.row.table) == [users, users, orders, users])
-        #expect(changes.last?.row.isDeleted == true)
-        #expect(zip(changes, changes.dropFirst()).allSatisfy { $0.position < $1.position })
-        let position = try await store.changePosition()
-        #expect(position == changes.last?.position)
-        #expect(try await store.changes(after: changes[1].position, limit: 1).map(\.row.pk) == ["o1"])
-        // Positions never go back, even after the entries are purged.
-        try await store.purgeChanges(through: position)
-        #expect(try await store.changes(after: 0, limit: 10).isEmpty)
-        #expect(try await store.changePosition() == position)
-        _ = try await store.write(write("c", proposed: 50))
-        #expect(try await store.changes(after: position, limit: 10).first?.position ?? 0 > position)
+    func changeStreamsDeliverClientWritesAndCopiesInCommitOrder(backend: StoreBackend) async throws {
+        try await backend.withShard { store in
+            try await store.ensureTable(users)
+            try await store.ensureTable(orders)
+            let stream = ChangeStreamID("m_conformance")!
+            let start = try await store.openChangeStream(stream)
+            #expect(try await store.openChangeStream(stream) >= start)
+            #expect(try await store.changeStreams() == [stream])
+            _ = try await store.write(write("a", proposed: 10))
+            _ = try await store.write(write("b", proposed: 20))
+            _ = try await store.write(
+                ClientWrite(table: orders, pk: "o1", shardKey: "a", body: "{\"x\":1}", proposedVersion: 30, generation: 1))
+            _ = try await store.write(write("a", body: nil, proposed: 40))
+            let batch = try await store.changes(stream, after: start, through: nil, limit: 100)
+            let changes = batch.changes
+            #expect(changes.map(\.row.pk) == ["a", "b", "o1", "a"])
+            #expect(changes.map(\.row.version) == [10, 20, 30, 40])
+            #expect(changes.map(\.row.table) == [users, users, orders, users])
+            #expect(changes.last?.row.isDeleted == true)
+            #expect(changes.last?.row.body == nil)
+            #expect(changes.first?.row.body == "{}")
+            #expect(zip(changes, changes.dropFirst()).allSatisfy { $0.position < $1.position })
+            #expect(batch.position >= changes[3].position)
+            #expect(batch.backlog == 0)
+            #expect(try await store.changePosition() >= changes[3].position)
+            // `through` stops the read at a position, and the read resumes from any position.
+            let cut = try await store.changes(stream, after: changes[1].position, through: changes[2].position, limit: 100)
+            #expect(cut.changes.map(\.row.pk) == ["o1"])
+            #expect(cut.position == changes[2].position)
+            #expect(try await store.changes(stream, after: cut.position, through: nil, limit: 100).changes.map(\.row.pk) == ["a"])
+            // A copy of several rows is one transaction; a small limit still returns it whole.
+            let head = try await store.changes(stream, after: changes[3].position, through: nil, limit: 100).position
+            _ = try await store.write(write("c", proposed: 50))
+            _ = try await store.apply([row("x", version: 7), row("y", version: 8, body: nil)])
+            var seen: [String] = []
+            var position = head
+            for _ in 0..<10 {
+                let next = try await store.changes(stream, after: position, through: nil, limit: 1)
+                if next.changes.isEmpty { break }
+                #expect(next.position > position)
+                seen += next.changes.map(\.row.pk)
+                position = next.position
+            }
+            #expect(seen == ["c", "x", "y"])
+            try await store.closeChangeStream(stream)
+            try await store.closeChangeStream(stream)
+            #expect(try await store.changeStreams().isEmpty)
+        }
     }
 
     @Test(arguments: StoreBackend.allCases)
     func fencesRefuseStaleClientWritesOnly(backend: StoreBackend) async throws {
-        let (store, cleanup) = try backend.makeShard()
-        defer { cleanup() }
-        try await store.ensureTable(users)
-        let hash = KeyHash.of("a")
-        let range = HashRange(start: hash, last: hash)
-        _ = try await store.write(write("before"))
-        // The position returned is the changelog's at the fence: the write above is at or before it.
-        #expect(try await store.fence([range], generation: 5) == (try await store.changePosition()))
-        try await store.fence([range], generation: 3)
-        #expect(try await store.fences() == [Fence(range: range, generation: 5)])
-        await #expect(throws: StoreError.fenced(at: 5)) { try await store.write(write("a", generation: 4)) }
-        #expect(try await store.get(table: users, pk: "a") == nil)
-        #expect(try await store.write(write("a", proposed: 7, generation: 5)) == .written(version: 7))
-        // Keys outside the fenced range and migrator applies are not fenced.
-        #expect(try await store.write(write("b", generation: 1)) != .notFound)
-        #expect(try await store.apply([row("a", version: 100)]) == 1)
-        try await store.removeFences([range])
-        #expect(try await store.fences().isEmpty)
-        #expect(try await store.write(write("a", proposed: 1, generation: 1)) == .written(version: 101))
+        try await backend.withShard { store in
+            try await store.ensureTable(users)
+            let hash = KeyHash.of("a")
+            let range = HashRange(start: hash, last: hash)
+            let stream = ChangeStreamID("m_fence")!
+            let start = try await store.openChangeStream(stream)
+            _ = try await store.write(write("before"))
+            // The position returned is the changelog's at the fence: the write above is at or before it.
+            let fenced = try await store.fence([range], generation: 5)
+            let before = try await store.changes(stream, after: start, through: fenced, limit: 10)
+            #expect(before.changes.map(\.row.pk) == ["before"])
+            #expect(before.position == fenced)
+            #expect(fenced <= (try await store.changePosition()))
+            try await store.fence([range], generation: 3)
+            #expect(try await store.fences() == [Fence(range: range, generation: 5)])
+            await #expect(throws: StoreError.fenced(at: 5)) { try await store.write(write("a", generation: 4)) }
+            #expect(try await store.get(table: users, pk: "a") == nil)
+            #expect(try await store.write(write("a", proposed: 7, generation: 5)) == .written(version: 7))
+            // Keys outside the fenced range and migrator applies are not fenced.
+            #expect(try await store.write(write("b", generation: 1)) != .notFound)
+            #expect(try await store.apply([row("a", version: 100)]) == 1)
+            try await store.removeFences([range])
+            #expect(try await store.fences().isEmpty)
+            #expect(try await store.write(write("a", proposed: 1, generation: 1)) == .written(version: 101))
+        }
     }
 
     @Test(arguments: StoreBackend.allCases)
     func manyRangesAreFencedAndUnfencedTogether(backend: StoreBackend) async throws {
-        let (store, cleanup) = try backend.makeShard()
-        defer { cleanup() }
-        try await store.ensureTable(users)
-        let ranges = (0..<200).map { HashRange(start: UInt64($0) << 56, last: UInt64($0) << 56 + 1_000) }
-        try await store.fence(ranges, generation: 7)
-        #expect(try await store.fences().count == 200)
-        try await store.fence([], generation: 9)
-        try await store.removeFences(Array(ranges.prefix(150)))
-        #expect(try await store.fences() == ranges.suffix(50).map { Fence(range: $0, generation: 7) })
-        try await store.removeFences([])
-        #expect(try await store.fences().count == 50)
+        try await backend.withShard { store in
+            try await store.ensureTable(users)
+            let ranges = (0..<200).map { HashRange(start: UInt64($0) << 56, last: UInt64($0) << 56 + 1_000) }
+            try await store.fence(ranges, generation: 7)
+            #expect(try await store.fences().count == 200)
+            try await store.fence([], generation: 9)
+            try await store.removeFences(Array(ranges.prefix(150)))
+            #expect(try await store.fences() == ranges.suffix(50).map { Fence(range: $0, generation: 7) })
+            try await store.removeFences([])
+            #expect(try await store.fences().count == 50)
+        }
     }
 
     @Test(arguments: StoreBackend.allCases)
     func unknownTablesAreTypedErrors(backend: StoreBackend) async throws {
-        let (store, cleanup) = try backend.makeShard()
-        defer { cleanup() }
-        await #expect(throws: StoreError.unknownTable(users)) { try await store.write(write("a")) }
-        await #expect(throws: StoreError.unknownTable(users)) { try await store.get(table: users, pk: "a") }
-        await #expect(throws: StoreError.unknownTable(users)) { try await store.apply([row("a", version: 1)]) }
-        try await store.ensureTable(users)
-        try await store.ensureTable(users)
-        #expect(try await store.tables() == [users])
+        try await backend.withShard { store in
+            await #expect(throws: StoreError.unknownTable(users)) { try await store.write(write("a")) }
+            await #expect(throws: StoreError.unknownTable(users)) { try await store.get(table: users, pk: "a") }
+            await #expect(throws: StoreError.unknownTable(users)) { try await store.apply([row("a", version: 1)]) }
+            try await store.ensureTable(users)
+            try await store.ensureTable(users)
+            #expect(try await store.tables() == [users])
+        }
     }
 
     @Test(arguments: StoreBackend.allCases)
     func rowsSharingAShardKeyAreListedTogether(backend: StoreBackend) async throws {
-        let (store, cleanup) = try backend.makeShard()
-        defer { cleanup() }
-        try await store.ensureTable(users)
-        for (pk, key) in [("o1", "c1"), ("o2", "c1"), ("o3", "c2"), ("o4", "c1")] {
-            _ = try await store.write(write(pk, key: key))
+        try await backend.withShard { store in
+            try await store.ensureTable(users)
+            for (pk, key) in [("o1", "c1"), ("o2", "c1"), ("o3", "c2"), ("o4", "c1")] {
+                _ = try await store.write(write(pk, key: key))
+            }
+            _ = try await store.write(write("o4", key: "c1", body: nil))
+            #expect(try await store.rows(table: users, shardKey: "c1", limit: 10).value.map(\.pk) == ["o1", "o2"])
+            #expect(try await store.rows(table: users, shardKey: "c1", limit: 1).value.map(\.pk) == ["o1"])
+            #expect(try await store.rows(table: users, shardKey: "zz", limit: 10).value.isEmpty)
         }
-        _ = try await store.write(write("o4", key: "c1", body: nil))
-        #expect(try await store.rows(table: users, shardKey: "c1", limit: 10).value.map(\.pk) == ["o1", "o2"])
-        #expect(try await store.rows(table: users, shardKey: "c1", limit: 1).value.map(\.pk) == ["o1"])
-        #expect(try await store.rows(table: users, shardKey: "zz", limit: 10).value.isEmpty)
     }
 
     @Test(arguments: StoreBackend.allCases)
     func concurrentWritersToOneKeyGetDistinctGrowingVersions(backend: StoreBackend) async throws {
-        let (store, cleanup) = try backend.makeShard()
-        defer { cleanup() }
-        try await store.ensureTable(users)
-        let versions = try await withThrowingTaskGroup(of: [UInt64].self) { group in
-            for writer in 0..<8 {
-                group.addTask {
-                    var mine: [UInt64] = []
-                    for i in 0..<40 {
-                        let outcome = try await store.write(self.write("hot", body: "{\"w\":\(writer),\"i\":\(i)}", proposed: 1))
-                        if case .written(let version) = outcome { mine.append(version) }
+        try await backend.withShard { store in
+            try await store.ensureTable(users)
+            let versions = try await withThrowingTaskGroup(of: [UInt64].self) { group in
+                for writer in 0..<8 {
+                    group.addTask {
+                        var mine: [UInt64] = []
+                        for i in 0..<40 {
+                            let outcome = try await store.write(self.write("hot", body: "{\"w\":\(writer),\"i\":\(i)}", proposed: 1))
+                            if case .written(let version) = outcome { mine.append(version) }
+                        }
+                        return mine
                     }
-                    return mine
                 }
+                return try await group.reduce(into: []) { $0 += $1 }
             }
-            return try await group.reduce(into: []) { $0 += $1 }
+            #expect(versions.count == 320)
+            #expect(Set(versions).count == 320)
+            #expect(try await store.get(table: users, pk: "hot")?.version == versions.max())
         }
-        #expect(versions.count == 320)
-        #expect(Set(versions).count == 320)
-        #expect(try await store.get(table: users, pk: "hot")?.version == versions.max())
     }
 
     @Test(arguments: StoreBackend.allCases)
     func clientReadsReportTheFenceOverTheirKey(backend: StoreBackend) async throws {
-        let (store, cleanup) = try backend.makeShard()
-        defer { cleanup() }
-        try await store.ensureTable(users)
-        _ = try await store.write(write("a", key: "c1"))
-        let unfenced = try await store.read(table: users, pk: "a", shardKey: "c1")
-        #expect(unfenced.value?.pk == "a")
-        #expect(unfenced.fence == nil)
-        let hash = KeyHash.of("c1")
-        try await store.fence([HashRange(start: hash, last: hash)], generation: 4)
-        let fenced = try await store.read(table: users, pk: "a", shardKey: "c1")
-        #expect(fenced.fence == 4)
-        #expect(fenced.value?.pk == "a")
-        #expect(try await store.rows(table: users, shardKey: "c1", limit: 5).fence == 4)
-        #expect(try await store.read(table: users, pk: "missing", shardKey: "zz").value == nil)
+        try await backend.withShard { store in
+            try await store.ensureTable(users)
+            _ = try await store.write(write("a", key: "c1"))
+            let unfenced = try await store.read(table: users, pk: "a", shardKey: "c1")
+            #expect(unfenced.value?.pk == "a")
+            #expect(unfenced.fence == nil)
+            let hash = KeyHash.of("c1")
+            try await store.fence([HashRange(start: hash, last: hash)], generation: 4)
+            let fenced = try await store.read(table: users, pk: "a", shardKey: "c1")
+            #expect(fenced.fence == 4)
+            #expect(fenced.value?.pk == "a")
+            #expect(try await store.rows(table: users, shardKey: "c1", limit: 5).fence == 4)
+            #expect(try await store.read(table: users, pk: "missing", shardKey: "zz").value == nil)
+        }
     }
 
     @Test(arguments: StoreBackend.allCases)
     func deleteRangeRemovesRowsOfEveryTableWithoutAChange(backend: StoreBackend) async throws {
-        let (store, cleanup) = try backend.makeShard()
-        defer { cleanup() }
-        try await store.ensureTable(users)
-        try await store.ensureTable(orders)
-        let rows =
-            (0..<50).map { row("u\($0)", version: 1) }
-            + (0..<50).map { StoredRow(table: orders, pk: "o\($0)", shardKey: "o\($0)", version: 1, body: "{}") }
-        _ = try await store.apply(rows)
-        let position = try await store.changePosition()
-        let range = HashRange(start: 0, last: 1 << 63)
-        let inRange = rows.filter { range.contains($0.hash) }.count
-        var deleted = 0
-        while true {
-            let chunk = try await store.deleteRange(range, limit: 7)
-            deleted += chunk
-            if chunk < 7 { break }
+        try await backend.withShard { store in
+            try await store.ensureTable(users)
+            try await store.ensureTable(orders)
+            let rows =
+                (0..<50).map { row("u\($0)", version: 1) }
+                + (0..<50).map { StoredRow(table: orders, pk: "o\($0)", shardKey: "o\($0)", version: 1, body: "{}") }
+            let stream = ChangeStreamID("m_cleanup")!
+            let start = try await store.openChangeStream(stream)
+            _ = try await store.apply(rows)
+            let position = try await store.changes(stream, after: start, through: nil, limit: 1_000).position
+            let range = HashRange(start: 0, last: 1 << 63)
+            let inRange = rows.filter { range.contains($0.hash) }.count
+            var deleted = 0
+            while true {
+                let chunk = try await store.deleteRange(range, limit: 7)
+                deleted += chunk
+                if chunk < 7 { break }
+            }
+            #expect(deleted == inRange)
+            #expect(try await store.summary(table: users, range: range).rows == 0)
+            #expect(try await store.summary(table: orders, range: range).rows == 0)
+            #expect(
+                try await store.summary(table: users, range: .full).rows + (try await store.summary(table: orders, range: .full).rows)
+                    == 100
+                    - inRange)
+            // Cleanup is not a client change: nothing of it may replicate.
+            #expect(try await store.changes(stream, after: position, through: nil, limit: 10).changes.isEmpty)
         }
-        #expect(deleted == inRange)
-        #expect(try await store.summary(table: users, range: range).rows == 0)
-        #expect(try await store.summary(table: orders, range: range).rows == 0)
-        #expect(
-            try await store.summary(table: users, range: .full).rows + (try await store.summary(table: orders, range: .full).rows) == 100
-                - inRange)
-        #expect(try await store.changePosition() == position)
     }
 
     @Test(arguments: StoreBackend.allCases)
     func purgeTombstonesTakesOnlyTombstonesBelowTheHorizon(backend: StoreBackend) async throws {
-        let (store, cleanup) = try backend.makeShard()
-        defer { cleanup() }
-        try await store.ensureTable(users)
-        try await store.ensureTable(orders)
-        _ = try await store.apply(
-            (0..<20).map { row("old\($0)", version: 10, body: nil) }  // purged
-                + (0..<5).map { row("new\($0)", version: 100, body: nil) }  // newer than the horizon
-                + (0..<5).map { row("live\($0)", version: 10) }  // live rows are never purged
-                + (0..<6).map { StoredRow(table: orders, pk: "o\($0)", shardKey: "o\($0)", version: 20, body: nil) })
-        let position = try await store.changePosition()
-        var purged = 0
-        while true {
-            let chunk = try await store.purgeTombstones(before: 100, limit: 8)
-            purged += chunk
-            if chunk < 8 { break }
+        try await backend.withShard { store in
+            try await store.ensureTable(users)
+            try await store.ensureTable(orders)
+            let stream = ChangeStreamID("m_purge")!
+            let start = try await store.openChangeStream(stream)
+            _ = try await store.apply(
+                (0..<20).map { row("old\($0)", version: 10, body: nil) }  // purged
+                    + (0..<5).map { row("new\($0)", version: 100, body: nil) }  // newer than the horizon
+                    + (0..<5).map { row("live\($0)", version: 10) }  // live rows are never purged
+                    + (0..<6).map { StoredRow(table: orders, pk: "o\($0)", shardKey: "o\($0)", version: 20, body: nil) })
+            let position = try await store.changes(stream, after: start, through: nil, limit: 1_000).position
+            var purged = 0
+            while true {
+                let chunk = try await store.purgeTombstones(before: 100, limit: 8)
+                purged += chunk
+                if chunk < 8 { break }
+            }
+            #expect(purged == 26)
+            #expect(try await store.get(table: users, pk: "old3") == nil)
+            #expect(try await store.get(table: users, pk: "new3")?.isDeleted == true)
+            #expect(try await store.get(table: users, pk: "live3")?.version == 10)
+            #expect(try await store.summary(table: users, range: .full).rows == 10)
+            #expect(try await store.summary(table: orders, range: .full).rows == 0)
+            #expect(try await store.changes(stream, after: position, through: nil, limit: 10).changes.isEmpty)
         }
-        #expect(purged == 26)
-        #expect(try await store.get(table: users, pk: "old3") == nil)
-        #expect(try await store.get(table: users, pk: "new3")?.isDeleted == true)
-        #expect(try await store.get(table: users, pk: "live3")?.version == 10)
-        #expect(try await store.summary(table: users, range: .full).rows == 10)
-        #expect(try await store.summary(table: orders, range: .full).rows == 0)
-        #expect(try await store.changePosition() == position)
     }
 
     @Test(arguments: StoreBackend.allCases)
     func snapshotSummariesAgreeWithTheirPosition(backend: StoreBackend) async throws {
-        let (store, cleanup) = try backend.makeShard()
-        defer { cleanup() }
-        try await store.ensureTable(users)
-        for i in 0..<30 { _ = try await store.write(write("k\(i)", proposed: UInt64(i + 1))) }
-        let ranges = [HashRange(start: 0, last: 1 << 63), HashRange(start: (1 << 63) + 1, last: .max)]
-        let snapshot = try await store.summarize(SummaryRequest(tables: [users], ranges: ranges))
-        #expect(snapshot.position == (try await store.changePosition()))
-        let expected = try await ranges.asyncMap { [try await store.summary(table: users, range: $0)] }
-        #expect(snapshot.summaries[users] == expected)
-        #expect(snapshot.summaries[users]?.reduce(0) { $0 + $1[0].rows } == 30)
-        let scanned = try await store.snapshotScan(table: users, range: .full, after: nil, limit: 100)
-        #expect(scanned.position == snapshot.position)
-        #expect(scanned.rows == (try await store.scan(table: users, range: .full, after: nil, limit: 100)))
+        try await backend.withShard { store in
+            try await store.ensureTable(users)
+            let stream = ChangeStreamID("m_snapshot")!
+            let start = try await store.openChangeStream(stream)
+            for i in 0..<30 { _ = try await store.write(write("k\(i)", proposed: UInt64(i + 1))) }
+            let ranges = [HashRange(start: 0, last: 1 << 63), HashRange(start: (1 << 63) + 1, last: .max)]
+            let snapshot = try await store.summarize(SummaryRequest(tables: [users], ranges: ranges))
+            // The position is exactly the summed state's: the stream through it holds the 30 writes.
+            let through = try await store.changes(stream, after: start, through: snapshot.position, limit: 100)
+            #expect(through.changes.count == 30)
+            #expect(through.position == snapshot.position)
+            let expected = try await ranges.asyncMap { [try await store.summary(table: users, range: $0)] }
+            #expect(snapshot.summaries[users] == expected)
+            #expect(snapshot.summaries[users]?.reduce(0) { $0 + $1[0].rows } == 30)
+            let scanned = try await store.snapshotScan(table: users, range: .full, after: nil, limit: 100)
+            #expect(scanned.position >= snapshot.position)
+            #expect(try await store.changes(stream, after: snapshot.position, through: scanned.position, limit: 10).changes.isEmpty)
+            #expect(scanned.rows == (try await store.scan(table: users, range: .full, after: nil, limit: 100)))
+        }
     }
 
     /// Sub-range sums must bucket exactly as `HashRange.subrangeIndex`, for narrow ranges (summed
     /// in the database) and ranges over half the space (bucketed by the store in code).
     @Test(arguments: StoreBackend.allCases)
     func subrangeSummariesBucketLikeTheCore(backend: StoreBackend) async throws {
-        let (store, cleanup) = try backend.makeShard()
-        defer { cleanup() }
-        try await store.ensureTable(users)
-        let rows: [StoredRow] = (0..<600).map { n in row("pk\(n)", version: UInt64(10 + n), body: n % 7 == 0 ? nil : "{\"n\":\(n)}") }
-        _ = try await store.apply(rows)
-        let ranges = [HashRange.full, HashRange(start: 1 << 60, last: (1 << 63) + 5), HashRange(start: 12_345, last: 12_399)]
-        for parts in [1, 16, 256] {
-            let snapshot = try await store.summarize(SummaryRequest(tables: [users], ranges: ranges, parts: parts))
-            for (index, range) in ranges.enumerated() {
-                let pieces = range.split(into: parts)
-                var expected = Array(repeating: RangeSummary.empty, count: pieces.count)
-                for row in rows where range.contains(row.hash) { expected[range.subrangeIndex(of: row.hash, parts: parts)].add(row) }
-                #expect(snapshot.summaries[users]?[index] == expected, "\(range) in \(parts)")
+        try await backend.withShard { store in
+            try await store.ensureTable(users)
+            let rows: [StoredRow] = (0..<600).map { n in row("pk\(n)", version: UInt64(10 + n), body: n % 7 == 0 ? nil : "{\"n\":\(n)}") }
+            _ = try await store.apply(rows)
+            let ranges = [HashRange.full, HashRange(start: 1 << 60, last: (1 << 63) + 5), HashRange(start: 12_345, last: 12_399)]
+            for parts in [1, 16, 256] {
+                let snapshot = try await store.summarize(SummaryRequest(tables: [users], ranges: ranges, parts: parts))
+                for (index, range) in ranges.enumerated() {
+                    let pieces = range.split(into: parts)
+                    var expected = Array(repeating: RangeSummary.empty, count: pieces.count)
+                    for row in rows where range.contains(row.hash) { expected[range.subrangeIndex(of: row.hash, parts: parts)].add(row) }
+                    #expect(snapshot.summaries[users]?[index] == expected, "\(range) in \(parts)")
+                }
             }
         }
     }
 
     @Test(arguments: StoreBackend.allCases)
     func aggregateChecksSumNumbersExactly(backend: StoreBackend) async throws {
-        let (store, cleanup) = try backend.makeShard()
-        defer { cleanup() }
-        try await store.ensureTable(users)
-        // 0.1 ten times is 1 exactly in decimal, never 0.9999999999999999.
-        var rows = (0..<10).map { row("d\($0)", version: 5, body: "{\"amount\":0.1}") }
-        rows += [
-            row("i1", version: 5, body: "{\"amount\":-42}"), row("i2", version: 5, body: "{\"amount\":9007199254740993}"),
-            row("s1", version: 5, body: "{\"amount\":\"7\"}"), row("n1", version: 5, body: "{\"other\":1}"),
-            row("t1", version: 5, body: nil),
-        ]
-        _ = try await store.apply(rows)
-        let check = try #require(AggregateCheck("users.amount"))
-        let snapshot = try await store.summarize(SummaryRequest(tables: [], ranges: [.full], checks: [check]))
-        #expect(snapshot.aggregates[check] == [AggregateSummary(rows: 14, numeric: 12, sum: "9007199254740952")])
+        try await backend.withShard { store in
+            try await store.ensureTable(users)
+            // 0.1 ten times is 1 exactly in decimal, never 0.9999999999999999.
+            var rows = (0..<10).map { row("d\($0)", version: 5, body: "{\"amount\":0.1}") }
+            rows += [
+                row("i1", version: 5, body: "{\"amount\":-42}"), row("i2", version: 5, body: "{\"amount\":9007199254740993}"),
+                row("s1", version: 5, body: "{\"amount\":\"7\"}"), row("n1", version: 5, body: "{\"other\":1}"),
+                row("t1", version: 5, body: nil),
+            ]
+            _ = try await store.apply(rows)
+            let check = try #require(AggregateCheck("users.amount"))
+            let snapshot = try await store.summarize(SummaryRequest(tables: [], ranges: [.full], checks: [check]))
+            #expect(snapshot.aggregates[check] == [AggregateSummary(rows: 14, numeric: 12, sum: "9007199254740952")])
+        }
     }
 
     @Test(arguments: StoreBackend.allCases)
     func repairOverwritesWhateverTheVersionAndRemovesWithoutAChange(backend: StoreBackend) async throws {
-        let (store, cleanup) = try backend.makeShard()
-        defer { cleanup() }
-        try await store.ensureTable(users)
-        _ = try await store.apply([row("a", version: 9, body: "{\"x\":\"corrupt\"}"), row("b", version: 3), row("c", version: 4)])
-        let position = try await store.changePosition()
-        let changed = try await store.repair(
-            table: users, overwrite: [row("a", version: 9, body: "{\"x\":1}"), row("b", version: 2)], remove: ["c", "nope"])
-        #expect(changed == 3)
-        #expect(try await store.get(table: users, pk: "a") == row("a", version: 9, body: "{\"x\":1}"))
-        #expect(try await store.get(table: users, pk: "b") == row("b", version: 2))
-        #expect(try await store.get(table: users, pk: "c") == nil)
-        // The removal leaves no changelog entry: nothing of it may replicate anywhere.
-        #expect(try await store.changes(after: position, limit: 10).map(\.row.pk).sorted() == ["a", "b"])
+        try await backend.withShard { store in
+            try await store.ensureTable(users)
+            let stream = ChangeStreamID("m_repair")!
+            let start = try await store.openChangeStream(stream)
+            _ = try await store.apply([row("a", version: 9, body: "{\"x\":\"corrupt\"}"), row("b", version: 3), row("c", version: 4)])
+            let position = try await store.changes(stream, after: start, through: nil, limit: 100).position
+            let changed = try await store.repair(
+                table: users, overwrite: [row("a", version: 9, body: "{\"x\":1}"), row("b", version: 2)], remove: ["c", "nope"])
+            #expect(changed == 3)
+            #expect(try await store.get(table: users, pk: "a") == row("a", version: 9, body: "{\"x\":1}"))
+            #expect(try await store.get(table: users, pk: "b") == row("b", version: 2))
+            #expect(try await store.get(table: users, pk: "c") == nil)
+            // The removal leaves no changelog entry: nothing of it may replicate anywhere.
+            #expect(try await store.changes(stream, after: position, through: nil, limit: 10).changes.map(\.row.pk).sorted() == ["a", "b"])
+        }
     }
 }
 

@@ -6,6 +6,7 @@ import ReshardStore
 /// Changes outside moving ranges are skipped; applying one twice is harmless (version rule).
 struct ChangeApplier: Sendable {
     let plan: MigrationPlan
+    let stream: ChangeStreamID
     let batch: Int
     let store: @Sendable (ShardID) throws -> any ShardStore
 
@@ -14,27 +15,16 @@ struct ChangeApplier: Sendable {
     func tail(_ direction: ReplicationDirection, shard: ShardID, after: UInt64, through: UInt64?, now: UInt64) async throws
         -> MigrationEvent
     {
-        let log = try store(shard)
-        var changes = try await log.changes(after: after, limit: batch)
-        if let through { changes = changes.filter { $0.position <= through } }
+        let read = try await store(shard).changes(stream, after: after, through: through, limit: batch)
         var outgoing: [ShardID: [StoredRow]] = [:]
-        for change in changes {
+        for change in read.changes {
             guard let move = plan.move(containing: change.row.hash) else { continue }
             let (from, to) = direction == .forward ? (move.source, move.target) : (move.target, move.source)
             if from == shard { outgoing[to, default: []].append(change.row) }
         }
         for (destination, rows) in outgoing { _ = try await store(destination).apply(rows) }
-        let position = changes.last?.position ?? after
-        if let through, position >= through {
-            // A drain that reached its mark: the cutover needs no backlog or lag figures, and
-            // reading them would only lengthen the write hold.
-            return .tailed(direction, shard: shard, position: position, backlog: 0, lagMillis: 0)
-        }
-        let head = try await log.changePosition()
-        let backlog = Int(head > position ? head - position : 0)
-        let next = backlog > 0 ? try await log.changes(after: position, limit: 1).first : nil
-        let lag = next.map { now > $0.atMillis ? now - $0.atMillis : 0 } ?? 0
-        return .tailed(direction, shard: shard, position: position, backlog: backlog, lagMillis: lag)
+        let lag = read.oldestPendingMillis.map { now > $0 ? now - $0 : 0 } ?? 0
+        return .tailed(direction, shard: shard, position: read.position, backlog: read.backlog, lagMillis: lag)
     }
 
     /// Tails until `through` is applied.

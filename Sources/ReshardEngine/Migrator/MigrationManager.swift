@@ -135,6 +135,32 @@ public final class MigrationManager: Sendable {
             logger.info("resuming migration", metadata: ["migration": "\(id)", "phase": "\(machine.phase.rawValue)"])
             launch(machine)
         }
+        await sweepStreams()
+    }
+
+    /// Closes change streams whose migration is not running: it ended, or its journal is gone,
+    /// or the process died between ending it and closing them. A leaked PostgreSQL slot keeps
+    /// every WAL segment after it, until the disk fills.
+    @discardableResult
+    public func sweepStreams() async -> [String] {
+        let running = Set(runners.withLock { Array($0.keys) })
+        var closed: [String] = []
+        for shard in router.registeredShards {
+            guard let store = router.store(shard) else { continue }
+            do {
+                for stream in try await store.changeStreams() where !running.contains(stream.rawValue) {
+                    try await store.closeChangeStream(stream)
+                    closed.append("\(shard)/\(stream)")
+                }
+            } catch {
+                logger.warning("could not sweep change streams", metadata: ["shard": "\(shard)", "error": "\(error)"])
+            }
+        }
+        if !closed.isEmpty {
+            logger.notice(
+                "closed change streams of migrations that are not running", metadata: ["streams": "\(closed.joined(separator: ", "))"])
+        }
+        return closed
     }
 
     /// A migration's state, running or ended.

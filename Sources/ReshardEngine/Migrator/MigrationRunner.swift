@@ -137,6 +137,17 @@ public actor MigrationRunner {
         }
         await applyCommands()
         await syncCanary()
+        if machine.phase.isTerminal { await closeStreams() }
+    }
+
+    /// A migration that ended no longer reads changes: its streams go (PostgreSQL slots pin WAL
+    /// for as long as they exist). What cannot be closed now is closed by the next start's sweep.
+    private func closeStreams() async {
+        let problems = await worker.closeStreams(machine)
+        if problems.isEmpty { return }
+        logger.warning(
+            "could not close every change stream; the next start closes the rest",
+            metadata: ["migration": "\(id)", "problems": "\(problems.joined(separator: "; "))"])
     }
 
     /// Routers shadow-read what the machine's canary step says; a real mismatch one of them

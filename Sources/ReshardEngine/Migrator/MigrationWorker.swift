@@ -23,8 +23,15 @@ struct MigrationWorker: Sendable {
             for target in targets {
                 for table in router.tables.map(\.name) { try await store(target).ensureTable(table) }
             }
+            // Every shard taking part gets the migration's change stream before anything is
+            // copied: sources for forward replication, targets for reverse replication after the
+            // switch (a PostgreSQL slot must exist before the changes it is to deliver).
+            let stream = try streamID(machine)
             var positions: [ShardID: UInt64] = [:]
-            for source in sources { positions[source] = try await store(source).changePosition() }
+            for shard in Set(sources).union(targets) {
+                let start = try await store(shard).openChangeStream(stream)
+                if sources.contains(shard) { positions[shard] = start }
+            }
             return .prepared(positions: positions)
         case .copyChunk(let task, let move, let table, let after, let limit):
             return try await Backfill(source: store(move.source), target: store(move.target))
@@ -91,8 +98,32 @@ struct MigrationWorker: Sendable {
         }
     }
 
-    func changeApplier(_ machine: MigrationStateMachine) -> ChangeApplier {
-        ChangeApplier(plan: machine.plan, batch: tailBatch, store: { try self.store($0) })
+    func changeApplier(_ machine: MigrationStateMachine) throws -> ChangeApplier {
+        ChangeApplier(plan: machine.plan, stream: try streamID(machine), batch: tailBatch, store: { try self.store($0) })
+    }
+
+    /// The migration's change stream name: its id.
+    func streamID(_ machine: MigrationStateMachine) throws -> ChangeStreamID {
+        guard let stream = ChangeStreamID(machine.id) else {
+            throw RouterError(.badRequest, "invalid_migration_id", "migration id \(machine.id) cannot name a change stream")
+        }
+        return stream
+    }
+
+    /// Closes the migration's change streams on every shard of its plan (the migration ended:
+    /// a PostgreSQL slot left open would keep WAL forever). Unreachable shards are skipped and
+    /// reported; the startup sweep closes what is left.
+    func closeStreams(_ machine: MigrationStateMachine) async -> [String] {
+        guard let stream = ChangeStreamID(machine.id) else { return [] }
+        var problems: [String] = []
+        for shard in Set(machine.plan.sources).union(machine.plan.targets).sorted() {
+            do {
+                try await store(shard).closeChangeStream(stream)
+            } catch {
+                problems.append("\(shard): \(error)")
+            }
+        }
+        return problems
     }
 
     /// Publishes `map`, counting "already published" as done: after a crash the machine may not

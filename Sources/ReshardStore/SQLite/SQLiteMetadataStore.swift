@@ -3,8 +3,13 @@ import GRDB
 import ReshardCore
 
 /// Cluster metadata in one SQLite file: tables, shards, and every published shard map.
+///
+/// One process serves a SQLite metadata file, so watchers are told of changes made through this
+/// handle only, and leadership is a flag of this handle.
 public final class SQLiteMetadataStore: MetadataStore {
     private let pool: DatabasePool
+    private let watchers = MetadataWatchers()
+    private let leaders = ProcessLeaders()
 
     /// Opens (creating if needed) the metadata file at `path`.
     public init(path: String) throws {
@@ -29,8 +34,59 @@ public final class SQLiteMetadataStore: MetadataStore {
                     """
             )
         }
+        migrator.registerMigration("v3-routers") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE directive(id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL);
+                    CREATE TABLE router_reports(router TEXT PRIMARY KEY NOT NULL, report TEXT NOT NULL, saved_ms INTEGER NOT NULL);
+                    """
+            )
+        }
         try migrator.migrate(pool)
     }
+
+    public func directive() async throws -> String? {
+        try await pool.read { db in try String.fetchOne(db, sql: "SELECT body FROM directive WHERE id = 1") }
+    }
+
+    public func saveDirective(_ text: String?) async throws {
+        try await pool.write { db in
+            if let text {
+                try db.execute(
+                    sql: "INSERT INTO directive(id, body) VALUES(1, ?) ON CONFLICT(id) DO UPDATE SET body = excluded.body",
+                    arguments: [text])
+            } else {
+                try db.execute(sql: "DELETE FROM directive")
+            }
+        }
+        watchers.yield(.directive)
+    }
+
+    public func saveReport(router: String, report: String) async throws {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO router_reports(router, report, saved_ms) VALUES(?, ?, ?)
+                    ON CONFLICT(router) DO UPDATE SET report = excluded.report, saved_ms = excluded.saved_ms
+                    """,
+                arguments: [router, report, now])
+        }
+    }
+
+    public func reports() async throws -> [RouterReport] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT router, report, saved_ms FROM router_reports ORDER BY router").map {
+                RouterReport(router: $0["router"], report: $0["report"], savedAtMillis: UInt64(max(0, $0["saved_ms"] as Int64)))
+            }
+        }
+    }
+
+    public func watch() -> AsyncStream<MetadataChange> { watchers.stream() }
+
+    public func leadership(_ name: String) -> any LeadershipLease { ProcessLeadership(name: name, holders: leaders) }
+
+    public func close() async { watchers.finish() }
 
     public func saveMigration(id: String, journal: String) async throws {
         try await pool.write { db in
@@ -58,6 +114,7 @@ public final class SQLiteMetadataStore: MetadataStore {
             if exists { throw MetadataError.tableExists(table.name) }
             try db.execute(sql: "INSERT INTO tables(name, definition) VALUES(?, ?)", arguments: [table.name.rawValue, text])
         }
+        watchers.yield(.tables)
     }
 
     public func shards() async throws -> [ShardRecord] {
@@ -65,8 +122,10 @@ public final class SQLiteMetadataStore: MetadataStore {
             try Row.fetchAll(db, sql: "SELECT id, backend, address FROM shards ORDER BY id").map { row in
                 let raw: String = row["id"]
                 let backend: String = row["backend"]
-                guard let id = ShardID(raw), backend == "sqlite" else { throw MetadataError.corrupt("shard \(raw) (\(backend))") }
-                return ShardRecord(id: id, location: .sqlite(path: row["address"]))
+                guard let id = ShardID(raw), let location = ShardLocation(backend: backend, address: row["address"]) else {
+                    throw MetadataError.corrupt("shard \(raw) (\(backend))")
+                }
+                return ShardRecord(id: id, location: location)
             }
         }
     }
@@ -80,6 +139,7 @@ public final class SQLiteMetadataStore: MetadataStore {
                 arguments: [shard.id.rawValue, shard.location.backend, shard.location.address]
             )
         }
+        watchers.yield(.shards)
     }
 
     public func currentShardMap() async throws -> ShardMap? {
@@ -109,6 +169,7 @@ public final class SQLiteMetadataStore: MetadataStore {
                 arguments: [Int64(bitPattern: map.generation), text]
             )
         }
+        watchers.yield(.shardMap)
     }
 
     private static func encode(_ value: some Encodable) throws -> String {

@@ -1,0 +1,58 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Throw-away databases on PostgreSQL servers, for the tests and benchmarks: `scripts/postgres`
+/// starts the servers and names them in `RESHARD_PG_1`, `RESHARD_PG_2`, … .
+public enum PostgresScratch {
+    /// The servers the environment names, in order (none when PostgreSQL tests are not set up).
+    public static func servers(environment: [String: String] = ProcessInfo.processInfo.environment) -> [PostgresEndpoint] {
+        var servers: [PostgresEndpoint] = []
+        for index in 1...16 {
+            guard let url = environment["RESHARD_PG_\(index)"], let endpoint = try? PostgresEndpoint(url: url) else { break }
+            servers.append(endpoint)
+        }
+        return servers
+    }
+
+    /// Creates an empty database with a fresh name on `server`.
+    public static func createDatabase(on server: PostgresEndpoint, prefix: String = "t") async throws -> PostgresEndpoint {
+        let name = prefix + "_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
+        try await withAdmin(server) { connection, logger in
+            // The name is `[a-z0-9_]` by construction.
+            try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \"\(name)\""), logger: logger)
+        }
+        return server.database(String(name))
+    }
+
+    /// Drops the replication slots of `database` and the database itself.
+    public static func dropDatabase(_ database: PostgresEndpoint) async throws {
+        let name = database.database
+        guard name.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }) else {
+            throw StoreError.backend("refusing to drop database \(name)")
+        }
+        try await withAdmin(database.database("postgres")) { connection, logger in
+            try await connection.query(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = \(name)", logger: logger)
+            try await connection.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \"\(name)\" WITH (FORCE)"), logger: logger)
+        }
+    }
+
+    private static func withAdmin(
+        _ server: PostgresEndpoint, _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> Void
+    ) async throws {
+        let logger = {
+            var logger = Logger(label: "reshard.postgres.scratch")
+            logger.logLevel = .warning
+            return logger
+        }()
+        let pool = PostgresPool(endpoint: server.database("postgres"), logger: logger)
+        do {
+            try await pool.withConnection { try await body($0, logger) }
+        } catch {
+            await pool.close()
+            throw StoreError.backend("\(server): \(PostgresShardStore.message(error))")
+        }
+        await pool.close()
+    }
+}
