@@ -141,6 +141,17 @@ public struct ChangeStreamID: Sendable, Hashable, Comparable, CustomStringConver
         self.rawValue = rawValue
     }
 
+    /// The stream of migration `id`: the id itself when it is a legal stream name (ids the
+    /// manager generates are), otherwise a digest of it, stable across processes.
+    public init(migration id: String) {
+        if let valid = ChangeStreamID(id) {
+            self = valid
+        } else {
+            let hex = String(XXHash64.hash(Array(id.utf8)), radix: 16)
+            rawValue = "h" + String(repeating: "0", count: 16 - hex.count) + hex
+        }
+    }
+
     public var description: String { rawValue }
 
     public static func < (lhs: ChangeStreamID, rhs: ChangeStreamID) -> Bool { lhs.rawValue < rhs.rawValue }

@@ -143,12 +143,12 @@ public final class MigrationManager: Sendable {
     /// every WAL segment after it, until the disk fills.
     @discardableResult
     public func sweepStreams() async -> [String] {
-        let running = Set(runners.withLock { Array($0.keys) })
+        let running = Set(runners.withLock { $0.keys.map { ChangeStreamID(migration: $0) } })
         var closed: [String] = []
         for shard in router.registeredShards {
             guard let store = router.store(shard) else { continue }
             do {
-                for stream in try await store.changeStreams() where !running.contains(stream.rawValue) {
+                for stream in try await store.changeStreams() where !running.contains(stream) {
                     try await store.closeChangeStream(stream)
                     closed.append("\(shard)/\(stream)")
                 }

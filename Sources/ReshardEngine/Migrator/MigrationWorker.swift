@@ -26,7 +26,7 @@ struct MigrationWorker: Sendable {
             // Every shard taking part gets the migration's change stream before anything is
             // copied: sources for forward replication, targets for reverse replication after the
             // switch (a PostgreSQL slot must exist before the changes it is to deliver).
-            let stream = try streamID(machine)
+            let stream = streamID(machine)
             var positions: [ShardID: UInt64] = [:]
             for shard in Set(sources).union(targets) {
                 let start = try await store(shard).openChangeStream(stream)
@@ -99,22 +99,17 @@ struct MigrationWorker: Sendable {
     }
 
     func changeApplier(_ machine: MigrationStateMachine) throws -> ChangeApplier {
-        ChangeApplier(plan: machine.plan, stream: try streamID(machine), batch: tailBatch, store: { try self.store($0) })
+        ChangeApplier(plan: machine.plan, stream: streamID(machine), batch: tailBatch, store: { try self.store($0) })
     }
 
-    /// The migration's change stream name: its id.
-    func streamID(_ machine: MigrationStateMachine) throws -> ChangeStreamID {
-        guard let stream = ChangeStreamID(machine.id) else {
-            throw RouterError(.badRequest, "invalid_migration_id", "migration id \(machine.id) cannot name a change stream")
-        }
-        return stream
-    }
+    /// The migration's change stream name.
+    func streamID(_ machine: MigrationStateMachine) -> ChangeStreamID { ChangeStreamID(migration: machine.id) }
 
     /// Closes the migration's change streams on every shard of its plan (the migration ended:
     /// a PostgreSQL slot left open would keep WAL forever). Unreachable shards are skipped and
     /// reported; the startup sweep closes what is left.
     func closeStreams(_ machine: MigrationStateMachine) async -> [String] {
-        guard let stream = ChangeStreamID(machine.id) else { return [] }
+        let stream = streamID(machine)
         var problems: [String] = []
         for shard in Set(machine.plan.sources).union(machine.plan.targets).sorted() {
             do {
