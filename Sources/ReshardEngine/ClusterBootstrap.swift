@@ -35,7 +35,8 @@ public struct DataFolder: Sendable, Hashable {
                 let resolved = file.hasPrefix("/") ? file : base + "/" + file
                 return try SQLiteShardStore(shardID: record.id, path: resolved)
             case .postgres(let url):
-                throw RouterError.shardUnavailable(record.id.rawValue, "PostgreSQL shards (\(url)) are not supported yet")
+                return try await PostgresShardStore.open(
+                    shardID: record.id, endpoint: try PostgresEndpoint(url: url), logger: Logger(label: "reshard.postgres"))
             }
         }
     }

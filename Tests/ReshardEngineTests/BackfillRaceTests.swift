@@ -15,8 +15,7 @@ import Testing
         let router = fixture.router
         _ = try await router.createTable(name: "kv", primaryKey: "k", shardKey: "k")
         let table = TableName("kv")!
-        let folder = fixture.folder
-        _ = try await router.addShard(id: "s3", location: { .sqlite(path: folder.relativeShardPath($0)) })
+        try await fixture.addShard("s3")
         // Move the whole range of shard s1's first assignment; pick keys that fall in it.
         let s1 = ShardID("s1")!
         let range = try #require(router.shardMap.assignments.first { $0.shard == s1 }).range

@@ -16,15 +16,14 @@ import Testing
         var testDescription: String { rawValue }
     }
 
-    @Test(arguments: Kind.allCases)
-    func migratesUnderLoadWithoutLosingAWrite(kind: Kind) async throws {
-        let fixture = try await RouterFixture.make(shards: 3)
+    @Test(arguments: Kind.allCases, ShardBackend.allCases)
+    func migratesUnderLoadWithoutLosingAWrite(kind: Kind, backend: ShardBackend) async throws {
+        let fixture = try await RouterFixture.make(shards: 3, backend: backend)
         defer { fixture.remove() }
         let router = fixture.router
         _ = try await router.createTable(name: "kv", primaryKey: "k", shardKey: "k")
         for i in 0..<1_500 { _ = try await router.put(table: "kv", pk: "k\(i)", body: Array("{\"v\":0}".utf8)) }
-        let folder = fixture.folder
-        _ = try await router.addShard(id: "s4", location: { .sqlite(path: folder.relativeShardPath($0)) })
+        try await fixture.addShard("s4")
 
         let migrationKind: MigrationKind
         switch kind {

@@ -70,8 +70,7 @@ enum MigrationLoad {
             let receipt = try await router.put(table: "kv", pk: "k\(i)", body: Array("{\"v\":0}".utf8))
             ledger.acknowledge(receipt.pk, version: receipt.version, deleted: false)
         }
-        let folder = fixture.folder
-        _ = try await router.addShard(id: "s4", location: { .sqlite(path: folder.relativeShardPath($0)) })
+        try await fixture.addShard("s4")
         let registered = Set((try await fixture.metadata.shards()).map(\.id))
         return try MigrationPlanner.plan(.addShard(try #require(ShardID("s4"))), current: router.shardMap, registered: registered)
     }

@@ -25,15 +25,18 @@ public enum PostgresScratch {
         return server.database(String(name))
     }
 
-    /// Drops the replication slots of `database` and the database itself.
-    public static func dropDatabase(_ database: PostgresEndpoint) async throws {
+    /// Drops the database, and first its replication slots when `slots` (a database with a
+    /// slot cannot be dropped: without `slots`, a leaked slot keeps its database).
+    public static func dropDatabase(_ database: PostgresEndpoint, slots: Bool = true) async throws {
         let name = database.database
         guard name.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }) else {
             throw StoreError.backend("refusing to drop database \(name)")
         }
         try await withAdmin(database.database("postgres")) { connection, logger in
-            try await connection.query(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = \(name)", logger: logger)
+            if slots {
+                try await connection.query(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = \(name)", logger: logger)
+            }
             try await connection.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \"\(name)\" WITH (FORCE)"), logger: logger)
         }
     }
