@@ -43,14 +43,16 @@ extension PostgresShardStore {
         let (flush, lines) = try await pool.withConnection { connection in
             let state = try await connection.query(
                 """
-                SELECT (pg_current_wal_flush_lsn() - '0/0')::bigint, (confirmed_flush_lsn - '0/0')::bigint
+                SELECT (pg_current_wal_flush_lsn() - '0/0')::bigint, (confirmed_flush_lsn - '0/0')::bigint,
+                    (pg_current_wal_lsn() - restart_lsn)::bigint
                 FROM pg_replication_slots WHERE slot_name = \(slot)
                 """, logger: self.logger)
-            var found: (Int64, Int64?)?
-            for try await row in state.decode((Int64, Int64?).self) { found = row }
-            guard let (flush, confirmed) = found else {
+            var found: (Int64, Int64?, Int64?)?
+            for try await row in state.decode((Int64, Int64?, Int64?).self) { found = row }
+            guard let (flush, confirmed, restartLag) = found else {
                 throw StoreError.backend("change stream \(stream) is not open on shard \(self.shardID)")
             }
+            if let restartLag, restartLag > Self.restartLagToNudge { self.nudgeRestartPoint() }
             if let confirmed, confirmed < after, after <= flush {
                 // Everything up to `after` was applied: the slot may let that WAL go.
                 try await connection.query(
@@ -97,6 +99,54 @@ extension PostgresShardStore {
         return ChangeBatch(
             changes: changes, position: reached, backlog: limited ? max(1, changes.count) : 0,
             oldestPendingMillis: limited ? changes.last?.atMillis : nil)
+    }
+
+    /// WAL behind a slot's restart point past which a read asks the server for a new one.
+    static let restartLagToNudge: Int64 = 4 << 20
+
+    /// Every read of a slot decodes the WAL from the slot's restart point, and that point only
+    /// moves when decoding meets a running-transactions record, which the server writes every
+    /// 15 s: on a busy server each read, a cutover's drain included, would re-decode up to 15 s
+    /// of WAL (94 ms for 19 MB, measured). So a read that finds the restart point far behind asks
+    /// for such a record, at most once a second, in the background: PostgreSQL 16 and later have
+    /// `pg_log_standby_snapshot()`; before that, starting to create a temporary logical slot
+    /// writes one at once, and the creation is cut short after 200 ms.
+    func nudgeRestartPoint() {
+        let now = ContinuousClock.now
+        let due = lastNudge.withLock { last -> Bool in
+            if let last, now - last < .seconds(1) { return false }
+            last = now
+            return true
+        }
+        guard due else { return }
+        let pool = pool
+        let logger = logger
+        Task {
+            do {
+                try await pool.withConnection { connection in
+                    var version: Int32 = 0
+                    for try await found in try await connection.query("SELECT current_setting('server_version_num')::int", logger: logger)
+                        .decode(Int32.self)
+                    { version = found }
+                    if version >= 160_000 {
+                        try await connection.query("SELECT pg_log_standby_snapshot()", logger: logger)
+                        return
+                    }
+                    let name = "reshard_nudge_" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+                    try await connection.query("SET statement_timeout = 200", logger: logger)
+                    do {
+                        try await connection.query(
+                            "SELECT pg_create_logical_replication_slot(\(name), 'test_decoding', true)", logger: logger)
+                        try await connection.query("SELECT pg_drop_replication_slot(\(name))", logger: logger)
+                    } catch {
+                        // Cut short while it waited for running transactions: the record is written.
+                    }
+                    try await connection.query("SET statement_timeout = 0", logger: logger)
+                }
+            } catch {
+                logger.debug("could not nudge the WAL decoding restart point", metadata: ["error": "\(error)"])
+            }
+        }
     }
 
     public func closeChangeStream(_ stream: ChangeStreamID) async throws {

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import ReshardCore
+import Synchronization
 
 /// A shard in one PostgreSQL database, through PostgresNIO.
 ///
@@ -25,6 +26,8 @@ public final class PostgresShardStore: ShardStore {
     let logger: Logger
     /// One exported-snapshot read at a time: each holds two connections for a moment.
     let snapshotLock = AsyncSerialLock()
+    /// When the WAL decoding restart point was last nudged (see `nudgeRestartPoint`).
+    let lastNudge = Mutex<ContinuousClock.Instant?>(nil)
 
     /// Connects to `endpoint`, creating the shard's own tables if needed. Throws a clear error
     /// when the database cannot be reached within the lease timeout.
