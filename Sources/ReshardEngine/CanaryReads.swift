@@ -14,7 +14,7 @@ import Synchronization
 /// new epoch (a fresh verification).
 public final class CanaryReads: Sendable {
     /// What the migrator asks routers to shadow-read.
-    public struct Config: Sendable, Hashable {
+    public struct Config: Sendable, Hashable, Codable {
         /// The migration, so figures start over for a new one.
         public let migration: String
         /// Bumped by each verification: a halt lasts until the next epoch.
@@ -37,7 +37,7 @@ public final class CanaryReads: Sendable {
     }
 
     /// One shadow read: what each side held and how they compare.
-    public struct Comparison: Sendable, Hashable {
+    public struct Comparison: Sendable, Hashable, Codable {
         /// The table.
         public let table: TableName
         /// The primary key.
@@ -59,7 +59,7 @@ public final class CanaryReads: Sendable {
     }
 
     /// What the shadow reads of the current migration found.
-    public struct Stats: Sendable, Hashable {
+    public struct Stats: Sendable, Hashable, Codable {
         /// The migration they belong to.
         public var migration: String?
         /// Whether reads are being shadow-read now.
@@ -140,7 +140,7 @@ public final class CanaryReads: Sendable {
 
     /// Real mismatches so far and the latest one: what the migrator polls every round, without
     /// the percentile work of `stats`.
-    var mismatches: (count: Int, latest: Comparison?) {
+    public var mismatches: (count: Int, latest: Comparison?) {
         state.withLock { state in (state.stats.mismatches, state.stats.recent.last { $0.outcome.isMismatch }) }
     }
 

@@ -43,9 +43,13 @@ public final class ShardRouter: Sendable {
     public let canary: CanaryReads
     /// How long a held write waits before it is answered 503 with Retry-After.
     public let holdTimeout: Duration
-    /// Serialises admin changes (tables, shards) so two of them cannot interleave their
-    /// store and metadata steps; row traffic never takes it.
+    /// Serialises admin changes (tables, shards) and metadata re-reads so two of them cannot
+    /// interleave their store and metadata steps; row traffic takes it only after a fence refusal.
     let adminLock = AsyncSerialLock()
+    /// This router's name among the routers sharing the metadata (its reports are filed under it).
+    public let name: String
+    /// The directive this process's migrator last published.
+    let directive = Mutex(RouterDirective())
 
     /// Loads tables, shards and the current shard map from `metadata` and opens every shard.
     /// Throws when no shard map was ever published (see `ClusterBootstrap`).
@@ -55,6 +59,7 @@ public final class ShardRouter: Sendable {
         metricsFactory: any MetricsFactory,
         logger: Logger,
         holdTimeout: Duration = .seconds(2),
+        name: String = "router-\(ProcessInfo.processInfo.processIdentifier)-\(UInt16.random(in: 0...UInt16.max))",
         wallMillis: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }
     ) async throws {
         guard let map = try await metadata.currentShardMap() else {
@@ -78,6 +83,7 @@ public final class ShardRouter: Sendable {
         self.logger = logger
         self.wallMillis = wallMillis
         self.holdTimeout = holdTimeout
+        self.name = name
         self.canary = CanaryReads(logger: logger, factory: metricsFactory)
         self.state = Mutex(Snapshot(map: map, tables: Dictionary(uniqueKeysWithValues: tables.map { ($0.name, $0) }), shards: handles))
     }
@@ -96,8 +102,21 @@ public final class ShardRouter: Sendable {
     /// a newer map was published that this router has not seen yet.
     @discardableResult
     public func refreshShardMap() async throws -> Bool {
-        guard let latest = try await metadata.currentShardMap() else { return false }
-        return adopt(latest)
+        try await adminLock.withLock { try await refreshMapLocked() }
+    }
+
+    /// Changes the directive this process's migrator publishes, saves it for the other routers
+    /// and puts it in force here at once (not a re-read later).
+    public func publishDirective(_ change: (inout RouterDirective) -> Void) async throws {
+        // Only the migrator's runner publishes, one step at a time, so read-change-save does not race.
+        let before = directive.withLock { $0 }
+        var after = before
+        change(&after)
+        guard before != after else { return }
+        // Remembered only once saved: a failed save is retried by the step, and must not look done.
+        try await metadata.saveDirective(try after.encoded())
+        directive.withLock { $0 = after }
+        follow(after)
     }
 
     /// Puts `map` in force if it is newer than the current one; returns whether it was. The

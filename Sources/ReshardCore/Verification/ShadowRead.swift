@@ -21,6 +21,32 @@ public enum ShadowOutcome: Hashable, Sendable {
         if case .mismatch = self { return true }
         return false
     }
+
+    /// The outcome a `name` names.
+    public init?(name: String) {
+        switch name {
+        case "match": self = .match
+        case "lag": self = .lag
+        default:
+            guard let kind = DiffClass(rawValue: name) else { return nil }
+            self = .mismatch(kind)
+        }
+    }
+}
+
+extension ShadowOutcome: Codable {
+    public init(from decoder: any Decoder) throws {
+        let name = try decoder.singleValueContainer().decode(String.self)
+        guard let outcome = ShadowOutcome(name: name) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown shadow outcome \(name)"))
+        }
+        self = outcome
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(name)
+    }
 }
 
 /// Classifies canary shadow reads. The router reads the new owner first and the old owner

@@ -33,6 +33,10 @@ public actor MigrationRunner {
     private var cutoverSteps: [CutoverStepTiming] = []
     private var journaled: MigrationStateMachine?
     private var canaryConfigured = false
+    private var canaryEpoch: Int?
+    private var canaryEpochStartedAt: UInt64 = 0
+    private var lastRemoteShadowCheck = ContinuousClock.now - .seconds(10)
+    private var handledRemoteMismatches: Set<CanaryReads.Comparison> = []
     private var reportedShadowMismatches: Int
 
     /// A runner for `machine`, journaling to `metadata`. A cutover whose writes have been held
@@ -150,31 +154,67 @@ public actor MigrationRunner {
             metadata: ["migration": "\(id)", "problems": "\(problems.joined(separator: "; "))"])
     }
 
-    /// Routers shadow-read what the machine's canary step says; a real mismatch one of them
-    /// found halts the canary (the router has already stopped shadow-reading on its own).
+    /// Routers shadow-read what the machine's canary step says (through the directive, so
+    /// routers of other processes too); a real mismatch one of them found halts the canary. This
+    /// router's own mismatches are seen at once, other routers' through their reports, read at
+    /// most once a second.
     private func syncCanary() async {
-        let canary = worker.router.canary
+        let router = worker.router
         guard let percent = machine.canaryReadPercent else {
-            if canaryConfigured { canary.configure(nil) }
-            canaryConfigured = false
+            if canaryConfigured { await publishCanary(nil) }
             return
         }
         // A new owner is allowed to be as far behind as catching up tolerates, or as it is now,
-        // plus a round of tailing (rounds are at most 200 ms apart while the canary runs).
+        // plus a round of tailing (rounds are at most 200 ms apart while the canary runs). Rounded
+        // up to half seconds, so the directive is not rewritten every round.
         let lag = max(machine.settings.maxLagMillis, machine.forward.values.map(\.lagMillis).max() ?? 0) + 250
-        canary.configure(
+        await publishCanary(
             CanaryReads.Config(
-                migration: id, epoch: machine.verifications, plan: machine.plan, percent: percent, lagAllowanceMillis: lag))
-        canaryConfigured = true
-        let mismatches = canary.mismatches
-        guard mismatches.count > reportedShadowMismatches else { return }
-        reportedShadowMismatches = mismatches.count
-        let read = mismatches.latest?.description ?? "\(mismatches.count) mismatch(es)"
+                migration: id, epoch: machine.verifications, plan: machine.plan, percent: percent,
+                lagAllowanceMillis: (lag + 499) / 500 * 500))
+        if canaryEpoch != machine.verifications {
+            canaryEpoch = machine.verifications
+            canaryEpochStartedAt = wallMillis()
+        }
+        var found: String?
+        let mismatches = router.canary.mismatches
+        if mismatches.count > reportedShadowMismatches {
+            reportedShadowMismatches = mismatches.count
+            found = mismatches.latest?.description ?? "\(mismatches.count) mismatch(es)"
+        }
+        let now = ContinuousClock.now
+        if found == nil, now - lastRemoteShadowCheck >= .seconds(1) {
+            lastRemoteShadowCheck = now
+            do {
+                for (name, stats) in try await router.reportedShadowReads(migration: id).sorted(by: { $0.key < $1.key }) {
+                    guard
+                        let mismatch = stats.recent.last(where: {
+                            $0.outcome.isMismatch && $0.at >= canaryEpochStartedAt && !handledRemoteMismatches.contains($0)
+                        })
+                    else { continue }
+                    handledRemoteMismatches.insert(mismatch)
+                    found = "\(mismatch) (router \(name))"
+                    break
+                }
+            } catch {
+                logger.warning("could not read the routers' shadow reads", metadata: ["migration": "\(id)", "error": "\(error)"])
+            }
+        }
+        guard let read = found else { return }
         logger.warning("canary halted by a shadow read mismatch", metadata: ["migration": "\(id)", "read": "\(read)"])
         machine.on(.shadowMismatch(read), now: wallMillis())
         await journal()
-        canary.configure(nil)
-        canaryConfigured = false
+        await publishCanary(nil)
+    }
+
+    /// Puts `config` in the directive; a failed save is retried at the next sync.
+    private func publishCanary(_ config: CanaryReads.Config?) async {
+        do {
+            try await worker.router.publishDirective { $0.canary = config }
+            canaryConfigured = config != nil
+        } catch {
+            logger.warning("could not publish the canary", metadata: ["migration": "\(id)", "error": "\(error)"])
+        }
     }
 
     private static func isChangelogRead(_ result: Result<MigrationEvent, any Error>) -> Bool {

@@ -43,7 +43,9 @@ struct MigrationWorker: Sendable {
         case .verify:
             return try await Verifier(worker: self).verify(machine, now: now)
         case .holdWrites(let ranges):
-            router.gate.hold(ranges)
+            // Every router holds: this one at once, the others when the directive reaches them
+            // (one that misses it is refused by the fence instead).
+            try await router.publishDirective { $0.hold = RouterDirective.Hold(ranges: ranges, generation: machine.plan.target.generation) }
             return .writesHeld
         case .fence(let byShard, let generation, let readPositions):
             // Writes are held while this runs: every shard at once, one transaction each, and the
@@ -66,7 +68,9 @@ struct MigrationWorker: Sendable {
             try await publish(map)
             return .published
         case .releaseWrites:
+            // Here first: held writes must go even when the metadata cannot be written.
             router.gate.release()
+            try await router.publishDirective { $0.hold = nil }
             return .writesReleased
         case .removeFences(let byShard):
             try await forEachShard(byShard) { store, ranges in try await store.removeFences(ranges) }

@@ -34,8 +34,21 @@ public enum PostgresScratch {
         }
         try await withAdmin(database.database("postgres")) { connection, logger in
             if slots {
+                // A closed store's server process may still hold its slot for a moment.
                 try await connection.query(
-                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = \(name)", logger: logger)
+                    """
+                    SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
+                    WHERE database = \(name) AND active_pid IS NOT NULL
+                    """, logger: logger)
+                for attempt in 1...50 {
+                    do {
+                        try await connection.query(
+                            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = \(name)", logger: logger)
+                        break
+                    } catch let error as PSQLError where error.serverInfo?[.sqlState] == "55006" && attempt < 50 {
+                        try await Task.sleep(for: .milliseconds(20))
+                    }
+                }
             }
             try await connection.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \"\(name)\" WITH (FORCE)"), logger: logger)
         }

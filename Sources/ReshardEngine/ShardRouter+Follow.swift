@@ -1,0 +1,167 @@
+import Foundation
+import ReshardCore
+import ReshardStore
+
+/// The migrator's standing word to every router, kept in the metadata (`MetadataStore.directive`)
+/// so routers in other processes follow it as the migrator's own router does.
+public struct RouterDirective: Sendable, Hashable, Codable {
+    /// Writes to ranges that are cutting over wait (DESIGN.md cutover step 2).
+    public struct Hold: Sendable, Hashable, Codable {
+        /// The held ranges.
+        public var ranges: [HashRange]
+        /// The generation the cutover switches to: a router that has it already holds nothing.
+        public var generation: UInt64
+    }
+
+    /// The cutover hold, if one is under way.
+    public var hold: Hold?
+    /// The canary's shadow reads, if a canary runs.
+    public var canary: CanaryReads.Config?
+
+    /// A directive.
+    public init(hold: Hold? = nil, canary: CanaryReads.Config? = nil) {
+        self.hold = hold
+        self.canary = canary
+    }
+
+    var isEmpty: Bool { hold == nil && canary == nil }
+
+    static func decode(_ text: String?) throws -> RouterDirective? {
+        guard let text else { return nil }
+        return try JSONDecoder().decode(RouterDirective.self, from: Data(text.utf8))
+    }
+
+    func encoded() throws -> String? {
+        guard !isEmpty else { return nil }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+}
+
+/// What one router tells the migrator: its canary's shadow reads.
+public struct RouterReportBody: Sendable, Hashable, Codable {
+    /// The router's canary figures.
+    public var shadow: CanaryReads.Stats
+}
+
+extension ShardRouter {
+    /// Follows the metadata until cancelled: every change another process announces, and a full
+    /// re-read every `interval` as a safety net for a lost notification, updates this router's
+    /// tables, shards, shard map, held ranges and canary. While a canary runs, the router's
+    /// shadow-read figures are reported back every `interval` for the migrator.
+    public func follow(every interval: Duration = .seconds(1), notifications: Bool = true) async {
+        let changes = notifications ? metadata.watch() : nil
+        await withTaskGroup(of: Void.self) { group in
+            if let changes {
+                group.addTask {
+                    for await _ in changes { await self.refreshLogged() }
+                }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: interval)
+                    await self.refreshLogged()
+                    await self.reportShadowReads()
+                }
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Re-reads tables, shards, the shard map and the directive, opening shards this router has
+    /// not seen; returns whether the map changed.
+    @discardableResult
+    public func refresh() async throws -> Bool {
+        try await adminLock.withLock {
+            let tables = try await metadata.tables()
+            let records = try await metadata.shards()
+            var opened: [ShardID: ShardHandle] = [:]
+            let known = snapshot.shards
+            for record in records where known[record.id] == nil {
+                opened[record.id] = ShardHandle(
+                    record: record, store: try await openStore(record),
+                    metrics: ShardMetrics(shard: record.id.rawValue, factory: metricsFactory))
+                logger.info("learned of a shard", metadata: ["shard": "\(record.id)", "address": "\(record.location.address)"])
+            }
+            update { state in
+                for table in tables where state.tables[table.name] == nil { state.tables[table.name] = table }
+                for (id, handle) in opened { state.shards[id] = handle }
+            }
+            let changed = try await refreshMapLocked()
+            follow(try RouterDirective.decode(try await metadata.directive()))
+            return changed
+        }
+    }
+
+    /// Puts the directive in force: holds what a cutover holds, the canary's shadow reads.
+    func follow(_ directive: RouterDirective?) {
+        if let hold = directive?.hold, hold.generation > shardMap.generation {
+            gate.hold(hold.ranges)
+        } else if gate.isHolding {
+            gate.release()
+        }
+        canary.configure(directive?.canary)
+    }
+
+    /// Re-reads the map (opening any shard it names that this router has not opened, which
+    /// needs the shard records first); returns whether a newer map was adopted.
+    func refreshMapLocked() async throws -> Bool {
+        guard let latest = try await metadata.currentShardMap(), latest.generation > shardMap.generation else { return false }
+        let missing = latest.shards.filter { snapshot.shards[$0] == nil }
+        if !missing.isEmpty {
+            let records = try await metadata.shards()
+            for id in missing {
+                guard let record = records.first(where: { $0.id == id }) else {
+                    throw RouterError(
+                        .unavailable, "unknown_shard", "shard map \(latest.generation) names shard \(id), which is not registered")
+                }
+                let handle = ShardHandle(
+                    record: record, store: try await openStore(record), metrics: ShardMetrics(shard: id.rawValue, factory: metricsFactory))
+                update { $0.shards[id] = handle }
+            }
+        }
+        let adopted = adopt(latest)
+        if adopted, gate.isHolding, let hold = try RouterDirective.decode(try await metadata.directive())?.hold,
+            hold.generation <= latest.generation
+        {
+            gate.release()
+        }
+        return adopted
+    }
+
+    private func refreshLogged() async {
+        do {
+            try await refresh()
+        } catch {
+            logger.warning("could not re-read the metadata", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Saves this router's canary figures while a canary runs (and once after it stops).
+    private func reportShadowReads() async {
+        let stats = canary.stats
+        guard stats.migration != nil, stats.active || stats.reads > 0 else { return }
+        do {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let body = String(decoding: try encoder.encode(RouterReportBody(shadow: stats)), as: UTF8.self)
+            try await metadata.saveReport(router: name, report: body)
+        } catch {
+            logger.warning("could not report shadow reads", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// The shadow-read figures of every other router for migration `id`, from their reports.
+    public func reportedShadowReads(migration id: String) async throws -> [String: CanaryReads.Stats] {
+        var result: [String: CanaryReads.Stats] = [:]
+        for report in try await metadata.reports() where report.router != name {
+            guard let body = try? JSONDecoder().decode(RouterReportBody.self, from: Data(report.report.utf8)),
+                body.shadow.migration == id
+            else { continue }
+            result[report.router] = body.shadow
+        }
+        return result
+    }
+}
