@@ -1,5 +1,7 @@
+import Logging
 import ReshardCore
 import ReshardStore
+import Synchronization
 import Testing
 
 @Suite struct MetadataStoreConformanceTests {
@@ -53,5 +55,232 @@ import Testing
             #expect(all.map(\.id) == ["m1", "m2"])
             #expect(all.first?.journal == "{\"phase\":\"done\"}")
         }
+    }
+}
+
+extension MetadataStoreConformanceTests {
+    @Test(arguments: StoreBackend.metadataCases)
+    func concurrentPublishersHaveOneWinner(backend: StoreBackend) async throws {
+        try await backend.withMetadataPair { first, second in
+            let ids = [ShardID("s1")!, ShardID("s2")!]
+            let base = try EvenPlacement().shardMap(for: ids, generation: 1)
+            try await first.publish(base, replacing: nil)
+            var current: UInt64 = 1
+            // Several rounds, so later ones race on connections the first opened.
+            for _ in 0..<5 {
+                // Different new generations, through both handles: a unique key on the generation
+                // alone would let several win.
+                let outcomes = await withTaskGroup(of: Result<UInt64, MetadataError>.self) { group in
+                    for generation in current + 1...current + 8 {
+                        let meta = generation.isMultiple(of: 2) ? first : second
+                        group.addTask { [current] in
+                            do {
+                                try await meta.publish(base.withGeneration(generation), replacing: current)
+                                return .success(generation)
+                            } catch let error as MetadataError {
+                                return .failure(error)
+                            } catch {
+                                return .failure(.corrupt("unexpected \(error)"))
+                            }
+                        }
+                    }
+                    return await group.reduce(into: [Result<UInt64, MetadataError>]()) { $0.append($1) }
+                }
+                let winners = outcomes.compactMap { try? $0.get() }
+                let losers = outcomes.compactMap { outcome -> MetadataError? in
+                    if case .failure(let error) = outcome { return error }
+                    return nil
+                }
+                try #require(winners.count == 1, "winners: \(winners)")
+                #expect(losers.count == 7 && losers.allSatisfy(\.isConflict), "\(losers)")
+                #expect(try await second.currentShardMap()?.generation == winners[0])
+                current = winners[0]
+            }
+        }
+    }
+
+    @Test(arguments: StoreBackend.metadataCases)
+    func directiveIsSavedReplacedAndCleared(backend: StoreBackend) async throws {
+        try await backend.withMetadataPair { first, second in
+            #expect(try await first.directive() == nil)
+            try await first.saveDirective("{\"held\":[]}")
+            #expect(try await second.directive() == "{\"held\":[]}")
+            try await first.saveDirective("{\"held\":[1]}")
+            #expect(try await second.directive() == "{\"held\":[1]}")
+            try await first.saveDirective(nil)
+            #expect(try await second.directive() == nil)
+            try await first.saveDirective(nil)
+            #expect(try await first.directive() == nil)
+        }
+    }
+
+    @Test(arguments: StoreBackend.metadataCases)
+    func reportsAreReplacedPerRouterAndListedByRouter(backend: StoreBackend) async throws {
+        try await backend.withMetadataPair { first, second in
+            #expect(try await first.reports().isEmpty)
+            try await first.saveReport(router: "r2", report: "{\"n\":1}")
+            try await second.saveReport(router: "r1", report: "{\"n\":2}")
+            try await first.saveReport(router: "r2", report: "{\"n\":3}")
+            let reports = try await second.reports()
+            #expect(reports.map(\.router) == ["r1", "r2"])
+            #expect(reports.map(\.report) == ["{\"n\":2}", "{\"n\":3}"])
+            // Milliseconds, not seconds: any clock this test runs under is past 2020 in milliseconds.
+            #expect(reports.allSatisfy { $0.savedAtMillis > 1_577_836_800_000 })
+        }
+    }
+
+    @Test(arguments: StoreBackend.metadataCases)
+    func watchersHearEveryKindOfChange(backend: StoreBackend) async throws {
+        try await backend.withMetadataPair { writer, watcher in
+            let heard = ChangeRecorder(watcher.watch())
+            // The watcher's listener connects in the background; a probe repeated until it is
+            // heard shows it listens. Its first round of every kind (as it connects) ends with
+            // `.directive`, so it is all recorded by then and cleared with the probe.
+            #expect(
+                try await eventually {
+                    try await writer.saveDirective("probe")
+                    return heard.contains(.directive)
+                })
+            heard.clear()
+
+            let ids = [ShardID("s1")!]
+            try await writer.publish(try EvenPlacement().shardMap(for: ids, generation: 1), replacing: nil)
+            try await expectHeard(.shardMap, heard)
+            try await writer.createTable(TableDefinition(name: TableName("orders")!, primaryKey: "id", shardKey: "customer_id")!)
+            try await expectHeard(.tables, heard)
+            try await writer.addShard(ShardRecord(id: ids[0], location: .postgres(url: "postgres://reshard@db1:5432/s1")))
+            try await expectHeard(.shards, heard)
+            try await writer.saveDirective("{}")
+            try await expectHeard(.directive, heard)
+            try await writer.saveDirective(nil)
+            try await expectHeard(.directive, heard)
+            #expect(try await watcher.directive() == nil)
+
+            await watcher.close()
+            #expect(try await eventually { heard.isFinished }, "closing the store finishes its watch streams")
+            #expect(await watcher.watch().first { _ in true } == nil, "a stream asked for after closing is finished")
+        }
+    }
+
+    @Test(arguments: StoreBackend.metadataCases)
+    func leadershipHasOneHolder(backend: StoreBackend) async throws {
+        try await backend.withMetadataPair { first, second in
+            let leader = first.leadership("migrator")
+            let rival = second.leadership("migrator")
+            let acquired = try await leader.tryAcquire()
+            #expect(acquired)
+            #expect(leader.isHeld)
+            #expect(try await leader.tryAcquire(), "a holder acquiring again still holds")
+            #expect(try await !rival.tryAcquire())
+            #expect(!rival.isHeld)
+
+            let other = second.leadership("rebalancer")
+            #expect(try await other.tryAcquire(), "leases of other names are independent")
+            await other.release()
+
+            await leader.release()
+            #expect(!leader.isHeld)
+            await leader.release()
+            #expect(try await eventually { try await rival.tryAcquire() })
+            #expect(try await !leader.tryAcquire())
+            await rival.release()
+
+            if backend.metadataSpansProcesses {
+                #expect(try await leader.tryAcquire())
+                await first.close()
+                #expect(!leader.isHeld, "a closed store holds nothing")
+                #expect(try await eventually { try await rival.tryAcquire() }, "the lease passes when its holder's store closes")
+                await rival.release()
+            }
+        }
+    }
+
+    @Test(.enabled(if: StoreBackend.allCases.contains(.postgres)))
+    func leadershipPassesWhenTheHoldersConnectionDies() async throws {
+        try await StoreBackend.postgres.withMetadataPair { first, second in
+            let leader = first.leadership("migrator")
+            let rival = second.leadership("migrator")
+            #expect(try await leader.tryAcquire())
+            #expect(try await !rival.tryAcquire())
+            try await StoreBackend.terminateSessions("reshard-leader:migrator", of: first)
+            #expect(try await eventually { !leader.isHeld }, "the holder notices its session is gone")
+            #expect(try await eventually { try await rival.tryAcquire() })
+            #expect(try await !leader.tryAcquire())
+            await rival.release()
+        }
+    }
+
+    @Test(.enabled(if: StoreBackend.allCases.contains(.postgres)))
+    func watchersHearChangesAgainAfterTheListenerReconnects() async throws {
+        try await StoreBackend.postgres.withMetadataPair { writer, watcher in
+            let heard = ChangeRecorder(watcher.watch())
+            #expect(
+                try await eventually {
+                    try await writer.saveDirective("probe")
+                    return heard.contains(.directive)
+                })
+            heard.clear()
+            // A change heard means every earlier probe was heard too: the slate is clean.
+            try await writer.createTable(TableDefinition(name: TableName("orders")!, primaryKey: "id", shardKey: "customer_id")!)
+            try await expectHeard(.tables, heard)
+
+            try await StoreBackend.terminateSessions("reshard-metadata-listener", of: watcher)
+            // Nothing changed, but the watcher cannot know that: once it listens again it says
+            // every kind may have.
+            #expect(try await eventually { Set(heard.all) == Set(MetadataChange.allCases) })
+            heard.clear()
+            try await writer.addShard(ShardRecord(id: ShardID("s1")!, location: .sqlite(path: "s1.sqlite")))
+            try await expectHeard(.shards, heard)
+        }
+    }
+
+    @Test func anUnreachablePostgresIsNamedWithoutItsPassword() async throws {
+        let endpoint = try PostgresEndpoint(url: "postgres://reshard:s3cret-pw@127.0.0.1:1/meta")
+        var quiet = Logger(label: "reshard.test")
+        quiet.logLevel = .critical
+        do {
+            let store = try await PostgresMetadataStore.open(endpoint: endpoint, logger: quiet)
+            await store.close()
+            Issue.record("opened a metadata store on a closed port")
+        } catch let error as StoreError {
+            #expect("\(error)".contains("metadata at postgres://reshard@127.0.0.1:1/meta cannot be opened"), "\(error)")
+            #expect(!"\(error)".contains("s3cret-pw"))
+        }
+    }
+}
+
+/// Records what a watch stream yields, for tests to wait on.
+private final class ChangeRecorder: Sendable {
+    private let state = Mutex<(changes: [MetadataChange], finished: Bool)>(([], false))
+
+    init(_ stream: AsyncStream<MetadataChange>) {
+        Task {
+            for await change in stream { self.state.withLock { $0.changes.append(change) } }
+            self.state.withLock { $0.finished = true }
+        }
+    }
+
+    func contains(_ change: MetadataChange) -> Bool { state.withLock { $0.changes.contains(change) } }
+    var all: [MetadataChange] { state.withLock { $0.changes } }
+    func clear() { state.withLock { $0.changes.removeAll() } }
+    var isFinished: Bool { state.withLock { $0.finished } }
+}
+
+/// Waits (bounded) until `heard` has recorded `change`, then forgets what it recorded: every
+/// change made before this one has been heard by then, as notifications arrive in commit order.
+private func expectHeard(
+    _ change: MetadataChange, _ heard: ChangeRecorder, sourceLocation: SourceLocation = #_sourceLocation
+) async throws {
+    #expect(try await eventually { heard.contains(change) }, "watcher heard \(change.rawValue)", sourceLocation: sourceLocation)
+    heard.clear()
+}
+
+/// Polls `condition` every 50 ms for up to `limit`; whether it held. Bounds a wait, never times one.
+private func eventually(within limit: Duration = .seconds(5), _ condition: () async throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + limit
+    while true {
+        if try await condition() { return true }
+        if ContinuousClock.now >= deadline { return false }
+        try await Task.sleep(for: .milliseconds(50))
     }
 }

@@ -1,8 +1,10 @@
 import Foundation
 import Logging
 import ReshardCore
-import ReshardStore
 import Testing
+
+// Testable for the pool's connections: tests cut sessions off on the server.
+@testable import ReshardStore
 
 /// The backends every conformance test runs on. A backend joins the suite by adding a case here.
 ///
@@ -16,7 +18,13 @@ enum StoreBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
     static var allCases: [StoreBackend] { PostgresScratch.servers().isEmpty ? [.sqlite] : [.sqlite, .postgres] }
 
     /// Backends with a metadata store.
-    static var metadataCases: [StoreBackend] { [.sqlite] }
+    static var metadataCases: [StoreBackend] { allCases }
+
+    /// Whether two handles of this backend's metadata are two processes' view of it: changes
+    /// made through one are announced to the other's watchers, and leadership is contended
+    /// between them and passes on when a holder's connection dies. A second SQLite handle on
+    /// the same file only hears its own changes, so SQLite tests share one handle.
+    var metadataSpansProcesses: Bool { self == .postgres }
 
     var testDescription: String { rawValue }
 
@@ -47,16 +55,75 @@ enum StoreBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
 
     /// Runs `body` with a fresh, empty metadata store of this backend, then removes it.
     func withMetadata(_ body: (any MetadataStore) async throws -> Void) async throws {
+        try await withMetadataPair { first, _ in try await body(first) }
+    }
+
+    /// Runs `body` with two handles on one fresh, empty metadata store, then closes both and
+    /// removes it. On PostgreSQL they are two store instances, as two processes would open;
+    /// on SQLite both are the same handle (see `metadataSpansProcesses`). `body` may close
+    /// either handle itself.
+    func withMetadataPair(_ body: (_ first: any MetadataStore, _ second: any MetadataStore) async throws -> Void) async throws {
         switch self {
         case .sqlite:
             let folder = try TemporaryFolder()
             defer { folder.remove() }
             let store = try SQLiteMetadataStore(path: folder.path + "/meta.sqlite")
-            try await body(store)
+            do {
+                try await body(store, store)
+            } catch {
+                await store.close()
+                throw error
+            }
             await store.close()
         case .postgres:
-            Issue.record("no PostgreSQL metadata store yet")
+            let server = try #require(PostgresScratch.servers().first)
+            let database = try await PostgresScratch.createDatabase(on: server)
+            var stores: [PostgresMetadataStore] = []
+            do {
+                for _ in 0..<2 { stores.append(try await PostgresMetadataStore.open(endpoint: database, logger: Self.logger)) }
+                try await body(stores[0], stores[1])
+            } catch {
+                for store in stores { await store.close() }
+                try await PostgresScratch.dropDatabase(database)
+                throw error
+            }
+            for store in stores { await store.close() }
+            try await PostgresScratch.dropDatabase(database)
         }
+    }
+
+    /// Ends, on the server, every session of `store`'s database that calls itself `application`
+    /// (its `application_name`), as a crashed process or a failed network would (PostgreSQL only).
+    static func terminateSessions(_ application: String, of store: any MetadataStore) async throws {
+        let database = try #require((store as? PostgresMetadataStore)?.endpoint)
+        let pool = PostgresPool(endpoint: database, logger: logger)
+        do {
+            // Two steps: in one statement the server may call pg_terminate_backend before it
+            // has filtered the sessions.
+            let pids = try await pool.withConnection { connection in
+                try await connection.query(
+                    """
+                    SELECT pid FROM pg_stat_activity WHERE application_name = \(application) AND datname = current_database()
+                    """, logger: logger
+                ).decode(Int32.self).reduce(into: [Int32]()) { $0.append($1) }
+            }
+            #expect(!pids.isEmpty, "no session named \(application)")
+            for pid in pids {
+                try await pool.withConnection { connection in
+                    _ = try await connection.query("SELECT pg_terminate_backend(\(pid))", logger: logger).collect()
+                }
+            }
+        } catch {
+            await pool.close()
+            throw error
+        }
+        await pool.close()
+    }
+
+    private static var logger: Logger {
+        var logger = Logger(label: "reshard.test")
+        logger.logLevel = .warning
+        return logger
     }
 }
 
