@@ -61,7 +61,13 @@ extension ShardRouter {
         return try await adminLock.withLock {
             if snapshot.shards[shardID] != nil { throw RouterError.shardExists(id) }
             let record = ShardRecord(id: shardID, location: location(shardID))
-            let store = try await openStore(record)
+            let store: any ShardStore
+            do {
+                store = try await openStore(record)
+            } catch {
+                // An unreachable database is the operator's to fix, not a server fault.
+                throw RouterError.shardUnavailable(id, "\(error)")
+            }
             for table in snapshot.tables.keys {
                 try await store.ensureTable(table)
             }

@@ -23,6 +23,9 @@ struct AdminRoutes {
 
     private struct CreateShard: Decodable {
         let id: String
+        /// A PostgreSQL database (`postgres://USER@HOST:PORT/DATABASE`); without it the shard goes
+        /// where the server puts new shards (a SQLite file in its data folder).
+        let url: String?
     }
 
     func register(on group: RouterGroup<BasicRequestContext>) {
@@ -37,7 +40,22 @@ struct AdminRoutes {
         }
         group.post("shards") { request, _ -> Response in
             let body: CreateShard = try await decode(request)
-            let record = try await router.addShard(id: body.id, location: newShardLocation)
+            let location: @Sendable (ShardID) -> ShardLocation
+            if let url = body.url {
+                let endpoint: PostgresEndpoint
+                do {
+                    endpoint = try PostgresEndpoint(url: url, environment: [:])
+                } catch {
+                    throw APIError.invalidBody("\(error)")
+                }
+                guard endpoint.password == nil else {
+                    throw APIError.invalidBody("put no password in a shard URL: each process reads PGPASSWORD")
+                }
+                location = { _ in .postgres(url: endpoint.description) }
+            } else {
+                location = newShardLocation
+            }
+            let record = try await router.addShard(id: body.id, location: location)
             return jsonResponse(.created, shardJSON(record))
         }
         group.get("shards") { _, _ -> Response in

@@ -10,24 +10,48 @@ import ReshardStore
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the router and its HTTP API over SQLite shards in a data folder.",
+        abstract: "Run the router and its HTTP API; with PostgreSQL metadata, one of several routers.",
         discussion: """
-            On first start the data folder gets a metadata database, --shards SQLite shard files placed on a consistent-hash ring (256 virtual nodes each), and an admin token in <data>/admin-token (mode 0600). Later starts reuse what the folder holds; --shards is then ignored.
+            Embedded default: on first start the data folder gets a metadata database, --shards SQLite shard files placed on a consistent-hash ring (256 virtual nodes each), and an admin token in <data>/admin-token (mode 0600). Later starts reuse what the folder holds; --shards is then ignored.
 
-            Example:
               reshard serve --data ./reshard-data --shards 4 --port 7420
-              curl localhost:7420/healthz
+
+            PostgreSQL: the metadata and the shards are databases, on as many servers as you like. Every router process names the same metadata; the first start also names the shards (later starts may name new ones to register them empty). Passwords come from PGPASSWORD, never from a URL. One process at a time runs the migrations (it holds a PostgreSQL advisory lock); when it dies, another takes over from the journals. Routers learn of new tables, shards, shard maps and cutover holds through LISTEN/NOTIFY, and re-read the metadata every --refresh-ms in case a notification was lost.
+
+              reshard serve --metadata postgres://reshard@db1:5432/reshard_meta \\
+                --shard s1=postgres://reshard@db1:5432/shard1 --shard s2=postgres://reshard@db2:5432/shard2 --port 7420
+              reshard serve --config cluster.json     # {"metadata": "postgres://…", "shards": {"s1": "postgres://…"}}
 
             With --port 0 the system picks a free port; the "reshard is serving" line names it.
             For crash testing only, RESHARD_CRASH_AT=PHASE[:STEP][#N] makes the process kill itself with SIGKILL at that point of a migration (for example copying#3 or cutting_over:publish).
             """
     )
 
-    @Option(help: "The data folder.")
+    @Option(help: "The data folder (admin token, and SQLite metadata and shards unless told otherwise).")
     var data = "./reshard-data"
 
-    @Option(help: "How many SQLite shards a new data folder starts with (1…1024).")
+    @Option(help: "How many SQLite shards a new embedded data folder starts with (1…1024).")
     var shards = 4
+
+    @Option(help: "The metadata: a postgres:// URL (shared by several routers) or a SQLite file (default <data>/meta.sqlite).")
+    var metadata: String?
+
+    @Option(name: .customLong("shard"), help: "A shard as ID=URL (postgres://… or sqlite:PATH); repeat for each shard.")
+    var shardSpecs: [String] = []
+
+    @Option(help: "A JSON config file: {\"metadata\": URL, \"shards\": {ID: URL}}; options given on the command line win.")
+    var config: String?
+
+    @Option(help: "This router's name among the routers (default: reshard-<pid>).")
+    var name: String?
+
+    @Option(name: .customLong("refresh-ms"), help: "How often the router re-reads the metadata, whatever notifications say.")
+    var refreshMillis = 1_000
+
+    @Flag(
+        name: .customLong("no-notifications"),
+        help: "Ignore LISTEN/NOTIFY and learn only by re-reading (for testing a router that misses them).")
+    var noNotifications = false
 
     @Option(help: "The interface to listen on.")
     var host = "127.0.0.1"
@@ -44,7 +68,23 @@ struct Serve: AsyncParsableCommand {
     func validate() throws {
         guard (1...1024).contains(shards) else { throw ValidationError("--shards must be 1…1024") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
+        guard (50...600_000).contains(refreshMillis) else { throw ValidationError("--refresh-ms must be 50…600000") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        for spec in shardSpecs {
+            do {
+                _ = try ClusterConfiguration.shard(spec)
+            } catch {
+                throw ValidationError("--shard \(spec): \(error)")
+            }
+        }
+    }
+
+    /// The config file's settings under the command line's.
+    func clusterConfiguration() throws -> ClusterConfiguration {
+        var configuration = try config.map(ClusterConfiguration.file) ?? ClusterConfiguration()
+        if let metadata { configuration.metadata = metadata }
+        if !shardSpecs.isEmpty { configuration.shards = try shardSpecs.map(ClusterConfiguration.shard) }
+        return configuration
     }
 
     func run() async throws {
@@ -69,26 +109,46 @@ struct Serve: AsyncParsableCommand {
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = MetricsBuckets.latency
         MetricsSystem.bootstrap(factory)
-        let cluster = try await EmbeddedCluster.open(folder: folder, shards: shards, metricsFactory: factory, logger: logger)
-
-        switch cluster.outcome {
-        case .created(let count): logger.info("created a new cluster", metadata: ["shards": "\(count)", "data": "\(data)"])
-        case .existing(let generation, let count):
-            logger.info("opened the cluster", metadata: ["shards": "\(count)", "generation": "\(generation)", "data": "\(data)"])
+        let routerName = name ?? "reshard-\(ProcessInfo.processInfo.processIdentifier)"
+        let cluster: OpenedCluster
+        do {
+            cluster = try await OpenedCluster.open(
+                try clusterConfiguration(), folder: folder, embeddedShards: shards, routerName: routerName, metricsFactory: factory,
+                logger: logger)
+        } catch let error as ClusterError {
+            throw CLIError(error.description)
         }
-        let configuration = ServerConfiguration(host: host, port: port, adminToken: token, newShardLocation: cluster.newShardLocation)
-        // Migrations journaled by an earlier process (a crash, a restart) continue from their checkpoints.
+        switch cluster.outcome {
+        case .created(let count): logger.info("created a new cluster", metadata: ["shards": "\(count)", "router": "\(routerName)"])
+        case .existing(let generation, let count):
+            logger.info(
+                "opened the cluster", metadata: ["shards": "\(count)", "generation": "\(generation)", "router": "\(routerName)"])
+        }
+        let newShardLocation: @Sendable (ShardID) -> ShardLocation = { .sqlite(path: folder.relativeShardPath($0)) }
+        let configuration = ServerConfiguration(host: host, port: port, adminToken: token, newShardLocation: newShardLocation)
         let migrations = MigrationManager(router: cluster.router, metadata: cluster.metadata, logger: logger, hook: crashPoint?.hook)
-        try await migrations.resumeAll()
         let app = ReshardApplication.make(
             shardRouter: cluster.router, configuration: configuration, registry: registry, logger: logger, migrations: migrations
         ) { channel in
             let bound = channel.localAddress?.port ?? port
             logger.info(
                 "reshard is serving",
-                metadata: ["address": "http://\(host):\(bound)", "admin_token_file": "\(folder.adminTokenPath)"])
+                metadata: ["address": "http://\(host):\(bound)", "admin_token_file": "\(folder.adminTokenPath)", "router": "\(routerName)"])
         }
-        try await app.runService()
+        let router = cluster.router
+        let metadata = cluster.metadata
+        let refresh = Duration.milliseconds(refreshMillis)
+        let notifications = !noNotifications
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            // Routers follow the metadata; whichever process holds the lease runs the migrations
+            // (journaled ones continue from their checkpoints).
+            group.addTask { await router.follow(every: refresh, notifications: notifications) }
+            group.addTask { await migrations.lead(metadata.leadership("migrator")) }
+            group.addTask { try await app.runService() }
+            try await group.next()
+            group.cancelAll()
+        }
+        await metadata.close()
     }
 }
 

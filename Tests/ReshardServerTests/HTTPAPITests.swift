@@ -11,7 +11,9 @@ import ReshardStore
 import Testing
 
 /// The HTTP API end to end, through Hummingbird's in-process test client, over real SQLite shards.
-@Suite struct HTTPAPITests {
+// A bound, so that a request that never answers (seen once in about four full runs, not yet
+// explained) fails the run instead of holding CI until its limit.
+@Suite(.timeLimit(.minutes(2))) struct HTTPAPITests {
     static let token = "test-token-123"
     let auth: HTTPFields = [.authorization: "Bearer \(HTTPAPITests.token)"]
 

@@ -44,6 +44,9 @@ public final class MigrationManager: Sendable {
     private let runners = Mutex<[String: (runner: MigrationRunner, task: Task<Void, Never>)]>([:])
     private let finished = Mutex<[String: MigrationStatus]>([:])
     private let hook: MigrationRoundHook?
+    /// Whether this process runs migrations: nil without a lease (one process, always), else
+    /// whether it holds the migrator lease now.
+    private let leading = Mutex<Bool?>(nil)
 
     /// A manager over `router`'s shards, journaling to `metadata`.
     public init(
@@ -58,6 +61,46 @@ public final class MigrationManager: Sendable {
         self.wallMillis = wallMillis
     }
 
+    /// Whether this process runs the migrations (it holds the lease, or there is none).
+    public var isLeader: Bool { leading.withLock { $0 ?? true } }
+
+    /// Runs migrations only while this process holds `lease`, until cancelled. Several processes
+    /// share one metadata store; each calls this and at most one leads. The leader resumes every
+    /// journaled migration when it takes the lease, and stops them the moment it finds the lease
+    /// lost, so another process can take over from the journals (a step in flight finishes: every
+    /// step is idempotent and the map is published by compare-and-set).
+    public func lead(_ lease: any LeadershipLease, every interval: Duration = .seconds(1)) async {
+        leading.withLock { $0 = false }
+        while !Task.isCancelled {
+            if !isLeader {
+                do {
+                    if try await lease.tryAcquire() {
+                        leading.withLock { $0 = true }
+                        logger.notice("this process now runs the migrations")
+                        try await resumeAll()
+                    }
+                } catch {
+                    logger.warning("could not take the migrator lease", metadata: ["error": "\(error)"])
+                }
+            } else if !lease.isHeld {
+                leading.withLock { $0 = false }
+                logger.error("lost the migrator lease; stopping this process's migrations")
+                await stopAll()
+            }
+            try? await Task.sleep(for: isLeader ? .milliseconds(250) : interval)
+        }
+        if isLeader {
+            await stopAll()
+            await lease.release()
+        }
+    }
+
+    private func requireLeader() throws {
+        guard isLeader else {
+            throw RouterError(.conflict, "not_leader", "another process runs the migrations; send migration commands to it")
+        }
+    }
+
     /// Plans `request`; unless it is a dry run, journals it and starts running it.
     public func create(_ request: MigrationRequest) async throws -> (id: String?, preview: MigrationPreview) {
         let known = Set(router.tables.map(\.name))
@@ -66,6 +109,7 @@ public final class MigrationManager: Sendable {
         }
         let preview = try await self.preview(request.kind)
         guard !request.dryRun else { return (nil, preview) }
+        try requireLeader()
         if let active = await activeID() {
             throw RouterError(.conflict, "migration_active", "migration \(active) is still running; one migration at a time")
         }
@@ -195,6 +239,7 @@ public final class MigrationManager: Sendable {
 
     /// Sends an operator command to a running migration.
     public func command(_ id: String, _ event: MigrationEvent) async throws -> MigrationOutcome {
+        try requireLeader()
         guard let runner = runners.withLock({ $0[id]?.runner }) else {
             if await status(id) != nil { return .rejected("migration \(id) has ended") }
             throw RouterError(.notFound, "unknown_migration", "no migration \(id)")

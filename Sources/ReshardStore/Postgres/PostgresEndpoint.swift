@@ -122,10 +122,25 @@ public final class PostgresPool: Sendable {
         runner = Task { await client.run() }
     }
 
-    /// Closes every connection; the pool is unusable afterwards.
+    /// Closes every connection; the pool is unusable afterwards. The client's shutdown waits for
+    /// leased connections, and a query stuck on a lost connection would hold it for ever, so the
+    /// wait is bounded.
     public func close() async {
         runner.cancel()
-        await runner.value
+        let runner = runner
+        // Unstructured on purpose: a task group would wait for the stuck child anyway.
+        let finished = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let first = LeaseFlag()
+            Task {
+                await runner.value
+                if first.claim() { continuation.resume(returning: true) }
+            }
+            Task {
+                try? await Task.sleep(for: .seconds(3))
+                if first.claim() { continuation.resume(returning: false) }
+            }
+        }
+        if !finished { logger.warning("connections to \(endpoint) did not close within 3 s") }
     }
 
     /// Runs `body` on a pooled connection, waiting at most `leaseTimeout` for one. Once leased,
@@ -141,7 +156,9 @@ public final class PostgresPool: Sendable {
                 .done(
                     try await client.withConnection { connection in
                         leased.set()
-                        return try await body(connection)
+                        // PostgresNIO 1.33 can leave a query on a connection that just closed waiting
+                        // for ever; the guard answers with an error instead (see `PostgresSession`).
+                        return try await PostgresSession.guarded(connection) { try await body(connection) }
                     })
             }
             group.addTask {
@@ -187,9 +204,17 @@ public final class PostgresPool: Sendable {
     }
 }
 
-/// Whether a lease was granted; set once, read by the timeout.
+/// A flag set once: whether a lease was granted, or which of two racers came first.
 private final class LeaseFlag: Sendable {
     private let state = Mutex(false)
     func set() { state.withLock { $0 = true } }
     var isSet: Bool { state.withLock { $0 } }
+
+    /// Sets the flag; true for the first caller only.
+    func claim() -> Bool {
+        state.withLock { set in
+            defer { set = true }
+            return !set
+        }
+    }
 }
