@@ -93,12 +93,12 @@ public final class PostgresMetadataStore: MetadataStore {
             for try await text in rows.decode(String.self) { texts.append(text) }
             return texts
         }
-        return try texts.map { try Self.decode(TableDefinition.self, $0) }
+        return try texts.map { try MetadataJSON.decode(TableDefinition.self, $0) }
     }
 
     public func createTable(_ table: TableDefinition) async throws {
         let name = table.name.rawValue
-        let text = try Self.encode(table)
+        let text = try MetadataJSON.encode(table)
         try await write(notifying: .tables) { connection in
             let inserted = try await connection.query(
                 """
@@ -148,7 +148,7 @@ public final class PostgresMetadataStore: MetadataStore {
                 connection.query(
                     "SELECT map FROM reshard_meta_shard_maps ORDER BY generation DESC LIMIT 1", logger: self.logger))
         }
-        return try text.map { try Self.decode(ShardMap.self, $0) }
+        return try text.map { try MetadataJSON.decode(ShardMap.self, $0) }
     }
 
     public func shardMap(generation: UInt64) async throws -> ShardMap? {
@@ -158,11 +158,11 @@ public final class PostgresMetadataStore: MetadataStore {
                 String.self,
                 connection.query("SELECT map FROM reshard_meta_shard_maps WHERE generation = \(stored)", logger: self.logger))
         }
-        return try text.map { try Self.decode(ShardMap.self, $0) }
+        return try text.map { try MetadataJSON.decode(ShardMap.self, $0) }
     }
 
     public func publish(_ map: ShardMap, replacing expected: UInt64?) async throws {
-        let text = try Self.encode(map)
+        let text = try MetadataJSON.encode(map)
         let generation = Int64(bitPattern: map.generation)
         try await write(notifying: .shardMap) { connection in
             // The check and the insert share one transaction, and this lock (which conflicts
@@ -339,20 +339,6 @@ public final class PostgresMetadataStore: MetadataStore {
         var found: T?
         for try await value in rows.decode(T.self) where found == nil { found = value }
         return found
-    }
-
-    private static func encode(_ value: some Encodable) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
-    }
-
-    private static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
-        do {
-            return try JSONDecoder().decode(type, from: Data(text.utf8))
-        } catch {
-            throw MetadataError.corrupt("\(type): \(error)")
-        }
     }
 }
 

@@ -104,11 +104,11 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     public func tables() async throws -> [ReshardCore.TableDefinition] {
         let texts = try await pool.read { db in try String.fetchAll(db, sql: "SELECT definition FROM tables ORDER BY name") }
-        return try texts.map { try Self.decode(ReshardCore.TableDefinition.self, $0) }
+        return try texts.map { try MetadataJSON.decode(ReshardCore.TableDefinition.self, $0) }
     }
 
     public func createTable(_ table: ReshardCore.TableDefinition) async throws {
-        let text = try Self.encode(table)
+        let text = try MetadataJSON.encode(table)
         try await pool.write { db in
             let exists = try Bool.fetchOne(db, sql: "SELECT 1 FROM tables WHERE name = ?", arguments: [table.name.rawValue]) ?? false
             if exists { throw MetadataError.tableExists(table.name) }
@@ -146,18 +146,18 @@ public final class SQLiteMetadataStore: MetadataStore {
         let text = try await pool.read { db in
             try String.fetchOne(db, sql: "SELECT map FROM shard_maps ORDER BY generation DESC LIMIT 1")
         }
-        return try text.map { try Self.decode(ShardMap.self, $0) }
+        return try text.map { try MetadataJSON.decode(ShardMap.self, $0) }
     }
 
     public func shardMap(generation: UInt64) async throws -> ShardMap? {
         let text = try await pool.read { db in
             try String.fetchOne(db, sql: "SELECT map FROM shard_maps WHERE generation = ?", arguments: [Int64(bitPattern: generation)])
         }
-        return try text.map { try Self.decode(ShardMap.self, $0) }
+        return try text.map { try MetadataJSON.decode(ShardMap.self, $0) }
     }
 
     public func publish(_ map: ShardMap, replacing expected: UInt64?) async throws {
-        let text = try Self.encode(map)
+        let text = try MetadataJSON.encode(map)
         try await pool.write { db in
             // The read and the insert share one write transaction: two publishers cannot both win.
             let current = try Int64.fetchOne(db, sql: "SELECT max(generation) FROM shard_maps").map { UInt64(bitPattern: $0) }
@@ -170,19 +170,5 @@ public final class SQLiteMetadataStore: MetadataStore {
             )
         }
         watchers.yield(.shardMap)
-    }
-
-    private static func encode(_ value: some Encodable) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
-    }
-
-    private static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
-        do {
-            return try JSONDecoder().decode(type, from: Data(text.utf8))
-        } catch {
-            throw MetadataError.corrupt("\(type): \(error)")
-        }
     }
 }
