@@ -139,6 +139,9 @@ public actor MigrationRunner {
             // Let the rest of the system breathe between rounds of bulk work.
             if results.count > 0, machine.phase == .copying || machine.phase == .cleaningUp { await Task.yield() }
         }
+        // From here a command is applied on arrival: one queued while the work below awaits
+        // would wait for a loop that has ended, and its caller for ever.
+        running = false
         await applyCommands()
         await syncCanary()
         if machine.phase.isTerminal { await closeStreams() }
