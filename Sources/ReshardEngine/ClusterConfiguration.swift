@@ -128,19 +128,25 @@ public struct OpenedCluster: Sendable {
         _ shards: [(id: ShardID, location: ShardLocation)], metadata: any MetadataStore, folder: DataFolder
     ) async throws -> ClusterBootstrap.Outcome {
         let registered = Dictionary(uniqueKeysWithValues: try await metadata.shards().map { ($0.id, $0.location) })
+        // Every shard is opened once, all before anything is written; the router opens its own.
+        var stores: [ShardID: any ShardStore] = [:]
+        defer {
+            let opened = Array(stores.values)
+            Task { for store in opened { await store.close() } }
+        }
         for (id, location) in shards {
             if let known = registered[id], known != location {
                 throw ClusterError("shard \(id) is registered at \(known.address), not \(location.address)")
             }
             do {
-                _ = try await folder.opener(ShardRecord(id: id, location: location))
+                stores[id] = try await folder.opener(ShardRecord(id: id, location: location))
             } catch {
                 throw ClusterError("shard \(id) at \(location.address) is unreachable: \(error)")
             }
         }
         let tables = try await metadata.tables()
         for (id, location) in shards where registered[id] == nil {
-            let store = try await folder.opener(ShardRecord(id: id, location: location))
+            guard let store = stores[id] else { continue }
             for table in tables { try await store.ensureTable(table.name) }
             try await metadata.addShard(ShardRecord(id: id, location: location))
         }

@@ -102,7 +102,11 @@ public final class ShardRouter: Sendable {
     /// a newer map was published that this router has not seen yet.
     @discardableResult
     public func refreshShardMap() async throws -> Bool {
-        try await adminLock.withLock { try await refreshMapLocked() }
+        // Fenced writes call this by the hundred during a switch: only a newer map takes the lock.
+        guard let latest = try await metadata.currentShardMap(), latest.generation > shardMap.generation else { return false }
+        // A held gate and unopened shards need the full re-read; a plain newer map does not.
+        if !gate.isHolding, latest.shards.allSatisfy({ snapshot.shards[$0] != nil }) { return adopt(latest) }
+        return try await adminLock.withLock { try await refreshMapLocked() }
     }
 
     /// Changes the directive this process's migrator publishes, saves it for the other routers

@@ -107,6 +107,9 @@ public protocol ShardStore: Sendable {
 
     /// Tables that have storage on this shard.
     func tables() async throws -> [TableName]
+
+    /// Releases the store's connections (a PostgreSQL pool); the store is unusable afterwards.
+    func close() async
 }
 
 extension ShardStore {

@@ -241,6 +241,9 @@ public final class SQLiteShardStore: ShardStore {
 
     public func changeCapture() async throws -> String { "triggers" }
 
+    /// GRDB closes the file when the store goes away.
+    public func close() async {}
+
     /// Every stream reads the one trigger-fed changelog: a stream is only its name (for the
     /// sweep) and its start.
     public func openChangeStream(_ stream: ChangeStreamID) async throws -> UInt64 {
