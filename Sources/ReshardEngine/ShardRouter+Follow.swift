@@ -11,6 +11,12 @@ public struct RouterDirective: Sendable, Hashable, Codable {
         public var ranges: [HashRange]
         /// The generation the cutover switches to: a router that has it already holds nothing.
         public var generation: UInt64
+
+        /// A hold of `ranges` until generation `generation` is in force.
+        public init(ranges: [HashRange], generation: UInt64) {
+            self.ranges = ranges
+            self.generation = generation
+        }
     }
 
     /// The cutover hold, if one is under way.
@@ -95,6 +101,17 @@ extension ShardRouter {
         }
     }
 
+    /// Makes this router's view current before its process starts running migrations: a router
+    /// that ignored notifications (or missed some) may not know the shards a journaled migration
+    /// names, and the directive a dead migrator left (a hold, a canary) becomes this process's to
+    /// change. Without the latter, a new migrator that clears a hold would compare against its
+    /// own empty directive, find nothing to save, and leave every other router holding writes.
+    public func prepareToLead() async throws {
+        try await refresh()
+        let published = try RouterDirective.decode(try await metadata.directive()) ?? RouterDirective()
+        directive.withLock { $0 = published }
+    }
+
     /// Puts the directive in force: holds what a cutover holds, the canary's shadow reads.
     func follow(_ directive: RouterDirective?) {
         if let hold = directive?.hold, hold.generation > shardMap.generation {
@@ -120,6 +137,9 @@ extension ShardRouter {
                 let handle = ShardHandle(
                     record: record, store: try await openStore(record), metrics: ShardMetrics(shard: id.rawValue, factory: metricsFactory))
                 update { $0.shards[id] = handle }
+                logger.info(
+                    "learned of a shard from a newer map",
+                    metadata: ["shard": "\(id)", "address": "\(record.location.address)", "generation": "\(latest.generation)"])
             }
         }
         let adopted = adopt(latest)

@@ -75,12 +75,18 @@ public final class MigrationManager: Sendable {
             if !isLeader {
                 do {
                     if try await lease.tryAcquire() {
+                        try await router.prepareToLead()
                         leading.withLock { $0 = true }
                         logger.notice("this process now runs the migrations")
                         try await resumeAll()
                     }
                 } catch {
-                    logger.warning("could not take the migrator lease", metadata: ["error": "\(error)"])
+                    // Half a take-over (the lease without every migration resumed) is undone, so the
+                    // next round, here or in another process, starts from the journals again.
+                    logger.warning("could not take over the migrations", metadata: ["error": "\(error)"])
+                    if isLeader { await stopAll() }
+                    leading.withLock { $0 = false }
+                    await lease.release()
                 }
             } else if !lease.isHeld {
                 leading.withLock { $0 = false }
@@ -280,9 +286,15 @@ public final class MigrationManager: Sendable {
             let state = await runner.state
             var status = MigrationStatus(machine: state, error: await runner.error, pauses: await runner.writePauses)
             status.cutoverSteps = await runner.lastCutoverSteps
-            self.finished.withLock { $0[id] = status }
+            // A runner stopped by a lost lease has not ended: its status is then the journal's,
+            // which the process that took over keeps current.
+            self.finished.withLock { $0[id] = state.phase.isTerminal ? status : nil }
             _ = self.runners.withLock { $0.removeValue(forKey: id) }
-            self.logger.info("migration ended", metadata: ["migration": "\(id)", "phase": "\(state.phase.rawValue)"])
+            if state.phase.isTerminal {
+                self.logger.info("migration ended", metadata: ["migration": "\(id)", "phase": "\(state.phase.rawValue)"])
+            } else {
+                self.logger.notice("migration stopped here", metadata: ["migration": "\(id)", "phase": "\(state.phase.rawValue)"])
+            }
         }
         runners.withLock { $0[id] = (runner, task) }
     }
