@@ -76,3 +76,34 @@ final class LatencyWindow: Sendable {
         return values[min(values.count - 1, values.count * 99 / 100)]
     }
 }
+
+/// How requests that met a fence above the router's generation ended: the one sign, from the
+/// outside, that a router routed by an old map (it missed a notification, or the switch was
+/// under way) and whether it caught up.
+struct FenceMetrics: Sendable {
+    enum Outcome: String, Sendable {
+        /// A newer map was found and the request went to the new owner.
+        case rerouted
+        /// No newer map yet (the switch is under way): a write is refused with 503, a read
+        /// keeps the old owner's answer, which still holds every acknowledged write.
+        case noNewerMap = "no_newer_map"
+    }
+
+    private let counters: [String: Counter]
+
+    init(factory: any MetricsFactory) {
+        var counters: [String: Counter] = [:]
+        for request in ["read", "write"] {
+            for outcome in [Outcome.rerouted, .noNewerMap] {
+                counters[request + outcome.rawValue] = Counter(
+                    label: "reshard_fenced_requests_total", dimensions: [("request", request), ("outcome", outcome.rawValue)],
+                    factory: factory)
+            }
+        }
+        self.counters = counters
+    }
+
+    func record(write: Bool, _ outcome: Outcome) {
+        counters[(write ? "write" : "read") + outcome.rawValue]?.increment()
+    }
+}

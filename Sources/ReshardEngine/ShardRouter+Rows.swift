@@ -135,7 +135,11 @@ extension ShardRouter {
                 }
             } catch let error as StoreError where error.fenceGeneration != nil {
                 let fence = error.fenceGeneration ?? 0
-                if attempt == 0, try await hasNewerMap(than: current.map.generation) { continue }
+                if attempt == 0, try await hasNewerMap(than: current.map.generation) {
+                    fenceMetrics.record(write: true, .rerouted)
+                    continue
+                }
+                fenceMetrics.record(write: true, .noNewerMap)
                 throw RouterError.rangeMoving(generation: fence)
             }
         }
@@ -152,7 +156,12 @@ extension ShardRouter {
         var current = snapshot
         var handle = try owner(of: shardKey, in: current)
         var result = try await call(handle, operation) { try await body(handle) }
-        if let fence = result.fence, fence > current.map.generation, try await hasNewerMap(than: current.map.generation) {
+        if let fence = result.fence, fence > current.map.generation {
+            guard try await hasNewerMap(than: current.map.generation) else {
+                fenceMetrics.record(write: false, .noNewerMap)
+                return (handle, result.value)
+            }
+            fenceMetrics.record(write: false, .rerouted)
             current = snapshot
             handle = try owner(of: shardKey, in: current)
             result = try await call(handle, operation) { try await body(handle) }

@@ -50,6 +50,8 @@ public final class ShardRouter: Sendable {
     public let name: String
     /// The directive this process's migrator last published.
     let directive = Mutex(RouterDirective())
+    /// Requests that met a fence above the generation they were routed by.
+    let fenceMetrics: FenceMetrics
 
     /// Loads tables, shards and the current shard map from `metadata` and opens every shard.
     /// Throws when no shard map was ever published (see `ClusterBootstrap`).
@@ -85,6 +87,7 @@ public final class ShardRouter: Sendable {
         self.holdTimeout = holdTimeout
         self.name = name
         self.canary = CanaryReads(logger: logger, factory: metricsFactory)
+        self.fenceMetrics = FenceMetrics(factory: metricsFactory)
         self.state = Mutex(Snapshot(map: map, tables: Dictionary(uniqueKeysWithValues: tables.map { ($0.name, $0) }), shards: handles))
     }
 
