@@ -122,6 +122,15 @@ import Testing
 
     /// Creates the table, loads 600 rows and registers s5.
     static func load(port: Int, ledger: HTTPLedger) async throws {
+        try await createTable(port: port, ledger: ledger)
+        let admin = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
+        defer { Task { await admin.close() } }
+        let shard = try await admin.request("POST", "/v1/shards", headers: auth, body: Array(#"{"id":"s5"}"#.utf8))
+        try #require(shard.status == 201, "\(shard.status) \(shard.text)")
+    }
+
+    /// Creates table kv and loads 600 rows, keys a0…a299 and b0…b299.
+    static func createTable(port: Int, ledger: HTTPLedger) async throws {
         let admin = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
         defer { Task { await admin.close() } }
         let table = try await admin.request("POST", "/v1/tables", headers: auth, body: Array(#"{"name":"kv","primary_key":"k"}"#.utf8))
@@ -132,8 +141,6 @@ import Testing
             let receipt = try JSONDecoder().decode(Receipt.self, from: Data(put.body))
             ledger.acknowledge(pk, version: receipt.version, deleted: false)
         }
-        let shard = try await admin.request("POST", "/v1/shards", headers: auth, body: Array(#"{"id":"s5"}"#.utf8))
-        try #require(shard.status == 201, "\(shard.status) \(shard.text)")
     }
 
     /// Starts adding s5; returns the migration's id if the answer arrived (an early crash point
@@ -156,10 +163,10 @@ import Testing
         let steady = (0..<300).map { "a\($0)" }.filter { plan.move(containing: KeyHash.of($0)) == nil }
         let moving = (0..<300).map { "b\($0)" }.filter { plan.move(containing: KeyHash.of($0)) != nil }
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await quiet.watch(port: port, token: token, stop: stop) }
+            group.addTask { await quiet.watch(ports: [port], token: token, stop: stop) }
             for (index, keys) in [steady, moving].enumerated() {
                 group.addTask {
-                    await HTTPWriter(keys: keys, port: port, seed: UInt64(index + 1), ledger: ledger, stop: stop, quiet: quiet).run()
+                    await HTTPWriter(keys: keys, ports: [port], seed: UInt64(index + 1), ledger: ledger, stop: stop, quiet: quiet).run()
                 }
             }
         }

@@ -76,8 +76,9 @@ final class CopyQuiet: Sendable {
         let migrations: [Migration]
     }
 
-    /// From now on, quiet until the migration is seen past copying.
-    func migrationRequested() { state.withLock { $0.requested = true } }
+    /// From now on, quiet until the migration is seen past copying (the phase seen so far may be
+    /// an earlier migration's).
+    func migrationRequested() { state.withLock { $0 = (true, nil) } }
 
     /// Whether the clients should hold off now (also while the server is unreachable).
     var isQuiet: Bool {
@@ -85,15 +86,21 @@ final class CopyQuiet: Sendable {
         return requested && [nil, "preparing", "copying"].contains(phase)
     }
 
-    /// Polls the migration's phase until `stop`.
-    func watch(port: Int, token: String, stop: StopFlag) async {
+    /// Polls the phase of the migration under way (else the last one listed) until `stop`,
+    /// through whichever of `ports` answers.
+    func watch(ports: [Int], token: String, stop: StopFlag) async {
         var connection: HTTPConnection?
+        var next = 0
         for _ in 0..<100_000 where !stop.isSet {
             var phase: String?
-            if connection == nil { connection = try? await HTTPConnection.connect(host: "127.0.0.1", port: port, timeout: .seconds(2)) }
+            if connection == nil {
+                connection = try? await HTTPConnection.connect(host: "127.0.0.1", port: ports[next % ports.count], timeout: .seconds(2))
+                next += 1
+            }
             if let open = connection {
                 if let response = try? await open.request("GET", "/v1/migrations", headers: [("Authorization", "Bearer \(token)")]) {
-                    phase = (try? JSONDecoder().decode(Listing.self, from: Data(response.body)))?.migrations.first?.phase
+                    let phases = (try? JSONDecoder().decode(Listing.self, from: Data(response.body)))?.migrations.map(\.phase) ?? []
+                    phase = phases.first { !["done", "rolled_back", "failed"].contains($0) } ?? phases.last
                 } else {
                     await open.close()
                     connection = nil
@@ -106,11 +113,12 @@ final class CopyQuiet: Sendable {
     }
 }
 
-/// One HTTP client that puts, deletes and reads its own keys in a seeded order, reconnecting
-/// (with a bounded number of steps) while the server is down.
+/// One HTTP client that puts, deletes and reads its own keys in a seeded order, each operation
+/// through a router picked at random from `ports` (so a read may go to another router than the
+/// write before it), reconnecting (with a bounded number of steps) while a server is down.
 struct HTTPWriter: Sendable {
     let keys: [String]
-    let port: Int
+    let ports: [Int]
     let seed: UInt64
     let ledger: HTTPLedger
     let stop: StopFlag
@@ -122,15 +130,19 @@ struct HTTPWriter: Sendable {
 
     func run() async {
         var random = SeededRandom(seed: seed)
-        var connection: HTTPConnection?
+        var connections: [HTTPConnection?] = Array(repeating: nil, count: ports.count)
+        var target = 0
         for _ in 0..<200_000 where !stop.isSet {
             if quiet.isQuiet {
                 try? await Task.sleep(for: .milliseconds(20))
                 continue
             }
-            guard let open = connection else {
-                connection = try? await HTTPConnection.connect(host: "127.0.0.1", port: port, timeout: .seconds(2))
-                if connection == nil { try? await Task.sleep(for: .milliseconds(50)) }
+            guard let open = connections[target] else {
+                connections[target] = try? await HTTPConnection.connect(host: "127.0.0.1", port: ports[target], timeout: .seconds(2))
+                if connections[target] == nil {
+                    try? await Task.sleep(for: .milliseconds(50))
+                    target = Int(random.next() % UInt64(ports.count))
+                }
                 continue
             }
             let pk = keys[Int(random.next() % UInt64(keys.count))]
@@ -138,13 +150,15 @@ struct HTTPWriter: Sendable {
             let operation: HTTPLedger.Operation? = roll < 2 ? .delete : roll < 7 ? .put : nil
             do {
                 try await step(open, pk: pk, operation: operation)
+                ledger.count("answered by \(ports[target])")
             } catch {
                 // The connection broke (the server was killed); `write` noted a write whose outcome is unknown.
                 await open.close()
-                connection = nil
+                connections[target] = nil
             }
+            target = Int(random.next() % UInt64(ports.count))
         }
-        await connection?.close()
+        for connection in connections { await connection?.close() }
     }
 
     private func step(_ connection: HTTPConnection, pk: String, operation: HTTPLedger.Operation?) async throws {

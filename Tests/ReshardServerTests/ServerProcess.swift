@@ -22,16 +22,15 @@ final class ServerProcess: Sendable {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    /// Starts `reshard serve` on `data`; `crashAt` sets `RESHARD_CRASH_AT`, and nothing else of
-    /// the kind leaks in from the test's own environment.
-    init(executable: String, data: String, port: Int, token: String, crashAt: String?, logPath: String) throws {
+    /// Starts `reshard serve` with `arguments` (after those every test needs: loopback, `port`,
+    /// the admin token); `crashAt` sets `RESHARD_CRASH_AT`, and nothing else of the kind leaks in
+    /// from the test's own environment.
+    init(executable: String, arguments: [String], port: Int, token: String, crashAt: String?, logPath: String) throws {
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = [
-            "serve", "--data", data, "--shards", "4", "--host", "127.0.0.1", "--port", String(port), "--admin-token", token,
-            "--log-level", "info",
-        ]
+        process.arguments =
+            ["serve", "--host", "127.0.0.1", "--port", String(port), "--admin-token", token, "--log-level", "info"] + arguments
         var environment = ProcessInfo.processInfo.environment
         environment["RESHARD_CRASH_AT"] = crashAt
         environment["RESHARD_ADMIN_TOKEN"] = nil
@@ -111,11 +110,12 @@ final class ServerProcess: Sendable {
 final class ServerScratch {
     let executable: String
     let token: String
-    let root = NSTemporaryDirectory() + "reshard-crash-" + UUID().uuidString
+    let root: String
     private var servers: [ServerProcess] = []
 
-    init(executable: String, token: String) throws {
+    init(executable: String, token: String, prefix: String = "reshard-crash") throws {
         self.executable = executable
+        root = NSTemporaryDirectory() + prefix + "-" + UUID().uuidString
         self.token = token
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
     }
@@ -123,10 +123,16 @@ final class ServerScratch {
     /// The data folder every server of this test shares.
     var data: String { root + "/data" }
 
-    /// Starts a server on the data folder, its log in `serve-N.log`.
+    /// Starts an embedded server (four SQLite shards) on the data folder.
     func start(port: Int, crashAt: String?) throws -> ServerProcess {
+        try start(["--data", data, "--shards", "4"], port: port, crashAt: crashAt)
+    }
+
+    /// Starts a server with `arguments`, its log in `serve-N.log`.
+    func start(_ arguments: [String], port: Int, crashAt: String? = nil) throws -> ServerProcess {
         let log = root + "/serve-\(servers.count + 1).log"
-        let server = try ServerProcess(executable: executable, data: data, port: port, token: token, crashAt: crashAt, logPath: log)
+        let server = try ServerProcess(
+            executable: executable, arguments: arguments, port: port, token: token, crashAt: crashAt, logPath: log)
         servers.append(server)
         return server
     }

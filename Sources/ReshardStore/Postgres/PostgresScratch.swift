@@ -54,21 +54,37 @@ public enum PostgresScratch {
         }
     }
 
-    private static func withAdmin(
-        _ server: PostgresEndpoint, _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> Void
-    ) async throws {
+    /// The replication slots of `database` (on its server), by name.
+    public static func replicationSlots(of database: PostgresEndpoint) async throws -> [String] {
+        let name = database.database
+        return try await withAdmin(database.database("postgres")) { connection, logger in
+            var slots: [String] = []
+            let rows = try await connection.query(
+                "SELECT slot_name::text FROM pg_replication_slots WHERE database = \(name)", logger: logger)
+            for try await slot in rows.decode(String.self) { slots.append(slot) }
+            return slots.sorted()
+        }
+    }
+
+    private static func withAdmin<T: Sendable>(
+        _ server: PostgresEndpoint, _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T
+    ) async throws -> T {
         let logger = {
             var logger = Logger(label: "reshard.postgres.scratch")
-            logger.logLevel = .warning
+            // Not .warning: PostgresNIO warns when the first lease beats the pool's run task to
+            // the start, which only delays that lease.
+            logger.logLevel = .error
             return logger
         }()
         let pool = PostgresPool(endpoint: server.database("postgres"), logger: logger)
+        let result: T
         do {
-            try await pool.withConnection { try await body($0, logger) }
+            result = try await pool.withConnection { try await body($0, logger) }
         } catch {
             await pool.close()
             throw StoreError.backend("\(server): \(PostgresShardStore.message(error))")
         }
         await pool.close()
+        return result
     }
 }
