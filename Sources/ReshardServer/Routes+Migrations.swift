@@ -284,6 +284,10 @@ struct MigrationRoutes {
             ("copy_tasks", String(m.copies.count)),
             ("forward", streams(m.forward)),
             ("reverse", streams(m.reverse)),
+            (
+                "change_capture",
+                JSONText.object(status.changeCapture.sorted { $0.key < $1.key }.map { ($0.key.rawValue, JSONText.quoted($0.value)) })
+            ),
             ("cutover_step", m.cutover.map { JSONText.quoted($0.step.rawValue) } ?? "null"),
             ("cutover_attempts", String(m.cutoverAttempts)),
             (

@@ -58,6 +58,7 @@ struct MigrationStatusBody: Decodable {
     let rows_estimated: Int?
     let error: String?
     let forward: [String: Stream]
+    let change_capture: [String: String]?
     let cutover_attempts: Int
     let write_pauses: [Pause]
     let cutover_steps: [Step]
@@ -110,6 +111,14 @@ enum MigrationText {
             "\($0.key) \($0.value.backlog.map(String.init) ?? "?") changes/\($0.value.lag_ms) ms"
         }
         if !lag.isEmpty { lines.append("  lag      " + lag.joined(separator: ", ")) }
+        // Shards that share a way of capturing changes are named together.
+        let captures = Dictionary(grouping: (status.change_capture ?? [:]).sorted { $0.key < $1.key }, by: \.value)
+        if !captures.isEmpty {
+            lines.append(
+                "  capture  "
+                    + captures.sorted { $0.key < $1.key }.map { "\($0.value.map(\.key).joined(separator: " ")): \($0.key)" }.joined(
+                        separator: "; "))
+        }
         if !status.cutover_steps.isEmpty {
             lines.append(
                 "  cutover  "

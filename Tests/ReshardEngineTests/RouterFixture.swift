@@ -11,9 +11,24 @@ enum ShardBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
     case sqlite
     /// Databases on the servers `scripts/postgres` started, shards alternating between them.
     case postgres
+    /// Shards alternating between a server that decodes its WAL and one with `wal_level =
+    /// replica`, whose shards capture changes by triggers.
+    case postgresMixed = "postgres-mixed"
 
     /// PostgreSQL joins when its servers are named in the environment (see `PostgresScratch`).
-    static var allCases: [ShardBackend] { PostgresScratch.servers().isEmpty ? [.sqlite] : [.sqlite, .postgres] }
+    static var allCases: [ShardBackend] {
+        [.sqlite] + (PostgresScratch.servers().isEmpty ? [] : [.postgres])
+            + (PostgresScratch.servers(name: "RESHARD_PG_REPLICA").isEmpty ? [] : [.postgresMixed])
+    }
+
+    /// The servers shards alternate between.
+    var servers: [PostgresEndpoint] {
+        switch self {
+        case .sqlite: []
+        case .postgres: PostgresScratch.servers()
+        case .postgresMixed: Array(PostgresScratch.servers().prefix(1)) + PostgresScratch.servers(name: "RESHARD_PG_REPLICA").prefix(1)
+        }
+    }
 
     var testDescription: String { rawValue }
 }
@@ -35,14 +50,14 @@ struct RouterFixture {
                 prefix: "reshard-engine", shards: shards, metricsFactory: NOOPMetricsHandler.instance, logger: Logger(label: "test"))
             return RouterFixture(
                 folder: cluster.folder, metadata: cluster.metadata, router: cluster.router, backend: backend, databases: databases)
-        case .postgres:
+        case .postgres, .postgresMixed:
             let folder = DataFolder(path: NSTemporaryDirectory() + "reshard-engine-pg-" + UUID().uuidString)
             try folder.prepare()
             let metadata = try SQLiteMetadataStore(path: folder.metadataPath)
             var ids: [ShardID] = []
             for index in 1...shards {
                 let id = try #require(ShardID("s\(index)"))
-                try await metadata.addShard(ShardRecord(id: id, location: try await databases.create(index: index)))
+                try await metadata.addShard(ShardRecord(id: id, location: try await databases.create(index: index, on: backend.servers)))
                 ids.append(id)
             }
             try await metadata.publish(RingPlacement().shardMap(for: ids, generation: 1), replacing: nil)
@@ -58,7 +73,7 @@ struct RouterFixture {
         let location: ShardLocation
         switch backend {
         case .sqlite: location = .sqlite(path: folder.relativeShardPath(try #require(ShardID(id))))
-        case .postgres: location = try await databases.create(index: Int(id.dropFirst()) ?? 1)
+        case .postgres, .postgresMixed: location = try await databases.create(index: Int(id.dropFirst()) ?? 1, on: backend.servers)
         }
         _ = try await router.addShard(id: id, location: { _ in location })
     }
@@ -82,8 +97,7 @@ struct RouterFixture {
 actor DatabaseList {
     private var created: [PostgresEndpoint] = []
 
-    func create(index: Int) async throws -> ShardLocation {
-        let servers = PostgresScratch.servers()
+    func create(index: Int, on servers: [PostgresEndpoint]) async throws -> ShardLocation {
         let server = try #require(servers.isEmpty ? nil : servers[(index - 1) % servers.count])
         let database = try await PostgresScratch.createDatabase(on: server, prefix: "e")
         created.append(database)

@@ -151,6 +151,8 @@ struct MultiRouterTests {
         let added = try await Self.startMigration(portA, #"{"kind":"add_shard","shard":"s5","options":\#(Self.fastOptions)}"#)
         let addStatus = try await Self.waitForPhase(portA, added, ["done", "rolled_back", "failed"])
         try #require(addStatus?.phase == "done", "add_shard: \(String(describing: addStatus))\n\(a.logTail)")
+        let detail = try await Self.request(portA, "GET", "/v1/migrations/\(added)")
+        #expect(detail.text.contains(#""change_capture":{"s1":"logical decoding (test_decoding)","s2""#), "\(detail.text)")
         try await Self.waitForAnswers(ledger, ports: ports, each: 100)
         var rerouted = 0
         for _ in 0..<500 {

@@ -1,5 +1,6 @@
 import ReshardCore
 import ReshardStore
+import Synchronization
 import Testing
 
 /// The contract of `ShardStore`, run against every backend.
@@ -173,6 +174,45 @@ import Testing
             try await store.closeChangeStream(stream)
             try await store.closeChangeStream(stream)
             #expect(try await store.changeStreams().isEmpty)
+        }
+    }
+
+    /// Positions are handed out when a change is made but become readable when it commits, and
+    /// concurrent writers commit out of order: a reader that tails while they write must never
+    /// move past a change that commits later.
+    @Test(arguments: StoreBackend.allCases)
+    func tailingReadersMissNoChangeOfConcurrentWriters(backend: StoreBackend) async throws {
+        try await backend.withShard { store in
+            try await store.ensureTable(users)
+            let stream = ChangeStreamID("m_tail")!
+            var position = try await store.openChangeStream(stream)
+            let finished = Mutex(false)
+            let writers = Task {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for writer in 0..<8 {
+                        group.addTask {
+                            for i in 0..<50 { _ = try await store.write(self.write("w\(writer)-\(i)", proposed: UInt64(i + 1))) }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                finished.withLock { $0 = true }
+            }
+            var seen: Set<String> = []
+            var reads = 0
+            for _ in 0..<20_000 {
+                let done = finished.withLock { $0 }
+                let batch = try await store.changes(stream, after: position, through: nil, limit: 7)
+                #expect(batch.position >= position)
+                position = batch.position
+                seen.formUnion(batch.changes.map(\.row.pk))
+                reads += 1
+                // Only a read that began after the last write was acknowledged may end the loop.
+                if done, batch.changes.isEmpty, batch.backlog == 0 { break }
+            }
+            try await writers.value
+            #expect(seen.count == 400, "\(400 - seen.count) changes were skipped over \(reads) reads")
+            try await store.closeChangeStream(stream)
         }
     }
 

@@ -14,11 +14,16 @@ import Testing
 enum StoreBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
     case sqlite
     case postgres
+    /// PostgreSQL with `wal_level = replica`: changes are captured by triggers.
+    case postgresTriggers = "postgres-triggers"
 
-    static var allCases: [StoreBackend] { PostgresScratch.servers().isEmpty ? [.sqlite] : [.sqlite, .postgres] }
+    static var allCases: [StoreBackend] {
+        [.sqlite] + (PostgresScratch.servers().isEmpty ? [] : [.postgres])
+            + (PostgresScratch.servers(name: "RESHARD_PG_REPLICA").isEmpty ? [] : [.postgresTriggers])
+    }
 
-    /// Backends with a metadata store.
-    static var metadataCases: [StoreBackend] { allCases }
+    /// Backends with a metadata store (how shards capture changes does not concern it).
+    static var metadataCases: [StoreBackend] { allCases.filter { $0 != .postgresTriggers } }
 
     /// Whether two handles of this backend's metadata are two processes' view of it: changes
     /// made through one are announced to the other's watchers, and leadership is contended
@@ -35,12 +40,14 @@ enum StoreBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
             let folder = try TemporaryFolder()
             defer { folder.remove() }
             try await body(try SQLiteShardStore(shardID: ShardID(name)!, path: folder.path + "/\(name).sqlite"))
-        case .postgres:
-            let server = try #require(PostgresScratch.servers().first)
+        case .postgres, .postgresTriggers:
+            let server = try #require(
+                self == .postgres ? PostgresScratch.servers().first : PostgresScratch.servers(name: "RESHARD_PG_REPLICA").first)
             let database = try await PostgresScratch.createDatabase(on: server)
             var logger = Logger(label: "reshard.test")
             logger.logLevel = .warning
             let store = try await PostgresShardStore.open(shardID: ShardID(name)!, endpoint: database, logger: logger)
+            #expect((store.capture == .logicalDecoding) == (self == .postgres), "\(store.capture)")
             do {
                 try await body(store)
             } catch {
@@ -75,7 +82,7 @@ enum StoreBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
                 throw error
             }
             await store.close()
-        case .postgres:
+        case .postgres, .postgresTriggers:
             let server = try #require(PostgresScratch.servers().first)
             let database = try await PostgresScratch.createDatabase(on: server)
             var stores: [PostgresMetadataStore] = []
@@ -132,6 +139,9 @@ enum StoreBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
     @Test func postgresIsPresentWhenRequired() {
         if ProcessInfo.processInfo.environment["RESHARD_REQUIRE_POSTGRES"] == "1" {
             #expect(!PostgresScratch.servers().isEmpty, "RESHARD_REQUIRE_POSTGRES=1 but no RESHARD_PG_1 server")
+            #expect(
+                !PostgresScratch.servers(name: "RESHARD_PG_REPLICA").isEmpty,
+                "RESHARD_REQUIRE_POSTGRES=1 but no RESHARD_PG_REPLICA_1 server (wal_level = replica, for the trigger fallback)")
         }
     }
 }

@@ -213,8 +213,17 @@ public final class MigrationManager: Sendable {
         return closed
     }
 
-    /// A migration's state, running or ended.
+    /// A migration's state, running or ended, with how its shards capture changes.
     public func status(_ id: String) async -> MigrationStatus? {
+        guard var status = await machineStatus(id) else { return nil }
+        let plan = status.machine.plan
+        for shard in Set(plan.moves.flatMap { [$0.source, $0.target] }) {
+            status.changeCapture[shard] = try? await router.store(shard)?.changeCapture()
+        }
+        return status
+    }
+
+    private func machineStatus(_ id: String) async -> MigrationStatus? {
         if let runner = runners.withLock({ $0[id]?.runner }) {
             var status = MigrationStatus(machine: await runner.state, error: await runner.error, pauses: await runner.writePauses)
             let throttle = await runner.throttleState
@@ -326,6 +335,10 @@ public struct MigrationStatus: Sendable {
     public var cutoverSteps: [CutoverStepTiming] = []
     /// What this router's canary shadow reads found (while this process has seen the canary).
     public var shadow: CanaryReads.Stats?
+    /// How each shard of the plan captures changes ("logical decoding …", "triggers …"): a
+    /// PostgreSQL server without `wal_level = logical` falls back to triggers, which cost every
+    /// write a changelog row.
+    public var changeCapture: [ShardID: String] = [:]
 
     /// How long the migration has waited for approval at `now`, in milliseconds.
     public func waitingMillis(now: UInt64) -> UInt64? {

@@ -5,11 +5,15 @@ import PostgresNIO
 /// Throw-away databases on PostgreSQL servers, for the tests and benchmarks: `scripts/postgres`
 /// starts the servers and names them in `RESHARD_PG_1`, `RESHARD_PG_2`, … .
 public enum PostgresScratch {
-    /// The servers the environment names, in order (none when PostgreSQL tests are not set up).
-    public static func servers(environment: [String: String] = ProcessInfo.processInfo.environment) -> [PostgresEndpoint] {
+    /// The servers the environment names, in order (none when PostgreSQL tests are not set up):
+    /// `RESHARD_PG_1`, … decode logically; `RESHARD_PG_REPLICA_1`, … (`name: "RESHARD_PG_REPLICA"`)
+    /// run with `wal_level = replica`, where shards capture changes with triggers.
+    public static func servers(
+        name: String = "RESHARD_PG", environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> [PostgresEndpoint] {
         var servers: [PostgresEndpoint] = []
         for index in 1...16 {
-            guard let url = environment["RESHARD_PG_\(index)"], let endpoint = try? PostgresEndpoint(url: url) else { break }
+            guard let url = environment["\(name)_\(index)"], let endpoint = try? PostgresEndpoint(url: url) else { break }
             servers.append(endpoint)
         }
         return servers

@@ -11,9 +11,10 @@ import ReshardCore
 /// does not consume; the slot is advanced to the position a reader asks to read after, because
 /// asking means everything before it has been applied.
 extension PostgresShardStore {
-    public func changeCapture() async throws -> String { "logical decoding (test_decoding)" }
+    public func changeCapture() async throws -> String { capture.description }
 
     public func openChangeStream(_ stream: ChangeStreamID) async throws -> UInt64 {
+        if usesTriggers { return try await openTriggerStream(stream) }
         let slot = slotName(stream)
         do {
             return try await pool.withConnection { connection in
@@ -37,6 +38,7 @@ extension PostgresShardStore {
     }
 
     public func changes(_ stream: ChangeStreamID, after position: UInt64, through: UInt64?, limit: Int) async throws -> ChangeBatch {
+        if usesTriggers { return try await triggerChanges(after: position, through: through, limit: limit) }
         let slot = slotName(stream)
         let after = Int64(bitPattern: position)
         let upto = through.map { Self.lsnText($0) }
@@ -150,6 +152,7 @@ extension PostgresShardStore {
     }
 
     public func closeChangeStream(_ stream: ChangeStreamID) async throws {
+        if usesTriggers { return try await closeTriggerStream(stream) }
         let slot = slotName(stream)
         var attempt = 0
         while true {
@@ -171,6 +174,7 @@ extension PostgresShardStore {
     }
 
     public func changeStreams() async throws -> [ChangeStreamID] {
+        if usesTriggers { return try await triggerStreams() }
         let suffix = slotSuffix
         return try await pool.withConnection { connection in
             let rows = try await connection.query(
@@ -188,11 +192,14 @@ extension PostgresShardStore {
     }
 
     public func changePosition() async throws -> UInt64 {
-        try await pool.withConnection { connection in try await Self.walPosition(connection, logger: self.logger) }
+        if usesTriggers { return try await triggerHead() }
+        return try await pool.withConnection { connection in try await Self.walPosition(connection, logger: self.logger) }
     }
 
-    /// The slot keeps what it has not consumed; there is no changelog to purge.
-    public func purgeChanges(through position: UInt64) async throws {}
+    /// A slot keeps what it has not consumed, so only the trigger-fed changelog is purged.
+    public func purgeChanges(through position: UInt64) async throws {
+        if usesTriggers { try await purgeTriggerChanges(through: position) }
+    }
 
     public func summarize(_ request: SummaryRequest) async throws -> SnapshotSummary {
         try await atBarrier { connection, position in
@@ -244,8 +251,11 @@ extension PostgresShardStore {
                         // An xid and a synchronous commit flush the WAL through the position, so a
                         // drain to it does not wait for the WAL writer.
                         try await barrier.query("SET LOCAL synchronous_commit = on", logger: logger)
+                        // The position in the statement that exports the snapshot: nothing that does not
+                        // wait for the lock (a copy into this shard) can commit between the two.
                         let rows = try await barrier.query(
-                            "SELECT (pg_current_wal_insert_lsn() - '0/0')::bigint, pg_export_snapshot(), txid_current()", logger: logger)
+                            PostgresQuery(unsafeSQL: "SELECT \(self.positionExpression), pg_export_snapshot(), txid_current()"),
+                            logger: logger)
                         var exported: (Int64, String, Int64)?
                         for try await row in rows.decode((Int64, String, Int64).self) { exported = row }
                         guard let (position, snapshot, _) = exported, snapshot.utf8.allSatisfy({ Self.snapshotIDBytes.contains($0) }) else {

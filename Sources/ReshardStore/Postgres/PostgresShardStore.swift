@@ -28,24 +28,51 @@ public final class PostgresShardStore: ShardStore {
     let snapshotLock = AsyncSerialLock()
     /// When the WAL decoding restart point was last nudged (see `nudgeRestartPoint`).
     let lastNudge = Mutex<ContinuousClock.Instant?>(nil)
+    /// Logical decoding, or the trigger-fed changelog where the server cannot decode.
+    public let capture: PostgresChangeCapture
 
     /// Connects to `endpoint`, creating the shard's own tables if needed. Throws a clear error
     /// when the database cannot be reached within the lease timeout.
     public static func open(shardID: ShardID, endpoint: PostgresEndpoint, logger: Logger) async throws -> PostgresShardStore {
-        let store = PostgresShardStore(shardID: shardID, pool: PostgresPool(endpoint: endpoint, logger: logger), logger: logger)
+        let pool = PostgresPool(endpoint: endpoint, logger: logger)
+        let store: PostgresShardStore
         do {
+            let capture = try await pool.withConnection { try await Self.detectCapture($0, logger: logger) }
+            store = PostgresShardStore(shardID: shardID, pool: pool, logger: logger, capture: capture)
             try await store.prepareSchema()
         } catch {
-            await store.close()
+            await pool.close()
             throw StoreError.backend("shard \(shardID) at \(endpoint) cannot be opened: \(Self.message(error))")
+        }
+        if case .triggers = store.capture {
+            logger.notice(
+                "shard \(shardID) captures changes with triggers",
+                metadata: ["capture": "\(store.capture)", "hint": "wal_level = logical (and a restart) enables logical decoding"])
         }
         return store
     }
 
-    private init(shardID: ShardID, pool: PostgresPool, logger: Logger) {
+    private init(shardID: ShardID, pool: PostgresPool, logger: Logger, capture: PostgresChangeCapture) {
         self.shardID = shardID
         self.pool = pool
         self.logger = logger
+        self.capture = capture
+    }
+
+    /// Whether changes are logged by triggers (else decoded from the WAL).
+    var usesTriggers: Bool {
+        if case .triggers = capture { return true }
+        return false
+    }
+
+    /// The change position a transaction holding `_reshard_fences` in EXCLUSIVE mode may
+    /// promise, as SQL: the WAL insert position, or the changelog's head.
+    var positionExpression: String {
+        usesTriggers ? Self.changelogHeadExpression : "(pg_current_wal_insert_lsn() - '0/0')::bigint"
+    }
+
+    func positionUnderBarrier(_ connection: PostgresConnection) async throws -> UInt64 {
+        try await Self.position(connection.query(PostgresQuery(unsafeSQL: "SELECT \(positionExpression)"), logger: logger))
     }
 
     /// Closes every connection.
@@ -65,6 +92,7 @@ public final class PostgresShardStore: ShardStore {
                     range_start bigint NOT NULL, range_last bigint NOT NULL, generation bigint NOT NULL,
                     PRIMARY KEY(range_start, range_last))
                 """, logger: self.logger)
+            try await Self.prepareChangelog(connection, capture: self.capture, logger: self.logger)
         }
     }
 
@@ -87,6 +115,7 @@ public final class PostgresShardStore: ShardStore {
                 PostgresQuery(unsafeSQL: "CREATE INDEX IF NOT EXISTS \"r_\(raw)_tombstones\" ON \(name)(version) WHERE body IS NULL"),
                 logger: self.logger)
             try await connection.query("INSERT INTO _reshard_tables(name) VALUES(\(raw)) ON CONFLICT DO NOTHING", logger: self.logger)
+            if self.usesTriggers { try await Self.installTriggers(connection, table: table, logger: self.logger) }
         }
     }
 
@@ -359,7 +388,7 @@ public final class PostgresShardStore: ShardStore {
             // the WAL writer (the server may run with synchronous_commit off).
             try await connection.query("SET LOCAL synchronous_commit = on", logger: self.logger)
             try await connection.query(upsert, logger: self.logger)
-            return try await Self.walPosition(connection, logger: self.logger)
+            return try await self.positionUnderBarrier(connection)
         }
     }
 
