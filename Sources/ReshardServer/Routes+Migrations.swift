@@ -33,7 +33,9 @@ struct MigrationRoutes {
             let canarySteps: [Double]?
             let canaryStepMs: UInt64?
             let gates: [String]?
+            let failedStreamRetentionMs: UInt64?
             enum CodingKeys: String, CodingKey {
+                case failedStreamRetentionMs = "failed_stream_retention_ms"
                 case verifySubranges = "verify_subranges"
                 case maxRepairPasses = "max_repair_passes"
                 case checks
@@ -214,6 +216,12 @@ struct MigrationRoutes {
                     throw APIError(.badRequest, code: "invalid_option", message: "canary_step_ms must be at most a day")
                 }
                 settings.canaryStepMillis = millis
+            }
+            if let millis = options.failedStreamRetentionMs {
+                guard millis <= 7 * 86_400_000 else {
+                    throw APIError(.badRequest, code: "invalid_option", message: "failed_stream_retention_ms must be at most a week")
+                }
+                settings.failedStreamRetentionMillis = millis
             }
             settings.gates = Set(
                 try (options.gates ?? []).map { name in

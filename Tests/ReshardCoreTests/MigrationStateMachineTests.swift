@@ -317,3 +317,42 @@ extension MigrationStateMachineTests {
         #expect(m.work(now: 8) == [.holdWrites(m.plan.moves.map(\.range))])
     }
 }
+
+extension MigrationStateMachineTests {
+    @Test func aFailureBeforeTheSwitchClosesItsStreamsAfterTheRetentionAndResumeCopiesAgain() throws {
+        var m = try machine(settings: MigrationSettings(bakeMillis: 100, failedStreamRetentionMillis: 1_000))
+        m.on(.start, now: 0)
+        m.on(.prepared(positions: Dictionary(uniqueKeysWithValues: m.plan.sources.map { ($0, 5) })), now: 0)
+        m.on(.chunkCopied(task: 0, last: ScanCursor(hash: 1, pk: "a"), rows: 10, done: false), now: 1)
+        m.on(.failed(reason: "shard s1 unreachable"), now: 10)
+        // Within the retention a resume would continue where it stopped: the streams stay.
+        #expect(m.work(now: 500).isEmpty)
+        #expect(m.work(now: 1_010) == [.closeStreams])
+        m.on(.streamsClosed, now: 1_010)
+        #expect(m.forward.isEmpty && m.streamsReleased == true)
+        #expect(m.work(now: 2_000).isEmpty)
+        // A cleanup step failing now keeps the reason the migration failed for.
+        m.on(.failed(reason: "could not close every change stream"), now: 2_001)
+        #expect(m.failure == "shard s1 unreachable")
+        // Changes made since were captured nowhere: resuming opens the streams and copies again.
+        #expect(m.on(.resume, now: 3_000) == .accepted)
+        #expect(m.phase == .preparing)
+        #expect(m.copies.allSatisfy { !$0.done && $0.cursor == nil })
+        #expect(m.work(now: 3_000) == [.prepare(sources: m.plan.sources, targets: [shard("s3")])])
+        m.on(.prepared(positions: Dictionary(uniqueKeysWithValues: m.plan.sources.map { ($0, 9) })), now: 3_001)
+        #expect(m.phase == .copying && m.streamsReleased == nil)
+        #expect(m.forward.values.allSatisfy { $0.position == 9 })
+    }
+
+    @Test func aFailureAfterTheSwitchKeepsTheStreamsReverseReplicationNeeds() throws {
+        var m = try machine(settings: MigrationSettings(bakeMillis: 100_000, failedStreamRetentionMillis: 0))
+        toCutover(&m)
+        m.on(.writesHeld, now: 3)
+        m.on(.fenced(positions: [:]), now: 4)
+        m.on(.published, now: 5)
+        m.on(.writesReleased, now: 6)
+        #expect(m.phase == .baking)
+        m.on(.failed(reason: "shard s3 unreachable"), now: 7)
+        #expect(!m.work(now: 1_000_000).contains(.closeStreams))
+    }
+}

@@ -55,6 +55,10 @@ extension MigrationStateMachine {
             precondition(deletions.indices.contains(task), "no deletion task \(task)")
             deletions[task].rows += rows
             deletions[task].done = deletions[task].done || done
+        case .streamsClosed:
+            precondition(phase == .failed && !switched, "streams closed in \(phase)")
+            streamsReleased = true
+            forward = [:]
         case .tombstonesPurged(let task, let rows, let done):
             precondition(purges.indices.contains(task), "no purge task \(task)")
             purges[task].rows += rows
@@ -91,7 +95,23 @@ extension MigrationStateMachine {
         }
     }
 
+    /// Back to preparing with every copy task at its start.
+    mutating func restartCapture() {
+        streamsReleased = nil
+        phase = .preparing
+        for index in copies.indices {
+            copies[index].cursor = nil
+            copies[index].done = false
+        }
+        verified = false
+        canary = nil
+        canaryPassed = false
+    }
+
     mutating func fail(_ reason: String) {
+        // The first reason stays: a failed migration's own cleanup work (fences, holds, streams)
+        // may fail too, and the operator needs to know why it failed in the first place.
+        if phase == .failed, failure != nil { return }
         if phase != .failed { interrupted = phase }
         phase = .failed
         failure = reason
@@ -112,6 +132,12 @@ extension MigrationStateMachine {
             phase = previous
             interrupted = nil
             failure = nil
+            if streamsReleased == true {
+                // Changes made while no stream was open are on no changelog: capture starts
+                // again, and so does the copy (the version rule makes the rows copied before harmless).
+                restartCapture()
+                return .accepted
+            }
             if phase == .cuttingOver || phase == .rollingBack { restart(now: now) }
             if phase == .canary || phase == .verifying {
                 // A failed proof is repaired by proving again: verify (and repair) from scratch,

@@ -96,6 +96,11 @@ extension MigrationStateMachine {
             // writes held while it waits for an operator: clients would get 503s until then.
             if sourcesFenced && !switched { return [.removeFences(ranges(byOwner: .forward))] }
             if holding { return [.releaseWrites] }
+            // Nor keep its change streams for ever: before the switch a rollback needs none (after
+            // it, reverse replication), so past the retention they go.
+            let failedAt = phaseLog.last { $0.phase == .failed }?.at ?? 0
+            let retention = settings.failedStreamRetentionMillis ?? MigrationSettings.defaultFailedStreamRetentionMillis
+            if !switched && !forward.isEmpty && streamsReleased != true && now >= failedAt + retention { return [.closeStreams] }
             return []
         default:
             break

@@ -46,6 +46,10 @@ public struct MigrationStateMachine: Hashable, Sendable, Codable {
     public internal(set) var copies: [CopyTask]
     /// Old owners' changelogs, applied to the new owners.
     public internal(set) var forward: [ShardID: StreamProgress] = [:]
+    /// The change streams were closed while the migration stood failed before the switch
+    /// (optional so journals written before it existed still decode): resuming starts again
+    /// from preparing, since changes made meanwhile were never captured.
+    public internal(set) var streamsReleased: Bool?
     /// New owners' changelogs, applied back to the old owners after the switch.
     public internal(set) var reverse: [ShardID: StreamProgress] = [:]
     /// The cutover in progress (forward, or backward during a rollback).

@@ -75,6 +75,14 @@ public struct MigrationSettings: Hashable, Sendable, Codable {
     public var canaryStepMillis: UInt64
     /// Phases the migration waits before until an operator approves.
     public var gates: Set<MigrationPhase>
+    /// How long a migration that failed before the switch keeps its change streams, so that a
+    /// resume soon after continues where it stopped; past it they are closed (a PostgreSQL slot
+    /// pins WAL) and a resume starts again from preparing. Optional so that journals written
+    /// before it existed still decode; nil is `defaultFailedStreamRetentionMillis`.
+    public var failedStreamRetentionMillis: UInt64?
+
+    /// Fifteen minutes: time to look at a failure and resume cheaply, not time to fill a disk.
+    public static let defaultFailedStreamRetentionMillis: UInt64 = 900_000
 
     /// Settings with production-minded defaults: a ten-minute bake (reverse replication keeps
     /// rollback possible while the new owners prove themselves under real traffic), a canary of
@@ -84,7 +92,7 @@ public struct MigrationSettings: Hashable, Sendable, Codable {
         cleanupChunkRows: Int = 1_000, maxCutoverAttempts: Int = 5, copyParallelism: Int = 8, maxRowsPerSecond: Int? = nil,
         latencyFactor: Double? = 2, tombstoneGraceMillis: UInt64 = 600_000, verifySubranges: Int = 256, maxRepairPasses: Int = 3,
         checks: [AggregateCheck] = [], canarySteps: [Double] = [1, 10, 50, 100], canaryStepMillis: UInt64 = 30_000,
-        gates: Set<MigrationPhase> = []
+        gates: Set<MigrationPhase> = [], failedStreamRetentionMillis: UInt64? = nil
     ) {
         self.chunkRows = chunkRows
         self.maxLagChanges = maxLagChanges
@@ -102,6 +110,7 @@ public struct MigrationSettings: Hashable, Sendable, Codable {
         self.canarySteps = canarySteps
         self.canaryStepMillis = canaryStepMillis
         self.gates = gates.intersection(MigrationPhase.gateable)
+        self.failedStreamRetentionMillis = failedStreamRetentionMillis
     }
 }
 
@@ -190,6 +199,10 @@ public enum MigrationWork: Hashable, Sendable {
     case waitUntil(UInt64)
     /// Final housekeeping (purge consumed changelogs), then report `finished`.
     case finish
+    /// Close the migration's change streams on every shard of the plan: it failed before the
+    /// switch, so nothing needs them (a rollback only deletes copies), and a PostgreSQL slot
+    /// keeps every WAL segment after it for as long as it exists.
+    case closeStreams
 }
 
 /// A fact the migrator learned, fed back into the machine.
@@ -209,6 +222,7 @@ public enum MigrationEvent: Hashable, Sendable {
     case cutoverAborted(reason: String)
     case chunkDeleted(task: Int, rows: Int, done: Bool)
     case tombstonesPurged(task: Int, rows: Int, done: Bool)
+    case streamsClosed
     case finished
     case tick
     case pause

@@ -84,6 +84,12 @@ struct MigrationWorker: Sendable {
         case .waitUntil(let deadline):
             if deadline > now { try await Task.sleep(for: .milliseconds(min(deadline - now, 200))) }
             return .tick
+        case .closeStreams:
+            let problems = await closeStreams(machine)
+            guard problems.isEmpty else {
+                throw StoreError.backend("could not close every change stream: \(problems.joined(separator: "; "))")
+            }
+            return .streamsClosed
         case .finish:
             // The consumed changelog entries are no longer needed by this migration.
             for (shard, stream) in machine.forward { try await store(shard).purgeChanges(through: stream.position) }

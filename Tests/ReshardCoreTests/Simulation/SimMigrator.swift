@@ -126,6 +126,8 @@ struct SimMigrator {
             return .tombstonesPurged(task: task, rows: purged, done: purged < limit)
         case .waitUntil:
             return .tick
+        case .closeStreams:
+            return .streamsClosed
         case .finish:
             return .finished
         }
