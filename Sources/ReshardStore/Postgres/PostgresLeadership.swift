@@ -244,7 +244,12 @@ enum PostgresSession {
         _ operation: @escaping @Sendable () async throws -> T
     ) async throws -> T {
         let outcome = Outcome<T>()
-        Task { outcome.settle(await Result { try await operation() }) }
+        Task {
+            // Settled first by the watch or a cancellation: the caller gave the connection up
+            // mid-query, in a state nobody knows, and may have dropped it. Close it here, or
+            // it would be freed unclosed (PostgresNIO asserts against that in debug builds).
+            if !outcome.settle(await Result { try await operation() }), !connection.isClosed { try? await connection.close() }
+        }
         // Polled rather than a callback on `closeFuture`, whose callbacks would pile up on a
         // long-lived pooled connection, one per query.
         let watch = Task {
@@ -290,15 +295,18 @@ private final class Outcome<T: Sendable>: Sendable {
 
     var isSettled: Bool { state.withLock { $0.result != nil } }
 
-    /// Records `result` unless one is recorded already, and wakes the waiter.
-    func settle(_ result: Result<T, any Error>) {
-        let waiter = state.withLock { state -> CheckedContinuation<T, any Error>? in
-            guard state.result == nil else { return nil }
+    /// Records `result` unless one is recorded already, and wakes the waiter; whether it was
+    /// the first.
+    @discardableResult
+    func settle(_ result: Result<T, any Error>) -> Bool {
+        let (first, waiter) = state.withLock { state -> (Bool, CheckedContinuation<T, any Error>?) in
+            guard state.result == nil else { return (false, nil) }
             state.result = result
             defer { state.waiter = nil }
-            return state.waiter
+            return (true, state.waiter)
         }
         waiter?.resume(with: result)
+        return first
     }
 
     /// The first result, once there is one.
