@@ -344,6 +344,20 @@ extension MigrationStateMachineTests {
         #expect(m.forward.values.allSatisfy { $0.position == 9 })
     }
 
+    @Test func aRollbackThatFailedBeforeTheSwitchResumesAsARollbackWithoutItsStreams() throws {
+        var m = try machine(settings: MigrationSettings(bakeMillis: 100, failedStreamRetentionMillis: 0))
+        m.on(.start, now: 0)
+        m.on(.prepared(positions: Dictionary(uniqueKeysWithValues: m.plan.sources.map { ($0, 5) })), now: 0)
+        #expect(m.on(.rollback, now: 1) == .accepted)
+        #expect(m.phase == .rollingBack && m.rollback == .deleteCopies)
+        m.on(.failed(reason: "shard s3 unreachable"), now: 2)
+        #expect(m.work(now: 2) == [.closeStreams])
+        m.on(.streamsClosed, now: 2)
+        #expect(m.on(.resume, now: 3) == .accepted)
+        #expect(m.phase == .rollingBack && m.rollback == .deleteCopies)
+        #expect(m.work(now: 3).allSatisfy { if case .deleteChunk = $0 { true } else { false } })
+    }
+
     @Test func aFailureAfterTheSwitchKeepsTheStreamsReverseReplicationNeeds() throws {
         var m = try machine(settings: MigrationSettings(bakeMillis: 100_000, failedStreamRetentionMillis: 0))
         toCutover(&m)

@@ -99,7 +99,7 @@ struct MultiRouterTests {
         let a = try scratch.start(["--data", scratch.root + "/a", "--metadata", metadata, "--name", "router-a"] + initial, port: 0)
         let portA = try #require(await a.boundPort(), "router A did not start:\n\(a.logTail)")
         try #require(await a.waitUntilHealthy(port: portA), "router A is not healthy:\n\(a.logTail)")
-        try #require(await Self.waitForLog(a, "this process now runs the migrations"), "router A never led:\n\(a.logTail)")
+        try #require(await a.waitForLog("this process now runs the migrations"), "router A never led:\n\(a.logTail)")
         let ledger = HTTPLedger()
         try await CrashResumeTests.createTable(port: portA, ledger: ledger)
 
@@ -181,7 +181,7 @@ struct MultiRouterTests {
             copying?.phase == "copying" && (copying?.rowsCopied ?? 0) > 0, "never saw the copy under way: \(String(describing: copying))")
         a.killNow()
         let killed = ContinuousClock.now
-        try #require(await Self.waitForLog(b, "this process now runs the migrations"), "router B never took over:\n\(b.logTail)")
+        try #require(await b.waitForLog("this process now runs the migrations"), "router B never took over:\n\(b.logTail)")
         let handover = ContinuousClock.now - killed
 
         // A comes back on its port as a plain router: B keeps the lease.
@@ -334,14 +334,5 @@ struct MultiRouterTests {
             .filter { $0.hasPrefix("reshard_fenced_requests_total{") && $0.contains(#"outcome="rerouted""#) }
             .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }
             .reduce(0) { $0 + Int($1) }
-    }
-
-    private static func waitForLog(_ server: ServerProcess, _ text: String) async -> Bool {
-        for _ in 0..<1_500 {
-            if server.log.contains(text) { return true }
-            if !server.process.isRunning { return false }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return false
     }
 }

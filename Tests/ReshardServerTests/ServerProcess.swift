@@ -78,6 +78,16 @@ final class ServerProcess: Sendable {
         return false
     }
 
+    /// Waits (15 s at most) until the log contains `text`; false if the process exits first.
+    func waitForLog(_ text: String) async -> Bool {
+        for _ in 0..<1_500 {
+            if log.contains(text) { return true }
+            if !process.isRunning { return false }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return false
+    }
+
     /// Waits until the process has exited; false if it is still running after `seconds`.
     func waitForExit(seconds: Int) async -> Bool {
         for _ in 0..<(seconds * 50) {

@@ -132,9 +132,10 @@ extension MigrationStateMachine {
             phase = previous
             interrupted = nil
             failure = nil
-            if streamsReleased == true {
+            if streamsReleased == true, phase != .rollingBack {
                 // Changes made while no stream was open are on no changelog: capture starts
                 // again, and so does the copy (the version rule makes the rows copied before harmless).
+                // A rollback before the switch needs no stream and simply goes on.
                 restartCapture()
                 return .accepted
             }

@@ -59,6 +59,12 @@ extension PostgresShardStore {
     /// are all closed, or the mode would still be triggers).
     static func prepareChangelog(_ connection: PostgresConnection, capture: PostgresChangeCapture, logger: Logger) async throws {
         guard case .triggers = capture else {
+            // Only where a changelog was ever made: every router opens every shard at start.
+            var leftover = false
+            for try await found in try await connection.query("SELECT to_regclass('_reshard_streams') IS NOT NULL", logger: logger)
+                .decode(Bool.self)
+            { leftover = found }
+            guard leftover else { return }
             try await connection.query("DROP FUNCTION IF EXISTS _reshard_log_changes() CASCADE", logger: logger)
             try await connection.query("DROP TABLE IF EXISTS _reshard_changes, _reshard_streams", logger: logger)
             try await connection.query("DROP SEQUENCE IF EXISTS _reshard_changes_seq", logger: logger)
