@@ -98,3 +98,74 @@ import Testing
         }
     }
 }
+
+@Suite struct RebalancerTests {
+    private func shard(_ name: String) -> ShardID { ShardID(name)! }
+    private func shards(_ count: Int) -> [ShardID] { (1...count).map { shard("s\($0)") } }
+
+    /// Rows per shard and rows that changed owner.
+    private func outcome(_ plan: MigrationPlan, _ hashes: [UInt64]) -> (counts: [ShardID: Int], moved: Int) {
+        var counts: [ShardID: Int] = [:]
+        var moved = 0
+        for hash in hashes {
+            counts[plan.target.owner(of: hash), default: 0] += 1
+            if plan.source.owner(of: hash) != plan.target.owner(of: hash) { moved += 1 }
+        }
+        return (counts, moved)
+    }
+
+    @Test(arguments: [1, 2, 3, 4, 5, 6, 7, 8])
+    func movesExactlyTheExcessAndEvensEveryShard(seed: UInt64) throws {
+        var random = SeededRandom(seed: seed)
+        let count = 2 + Int(random.next() % 9)
+        let current = try RingPlacement(virtualNodes: 1 + Int(random.next() % 64)).shardMap(for: shards(count), generation: 1)
+        // Skewed rows: a hot slice of the space on top of a uniform spread.
+        let hot = random.next()
+        var hashes = (0..<(1_000 + Int(random.next() % 5_000))).map { _ in random.next() }
+        hashes += (0..<Int(random.next() % 3_000)).map { _ in hot &+ random.next() % (UInt64.max / 200) }
+        let plan = try MigrationPlanner.plan(.rebalance, current: current, registered: Set(shards(count)), rowHashes: hashes)
+        let (counts, moved) = outcome(plan, hashes)
+        let mean = hashes.count / count
+        for id in shards(count) { #expect((mean...mean + 1).contains(counts[id] ?? 0), "seed \(seed): \(id) holds \(counts[id] ?? 0)") }
+        #expect(moved == Int((plan.idealFraction * Double(hashes.count)).rounded()))
+        #expect(plan.target.generation == current.generation + 1)
+    }
+
+    @Test func addingOntoANewShardMovesItsShareAndNoMore() throws {
+        var random = SeededRandom(seed: 99)
+        let hashes = (0..<40_000).map { _ in random.next() }
+        for count in [4, 8, 16] {
+            let current = try RingPlacement().shardMap(for: shards(count), generation: 1)
+            let before = outcome(
+                try MigrationPlanner.plan(.addShard(shard("s\(count + 1)")), current: current, registered: Set(shards(count + 1))), hashes)
+            let plan = try MigrationPlanner.balancedAdd([shard("s\(count + 1)")], current: current, rowHashes: hashes)
+            let (counts, moved) = outcome(plan, hashes)
+            let share = hashes.count / (count + 1)
+            #expect((share...share + 1).contains(moved))
+            #expect(plan.moves.allSatisfy { $0.target == shard("s\(count + 1)") })
+            #expect((share...share + 1).contains(counts[shard("s\(count + 1)")] ?? 0))
+            // The largest old shard shrinks at least to where the ring's own add leaves it.
+            let largest = shards(count).map { counts[$0] ?? 0 }.max() ?? 0
+            #expect(largest <= shards(count).map { before.counts[$0] ?? 0 }.max() ?? 0)
+        }
+    }
+
+    @Test func rowsSharingAHashStayTogether() throws {
+        // One key's 500 co-located rows sit at one hash; every owner keeps them whole.
+        var random = SeededRandom(seed: 5)
+        var hashes = (0..<2_000).map { _ in random.next() }
+        let shared = hashes[17]
+        hashes += Array(repeating: shared, count: 500)
+        let current = try EvenPlacement().shardMap(for: shards(3), generation: 1)
+        let plan = try MigrationPlanner.plan(.rebalance, current: current, registered: Set(shards(3)), rowHashes: hashes)
+        let (counts, _) = outcome(plan, hashes)
+        #expect(counts.values.reduce(0, +) == hashes.count)
+        // Shares may be off by at most the indivisible group.
+        for value in counts.values { #expect(abs(value - hashes.count / 3) <= 501) }
+    }
+
+    @Test func aBalancedAddRefusesAShardThatOwnsRanges() throws {
+        let current = try RingPlacement().shardMap(for: shards(3), generation: 1)
+        #expect(throws: PlanError.self) { try MigrationPlanner.balancedAdd([shard("s2")], current: current, rowHashes: [1, 2, 3]) }
+    }
+}

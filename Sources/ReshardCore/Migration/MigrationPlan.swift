@@ -133,7 +133,7 @@ public enum MigrationPlanner {
                 let target = try current.painting([RangeAssignment(range: range, shard: shard)], generation: generation)
                 return try nonEmpty(MigrationPlan(kind: kind, source: current, target: target, idealFraction: range.fraction))
             case .rebalance:
-                return try Rebalancer.plan(current: current, rowHashes: rowHashes)
+                return try Rebalancer.plan(current: current, shards: current.shards, rowHashes: rowHashes)
             }
         } catch let error as PlanError {
             throw error
@@ -141,6 +141,14 @@ public enum MigrationPlanner {
             // Painting validated maps cannot break tiling; reaching here is a planner bug.
             preconditionFailure("planner produced an invalid map: \(error)")
         }
+    }
+
+    /// Adds `newcomers` (registered shards that own nothing) so that each takes exactly its
+    /// share of the rows, 1/(N+1) for one, from the fullest shards down: no row moves between old
+    /// shards, and the largest shrink first.
+    public static func balancedAdd(_ newcomers: [ShardID], current: ShardMap, rowHashes: [UInt64]) throws(PlanError) -> MigrationPlan {
+        for shard in newcomers where current.shards.contains(shard) { throw PlanError.shardOwnsRanges(shard) }
+        return try Rebalancer.plan(current: current, shards: current.shards + newcomers, rowHashes: rowHashes, newcomers: Set(newcomers))
     }
 
     private static func nonEmpty(_ plan: MigrationPlan) throws(PlanError) -> MigrationPlan {
