@@ -217,9 +217,14 @@ public final class SQLiteShardStore: ShardStore {
         return try await pool.writeWithoutTransaction { db in
             var changed = 0
             try db.inTransaction(.immediate) {
+                // One compiled statement per table for the whole batch: compiling per row (and
+                // GRDB's authorizer pass over each compile) cost more than the inserts.
+                var statements: [TableName: Statement] = [:]
                 for row in rows {
                     do {
-                        try db.execute(sql: Self.upsert(row.table, onlyNewer: true), arguments: Self.arguments(row))
+                        let statement = try statements[row.table] ?? db.cachedStatement(sql: Self.upsert(row.table, onlyNewer: true))
+                        statements[row.table] = statement
+                        try statement.execute(arguments: Self.arguments(row))
                     } catch let error as DatabaseError where Self.isNoSuchTable(error) {
                         throw StoreError.unknownTable(row.table)
                     }
@@ -343,8 +348,12 @@ public final class SQLiteShardStore: ShardStore {
 
 extension SQLiteShardStore {
     static func scan(_ db: Database, table: TableName, range: HashRange, after cursor: ScanCursor?, limit: Int) throws -> [StoredRow] {
+        // SQLite seeks the index only on `h >= ?`, not on the row value, so the cursor's hash is
+        // the lower bound too: otherwise every chunk re-reads the range from its start, and a
+        // copy slows down as it goes (quadratic in the rows of the range).
+        let from = max(range.start, cursor?.hash ?? range.start)
         var sql = "SELECT pk, skey, version, body FROM \(quoted(table)) WHERE h >= ? AND h <= ?"
-        var arguments: StatementArguments = [KeyHash.ordered(range.start), KeyHash.ordered(range.last)]
+        var arguments: StatementArguments = [KeyHash.ordered(from), KeyHash.ordered(range.last)]
         if let cursor {
             sql += " AND (h, pk) > (?, ?)"
             arguments += [KeyHash.ordered(cursor.hash), cursor.pk]
