@@ -122,8 +122,10 @@ extension MigrationStateMachine {
             // and one chunk per round would spend more time journaling than copying.
             let next = copies.indices.lazy.filter { !copies[$0].done }.prefix(settings.copyParallelism).map { index -> MigrationWork in
                 let task = copies[index]
+                let move = plan.moves[task.move]
                 return .copyChunk(
-                    task: index, move: plan.moves[task.move], table: task.table, after: task.cursor, limit: settings.chunkRows)
+                    task: index, move: task.slice.map { Move(range: $0, source: move.source, target: move.target) } ?? move,
+                    table: task.table, after: task.cursor, limit: settings.chunkRows)
             }
             return Array(next) + forwardTails()
         case .catchingUp:

@@ -106,8 +106,17 @@ public struct MigrationStateMachine: Hashable, Sendable, Codable {
         self.plan = plan
         self.tables = tables
         self.settings = settings
+        // One move alone would copy one chunk at a time; cut into slices, the reads of one slice
+        // overlap the writes of another (what copyParallelism is for).
+        let slices = max(1, settings.copyParallelism / max(1, plan.moves.count * tables.count))
         self.copies = plan.moves.indices.flatMap { move in
-            tables.map { CopyTask(move: move, table: $0, cursor: nil, rows: 0, done: false) }
+            tables.flatMap { table in
+                let range = plan.moves[move].range
+                let parts = slices > 1 ? range.split(into: slices) : [range]
+                return parts.map { part in
+                    CopyTask(move: move, table: table, slice: parts.count > 1 ? part : nil, cursor: nil, rows: 0, done: false)
+                }
+            }
         }
     }
 

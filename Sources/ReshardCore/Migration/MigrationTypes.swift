@@ -125,6 +125,10 @@ public struct CopyTask: Hashable, Sendable, Codable {
     public let move: Int
     /// The table being copied.
     public let table: TableName
+    /// The slice of the move this task copies (nil: all of it). A plan with fewer moves than
+    /// copy tasks may run at once copies each move in equal slices side by side; optional so
+    /// journals written before slices existed still decode.
+    public var slice: HashRange?
     /// The last row copied; the next chunk starts after it.
     public var cursor: ScanCursor?
     /// Rows copied so far (a redone chunk counts again).

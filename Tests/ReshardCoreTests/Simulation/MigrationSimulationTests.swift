@@ -38,7 +38,8 @@ import Testing
         // The runs must have exercised the hard parts, or passing means nothing.
         #expect(coverage.ackedDuringMigration > 200)
         #expect(coverage.crashes > 10)
-        #expect(coverage.rowsCopied > 100)
+        // A rebalance moves only the rows above the mean: a few per run of 40 keys.
+        #expect(coverage.rowsCopied > (scenario == .rebalance ? 20 : 100))
         if scenario != .rollbackBeforeSwitch && scenario != .rollbackDuringBake {
             #expect(coverage.tombstonesPurged > 0, "cleanup should have purged old tombstones")
         }
