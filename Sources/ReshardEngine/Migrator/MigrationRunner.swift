@@ -246,9 +246,14 @@ public actor MigrationRunner {
             // throttle would then measure as foreground slowness (lag stays far under its bound).
             try? await Task.sleep(for: .milliseconds(100))
         }
+        // While the throttle slows the copy, one chunk per round: smaller chunks alone still run
+        // copyParallelism at a time, and the foreground feels the burst, not the chunk size.
+        var copiesLeft = limit < throttle.maxChunk ? 1 : Int.max
         return work.compactMap { item in
             guard case .copyChunk(let task, let move, let table, let after, _) = item else { return item }
-            return limit == 0 ? nil : .copyChunk(task: task, move: move, table: table, after: after, limit: limit)
+            guard limit > 0, copiesLeft > 0 else { return nil }
+            copiesLeft -= 1
+            return .copyChunk(task: task, move: move, table: table, after: after, limit: limit)
         }
     }
 
