@@ -73,6 +73,8 @@ let package = Package(
             dependencies: [
                 "ReshardServer", "ReshardClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                // The SQLite raw-copy baseline of `reshard bench copy`.
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

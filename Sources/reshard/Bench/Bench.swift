@@ -1,13 +1,131 @@
 import ArgumentParser
+import Foundation
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run Reshard's benchmarks; each prints a Markdown table and writes JSON to benchmarks/results/.",
         discussion: """
+            Without a scenario name, runs them all (`reshard bench --quick` for a short run) and ends with every target and its measured ratio. PostgreSQL figures need servers: RESHARD_PG_1 and RESHARD_PG_2 in the environment, or scripts/postgres in the working directory (the benchmark then starts two servers and stops them at the end). See BENCHMARKS.md.
+
             Example:
-              swift run -c release reshard bench router --connections 1,16,64 --requests 20000
-              swift run -c release reshard bench verify --rows 100000
+              swift run -c release reshard bench --quick
+              swift run -c release reshard bench router --backend sqlite
+              swift run -c release reshard bench copy --rows 1000000
             """,
-        subcommands: [RouterBench.self, VerifyBench.self]
+        subcommands: [
+            BenchAll.self, RouterBench.self, CopyBench.self, CutoverBench.self, LatencyBench.self, PlacementBench.self, VerifyBench.self,
+        ],
+        defaultSubcommand: BenchAll.self
     )
+}
+
+/// Every scenario in one run, on every backend at hand, then the targets table.
+struct BenchAll: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "all",
+        abstract: "Every scenario (router, copy, cutover, latency, placement) and the table of targets.",
+        discussion: """
+            Example:
+              swift run -c release reshard bench --quick
+            """
+    )
+
+    @OptionGroup var options: BenchOptions
+
+    func run() async throws {
+        let started = ContinuousClock.now
+        let environment = try BenchEnvironment(choice: options.backend)
+        defer { environment.stop() }
+        let quick = options.quick
+        var checks: [TargetCheck] = []
+        var failures: [String: String] = [:]
+        var written: [String] = []
+
+        func scenario(_ name: String, _ body: () async throws -> (markdown: String, checks: [TargetCheck], file: String)) async {
+            say("\n## \(name)\n")
+            let start = ContinuousClock.now
+            do {
+                let (markdown, found, file) = try await body()
+                say(markdown)
+                say(String(format: "\n(%@ took %.0f s; wrote %@)", name as NSString, seconds(since: start), file as NSString))
+                checks += found
+                written.append(file)
+            } catch {
+                say("\(name) FAILED: \(error)")
+                failures[name] = "\(error)"
+            }
+        }
+
+        await scenario("placement") {
+            let report = try PlacementBench.measure(rows: quick ? 200_000 : 1_000_000)
+            return (
+                report.markdown, report.checks, try BenchResultFile.write(report, name: "placement", date: report.date, to: options.out)
+            )
+        }
+        await scenario("router") {
+            let report = try await RouterBench.measure(
+                environment: environment, levels: [1, 16, 64], requests: quick ? 5_000 : 20_000, rows: 10_000)
+            return (report.markdown, report.checks, try report.write(to: options.out))
+        }
+        await scenario("copy") {
+            var reports: [CopyReport] = []
+            for backend in environment.backends {
+                reports.append(
+                    try await CopyScenario(backend: backend, servers: environment.servers, rows: 1_000_000, withThrottledMove: !quick)
+                        .measure())
+            }
+            let file = CopyReport.File(date: Self.now(), backends: reports, skipped: environment.skipped)
+            return (
+                file.markdown, reports.flatMap(\.checks), try BenchResultFile.write(file, name: "copy", date: file.date, to: options.out)
+            )
+        }
+        await scenario("cutover") {
+            var reports: [CutoverReport] = []
+            for backend in environment.backends {
+                reports.append(
+                    try await CutoverScenario(backend: backend, servers: environment.servers, cutovers: quick ? 20 : 40, rate: 1_000)
+                        .measure())
+            }
+            let file = CutoverReport.File(date: Self.now(), backends: reports, skipped: environment.skipped)
+            return (
+                file.markdown, reports.flatMap(\.checks), try BenchResultFile.write(file, name: "cutover", date: file.date, to: options.out)
+            )
+        }
+        await scenario("latency") {
+            let file = try await LatencyBench.measure(
+                environment: environment, rows: quick ? 50_000 : 300_000, rate: 600, settle: quick ? 3 : 8, out: options.out)
+            return (
+                file.markdown, file.backends.flatMap(\.checks),
+                try BenchResultFile.write(file, name: "latency", date: file.date, to: options.out)
+            )
+        }
+
+        let summary = BenchSummary(
+            date: Self.now(), quick: quick, seconds: seconds(since: started), backends: environment.backends.map(\.rawValue),
+            skipped: environment.skipped, checks: checks, failures: failures, files: written)
+        say("\n## targets\n")
+        say(TargetCheck.markdown(checks))
+        say(
+            String(
+                format: "\n%d of %d targets met; %d scenario(s) failed; %.0f s in all", checks.filter(\.met).count, checks.count,
+                failures.count, summary.seconds))
+        say("wrote \(try BenchResultFile.write(summary, name: "summary", date: summary.date, to: options.out))")
+        if !failures.isEmpty { throw ExitCode.failure }
+    }
+
+    static func now() -> String { ISO8601DateFormatter().string(from: Date()) }
+}
+
+/// What `reshard bench` (all scenarios) measured against the targets.
+struct BenchSummary: Codable, Sendable {
+    var benchmark = "summary"
+    let date: String
+    let quick: Bool
+    let seconds: Double
+    let backends: [String]
+    let skipped: String?
+    let checks: [TargetCheck]
+    /// Scenarios that could not finish, with their error.
+    let failures: [String: String]
+    let files: [String]
 }

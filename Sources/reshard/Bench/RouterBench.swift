@@ -5,118 +5,128 @@ import Logging
 import Metrics
 import Prometheus
 import ReshardClient
+import ReshardCore
 import ReshardEngine
 import ReshardServer
 import ReshardStore
 import ServiceLifecycle
 
-/// Router overhead: the same GET and PUT requests over loopback HTTP to Reshard's row routes
-/// and to a bare Hummingbird route with a fixed body, in one run, so the ratio holds on a noisy
-/// machine. Servers and load generator share the process (and its 2 cores here); the figures
-/// are for comparison in the same run, not absolute capacity.
+/// Router overhead: the same GET and PUT requests over loopback HTTP to Reshard's row routes,
+/// to a bare Hummingbird route with a fixed body, and as direct calls to the owning store in
+/// process, in one run, so the ratios hold on a noisy machine. Servers and load generator share
+/// the process (and its cores); the figures are for comparison in the same run, not capacity.
 struct RouterBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "router",
-        abstract: "Router throughput and latency (p50/p99/p999) against a bare Hummingbird route.",
+        abstract: "Router throughput and latency (p50/p99/p999) against a bare Hummingbird route and direct store calls.",
         discussion: """
-            Preloads --rows rows into 4 SQLite shards in a temporary folder, starts the router and a bare route on 127.0.0.1 (free ports), then sends --requests requests per scenario (GET and PUT, each at every --connections level) to both.
+            Per backend: preloads --rows rows into 4 shards, starts the router and a bare route on 127.0.0.1 (free ports), then runs --requests requests per scenario (GET and PUT, each at every --connections level) against the bare route, the router, and the owning store called in process.
 
             Example:
               swift run -c release reshard bench router --connections 1,16 --requests 20000
             """
     )
 
+    @OptionGroup var options: BenchOptions
+
     @Option(help: "Comma-separated client connection counts.")
     var connections = "1,16,64"
 
-    @Option(help: "Requests per scenario (split over the connections).")
-    var requests = 20_000
+    @Option(help: "Requests per scenario (split over the connections); default 20,000, or 5,000 with --quick.")
+    var requests: Int?
 
     @Option(help: "Rows preloaded before measuring.")
     var rows = 10_000
-
-    @Option(help: "Where the JSON result goes.")
-    var out = "benchmarks/results"
 
     func validate() throws {
         guard levels.count > 0, levels.allSatisfy({ (1...512).contains($0) }) else {
             throw ValidationError("--connections takes numbers 1…512, comma-separated")
         }
-        guard (100...10_000_000).contains(requests) else { throw ValidationError("--requests must be 100…10,000,000") }
+        if let requests, !(100...10_000_000).contains(requests) { throw ValidationError("--requests must be 100…10,000,000") }
         guard (1...10_000_000).contains(rows) else { throw ValidationError("--rows must be 1…10,000,000") }
     }
 
     var levels: [Int] { connections.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
 
     func run() async throws {
-        var logger = Logger(label: "reshard-bench")
-        logger.logLevel = .warning
-        let registry = PrometheusCollectorRegistry()
-        let cluster = try await EmbeddedCluster.temporary(
-            prefix: "reshard-bench", shards: 4, metricsFactory: PrometheusMetricsFactory(registry: registry), logger: logger)
-        defer { cluster.remove() }
-        let router = cluster.router
-        _ = try await router.createTable(name: "bench", primaryKey: "id", shardKey: "id")
-        print("preloading \(rows) rows …")
-        try await preload(router)
-
-        let configuration = ServerConfiguration(port: 0, adminToken: UUID().uuidString, newShardLocation: cluster.newShardLocation)
-        let (ports, portsContinuation) = AsyncStream.makeStream(of: (String, Int).self)
-        let reshardApp = ReshardApplication.make(shardRouter: router, configuration: configuration, registry: registry, logger: logger) {
-            portsContinuation.yield(("reshard", $0.localAddress?.port ?? 0))
-        }
-        let bareApp = Application(
-            router: Self.bareRouter(),
-            configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { portsContinuation.yield(("bare", $0.localAddress?.port ?? 0)) },
-            logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [reshardApp, bareApp], gracefulShutdownSignals: [], logger: logger))
-        let results = try await withThrowingTaskGroup(of: [Scenario.Result].self) { tasks in
-            tasks.addTask {
-                try await group.run()
-                return []
-            }
-            var bound: [String: Int] = [:]
-            for await (name, port) in ports {
-                bound[name] = port
-                if bound.count == 2 { break }
-            }
-            let measured = try await measureAll(reshardPort: bound["reshard"] ?? 0, barePort: bound["bare"] ?? 0)
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-            return measured
-        }
-        let report = RouterBenchReport(results: results, rows: rows, requests: requests)
-        print(report.markdown)
-        let path = try report.write(to: out)
-        print("\nwrote \(path)")
+        let environment = try BenchEnvironment(choice: options.backend)
+        defer { environment.stop() }
+        let report = try await Self.measure(
+            environment: environment, levels: levels, requests: requests ?? (options.quick ? 5_000 : 20_000), rows: rows)
+        say(report.markdown)
+        say("\nwrote \(try report.write(to: options.out))")
     }
 
-    private func preload(_ router: ShardRouter) async throws {
-        let perTask = (rows + 7) / 8
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for task in 0..<8 {
-                group.addTask {
-                    for i in stride(from: task * perTask, to: min(rows, (task + 1) * perTask), by: 1) {
-                        _ = try await router.put(table: "bench", pk: "k\(i)", body: Array(Self.rowBody(i).utf8))
-                    }
+    static func measure(environment: BenchEnvironment, levels: [Int], requests: Int, rows: Int) async throws -> RouterBenchReport {
+        var results: [Scenario.Result] = []
+        var peaks: [String: Int] = [:]
+        for backend in environment.backends {
+            try await withBenchCluster("router", backend: backend, shards: 4, servers: environment.servers) { cluster, manager in
+                say("router, \(backend.rawValue): preloading \(Demo.count(rows)) rows …")
+                _ = try await BenchData.load(cluster, table: "bench", rows: rows)
+                let server = try await BenchServer.start(cluster, migrations: manager)
+                let bare = try await BareServer.start()
+                PeakMemory.reset()
+                do {
+                    results += try await measureAll(
+                        backend: backend.rawValue, levels: levels, requests: requests, rows: rows,
+                        targets: [
+                            ("direct", { try Self.directClient(cluster) }),
+                            ("bare", { try await .http(port: bare.port, prefix: "/bare") }),
+                            ("reshard", { try await .http(port: server.port, prefix: "") }),
+                        ])
+                } catch {
+                    await bare.stop()
+                    await server.stop()
+                    throw error
                 }
+                peaks[backend.rawValue] = PeakMemory.peakBytes
+                await bare.stop()
+                await server.stop()
             }
-            try await group.waitForAll()
         }
+        return RouterBenchReport(results: results, rows: rows, requests: requests, peakMemoryBytes: peaks, skipped: environment.skipped)
     }
 
-    private func measureAll(reshardPort: Int, barePort: Int) async throws -> [Scenario.Result] {
+    /// Calls the owning shard's store in process, as the router does after parsing a request.
+    static func directClient(_ cluster: ScratchCluster) throws -> Scenario.Client {
+        let map = cluster.router.shardMap
+        let table = try TableName("bench").orThrow("table name")
+        var stores: [ShardID: any ShardStore] = [:]
+        for shard in map.shards { stores[shard] = try cluster.router.store(shard).orThrow("store \(shard)") }
+        let owners = stores
+        return Scenario.Client(
+            send: { operation, key in
+                let pk = "k\(key)"
+                guard let store = owners[map.owner(of: KeyHash.of(pk))] else { return false }
+                switch operation {
+                case .get:
+                    return try await store.get(table: table, pk: pk) != nil
+                case .put:
+                    let body = String(decoding: BenchLoad.body(key, step: 1), as: UTF8.self)
+                    let write = ClientWrite(
+                        table: table, pk: pk, shardKey: pk, body: body, proposedVersion: HybridLogicalClock.timestamp(millis: wallMillis()),
+                        generation: map.generation)
+                    _ = try await store.write(write)
+                    return true
+                }
+            }, close: {})
+    }
+
+    private static func measureAll(
+        backend: String, levels: [Int], requests: Int, rows: Int,
+        targets: [(String, @Sendable () async throws -> Scenario.Client)]
+    ) async throws -> [Scenario.Result] {
         var results: [Scenario.Result] = []
         for level in levels {
             for operation in [Scenario.Operation.get, .put] {
-                // Interleave targets per scenario so drift on the machine hits both alike.
-                for (target, port, prefix) in [("bare", barePort, "/bare"), ("reshard", reshardPort, "")] {
+                // Interleave targets per scenario so drift on the machine hits them alike.
+                for (target, makeClient) in targets {
                     let scenario = Scenario(
-                        target: target, operation: operation, connections: level, requests: requests, rows: rows, port: port,
-                        pathPrefix: prefix)
+                        backend: backend, target: target, operation: operation, connections: level, requests: requests, rows: rows,
+                        makeClient: makeClient)
                     let result = try await scenario.run()
-                    print(result.line)
+                    say(result.line)
                     results.append(result)
                 }
             }
@@ -124,10 +134,36 @@ struct RouterBench: AsyncParsableCommand {
         return results
     }
 
-    static func rowBody(_ i: Int) -> String { "{\"n\":\(i),\"payload\":\"reshard-benchmark-row\"}" }
+}
 
-    /// The baseline: the same paths, answered with a fixed body and no storage.
-    static func bareRouter() -> Router<BasicRequestContext> {
+/// The HTTP baseline: the same paths, answered with a fixed body and no storage.
+struct BareServer: Sendable {
+    let port: Int
+    private let group: ServiceGroup
+    private let task: Task<Void, any Error>
+
+    static func start() async throws -> BareServer {
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        let app = Application(
+            router: router(), configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: benchLogger())
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: benchLogger()))
+        let task = Task { try await group.run() }
+        var port = 0
+        for await bound in ports {
+            port = bound
+            break
+        }
+        guard port > 0 else { throw DemoError("the bare server did not start") }
+        return BareServer(port: port, group: group, task: task)
+    }
+
+    func stop() async {
+        await group.triggerGracefulShutdown()
+        _ = try? await task.value
+    }
+
+    static func router() -> Router<BasicRequestContext> {
         let router = Router()
         let fixed = ByteBuffer(string: #"{"pk":"k","version":1,"shard":"s1","row":{"n":1}}"#)
         router.get("bare/v1/tables/:table/rows/:pk") { _, _ in

@@ -3,57 +3,90 @@ import Foundation
 /// The JSON file and Markdown table of one router benchmark run.
 struct RouterBenchReport: Codable {
     struct Ratio: Codable {
+        let backend: String
         let operation: String
         let connections: Int
         let throughputVsBare: Double
-        let p99AddedMicros: Int64
+        let p99AddedOverBareMicros: Int64
+        let throughputVsDirect: Double
+        let p99AddedOverDirectMicros: Int64
     }
 
-    let benchmark: String
+    var benchmark = "router-overhead"
     let date: String
     let rows: Int
     let requestsPerScenario: Int
     let results: [Scenario.Result]
     let ratios: [Ratio]
+    /// Peak resident memory of the process during each backend's scenarios.
+    let peakMemoryBytes: [String: Int]
+    let skipped: String?
 
-    init(results: [Scenario.Result], rows: Int, requests: Int) {
-        benchmark = "router-overhead"
+    init(results: [Scenario.Result], rows: Int, requests: Int, peakMemoryBytes: [String: Int], skipped: String?) {
         date = ISO8601DateFormatter().string(from: Date())
         self.rows = rows
         requestsPerScenario = requests
         self.results = results
+        self.peakMemoryBytes = peakMemoryBytes
+        self.skipped = skipped
         var ratios: [Ratio] = []
         for reshard in results where reshard.target == "reshard" {
-            guard
-                let bare = results.first(where: {
-                    $0.target == "bare" && $0.operation == reshard.operation && $0.connections == reshard.connections
-                })
-            else { continue }
+            func find(_ target: String) -> Scenario.Result? {
+                results.first {
+                    $0.target == target && $0.backend == reshard.backend && $0.operation == reshard.operation
+                        && $0.connections == reshard.connections
+                }
+            }
+            guard let bare = find("bare"), let direct = find("direct") else { continue }
             ratios.append(
                 Ratio(
-                    operation: reshard.operation.rawValue, connections: reshard.connections,
+                    backend: reshard.backend, operation: reshard.operation.rawValue, connections: reshard.connections,
                     throughputVsBare: reshard.throughput / bare.throughput,
-                    p99AddedMicros: Int64(reshard.p99Micros) - Int64(bare.p99Micros)))
+                    p99AddedOverBareMicros: Int64(reshard.p99Micros) - Int64(bare.p99Micros),
+                    throughputVsDirect: reshard.throughput / direct.throughput,
+                    p99AddedOverDirectMicros: Int64(reshard.p99Micros) - Int64(direct.p99Micros)))
         }
         self.ratios = ratios
     }
 
+    var checks: [TargetCheck] {
+        var checks: [TargetCheck] = []
+        for ratio in ratios where ratio.operation == "GET" && ratio.connections == 64 {
+            checks.append(
+                .atLeast(
+                    "router GET throughput vs bare Hummingbird route, 64 connections", ratio.backend, ratio.throughputVsBare, 0.7,
+                    detail: "same run, same process"))
+        }
+        for ratio in ratios where ratio.connections == 1 {
+            checks.append(
+                .atMost(
+                    "router p99 added latency over direct store call, 1 connection, \(ratio.operation) (ms)", ratio.backend,
+                    Double(ratio.p99AddedOverDirectMicros) / 1_000, 1, detail: "router p99 minus store p99"))
+        }
+        return checks
+    }
+
     var markdown: String {
         var lines = [
-            "| op | conns | target | req/s | p50 µs | p99 µs | p999 µs | max µs | errors |",
-            "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+            "| backend | op | conns | target | req/s | p50 µs | p99 µs | p999 µs | max µs | errors |",
+            "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
         ]
         for r in results {
             lines.append(
-                "| \(r.operation.rawValue) | \(r.connections) | \(r.target) | \(Int(r.throughput)) | \(r.p50Micros) | \(r.p99Micros) "
-                    + "| \(r.p999Micros) | \(r.maxMicros) | \(r.errors) |")
+                "| \(r.backend) | \(r.operation.rawValue) | \(r.connections) | \(r.target) | \(Int(r.throughput)) | \(r.p50Micros) "
+                    + "| \(r.p99Micros) | \(r.p999Micros) | \(r.maxMicros) | \(r.errors) |")
         }
-        lines += ["", "| op | conns | reshard/bare throughput | p99 added µs |", "|---|---:|---:|---:|"]
+        lines += [
+            "", "| backend | op | conns | reshard/bare req/s | p99 added over bare µs | reshard/direct req/s | p99 added over direct µs |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
         for ratio in ratios {
             lines.append(
-                "| \(ratio.operation) | \(ratio.connections) | \(String(format: "%.2f", ratio.throughputVsBare)) | \(ratio.p99AddedMicros) |"
+                "| \(ratio.backend) | \(ratio.operation) | \(ratio.connections) | \(String(format: "%.2f", ratio.throughputVsBare)) "
+                    + "| \(ratio.p99AddedOverBareMicros) | \(String(format: "%.2f", ratio.throughputVsDirect)) | \(ratio.p99AddedOverDirectMicros) |"
             )
         }
+        lines += ["", TargetCheck.markdown(checks)]
         return lines.joined(separator: "\n")
     }
 

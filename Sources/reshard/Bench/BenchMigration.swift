@@ -1,0 +1,72 @@
+import Foundation
+import ReshardCore
+import ReshardEngine
+
+/// Runs one migration to its end for a benchmark, showing progress on long ones.
+enum BenchMigration {
+    /// One phase's span, wall milliseconds.
+    struct Span: Codable, Sendable {
+        let phase: String
+        let startMillis: UInt64
+        let endMillis: UInt64
+
+        var seconds: Double { Double(endMillis - min(endMillis, startMillis)) / 1_000 }
+    }
+
+    /// A finished migration: its last status, and every distinct reason the throttle gave.
+    struct Outcome: Sendable {
+        let status: MigrationStatus
+        let throttleReasons: [String]
+    }
+
+    /// Creates the migration, polls it until it is done, and returns its last status; a
+    /// migration that fails or runs past `timeout` is an error (the figures would mean nothing).
+    static func run(
+        _ manager: MigrationManager, _ kind: MigrationKind, settings: MigrationSettings, label: String, showProgress: Bool,
+        timeout: Duration = .seconds(900)
+    ) async throws -> Outcome {
+        let (created, _) = try await manager.create(MigrationRequest(kind: kind, settings: settings))
+        guard let id = created else { throw DemoError("\(label): the migration was not created") }
+        let started = ContinuousClock.now
+        var lastLine = started
+        var reasons: [String] = []
+        while true {
+            guard let status = await manager.status(id) else { throw DemoError("\(label): migration \(id) vanished") }
+            let machine = status.machine
+            if let reason = status.throttleReason {
+                // One entry per kind of action (halving, pausing, re-baselining).
+                let kind = reason.split(separator: ":").first.map(String.init) ?? reason
+                if !reasons.contains(where: { $0.hasPrefix(kind) }) { reasons.append(reason) }
+            }
+            if machine.phase == .done { return Outcome(status: status, throttleReasons: reasons) }
+            if machine.phase == .failed || machine.phase.isTerminal {
+                throw DemoError("\(label): migration ended \(machine.phase.rawValue): \(status.error ?? "no reason")")
+            }
+            let now = ContinuousClock.now
+            guard now - started < timeout else { throw DemoError("\(label): migration still \(machine.phase.rawValue) after \(timeout)") }
+            if showProgress && now - lastLine >= .seconds(2) {
+                let estimated = machine.estimatedRows.map { " of \(Demo.count($0))" } ?? ""
+                say("  \(label): \(machine.phase.rawValue), \(Demo.count(machine.rowsCopied))\(estimated) rows copied")
+                lastLine = now
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// The phases the machine went through, each with its start and end (the last ends at `now`).
+    static func spans(_ machine: MigrationStateMachine, now: UInt64) -> [Span] {
+        let log = machine.phaseLog
+        return log.indices.map { index in
+            Span(phase: log[index].phase.rawValue, startMillis: log[index].at, endMillis: index + 1 < log.count ? log[index + 1].at : now)
+        }
+    }
+
+    /// Settings for benchmark moves: no canary steps or bake to wait through, tombstones purged
+    /// at once; the throttle's latency signal on (`factor`) or off (nil).
+    static func settings(latencyFactor: Double?) -> MigrationSettings {
+        MigrationSettings(bakeMillis: 0, latencyFactor: latencyFactor, tombstoneGraceMillis: 0, canarySteps: [], canaryStepMillis: 0)
+    }
+}
+
+/// Wall-clock milliseconds, the unit of the migration journal's phase log.
+func wallMillis() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1_000) }

@@ -1,0 +1,69 @@
+import Foundation
+import Prometheus
+import ReshardCore
+import ReshardEngine
+import ReshardServer
+import ServiceLifecycle
+
+/// Reshard's HTTP server over a benchmark cluster's router, on a free loopback port.
+struct BenchServer: Sendable {
+    let port: Int
+    private let group: ServiceGroup
+    private let task: Task<Void, any Error>
+
+    static func start(_ cluster: ScratchCluster, migrations: MigrationManager) async throws -> BenchServer {
+        let configuration = ServerConfiguration(
+            port: 0, adminToken: UUID().uuidString, newShardLocation: { .sqlite(path: cluster.folder.relativeShardPath($0)) })
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        let app = ReshardApplication.make(
+            shardRouter: cluster.router, configuration: configuration, registry: PrometheusCollectorRegistry(), logger: benchLogger(),
+            migrations: migrations
+        ) { continuation.yield($0.localAddress?.port ?? 0) }
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: benchLogger()))
+        let task = Task { try await group.run() }
+        var port = 0
+        for await bound in ports {
+            port = bound
+            break
+        }
+        guard port > 0 else { throw DemoError("the benchmark server did not start") }
+        return BenchServer(port: port, group: group, task: task)
+    }
+
+    func stop() async {
+        await group.triggerGracefulShutdown()
+        _ = try? await task.value
+    }
+}
+
+/// Rows for the benchmarks, written straight into the shards that own them (the copy and the
+/// load are measured, not this).
+enum BenchData {
+    /// Writes rows `k0 …` of about 200 bytes into `table`, each on its owner by the current map;
+    /// returns their payload bytes.
+    static func load(_ cluster: ScratchCluster, table name: String, rows: Int, prefix: String = "k") async throws -> Int {
+        let table = try TableName(name).orThrow("table name")
+        let map = cluster.router.shardMap
+        let version = HybridLogicalClock.timestamp(millis: wallMillis())
+        var bytes = 0
+        var batches: [ShardID: [StoredRow]] = [:]
+        for index in 0..<rows {
+            let pk = "\(prefix)\(index)"
+            let body = String(decoding: BenchLoad.body(index, step: 0), as: UTF8.self)
+            bytes += pk.utf8.count * 2 + body.utf8.count + 16
+            let row = StoredRow(table: table, pk: pk, shardKey: pk, version: version + UInt64(index), body: body)
+            let owner = map.owner(of: row.hash)
+            batches[owner, default: []].append(row)
+            if let batch = batches[owner], batch.count == 5_000 || index == rows - 1 {
+                try await flush(cluster, owner, batch)
+                batches[owner] = []
+            }
+        }
+        for (owner, batch) in batches where !batch.isEmpty { try await flush(cluster, owner, batch) }
+        return bytes
+    }
+
+    private static func flush(_ cluster: ScratchCluster, _ shard: ShardID, _ rows: [StoredRow]) async throws {
+        _ = try await cluster.router.store(shard).orThrow("store \(shard)").apply(rows)
+    }
+}
