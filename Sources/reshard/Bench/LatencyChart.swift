@@ -46,8 +46,14 @@ enum LatencyChart {
             parts.append(
                 "<rect x='\(fmt(from))' y='\(plot.y)' width='\(fmt(max(1, to - from)))' height='\(plot.height)' fill='\(color)'><title>\(band.phase)</title></rect>"
             )
+        }
+        // Labels after every band, so a narrow band's label is not covered by the next band.
+        for (index, band) in run.bands.enumerated() {
+            let (from, to) = (x(band.fromSecond), x(band.toSecond))
             if to - from > 40 || band.phase == "cutting_over" {
-                parts.append("<text x='\(fmt(from + 2))' y='\(plot.y + 12)' fill='#555'>\(band.phase)</text>")
+                // Narrow bands' labels go on a second line, clear of their neighbours' labels.
+                let line = to - from > 40 ? 12.0 : 12.0 + 12.0 * Double(1 + index % 2)
+                parts.append("<text x='\(fmt(from + 2))' y='\(fmt(plot.y + line))' fill='#555'>\(band.phase)</text>")
             }
         }
         parts.append(

@@ -36,7 +36,7 @@ struct LatencyReport: Codable, Sendable {
         let peakMemoryBytes: Int
 
         static let stageNames = ["before", "preparing", "copy", "catch-up", "verifying", "cutover", "baking", "cleaning_up", "after"]
-        static let stageOfPhase = ["copying": "copy", "catching_up": "catch-up", "cutting_over": "cutover"]
+        static let stageOfPhase = ["copying": "copy", "catching_up": "catch-up", "cutting_over": "cutover", "done": "after"]
         static let bucketMillis: UInt64 = 250
 
         /// Files each sample under a stage: by its start, except that a request in flight during
