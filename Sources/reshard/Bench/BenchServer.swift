@@ -5,29 +5,37 @@ import ReshardEngine
 import ReshardServer
 import ServiceLifecycle
 
-/// Reshard's HTTP server over a benchmark cluster's router, on a free loopback port.
-struct BenchServer: Sendable {
+/// A server of the benchmarks on a free loopback port, run in its own service group.
+struct LoopbackServer: Sendable {
     let port: Int
     private let group: ServiceGroup
     private let task: Task<Void, any Error>
 
-    static func start(_ cluster: ScratchCluster, migrations: MigrationManager) async throws -> BenchServer {
-        let configuration = ServerConfiguration(
-            port: 0, adminToken: UUID().uuidString, newShardLocation: { .sqlite(path: cluster.folder.relativeShardPath($0)) })
+    /// Runs the service `make` builds; the service calls the closure it is given with its port.
+    static func start(_ make: (@escaping @Sendable (Int) -> Void) -> any Service) async throws -> LoopbackServer {
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = ReshardApplication.make(
-            shardRouter: cluster.router, configuration: configuration, registry: PrometheusCollectorRegistry(), logger: benchLogger(),
-            migrations: migrations
-        ) { continuation.yield($0.localAddress?.port ?? 0) }
-        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: benchLogger()))
+        let service = make { continuation.yield($0) }
+        let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [], logger: benchLogger()))
         let task = Task { try await group.run() }
         var port = 0
         for await bound in ports {
             port = bound
             break
         }
-        guard port > 0 else { throw DemoError("the benchmark server did not start") }
-        return BenchServer(port: port, group: group, task: task)
+        guard port > 0 else { throw DemoError("a benchmark server did not start") }
+        return LoopbackServer(port: port, group: group, task: task)
+    }
+
+    /// Reshard's HTTP server over a benchmark cluster's router.
+    static func reshard(_ cluster: ScratchCluster, migrations: MigrationManager) async throws -> LoopbackServer {
+        let configuration = ServerConfiguration(
+            port: 0, adminToken: UUID().uuidString, newShardLocation: { .sqlite(path: cluster.folder.relativeShardPath($0)) })
+        return try await start { bound in
+            ReshardApplication.make(
+                shardRouter: cluster.router, configuration: configuration, registry: PrometheusCollectorRegistry(), logger: benchLogger(),
+                migrations: migrations
+            ) { bound($0.localAddress?.port ?? 0) }
+        }
     }
 
     func stop() async {

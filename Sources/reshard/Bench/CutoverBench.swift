@@ -66,7 +66,7 @@ struct CutoverScenario {
     }
 
     private func measure(_ cluster: ScratchCluster, _ manager: MigrationManager) async throws -> CutoverReport {
-        let server = try await BenchServer.start(cluster, migrations: manager)
+        let server = try await LoopbackServer.reshard(cluster, migrations: manager)
         let load = BenchLoad(port: server.port, table: Self.table, clients: 4, keys: Self.rows, ratePerSecond: rate, writePercent: 100)
         let loadTask = Task { try await load.run() }
         PeakMemory.reset()

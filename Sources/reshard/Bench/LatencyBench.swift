@@ -81,7 +81,7 @@ struct LatencyScenario {
             say("latency, \(backend.rawValue), \(mode): loading \(Demo.count(rows)) rows …")
             _ = try await BenchData.load(cluster, table: "bench", rows: rows)
             let newcomer = try await cluster.addShard(index: 5)
-            let server = try await BenchServer.start(cluster, migrations: manager)
+            let server = try await LoopbackServer.reshard(cluster, migrations: manager)
             let load = BenchLoad(port: server.port, table: "bench", clients: 4, keys: rows, ratePerSecond: rate, writePercent: 30)
             let loadTask = Task { try await load.run() }
             PeakMemory.reset()

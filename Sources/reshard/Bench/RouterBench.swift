@@ -64,7 +64,7 @@ struct RouterBench: AsyncParsableCommand {
             try await withBenchCluster("router", backend: backend, shards: 4, servers: environment.servers) { cluster, manager in
                 say("router, \(backend.rawValue): preloading \(Demo.count(rows)) rows …")
                 _ = try await BenchData.load(cluster, table: "bench", rows: rows)
-                let server = try await BenchServer.start(cluster, migrations: manager)
+                let server = try await LoopbackServer.reshard(cluster, migrations: manager)
                 let bare = try await BareServer.start()
                 PeakMemory.reset()
                 do {
@@ -137,30 +137,13 @@ struct RouterBench: AsyncParsableCommand {
 }
 
 /// The HTTP baseline: the same paths, answered with a fixed body and no storage.
-struct BareServer: Sendable {
-    let port: Int
-    private let group: ServiceGroup
-    private let task: Task<Void, any Error>
-
-    static func start() async throws -> BareServer {
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = Application(
-            router: router(), configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: benchLogger())
-        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: benchLogger()))
-        let task = Task { try await group.run() }
-        var port = 0
-        for await bound in ports {
-            port = bound
-            break
+enum BareServer {
+    static func start() async throws -> LoopbackServer {
+        try await LoopbackServer.start { bound in
+            Application(
+                router: router(), configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
+                onServerRunning: { bound($0.localAddress?.port ?? 0) }, logger: benchLogger())
         }
-        guard port > 0 else { throw DemoError("the bare server did not start") }
-        return BareServer(port: port, group: group, task: task)
-    }
-
-    func stop() async {
-        await group.triggerGracefulShutdown()
-        _ = try? await task.value
     }
 
     static func router() -> Router<BasicRequestContext> {
