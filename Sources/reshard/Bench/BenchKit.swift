@@ -115,18 +115,33 @@ final class BenchPostgres: Sendable {
 /// Runs helper programs (psql, pgcopydb, scripts/postgres) and collects their output.
 enum BenchProcess {
     /// Runs `executable` to its end; returns the exit status and standard output and error.
+    ///
+    /// posix_spawn and waitpid, not Foundation's `Process`: on Linux its exit monitoring never
+    /// saw scripts/postgres end (the child stayed a zombie), and its output goes through a file,
+    /// not a pipe, because a server the program starts in the background inherits the descriptor
+    /// and a pipe would never reach its end. The wait blocks one thread; the benchmarks run these
+    /// alone, between measurements.
     static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        do { try process.run() } catch { return (-1, "\(executable): \(error)") }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let path = NSTemporaryDirectory() + "reshard-bench-output-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let variables = ProcessInfo.processInfo.environment.merging(environment ?? [:]) { $1 }.map { "\($0.key)=\($0.value)" }
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = variables.map { strdup($0) } + [nil]
+        defer { for pointer in argv + envp { free(pointer) } }
+        var pid = pid_t()
+        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        guard spawned == 0 else { return (-1, "\(executable): posix_spawn failed (\(spawned))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let output = FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        // WIFEXITED / WEXITSTATUS, which Swift does not import as functions.
+        let exited = status & 0x7f == 0
+        return (exited ? (status >> 8) & 0xff : -1, output)
     }
 
     /// The first of `candidates` that exists and is executable.
