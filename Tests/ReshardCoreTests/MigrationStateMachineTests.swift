@@ -17,6 +17,42 @@ import Testing
         return MigrationStateMachine(id: "m1", plan: plan, tables: [table], settings: settings)
     }
 
+    @Test func aLoneMoveIsCopiedInSlicesThatTileItsRange() throws {
+        let current = try RingPlacement(virtualNodes: 8).shardMap(for: shards(2), generation: 1)
+        let range = HashRange(start: 1_000, last: 9_999)
+        let plan = try MigrationPlanner.plan(.moveRange(range, to: shard("s3")), current: current, registered: Set(shards(3)))
+        let settings = MigrationSettings(copyParallelism: 4, canarySteps: [])
+        var m = MigrationStateMachine(id: "m1", plan: plan, tables: [table], settings: settings)
+        let moves = plan.moves.count
+        m.on(.start, now: 0)
+        m.on(.prepared(positions: Dictionary(uniqueKeysWithValues: plan.sources.map { ($0, 5) })), now: 0)
+        // Every move of the plan is cut into 4 / moves slices (at least one) side by side.
+        let slices = max(1, 4 / moves)
+        #expect(m.copies.count == moves * slices)
+        var copied: [Int: [HashRange]] = [:]
+        for task in m.copies.indices {
+            let chunks = m.work(now: 0).compactMap { item -> (Int, Move)? in
+                guard case .copyChunk(let index, let move, _, _, _) = item else { return nil }
+                return (index, move)
+            }
+            guard let (index, move) = chunks.first(where: { $0.0 == task }) ?? chunks.first else {
+                Issue.record("no copy chunk for task \(task)")
+                return
+            }
+            copied[m.copies[index].move, default: []].append(move.range)
+            m.on(.chunkCopied(task: index, last: nil, rows: 0, done: true), now: 0)
+        }
+        // The slices of each move tile exactly its range, in order, and go source to target.
+        for (move, ranges) in copied {
+            let sorted = ranges.sorted { $0.start < $1.start }
+            #expect(sorted.count == slices)
+            #expect(sorted.first?.start == plan.moves[move].range.start)
+            #expect(sorted.last?.last == plan.moves[move].range.last)
+            for (left, right) in zip(sorted, sorted.dropFirst()) { #expect(left.last + 1 == right.start) }
+        }
+        #expect(m.phase == .catchingUp)
+    }
+
     /// Drives a machine through copying and catching up to the start of cutover.
     func toCutover(_ m: inout MigrationStateMachine) {
         #expect(m.on(.start, now: 0) == .accepted)

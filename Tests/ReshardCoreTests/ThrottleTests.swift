@@ -7,16 +7,20 @@ import Testing
         var throttle = Throttle(maxChunk: 1_000)
         throttle.setBaseline(p99Micros: 2_000)
         let decision = throttle.decide(foregroundP99Micros: 2_500, backlog: 10)
-        #expect(decision == Throttle.Decision(chunkRows: 1_000, delayMillis: 0, reason: nil))
+        #expect(decision == Throttle.Decision(chunkRows: 1_000, delayMillis: 0, reason: nil, maxChunks: nil))
     }
 
     @Test func latencyOverTwiceTheBaselineHalvesThenPauses() {
         var throttle = Throttle(maxChunk: 400, minChunk: 100)
         throttle.setBaseline(p99Micros: 1_000)
-        #expect(throttle.decide(foregroundP99Micros: 2_500, backlog: 0).chunkRows == 200)
+        let halved = throttle.decide(foregroundP99Micros: 2_500, backlog: 0)
+        #expect(halved.chunkRows == 200)
+        // Slowed: one chunk per round, not several small ones side by side.
+        #expect(halved.maxChunks == 1)
         #expect(throttle.decide(foregroundP99Micros: 2_500, backlog: 0).chunkRows == 100)
         let paused = throttle.decide(foregroundP99Micros: 2_500, backlog: 0)
         #expect(paused.chunkRows == 0)
+        #expect(paused.maxChunks == 0)
         #expect(paused.delayMillis == 1_000)
         #expect(paused.reason?.hasPrefix("paused: foreground p99 2.5 ms") == true)
         // Healthy again: chunks grow back, one doubling per five healthy rounds.
@@ -24,6 +28,7 @@ import Testing
         for _ in 0..<10 { sizes.append(throttle.decide(foregroundP99Micros: 900, backlog: 0).chunkRows) }
         #expect(sizes == [100, 100, 100, 100, 200, 200, 200, 200, 200, 400])
         #expect(throttle.reason == nil)
+        #expect(throttle.decide(foregroundP99Micros: 900, backlog: 0).maxChunks == nil)
     }
 
     @Test func growingLagSlowsTheCopy() {
@@ -38,6 +43,8 @@ import Testing
         var throttle = Throttle(maxRowsPerSecond: 500, maxChunk: 1_000)
         let decision = throttle.decide(foregroundP99Micros: nil, backlog: 0)
         #expect(decision.delayMillis == 2_000)
+        // The delay spaces one chunk: chunks side by side would pass the ceiling.
+        #expect(decision.maxChunks == 1)
         #expect(decision.reason == "rate limit 500 rows/s")
     }
 }

@@ -14,9 +14,13 @@ enum Rebalancer {
         let hashes = rowHashes.sorted()
         guard !hashes.isEmpty else { throw .noRows }
         let shardIndex = Dictionary(shards.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
-        // Every row's owner, in hash order; owners outside `shards` cannot occur (the caller
-        // passes every shard of the map).
-        let owners = hashes.map { shardIndex[current.owner(of: $0)] ?? 0 }
+        // Every row's owner, in hash order.
+        let owners = hashes.map { hash in
+            guard let owner = shardIndex[current.owner(of: hash)] else {
+                preconditionFailure("rebalancer called without shard \(current.owner(of: hash)) of the map")
+            }
+            return owner
+        }
         var counts = Array(repeating: 0, count: shards.count)
         for owner in owners { counts[owner] += 1 }
         let shares = shares(counts, total: hashes.count)

@@ -36,6 +36,19 @@ public struct Throttle: Sendable, Hashable, Codable {
         public let delayMillis: UInt64
         /// Why, when slowed or paused.
         public let reason: String?
+        /// How many chunks may run this round: nil for as many as the migration runs side by
+        /// side, 1 while the copy is slowed or under a rate ceiling (the delay spaces one chunk;
+        /// several side by side would pass the ceiling, and a burst of small chunks is still a
+        /// burst to the foreground).
+        public let maxChunks: Int?
+
+        /// A decision.
+        public init(chunkRows: Int, delayMillis: UInt64, reason: String?, maxChunks: Int?) {
+            self.chunkRows = chunkRows
+            self.delayMillis = delayMillis
+            self.reason = reason
+            self.maxChunks = maxChunks
+        }
     }
 
     /// A throttle starting at `maxChunk` rows per chunk.
@@ -84,7 +97,7 @@ public struct Throttle: Sendable, Hashable, Codable {
                 // Already at the smallest chunk and still hurting: stop copying for a while.
                 pausedRounds += 1
                 reason = "paused: " + slowReason
-                return Decision(chunkRows: 0, delayMillis: 1_000, reason: reason)
+                return Decision(chunkRows: 0, delayMillis: 1_000, reason: reason, maxChunks: 0)
             } else if latencyHurts, let p99 = foregroundP99Micros {
                 // Paused long enough for the p99 window to hold no copy work, and the foreground
                 // is still slow: the copy is not the cause. What the foreground does without it
@@ -110,7 +123,8 @@ public struct Throttle: Sendable, Hashable, Codable {
             delay = UInt64(chunkRows) * 1_000 / UInt64(ceiling)
             if reason == nil { reason = "rate limit \(ceiling) rows/s" }
         }
-        return Decision(chunkRows: chunkRows, delayMillis: delay, reason: reason)
+        let limited = chunkRows < maxChunk || maxRowsPerSecond != nil
+        return Decision(chunkRows: chunkRows, delayMillis: delay, reason: reason, maxChunks: limited ? 1 : nil)
     }
 
     private static func millis(_ micros: UInt64) -> String {

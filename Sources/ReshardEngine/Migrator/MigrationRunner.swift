@@ -235,10 +235,12 @@ public actor MigrationRunner {
         }
         let now = ContinuousClock.now
         var limit = 0
+        var copiesLeft = 0
         if now >= copyNotBefore {
             let backlog = machine.forward.values.map { $0.backlog == .max ? 0 : $0.backlog }.max() ?? 0
             let decision = throttle.decide(foregroundP99Micros: router.foregroundP99Micros, backlog: backlog)
             limit = decision.chunkRows
+            copiesLeft = decision.maxChunks ?? Int.max
             copyNotBefore = now + .milliseconds(decision.delayMillis)
         }
         if limit == 0 {
@@ -246,9 +248,6 @@ public actor MigrationRunner {
             // throttle would then measure as foreground slowness (lag stays far under its bound).
             try? await Task.sleep(for: .milliseconds(100))
         }
-        // While the throttle slows the copy, one chunk per round: smaller chunks alone still run
-        // copyParallelism at a time, and the foreground feels the burst, not the chunk size.
-        var copiesLeft = limit < throttle.maxChunk ? 1 : Int.max
         return work.compactMap { item in
             guard case .copyChunk(let task, let move, let table, let after, _) = item else { return item }
             guard limit > 0, copiesLeft > 0 else { return nil }
