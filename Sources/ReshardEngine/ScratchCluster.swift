@@ -4,7 +4,7 @@ import Metrics
 import ReshardCore
 import ReshardStore
 
-/// A throw-away cluster for benchmarks: SQLite metadata in a temporary folder and shards that
+/// A throw-away cluster for benchmarks and tests: SQLite metadata in a temporary folder and shards that
 /// are SQLite files in that folder or fresh databases on PostgreSQL servers (shard `sN` on
 /// server `(N-1) mod servers`, so moves between neighbours cross servers). `remove()` deletes
 /// all of it.
@@ -59,10 +59,11 @@ public struct ScratchCluster: Sendable {
         return id
     }
 
-    /// Closes the shards and deletes the folder and the databases.
-    public func remove() async {
+    /// Closes the shards and deletes the folder and the databases. Without `dropSlots`, a
+    /// database that still has a replication slot stays (a test suite's leak check finds it).
+    public func remove(dropSlots: Bool = true) async {
         for shard in (try? await metadata.shards()) ?? [] { await router.store(shard.id)?.close() }
-        await databases.dropAll()
+        await databases.dropAll(slots: dropSlots)
         try? FileManager.default.removeItem(atPath: folder.path)
     }
 
@@ -107,8 +108,8 @@ private actor ScratchDatabases {
         return database
     }
 
-    func dropAll() async {
-        for database in created { try? await PostgresScratch.dropDatabase(database) }
+    func dropAll(slots: Bool) async {
+        for database in created { try? await PostgresScratch.dropDatabase(database, slots: slots) }
         created = []
     }
 }

@@ -104,12 +104,8 @@ struct DemoRun: Sendable {
                 display.finish(String(format: "  %-12@ %6.2f s", entry.phase.rawValue as NSString, seconds))
                 reported += 1
             }
-            if let reason = status.throttleReason {
-                // One entry per kind of action (halving, pausing, re-baselining), with its first reason.
-                let kind = reason.split(separator: ":").first.map(String.init) ?? reason
-                if !result.throttleReasons.contains(where: { $0.hasPrefix(kind) }) { result.throttleReasons.append(reason) }
-            }
-            let wallNow = UInt64(Date().timeIntervalSince1970 * 1_000)
+            if let reason = status.throttleReason { noteThrottleReason(reason, in: &result.throttleReasons) }
+            let wallNow = wallMillis()
             // Copying runs from its log entry to the next one (or to now, while it lasts).
             let copyIndex = log.firstIndex { $0.phase == .copying }
             let copyEnd = copyIndex.flatMap { $0 + 1 < log.count ? log[$0 + 1].at : nil } ?? wallNow

@@ -41,14 +41,15 @@ struct BenchAll: AsyncParsableCommand {
         var failures: [String: String] = [:]
         var written: [String] = []
 
-        func scenario(_ name: String, _ body: () async throws -> (markdown: String, checks: [TargetCheck], file: String)) async {
+        func scenario(_ name: String, _ measure: () async throws -> any BenchResult) async {
             say("\n## \(name)\n")
             let start = ContinuousClock.now
             do {
-                let (markdown, found, file) = try await body()
-                say(markdown)
+                let result = try await measure()
+                let file = try result.write(to: options.out)
+                say(result.markdown)
                 say(String(format: "\n(%@ took %.0f s; wrote %@)", name as NSString, seconds(since: start), file as NSString))
-                checks += found
+                checks += result.checks
                 written.append(file)
             } catch {
                 say("\(name) FAILED: \(error)")
@@ -56,48 +57,15 @@ struct BenchAll: AsyncParsableCommand {
             }
         }
 
-        await scenario("placement") {
-            let report = try PlacementBench.measure(rows: quick ? 200_000 : 1_000_000)
-            return (
-                report.markdown, report.checks, try BenchResultFile.write(report, name: "placement", date: report.date, to: options.out)
-            )
-        }
+        await scenario("placement") { try PlacementBench.measure(rows: quick ? 200_000 : 1_000_000) }
         await scenario("router") {
-            let report = try await RouterBench.measure(
-                environment: environment, levels: [1, 16, 64], requests: quick ? 5_000 : 20_000, rows: 10_000)
-            return (report.markdown, report.checks, try report.write(to: options.out))
+            try await RouterBench.measure(environment: environment, levels: [1, 16, 64], requests: quick ? 5_000 : 20_000, rows: 10_000)
         }
-        await scenario("copy") {
-            var reports: [CopyReport] = []
-            for backend in environment.backends {
-                reports.append(
-                    try await CopyScenario(backend: backend, servers: environment.servers, rows: 1_000_000, withThrottledMove: !quick)
-                        .measure())
-            }
-            let file = CopyReport.File(date: Self.now(), backends: reports, skipped: environment.skipped)
-            return (
-                file.markdown, reports.flatMap(\.checks), try BenchResultFile.write(file, name: "copy", date: file.date, to: options.out)
-            )
-        }
-        await scenario("cutover") {
-            var reports: [CutoverReport] = []
-            for backend in environment.backends {
-                reports.append(
-                    try await CutoverScenario(backend: backend, servers: environment.servers, cutovers: quick ? 20 : 40, rate: 1_000)
-                        .measure())
-            }
-            let file = CutoverReport.File(date: Self.now(), backends: reports, skipped: environment.skipped)
-            return (
-                file.markdown, reports.flatMap(\.checks), try BenchResultFile.write(file, name: "cutover", date: file.date, to: options.out)
-            )
-        }
+        await scenario("copy") { try await CopyBench.measure(environment: environment, rows: 1_000_000, quick: quick) }
+        await scenario("cutover") { try await CutoverBench.measure(environment: environment, cutovers: quick ? 20 : 40, rate: 1_000) }
         await scenario("latency") {
-            let file = try await LatencyBench.measure(
+            try await LatencyBench.measure(
                 environment: environment, rows: quick ? 50_000 : 300_000, rate: 600, settle: quick ? 3 : 8, out: options.out)
-            return (
-                file.markdown, file.backends.flatMap(\.checks),
-                try BenchResultFile.write(file, name: "latency", date: file.date, to: options.out)
-            )
         }
 
         let summary = BenchSummary(

@@ -17,6 +17,62 @@ struct BenchOptions: ParsableArguments {
     var out = "benchmarks/results"
 }
 
+/// The table every benchmark cluster holds.
+let benchTable = "bench"
+
+/// What a scenario run produced: a Markdown report, the targets it measured, and its JSON.
+protocol BenchResult: Encodable, Sendable {
+    var markdown: String { get }
+    var checks: [TargetCheck] { get }
+    /// Writes the JSON to `folder`; returns the dated file's path.
+    func write(to folder: String) throws -> String
+}
+
+extension BenchResult {
+    /// Prints the report and writes the JSON, as every scenario command ends.
+    func present(out: String) throws {
+        say(markdown)
+        say("\nwrote \(try write(to: out))")
+    }
+}
+
+/// A scenario's figures on one backend.
+protocol BackendReport: Codable, Sendable {
+    var markdown: String { get }
+    var checks: [TargetCheck] { get }
+}
+
+/// The file of a scenario measured on each backend of a run.
+struct BenchFile<Report: BackendReport>: BenchResult, Codable {
+    let benchmark: String
+    let date: String
+    let backends: [Report]
+    /// Other files the run wrote (charts).
+    let files: [String]
+    let skipped: String?
+
+    var checks: [TargetCheck] { backends.flatMap(\.checks) }
+
+    var markdown: String {
+        (backends.map(\.markdown) + (files.isEmpty ? [] : ["wrote " + files.joined(separator: ", ")]) + [TargetCheck.markdown(checks)])
+            .joined(separator: "\n\n")
+    }
+
+    func write(to folder: String) throws -> String { try BenchResultFile.write(self, name: benchmark, date: date, to: folder) }
+
+    /// Runs `measure` on every backend of `environment`, in order.
+    static func measure(
+        _ benchmark: String, _ environment: BenchEnvironment, files: [String] = [],
+        _ measure: (ScratchCluster.Backend) async throws -> Report
+    ) async throws -> BenchFile {
+        var reports: [Report] = []
+        for backend in environment.backends { reports.append(try await measure(backend)) }
+        return BenchFile(
+            benchmark: benchmark, date: ISO8601DateFormatter().string(from: Date()), backends: reports, files: files,
+            skipped: environment.skipped)
+    }
+}
+
 /// The `--backend` values.
 enum BackendChoice: String, ExpressibleByArgument, CaseIterable, Sendable {
     case sqlite, postgres, all
@@ -254,7 +310,7 @@ func withBenchCluster<T>(
         prefix: "reshard-bench-" + prefix, backend: backend, shards: shards, servers: servers, metricsFactory: NOOPMetricsHandler.instance,
         logger: benchLogger())
     do {
-        _ = try await cluster.router.createTable(name: "bench", primaryKey: "id", shardKey: "id")
+        _ = try await cluster.router.createTable(name: benchTable, primaryKey: "id", shardKey: "id")
         let result = try await body(cluster, MigrationManager(router: cluster.router, metadata: cluster.metadata, logger: benchLogger()))
         await cluster.remove()
         return result

@@ -33,11 +33,7 @@ enum BenchMigration {
         while true {
             guard let status = await manager.status(id) else { throw DemoError("\(label): migration \(id) vanished") }
             let machine = status.machine
-            if let reason = status.throttleReason {
-                // One entry per kind of action (halving, pausing, re-baselining).
-                let kind = reason.split(separator: ":").first.map(String.init) ?? reason
-                if !reasons.contains(where: { $0.hasPrefix(kind) }) { reasons.append(reason) }
-            }
+            if let reason = status.throttleReason { noteThrottleReason(reason, in: &reasons) }
             if machine.phase == .done { return Outcome(status: status, throttleReasons: reasons) }
             if machine.phase == .failed || machine.phase.isTerminal {
                 throw DemoError("\(label): migration ended \(machine.phase.rawValue): \(status.error ?? "no reason")")
@@ -70,3 +66,10 @@ enum BenchMigration {
 
 /// Wall-clock milliseconds, the unit of the migration journal's phase log.
 func wallMillis() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1_000) }
+
+/// Keeps one entry per kind of throttle action (halving, pausing, re-baselining), with the
+/// first reason given for it: what a report needs, without every round's figures.
+func noteThrottleReason(_ reason: String, in reasons: inout [String]) {
+    let kind = reason.split(separator: ":").first.map(String.init) ?? reason
+    if !reasons.contains(where: { $0.hasPrefix(kind) }) { reasons.append(reason) }
+}

@@ -21,7 +21,7 @@ struct Scenario: Sendable {
             let connection = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
             return Client(
                 send: { operation, key in
-                    let path = "\(prefix)/v1/tables/bench/rows/k\(key)"
+                    let path = "\(prefix)/v1/tables/\(benchTable)/rows/k\(key)"
                     let response =
                         switch operation {
                         case .get: try await connection.request("GET", path)

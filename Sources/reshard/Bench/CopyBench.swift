@@ -35,15 +35,14 @@ struct CopyBench: AsyncParsableCommand {
     func run() async throws {
         let environment = try BenchEnvironment(choice: options.backend)
         defer { environment.stop() }
-        var reports: [CopyReport] = []
-        for backend in environment.backends {
-            reports.append(
-                try await CopyScenario(backend: backend, servers: environment.servers, rows: rows, withThrottledMove: !options.quick)
-                    .measure())
+        try await Self.measure(environment: environment, rows: rows, quick: options.quick).present(out: options.out)
+    }
+
+    /// Every backend's copy figures; a quick run leaves out the throttled move back.
+    static func measure(environment: BenchEnvironment, rows: Int, quick: Bool) async throws -> BenchFile<CopyReport> {
+        try await BenchFile.measure("copy", environment) { backend in
+            try await CopyScenario(backend: backend, servers: environment.servers, rows: rows, withThrottledMove: !quick).measure()
         }
-        let file = CopyReport.File(date: ISO8601DateFormatter().string(from: Date()), backends: reports, skipped: environment.skipped)
-        say(file.markdown)
-        say("\nwrote \(try BenchResultFile.write(file, name: "copy", date: file.date, to: options.out))")
     }
 }
 
@@ -54,17 +53,15 @@ struct CopyScenario {
     let rows: Int
     var withThrottledMove = true
 
-    static let table = "bench"
-
     func measure() async throws -> CopyReport {
         say("copy, \(backend.rawValue): a \(Demo.count(rows / 10))-row move for the memory baseline …")
         let small = try await withCluster { cluster, manager in
-            _ = try await BenchData.load(cluster, table: Self.table, rows: rows / 10)
+            _ = try await BenchData.load(cluster, table: benchTable, rows: rows / 10)
             return try await move(cluster, manager, to: 2, throttled: false, label: "small move")
         }
         return try await withCluster { cluster, manager in
             say("copy, \(backend.rawValue): loading \(Demo.count(rows)) rows into s1 …")
-            let bytes = try await BenchData.load(cluster, table: Self.table, rows: rows)
+            let bytes = try await BenchData.load(cluster, table: benchTable, rows: rows)
             var baselines: [CopyReport.Baseline] = []
             baselines.append(try await rawCopy(cluster))
             if backend == .postgres, let pgcopydb = BenchEnvironment.pgcopydb {
@@ -124,12 +121,12 @@ struct CopyScenario {
         switch backend {
         case .sqlite:
             let file = try await cluster.file(of: source).orThrow("file of s1")
-            let seconds = try RawCopy.sqlite(from: file, to: cluster.folder.path + "/raw-copy.sqlite", table: Self.table)
+            let seconds = try RawCopy.sqlite(from: file, to: cluster.folder.path + "/raw-copy.sqlite", table: benchTable)
             return .init(method: "sqlite INSERT … SELECT", rows: rows, seconds: seconds)
         case .postgres:
             let from = try await cluster.database(of: source).orThrow("database of s1")
             let to = try await cluster.scratchDatabase(index: 2)
-            let seconds = try await RawCopy.postgres(from: from, to: to, table: Self.table)
+            let seconds = try await RawCopy.postgres(from: from, to: to, table: benchTable)
             return .init(method: "psql COPY TO STDOUT piped to COPY FROM STDIN", rows: rows, seconds: seconds)
         }
     }
@@ -137,7 +134,7 @@ struct CopyScenario {
     private func pgcopydb(_ executable: String, _ cluster: ScratchCluster) async throws -> CopyReport.Baseline {
         let from = try await cluster.database(of: try ShardID("s1").orThrow("shard id")).orThrow("database of s1")
         let to = try await cluster.scratchDatabase(index: 2)
-        let seconds = try RawCopy.pgcopydb(executable, from: from, to: to, table: Self.table, work: cluster.folder.path + "/pgcopydb")
+        let seconds = try RawCopy.pgcopydb(executable, from: from, to: to, table: benchTable, work: cluster.folder.path + "/pgcopydb")
         return .init(method: "pgcopydb clone", rows: rows, seconds: seconds)
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 
 /// One backend's copy figures.
-struct CopyReport: Codable, Sendable {
+struct CopyReport: BackendReport {
     /// A bulk copy the live one is compared with.
     struct Baseline: Codable, Sendable {
         let method: String
@@ -88,17 +88,5 @@ struct CopyReport: Codable, Sendable {
             )
         }
         return lines.joined(separator: "\n")
-    }
-
-    /// The file of one `reshard bench copy` run.
-    struct File: Codable, Sendable {
-        var benchmark = "copy"
-        let date: String
-        let backends: [CopyReport]
-        let skipped: String?
-
-        var markdown: String {
-            (backends.map(\.markdown) + [TargetCheck.markdown(backends.flatMap(\.checks))]).joined(separator: "\n\n")
-        }
     }
 }

@@ -35,17 +35,14 @@ struct CutoverBench: AsyncParsableCommand {
     func run() async throws {
         let environment = try BenchEnvironment(choice: options.backend)
         defer { environment.stop() }
-        var reports: [CutoverReport] = []
-        for backend in environment.backends {
-            reports.append(
-                try await CutoverScenario(
-                    backend: backend, servers: environment.servers, cutovers: cutovers ?? (options.quick ? 20 : 40), rate: rate
-                )
-                .measure())
+        try await Self.measure(environment: environment, cutovers: cutovers ?? (options.quick ? 20 : 40), rate: rate)
+            .present(out: options.out)
+    }
+
+    static func measure(environment: BenchEnvironment, cutovers: Int, rate: Int) async throws -> BenchFile<CutoverReport> {
+        try await BenchFile.measure("cutover", environment) { backend in
+            try await CutoverScenario(backend: backend, servers: environment.servers, cutovers: cutovers, rate: rate).measure()
         }
-        let file = CutoverReport.File(date: ISO8601DateFormatter().string(from: Date()), backends: reports, skipped: environment.skipped)
-        say(file.markdown)
-        say("\nwrote \(try BenchResultFile.write(file, name: "cutover", date: file.date, to: options.out))")
     }
 }
 
@@ -55,19 +52,18 @@ struct CutoverScenario {
     let cutovers: Int
     let rate: Int
 
-    static let table = "bench"
     static let rows = 20_000
 
     func measure() async throws -> CutoverReport {
         try await withBenchCluster("cutover", backend: backend, shards: 2, servers: servers) { cluster, manager in
-            _ = try await BenchData.load(cluster, table: Self.table, rows: Self.rows)
+            _ = try await BenchData.load(cluster, table: benchTable, rows: Self.rows)
             return try await measure(cluster, manager)
         }
     }
 
     private func measure(_ cluster: ScratchCluster, _ manager: MigrationManager) async throws -> CutoverReport {
         let server = try await LoopbackServer.reshard(cluster, migrations: manager)
-        let load = BenchLoad(port: server.port, table: Self.table, clients: 4, keys: Self.rows, ratePerSecond: rate, writePercent: 100)
+        let load = BenchLoad(port: server.port, table: benchTable, clients: 4, keys: Self.rows, ratePerSecond: rate, writePercent: 100)
         let loadTask = Task { try await load.run() }
         PeakMemory.reset()
         // A 1/8 slice: small enough to copy in moments, so the figures are the cutovers', and
@@ -123,7 +119,7 @@ func percentiles(_ sorted: [Double]) -> Percentiles {
     Percentiles(p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.last ?? 0)
 }
 
-struct CutoverReport: Codable, Sendable {
+struct CutoverReport: BackendReport {
     let backend: String
     let cutovers: Int
     let writesPerSecond: Int
@@ -175,16 +171,5 @@ struct CutoverReport: Codable, Sendable {
             String(
                 format: "| every client write | %.1f | %.1f | %.1f |", clientWriteMillis.p50, clientWriteMillis.p99, clientWriteMillis.max))
         return lines.joined(separator: "\n")
-    }
-
-    struct File: Codable, Sendable {
-        var benchmark = "cutover"
-        let date: String
-        let backends: [CutoverReport]
-        let skipped: String?
-
-        var markdown: String {
-            (backends.map(\.markdown) + [TargetCheck.markdown(backends.flatMap(\.checks))]).joined(separator: "\n\n")
-        }
     }
 }

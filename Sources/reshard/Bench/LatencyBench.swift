@@ -38,17 +38,18 @@ struct LatencyBench: AsyncParsableCommand {
     func run() async throws {
         let environment = try BenchEnvironment(choice: options.backend)
         defer { environment.stop() }
-        let file = try await Self.measure(
+        try await Self.measure(
             environment: environment, rows: rows ?? (options.quick ? 50_000 : 300_000), rate: rate,
-            settle: settleSeconds ?? (options.quick ? 3 : 8), out: options.out)
-        say(file.markdown)
-        say("\nwrote \(try BenchResultFile.write(file, name: "latency", date: file.date, to: options.out))")
+            settle: settleSeconds ?? (options.quick ? 3 : 8), out: options.out
+        ).present(out: options.out)
     }
 
-    static func measure(environment: BenchEnvironment, rows: Int, rate: Int, settle: Int, out: String) async throws -> LatencyReport.File {
-        var reports: [LatencyReport] = []
-        var charts: [String] = []
-        for backend in environment.backends {
+    /// Every backend's figures, throttle off and on; draws each backend's chart into `out`.
+    static func measure(environment: BenchEnvironment, rows: Int, rate: Int, settle: Int, out: String) async throws
+        -> BenchFile<LatencyReport>
+    {
+        let charts = environment.backends.map { "\(out)/latency-\($0.rawValue)-latest.svg" }
+        return try await BenchFile.measure("latency", environment, files: charts) { backend in
             var runs: [LatencyReport.Run] = []
             for throttled in [false, true] {
                 let scenario = LatencyScenario(
@@ -59,11 +60,8 @@ struct LatencyBench: AsyncParsableCommand {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             let chart = "\(out)/latency-\(backend.rawValue)-latest.svg"
             try LatencyChart.svg(report).write(toFile: chart, atomically: true, encoding: .utf8)
-            charts.append(chart)
-            reports.append(report)
+            return report
         }
-        return LatencyReport.File(
-            date: ISO8601DateFormatter().string(from: Date()), backends: reports, charts: charts, skipped: environment.skipped)
     }
 }
 
@@ -79,10 +77,10 @@ struct LatencyScenario {
         try await withBenchCluster("latency", backend: backend, shards: 4, servers: servers) { cluster, manager in
             let mode = throttled ? "throttle on" : "throttle off"
             say("latency, \(backend.rawValue), \(mode): loading \(Demo.count(rows)) rows …")
-            _ = try await BenchData.load(cluster, table: "bench", rows: rows)
+            _ = try await BenchData.load(cluster, table: benchTable, rows: rows)
             let newcomer = try await cluster.addShard(index: 5)
             let server = try await LoopbackServer.reshard(cluster, migrations: manager)
-            let load = BenchLoad(port: server.port, table: "bench", clients: 4, keys: rows, ratePerSecond: rate, writePercent: 30)
+            let load = BenchLoad(port: server.port, table: benchTable, clients: 4, keys: rows, ratePerSecond: rate, writePercent: 30)
             let loadTask = Task { try await load.run() }
             PeakMemory.reset()
             var outcome: BenchMigration.Outcome?
@@ -94,7 +92,8 @@ struct LatencyScenario {
                 outcome = try await BenchMigration.run(
                     manager, .addShard(newcomer), settings: BenchMigration.settings(latencyFactor: throttled ? 1.2 : nil),
                     label: "add s5, \(mode)", showProgress: true)
-                end = wallMillis()
+                // The end is when the machine reached done, not when the poll noticed.
+                end = outcome?.status.machine.phaseLog.last { $0.phase == .done }?.at ?? wallMillis()
                 try await Task.sleep(for: settle)
             } catch {
                 failure = error

@@ -1,7 +1,7 @@
 import Foundation
 
 /// One backend's foreground latency figures.
-struct LatencyReport: Codable, Sendable {
+struct LatencyReport: BackendReport {
     /// The latency of the requests of one stage.
     struct Stage: Codable, Sendable {
         let stage: String
@@ -36,7 +36,7 @@ struct LatencyReport: Codable, Sendable {
         let peakMemoryBytes: Int
 
         static let stageNames = ["before", "preparing", "copy", "catch-up", "verifying", "cutover", "baking", "cleaning_up", "after"]
-        static let stageOfPhase = ["copying": "copy", "catching_up": "catch-up", "cutting_over": "cutover", "done": "after"]
+        static let stageOfPhase = ["copying": "copy", "catching_up": "catch-up", "cutting_over": "cutover"]
         static let bucketMillis: UInt64 = 250
 
         /// Files each sample under a stage: by its start, except that a request in flight during
@@ -139,18 +139,5 @@ struct LatencyReport: Codable, Sendable {
             lines.append("throttle \(run.throttled ? "on" : "off"): p99 during/before \(ratio); throttle: \(reasons)")
         }
         return lines.joined(separator: "\n")
-    }
-
-    struct File: Codable, Sendable {
-        var benchmark = "latency"
-        let date: String
-        let backends: [LatencyReport]
-        let charts: [String]
-        let skipped: String?
-
-        var markdown: String {
-            (backends.map(\.markdown) + ["charts: " + charts.joined(separator: ", "), TargetCheck.markdown(backends.flatMap(\.checks))])
-                .joined(separator: "\n\n")
-        }
     }
 }

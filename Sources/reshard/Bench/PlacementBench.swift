@@ -26,9 +26,7 @@ struct PlacementBench: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let report = try Self.measure(rows: rows ?? (options.quick ? 200_000 : 1_000_000))
-        say(report.markdown)
-        say("\nwrote \(try BenchResultFile.write(report, name: "placement", date: report.date, to: options.out))")
+        try Self.measure(rows: rows ?? (options.quick ? 200_000 : 1_000_000)).present(out: options.out)
     }
 
     static let shardCounts = [4, 8, 16, 32, 64]
@@ -107,7 +105,7 @@ struct PlacementBench: AsyncParsableCommand {
 }
 
 /// The JSON and table of one placement run.
-struct PlacementReport: Codable, Sendable {
+struct PlacementReport: BenchResult, Codable {
     struct Row: Codable, Sendable {
         let scheme: String
         /// Shards before the add.
@@ -127,6 +125,8 @@ struct PlacementReport: Codable, Sendable {
     let results: [Row]
     let seconds: Double
     let peakMemoryBytes: Int
+
+    func write(to folder: String) throws -> String { try BenchResultFile.write(self, name: benchmark, date: date, to: folder) }
 
     var markdown: String {
         var lines = [

@@ -51,10 +51,8 @@ struct RouterBench: AsyncParsableCommand {
     func run() async throws {
         let environment = try BenchEnvironment(choice: options.backend)
         defer { environment.stop() }
-        let report = try await Self.measure(
-            environment: environment, levels: levels, requests: requests ?? (options.quick ? 5_000 : 20_000), rows: rows)
-        say(report.markdown)
-        say("\nwrote \(try report.write(to: options.out))")
+        try await Self.measure(environment: environment, levels: levels, requests: requests ?? (options.quick ? 5_000 : 20_000), rows: rows)
+            .present(out: options.out)
     }
 
     static func measure(environment: BenchEnvironment, levels: [Int], requests: Int, rows: Int) async throws -> RouterBenchReport {
@@ -63,7 +61,7 @@ struct RouterBench: AsyncParsableCommand {
         for backend in environment.backends {
             try await withBenchCluster("router", backend: backend, shards: 4, servers: environment.servers) { cluster, manager in
                 say("router, \(backend.rawValue): preloading \(Demo.count(rows)) rows …")
-                _ = try await BenchData.load(cluster, table: "bench", rows: rows)
+                _ = try await BenchData.load(cluster, table: benchTable, rows: rows)
                 let server = try await LoopbackServer.reshard(cluster, migrations: manager)
                 let bare = try await BareServer.start()
                 PeakMemory.reset()
@@ -91,7 +89,7 @@ struct RouterBench: AsyncParsableCommand {
     /// Calls the owning shard's store in process, as the router does after parsing a request.
     static func directClient(_ cluster: ScratchCluster) throws -> Scenario.Client {
         let map = cluster.router.shardMap
-        let table = try TableName("bench").orThrow("table name")
+        let table = try TableName(benchTable).orThrow("table name")
         var stores: [ShardID: any ShardStore] = [:]
         for shard in map.shards { stores[shard] = try cluster.router.store(shard).orThrow("store \(shard)") }
         let owners = stores

@@ -1,7 +1,7 @@
 import Foundation
 
 /// The JSON file and Markdown table of one router benchmark run.
-struct RouterBenchReport: Codable {
+struct RouterBenchReport: BenchResult, Codable {
     struct Ratio: Codable {
         let backend: String
         let operation: String
