@@ -95,7 +95,11 @@ let package = Package(
         .testTarget(name: "ReshardCoreTests", dependencies: ["ReshardCore"], swiftSettings: strict),
         .testTarget(
             name: "ReshardStoreTests",
-            dependencies: ["ReshardStore", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "ReshardStore", .product(name: "Logging", package: "swift-log"),
+                // To make a shard file as an older Reshard left it.
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

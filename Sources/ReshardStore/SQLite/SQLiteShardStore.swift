@@ -2,13 +2,14 @@ import Foundation
 import GRDB
 import Logging
 import ReshardCore
+import Synchronization
 
 /// A shard in one SQLite file (WAL mode), through GRDB.
 ///
 /// Each table `t` is stored as `"r_t"` with `(pk, skey, h, version, body, digest)`; `h` is the
 /// order-preserving signed form of the key hash so the `(h, pk)` index serves range scans, and
-/// `digest` is the row digest so checksums are computed by SQLite. Triggers copy every inserted
-/// or updated row image into `_reshard_changelog`. Physical deletes (cleanup of moved ranges,
+/// `digest` is the row digest so checksums are computed by SQLite. Triggers copy every row image a
+/// client writes into `_reshard_changelog` (not the migrator's `apply`). Physical deletes (cleanup of moved ranges,
 /// tombstone purge) have no trigger on purpose: they are not client changes and must never
 /// replicate to another shard.
 public final class SQLiteShardStore: ShardStore {
@@ -18,6 +19,7 @@ public final class SQLiteShardStore: ShardStore {
     public let path: String
     private let pool: DatabasePool
     private let checkpointer: WALCheckpointer
+    private let applies = ApplyQueue()
 
     /// Opens (creating if needed) the shard file at `path`.
     public init(shardID: ShardID, path: String) throws {
@@ -56,13 +58,37 @@ public final class SQLiteShardStore: ShardStore {
         migrator.registerMigration("v2-streams") { db in
             try db.execute(sql: "CREATE TABLE _reshard_streams(name TEXT PRIMARY KEY NOT NULL)")
         }
+        migrator.registerMigration("v3-uncaptured-apply") { db in
+            // A row here, present only inside an `apply` transaction, keeps the migrator's
+            // writes out of the changelog; the triggers of existing tables learn to look for it.
+            try db.execute(sql: "CREATE TABLE _reshard_uncaptured(flag INTEGER NOT NULL)")
+            for table in try String.fetchAll(db, sql: "SELECT name FROM _reshard_tables").compactMap(TableName.init) {
+                for event in ["insert", "update"] { try db.execute(sql: "DROP TRIGGER IF EXISTS \"r_\(table.rawValue)_cdc_\(event)\"") }
+                try db.execute(sql: triggers(table))
+            }
+        }
         return migrator
+    }
+
+    /// The triggers that copy a client write's row image into the changelog. Writes made while
+    /// `_reshard_uncaptured` has a row (the migrator's `apply`, which adds and removes it inside
+    /// its own transaction, so no other transaction ever sees it) are not client changes: the
+    /// changelog would only double a copy's writes, and no stream needs them (see `apply`).
+    private static func triggers(_ table: TableName) -> String {
+        let literal = "'\(table.rawValue)'"
+        let image = "NEW.pk, NEW.skey, NEW.version, NEW.body, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+        return ["insert", "update"].map { event in
+            """
+            CREATE TRIGGER IF NOT EXISTS "r_\(table.rawValue)_cdc_\(event)" AFTER \(event.uppercased()) ON \(quoted(table))
+            WHEN NOT EXISTS (SELECT 1 FROM _reshard_uncaptured) BEGIN
+                INSERT INTO _reshard_changelog(tbl, pk, skey, version, body, at_ms) VALUES(\(literal), \(image));
+            END;
+            """
+        }.joined(separator: "\n")
     }
 
     public func ensureTable(_ table: TableName) async throws {
         let name = Self.quoted(table)
-        let literal = "'\(table.rawValue)'"
-        let image = "NEW.pk, NEW.skey, NEW.version, NEW.body, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
         try await pool.write { db in
             try db.execute(
                 sql: """
@@ -71,15 +97,10 @@ public final class SQLiteShardStore: ShardStore {
                         version INTEGER NOT NULL, body TEXT, digest INTEGER NOT NULL);
                     CREATE INDEX IF NOT EXISTS "r_\(table.rawValue)_h" ON \(name)(h, pk);
                     CREATE INDEX IF NOT EXISTS "r_\(table.rawValue)_tombstones" ON \(name)(version) WHERE body IS NULL;
-                    CREATE TRIGGER IF NOT EXISTS "r_\(table.rawValue)_cdc_insert" AFTER INSERT ON \(name) BEGIN
-                        INSERT INTO _reshard_changelog(tbl, pk, skey, version, body, at_ms) VALUES(\(literal), \(image));
-                    END;
-                    CREATE TRIGGER IF NOT EXISTS "r_\(table.rawValue)_cdc_update" AFTER UPDATE ON \(name) BEGIN
-                        INSERT INTO _reshard_changelog(tbl, pk, skey, version, body, at_ms) VALUES(\(literal), \(image));
-                    END;
-                    INSERT OR IGNORE INTO _reshard_tables(name) VALUES(\(literal));
+                    \(Self.triggers(table))
                     """
             )
+            try db.execute(sql: "INSERT OR IGNORE INTO _reshard_tables(name) VALUES(?)", arguments: [table.rawValue])
         }
     }
 
@@ -214,12 +235,50 @@ public final class SQLiteShardStore: ShardStore {
 
     public func apply(_ rows: [StoredRow]) async throws -> Int {
         guard !rows.isEmpty else { return 0 }
-        return try await pool.writeWithoutTransaction { db in
-            var changed = 0
-            try db.inTransaction(.immediate) {
-                // One compiled statement per table for the whole batch: compiling per row (and
-                // GRDB's authorizer pass over each compile) cost more than the inserts.
-                var statements: [TableName: Statement] = [:]
+        return try await withCheckedThrowingContinuation { continuation in
+            if applies.enqueue(rows, continuation) {
+                Task { await self.flushApplies() }
+            }
+        }
+    }
+
+    /// Writes the queued applies until none is left, several per transaction (group commit).
+    /// A copy runs its slices side by side and SQLite has one writer, so their applies queue up
+    /// anyway; one transaction for what queued writes each B-tree page and the WAL frame once
+    /// instead of once per chunk (a copied range's primary keys land in random order, so a
+    /// 1,000-row chunk dirties about as many pages as it has rows).
+    private func flushApplies() async {
+        while let batch = applies.next() {
+            let rows = batch.map(\.rows)
+            do {
+                let counts = try await pool.writeWithoutTransaction { db in try Self.apply(db, rows) }
+                for (request, changed) in zip(batch, counts) { request.continuation.resume(returning: changed) }
+            } catch {
+                // One request's failure (a table without storage) must not fail the others: each
+                // is tried again alone and gets its own answer.
+                for request in batch {
+                    let rows = request.rows
+                    do {
+                        let counts = try await pool.writeWithoutTransaction { db in try Self.apply(db, [rows]) }
+                        request.continuation.resume(returning: counts.reduce(0, +))
+                    } catch {
+                        request.continuation.resume(throwing: error)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies each batch of rows in one immediate transaction; returns the rows changed per batch.
+    private static func apply(_ db: Database, _ batches: [[StoredRow]]) throws -> [Int] {
+        var counts: [Int] = []
+        try db.inTransaction(.immediate) {
+            try db.execute(sql: "INSERT INTO _reshard_uncaptured(flag) VALUES(1)")
+            // One compiled statement per table for the whole transaction: compiling per row (and
+            // GRDB's authorizer pass over each compile) cost more than the inserts.
+            var statements: [TableName: Statement] = [:]
+            for rows in batches {
+                var changed = 0
                 for row in rows {
                     do {
                         let statement = try statements[row.table] ?? db.cachedStatement(sql: Self.upsert(row.table, onlyNewer: true))
@@ -230,10 +289,12 @@ public final class SQLiteShardStore: ShardStore {
                     }
                     changed += db.changesCount
                 }
-                return .commit
+                counts.append(changed)
             }
-            return changed
+            try db.execute(sql: "DELETE FROM _reshard_uncaptured")
+            return .commit
         }
+        return counts
     }
 
     public func scan(table: TableName, range: HashRange, after cursor: ScanCursor?, limit: Int) async throws -> [StoredRow] {
@@ -536,6 +597,50 @@ extension SQLiteShardStore {
             return try await pool.read(body)
         } catch let error as DatabaseError where Self.isNoSuchTable(error) {
             throw StoreError.unknownTable(table)
+        }
+    }
+}
+
+/// The applies waiting for the writer, and whether a flush is running.
+private final class ApplyQueue: Sendable {
+    struct Request {
+        let rows: [StoredRow]
+        let continuation: CheckedContinuation<Int, any Error>
+    }
+
+    /// Rows above which a queued request waits for the next transaction: the writer is held
+    /// for the whole transaction, and client writes wait behind it.
+    static let maxRows = 10_000
+
+    private let state = Mutex<(pending: [Request], flushing: Bool)>(([], false))
+
+    /// Queues a request; true when the caller must start the flush (none is running).
+    func enqueue(_ rows: [StoredRow], _ continuation: CheckedContinuation<Int, any Error>) -> Bool {
+        state.withLock { state in
+            state.pending.append(Request(rows: rows, continuation: continuation))
+            guard !state.flushing else { return false }
+            state.flushing = true
+            return true
+        }
+    }
+
+    /// The next transaction's requests (at least one, up to `maxRows` rows), or nil when none is
+    /// waiting, which also ends the flush.
+    func next() -> [Request]? {
+        state.withLock { state in
+            guard !state.pending.isEmpty else {
+                state.flushing = false
+                return nil
+            }
+            var rows = 0
+            var count = 0
+            for request in state.pending {
+                if count > 0 && rows + request.rows.count > Self.maxRows { break }
+                rows += request.rows.count
+                count += 1
+            }
+            defer { state.pending.removeFirst(count) }
+            return Array(state.pending.prefix(count))
         }
     }
 }
