@@ -40,34 +40,27 @@ extension PostgresShardStore {
     public func changes(_ stream: ChangeStreamID, after position: UInt64, through: UInt64?, limit: Int) async throws -> ChangeBatch {
         if usesTriggers { return try await triggerChanges(after: position, through: through, limit: limit) }
         let slot = slotName(stream)
-        let after = Int64(bitPattern: position)
         let upto = through.map { Self.lsnText($0) }
         let (flush, lines) = try await pool.withConnection { connection in
-            let state = try await connection.query(
-                """
-                SELECT (pg_current_wal_flush_lsn() - '0/0')::bigint, (confirmed_flush_lsn - '0/0')::bigint,
-                    (pg_current_wal_lsn() - restart_lsn)::bigint
-                FROM pg_replication_slots WHERE slot_name = \(slot)
-                """, logger: self.logger)
-            var found: (Int64, Int64?, Int64?)?
-            for try await row in state.decode((Int64, Int64?, Int64?).self) { found = row }
-            guard let (flush, confirmed, restartLag) = found else {
-                throw StoreError.backend("change stream \(stream) is not open on shard \(self.shardID)")
-            }
-            if let restartLag, restartLag > Self.restartLagToNudge { self.nudgeRestartPoint() }
-            if let confirmed, confirmed < after, after <= flush {
-                // Everything up to `after` was applied: the slot may let that WAL go.
-                try await connection.query(
-                    "SELECT pg_replication_slot_advance(\(slot), \(Self.lsnText(position))::pg_lsn)", logger: self.logger)
-            }
+            // A drain runs while client writes are held, so it is one round trip that only reads;
+            // the tails before it look after the slot.
+            if through == nil { try await self.maintainSlot(connection, slot: slot, stream: stream, after: position) }
+            // The flush point is read first (the peek's bound depends on it): every transaction
+            // committed at or before it is decoded, whatever commits while the peek runs.
             let rows = try await connection.query(
                 """
-                SELECT (lsn - '0/0')::bigint, data FROM pg_logical_slot_peek_changes(
-                    \(slot), \(upto)::pg_lsn, \(Int32(clamping: limit)),
-                    'include-timestamp', 'on', 'skip-empty-xacts', 'on', 'include-xids', 'off')
+                WITH f AS MATERIALIZED (SELECT pg_current_wal_flush_lsn() AS flush)
+                SELECT (f.flush - '0/0')::bigint, (c.lsn - '0/0')::bigint, c.data FROM f LEFT JOIN LATERAL pg_logical_slot_peek_changes(
+                    \(slot), least(f.flush, \(upto)::pg_lsn), \(Int32(clamping: limit)),
+                    'include-timestamp', 'on', 'skip-empty-xacts', 'on', 'include-xids', 'off') AS c ON true
                 """, logger: self.logger)
+            var flush: Int64?
             var lines: [(Int64, String)] = []
-            for try await line in rows.decode((Int64, String).self) { lines.append(line) }
+            for try await (head, lsn, data) in rows.decode((Int64, Int64?, String?).self) {
+                flush = head
+                if let lsn, let data { lines.append((lsn, data)) }
+            }
+            guard let flush else { throw StoreError.backend("no WAL flush position was returned") }
             return (UInt64(bitPattern: flush), lines)
         }
         var changes: [Change] = []
@@ -103,8 +96,29 @@ extension PostgresShardStore {
             oldestPendingMillis: limited ? changes.last?.atMillis : nil)
     }
 
+    /// Checks that the stream is open, lets the slot free what was applied (everything up to
+    /// `after`), and nudges its restart point when it lags.
+    private func maintainSlot(_ connection: PostgresConnection, slot: String, stream: ChangeStreamID, after position: UInt64) async throws {
+        let after = Int64(bitPattern: position)
+        let state = try await connection.query(
+            """
+            SELECT (pg_current_wal_flush_lsn() - '0/0')::bigint, (confirmed_flush_lsn - '0/0')::bigint,
+                (pg_current_wal_lsn() - restart_lsn)::bigint
+            FROM pg_replication_slots WHERE slot_name = \(slot)
+            """, logger: logger)
+        var found: (Int64, Int64?, Int64?)?
+        for try await row in state.decode((Int64, Int64?, Int64?).self) { found = row }
+        guard let (flush, confirmed, restartLag) = found else {
+            throw StoreError.backend("change stream \(stream) is not open on shard \(shardID)")
+        }
+        if let restartLag, restartLag > Self.restartLagToNudge { nudgeRestartPoint() }
+        if let confirmed, confirmed < after, after <= flush {
+            try await connection.query("SELECT pg_replication_slot_advance(\(slot), \(Self.lsnText(position))::pg_lsn)", logger: logger)
+        }
+    }
+
     /// WAL behind a slot's restart point past which a read asks the server for a new one.
-    static let restartLagToNudge: Int64 = 4 << 20
+    static let restartLagToNudge: Int64 = 256 << 10
 
     /// Every read of a slot decodes the WAL from the slot's restart point, and that point only
     /// moves when decoding meets a running-transactions record, which the server writes every
@@ -116,7 +130,7 @@ extension PostgresShardStore {
     func nudgeRestartPoint() {
         let now = ContinuousClock.now
         let due = lastNudge.withLock { last -> Bool in
-            if let last, now - last < .seconds(1) { return false }
+            if let last, now - last < .milliseconds(250) { return false }
             last = now
             return true
         }

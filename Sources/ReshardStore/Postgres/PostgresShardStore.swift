@@ -71,10 +71,6 @@ public final class PostgresShardStore: ShardStore {
         usesTriggers ? Self.changelogHeadExpression : "(pg_current_wal_insert_lsn() - '0/0')::bigint"
     }
 
-    func positionUnderBarrier(_ connection: PostgresConnection) async throws -> UInt64 {
-        try await Self.position(connection.query(PostgresQuery(unsafeSQL: "SELECT \(positionExpression)"), logger: logger))
-    }
-
     /// Closes every connection.
     public func close() async { await pool.close() }
 
@@ -93,6 +89,27 @@ public final class PostgresShardStore: ShardStore {
                     PRIMARY KEY(range_start, range_last))
                 """, logger: self.logger)
             try await Self.prepareChangelog(connection, capture: self.capture, logger: self.logger)
+            // The fence step runs while client writes are held, so it is one statement (one round
+            // trip) instead of a transaction of five. Replaced on every open: the position it
+            // returns depends on how this server captures changes.
+            try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        CREATE OR REPLACE FUNCTION _reshard_fence(starts bigint[], lasts bigint[], g bigint)
+                        RETURNS bigint LANGUAGE plpgsql AS $$
+                        BEGIN
+                            -- Waits for every client write in flight; see PostgresShardStore.
+                            LOCK TABLE _reshard_fences IN EXCLUSIVE MODE;
+                            -- The commit flushes the WAL through the position, so a drain to it never
+                            -- waits on the WAL writer (the server may run with synchronous_commit off).
+                            PERFORM set_config('synchronous_commit', 'on', true);
+                            INSERT INTO _reshard_fences(range_start, range_last, generation)
+                            SELECT s, l, g FROM unnest(starts, lasts) AS r(s, l)
+                            ON CONFLICT (range_start, range_last)
+                            DO UPDATE SET generation = greatest(_reshard_fences.generation, excluded.generation);
+                            RETURN \(self.positionExpression);
+                        END $$
+                        """), logger: self.logger)
         }
     }
 
@@ -288,6 +305,19 @@ public final class PostgresShardStore: ShardStore {
         guard !rows.isEmpty else { return 0 }
         let byTable = Dictionary(grouping: rows, by: \.table)
         let first = rows[0].table
+        if byTable.count == 1 {
+            // One statement is its own transaction: one round trip instead of three, which a
+            // cutover's drain (writes held) feels.
+            do {
+                return try await pool.withConnection { connection in
+                    try await self.upsert(connection, Self.latest(rows), into: Self.quoted(first), onlyNewer: true)
+                }
+            } catch  where Self.isUndefinedTable(error) {
+                throw StoreError.unknownTable(first)
+            } catch let error as PSQLError {
+                throw StoreError.backend(Self.message(error))
+            }
+        }
         return try await run(first) { connection in
             var changed = 0
             for (table, tableRows) in byTable.sorted(by: { $0.key < $1.key }) {
@@ -375,21 +405,10 @@ public final class PostgresShardStore: ShardStore {
         binds.append(ranges.map { KeyHash.ordered($0.start) })
         binds.append(ranges.map { KeyHash.ordered($0.last) })
         binds.append(Int64(bitPattern: generation))
-        let upsert = PostgresQuery(
-            unsafeSQL: """
-                INSERT INTO _reshard_fences(range_start, range_last, generation)
-                SELECT s, l, $3 FROM unnest($1::bigint[], $2::bigint[]) AS r(s, l)
-                ON CONFLICT (range_start, range_last) DO UPDATE SET generation = greatest(_reshard_fences.generation, excluded.generation)
-                """, binds: binds)
-        return try await pool.transaction { connection in
-            // Waits for every client write in flight; see the type's comment.
-            try await connection.query("LOCK TABLE _reshard_fences IN EXCLUSIVE MODE", logger: self.logger)
-            // The commit flushes the WAL through the position, so a drain to it never waits on
-            // the WAL writer (the server may run with synchronous_commit off).
-            try await connection.query("SET LOCAL synchronous_commit = on", logger: self.logger)
-            try await connection.query(upsert, logger: self.logger)
-            return try await self.positionUnderBarrier(connection)
-        }
+        // One statement outside a transaction block is its own transaction: the lock is held
+        // until its commit, as in the type's comment.
+        let query = PostgresQuery(unsafeSQL: "SELECT _reshard_fence($1::bigint[], $2::bigint[], $3::bigint)", binds: binds)
+        return try await pool.withConnection { connection in try await Self.position(connection.query(query, logger: self.logger)) }
     }
 
     public func removeFences(_ ranges: [HashRange]) async throws {
