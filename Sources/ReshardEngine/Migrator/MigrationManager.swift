@@ -230,6 +230,7 @@ public final class MigrationManager: Sendable {
             status.throttleChunkRows = throttle.chunkRows
             status.throttleReason = throttle.reason
             status.cutoverSteps = await runner.lastCutoverSteps
+            status.cutoverPauseMicros = await runner.lastCutoverPauseMicros
             status.shadow = shadowStats(id)
             return status
         }
@@ -295,6 +296,7 @@ public final class MigrationManager: Sendable {
             let state = await runner.state
             var status = MigrationStatus(machine: state, error: await runner.error, pauses: await runner.writePauses)
             status.cutoverSteps = await runner.lastCutoverSteps
+            status.cutoverPauseMicros = await runner.lastCutoverPauseMicros
             // A runner stopped by a lost lease has not ended: its status is then the journal's,
             // which the process that took over keeps current.
             self.finished.withLock { $0[id] = state.phase.isTerminal ? status : nil }
@@ -333,6 +335,9 @@ public struct MigrationStatus: Sendable {
     public var throttleReason: String?
     /// How long each step of the latest cutover took (while the runner is live).
     public var cutoverSteps: [CutoverStepTiming] = []
+    /// The latest cutover's whole pause, hold to release, in microseconds (while the runner is
+    /// live): the steps plus the rounds' bookkeeping between them.
+    public var cutoverPauseMicros: UInt64?
     /// What this router's canary shadow reads found (while this process has seen the canary).
     public var shadow: CanaryReads.Stats?
     /// How each shard of the plan captures changes ("logical decoding …", "triggers …"): a

@@ -31,6 +31,8 @@ public actor MigrationRunner {
     private var copyNotBefore = ContinuousClock.now
     private let hook: MigrationRoundHook?
     private var cutoverSteps: [CutoverStepTiming] = []
+    private var holdStarted: ContinuousClock.Instant?
+    private var cutoverPause: Duration?
     private var journaled: MigrationStateMachine?
     private var canaryConfigured = false
     private var canaryEpoch: Int?
@@ -75,6 +77,10 @@ public actor MigrationRunner {
     /// How long each step of the latest cutover took, in order (a drain may take several rounds).
     public var lastCutoverSteps: [CutoverStepTiming] { cutoverSteps }
 
+    /// The latest cutover's pause, from the start of its hold to the end of its release: its
+    /// steps and the bookkeeping between them (nil before the first release).
+    public var lastCutoverPauseMicros: UInt64? { cutoverPause?.wholeMicroseconds }
+
     /// The throttle's chunk size and, when it is slowing the copy, why.
     public var throttleState: (chunkRows: Int, reason: String?) { (throttle.chunkRows, throttle.reason) }
 
@@ -112,10 +118,15 @@ public actor MigrationRunner {
                 continue
             }
             let step = machine.phase == .cuttingOver ? machine.cutover?.step : nil
-            if step == .hold { cutoverSteps = [] }
             let started = ContinuousClock.now
+            if step == .hold {
+                cutoverSteps = []
+                holdStarted = started
+            }
             let results = await perform(work, now: now)
-            if let step { cutoverSteps.append(CutoverStepTiming(step: step, micros: (ContinuousClock.now - started).wholeMicroseconds)) }
+            let ended = ContinuousClock.now
+            if let step { cutoverSteps.append(CutoverStepTiming(step: step, micros: (ended - started).wholeMicroseconds)) }
+            if step == .release, let holdStarted { cutoverPause = ended - holdStarted }
             var failed: (any Error)?
             // A round's changelog reads go in before its other facts, whatever order the tasks
             // finished in: a copy that finishes in this round marks the backlogs stale, and a read

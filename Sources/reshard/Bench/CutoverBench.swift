@@ -81,11 +81,10 @@ struct CutoverScenario {
                     manager, .moveRange(slice, to: target), settings: BenchMigration.settings(latencyFactor: nil),
                     label: "cutover \(round + 1)", showProgress: false, timeout: .seconds(120)
                 ).status
-                // The pause runs from the hold to the release: the sum of the last cutover's
-                // steps, timed in microseconds (the journal's pausesMillis are whole milliseconds).
-                if !status.cutoverSteps.isEmpty {
-                    holds.append(Double(status.cutoverSteps.reduce(0) { $0 + $1.micros }) / 1_000)
-                }
+                // The pause runs from the start of the hold to the end of the release, steps and
+                // the rounds between them, in microseconds (the journal's pausesMillis are whole
+                // milliseconds).
+                if let pause = status.cutoverPauseMicros { holds.append(Double(pause) / 1_000) }
                 held += status.pauses
                 for timing in status.cutoverSteps { steps[timing.step.rawValue, default: []].append(Double(timing.micros) / 1_000) }
             } catch {
