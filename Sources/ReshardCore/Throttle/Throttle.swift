@@ -68,9 +68,15 @@ public struct Throttle: Sendable, Hashable, Codable {
         baselineP99Micros = max(1, p99Micros)
     }
 
-    /// The decision for the next chunk, from the latest foreground p99 and the largest
-    /// changelog backlog of the old owners.
-    public mutating func decide(foregroundP99Micros: UInt64?, backlog: Int) -> Decision {
+    /// The decision for the next chunk, from the latest foreground p99, the largest changelog
+    /// backlog of the old owners, and how long the last chunk took when it is known.
+    ///
+    /// A smaller chunk alone does not lighten the load: rounds of small chunks run back to back
+    /// and the copy keeps the machine as busy as before, in more pieces. So while the copy is
+    /// slowed, each chunk is followed by a rest that keeps the copy's share of the time at its
+    /// chunk's share of a full chunk (a chunk of 1/8 the size runs 1/8 of the time), gh-ost's
+    /// "nice ratio" tied to the chunk size.
+    public mutating func decide(foregroundP99Micros: UInt64?, backlog: Int, lastChunkMicros: UInt64? = nil) -> Decision {
         var slowReason: String?
         var latencyHurts = false
         if let factor = latencyFactor, let baseline = baselineP99Micros, let p99 = foregroundP99Micros,
@@ -119,8 +125,11 @@ public struct Throttle: Sendable, Hashable, Codable {
             if chunkRows == maxChunk { reason = nil }
         }
         var delay: UInt64 = 0
+        if chunkRows < maxChunk, let last = lastChunkMicros {
+            delay = last * UInt64(maxChunk - chunkRows) / UInt64(chunkRows) / 1_000
+        }
         if let ceiling = maxRowsPerSecond {
-            delay = UInt64(chunkRows) * 1_000 / UInt64(ceiling)
+            delay = max(delay, UInt64(chunkRows) * 1_000 / UInt64(ceiling))
             if reason == nil { reason = "rate limit \(ceiling) rows/s" }
         }
         let limited = chunkRows < maxChunk || maxRowsPerSecond != nil

@@ -33,6 +33,12 @@ public actor MigrationRunner {
     private var cutoverSteps: [CutoverStepTiming] = []
     private var holdStarted: ContinuousClock.Instant?
     private var cutoverPause: Duration?
+    /// How long the latest round that copied took: the throttle rests in proportion to it.
+    private var lastCopyRound: Duration?
+    /// When each old owner's changelog was last read while copying.
+    private var lastTail: [ShardID: ContinuousClock.Instant] = [:]
+    /// How often an old owner with nothing waiting is read while copying.
+    private static let copyingTailInterval: Duration = .milliseconds(250)
     private var journaled: MigrationStateMachine?
     private var canaryConfigured = false
     private var canaryEpoch: Int?
@@ -127,6 +133,7 @@ public actor MigrationRunner {
             let ended = ContinuousClock.now
             if let step { cutoverSteps.append(CutoverStepTiming(step: step, micros: (ended - started).wholeMicroseconds)) }
             if step == .release, let holdStarted { cutoverPause = ended - holdStarted }
+            if work.contains(where: Self.isCopy) { lastCopyRound = ended - started }
             var failed: (any Error)?
             // A round's changelog reads go in before its other facts, whatever order the tasks
             // finished in: a copy that finishes in this round marks the backlogs stale, and a read
@@ -231,6 +238,11 @@ public actor MigrationRunner {
         }
     }
 
+    private static func isCopy(_ work: MigrationWork) -> Bool {
+        if case .copyChunk = work { return true }
+        return false
+    }
+
     private static func isChangelogRead(_ result: Result<MigrationEvent, any Error>) -> Bool {
         if case .success(.tailed) = result { return true }
         return false
@@ -249,7 +261,8 @@ public actor MigrationRunner {
         var copiesLeft = 0
         if now >= copyNotBefore {
             let backlog = machine.forward.values.map { $0.backlog == .max ? 0 : $0.backlog }.max() ?? 0
-            let decision = throttle.decide(foregroundP99Micros: router.foregroundP99Micros, backlog: backlog)
+            let decision = throttle.decide(
+                foregroundP99Micros: router.foregroundP99Micros, backlog: backlog, lastChunkMicros: lastCopyRound?.wholeMicroseconds)
             limit = decision.chunkRows
             copiesLeft = decision.maxChunks ?? Int.max
             copyNotBefore = now + .milliseconds(decision.delayMillis)
@@ -260,6 +273,15 @@ public actor MigrationRunner {
             try? await Task.sleep(for: .milliseconds(100))
         }
         return work.compactMap { item in
+            if case .tail(.forward, let shard, _) = item {
+                // While copying, a read that finds nothing only costs the shards (on PostgreSQL
+                // each read starts a decoding of the WAL): an old owner with nothing waiting is
+                // read a few times a second, not every round, and one with a backlog every round.
+                let waiting = machine.forward[shard].map { $0.backlog > 0 } ?? true
+                if !waiting, let last = lastTail[shard], now - last < Self.copyingTailInterval { return nil }
+                lastTail[shard] = now
+                return item
+            }
             guard case .copyChunk(let task, let move, let table, let after, _) = item else { return item }
             guard limit > 0, copiesLeft > 0 else { return nil }
             copiesLeft -= 1

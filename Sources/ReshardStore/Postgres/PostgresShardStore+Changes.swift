@@ -130,7 +130,7 @@ extension PostgresShardStore {
     func nudgeRestartPoint() {
         let now = ContinuousClock.now
         let due = lastNudge.withLock { last -> Bool in
-            if let last, now - last < .milliseconds(250) { return false }
+            if let last, now - last < .seconds(1) { return false }
             last = now
             return true
         }
