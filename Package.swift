@@ -93,6 +93,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "ReshardCoreTests", dependencies: ["ReshardCore"], swiftSettings: strict),
+        // The benchmark's arithmetic (how samples are filed and figures formed), not its timings.
+        .testTarget(name: "ReshardCommandTests", dependencies: ["reshard"], swiftSettings: strict),
         .testTarget(
             name: "ReshardStoreTests",
             dependencies: [
