@@ -195,7 +195,7 @@ public final class PostgresShardStore: ShardStore {
             binds.append(generation)
         }
         let query = PostgresQuery(unsafeSQL: statement, binds: binds)
-        let (fenceGeneration, version) = try await run(write.table) { connection in
+        let (fenceGeneration, version) = try await self.statement(write.table) { connection in
             var result: (Int64, Int64?) = (0, nil)
             for try await row in try await connection.query(query, logger: self.logger).decode((Int64, Int64?).self) { result = row }
             return result
@@ -306,16 +306,9 @@ public final class PostgresShardStore: ShardStore {
         let byTable = Dictionary(grouping: rows, by: \.table)
         let first = rows[0].table
         if byTable.count == 1 {
-            // One statement is its own transaction: one round trip instead of three, which a
-            // cutover's drain (writes held) feels.
-            do {
-                return try await pool.withConnection { connection in
-                    try await self.upsert(connection, Self.latest(rows), into: Self.quoted(first), onlyNewer: true)
-                }
-            } catch  where Self.isUndefinedTable(error) {
-                throw StoreError.unknownTable(first)
-            } catch let error as PSQLError {
-                throw StoreError.backend(Self.message(error))
+            // A cutover's drain (writes held) feels every round trip.
+            return try await statement(first) { connection in
+                try await self.upsert(connection, Self.latest(rows), into: Self.quoted(first), onlyNewer: true)
             }
         }
         return try await run(first) { connection in
@@ -443,8 +436,18 @@ public final class PostgresShardStore: ShardStore {
 
     /// Runs `body` in a transaction, turning a missing data table into a typed error.
     func run<T: Sendable>(_ table: TableName, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        try await mappingErrors(table) { try await self.pool.transaction("", body) }
+    }
+
+    /// Like `run` for a body of one statement, which is its own transaction: no BEGIN and
+    /// COMMIT, so one round trip instead of three.
+    func statement<T: Sendable>(_ table: TableName, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        try await mappingErrors(table) { try await self.pool.withConnection(body) }
+    }
+
+    private func mappingErrors<T: Sendable>(_ table: TableName, _ body: () async throws -> T) async throws -> T {
         do {
-            return try await pool.transaction("", body)
+            return try await body()
         } catch  where Self.isUndefinedTable(error) {
             throw StoreError.unknownTable(table)
         } catch let error as PSQLError {
