@@ -31,8 +31,8 @@ import Testing
         #expect(throttle.decide(foregroundP99Micros: 900, backlog: 0).maxChunks == nil)
     }
 
-    /// A slowed copy rests after each chunk so that its share of the time follows its chunk
-    /// size: at 1/4 of the full chunk, a chunk that took 30 ms is followed by 90 ms of rest.
+    /// A slowed copy rests after each chunk, one chunk's time per halving: at 1/4 of the full
+    /// chunk, a chunk that took 30 ms is followed by 60 ms of rest.
     @Test func aSlowedCopyRestsInProportionToHowMuchItIsSlowed() {
         var throttle = Throttle(maxChunk: 400, minChunk: 100)
         throttle.setBaseline(p99Micros: 1_000)
@@ -40,16 +40,29 @@ import Testing
         #expect(throttle.decide(foregroundP99Micros: 2_500, backlog: 0, lastChunkMicros: 30_000).delayMillis == 30)
         let quarter = throttle.decide(foregroundP99Micros: 2_500, backlog: 0, lastChunkMicros: 30_000)
         #expect(quarter.chunkRows == 100)
-        #expect(quarter.delayMillis == 90)
+        #expect(quarter.delayMillis == 60)
         // Healthy again but not yet back to full chunks: still resting, less as chunks grow.
         let recovering = (0..<5).map { _ in throttle.decide(foregroundP99Micros: 900, backlog: 0, lastChunkMicros: 8_000) }
         #expect(recovering.map(\.chunkRows) == [100, 100, 100, 100, 200])
-        #expect(recovering.map(\.delayMillis) == [24, 24, 24, 24, 8])
+        #expect(recovering.map(\.delayMillis) == [16, 16, 16, 16, 8])
         // Under a rate ceiling the longer of the two waits wins.
         var capped = Throttle(maxRowsPerSecond: 10_000, maxChunk: 400, minChunk: 100)
         capped.setBaseline(p99Micros: 1_000)
         #expect(capped.decide(foregroundP99Micros: 2_500, backlog: 0, lastChunkMicros: 100_000).delayMillis == 100)
         #expect(capped.decide(foregroundP99Micros: 900, backlog: 0, lastChunkMicros: 1_000).delayMillis == 20)
+    }
+
+    /// Work that must not stop (cleanup) goes at the slowest pace instead of pausing.
+    @Test func theMinimumPaceIsOneSmallChunkThenARest() {
+        var throttle = Throttle(maxRowsPerSecond: 100, maxChunk: 400, minChunk: 100)
+        #expect(
+            throttle.minimumPace(lastChunkMicros: 10_000) == Throttle.Decision(chunkRows: 100, delayMillis: 20, reason: nil, maxChunks: 1))
+        #expect(throttle.minimumPace(lastChunkMicros: nil).delayMillis == 0)
+        // The rows/s ceiling paces copies only: cleanup runs full chunks side by side.
+        #expect(
+            throttle.decide(foregroundP99Micros: nil, backlog: 0, copying: false)
+                == Throttle.Decision(chunkRows: 400, delayMillis: 0, reason: nil, maxChunks: nil))
+        #expect(throttle.decide(foregroundP99Micros: nil, backlog: 0).delayMillis == 4_000)
     }
 
     @Test func growingLagSlowsTheCopy() {

@@ -73,10 +73,14 @@ public struct Throttle: Sendable, Hashable, Codable {
     ///
     /// A smaller chunk alone does not lighten the load: rounds of small chunks run back to back
     /// and the copy keeps the machine as busy as before, in more pieces. So while the copy is
-    /// slowed, each chunk is followed by a rest that keeps the copy's share of the time at its
-    /// chunk's share of a full chunk (a chunk of 1/8 the size runs 1/8 of the time), gh-ost's
-    /// "nice ratio" tied to the chunk size.
-    public mutating func decide(foregroundP99Micros: UInt64?, backlog: Int, lastChunkMicros: UInt64? = nil) -> Decision {
+    /// slowed, each chunk is followed by a rest of one chunk's time per halving (a chunk of
+    /// 1/8 the size rests three times as long as it ran): gh-ost's "nice ratio", growing as
+    /// the throttle slows down.
+    /// `copying` is false for cleanup chunks, which the operator's rows/s ceiling (a copy
+    /// ceiling) does not pace.
+    public mutating func decide(foregroundP99Micros: UInt64?, backlog: Int, lastChunkMicros: UInt64? = nil, copying: Bool = true)
+        -> Decision
+    {
         var slowReason: String?
         var latencyHurts = false
         if let factor = latencyFactor, let baseline = baselineP99Micros, let p99 = foregroundP99Micros,
@@ -126,14 +130,38 @@ public struct Throttle: Sendable, Hashable, Codable {
         }
         var delay: UInt64 = 0
         if chunkRows < maxChunk, let last = lastChunkMicros {
-            delay = last * UInt64(maxChunk - chunkRows) / UInt64(chunkRows) / 1_000
+            delay = Self.rest(after: last, chunk: chunkRows, of: maxChunk)
         }
-        if let ceiling = maxRowsPerSecond {
+        let ceiling = copying ? maxRowsPerSecond : nil
+        if let ceiling {
             delay = max(delay, UInt64(chunkRows) * 1_000 / UInt64(ceiling))
             if reason == nil { reason = "rate limit \(ceiling) rows/s" }
         }
-        let limited = chunkRows < maxChunk || maxRowsPerSecond != nil
+        let limited = chunkRows < maxChunk || ceiling != nil
         return Decision(chunkRows: chunkRows, delayMillis: delay, reason: reason, maxChunks: limited ? 1 : nil)
+    }
+
+    /// The slowest pace that still progresses: one minimum chunk, then the rest `decide` gives
+    /// a minimum chunk. For work that must not stop for the foreground's noise, only go
+    /// gently (cleanup of moved rows: a pause there buys nothing but a longer migration; the
+    /// rows/s ceiling is a copy ceiling and does not apply).
+    public func minimumPace(lastChunkMicros: UInt64?) -> Decision {
+        let rest = lastChunkMicros.map { Self.rest(after: $0, chunk: minChunk, of: maxChunk) } ?? 0
+        return Decision(chunkRows: minChunk, delayMillis: rest, reason: reason, maxChunks: 1)
+    }
+
+    /// The rest after a chunk that took `micros`, in milliseconds: one chunk's time per halving
+    /// of the chunk below `maxChunk`. (Resting in proportion to the size ratio instead starved
+    /// the work: a small chunk's round is mostly fixed costs, so the rows moved fell with the
+    /// square of the chunk size.)
+    static func rest(after micros: UInt64, chunk: Int, of maxChunk: Int) -> UInt64 {
+        var halvings: UInt64 = 0
+        var size = maxChunk
+        while size > max(1, chunk) {
+            size /= 2
+            halvings += 1
+        }
+        return micros * halvings / 1_000
     }
 
     private static func millis(_ micros: UInt64) -> String {

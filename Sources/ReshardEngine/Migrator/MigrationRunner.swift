@@ -28,13 +28,14 @@ public actor MigrationRunner {
     private var pauses: [PauseSummary] = []
     private var running = false
     private var throttle: Throttle
-    private var copyNotBefore = ContinuousClock.now
+    private var bulkNotBefore = ContinuousClock.now
     private let hook: MigrationRoundHook?
     private var cutoverSteps: [CutoverStepTiming] = []
     private var holdStarted: ContinuousClock.Instant?
     private var cutoverPause: Duration?
-    /// How long the latest round that copied took: the throttle rests in proportion to it.
-    private var lastCopyRound: Duration?
+    /// How long the latest round of copy or cleanup chunks took: the throttle rests in
+    /// proportion to it.
+    private var lastBulkRound: Duration?
     /// When each old owner's changelog was last read while copying.
     private var lastTail: [ShardID: ContinuousClock.Instant] = [:]
     /// How often an old owner with nothing waiting is read while copying.
@@ -116,7 +117,7 @@ public actor MigrationRunner {
                 continue
             }
             var work = machine.work(now: now)
-            if machine.phase == .copying {
+            if machine.phase == .copying || machine.phase == .cleaningUp {
                 work = await throttled(work)
             }
             if work.isEmpty {
@@ -133,7 +134,7 @@ public actor MigrationRunner {
             let ended = ContinuousClock.now
             if let step { cutoverSteps.append(CutoverStepTiming(step: step, micros: (ended - started).wholeMicroseconds)) }
             if step == .release, let holdStarted { cutoverPause = ended - holdStarted }
-            if work.contains(where: Self.isCopy) { lastCopyRound = ended - started }
+            if work.contains(where: Self.isBulk) { lastBulkRound = ended - started }
             var failed: (any Error)?
             // A round's changelog reads go in before its other facts, whatever order the tasks
             // finished in: a copy that finishes in this round marks the backlogs stale, and a read
@@ -238,9 +239,12 @@ public actor MigrationRunner {
         }
     }
 
-    private static func isCopy(_ work: MigrationWork) -> Bool {
-        if case .copyChunk = work { return true }
-        return false
+    /// Copy and cleanup chunks: the bulk work the throttle paces.
+    private static func isBulk(_ work: MigrationWork) -> Bool {
+        switch work {
+        case .copyChunk, .deleteChunk: true
+        default: false
+        }
     }
 
     private static func isChangelogRead(_ result: Result<MigrationEvent, any Error>) -> Bool {
@@ -248,9 +252,12 @@ public actor MigrationRunner {
         return false
     }
 
-    /// Applies the throttle to a copying round: smaller chunks, or no copy this round while the
-    /// throttle holds the copy back. The changelog tails run every round regardless, so holding
-    /// the copy back never lets catch-up lag build up.
+    /// Applies the throttle to a round of copying or cleaning up: smaller chunks, or none this
+    /// round while the throttle holds the bulk work back. The changelog tails run every round
+    /// regardless, so holding the copy back never lets catch-up lag build up. Cleanup deletes
+    /// are throttled like copies, except that they never stop and the rows/s ceiling (a copy
+    /// ceiling) does not pace them: deleting a chunk of a range holds the shard's writer as long
+    /// as writing one (on SQLite a 1,000-row delete stalled client writes for 50 ms or more).
     private func throttled(_ work: [MigrationWork]) async -> [MigrationWork] {
         let router = worker.router
         if throttle.baselineP99Micros == nil, let baseline = router.foregroundP99Micros {
@@ -259,13 +266,20 @@ public actor MigrationRunner {
         let now = ContinuousClock.now
         var limit = 0
         var copiesLeft = 0
-        if now >= copyNotBefore {
-            let backlog = machine.forward.values.map { $0.backlog == .max ? 0 : $0.backlog }.max() ?? 0
-            let decision = throttle.decide(
-                foregroundP99Micros: router.foregroundP99Micros, backlog: backlog, lastChunkMicros: lastCopyRound?.wholeMicroseconds)
+        if now >= bulkNotBefore {
+            // Catch-up lag is a copying signal: the streams stop before cleanup.
+            let backlog =
+                machine.phase == .copying ? machine.forward.values.map { $0.backlog == .max ? 0 : $0.backlog }.max() ?? 0 : 0
+            var decision = throttle.decide(
+                foregroundP99Micros: router.foregroundP99Micros, backlog: backlog, lastChunkMicros: lastBulkRound?.wholeMicroseconds,
+                copying: machine.phase == .copying)
+            if decision.chunkRows == 0, machine.phase == .cleaningUp {
+                // Cleanup slows down but never stops: stopping it only lengthens the migration.
+                decision = throttle.minimumPace(lastChunkMicros: lastBulkRound?.wholeMicroseconds)
+            }
             limit = decision.chunkRows
             copiesLeft = decision.maxChunks ?? Int.max
-            copyNotBefore = now + .milliseconds(decision.delayMillis)
+            bulkNotBefore = now + .milliseconds(decision.delayMillis)
         }
         if limit == 0 {
             // Nothing to copy this round: keep tailing, but at a pace that adds nothing the
@@ -282,10 +296,18 @@ public actor MigrationRunner {
                 lastTail[shard] = now
                 return item
             }
-            guard case .copyChunk(let task, let move, let table, let after, _) = item else { return item }
+            guard Self.isBulk(item) else { return item }
             guard limit > 0, copiesLeft > 0 else { return nil }
             copiesLeft -= 1
-            return .copyChunk(task: task, move: move, table: table, after: after, limit: limit)
+            switch item {
+            case .copyChunk(let task, let move, let table, let after, _):
+                return .copyChunk(task: task, move: move, table: table, after: after, limit: limit)
+            case .deleteChunk(let task, let shard, let range, let rows):
+                // Cleanup chunks have their own size: the throttle's share of its full chunk.
+                return .deleteChunk(task: task, shard: shard, range: range, limit: max(1, rows * limit / max(1, throttle.maxChunk)))
+            default:
+                return item
+            }
         }
     }
 
