@@ -84,8 +84,8 @@ struct FenceMetrics: Sendable {
     enum Outcome: String, Sendable {
         /// A newer map was found and the request went to the new owner.
         case rerouted
-        /// No newer map yet (the switch is under way): a write is refused with 503, a read
-        /// keeps the old owner's answer, which still holds every acknowledged write.
+        /// No newer map (a write waited the hold bound for one first): a write is refused with
+        /// 503, a read keeps the old owner's answer, which still holds every acknowledged write.
         case noNewerMap = "no_newer_map"
     }
 

@@ -117,7 +117,8 @@ extension ShardRouter {
         guard await gate.admit(KeyHash.of(shardKey), timeout: holdTimeout) else {
             throw RouterError.rangeMoving(generation: snapshot.map.generation + 1)
         }
-        // One retry: a fence above our generation means a newer map exists; re-read it and route again.
+        // One retry: a fence above our generation means a newer map exists (or is about to be
+        // published); wait for it and route again.
         for attempt in 0..<2 {
             let current = snapshot
             let handle = try owner(of: shardKey, in: current)
@@ -135,7 +136,7 @@ extension ShardRouter {
                 }
             } catch let error as StoreError where error.fenceGeneration != nil {
                 let fence = error.fenceGeneration ?? 0
-                if attempt == 0, try await hasNewerMap(than: current.map.generation) {
+                if attempt == 0, try await awaitNewerMap(than: current.map.generation, hash: KeyHash.of(shardKey)) {
                     fenceMetrics.record(write: true, .rerouted)
                     continue
                 }
@@ -174,6 +175,29 @@ extension ShardRouter {
     func hasNewerMap(than generation: UInt64) async throws -> Bool {
         try await refreshShardMap()
         return snapshot.map.generation > generation
+    }
+
+    /// Waits, up to the hold bound, for a map newer than `generation`. A write refused by a
+    /// fence while no newer map exists met a cutover between its fence and its publish: it
+    /// passed the gate just before the hold (or this router never held). The switch is
+    /// milliseconds away, so it waits like a held write (on the gate when this router holds the
+    /// key, else polling the metadata) instead of failing with 503.
+    func awaitNewerMap(than generation: UInt64, hash: UInt64) async throws -> Bool {
+        let deadline = ContinuousClock.now + holdTimeout
+        var pause: Duration = .milliseconds(2)
+        while true {
+            if try await hasNewerMap(than: generation) { return true }
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { return false }
+            // Where this router holds the key, the release comes after the new map is adopted;
+            // elsewhere `admit` returns at once and the metadata is polled with a growing pause.
+            let waited = ContinuousClock.now
+            _ = await gate.admit(hash, timeout: left)
+            if ContinuousClock.now - waited < pause {
+                try await Task.sleep(for: min(pause, left))
+                pause = min(pause * 2, .milliseconds(50))
+            }
+        }
     }
 
     func table(named name: String) throws(RouterError) -> TableDefinition {

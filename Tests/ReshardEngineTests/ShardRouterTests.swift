@@ -92,6 +92,26 @@ import Testing
         #expect(cluster.shards.map(\.rows).reduce(0, +) == 0)
     }
 
+    /// A write that passed the gate just before a cutover's hold meets the fence before the new
+    /// map exists: it waits for the publish, like a held write, instead of failing with 503.
+    @Test func aWriteFencedBeforeThePublishWaitsForTheNewMap() async throws {
+        let fixture = try await RouterFixture.make(shards: 2)
+        defer { fixture.remove() }
+        let router = fixture.router
+        _ = try await router.createTable(name: "kv", primaryKey: "k", shardKey: "k")
+        let owner = router.shardMap.owner(of: KeyHash.of("a"))
+        let next = router.shardMap.withGeneration(2)
+        try await fixture.openShard(owner.rawValue).fence([next.assignment(for: KeyHash.of("a")).range], generation: 2)
+        let metadata = fixture.metadata
+        let publisher = Task {
+            try await Task.sleep(for: .milliseconds(100))
+            try await metadata.publish(next, replacing: 1)
+        }
+        let receipt = try await router.put(table: "kv", pk: "a", body: Array("{}".utf8))
+        try await publisher.value
+        #expect(receipt.generation == 2)
+    }
+
     @Test func aStaleRouterIsFencedThenFollowsTheNewMap() async throws {
         let fixture = try await RouterFixture.make(shards: 2)
         defer { fixture.remove() }
