@@ -117,8 +117,8 @@ extension ShardRouter {
         guard await gate.admit(KeyHash.of(shardKey), timeout: holdTimeout) else {
             throw RouterError.rangeMoving(generation: snapshot.map.generation + 1)
         }
-        // One retry: a fence above our generation means a newer map exists (or is about to be
-        // published); wait for it and route again.
+        // One retry: a fence above our generation means a newer map exists, or a cutover is
+        // between its fence and its publish; wait for it and route again.
         for attempt in 0..<2 {
             let current = snapshot
             let handle = try owner(of: shardKey, in: current)
@@ -135,13 +135,12 @@ extension ShardRouter {
                     throw RouterError.rowNotFound
                 }
             } catch let error as StoreError where error.fenceGeneration != nil {
-                let fence = error.fenceGeneration ?? 0
-                if attempt == 0, try await awaitNewerMap(than: current.map.generation, hash: KeyHash.of(shardKey)) {
-                    fenceMetrics.record(write: true, .rerouted)
+                if attempt == 0, try await awaitSwitch(from: current.map.generation, hash: KeyHash.of(shardKey)) {
+                    if snapshot.map.generation > current.map.generation { fenceMetrics.record(write: true, .rerouted) }
                     continue
                 }
                 fenceMetrics.record(write: true, .noNewerMap)
-                throw RouterError.rangeMoving(generation: fence)
+                throw RouterError.rangeMoving(generation: error.fenceGeneration ?? 0)
             }
         }
         throw RouterError.rangeMoving(generation: snapshot.map.generation)
@@ -177,26 +176,23 @@ extension ShardRouter {
         return snapshot.map.generation > generation
     }
 
-    /// Waits, up to the hold bound, for a map newer than `generation`. A write refused by a
-    /// fence while no newer map exists met a cutover between its fence and its publish: it
-    /// passed the gate just before the hold (or this router never held). The switch is
-    /// milliseconds away, so it waits like a held write (on the gate when this router holds the
-    /// key, else polling the metadata) instead of failing with 503.
-    func awaitNewerMap(than generation: UInt64, hash: UInt64) async throws -> Bool {
+    /// Waits, up to the hold bound, for the cutover a fenced write met to end; true when the
+    /// write should be routed again. A write refused by a fence while no newer map exists met a
+    /// cutover between its fence and its publish: it passed the gate just before the hold, or
+    /// this router never held. The switch is milliseconds away, so the write waits instead of
+    /// failing with 503: on the gate where this router holds the key (routing again after the
+    /// release by whatever map is current, like a held write, so an abandoned cutover costs no
+    /// wait), else polling the metadata for the new map.
+    func awaitSwitch(from generation: UInt64, hash: UInt64) async throws -> Bool {
         let deadline = ContinuousClock.now + holdTimeout
         var pause: Duration = .milliseconds(2)
         while true {
             if try await hasNewerMap(than: generation) { return true }
             let left = deadline - ContinuousClock.now
             guard left > .zero else { return false }
-            // Where this router holds the key, the release comes after the new map is adopted;
-            // elsewhere `admit` returns at once and the metadata is polled with a growing pause.
-            let waited = ContinuousClock.now
-            _ = await gate.admit(hash, timeout: left)
-            if ContinuousClock.now - waited < pause {
-                try await Task.sleep(for: min(pause, left))
-                pause = min(pause * 2, .milliseconds(50))
-            }
+            if gate.holds(hash) { return await gate.admit(hash, timeout: left) }
+            try await Task.sleep(for: min(pause, left))
+            pause = min(pause * 2, .milliseconds(50))
         }
     }
 

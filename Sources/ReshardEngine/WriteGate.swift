@@ -51,11 +51,14 @@ public final class WriteGate: Sendable {
     /// Whether any range is held.
     public var isHolding: Bool { state.withLock { !$0.held.isEmpty } }
 
+    /// Whether writes to `hash` are held.
+    public func holds(_ hash: UInt64) -> Bool { state.withLock { state in state.held.contains { $0.contains(hash) } } }
+
     /// Waits while `hash` is held. Returns false when `timeout` passed first (the caller answers
     /// 503 with Retry-After); true when the write may go on.
     public func admit(_ hash: UInt64, timeout: Duration) async -> Bool {
         // Fast path: one lock and an empty check when no cutover is running.
-        guard state.withLock({ state in state.held.contains { $0.contains(hash) } }) else { return true }
+        guard holds(hash) else { return true }
         let start = ContinuousClock.now
         return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let id = state.withLock { state -> UInt64? in

@@ -55,10 +55,10 @@ public protocol ShardStore: Sendable {
 
     /// Migrator path (copies and changes): each row replaces the stored one only when strictly
     /// newer; fences do not apply. Returns how many rows changed. These rows are not client
-    /// changes and no change stream needs them (a target's reverse stream is there for the client
-    /// writes it takes after the switch); SQLite leaves them out of its changelog, PostgreSQL's logical
-    /// decoding cannot, and a stream that delivers one back to its origin changes nothing
-    /// there (same version).
+    /// changes and no change stream needs them (a target's reverse stream is there for the
+    /// client writes it takes after the switch): SQLite leaves them out of its changelog;
+    /// PostgreSQL's logical decoding cannot, and a stream that delivers one back to its origin
+    /// changes nothing there (same version).
     func apply(_ rows: [StoredRow]) async throws -> Int
 
     /// Up to `limit` rows of `table` in `range`, tombstones included, in `(hash, pk)` order,

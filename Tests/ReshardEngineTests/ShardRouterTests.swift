@@ -92,41 +92,71 @@ import Testing
         #expect(cluster.shards.map(\.rows).reduce(0, +) == 0)
     }
 
+    /// A two-shard fixture with table kv; returns it and the owner of key "a".
+    private func fixtureWithKeyA() async throws -> (RouterFixture, ShardID) {
+        let fixture = try await RouterFixture.make(shards: 2)
+        _ = try await fixture.router.createTable(name: "kv", primaryKey: "k", shardKey: "k")
+        return (fixture, fixture.router.shardMap.owner(of: KeyHash.of("a")))
+    }
+
+    /// Fences the range holding key "a" on its owner at `generation`.
+    private func fenceKeyA(_ fixture: RouterFixture, _ owner: ShardID, at generation: UInt64) async throws {
+        try await fixture.openShard(owner.rawValue).fence(
+            [fixture.router.shardMap.assignment(for: KeyHash.of("a")).range], generation: generation)
+    }
+
     /// A write that passed the gate just before a cutover's hold meets the fence before the new
     /// map exists: it waits for the publish, like a held write, instead of failing with 503.
     @Test func aWriteFencedBeforeThePublishWaitsForTheNewMap() async throws {
-        let fixture = try await RouterFixture.make(shards: 2)
+        let (fixture, owner) = try await fixtureWithKeyA()
         defer { fixture.remove() }
-        let router = fixture.router
-        _ = try await router.createTable(name: "kv", primaryKey: "k", shardKey: "k")
-        let owner = router.shardMap.owner(of: KeyHash.of("a"))
-        let next = router.shardMap.withGeneration(2)
-        try await fixture.openShard(owner.rawValue).fence([next.assignment(for: KeyHash.of("a")).range], generation: 2)
+        let next = fixture.router.shardMap.withGeneration(2)
+        try await fenceKeyA(fixture, owner, at: 2)
         let metadata = fixture.metadata
         let publisher = Task {
             try await Task.sleep(for: .milliseconds(100))
             try await metadata.publish(next, replacing: 1)
         }
-        let receipt = try await router.put(table: "kv", pk: "a", body: Array("{}".utf8))
+        let receipt = try await fixture.router.put(table: "kv", pk: "a", body: Array("{}".utf8))
         try await publisher.value
         #expect(receipt.generation == 2)
     }
 
+    /// The same write while this router holds the key, in a cutover that is then abandoned (the
+    /// fence removed, the hold released, no new map): it goes to the old owner at once.
+    @Test func aWriteFencedInAnAbandonedCutoverGoesOnWhenTheHoldIsReleased() async throws {
+        let (fixture, owner) = try await fixtureWithKeyA()
+        defer { fixture.remove() }
+        let range = fixture.router.shardMap.assignment(for: KeyHash.of("a")).range
+        try await fenceKeyA(fixture, owner, at: 2)
+        let router = fixture.router
+        let store = try fixture.openShard(owner.rawValue)
+        let abandon = Task {
+            try await Task.sleep(for: .milliseconds(30))
+            router.gate.hold([range])
+            try await Task.sleep(for: .milliseconds(100))
+            try await store.removeFences([range])
+            router.gate.release()
+        }
+        let started = ContinuousClock.now
+        let receipt = try await router.put(table: "kv", pk: "a", body: Array("{}".utf8))
+        try await abandon.value
+        #expect(receipt.generation == 1)
+        #expect(ContinuousClock.now - started < router.holdTimeout)
+    }
+
     @Test func aStaleRouterIsFencedThenFollowsTheNewMap() async throws {
-        let fixture = try await RouterFixture.make(shards: 2)
+        let (fixture, owner) = try await fixtureWithKeyA()
         defer { fixture.remove() }
         let router = fixture.router
-        _ = try await router.createTable(name: "kv", primaryKey: "k", shardKey: "k")
-        let owner = router.shardMap.owner(of: KeyHash.of("a"))
         // Another migrator publishes generation 2 (same ownership) and fences the range at 2.
-        let next = router.shardMap.withGeneration(2)
-        try await fixture.metadata.publish(next, replacing: 1)
-        try await fixture.openShard(owner.rawValue).fence([next.assignment(for: KeyHash.of("a")).range], generation: 2)
+        try await fixture.metadata.publish(router.shardMap.withGeneration(2), replacing: 1)
+        try await fenceKeyA(fixture, owner, at: 2)
         let receipt = try await router.put(table: "kv", pk: "a", body: Array("{}".utf8))
         #expect(receipt.generation == 2)
         #expect(router.shardMap.generation == 2)
         // A fence above every published map cannot be satisfied: the client gets a retryable 503.
-        try await fixture.openShard(owner.rawValue).fence([next.assignment(for: KeyHash.of("a")).range], generation: 9)
+        try await fenceKeyA(fixture, owner, at: 9)
         do {
             _ = try await router.put(table: "kv", pk: "a", body: Array("{}".utf8))
             Issue.record("expected range_moving")

@@ -76,6 +76,7 @@ public struct Throttle: Sendable, Hashable, Codable {
     /// slowed, each chunk is followed by a rest of one chunk's time per halving (a chunk of
     /// 1/8 the size rests three times as long as it ran): gh-ost's "nice ratio", growing as
     /// the throttle slows down.
+    ///
     /// `copying` is false for cleanup chunks, which the operator's rows/s ceiling (a copy
     /// ceiling) does not pace.
     public mutating func decide(foregroundP99Micros: UInt64?, backlog: Int, lastChunkMicros: UInt64? = nil, copying: Bool = true)

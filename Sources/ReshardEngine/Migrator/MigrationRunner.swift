@@ -265,7 +265,7 @@ public actor MigrationRunner {
         }
         let now = ContinuousClock.now
         var limit = 0
-        var copiesLeft = 0
+        var chunksLeft = 0
         if now >= bulkNotBefore {
             // Catch-up lag is a copying signal: the streams stop before cleanup.
             let backlog =
@@ -278,11 +278,11 @@ public actor MigrationRunner {
                 decision = throttle.minimumPace(lastChunkMicros: lastBulkRound?.wholeMicroseconds)
             }
             limit = decision.chunkRows
-            copiesLeft = decision.maxChunks ?? Int.max
+            chunksLeft = decision.maxChunks ?? Int.max
             bulkNotBefore = now + .milliseconds(decision.delayMillis)
         }
         if limit == 0 {
-            // Nothing to copy this round: keep tailing, but at a pace that adds nothing the
+            // No chunk this round: keep tailing, but at a pace that adds nothing the
             // throttle would then measure as foreground slowness (lag stays far under its bound).
             try? await Task.sleep(for: .milliseconds(100))
         }
@@ -297,8 +297,8 @@ public actor MigrationRunner {
                 return item
             }
             guard Self.isBulk(item) else { return item }
-            guard limit > 0, copiesLeft > 0 else { return nil }
-            copiesLeft -= 1
+            guard limit > 0, chunksLeft > 0 else { return nil }
+            chunksLeft -= 1
             switch item {
             case .copyChunk(let task, let move, let table, let after, _):
                 return .copyChunk(task: task, move: move, table: table, after: after, limit: limit)

@@ -8,10 +8,10 @@ import Synchronization
 ///
 /// Each table `t` is stored as `"r_t"` with `(pk, skey, h, version, body, digest)`; `h` is the
 /// order-preserving signed form of the key hash so the `(h, pk)` index serves range scans, and
-/// `digest` is the row digest so checksums are computed by SQLite. Triggers copy every row image a
-/// client writes into `_reshard_changelog` (not the migrator's `apply`). Physical deletes (cleanup of moved ranges,
-/// tombstone purge) have no trigger on purpose: they are not client changes and must never
-/// replicate to another shard.
+/// `digest` is the row digest so checksums are computed by SQLite. Triggers copy every row
+/// image a client writes into `_reshard_changelog` (not the migrator's `apply`). Physical
+/// deletes (cleanup of moved ranges, tombstone purge) have no trigger on purpose: they are not
+/// client changes and must never replicate to another shard.
 public final class SQLiteShardStore: ShardStore {
     /// The shard this file serves.
     public let shardID: ShardID
