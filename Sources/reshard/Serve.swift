@@ -23,7 +23,7 @@ struct Serve: AsyncParsableCommand {
               reshard serve --config cluster.json     # {"metadata": "postgres://…", "shards": {"s1": "postgres://…"}}
 
             With --port 0 the system picks a free port; the "reshard is serving" line names it.
-            For crash testing only, RESHARD_CRASH_AT=PHASE[:STEP][#N] makes the process kill itself with SIGKILL at that point of a migration (for example copying#3 or cutting_over:publish).
+            For crash testing only, RESHARD_CRASH_AT=PHASE[:STEP][#N] makes the process kill itself with SIGKILL at that point of a migration (for example copying#3 or cutting_over:publish; a cutover STEP also matches a later step, since a step with nothing to do is passed at once).
             """
     )
 

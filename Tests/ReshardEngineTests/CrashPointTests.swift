@@ -17,6 +17,22 @@ import Testing
         #expect(CrashPoint(text) == nil)
     }
 
+    /// A step with nothing to do is passed within the round before it (an empty drain ends the
+    /// fence's round waiting on publish), so a step matches rounds that end at it or later.
+    @Test func aCutoverStepMatchesRoundsThatEndAtItOrLater() throws {
+        let drain = try #require(CrashPoint("cutting_over:drain"))
+        #expect(!drain.matches(phase: .cuttingOver, step: .hold))
+        #expect(!drain.matches(phase: .cuttingOver, step: .fence))
+        #expect(drain.matches(phase: .cuttingOver, step: .drain))
+        #expect(drain.matches(phase: .cuttingOver, step: .publish))
+        #expect(drain.matches(phase: .cuttingOver, step: .release))
+        #expect(!drain.matches(phase: .cuttingOver, step: nil))
+        #expect(!drain.matches(phase: .rollingBack, step: .drain))
+        let phaseOnly = try #require(CrashPoint("rolling_back"))
+        #expect(phaseOnly.matches(phase: .rollingBack, step: nil) && phaseOnly.matches(phase: .rollingBack, step: .fence))
+        #expect(CutoverStep.allCases.sorted() == [.hold, .fence, .drain, .publish, .release])
+    }
+
     @Test func firesOnTheNthMatchingRoundOnly() throws {
         let current = try RingPlacement(virtualNodes: 4).shardMap(for: [ShardID("s1")!, ShardID("s2")!], generation: 1)
         let plan = try MigrationPlanner.plan(

@@ -147,8 +147,8 @@ public struct StreamProgress: Hashable, Sendable, Codable {
     public var lagMillis: UInt64
 }
 
-/// The steps of the cutover protocol (DESIGN.md), in order.
-public enum CutoverStep: String, Hashable, Sendable, Codable {
+/// The steps of the cutover protocol (DESIGN.md), in order; a later step compares greater.
+public enum CutoverStep: String, Hashable, Sendable, Codable, CaseIterable, Comparable {
     /// Routers hold new writes to the moving ranges.
     case hold
     /// The old owners refuse writes below the new generation.
@@ -159,6 +159,11 @@ public enum CutoverStep: String, Hashable, Sendable, Codable {
     case publish
     /// Held writes go to the new owners.
     case release
+
+    public static func < (lhs: CutoverStep, rhs: CutoverStep) -> Bool {
+        let order = allCases
+        return (order.firstIndex(of: lhs) ?? 0) < (order.firstIndex(of: rhs) ?? 0)
+    }
 }
 
 /// Where a cutover (forward, or backward during rollback) stands.

@@ -7,9 +7,14 @@ import Synchronization
 /// happens to land. Set by `RESHARD_CRASH_AT` and never by default.
 ///
 /// The text form is `PHASE[:STEP][#N]`: the N-th round (default 1) that ends in `PHASE`, and for
-/// `cutting_over` or `rolling_back` with the cutover waiting on `STEP`. The kill happens after the
-/// round's work is done and before it is journaled, so the restarted process redoes that round.
-/// Examples: `copying#3`, `cutting_over:publish`, `baking`.
+/// `cutting_over` or `rolling_back` with the cutover waiting on `STEP` or a later step. The kill
+/// happens after the round's work is done and before it is journaled, so the restarted process
+/// redoes that round. Examples: `copying#3`, `cutting_over:publish`, `baking`.
+///
+/// "Or a later step" is what makes every step reachable: a step with nothing to do is passed
+/// within the round before it. When no change landed between the last catch-up read and the
+/// fence, the fence's round ends waiting on publish, and `cutting_over:drain` kills there: the
+/// same moment, fenced and not yet switched, with an empty drain.
 public final class CrashPoint: Sendable {
     /// The phase to crash in.
     public let phase: MigrationPhase
@@ -40,9 +45,16 @@ public final class CrashPoint: Sendable {
         self.round = round
     }
 
+    /// Whether a round that ends in `phase` with the cutover waiting on `step` matches this point.
+    public func matches(phase: MigrationPhase, step: CutoverStep?) -> Bool {
+        guard phase == self.phase else { return false }
+        guard let wanted = self.step else { return true }
+        return step.map { $0 >= wanted } ?? false
+    }
+
     /// Whether this round is the one to crash in (counts matching rounds).
     public func isReached(by machine: MigrationStateMachine) -> Bool {
-        guard machine.phase == phase, step == nil || machine.cutover?.step == step else { return false }
+        guard matches(phase: machine.phase, step: machine.cutover?.step) else { return false }
         return seen.withLock { count in
             count += 1
             return count == round
@@ -53,7 +65,8 @@ public final class CrashPoint: Sendable {
     public var hook: MigrationRoundHook {
         { machine in
             if self.isReached(by: machine) {
-                FileHandle.standardError.write(Data("reshard: crash point \(self.phase.rawValue) reached; SIGKILL\n".utf8))
+                let at = machine.cutover.map { "\(machine.phase.rawValue):\($0.step.rawValue)" } ?? machine.phase.rawValue
+                FileHandle.standardError.write(Data("reshard: crash point reached at \(at); SIGKILL\n".utf8))
                 kill(getpid(), SIGKILL)
             }
             return []
