@@ -114,12 +114,12 @@ extension ShardRouter {
     }
 
     private func routedWrite(_ definition: TableDefinition, pk: String, shardKey: String, body: String?) async throws -> WriteReceipt {
-        guard await gate.admit(KeyHash.of(shardKey), timeout: holdTimeout) else {
+        let hash = KeyHash.of(shardKey)
+        guard await gate.admit(hash, timeout: holdTimeout) else {
             throw RouterError.rangeMoving(generation: snapshot.map.generation + 1)
         }
-        // One retry: a fence above our generation means a newer map exists, or a cutover is
-        // between its fence and its publish; wait for it and route again.
-        for attempt in 0..<2 {
+        var fenced = FencedWriteWait(deadline: ContinuousClock.now + holdTimeout)
+        while true {
             let current = snapshot
             let handle = try owner(of: shardKey, in: current)
             let write = ClientWrite(
@@ -135,15 +135,13 @@ extension ShardRouter {
                     throw RouterError.rowNotFound
                 }
             } catch let error as StoreError where error.fenceGeneration != nil {
-                if attempt == 0, try await awaitSwitch(from: current.map.generation, hash: KeyHash.of(shardKey)) {
-                    if snapshot.map.generation > current.map.generation { fenceMetrics.record(write: true, .rerouted) }
-                    continue
+                guard try await awaitSwitch(from: current.map.generation, hash: hash, wait: &fenced) else {
+                    fenceMetrics.record(write: true, .noNewerMap)
+                    throw RouterError.rangeMoving(generation: error.fenceGeneration ?? 0)
                 }
-                fenceMetrics.record(write: true, .noNewerMap)
-                throw RouterError.rangeMoving(generation: error.fenceGeneration ?? 0)
+                if snapshot.map.generation > current.map.generation { fenceMetrics.record(write: true, .rerouted) }
             }
         }
-        throw RouterError.rangeMoving(generation: snapshot.map.generation)
     }
 
     /// Reads from the key's owner. A fence above the generation we routed by means a newer map
@@ -176,24 +174,30 @@ extension ShardRouter {
         return snapshot.map.generation > generation
     }
 
-    /// Waits, up to the hold bound, for the cutover a fenced write met to end; true when the
-    /// write should be routed again. A write refused by a fence while no newer map exists met a
-    /// cutover between its fence and its publish: it passed the gate just before the hold, or
-    /// this router never held. The switch is milliseconds away, so the write waits instead of
-    /// failing with 503: on the gate where this router holds the key (routing again after the
-    /// release by whatever map is current, like a held write, so an abandoned cutover costs no
-    /// wait), else polling the metadata for the new map.
-    func awaitSwitch(from generation: UInt64, hash: UInt64) async throws -> Bool {
-        let deadline = ContinuousClock.now + holdTimeout
+    /// How long a fenced write has left to wait, and its next pause between tries.
+    struct FencedWriteWait {
+        let deadline: ContinuousClock.Instant
         var pause: Duration = .milliseconds(2)
-        while true {
-            if try await hasNewerMap(than: generation) { return true }
-            let left = deadline - ContinuousClock.now
-            guard left > .zero else { return false }
-            if gate.holds(hash) { return await gate.admit(hash, timeout: left) }
-            try await Task.sleep(for: min(pause, left))
-            pause = min(pause * 2, .milliseconds(50))
-        }
+    }
+
+    /// Waits for the cutover a fenced write met to move on; true when the write should be tried
+    /// again, false once the hold bound has passed. A fence above the generation the write was
+    /// routed by means a newer map exists (route again at once), or a cutover is between its
+    /// fence and its publish: the write passed the gate just before the hold, or this router
+    /// never held. The switch is milliseconds away, so the write waits instead of failing with
+    /// 503: on the gate where this router holds the key, like a held write, else for a short
+    /// pause. Each try goes to the store, whose fence decides, so the write goes on whichever
+    /// way the cutover ends: at the new owner once the map is published, at the old one once an
+    /// abandoned cutover has removed its fence, even when the hold was released before the
+    /// write could see it.
+    func awaitSwitch(from generation: UInt64, hash: UInt64, wait: inout FencedWriteWait) async throws -> Bool {
+        if try await hasNewerMap(than: generation) { return true }
+        let left = wait.deadline - ContinuousClock.now
+        guard left > .zero else { return false }
+        if gate.holds(hash) { return await gate.admit(hash, timeout: left) }
+        try await Task.sleep(for: min(wait.pause, left))
+        wait.pause = min(wait.pause * 2, .milliseconds(50))
+        return true
     }
 
     func table(named name: String) throws(RouterError) -> TableDefinition {

@@ -145,6 +145,25 @@ import Testing
         #expect(ContinuousClock.now - started < router.holdTimeout)
     }
 
+    /// The same abandoned cutover, with no hold this write could see (released before it met
+    /// the fence, or held on another router only): it goes on once the fence is removed.
+    @Test func aWriteFencedInACutoverAbandonedUnseenGoesOnOnceTheFenceIsRemoved() async throws {
+        let (fixture, owner) = try await fixtureWithKeyA()
+        defer { fixture.remove() }
+        let range = fixture.router.shardMap.assignment(for: KeyHash.of("a")).range
+        try await fenceKeyA(fixture, owner, at: 2)
+        let store = try fixture.openShard(owner.rawValue)
+        let unfence = Task {
+            try await Task.sleep(for: .milliseconds(100))
+            try await store.removeFences([range])
+        }
+        let started = ContinuousClock.now
+        let receipt = try await fixture.router.put(table: "kv", pk: "a", body: Array("{}".utf8))
+        try await unfence.value
+        #expect(receipt.generation == 1)
+        #expect(ContinuousClock.now - started < fixture.router.holdTimeout)
+    }
+
     @Test func aStaleRouterIsFencedThenFollowsTheNewMap() async throws {
         let (fixture, owner) = try await fixtureWithKeyA()
         defer { fixture.remove() }
