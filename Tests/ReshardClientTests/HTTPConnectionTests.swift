@@ -79,7 +79,9 @@ import Testing
             await #expect(throws: HTTPClientError.timedOut) {
                 try await connection.request("GET", "/hang", timeout: .milliseconds(200))
             }
-            #expect(ContinuousClock.now - start < .seconds(2))
+            // Only that the request's own timeout fired, not the 30 s default: a loaded machine
+            // has been seen to take 2.5 s over a 200 ms one, so the bound is loose on purpose.
+            #expect(ContinuousClock.now - start < .seconds(15))
             await #expect(throws: HTTPClientError.connectionClosed) { try await connection.request("GET", "/") }
         }
     }
