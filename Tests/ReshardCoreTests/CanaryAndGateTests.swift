@@ -25,6 +25,13 @@ import Testing
         for source in m.plan.sources { m.on(.tailed(.forward, shard: source, position: now, backlog: 0, lagMillis: 0), now: now) }
     }
 
+    /// Ends the canary step that ends at `end`: the runner checks the shadow reads up to then.
+    func passStep(_ m: inout MigrationStateMachine, end: UInt64) {
+        m.on(.tick, now: end)
+        #expect(m.work(now: end).last == .checkShadowReads(upTo: end))
+        m.on(.shadowReadsChecked(upTo: end), now: end)
+    }
+
     func isTail(_ work: MigrationWork) -> Bool {
         if case .tail(.forward, _, _) = work { return true }
         return false
@@ -45,7 +52,7 @@ import Testing
             #expect(work.last == .waitUntil(start + 100))
             m.on(.tick, now: start + 99)
             #expect(m.canaryReadPercent == percent, "a step lasts its whole time")
-            m.on(.tick, now: start + 100)
+            passStep(&m, end: start + 100)
         }
         #expect(m.phase == .cuttingOver)
         #expect(m.canaryReadPercent == nil)
@@ -57,6 +64,7 @@ import Testing
         toVerifying(&m)
         m.on(.verified(VerificationReport(at: 1)), now: 1)
         m.on(.tailed(.forward, shard: m.plan.sources[0], position: 2, backlog: 5_000, lagMillis: 0), now: 5)
+        passStep(&m, end: 11)
         m.on(.tick, now: 20)
         #expect(m.phase == .canary)
         #expect(m.canaryReadPercent == 100)
@@ -68,7 +76,7 @@ import Testing
         var m = try machine(MigrationSettings(canarySteps: [1, 100], canaryStepMillis: 100))
         toVerifying(&m)
         m.on(.verified(VerificationReport(at: 1)), now: 1)
-        m.on(.tick, now: 101)
+        passStep(&m, end: 101)
         #expect(m.canaryReadPercent == 100)
         m.on(.shadowMismatch("t/k1: corrupt"), now: 150)
         #expect(m.phase == .failed)
@@ -85,6 +93,30 @@ import Testing
         #expect(m.phase == .canary)
         #expect(m.canaryReadPercent == 1)
         #expect(m.verifications == 2)
+    }
+
+    /// Time alone does not pass a step: a mismatch found in its last moments must halt the
+    /// canary, so the step waits for the check of the reads up to its end, and a check that
+    /// finds a mismatch fails it instead.
+    @Test func aStepPassesOnlyOnceItsShadowReadsAreCheckedUpToItsEnd() throws {
+        var m = try machine(MigrationSettings(canarySteps: [100], canaryStepMillis: 100))
+        toVerifying(&m)
+        m.on(.verified(VerificationReport(at: 1)), now: 1)
+        m.on(.tick, now: 5_000)
+        #expect(m.phase == .canary, "the step's time is long gone, but nobody checked its reads")
+        #expect(m.work(now: 5_000).last == .checkShadowReads(upTo: 101))
+        m.on(.shadowReadsChecked(upTo: 100), now: 5_001)
+        #expect(m.phase == .canary, "a check that ends before the step does not cover it")
+        m.on(.shadowMismatch("t/k1: corrupt"), now: 5_002)
+        #expect(m.phase == .failed)
+        #expect(m.interrupted == .canary)
+
+        var clean = try machine(MigrationSettings(canarySteps: [100], canaryStepMillis: 100))
+        toVerifying(&clean)
+        clean.on(.verified(VerificationReport(at: 1)), now: 1)
+        clean.on(.shadowReadsChecked(upTo: 101), now: 101)
+        #expect(clean.phase == .cuttingOver)
+        #expect(clean.canaryPassed)
     }
 
     @Test func aMismatchOutsideTheCanaryChangesNothing() throws {
@@ -107,7 +139,7 @@ import Testing
         var m = try machine(MigrationSettings(canarySteps: [100], canaryStepMillis: 10))
         toVerifying(&m)
         m.on(.verified(VerificationReport(at: 1)), now: 1)
-        m.on(.tick, now: 11)
+        passStep(&m, end: 11)
         #expect(m.phase == .cuttingOver)
         m.on(.writesHeld, now: 12)
         m.on(.cutoverAborted(reason: "slow"), now: 13)

@@ -46,6 +46,11 @@ extension MigrationStateMachine {
                 canaryPassed = false
                 fail("shadow read mismatch: \(description)")
             }
+        case .shadowReadsChecked(let upTo):
+            if phase == .canary, var progress = canary {
+                progress.checkedUpTo = max(progress.checkedUpTo ?? 0, upTo)
+                canary = progress
+            }
         case .writesHeld, .fenced, .published, .writesReleased, .fencesRemoved:
             onCutoverStep(event, now: now)
         case .cutoverAborted(let reason):

@@ -62,13 +62,17 @@ extension MigrationStateMachine {
         }
     }
 
-    /// The canary moves to its next step when the current one has lasted its time; after the
-    /// last, the cutover starts once the new owners are caught up.
+    /// The canary moves to its next step when the current one has lasted its time and its
+    /// shadow reads up to its end were checked clean; after the last, the cutover starts once the
+    /// new owners are caught up.
     mutating func advanceCanary(now: UInt64) {
-        guard var progress = canary, now >= progress.since + settings.canaryStepMillis else { return }
+        guard var progress = canary else { return }
+        let end = progress.since + settings.canaryStepMillis
+        guard now >= end, (progress.checkedUpTo ?? 0) >= end else { return }
         if progress.step + 1 < settings.canarySteps.count {
             progress.step += 1
             progress.since = now
+            progress.checkedUpTo = nil
             canary = progress
             return
         }
@@ -135,7 +139,9 @@ extension MigrationStateMachine {
         case .verifying:
             return [.verify]
         case .canary:
-            return forwardTails() + [.waitUntil((canary?.since ?? now) + settings.canaryStepMillis)]
+            let end = (canary?.since ?? now) + settings.canaryStepMillis
+            let checked = (canary?.checkedUpTo ?? 0) >= end
+            return forwardTails() + [now >= end && !checked ? .checkShadowReads(upTo: end) : .waitUntil(end)]
         case .cuttingOver:
             return cutoverWork()
         case .baking:

@@ -206,6 +206,9 @@ public enum MigrationWork: Hashable, Sendable {
     case purgeTombstones(task: Int, shard: ShardID, before: UInt64, limit: Int)
     /// Nothing to do before this wall time (bake).
     case waitUntil(UInt64)
+    /// Check every router's shadow reads up to this wall time, the end of the canary step:
+    /// `shadowReadsChecked` when they are clean, else `shadowMismatch`.
+    case checkShadowReads(upTo: UInt64)
     /// Final housekeeping (purge consumed changelogs), then report `finished`.
     case finish
     /// Close the migration's change streams on every shard of the plan: it failed before the
@@ -223,6 +226,8 @@ public enum MigrationEvent: Hashable, Sendable {
     case verified(VerificationReport)
     /// A canary shadow read found a difference replication cannot explain.
     case shadowMismatch(String)
+    /// Every router's shadow reads up to this wall time were checked and are clean.
+    case shadowReadsChecked(upTo: UInt64)
     case writesHeld
     case fenced(positions: [ShardID: UInt64])
     case published

@@ -75,4 +75,8 @@ public struct CanaryProgress: Hashable, Sendable, Codable {
     public var step: Int
     /// When the step began (milliseconds of wall time).
     public var since: UInt64
+    /// The wall time up to which every router's shadow reads of this step were checked and
+    /// found clean. A step passes on this evidence, not on its time alone: a mismatch found in
+    /// the step's last moments must halt the canary, not arrive after the cutover began.
+    public var checkedUpTo: UInt64?
 }

@@ -198,35 +198,51 @@ public actor MigrationRunner {
             canaryEpoch = machine.verifications
             canaryEpochStartedAt = wallMillis()
         }
-        var found: String?
-        let mismatches = router.canary.mismatches
-        if mismatches.count > reportedShadowMismatches {
-            reportedShadowMismatches = mismatches.count
-            found = mismatches.latest?.description ?? "\(mismatches.count) mismatch(es)"
-        }
-        let now = ContinuousClock.now
-        if found == nil, now - lastRemoteShadowCheck >= .seconds(1) {
-            lastRemoteShadowCheck = now
-            do {
-                for (name, stats) in try await router.reportedShadowReads(migration: id).sorted(by: { $0.key < $1.key }) {
-                    guard
-                        let mismatch = stats.recent.last(where: {
-                            $0.outcome.isMismatch && $0.at >= canaryEpochStartedAt && !handledRemoteMismatches.contains($0)
-                        })
-                    else { continue }
-                    handledRemoteMismatches.insert(mismatch)
-                    found = "\(mismatch) (router \(name))"
-                    break
-                }
-            } catch {
-                logger.warning("could not read the routers' shadow reads", metadata: ["migration": "\(id)", "error": "\(error)"])
-            }
+        let found: String?
+        do {
+            found = try await newShadowMismatch(readingReports: false)
+        } catch {
+            logger.warning("could not read the routers' shadow reads", metadata: ["migration": "\(id)", "error": "\(error)"])
+            found = nil
         }
         guard let read = found else { return }
         logger.warning("canary halted by a shadow read mismatch", metadata: ["migration": "\(id)", "read": "\(read)"])
         machine.on(.shadowMismatch(read), now: wallMillis())
         await journal()
         await publishCanary(nil)
+    }
+
+    /// The first shadow-read mismatch not acted on yet: this router's at once, other routers'
+    /// from their reports, which are read when `readingReports` and otherwise at most once a second.
+    private func newShadowMismatch(readingReports: Bool) async throws -> String? {
+        let router = worker.router
+        let mismatches = router.canary.mismatches
+        if mismatches.count > reportedShadowMismatches {
+            reportedShadowMismatches = mismatches.count
+            return mismatches.latest?.description ?? "\(mismatches.count) mismatch(es)"
+        }
+        let now = ContinuousClock.now
+        guard readingReports || now - lastRemoteShadowCheck >= .seconds(1) else { return nil }
+        lastRemoteShadowCheck = now
+        for (name, stats) in try await router.reportedShadowReads(migration: id).sorted(by: { $0.key < $1.key }) {
+            guard
+                let mismatch = stats.recent.last(where: {
+                    $0.outcome.isMismatch && $0.at >= canaryEpochStartedAt && !handledRemoteMismatches.contains($0)
+                })
+            else { continue }
+            handledRemoteMismatches.insert(mismatch)
+            return "\(mismatch) (router \(name))"
+        }
+        return nil
+    }
+
+    /// The end of a canary step: it passes only if no router's shadow reads up to `upTo` found
+    /// a mismatch. The check starts after `upTo`, so this router's reads up to then are all in;
+    /// other routers' are as recent as their last report.
+    private func checkShadowReads(upTo: UInt64) async throws -> MigrationEvent {
+        guard let read = try await newShadowMismatch(readingReports: true) else { return .shadowReadsChecked(upTo: upTo) }
+        logger.warning("canary halted by a shadow read mismatch", metadata: ["migration": "\(id)", "read": "\(read)"])
+        return .shadowMismatch(read)
     }
 
     /// Puts `config` in the directive; a failed save is retried at the next sync.
@@ -313,6 +329,24 @@ public actor MigrationRunner {
 
     /// Runs the round's work items concurrently; each yields an event or an error.
     private func perform(_ work: [MigrationWork], now: UInt64) async -> [Result<MigrationEvent, any Error>] {
+        var checks: [Result<MigrationEvent, any Error>] = []
+        var storeWork: [MigrationWork] = []
+        for item in work {
+            guard case .checkShadowReads(let upTo) = item else {
+                storeWork.append(item)
+                continue
+            }
+            do {
+                checks.append(.success(try await checkShadowReads(upTo: upTo)))
+            } catch {
+                checks.append(.failure(error))
+            }
+        }
+        return checks + (await performOnStores(storeWork, now: now))
+    }
+
+    /// Runs store work concurrently, each item's result an event or an error.
+    private func performOnStores(_ work: [MigrationWork], now: UInt64) async -> [Result<MigrationEvent, any Error>] {
         let snapshot = machine
         let worker = worker
         if work.count == 1, let item = work.first {

@@ -81,6 +81,9 @@ struct MigrationWorker: Sendable {
         case .purgeTombstones(let task, let shard, let before, let limit):
             let purged = try await store(shard).purgeTombstones(before: before, limit: limit)
             return .tombstonesPurged(task: task, rows: purged, done: purged < limit)
+        case .checkShadowReads:
+            // The runner performs this one: it keeps which mismatches it has already acted on.
+            preconditionFailure("checkShadowReads is performed by the migration runner")
         case .waitUntil(let deadline):
             if deadline > now { try await Task.sleep(for: .milliseconds(min(deadline - now, 200))) }
             return .tick

@@ -124,6 +124,9 @@ struct SimMigrator {
         case .purgeTombstones(let task, let shard, let before, let limit):
             let purged = world.shards[shard]?.purgeTombstones(before: before, limit: limit) ?? 0
             return .tombstonesPurged(task: task, rows: purged, done: purged < limit)
+        case .checkShadowReads(let upTo):
+            // Every shadow read checks itself as it happens (a mismatch is a violation at once).
+            return .shadowReadsChecked(upTo: upTo)
         case .waitUntil:
             return .tick
         case .closeStreams:
