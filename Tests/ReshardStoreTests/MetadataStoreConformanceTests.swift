@@ -275,8 +275,10 @@ private func expectHeard(
     heard.clear()
 }
 
-/// Polls `condition` every 50 ms for up to `limit`; whether it held. Bounds a wait, never times one.
-private func eventually(within limit: Duration = .seconds(5), _ condition: () async throws -> Bool) async throws -> Bool {
+/// Polls `condition` every 50 ms for up to `limit`; whether it held. Bounds a wait, never times
+/// one: the bound is far above the milliseconds a notification takes, because on a loaded
+/// machine the task that records it has been seen to wait over 5 s for a thread.
+private func eventually(within limit: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws -> Bool {
     let deadline = ContinuousClock.now + limit
     while true {
         if try await condition() { return true }
