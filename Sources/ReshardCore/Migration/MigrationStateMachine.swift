@@ -15,9 +15,9 @@
 ///   aggregate check agrees. A difference left after `maxRepairPasses` fails the migration.
 /// - `canary`: tailing continues while routers shadow-read a growing share of the moving ranges'
 ///   reads from the new owners (`canarySteps`, each `canaryStepMillis`); a step passes once its
-///   time is up and the runner has checked every router's shadow reads up to its end; exits after
-///   the last step when caught up. A real shadow mismatch fails the migration with reads back on the old
-///   owners; resuming verifies (and repairs) again, then restarts the canary.
+///   time is up and the runner has checked every router's shadow reads up to its end; exits
+///   after the last step when caught up. A real shadow mismatch fails the migration with reads
+///   back on the old owners; resuming verifies (and repairs) again, then restarts the canary.
 /// - `cutting_over`: hold → fence → drain → publish → release; exits when held writes go on.
 /// - `baking`: reverse replication keeps the old owners current; exits when the bake time is up.
 /// - `cleaning_up`: the point of no return; moved rows are deleted from the old owners, then
