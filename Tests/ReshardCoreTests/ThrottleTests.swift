@@ -65,6 +65,20 @@ import Testing
         #expect(throttle.decide(foregroundP99Micros: nil, backlog: 0).delayMillis == 4_000)
     }
 
+    /// Where a copy pauses, cleanup goes on at the minimum pace, and recovers the same way.
+    @Test func cleanupSlowsWhereACopyWouldPauseButNeverStops() {
+        var throttle = Throttle(maxChunk: 400, minChunk: 100)
+        throttle.setBaseline(p99Micros: 1_000)
+        var chunks: [Int] = []
+        for _ in 0..<4 {
+            chunks.append(throttle.decide(foregroundP99Micros: 2_500, backlog: 0, lastChunkMicros: 10_000, copying: false).chunkRows)
+        }
+        #expect(chunks == [200, 100, 100, 100])
+        let slowest = throttle.decide(foregroundP99Micros: 2_500, backlog: 0, lastChunkMicros: 10_000, copying: false)
+        #expect(slowest == Throttle.Decision(chunkRows: 100, delayMillis: 20, reason: slowest.reason, maxChunks: 1))
+        #expect(slowest.reason?.hasPrefix("slowest pace: foreground p99 2.5 ms") == true)
+    }
+
     @Test func growingLagSlowsTheCopy() {
         var throttle = Throttle(maxChunk: 800)
         var chunk = 800

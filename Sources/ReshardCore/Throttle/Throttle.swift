@@ -78,7 +78,8 @@ public struct Throttle: Sendable, Hashable, Codable {
     /// the throttle slows down.
     ///
     /// `copying` is false for cleanup chunks, which the operator's rows/s ceiling (a copy
-    /// ceiling) does not pace.
+    /// ceiling) does not pace, and which never stop: where a copy would pause, cleanup goes at
+    /// `minimumPace` (stopping it buys nothing but a longer migration).
     public mutating func decide(foregroundP99Micros: UInt64?, backlog: Int, lastChunkMicros: UInt64? = nil, copying: Bool = true)
         -> Decision
     {
@@ -107,6 +108,10 @@ public struct Throttle: Sendable, Hashable, Codable {
             } else if pausedRounds < maxPausedRounds {
                 // Already at the smallest chunk and still hurting: stop copying for a while.
                 pausedRounds += 1
+                guard copying else {
+                    reason = "slowest pace: " + slowReason
+                    return minimumPace(lastChunkMicros: lastChunkMicros)
+                }
                 reason = "paused: " + slowReason
                 return Decision(chunkRows: 0, delayMillis: 1_000, reason: reason, maxChunks: 0)
             } else if latencyHurts, let p99 = foregroundP99Micros {

@@ -286,13 +286,9 @@ public actor MigrationRunner {
             // Catch-up lag is a copying signal: the streams stop before cleanup.
             let backlog =
                 machine.phase == .copying ? machine.forward.values.map { $0.backlog == .max ? 0 : $0.backlog }.max() ?? 0 : 0
-            var decision = throttle.decide(
+            let decision = throttle.decide(
                 foregroundP99Micros: router.foregroundP99Micros, backlog: backlog, lastChunkMicros: lastBulkRound?.wholeMicroseconds,
                 copying: machine.phase == .copying)
-            if decision.chunkRows == 0, machine.phase == .cleaningUp {
-                // Cleanup slows down but never stops: stopping it only lengthens the migration.
-                decision = throttle.minimumPace(lastChunkMicros: lastBulkRound?.wholeMicroseconds)
-            }
             limit = decision.chunkRows
             chunksLeft = decision.maxChunks ?? Int.max
             bulkNotBefore = now + .milliseconds(decision.delayMillis)

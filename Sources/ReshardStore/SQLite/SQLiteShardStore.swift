@@ -639,8 +639,9 @@ private final class ApplyQueue: Sendable {
                 rows += request.rows.count
                 count += 1
             }
-            defer { state.pending.removeFirst(count) }
-            return Array(state.pending.prefix(count))
+            let taken = Array(state.pending.prefix(count))
+            state.pending.removeFirst(count)
+            return taken
         }
     }
 }
