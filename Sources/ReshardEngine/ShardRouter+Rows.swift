@@ -26,8 +26,8 @@ public struct RowRead: Sendable, Hashable {
 }
 
 extension ShardRouter {
-    /// The longest primary key or shard key, in UTF-8 bytes.
-    public static let maxKeyBytes = 512
+    /// The longest primary key or shard key, in UTF-8 bytes (`RowKey`'s rule).
+    public static let maxKeyBytes = RowKey.maxBytes
     /// The most rows one shard-key listing returns.
     public static let maxListLimit = 1_000
 
@@ -237,6 +237,9 @@ extension ShardRouter {
             throw error
         } catch let error as StoreError where error.fenceGeneration != nil {
             throw error
+        } catch let error as StoreError where error.isInvalidInput {
+            // The router checks the same rule first; a store that refuses anyway still answers 400.
+            throw RouterError(.badRequest, "invalid_request", error.description)
         } catch let error as StoreError where error.isUnknownTable {
             throw RouterError.shardUnavailable(handle.record.id.rawValue, error.description)
         } catch {
@@ -246,7 +249,6 @@ extension ShardRouter {
     }
 
     static func validateKey(_ key: String, what: String, error: (String) -> RouterError) throws(RouterError) {
-        if key.isEmpty { throw error("the \(what) must not be empty") }
-        if key.utf8.count > maxKeyBytes { throw error("the \(what) is over \(maxKeyBytes) bytes") }
+        if let problem = RowKey.problem(key) { throw error("the \(what) \(problem)") }
     }
 }

@@ -73,7 +73,7 @@ struct MigrationRoutes {
             return jsonResponse(.ok, JSONText.object([("migrations", JSONText.array(all.map { statusJSON($0, detailed: false) }))]))
         }
         group.get("migrations/:id") { _, context -> Response in
-            let id = try pathParameter(context, "id")
+            let id = try RequestInput.path(context, "id")
             guard let status = await manager.status(id) else {
                 throw APIError(.notFound, code: "unknown_migration", message: "no migration \(id)")
             }
@@ -81,8 +81,8 @@ struct MigrationRoutes {
         }
         // One parameter name per path position (Hummingbird requires it): GET reads reports.
         group.get("migrations/:id/:command") { _, context -> Response in
-            let id = try pathParameter(context, "id")
-            guard try pathParameter(context, "command") == "verification" else {
+            let id = try RequestInput.path(context, "id")
+            guard try RequestInput.path(context, "command") == "verification" else {
                 throw APIError(
                     .notFound, code: "unknown_report", message: "the report of a migration is at /v1/migrations/{id}/verification")
             }
@@ -92,8 +92,8 @@ struct MigrationRoutes {
             return jsonResponse(.ok, VerificationJSON.report(status))
         }
         group.post("migrations/:id/:command") { request, context -> Response in
-            let id = try pathParameter(context, "id")
-            let name = try pathParameter(context, "command")
+            let id = try RequestInput.path(context, "id")
+            let name = try RequestInput.path(context, "command")
             let event: MigrationEvent
             switch name {
             case "pause": event = .pause
@@ -119,11 +119,11 @@ struct MigrationRoutes {
     /// the migration waits at) when the body is empty or names none.
     private func approvedGate(_ request: Request) async throws -> MigrationPhase? {
         struct Approve: Decodable { let gate: String? }
-        let buffer = try await request.body.collect(upTo: maxBodyBytes)
-        guard buffer.readableBytes > 0 else { return nil }
-        guard let body = try? JSONDecoder().decode(Approve.self, from: Data(buffer: buffer)) else {
-            throw APIError.invalidBody("the body of approve is empty or {\"gate\":\"before_cutover\"}")
-        }
+        let bytes = Array(buffer: try await request.body.collect(upTo: maxBodyBytes))
+        // An empty body approves the gate the migration waits at.
+        guard !bytes.isEmpty else { return nil }
+        try RequestInput.requireJSON(request)
+        let body: Approve = try decodeJSON(bytes)
         guard let name = body.gate else { return nil }
         guard let gate = MigrationPhase(gate: name) else { throw Self.invalidGate(name) }
         return gate
@@ -330,18 +330,51 @@ struct MigrationRoutes {
     }
 }
 
-/// Decodes a JSON body of at most `maxBytes`, answering 400 `invalid_body` with the reason.
+/// Decodes a JSON body of at most `maxBytes`: refused with 415 unless it is declared JSON (or
+/// not declared), and with 400 `invalid_body` unless it is one strict UTF-8 JSON object
+/// (`StrictJSON`) with the documented fields; a bad value names its field, and a bad value
+/// under `options` is `invalid_option`.
 func decodeJSON<T: Decodable>(_ request: Request, maxBytes: Int) async throws -> T {
-    let buffer = try await request.body.collect(upTo: maxBytes)
+    try RequestInput.requireJSON(request)
+    return try decodeJSON(Array(buffer: try await request.body.collect(upTo: maxBytes)))
+}
+
+/// Decodes `bytes` as `decodeJSON(_:maxBytes:)` does, once they are read.
+func decodeJSON<T: Decodable>(_ bytes: [UInt8]) throws -> T {
     do {
-        return try JSONDecoder().decode(T.self, from: Data(buffer: buffer))
+        _ = try StrictJSON.object(bytes)
     } catch {
-        let reason: String =
-            switch error {
-            case DecodingError.keyNotFound(let key, _): "missing \(key.stringValue)"
-            case DecodingError.typeMismatch(_, let context): "wrong type at \(context.codingPath.map(\.stringValue).joined(separator: "."))"
-            default: "not valid JSON"
-            }
-        throw APIError.invalidBody("the body must be a JSON object with the documented fields (\(reason))")
+        throw APIError.invalidBody("the body must be one JSON object in UTF-8: \(error)")
+    }
+    do {
+        return try JSONDecoder().decode(T.self, from: Data(bytes))
+    } catch let error as DecodingError {
+        throw APIError(decoding: error)
+    }
+}
+
+extension APIError {
+    /// The answer to a body that is JSON but not of the documented shape, naming the field.
+    init(decoding error: DecodingError) {
+        let path: [any CodingKey]
+        let problem: String
+        switch error {
+        case .keyNotFound(let key, let context):
+            path = context.codingPath + [key]
+            problem = "is missing"
+        case .typeMismatch(_, let context), .dataCorrupted(let context):
+            path = context.codingPath
+            problem = "has the wrong type or is out of range"
+        case .valueNotFound(_, let context):
+            path = context.codingPath
+            problem = "must not be null"
+        @unknown default:
+            path = []
+            problem = "is not as documented"
+        }
+        let field = path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+        let named = field.isEmpty ? "the body \(problem)" : "\(field) \(problem)"
+        let code = path.first?.stringValue == "options" ? "invalid_option" : "invalid_body"
+        self.init(.badRequest, code: code, message: named)
     }
 }

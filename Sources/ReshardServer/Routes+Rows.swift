@@ -25,6 +25,7 @@ struct RowRoutes {
 
     private func put(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let (table, pk) = try rowAddress(context)
+        try RequestInput.requireJSON(request)
         let body = try await request.body.collect(upTo: maxBodyBytes)
         let receipt = try await router.put(table: table, pk: pk, body: Array(buffer: body))
         return jsonResponse(.ok, receiptJSON(receipt))
@@ -32,23 +33,24 @@ struct RowRoutes {
 
     private func get(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let (table, pk) = try rowAddress(context)
-        let row = try await router.get(table: table, pk: pk, shardKey: shardKeyParameter(request))
+        let row = try await router.get(table: table, pk: pk, shardKey: try shardKeyParameter(request))
         return jsonResponse(.ok, rowJSON(row))
     }
 
     private func delete(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let (table, pk) = try rowAddress(context)
-        let receipt = try await router.delete(table: table, pk: pk, shardKey: shardKeyParameter(request))
+        let receipt = try await router.delete(table: table, pk: pk, shardKey: try shardKeyParameter(request))
         return jsonResponse(.ok, receiptJSON(receipt, deleted: true))
     }
 
     private func list(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let table = try pathParameter(context, "table")
-        guard let shardKey = shardKeyParameter(request) else {
+        let table = try RequestInput.path(context, "table")
+        let query = try RequestInput.query(request)
+        guard let shardKey = query["shard_key"] else {
             throw APIError(.badRequest, code: "missing_shard_key", message: "listing rows needs ?shard_key=")
         }
         var limit = 100
-        if let text = request.uri.queryParameters.get("limit") {
+        if let text = query["limit"] {
             guard let parsed = Int(text), (1...ShardRouter.maxListLimit).contains(parsed) else {
                 throw APIError(.badRequest, code: "invalid_limit", message: "limit must be 1…\(ShardRouter.maxListLimit)")
             }
@@ -63,11 +65,11 @@ struct RowRoutes {
     }
 
     private func rowAddress(_ context: BasicRequestContext) throws -> (table: String, pk: String) {
-        (try pathParameter(context, "table"), try pathParameter(context, "pk"))
+        (try RequestInput.path(context, "table"), try RequestInput.path(context, "pk"))
     }
 
-    private func shardKeyParameter(_ request: Request) -> String? {
-        request.uri.queryParameters.get("shard_key").map { String($0) }
+    private func shardKeyParameter(_ request: Request) throws -> String? {
+        try RequestInput.query(request)["shard_key"]
     }
 
     private func receiptJSON(_ receipt: WriteReceipt, deleted: Bool = false) -> String {
@@ -89,17 +91,6 @@ struct RowRoutes {
             ("row", row.body),
         ])
     }
-}
-
-/// A path parameter, percent-decoded (Hummingbird hands them over raw); malformed escapes are a 400.
-func pathParameter(_ context: BasicRequestContext, _ name: String) throws -> String {
-    guard let raw = context.parameters.get(name) else {
-        throw APIError(.badRequest, code: "invalid_path", message: "missing \(name) in the path")
-    }
-    guard let decoded = raw.removingPercentEncoding else {
-        throw APIError(.badRequest, code: "invalid_path", message: "the \(name) in the path has a malformed %-escape")
-    }
-    return decoded
 }
 
 /// Registers a 405 with an Allow header for the methods a path does not serve (Hummingbird

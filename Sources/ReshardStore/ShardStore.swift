@@ -259,6 +259,8 @@ public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     private enum Code: Hashable, Sendable {
         case fenced(UInt64)
         case unknownTable(TableName)
+        case invalidKey(String, RowKey.Problem)
+        case invalidBody(String)
         case backend(String)
     }
 
@@ -268,6 +270,13 @@ public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     public static func fenced(at generation: UInt64) -> StoreError { StoreError(code: .fenced(generation)) }
     /// The table has no storage on this shard.
     public static func unknownTable(_ table: TableName) -> StoreError { StoreError(code: .unknownTable(table)) }
+    /// A key that breaks `RowKey`'s rule: refused before it reaches SQL, on every backend alike.
+    public static func invalidKey(_ what: String, _ problem: RowKey.Problem) -> StoreError {
+        StoreError(code: .invalidKey(what, problem))
+    }
+    /// A row body no backend could store exactly (it holds a NUL byte, which SQLite's text
+    /// binding would cut off and PostgreSQL's `text` rejects).
+    public static func invalidBody(_ reason: String) -> StoreError { StoreError(code: .invalidBody(reason)) }
     /// The backend failed; the message is the backend's.
     public static func backend(_ message: String) -> StoreError { StoreError(code: .backend(message)) }
 
@@ -283,11 +292,35 @@ public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
         return false
     }
 
+    /// Whether the request itself was malformed (a key or body no backend stores exactly).
+    public var isInvalidInput: Bool {
+        switch code {
+        case .invalidKey, .invalidBody: true
+        case .fenced, .unknownTable, .backend: false
+        }
+    }
+
+    /// Throws `invalidKey` unless `key` follows `RowKey`'s rule. Every backend calls it on each
+    /// key a client request hands it, before any SQL, so a key is refused the same way
+    /// everywhere instead of being cut short by one backend and rejected by another.
+    public static func check(_ key: String, _ what: String) throws(StoreError) {
+        if let problem = RowKey.problem(key) { throw invalidKey(what, problem) }
+    }
+
+    /// Throws unless `write`'s keys follow `RowKey`'s rule and its body holds no NUL byte.
+    public static func check(_ write: ClientWrite) throws(StoreError) {
+        try check(write.pk, "primary key")
+        try check(write.shardKey, "shard key")
+        if let body = write.body, body.utf8.contains(0) { throw invalidBody("holds a NUL byte") }
+    }
+
     /// A sentence for logs.
     public var description: String {
         switch code {
         case .fenced(let generation): "range fenced at generation \(generation)"
         case .unknownTable(let table): "table \(table) has no storage on this shard"
+        case .invalidKey(let what, let problem): "the \(what) \(problem)"
+        case .invalidBody(let reason): "the body \(reason)"
         case .backend(let message): "shard backend failed: \(message)"
         }
     }

@@ -68,6 +68,50 @@ import Testing
         }
     }
 
+    /// Keys round-trip byte for byte or are refused before any SQL, the same way on every
+    /// backend: SQLite's text binding used to end `victim\0x` at its NUL and overwrite `victim`.
+    @Test(arguments: StoreBackend.allCases)
+    func keysAreStoredExactlyOrRefusedAlike(backend: StoreBackend) async throws {
+        try await backend.withShard { store in
+            try await store.ensureTable(users)
+            #expect(try await store.write(write("victim", body: #"{"v":"original"}"#)) != .notFound)
+            let exact = [
+                "é", "日本語", "😀🇫🇷", "a b+c%20/d?e#f", "\u{FEFF}bom", String(repeating: "k", count: RowKey.maxBytes),
+                String(repeating: "😀", count: RowKey.maxBytes / 4),
+            ]
+            for key in exact {
+                guard case .written(let version) = try await store.write(write(key, body: #"{"k":1}"#)) else {
+                    Issue.record("\(key) not written")
+                    continue
+                }
+                let stored = try await store.get(table: users, pk: key)
+                #expect(stored?.pk == key)
+                #expect(stored?.pk.utf8.count == key.utf8.count)
+                #expect(stored?.version == version)
+                #expect(try await store.read(table: users, pk: key, shardKey: key).value?.pk == key)
+            }
+            let scanned = try await store.scan(table: users, range: .full, after: nil, limit: 100).map(\.pk)
+            #expect(Set(scanned) == Set(exact + ["victim"]))
+
+            let hostile = [
+                "victim\u{0}x", "\u{0}", "victim\u{1}", "tab\tkey", "line\nkey", "del\u{7F}", "c1\u{85}",
+                String(repeating: "k", count: RowKey.maxBytes + 1), "",
+            ]
+            for key in hostile {
+                for attempt in [write(key, body: #"{"v":"evil"}"#), write(key, body: nil), write("victim", key: key)] {
+                    await #expect(throws: StoreError.self, "\(key.unicodeScalars.map(\.value))") { try await store.write(attempt) }
+                }
+                await #expect(throws: StoreError.self) { try await store.get(table: users, pk: key) }
+                await #expect(throws: StoreError.self) { try await store.read(table: users, pk: key, shardKey: "victim") }
+                await #expect(throws: StoreError.self) { try await store.rows(table: users, shardKey: key, limit: 10) }
+            }
+            await #expect(throws: StoreError.self) { try await store.write(write("victim", body: "{\"v\":\"a\u{0}b\"}")) }
+            let victim = try await store.get(table: users, pk: "victim")
+            #expect(victim?.body == #"{"v":"original"}"#)
+            #expect(try await store.scan(table: users, range: .full, after: nil, limit: 100).count == exact.count + 1)
+        }
+    }
+
     @Test(arguments: StoreBackend.allCases)
     func chunkedScansReturnTheRangeInHashThenPkOrder(backend: StoreBackend) async throws {
         try await backend.withShard { store in

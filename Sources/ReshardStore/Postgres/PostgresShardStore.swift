@@ -149,6 +149,7 @@ public final class PostgresShardStore: ShardStore {
     }
 
     public func write(_ write: ClientWrite) async throws -> WriteOutcome {
+        try StoreError.check(write)
         let hash = KeyHash.ordered(KeyHash.of(write.shardKey))
         let proposed = Int64(bitPattern: write.proposedVersion)
         let generation = Int64(bitPattern: write.generation)
@@ -209,12 +210,15 @@ public final class PostgresShardStore: ShardStore {
     }
 
     public func get(table: TableName, pk: String) async throws -> StoredRow? {
+        try StoreError.check(pk, "primary key")
         let query = PostgresQuery(
             unsafeSQL: "SELECT pk, skey, version, body FROM \(Self.quoted(table)) WHERE pk = $1", binds: Self.binds(pk))
         return try await rows(query, table: table).first
     }
 
     public func read(table: TableName, pk: String, shardKey: String) async throws -> FencedRead<StoredRow?> {
+        try StoreError.check(pk, "primary key")
+        try StoreError.check(shardKey, "shard key")
         // One statement is one snapshot: the row and the fence agree.
         var binds = PostgresBindings()
         binds.append(pk)
@@ -230,6 +234,7 @@ public final class PostgresShardStore: ShardStore {
     }
 
     public func rows(table: TableName, shardKey: String, limit: Int) async throws -> FencedRead<[StoredRow]> {
+        try StoreError.check(shardKey, "shard key")
         var binds = PostgresBindings()
         binds.append(KeyHash.ordered(KeyHash.of(shardKey)))
         binds.append(shardKey)

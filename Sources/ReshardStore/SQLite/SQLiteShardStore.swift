@@ -111,6 +111,7 @@ public final class SQLiteShardStore: ShardStore {
     }
 
     public func write(_ write: ClientWrite) async throws -> WriteOutcome {
+        try StoreError.check(write)
         let name = Self.quoted(write.table)
         let hash = KeyHash.of(write.shardKey)
         return try await guarded(write.table) { db in
@@ -130,14 +131,17 @@ public final class SQLiteShardStore: ShardStore {
     }
 
     public func get(table: TableName, pk: String) async throws -> StoredRow? {
-        try await guardedRead(table) { db in
+        try StoreError.check(pk, "primary key")
+        return try await guardedRead(table) { db in
             let select = try db.cachedStatement(sql: "SELECT pk, skey, version, body FROM \(Self.quoted(table)) WHERE pk = ?")
             return try Row.fetchOne(select, arguments: [pk]).map { Self.storedRow($0, table: table) }
         }
     }
 
     public func read(table: TableName, pk: String, shardKey: String) async throws -> FencedRead<StoredRow?> {
-        try await guardedRead(table) { db in
+        try StoreError.check(pk, "primary key")
+        try StoreError.check(shardKey, "shard key")
+        return try await guardedRead(table) { db in
             let select = try db.cachedStatement(sql: "SELECT pk, skey, version, body FROM \(Self.quoted(table)) WHERE pk = ?")
             let row = try Row.fetchOne(select, arguments: [pk]).map { Self.storedRow($0, table: table) }
             return FencedRead(value: row, fence: try Self.fence(db, over: KeyHash.of(shardKey)))
@@ -145,7 +149,8 @@ public final class SQLiteShardStore: ShardStore {
     }
 
     public func rows(table: TableName, shardKey: String, limit: Int) async throws -> FencedRead<[StoredRow]> {
-        try await guardedRead(table) { db in
+        try StoreError.check(shardKey, "shard key")
+        return try await guardedRead(table) { db in
             let hash = KeyHash.of(shardKey)
             let rows = try Row.fetchAll(
                 db,
