@@ -9,59 +9,9 @@ struct MigrationRoutes {
     let manager: MigrationManager
     let maxBodyBytes: Int
 
-    private struct Create: Decodable {
-        let kind: String
-        let shard: String?
-        let start: String?
-        let end: String?
-        let strategy: String?
-        let dryRun: Bool?
-        let options: Options?
-
-        struct Options: Decodable {
-            let chunkRows: Int?
-            let maxLagChanges: Int?
-            let maxLagMs: UInt64?
-            let bakeMs: UInt64?
-            let cleanupChunkRows: Int?
-            let maxRowsPerSecond: Int?
-            let tombstoneGraceMs: UInt64?
-            let latencyFactor: Double?
-            let verifySubranges: Int?
-            let maxRepairPasses: Int?
-            let checks: [String]?
-            let canarySteps: [Double]?
-            let canaryStepMs: UInt64?
-            let gates: [String]?
-            let failedStreamRetentionMs: UInt64?
-            enum CodingKeys: String, CodingKey {
-                case failedStreamRetentionMs = "failed_stream_retention_ms"
-                case verifySubranges = "verify_subranges"
-                case maxRepairPasses = "max_repair_passes"
-                case checks
-                case canarySteps = "canary_steps"
-                case canaryStepMs = "canary_step_ms"
-                case gates
-                case latencyFactor = "latency_factor"
-                case tombstoneGraceMs = "tombstone_grace_ms"
-                case maxRowsPerSecond = "max_rows_per_second"
-                case chunkRows = "chunk_rows"
-                case maxLagChanges = "max_lag_changes"
-                case maxLagMs = "max_lag_ms"
-                case bakeMs = "bake_ms"
-                case cleanupChunkRows = "cleanup_chunk_rows"
-            }
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case kind, shard, start, end, strategy, options
-            case dryRun = "dry_run"
-        }
-    }
-
     func register(on group: RouterGroup<BasicRequestContext>) {
         group.post("migrations") { request, _ -> Response in
-            let body: Create = try await decodeJSON(request, maxBytes: maxBodyBytes)
+            let body: MigrationCreateBody = try await decodeJSON(request, maxBytes: maxBodyBytes)
             let migration = try parse(body)
             let (id, preview) = try await manager.create(migration)
             var members = [("dry_run", migration.dryRun ? "true" : "false"), ("plan", planJSON(preview))]
@@ -135,7 +85,7 @@ struct MigrationRoutes {
             message: "unknown gate \(name); gates are \(MigrationPhase.gateable.map(\.gateName).joined(separator: ", "))")
     }
 
-    private func parse(_ body: Create) throws -> MigrationRequest {
+    private func parse(_ body: MigrationCreateBody) throws -> MigrationRequest {
         if let strategy = body.strategy, strategy != "cdc_backfill" {
             throw APIError(
                 .badRequest, code: "unsupported_strategy", message: "strategy \(strategy) is not available yet; use cdc_backfill")
@@ -151,9 +101,7 @@ struct MigrationRoutes {
         case "remove_shard": kind = .removeShard(try shard())
         case "rebalance": kind = .rebalance
         case "move_range":
-            guard let start = body.start, let end = body.end,
-                let range = try? JSONDecoder().decode(HashRange.self, from: Data("{\"start\":\"\(start)\",\"end\":\"\(end)\"}".utf8))
-            else {
+            guard let start = body.start, let end = body.end, let range = HashRange(startText: start, endText: end) else {
                 throw APIError(
                     .badRequest, code: "invalid_range", message: "move_range needs \"start\" and \"end\" as 0x-hex bounds, start < end")
             }
@@ -164,38 +112,16 @@ struct MigrationRoutes {
         }
         var settings = MigrationSettings()
         if let options = body.options {
-            func positive(_ value: Int?, _ name: String) throws -> Int? {
-                guard let value else { return nil }
-                guard (1...1_000_000).contains(value) else {
-                    throw APIError(.badRequest, code: "invalid_option", message: "\(name) must be 1…1,000,000")
-                }
-                return value
-            }
-            settings.chunkRows = try positive(options.chunkRows, "chunk_rows") ?? settings.chunkRows
-            settings.maxLagChanges = try positive(options.maxLagChanges, "max_lag_changes") ?? settings.maxLagChanges
-            settings.cleanupChunkRows = try positive(options.cleanupChunkRows, "cleanup_chunk_rows") ?? settings.cleanupChunkRows
-            settings.maxRowsPerSecond = try positive(options.maxRowsPerSecond, "max_rows_per_second")
+            settings.chunkRows = options.chunkRows ?? settings.chunkRows
+            settings.maxLagChanges = options.maxLagChanges ?? settings.maxLagChanges
+            settings.cleanupChunkRows = options.cleanupChunkRows ?? settings.cleanupChunkRows
+            settings.maxRowsPerSecond = options.maxRowsPerSecond
             settings.maxLagMillis = options.maxLagMs ?? settings.maxLagMillis
             settings.bakeMillis = options.bakeMs ?? settings.bakeMillis
             settings.tombstoneGraceMillis = options.tombstoneGraceMs ?? settings.tombstoneGraceMillis
-            if let factor = options.latencyFactor {
-                guard factor == 0 || (1.1...100).contains(factor) else {
-                    throw APIError(.badRequest, code: "invalid_option", message: "latency_factor must be 0 (off) or 1.1…100")
-                }
-                settings.latencyFactor = factor == 0 ? nil : factor
-            }
-            if let parts = options.verifySubranges {
-                guard (1...65_536).contains(parts) else {
-                    throw APIError(.badRequest, code: "invalid_option", message: "verify_subranges must be 1…65,536")
-                }
-                settings.verifySubranges = parts
-            }
-            if let passes = options.maxRepairPasses {
-                guard (1...10).contains(passes) else {
-                    throw APIError(.badRequest, code: "invalid_option", message: "max_repair_passes must be 1…10")
-                }
-                settings.maxRepairPasses = passes
-            }
+            if let factor = options.latencyFactor { settings.latencyFactor = factor == 0 ? nil : factor }
+            settings.verifySubranges = options.verifySubranges ?? settings.verifySubranges
+            settings.maxRepairPasses = options.maxRepairPasses ?? settings.maxRepairPasses
             settings.checks = try (options.checks ?? []).map { text in
                 guard let check = AggregateCheck(text) else {
                     throw APIError(
@@ -203,31 +129,18 @@ struct MigrationRoutes {
                 }
                 return check
             }
-            if let steps = options.canarySteps {
-                guard steps.allSatisfy({ $0 > 0 && $0 <= 100 }), zip(steps, steps.dropFirst()).allSatisfy({ $0 < $1 }) else {
-                    throw APIError(
-                        .badRequest, code: "invalid_option",
-                        message: "canary_steps must be rising percentages in (0, 100], like [1, 10, 50, 100] ([] for no canary)")
-                }
-                settings.canarySteps = steps
-            }
-            if let millis = options.canaryStepMs {
-                guard millis <= 86_400_000 else {
-                    throw APIError(.badRequest, code: "invalid_option", message: "canary_step_ms must be at most a day")
-                }
-                settings.canaryStepMillis = millis
-            }
-            if let millis = options.failedStreamRetentionMs {
-                guard millis <= 7 * 86_400_000 else {
-                    throw APIError(.badRequest, code: "invalid_option", message: "failed_stream_retention_ms must be at most a week")
-                }
-                settings.failedStreamRetentionMillis = millis
-            }
+            settings.canarySteps = options.canarySteps ?? settings.canarySteps
+            settings.canaryStepMillis = options.canaryStepMs ?? settings.canaryStepMillis
+            settings.failedStreamRetentionMillis = options.failedStreamRetentionMs
             settings.gates = Set(
                 try (options.gates ?? []).map { name in
                     guard let gate = MigrationPhase(gate: name) else { throw Self.invalidGate(name) }
                     return gate
                 })
+        }
+        // The bounds live in the core, where a resumed journal is checked against them too.
+        if let violation = settings.violation() {
+            throw APIError(.badRequest, code: "invalid_option", message: "\(violation)")
         }
         return MigrationRequest(kind: kind, settings: settings, dryRun: body.dryRun ?? false)
     }

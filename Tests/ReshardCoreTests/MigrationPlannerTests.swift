@@ -84,8 +84,13 @@ import Testing
         #expect(throws: PlanError.shardOwnsRanges(shard("s1"))) {
             try MigrationPlanner.plan(.addShard(shard("s1")), current: current, registered: registered)
         }
-        #expect(throws: PlanError.shardNotInMap(shard("s9"))) {
+        // Removing a shard nobody registered names it unknown; a registered one that owns
+        // nothing has nothing to remove.
+        #expect(throws: PlanError.unknownShard(shard("s9"))) {
             try MigrationPlanner.plan(.removeShard(shard("s9")), current: current, registered: registered)
+        }
+        #expect(throws: PlanError.shardNotInMap(shard("s3"))) {
+            try MigrationPlanner.plan(.removeShard(shard("s3")), current: current, registered: registered.union([shard("s3")]))
         }
         let single = try ring.shardMap(for: [shard("s1")], generation: 1)
         #expect(throws: PlanError.lastShard) {

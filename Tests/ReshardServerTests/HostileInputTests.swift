@@ -197,4 +197,35 @@ import Testing
             #expect(try await api.send(.put, "/v1/tables/users/rows/u2", json: "{}").status == .ok)
         }
     }
+
+    @Test func migrationOptionsOutsideTheirBoundsNameTheOptionAndStartNothing() async throws {
+        try await withAPI(.sqlite) { api in
+            let auth: HTTPFields = [.authorization: "Bearer \(Self.token)"]
+            #expect(try await api.send(.post, "/v1/shards", json: #"{"id":"s5"}"#, headers: auth).status == .created)
+            let cases: [(String, String)] = [
+                ("bake_ms", "18446744073709551615"), ("max_lag_ms", "18446744073709551615"), ("bake_ms", "-1"),
+                ("tombstone_grace_ms", "1e999"), ("canary_step_ms", "86400001"), ("failed_stream_retention_ms", "18446744073709551615"),
+                ("chunk_rows", "18446744073709551615"), ("chunk_rows", "0"), ("chunk_rows", "-5"), ("chunk_rows", "1.5"),
+                ("max_rows_per_second", "9223372036854775808"), ("verify_subranges", "0"), ("max_repair_passes", "11"),
+                ("latency_factor", "1e999"), ("latency_factor", "-2"), ("canary_steps", "[50,10]"), ("canary_steps", "[\"x\"]"),
+                ("bake_ms", "\"600000\""), ("bake_msx", "1"), ("checks", "[\"nodot\"]"),
+            ]
+            for (option, value) in cases {
+                let body = #"{"kind":"add_shard","shard":"s5","options":{"\#(option)":\#(value)}}"#
+                let response = try await api.send(.post, "/v1/migrations", json: body, headers: auth)
+                #expect(response.status == .badRequest, "\(option)=\(value)")
+                let text = String(buffer: response.body)
+                #expect(text.contains(#""code":"invalid_option""#), "\(option)=\(value): \(text)")
+                #expect(text.contains(option), "\(option)=\(value): \(text)")
+            }
+            let list = try await api.send(.get, "/v1/migrations", headers: auth)
+            #expect(String(buffer: list.body).contains(#""migrations":[]"#), "\(String(buffer: list.body))")
+
+            // Removing a shard nobody registered names it unknown.
+            let remove = try await api.send(.post, "/v1/migrations", json: #"{"kind":"remove_shard","shard":"s9"}"#, headers: auth)
+            expectError(remove, .notFound, "unknown_shard")
+            let empty = try await api.send(.post, "/v1/migrations", json: #"{"kind":"remove_shard","shard":"s5"}"#, headers: auth)
+            expectError(empty, .badRequest, "shard_not_in_map")
+        }
+    }
 }

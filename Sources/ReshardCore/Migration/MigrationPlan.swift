@@ -116,6 +116,7 @@ public enum MigrationPlanner {
                 return try nonEmpty(
                     MigrationPlan(kind: kind, source: current, target: target, idealFraction: 1 / Double(current.shards.count + 1)))
             case .removeShard(let shard):
+                guard registered.contains(shard) || current.shards.contains(shard) else { throw PlanError.unknownShard(shard) }
                 guard current.shards.contains(shard) else { throw PlanError.shardNotInMap(shard) }
                 let others = current.shards.filter { $0 != shard }
                 guard !others.isEmpty else { throw PlanError.lastShard }

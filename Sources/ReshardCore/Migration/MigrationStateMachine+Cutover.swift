@@ -82,7 +82,7 @@ extension MigrationStateMachine {
             cutover = nil
             if cutoverDirection == .forward {
                 phase = .baking
-                bakeUntil = now + settings.bakeMillis
+                bakeUntil = now.adding(saturating: settings.bakeMillis)
             } else {
                 rollback = .deleteCopies
                 prepareDeletions(from: .reverse)

@@ -19,6 +19,7 @@ extension MigrationStateMachine {
         switch event {
         case .start:
             guard phase == .planned else { return .rejected("the migration already started (\(phase.rawValue))") }
+            if let violation = settings.violation() { return .rejected("\(violation)") }
             phase = .preparing
         case .prepared(let positions):
             precondition(phase == .preparing, "prepared in \(phase)")
@@ -85,6 +86,11 @@ extension MigrationStateMachine {
             fail(reason)
         case .restarted:
             restart(now: now)
+            // A journal edited by hand, or written before the bounds existed, must not run
+            // arithmetic on absurd values: it stops here, and rollback stays possible.
+            if let violation = settings.violation(), !phase.isTerminal, phase != .planned {
+                fail("the journal's settings are out of bounds (\(violation)); roll the migration back")
+            }
         }
         advance(now: now)
         return .accepted
@@ -133,6 +139,9 @@ extension MigrationStateMachine {
         case .resume:
             guard phase == .paused || phase == .failed, let previous = interrupted else {
                 return .rejected("resume applies to a paused or failed migration, not \(phase.rawValue)")
+            }
+            if let violation = settings.violation() {
+                return .rejected("the migration's settings are out of bounds (\(violation)); roll it back instead")
             }
             phase = previous
             interrupted = nil

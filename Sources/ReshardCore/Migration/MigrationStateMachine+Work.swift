@@ -67,7 +67,7 @@ extension MigrationStateMachine {
     /// new owners are caught up.
     mutating func advanceCanary(now: UInt64) {
         guard var progress = canary else { return }
-        let end = progress.since + settings.canaryStepMillis
+        let end = progress.since.adding(saturating: settings.canaryStepMillis)
         guard now >= end, (progress.checkedUpTo ?? 0) >= end else { return }
         if progress.step + 1 < settings.canarySteps.count {
             progress.step += 1
@@ -104,7 +104,7 @@ extension MigrationStateMachine {
             // it, reverse replication), so past the retention they go.
             let failedAt = phaseLog.last { $0.phase == .failed }?.at ?? 0
             let retention = settings.failedStreamRetentionMillis ?? MigrationSettings.defaultFailedStreamRetentionMillis
-            if !switched && !forward.isEmpty && streamsReleased != true && now >= failedAt + retention { return [.closeStreams] }
+            if !switched && !forward.isEmpty && streamsReleased != true && now >= failedAt.adding(saturating: retention) { return [.closeStreams] }
             return []
         default:
             break
@@ -139,7 +139,7 @@ extension MigrationStateMachine {
         case .verifying:
             return [.verify]
         case .canary:
-            let end = (canary?.since ?? now) + settings.canaryStepMillis
+            let end = (canary?.since ?? now).adding(saturating: settings.canaryStepMillis)
             let checked = (canary?.checkedUpTo ?? 0) >= end
             return forwardTails() + [now >= end && !checked ? .checkShadowReads(upTo: end) : .waitUntil(end)]
         case .cuttingOver:

@@ -61,15 +61,28 @@ public struct HashRange: Hashable, Sendable, Comparable, CustomStringConvertible
         return "0x" + String(repeating: "0", count: 16 - digits.count) + digits
     }
 
-    /// Parses `0x…` hex or decimal; the top of the space (`0x10000000000000000`) parses as `nil` end.
+    /// The range `[start, end)` written as `0x…` hex or decimal bounds, the end exclusive and at
+    /// most the top of the space (`0x10000000000000000`); nil when a bound is malformed or the
+    /// range is empty.
+    public init?(startText: String, endText: String) {
+        guard let start = Self.parseBound(startText), !start.isTop, let end = Self.parseBound(endText) else { return nil }
+        if end.isTop {
+            self.init(start: start.value, last: .max)
+        } else {
+            self.init(start: start.value, end: end.value)
+        }
+    }
+
+    /// Parses `0x…` hex or decimal digits only (no sign, no spaces); the top of the space
+    /// (`0x10000000000000000`) parses as `isTop`.
     static func parseBound(_ text: String) -> (value: UInt64, isTop: Bool)? {
         if text.lowercased() == "0x10000000000000000" || text == "18446744073709551616" {
             return (0, true)
         }
-        if text.hasPrefix("0x") || text.hasPrefix("0X") {
-            return UInt64(text.dropFirst(2), radix: 16).map { ($0, false) }
-        }
-        return UInt64(text).map { ($0, false) }
+        let isHex = text.hasPrefix("0x") || text.hasPrefix("0X")
+        let digits = isHex ? text.dropFirst(2) : text[...]
+        guard !digits.isEmpty, digits.allSatisfy({ isHex ? $0.isHexDigit : $0.isASCII && $0.isNumber }) else { return nil }
+        return UInt64(digits, radix: isHex ? 16 : 10).map { ($0, false) }
     }
 }
 
@@ -81,16 +94,10 @@ extension HashRange: Codable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         let startText = try container.decode(String.self, forKey: .start)
         let endText = try container.decode(String.self, forKey: .end)
-        guard let start = Self.parseBound(startText), !start.isTop, let end = Self.parseBound(endText) else {
-            throw DecodingError.dataCorruptedError(forKey: .start, in: container, debugDescription: "bad hash bound")
+        guard let range = HashRange(startText: startText, endText: endText) else {
+            throw DecodingError.dataCorruptedError(forKey: .start, in: container, debugDescription: "bad or empty hash range")
         }
-        if end.isTop {
-            self.init(start: start.value, last: .max)
-        } else if let range = HashRange(start: start.value, end: end.value) {
-            self = range
-        } else {
-            throw DecodingError.dataCorruptedError(forKey: .end, in: container, debugDescription: "empty hash range")
-        }
+        self = range
     }
 
     /// Encodes as `{"start":"0x…","end":"0x…"}` with an exclusive end.

@@ -189,11 +189,11 @@ public actor MigrationRunner {
         // A new owner is allowed to be as far behind as catching up tolerates, or as it is now,
         // plus a round of tailing (rounds are at most 200 ms apart while the canary runs). Rounded
         // up to half seconds, so the directive is not rewritten every round.
-        let lag = max(machine.settings.maxLagMillis, machine.forward.values.map(\.lagMillis).max() ?? 0) + 250
+        let lag = max(machine.settings.maxLagMillis, machine.forward.values.map(\.lagMillis).max() ?? 0).adding(saturating: 250)
         await publishCanary(
             CanaryReads.Config(
                 migration: id, epoch: machine.verifications, plan: machine.plan, percent: percent,
-                lagAllowanceMillis: (lag + 499) / 500 * 500))
+                lagAllowanceMillis: lag.adding(saturating: 499) / 500 * 500))
         if canaryEpoch != machine.verifications {
             canaryEpoch = machine.verifications
             canaryEpochStartedAt = wallMillis()
