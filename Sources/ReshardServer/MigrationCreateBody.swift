@@ -68,7 +68,8 @@ struct MigrationCreateBody: Decodable {
             }) {
                 throw APIError(
                     .badRequest, code: "invalid_option",
-                    message: "unknown option \(unknown.prefix(64)); options are \(CodingKeys.allCases.map(\.rawValue).joined(separator: ", "))")
+                    message:
+                        "unknown option \(unknown.prefix(64)); options are \(CodingKeys.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             let container = try decoder.container(keyedBy: CodingKeys.self)
             func option<T: Decodable>(_ key: CodingKeys, _ expected: String) throws -> T? {

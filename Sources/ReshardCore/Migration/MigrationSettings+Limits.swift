@@ -52,7 +52,8 @@ extension MigrationSettings {
             },
             canarySteps.count > 100
                 ? Violation(option: "canary_steps", rule: "at most 100 steps")
-                : risingSteps ? nil : Violation(option: "canary_steps", rule: "rising percentages in (0, 100], like [1, 10, 50, 100] ([] for none)"),
+                : risingSteps
+                    ? nil : Violation(option: "canary_steps", rule: "rising percentages in (0, 100], like [1, 10, 50, 100] ([] for none)"),
         ]
         return checks.lazy.compactMap { $0 }.first
     }

@@ -104,7 +104,9 @@ extension MigrationStateMachine {
             // it, reverse replication), so past the retention they go.
             let failedAt = phaseLog.last { $0.phase == .failed }?.at ?? 0
             let retention = settings.failedStreamRetentionMillis ?? MigrationSettings.defaultFailedStreamRetentionMillis
-            if !switched && !forward.isEmpty && streamsReleased != true && now >= failedAt.adding(saturating: retention) { return [.closeStreams] }
+            if !switched && !forward.isEmpty && streamsReleased != true && now >= failedAt.adding(saturating: retention) {
+                return [.closeStreams]
+            }
             return []
         default:
             break
