@@ -76,6 +76,16 @@ public protocol MetadataStore: Sendable {
     /// Stores the journal of a migration (its state machine, encoded), replacing the last one.
     func saveMigration(id: String, journal: String) async throws
 
+    /// Journals migration `id` only if no other migration holds the cluster's one active slot,
+    /// and takes the slot, as one atomic step for every process sharing the store: of
+    /// concurrent admissions exactly one wins. Returns nil when admitted (also when `id` holds the
+    /// slot already, as a resumed migration does), else the id of the migration holding it
+    /// (empty when it could not be read).
+    func admitMigration(id: String, journal: String) async throws -> String?
+
+    /// Frees the active slot if migration `id` holds it (it ended: done or rolled back).
+    func releaseMigration(id: String) async throws
+
     /// Every migration's journal, oldest first.
     func migrations() async throws -> [(id: String, journal: String)]
 

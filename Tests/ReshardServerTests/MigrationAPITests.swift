@@ -77,6 +77,43 @@ extension HTTPAPITests {
         }
     }
 
+    /// Admission is atomic: of concurrent identical creates exactly one is accepted, and the
+    /// others start nothing (no hold, no journal). It once accepted 5 of 7 two-way races.
+    @Test func concurrentCreatesAdmitExactlyOne() async throws {
+        try await withAPI { client in
+            for i in 0..<100 {
+                _ = try await client.execute(uri: "/v1/tables/users/rows/u\(i)", method: .put, body: ByteBuffer(string: #"{"n":\#(i)}"#))
+            }
+            _ = try await client.execute(uri: "/v1/shards", method: .post, headers: auth, body: ByteBuffer(string: #"{"id":"s5"}"#))
+            let body = #"{"kind":"add_shard","shard":"s5","options":{"bake_ms":600000}}"#
+            let statuses = try await withThrowingTaskGroup(of: (HTTPResponse.Status, String).self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        let response = try await client.execute(
+                            uri: "/v1/migrations", method: .post, headers: auth, body: ByteBuffer(string: body))
+                        return (response.status, String(buffer: response.body))
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(statuses.filter { $0.0 == .accepted }.count == 1, "\(statuses.map(\.0))")
+            #expect(statuses.filter { $0.0 == .conflict && $0.1.contains("migration_active") }.count == 7, "\(statuses.map(\.1))")
+            let list = try json(try await client.execute(uri: "/v1/migrations", method: .get, headers: auth))
+            let migrations = try #require(list["migrations"] as? [[String: Any]])
+            #expect(migrations.count == 1)
+            let id = try #require(migrations.first?["id"] as? String)
+            #expect(try await client.execute(uri: "/v1/migrations/\(id)/rollback", method: .post, headers: auth).status == .ok)
+            #expect(try await waitForPhase("rolled_back", of: id, client) == "rolled_back")
+            // The slot is free again once the migration ended.
+            let next = try await client.execute(
+                uri: "/v1/migrations", method: .post, headers: auth, body: ByteBuffer(string: body))
+            #expect(next.status == .accepted, "\(String(buffer: next.body))")
+            let nextID = try #require(try json(next)["id"] as? String)
+            #expect(try await client.execute(uri: "/v1/migrations/\(nextID)/rollback", method: .post, headers: auth).status == .ok)
+            #expect(try await waitForPhase("rolled_back", of: nextID, client) == "rolled_back")
+        }
+    }
+
     /// Polls the migration until it reaches `phase` (at most 10 s); returns the last phase seen.
     func waitForPhase(_ phase: String, of id: String, _ client: any TestClientProtocol) async throws -> String {
         var seen = ""

@@ -286,3 +286,38 @@ private func eventually(within limit: Duration = .seconds(20), _ condition: () a
         try await Task.sleep(for: .milliseconds(50))
     }
 }
+
+extension MetadataStoreConformanceTests {
+    /// Admission is one atomic step in the store: of concurrent creates, from two handles (two
+    /// processes on PostgreSQL), exactly one is journaled and takes the slot.
+    @Test(arguments: StoreBackend.metadataCases)
+    func concurrentAdmissionsHaveOneWinner(backend: StoreBackend) async throws {
+        try await backend.withMetadataPair { first, second in
+            for round in 0..<4 {
+                let ids = (0..<12).map { "r\(round)m\($0)" }
+                let answers = try await withThrowingTaskGroup(of: (String, String?).self) { group in
+                    for (index, id) in ids.enumerated() {
+                        let store = index % 2 == 0 ? first : second
+                        group.addTask { (id, try await store.admitMigration(id: id, journal: "{\"n\":\(index)}")) }
+                    }
+                    return try await group.reduce(into: [String: String?]()) { $0[$1.0] = $1.1 }
+                }
+                let winners = answers.filter { $0.value == nil }.map(\.key)
+                try #require(winners.count == 1, "\(answers)")
+                let winner = winners[0]
+                for (id, holder) in answers where id != winner { #expect(holder == winner) }
+                let journaled = try await first.migrations().map(\.id).filter { $0.hasPrefix("r\(round)") }
+                #expect(journaled == [winner])
+                // The holder may admit itself again (a resume); others wait for its release.
+                #expect(try await second.admitMigration(id: winner, journal: "{\"again\":true}") == nil)
+                #expect(try await first.migrations().first { $0.id == winner }?.journal == "{\"again\":true}")
+                try await first.releaseMigration(id: "not-the-holder")
+                #expect(try await second.admitMigration(id: "late", journal: "{}") == winner)
+                try await second.releaseMigration(id: winner)
+            }
+            #expect(try await first.admitMigration(id: "after", journal: "{}") == nil)
+            try await first.releaseMigration(id: "after")
+        }
+    }
+}
+

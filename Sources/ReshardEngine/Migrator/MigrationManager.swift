@@ -116,19 +116,34 @@ public final class MigrationManager: Sendable {
         let preview = try await self.preview(request.kind)
         guard !request.dryRun else { return (nil, preview) }
         try requireLeader()
-        if let active = await activeID() {
-            throw RouterError(.conflict, "migration_active", "migration \(active) is still running; one migration at a time")
-        }
         let id = "m" + String(wallMillis(), radix: 36) + String(UInt32.random(in: 0...UInt32.max) % 1296, radix: 36)
         var machine = MigrationStateMachine(id: id, plan: preview.plan, tables: router.tables.map(\.name), settings: request.settings)
         machine.estimatedRows = preview.rows
         machine.createdAt = wallMillis()
-        machine.on(.start, now: wallMillis())
-        try await metadata.saveMigration(id: id, journal: try MigrationJournal.encode(machine))
+        if case .rejected(let reason) = machine.on(.start, now: wallMillis()) {
+            throw RouterError(.badRequest, "invalid_option", reason)
+        }
+        if let active = try await admit(machine) {
+            throw RouterError(.conflict, "migration_active", "migration \(active) is still running; one migration at a time")
+        }
         launch(machine)
         logger.info(
             "migration started", metadata: ["migration": "\(id)", "kind": "\(request.kind.name)", "moves": "\(preview.plan.moves.count)"])
         return (id, preview)
+    }
+
+    /// Journals `machine` if no other migration is active (atomically, in the metadata store, so
+    /// that of concurrent creates, in this process or another, one wins); else the active one's
+    /// id. A slot still held by a migration whose journal has ended (its release was lost to a
+    /// metadata failure) is freed and admission tried once more.
+    private func admit(_ machine: MigrationStateMachine) async throws -> String? {
+        let journal = try MigrationJournal.encode(machine)
+        guard let holder = try await metadata.admitMigration(id: machine.id, journal: journal) else { return nil }
+        let held = try await metadata.migrations().first { $0.id == holder }.flatMap { try? MigrationJournal.decode($0.journal) }
+        guard held.map({ $0.phase.isTerminal }) ?? !holder.isEmpty else { return holder }
+        logger.notice("freeing the active slot of an ended migration", metadata: ["migration": "\(holder)"])
+        try await metadata.releaseMigration(id: holder)
+        return try await metadata.admitMigration(id: machine.id, journal: journal)
     }
 
     /// The plan and predictions for `kind` against the current map.
@@ -178,7 +193,13 @@ public final class MigrationManager: Sendable {
             var machine = decoded
             if machine.phase.isTerminal {
                 finished.withLock { $0[id] = MigrationStatus(machine: machine, error: machine.failure, pauses: []) }
+                // A release lost with the process that ended it.
+                try await metadata.releaseMigration(id: id)
                 continue
+            }
+            // Metadata written before admission existed has no slot taken: take it now.
+            if let holder = try await metadata.admitMigration(id: id, journal: journal) {
+                logger.warning("another migration holds the active slot", metadata: ["migration": "\(id)", "holder": "\(holder)"])
             }
             if let current = try await metadata.currentShardMap() { machine.reconcile(publishedGeneration: current.generation) }
             machine.on(.restarted, now: wallMillis())
@@ -279,12 +300,6 @@ public final class MigrationManager: Sendable {
     private func shadowStats(_ id: String) -> CanaryReads.Stats? {
         let stats = router.canary.stats
         return stats.migration == id ? stats : nil
-    }
-
-    private func activeID() async -> String? {
-        let running = runners.withLock { Array($0) }
-        for (id, entry) in running where !(await entry.runner.state.phase.isTerminal) { return id }
-        return nil
     }
 
     private func launch(_ machine: MigrationStateMachine) {

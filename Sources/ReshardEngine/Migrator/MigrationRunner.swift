@@ -406,6 +406,9 @@ public actor MigrationRunner {
         guard durable != journaled else { return }
         do {
             try await metadata.saveMigration(id: id, journal: try MigrationJournal.encode(machine))
+            // An ended migration lets the next one in; `MigrationManager.admit` frees the slot
+            // itself if this release is lost.
+            if machine.phase.isTerminal { try await metadata.releaseMigration(id: id) }
             journaled = durable
         } catch {
             logger.error("could not journal the migration", metadata: ["migration": "\(id)", "error": "\(error)"])

@@ -42,6 +42,11 @@ public final class SQLiteMetadataStore: MetadataStore {
                     """
             )
         }
+        migrator.registerMigration("v4-active-migration") { db in
+            // One row at most: the migration that runs now. Admission takes it in the same
+            // transaction that journals the migration, so two creates cannot both start.
+            try db.execute(sql: "CREATE TABLE active_migration(slot INTEGER PRIMARY KEY CHECK (slot = 1), id TEXT NOT NULL)")
+        }
         try migrator.migrate(pool)
     }
 
@@ -94,6 +99,23 @@ public final class SQLiteMetadataStore: MetadataStore {
                 sql: "INSERT INTO migrations(id, journal) VALUES(?, ?) ON CONFLICT(id) DO UPDATE SET journal = excluded.journal",
                 arguments: [id, journal])
         }
+    }
+
+    public func admitMigration(id: String, journal: String) async throws -> String? {
+        try await pool.write { db in
+            if let holder = try String.fetchOne(db, sql: "SELECT id FROM active_migration WHERE slot = 1"), holder != id {
+                return holder
+            }
+            try db.execute(sql: "INSERT OR REPLACE INTO active_migration(slot, id) VALUES(1, ?)", arguments: [id])
+            try db.execute(
+                sql: "INSERT INTO migrations(id, journal) VALUES(?, ?) ON CONFLICT(id) DO UPDATE SET journal = excluded.journal",
+                arguments: [id, journal])
+            return nil
+        }
+    }
+
+    public func releaseMigration(id: String) async throws {
+        try await pool.write { db in try db.execute(sql: "DELETE FROM active_migration WHERE slot = 1 AND id = ?", arguments: [id]) }
     }
 
     public func migrations() async throws -> [(id: String, journal: String)] {
