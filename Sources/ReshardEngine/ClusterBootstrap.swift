@@ -21,9 +21,19 @@ public struct DataFolder: Sendable, Hashable {
     /// A shard file's path relative to the folder, as recorded in the metadata.
     public func relativeShardPath(_ id: ShardID) -> String { "shards/\(id.rawValue).sqlite" }
 
-    /// Creates the folder and its `shards` subfolder.
+    /// Creates the folder and its `shards` subfolder, readable by their owner only (they hold
+    /// every row and the admin token).
     public func prepare() throws {
-        try FileManager.default.createDirectory(atPath: path + "/shards", withIntermediateDirectories: true)
+        for folder in [path, path + "/shards"] where !FileManager.default.fileExists(atPath: folder) {
+            try FileManager.default.createDirectory(
+                atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+    }
+
+    /// Whether others than the owner may enter or read the folder (one made by an older release).
+    public var isOpenToOthers: Bool {
+        let mode = (try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) ?? 0
+        return mode & 0o077 != 0
     }
 
     /// Opens shard stores, resolving relative SQLite paths against this folder.

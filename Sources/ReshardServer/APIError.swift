@@ -77,6 +77,12 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
             return try APIError(.contentTooLarge, code: "body_too_large", message: "the body is over \(maxBodyBytes) bytes")
                 .response(from: request, context: context)
+        } catch  where isClientAbort(error) {
+            // The client left or broke the request: nothing to answer it with. Rethrown so the
+            // connection closes (Hummingbird answers a parse error with 400 itself) and the
+            // metrics middleware counts it apart from server errors.
+            context.logger.debug("client abort", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            throw error
         } catch let error as any HTTPResponseError {
             let message = (error as? HTTPError)?.body ?? error.status.reasonPhrase
             return try APIError(error.status, code: "http_\(error.status.code)", message: message)

@@ -43,7 +43,13 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
-        let response = try await next(request, context)
+        let response: Response
+        do {
+            response = try await next(request, context)
+        } catch  where isClientAbort(error) {
+            handles.abort(reason: clientAbortReason(error), factory: factory).increment()
+            throw error
+        }
         let route = context.endpointPath ?? "unmatched"
         let (counter, timer) = handles.get(route: route, method: request.method.rawValue, status: response.status.code, factory: factory)
         counter.increment()
@@ -59,6 +65,18 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
         }
 
         private let cache = Mutex<[Key: (Counter, Metrics.Timer)]>([:])
+        private let aborts = Mutex<[String: Counter]>([:])
+
+        /// `reshard_http_client_aborts_total{reason}`: requests the client abandoned or broke
+        /// (disconnected, malformed, too slow, cut by shutdown), which are not server errors.
+        func abort(reason: String, factory: any MetricsFactory) -> Counter {
+            aborts.withLock { counters in
+                if let counter = counters[reason] { return counter }
+                let counter = Counter(label: "reshard_http_client_aborts_total", dimensions: [("reason", reason)], factory: factory)
+                counters[reason] = counter
+                return counter
+            }
+        }
 
         func get(route: String, method: String, status: Int, factory: any MetricsFactory) -> (Counter, Metrics.Timer) {
             let key = Key(route: route, method: method, status: status)

@@ -1,8 +1,10 @@
 import Hummingbird
+import HummingbirdCore
 import Logging
 import Metrics
 import NIOCore
 import Prometheus
+import ReshardCore
 import ReshardEngine
 
 /// Builds the HTTP application: data routes, admin routes behind the bearer token, `/healthz`
@@ -15,7 +17,8 @@ public enum ReshardApplication {
         registry: PrometheusCollectorRegistry,
         migrations: MigrationManager? = nil
     ) -> Router<BasicRequestContext> {
-        let router = Router()
+        // HEAD is served wherever GET is, with the same status and headers and no body.
+        let router = Router(options: .autoGenerateHeadEndpoints)
         // Middleware must be added before routes; the first added is the outermost, so metrics
         // see the final status of every response, including rendered errors.
         router.add(middleware: RequestMetricsMiddleware(factory: PrometheusMetricsFactory(registry: registry)))
@@ -54,10 +57,21 @@ public enum ReshardApplication {
         migrations: MigrationManager? = nil,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
-        Application(
+        let readTimeout = TimeAmount.microseconds(Int64(clamping: configuration.requestReadTimeout.wholeMicroseconds))
+        return Application(
             router: makeRouter(shardRouter: shardRouter, configuration: configuration, registry: registry, migrations: migrations),
+            server: .http1(
+                configuration: HTTP1Channel.Configuration(
+                    // Evaluated per connection: each gets its own handlers.
+                    additionalChannelHandlers: [ParserErrorBodyHandler(), RequestReadDeadlineHandler(timeout: readTimeout)],
+                    idleTimeout: .microseconds(Int64(clamping: configuration.idleTimeout.wholeMicroseconds)),
+                    httpDecoderConfiguration: .init(
+                        maxHeaderFieldSize: configuration.maxHeaderBytes, maxHeaderListSize: configuration.maxHeaderBytes,
+                        maxHeaderFieldCount: 200)
+                )),
             configuration: ApplicationConfiguration(
-                address: .hostname(configuration.host, port: configuration.port), serverName: "reshard"),
+                address: .hostname(configuration.host, port: configuration.port), serverName: "reshard",
+                availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections, logger: logger)),
             onServerRunning: onServerRunning,
             logger: logger
         )

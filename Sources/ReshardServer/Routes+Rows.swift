@@ -96,6 +96,8 @@ struct RowRoutes {
 /// Registers a 405 with an Allow header for the methods a path does not serve (Hummingbird
 /// answers them 404 by default, which hides a client's real mistake).
 func refuseOtherMethods(on group: RouterGroup<BasicRequestContext>, path: RouterPath, allowed: [HTTPRequest.Method]) {
+    // HEAD goes wherever GET does (the router generates it), so it is allowed there too.
+    let allowed = allowed.contains(.get) && !allowed.contains(.head) ? allowed + [.head] : allowed
     let all: [HTTPRequest.Method] = [.get, .put, .post, .delete, .patch, .head, .options]
     for method in all where !allowed.contains(method) {
         group.on(path, method: method) { _, _ -> Response in throw APIError.methodNotAllowed(allowed) }

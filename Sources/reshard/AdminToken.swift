@@ -1,16 +1,33 @@
 import Foundation
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// Finds the admin token: an explicit value, then `RESHARD_ADMIN_TOKEN`, then the data folder's
-/// `admin-token` file, which is created (mode 0600) with a fresh random token on first start.
+/// `admin-token` file, which is created with mode 0600 (never wider, not even for an instant)
+/// with a fresh random token on first start. A token file that others may read is refused: the
+/// token is the key to every admin route.
 enum AdminToken {
     static let environmentVariable = "RESHARD_ADMIN_TOKEN"
+    /// The shortest token accepted on an address other than loopback.
+    static let minimumBytesOffLoopback = 16
 
     static func resolve(explicit: String?, file: String, createIfMissing: Bool) throws -> String {
         if let explicit, !explicit.isEmpty { return explicit }
         if let fromEnvironment = ProcessInfo.processInfo.environment[environmentVariable], !fromEnvironment.isEmpty {
             return fromEnvironment
         }
-        if let stored = try? String(contentsOfFile: file, encoding: .utf8) {
+        var status = stat()
+        if stat(file, &status) == 0 {
+            guard status.st_mode & 0o077 == 0 else {
+                throw CLIError(
+                    "the admin token file \(file) may be read by others (mode \(String(status.st_mode & 0o777, radix: 8))); run chmod 600 \(file)"
+                )
+            }
+            let stored = try String(contentsOfFile: file, encoding: .utf8)
             let token = stored.trimmingCharacters(in: .whitespacesAndNewlines)
             if !token.isEmpty { return token }
         }
@@ -19,11 +36,35 @@ enum AdminToken {
         }
         var generator = SystemRandomNumberGenerator()
         let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-        guard FileManager.default.createFile(atPath: file, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
-        else {
-            throw CLIError("cannot write the admin token to \(file)")
-        }
+        try createFile(file, holding: token + "\n")
         return token
+    }
+
+    /// Creates `file` with mode 0600 and writes `text`; fails if the file exists (O_EXCL) or is
+    /// a symbolic link, so nothing else's permissions or contents are touched.
+    static func createFile(_ file: String, holding text: String) throws {
+        let descriptor = open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw CLIError("cannot create the admin token file \(file): \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        guard written == bytes.count, fsync(descriptor) == 0 else {
+            throw CLIError("cannot write the admin token to \(file): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Refuses a short token where the server listens beyond loopback; anyone on the network
+    /// can try tokens there.
+    static func check(_ token: String, host: String) throws {
+        guard !isLoopback(host), token.utf8.count < minimumBytesOffLoopback else { return }
+        throw CLIError(
+            "--host \(host) listens beyond loopback: the admin token must be at least \(minimumBytesOffLoopback) bytes (it is \(token.utf8.count))"
+        )
+    }
+
+    /// Whether `host` is a loopback address (127.0.0.0/8, ::1, localhost).
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
     }
 }
 

@@ -7,6 +7,7 @@ import ReshardCore
 import ReshardEngine
 import ReshardServer
 import ReshardStore
+import ServiceLifecycle
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -65,11 +66,38 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
+    @Option(
+        name: .customLong("idle-timeout-ms"),
+        help: "Close a connection idle this long, or one whose request head has not arrived in that time (100…3600000).")
+    var idleTimeoutMillis = 60_000
+
+    @Option(
+        name: .customLong("request-timeout-ms"),
+        help: "Drop a request (and close its connection) whose body has not arrived whole this long after its head (100…3600000).")
+    var requestTimeoutMillis = 30_000
+
+    @Option(name: .customLong("max-connections"), help: "Connections served at once; more wait to be accepted (1…65536).")
+    var maxConnections = 1_024
+
+    @Option(
+        name: .customLong("shutdown-grace-ms"),
+        help: "On SIGTERM or SIGINT, how long requests in flight may finish before they are cut (0…600000).")
+    var shutdownGraceMillis = 10_000
+
     func validate() throws {
         guard (1...1024).contains(shards) else { throw ValidationError("--shards must be 1…1024") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
         guard (50...600_000).contains(refreshMillis) else { throw ValidationError("--refresh-ms must be 50…600000") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        guard (100...3_600_000).contains(idleTimeoutMillis) else { throw ValidationError("--idle-timeout-ms must be 100…3600000") }
+        guard (100...3_600_000).contains(requestTimeoutMillis) else {
+            throw ValidationError("--request-timeout-ms must be 100…3600000")
+        }
+        guard (1...65_536).contains(maxConnections) else { throw ValidationError("--max-connections must be 1…65536") }
+        guard (0...600_000).contains(shutdownGraceMillis) else { throw ValidationError("--shutdown-grace-ms must be 0…600000") }
+        guard !host.isEmpty, !host.contains(where: { $0.isWhitespace || $0.isNewline }) else {
+            throw ValidationError("--host must be an address or a host name")
+        }
         for spec in shardSpecs {
             do {
                 _ = try ClusterConfiguration.shard(spec)
@@ -102,9 +130,21 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "reshard")
+        // Every file this process creates (shards, their WAL, metadata, the token) is its
+        // owner's alone: they hold every row and the key to the admin routes.
+        umask(0o077)
         let folder = DataFolder(path: data)
         try folder.prepare()
+        if folder.isOpenToOthers {
+            logger.warning("the data folder may be read by other users; run chmod 700 on it", metadata: ["folder": "\(data)"])
+        }
         let token = try AdminToken.resolve(explicit: adminToken, file: folder.adminTokenPath, createIfMissing: true)
+        try AdminToken.check(token, host: host)
+        if !AdminToken.isLoopback(host) {
+            logger.warning(
+                "listening beyond loopback: the data API needs no token, and traffic is plain HTTP (put TLS in front)",
+                metadata: ["host": "\(host)"])
+        }
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = MetricsBuckets.latency
@@ -125,7 +165,9 @@ struct Serve: AsyncParsableCommand {
                 "opened the cluster", metadata: ["shards": "\(count)", "generation": "\(generation)", "router": "\(routerName)"])
         }
         let newShardLocation: @Sendable (ShardID) -> ShardLocation = { .sqlite(path: folder.relativeShardPath($0)) }
-        let configuration = ServerConfiguration(host: host, port: port, adminToken: token, newShardLocation: newShardLocation)
+        let configuration = ServerConfiguration(
+            host: host, port: port, adminToken: token, newShardLocation: newShardLocation, idleTimeout: .milliseconds(idleTimeoutMillis),
+            requestReadTimeout: .milliseconds(requestTimeoutMillis), maxConnections: maxConnections)
         let migrations = MigrationManager(router: cluster.router, metadata: cluster.metadata, logger: logger, hook: crashPoint?.hook)
         let app = ReshardApplication.make(
             shardRouter: cluster.router, configuration: configuration, registry: registry, logger: logger, migrations: migrations
@@ -144,7 +186,13 @@ struct Serve: AsyncParsableCommand {
             // (journaled ones continue from their checkpoints).
             group.addTask { await router.follow(every: refresh, notifications: notifications) }
             group.addTask { await migrations.lead(metadata.leadership("migrator")) }
-            group.addTask { try await app.runService() }
+            group.addTask {
+                // A graceful shutdown waits for requests in flight, but never forever: past the
+                // grace they are cancelled (a client holding a body open cannot stall SIGTERM).
+                var service = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+                service.maximumGracefulShutdownDuration = .milliseconds(shutdownGraceMillis)
+                try await ServiceGroup(configuration: service).run()
+            }
             try await group.next()
             group.cancelAll()
         }
