@@ -49,7 +49,7 @@ import Testing
         var capped = Throttle(maxRowsPerSecond: 10_000, maxChunk: 400, minChunk: 100)
         capped.setBaseline(p99Micros: 1_000)
         #expect(capped.decide(foregroundP99Micros: 2_500, backlog: 0, lastChunkMicros: 100_000).delayMillis == 100)
-        #expect(capped.decide(foregroundP99Micros: 900, backlog: 0, lastChunkMicros: 1_000).delayMillis == 20)
+        #expect(capped.decide(foregroundP99Micros: 900, backlog: 0, lastChunkMicros: 1_000, lastChunkRows: 200).delayMillis == 19)
     }
 
     /// Work that must not stop (cleanup) goes at the slowest pace instead of pausing.
@@ -62,7 +62,7 @@ import Testing
         #expect(
             throttle.decide(foregroundP99Micros: nil, backlog: 0, copying: false)
                 == Throttle.Decision(chunkRows: 400, delayMillis: 0, reason: nil, maxChunks: nil))
-        #expect(throttle.decide(foregroundP99Micros: nil, backlog: 0).delayMillis == 4_000)
+        #expect(throttle.decide(foregroundP99Micros: nil, backlog: 0, lastChunkMicros: 0, lastChunkRows: 100).delayMillis == 1_000)
     }
 
     /// Where a copy pauses, cleanup goes on at the minimum pace, and recovers the same way.
@@ -90,10 +90,34 @@ import Testing
     @Test func theRateCeilingSpacesChunks() {
         var throttle = Throttle(maxRowsPerSecond: 500, maxChunk: 1_000)
         let decision = throttle.decide(foregroundP99Micros: nil, backlog: 0)
-        #expect(decision.delayMillis == 2_000)
+        // A chunk is at most a second's budget, and nothing was copied yet to rest for.
+        #expect(decision.chunkRows == 500)
+        #expect(decision.delayMillis == 0)
         // The delay spaces one chunk: chunks side by side would pass the ceiling.
         #expect(decision.maxChunks == 1)
         #expect(decision.reason == "rate limit 500 rows/s")
+        // A full chunk that took 200 ms rests the other 800 ms of its second.
+        #expect(throttle.decide(foregroundP99Micros: nil, backlog: 0, lastChunkMicros: 200_000, lastChunkRows: 500).delayMillis == 800)
+    }
+
+    /// The ceiling paces the rows a round really copied: a move's range often holds fewer
+    /// rows than a chunk, and resting a whole chunk's share after each held a 300 rows/s
+    /// ceiling to 9 rows/s.
+    @Test func theRateCeilingIsReachedWhenRangesHoldFewerRowsThanAChunk() {
+        var throttle = Throttle(maxRowsPerSecond: 300, maxChunk: 1_000)
+        var clockMillis: UInt64 = 0
+        var copied = 0
+        var last: (micros: UInt64, rows: Int)?
+        // Rounds of 30 rows (small moves), each taking 5 ms, for ten simulated seconds.
+        while clockMillis < 10_000 {
+            let decision = throttle.decide(foregroundP99Micros: nil, backlog: 0, lastChunkMicros: last?.micros, lastChunkRows: last?.rows)
+            clockMillis += decision.delayMillis + 5
+            let rows = min(30, decision.chunkRows)
+            copied += rows
+            last = (5_000, rows)
+        }
+        let rate = Double(copied) / (Double(clockMillis) / 1_000)
+        #expect(rate >= 0.9 * 300 && rate <= 1.05 * 300, "\(rate) rows/s")
     }
 }
 

@@ -80,9 +80,13 @@ public struct Throttle: Sendable, Hashable, Codable {
     /// `copying` is false for cleanup chunks, which the operator's rows/s ceiling (a copy
     /// ceiling) does not pace, and which never stop: where a copy would pause, cleanup goes at
     /// `minimumPace` (stopping it buys nothing but a longer migration).
-    public mutating func decide(foregroundP99Micros: UInt64?, backlog: Int, lastChunkMicros: UInt64? = nil, copying: Bool = true)
-        -> Decision
-    {
+    ///
+    /// The ceiling paces the rows the last round really copied (`lastChunkRows`), not the chunk
+    /// size asked for: a move's range often holds far fewer rows than a chunk, and resting a
+    /// whole chunk's share after each such round held a 300 rows/s ceiling to 9 rows/s.
+    public mutating func decide(
+        foregroundP99Micros: UInt64?, backlog: Int, lastChunkMicros: UInt64? = nil, lastChunkRows: Int? = nil, copying: Bool = true
+    ) -> Decision {
         var slowReason: String?
         var latencyHurts = false
         if let factor = latencyFactor, let baseline = baselineP99Micros, let p99 = foregroundP99Micros,
@@ -139,12 +143,19 @@ public struct Throttle: Sendable, Hashable, Codable {
             delay = Self.rest(after: last, chunk: chunkRows, of: maxChunk)
         }
         let ceiling = copying ? maxRowsPerSecond : nil
+        var rows = chunkRows
         if let ceiling {
-            delay = max(delay, UInt64(chunkRows) * 1_000 / UInt64(ceiling))
+            // A second's budget at most per chunk, and the rest that brings the last round's
+            // rows down to the ceiling (the time it took already counts toward it).
+            rows = min(rows, ceiling)
+            if let copied = lastChunkRows {
+                let due = UInt64(max(0, copied)) * 1_000 / UInt64(ceiling)
+                delay = max(delay, due.subtractingClamped((lastChunkMicros ?? 0) / 1_000))
+            }
             if reason == nil { reason = "rate limit \(ceiling) rows/s" }
         }
         let limited = chunkRows < maxChunk || ceiling != nil
-        return Decision(chunkRows: chunkRows, delayMillis: delay, reason: reason, maxChunks: limited ? 1 : nil)
+        return Decision(chunkRows: rows, delayMillis: delay, reason: reason, maxChunks: limited ? 1 : nil)
     }
 
     /// The slowest pace that still progresses: one minimum chunk, then the rest `decide` gives
@@ -173,4 +184,9 @@ public struct Throttle: Sendable, Hashable, Codable {
     private static func millis(_ micros: UInt64) -> String {
         String(Double(micros / 10) / 100)
     }
+}
+
+extension UInt64 {
+    /// `self - other`, or 0 where `other` is larger.
+    fileprivate func subtractingClamped(_ other: UInt64) -> UInt64 { self > other ? self - other : 0 }
 }

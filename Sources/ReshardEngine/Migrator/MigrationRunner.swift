@@ -36,6 +36,8 @@ public actor MigrationRunner {
     /// How long the latest round of copy or cleanup chunks took: the throttle rests in
     /// proportion to it.
     private var lastBulkRound: Duration?
+    /// Rows the latest round of copy chunks copied: the rows/s ceiling paces what was copied.
+    private var lastBulkRows: Int?
     /// When each old owner's changelog was last read while copying.
     private var lastTail: [ShardID: ContinuousClock.Instant] = [:]
     /// How often an old owner with nothing waiting is read while copying.
@@ -134,7 +136,13 @@ public actor MigrationRunner {
             let ended = ContinuousClock.now
             if let step { cutoverSteps.append(CutoverStepTiming(step: step, micros: (ended - started).wholeMicroseconds)) }
             if step == .release, let holdStarted { cutoverPause = ended - holdStarted }
-            if work.contains(where: Self.isBulk) { lastBulkRound = ended - started }
+            if work.contains(where: Self.isBulk) {
+                lastBulkRound = ended - started
+                lastBulkRows = results.reduce(0) { sum, result in
+                    if case .success(.chunkCopied(_, _, let rows, _)) = result { return sum + rows }
+                    return sum
+                }
+            }
             var failed: (any Error)?
             // A round's changelog reads go in before its other facts, whatever order the tasks
             // finished in: a copy that finishes in this round marks the backlogs stale, and a read
@@ -288,6 +296,7 @@ public actor MigrationRunner {
                 machine.phase == .copying ? machine.forward.values.map { $0.backlog == .max ? 0 : $0.backlog }.max() ?? 0 : 0
             let decision = throttle.decide(
                 foregroundP99Micros: router.foregroundP99Micros, backlog: backlog, lastChunkMicros: lastBulkRound?.wholeMicroseconds,
+                lastChunkRows: lastBulkRows,
                 copying: machine.phase == .copying)
             limit = decision.chunkRows
             chunksLeft = decision.maxChunks ?? Int.max
