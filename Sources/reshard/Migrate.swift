@@ -100,8 +100,8 @@ func startMigration(_ connection: ConnectionOptions, _ options: MigrationOptions
     print(MigrationText.plan(created.plan))
     guard let id = created.id else { return }
     print("\nmigration \(id) started")
+    defer { Task { await api.close() } }
     if !options.detach { try await MigrationWatch.watch(api, id: id) }
-    await api.close()
 }
 
 struct AddShard: AsyncParsableCommand {
@@ -167,15 +167,28 @@ struct MoveRange: AsyncParsableCommand {
 struct MigrationStatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show one migration (or all of them): phase, progress, lag, write pauses.",
-        discussion: "Example:\n  reshard migrate status --watch\n  reshard migrate status m1abc")
+        abstract: "List every migration, or show one: phase, progress, lag, write pauses.",
+        discussion: """
+            Without an id, lists every migration (oldest first); with one, or with --watch (the latest by default), shows it in full. \
+            --watch exits non-zero when the migration ends failed or rolled back.
+
+            Example:
+              reshard migrate status
+              reshard migrate status m1abc
+              reshard migrate status --watch
+            """)
     @OptionGroup var connection: ConnectionOptions
-    @Argument(help: "The migration id (default: the latest).") var id: String?
+    @Argument(help: "The migration id (default: list them all; with --watch, the latest).") var id: String?
     @Flag(help: "Refresh until the migration ends, with a progress bar and ETA.") var watch = false
 
     func run() async throws {
         let api = try await connection.connect()
         defer { Task { await api.close() } }
+        guard id != nil || watch else {
+            let list: MigrationList = try await api.get("/v1/migrations")
+            print(list.table)
+            return
+        }
         guard let target = try await migrationID(id, api) else { return }
         if watch {
             try await MigrationWatch.watch(api, id: target)

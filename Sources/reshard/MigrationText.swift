@@ -33,9 +33,31 @@ struct CreatedMigration: Decodable {
 struct MigrationList: Decodable {
     struct Item: Decodable {
         let id: String
+        let kind: String?
         let phase: String
+        let moves: Int?
+        let rows_copied: Int?
+        let rows_estimated: Int?
+        let error: String?
     }
     let migrations: [Item]
+
+    /// Every migration, oldest first, a line each.
+    var table: String {
+        guard !migrations.isEmpty else { return "no migrations yet" }
+        let header = ["id", "kind", "phase", "moves", "rows copied", "error"]
+        let rows = migrations.map { item in
+            [
+                item.id, item.kind ?? "", item.phase, item.moves.map(String.init) ?? "",
+                "\(item.rows_copied ?? 0)" + (item.rows_estimated.map { " of \($0)" } ?? ""), item.error ?? "",
+            ]
+        }
+        let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
+        return ([header] + rows).map { row in
+            row.indices.map { row[$0].padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                .trimmingCharacters(in: .whitespaces)
+        }.joined(separator: "\n")
+    }
 }
 
 struct MigrationStatusBody: Decodable {
@@ -71,6 +93,13 @@ struct MigrationStatusBody: Decodable {
     let canary: ProofStatus.Canary?
     let shadow_reads: ProofStatus.Shadow?
     let verification: VerificationSummary?
+    /// When each phase began, oldest first (the watch's rate and ETA come from it).
+    let phases: [PhaseMark]?
+
+    struct PhaseMark: Decodable {
+        let phase: String
+        let at_ms: UInt64
+    }
 
     struct Step: Decodable {
         let step: String
@@ -148,8 +177,9 @@ enum MigrationText {
 
 /// `--watch`: one line redrawn in place with a progress bar, rate and ETA, until the end.
 enum MigrationWatch {
+    /// Redraws the migration's progress until it ends; throws (so the command exits non-zero)
+    /// unless it ended done.
     static func watch(_ api: AdminAPI, id: String) async throws {
-        let started = Date()
         var lastPhase = ""
         while true {
             let status: MigrationStatusBody = try await api.get("/v1/migrations/\(id)")
@@ -157,8 +187,8 @@ enum MigrationWatch {
                 if !lastPhase.isEmpty { print("") }
                 lastPhase = status.phase
             }
-            let elapsed = Date().timeIntervalSince(started)
-            let rate = elapsed > 0 ? Double(status.rows_copied) / elapsed : 0
+            let now = UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+            let rate = ProgressLine.copyRate(copied: status.rows_copied, phases: status.phases ?? [], nowMillis: now)
             var line = ProgressLine.render(phase: status.phase, copied: status.rows_copied, estimated: status.rows_estimated, rate: rate)
             if let awaiting = status.awaiting_approval {
                 line = "\(status.phase): waiting for approval \(awaiting.gate) (reshard migrate approve \(id))"
@@ -168,15 +198,34 @@ enum MigrationWatch {
             FileHandle.standardOutput.write(Data(("\r" + line + "   ").utf8))
             if ["done", "rolled_back", "failed"].contains(status.phase) {
                 print("\n" + MigrationText.status(status))
+                try requireDone(status)
                 return
             }
             try await Task.sleep(for: .milliseconds(500))
         }
     }
+
+    /// Throws unless the migration ended done: a script that waits for a migration must be
+    /// able to tell a failure or a rollback from success by the exit status.
+    static func requireDone(_ status: MigrationStatusBody) throws {
+        guard status.phase != "done" else { return }
+        throw CLIError("migration \(status.id) ended \(status.phase)" + (status.error.map { ": \($0)" } ?? ""))
+    }
 }
 
 /// A migration's progress as one line: phase, bar, share, rows, rate and ETA.
 enum ProgressLine {
+    /// Rows copied per second since the copy began, by the server's phase log (the copy may
+    /// have begun long before the watch did): up to the end of copying once it has ended, else
+    /// up to `nowMillis`.
+    static func copyRate(copied: Int, phases: [MigrationStatusBody.PhaseMark], nowMillis: UInt64) -> Double {
+        guard let start = phases.lastIndex(where: { $0.phase == "copying" }) else { return 0 }
+        let began = phases[start].at_ms
+        let ended = phases.indices.contains(start + 1) ? phases[start + 1].at_ms : nowMillis
+        guard ended > began else { return 0 }
+        return Double(copied) / (Double(ended - began) / 1_000)
+    }
+
     static func render(phase: String, copied: Int, estimated: Int?, rate: Double) -> String {
         let total = max(estimated ?? 0, copied, 1)
         let fraction = min(1, Double(copied) / Double(total))

@@ -60,3 +60,27 @@ import Testing
         }
     }
 }
+
+/// The watch's rate and ETA come from the server's phase log, not from when the watch began.
+@Suite struct ProgressLineTests {
+    func mark(_ phase: String, _ at: UInt64) -> MigrationStatusBody.PhaseMark {
+        MigrationStatusBody.PhaseMark(phase: phase, at_ms: at)
+    }
+
+    @Test func theRateCountsFromTheStartOfCopying() {
+        let phases = [mark("preparing", 1_000), mark("copying", 2_000)]
+        // 10,000 rows in the 5 s since copying began, however late the watch started.
+        #expect(ProgressLine.copyRate(copied: 10_000, phases: phases, nowMillis: 7_000) == 2_000)
+        // Once copying ended, its own duration counts.
+        let later = phases + [mark("catching_up", 4_000), mark("verifying", 9_000)]
+        #expect(ProgressLine.copyRate(copied: 10_000, phases: later, nowMillis: 60_000) == 5_000)
+        #expect(ProgressLine.copyRate(copied: 10, phases: [mark("preparing", 1)], nowMillis: 5) == 0)
+        #expect(ProgressLine.copyRate(copied: 10, phases: [mark("copying", 9)], nowMillis: 9) == 0)
+    }
+
+    @Test func theETAIsWhatIsLeftOverTheRate() {
+        let line = ProgressLine.render(phase: "copying", copied: 1_000, estimated: 3_000, rate: 500)
+        #expect(line.contains("ETA 4s"), "\(line)")
+        #expect(!ProgressLine.render(phase: "copying", copied: 3_000, estimated: 3_000, rate: 500).contains("ETA"))
+    }
+}
