@@ -37,6 +37,12 @@ public enum ReshardApplication {
             )
         }
 
+        router.get("openapi.yaml") { _, _ -> Response in
+            Response(
+                status: .ok, headers: [.contentType: "application/yaml; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml + "\n")))
+        }
+
         RowRoutes(router: shardRouter, maxBodyBytes: configuration.maxBodyBytes).register(on: router.group("v1"))
         let admin = router.group("v1").add(middleware: BearerTokenMiddleware(token: configuration.adminToken))
         AdminRoutes(
