@@ -19,12 +19,14 @@ struct MigrationRoutes {
             return jsonResponse(migration.dryRun ? .ok : .accepted, JSONText.object(members))
         }
         group.get("migrations") { _, _ -> Response in
-            let all = try await manager.list()
-            return jsonResponse(.ok, JSONText.object([("migrations", JSONText.array(all.map { statusJSON($0, detailed: false) }))]))
+            let all = try await manager.list().map { statusJSON($0, detailed: false) }
+            let unreadable = manager.unreadableJournals.sorted { $0.key < $1.key }.map(unreadableJSON)
+            return jsonResponse(.ok, JSONText.object([("migrations", JSONText.array(all + unreadable))]))
         }
         group.get("migrations/:id") { _, context -> Response in
             let id = try RequestInput.path(context, "id")
             guard let status = await manager.status(id) else {
+                if let reason = manager.unreadableJournals[id] { return jsonResponse(.ok, unreadableJSON(id, reason)) }
                 throw APIError(.notFound, code: "unknown_migration", message: "no migration \(id)")
             }
             return jsonResponse(.ok, statusJSON(status, detailed: true))
@@ -163,6 +165,14 @@ struct MigrationRoutes {
             ("bytes", String(preview.bytes)),
             ("moved_fraction", String(plan.movedFraction)),
             ("ideal_fraction", String(plan.idealFraction)),
+        ])
+    }
+
+    /// A migration whose journal could not be read: failed, with why; nothing else is known.
+    private func unreadableJSON(_ id: String, _ reason: String) -> String {
+        JSONText.object([
+            ("id", JSONText.quoted(id)), ("kind", "\"unknown\""), ("phase", "\"failed\""), ("moves", "0"), ("rows_copied", "0"),
+            ("rows_estimated", "null"), ("error", JSONText.quoted(reason)),
         ])
     }
 

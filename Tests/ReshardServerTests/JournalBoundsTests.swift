@@ -77,6 +77,39 @@ import Testing
         await second.stop()
     }
 
+    @Test func aJournalThatCannotBeReadStandsFailedWithTheReasonAndServeStillStarts() async throws {
+        let executable = try #require(ServerProcess.executable(), "no reshard executable: swift build --build-tests")
+        let scratch = try ServerScratch(executable: executable, token: Self.token, prefix: "reshard-journal")
+        defer { scratch.close() }
+        let first = try scratch.start(port: 0, crashAt: nil)
+        let port = try #require(await first.boundPort(), "\(first.logTail)")
+        try #require(await first.waitUntilHealthy(port: port))
+        await first.stop()
+
+        let metadata = try SQLiteMetadataStore(path: scratch.data + "/meta.sqlite")
+        for (id, journal) in [("mbroken", "{not json"), ("mempty", ""), ("mnul", "{\"id\":\"a\u{0}\"}"), ("mwrong", "[1,2,3]")] {
+            try await metadata.saveMigration(id: id, journal: journal)
+        }
+        await metadata.close()
+
+        let second = try scratch.start(["--data", scratch.data], port: 0)
+        let again = try #require(await second.boundPort(), "serve did not start:\n\(second.logTail)")
+        try #require(await second.waitUntilHealthy(port: again), "\(second.logTail)")
+        let admin = try await HTTPConnection.connect(host: "127.0.0.1", port: again)
+        defer { Task { await admin.close() } }
+        let list = try await admin.request("GET", "/v1/migrations", headers: Self.auth)
+        for id in ["mbroken", "mempty", "mnul", "mwrong"] {
+            #expect(list.text.contains(#""id":"\#(id)","kind":"unknown","phase":"failed""#), "\(list.text)")
+            let one = try await admin.request("GET", "/v1/migrations/\(id)", headers: Self.auth)
+            #expect(one.status == 200)
+            #expect(one.text.contains("the journal cannot be read"), "\(one.text)")
+            let rollback = try await admin.request("POST", "/v1/migrations/\(id)/rollback", headers: Self.auth)
+            #expect(rollback.status == 409, "\(rollback.text)")
+        }
+        #expect(second.process.isRunning)
+        await second.stop()
+    }
+
     /// Creates a table with a few rows and a new shard, then an add_shard that stops at the
     /// `before_cutover` gate, after its canary has read from the new owner.
     private static func startWaitingMigration(port: Int) async throws -> String {

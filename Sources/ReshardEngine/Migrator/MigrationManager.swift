@@ -43,6 +43,7 @@ public final class MigrationManager: Sendable {
     private let wallMillis: @Sendable () -> UInt64
     private let runners = Mutex<[String: (runner: MigrationRunner, task: Task<Void, Never>)]>([:])
     private let finished = Mutex<[String: MigrationStatus]>([:])
+    private let unreadable = Mutex<[String: String]>([:])
     private let hook: MigrationRoundHook?
     /// Whether this process runs migrations: nil without a lease (one process, always), else
     /// whether it holds the migrator lease now.
@@ -185,9 +186,13 @@ public final class MigrationManager: Sendable {
             do {
                 decoded = try MigrationJournal.decode(journal)
             } catch {
-                // A journal this build cannot read (written by an older release) must not keep
-                // the router from starting; the operator sees it in the log.
+                // A journal this build cannot read (damaged, or written by another release) must
+                // not keep the router from starting: the migration stands failed, with the reason,
+                // in the list and in its status. Its slot stays held (its fences and streams may
+                // still be in place), so the operator decides what happens next.
+                let reason = "the journal cannot be read, so the migration cannot be resumed or rolled back here: \(error)"
                 logger.error("cannot read the journal of migration \(id); it is not resumed", metadata: ["error": "\(error)"])
+                unreadable.withLock { $0[id] = String(reason.prefix(1_000)) }
                 continue
             }
             var machine = decoded
@@ -265,6 +270,9 @@ public final class MigrationManager: Sendable {
         return MigrationStatus(machine: machine, error: machine.failure, pauses: [])
     }
 
+    /// Why each migration whose journal could not be read stands failed, by id.
+    public var unreadableJournals: [String: String] { unreadable.withLock { $0 } }
+
     /// Every migration, oldest first.
     public func list() async throws -> [MigrationStatus] {
         var result: [MigrationStatus] = []
@@ -278,6 +286,7 @@ public final class MigrationManager: Sendable {
     public func command(_ id: String, _ event: MigrationEvent) async throws -> MigrationOutcome {
         try requireLeader()
         guard let runner = runners.withLock({ $0[id]?.runner }) else {
+            if let reason = unreadable.withLock({ $0[id] }) { return .rejected(reason) }
             if await status(id) != nil { return .rejected("migration \(id) has ended") }
             throw RouterError(.notFound, "unknown_migration", "no migration \(id)")
         }
