@@ -88,15 +88,15 @@ import Testing
     }
 
     @Test func theRateCeilingSpacesChunks() {
-        var throttle = Throttle(maxRowsPerSecond: 500, maxChunk: 1_000)
+        var throttle = Throttle(maxRowsPerSecond: 500, maxChunk: 1_000, parallelism: 4)
         let decision = throttle.decide(foregroundP99Micros: nil, backlog: 0)
-        // A chunk is at most a second's budget, and nothing was copied yet to rest for.
-        #expect(decision.chunkRows == 500)
+        // A round is at most a second's budget, shared by the chunks side by side, and nothing
+        // was copied yet to rest for.
+        #expect(decision.chunkRows == 125)
         #expect(decision.delayMillis == 0)
-        // The delay spaces one chunk: chunks side by side would pass the ceiling.
-        #expect(decision.maxChunks == 1)
+        #expect(decision.maxChunks == nil)
         #expect(decision.reason == "rate limit 500 rows/s")
-        // A full chunk that took 200 ms rests the other 800 ms of its second.
+        // A full round that took 200 ms rests the other 800 ms of its second.
         #expect(throttle.decide(foregroundP99Micros: nil, backlog: 0, lastChunkMicros: 200_000, lastChunkRows: 500).delayMillis == 800)
     }
 

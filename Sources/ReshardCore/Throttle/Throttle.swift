@@ -17,6 +17,9 @@ public struct Throttle: Sendable, Hashable, Codable {
     /// The largest and smallest chunk the throttle hands out.
     public let maxChunk: Int
     public let minChunk: Int
+    /// How many chunks the migration runs side by side when nothing slows it: under a rows/s
+    /// ceiling each gets its share of a second's budget.
+    public let parallelism: Int
     /// The foreground p99 measured before the migration started, microseconds.
     public private(set) var baselineP99Micros: UInt64?
     /// The chunk size in force.
@@ -37,9 +40,8 @@ public struct Throttle: Sendable, Hashable, Codable {
         /// Why, when slowed or paused.
         public let reason: String?
         /// How many chunks may run this round: nil for as many as the migration runs side by
-        /// side, 1 while the copy is slowed or under a rate ceiling (the delay spaces one chunk;
-        /// several side by side would pass the ceiling, and a burst of small chunks is still a
-        /// burst to the foreground).
+        /// side (under a rate ceiling too: the rest after a round pays for every row it copied),
+        /// 1 while the copy is slowed (a burst of small chunks is still a burst to the foreground).
         public let maxChunks: Int?
 
         /// A decision.
@@ -53,8 +55,10 @@ public struct Throttle: Sendable, Hashable, Codable {
 
     /// A throttle starting at `maxChunk` rows per chunk.
     public init(
-        maxRowsPerSecond: Int? = nil, latencyFactor: Double? = 2, maxChunk: Int = 1_000, minChunk: Int = 50, maxPausedRounds: Int = 10
+        maxRowsPerSecond: Int? = nil, latencyFactor: Double? = 2, maxChunk: Int = 1_000, minChunk: Int = 50, maxPausedRounds: Int = 10,
+        parallelism: Int = 1
     ) {
+        self.parallelism = max(1, parallelism)
         self.maxRowsPerSecond = maxRowsPerSecond.map { max(1, $0) }
         self.latencyFactor = latencyFactor
         self.maxPausedRounds = max(1, maxPausedRounds)
@@ -145,17 +149,17 @@ public struct Throttle: Sendable, Hashable, Codable {
         let ceiling = copying ? maxRowsPerSecond : nil
         var rows = chunkRows
         if let ceiling {
-            // A second's budget at most per chunk, and the rest that brings the last round's
-            // rows down to the ceiling (the time it took already counts toward it).
-            rows = min(rows, ceiling)
+            // A second's budget at most per round, shared by the chunks side by side, and the
+            // rest that brings the last round's rows down to the ceiling (the time the round
+            // took already counts toward it).
+            rows = min(rows, max(1, ceiling / parallelism))
             if let copied = lastChunkRows {
                 let due = UInt64(max(0, copied)) * 1_000 / UInt64(ceiling)
                 delay = max(delay, due.subtractingClamped((lastChunkMicros ?? 0) / 1_000))
             }
             if reason == nil { reason = "rate limit \(ceiling) rows/s" }
         }
-        let limited = chunkRows < maxChunk || ceiling != nil
-        return Decision(chunkRows: rows, delayMillis: delay, reason: reason, maxChunks: limited ? 1 : nil)
+        return Decision(chunkRows: rows, delayMillis: delay, reason: reason, maxChunks: chunkRows < maxChunk ? 1 : nil)
     }
 
     /// The slowest pace that still progresses: one minimum chunk, then the rest `decide` gives

@@ -68,7 +68,7 @@ public actor MigrationRunner {
         self.throttle = Throttle(
             maxRowsPerSecond: machine.settings.maxRowsPerSecond, latencyFactor: machine.settings.latencyFactor,
             maxChunk: machine.settings.chunkRows,
-            minChunk: max(1, min(50, machine.settings.chunkRows)))
+            minChunk: max(1, min(50, machine.settings.chunkRows)), parallelism: machine.settings.copyParallelism)
         self.cutoverBudgetMillis = cutoverBudget.wholeMilliseconds
         // Mismatches this process's router already reported for this migration were handled.
         self.reportedShadowMismatches = router.canary.stats.migration == machine.id ? router.canary.mismatches.count : 0
@@ -303,9 +303,11 @@ public actor MigrationRunner {
             bulkNotBefore = now + .milliseconds(decision.delayMillis)
         }
         if limit == 0 {
-            // No chunk this round: keep tailing, but at a pace that adds nothing the
-            // throttle would then measure as foreground slowness (lag stays far under its bound).
-            try? await Task.sleep(for: .milliseconds(100))
+            // No chunk this round: keep tailing, but at a pace that adds nothing the throttle
+            // would then measure as foreground slowness (lag stays far under its bound); a rest
+            // that ends sooner is waited out to its end only, so a rows/s ceiling is reached.
+            let rest = now < bulkNotBefore ? min(.milliseconds(100), bulkNotBefore - now) : .milliseconds(100)
+            try? await Task.sleep(for: rest)
         }
         return work.compactMap { item in
             if case .tail(.forward, let shard, _) = item {
