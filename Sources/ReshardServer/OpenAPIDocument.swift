@@ -25,7 +25,8 @@ info:
       wherever GET), for a method a served path does not take (on admin paths only once the token
       is accepted);
     - `500 internal` (`internal error`): an unexpected failure, logged by the server. It is never part
-      of the contract: any 500 is a bug.
+      of the contract: any 500 is a bug (so is any other error of the HTTP framework, answered with
+      its own status and the code `http_<status>`).
 
     **Content types.** Every response carries `Content-Type: application/json; charset=utf-8`,
     except `/metrics` (`text/plain; version=0.0.4; charset=utf-8`) and `/openapi.yaml`
@@ -422,9 +423,8 @@ paths:
 
         `add_shard` takes a registered shard that owns no range; `remove_shard` a shard of the map;
         `move_range` moves `[start, end)` to `shard`; `rebalance` evens measured rows over the
-        shards. Planning errors: `unknown_shard` (a shard that is not registered: `404` for
-        `add_shard` and `move_range`, `400` for `remove_shard`), `shard_in_map`, `shard_not_in_map`,
-        `last_shard`, `nothing_to_move`, `no_rows`.
+        shards. Planning errors: `404 unknown_shard` (the shard is not registered, whatever the
+        kind), `400` `shard_in_map`, `shard_not_in_map`, `last_shard`, `nothing_to_move`, `no_rows`.
       security: [{bearer: []}]
       requestBody:
         required: true
@@ -471,17 +471,17 @@ paths:
             `invalid_body` (not a JSON object, `kind` missing, a member of the wrong type), `invalid_kind`,
             `unsupported_strategy`, `missing_shard`, `invalid_shard_id`, `invalid_range` (`move_range`
             without `start` and `end` as hash bounds, start < end), `invalid_option` (an option of the wrong
-            type or out of its bounds, or an unknown option; the message names it), `invalid_gate`, `unknown_table` (a check names a table
-            that does not exist), `unknown_shard` (remove_shard of a shard that is not registered),
-            `shard_in_map`, `shard_not_in_map`, `last_shard`, `nothing_to_move`, `no_rows`.
+            type or out of its bounds, or an unknown option; the message names it), `invalid_gate`,
+            `unknown_table` (a check names a table that does not exist), `shard_in_map`, `shard_not_in_map`,
+            `last_shard`, `nothing_to_move`, `no_rows`.
           content:
             application/json:
               schema:
                 $ref: '#/components/schemas/Error'
-                properties: {error: {properties: {code: {enum: [invalid_body, invalid_kind, unsupported_strategy, missing_shard, invalid_shard_id, invalid_range, invalid_option, invalid_gate, unknown_table, unknown_shard, shard_in_map, shard_not_in_map, last_shard, nothing_to_move, no_rows]}}}}
+                properties: {error: {properties: {code: {enum: [invalid_body, invalid_kind, unsupported_strategy, missing_shard, invalid_shard_id, invalid_range, invalid_option, invalid_gate, unknown_table, shard_in_map, shard_not_in_map, last_shard, nothing_to_move, no_rows]}}}}
         '401': {$ref: '#/components/responses/Unauthorized'}
         '404':
-          description: '`unknown_shard`: `add_shard` or `move_range` names a shard that is not registered.'
+          description: '`unknown_shard`: `add_shard`, `remove_shard` or `move_range` names a shard that is not registered.'
           content:
             application/json:
               schema:
@@ -745,10 +745,13 @@ components:
         application/json:
           schema: {$ref: '#/components/schemas/MigrationList'}
     MigrationStatus:
-      description: The migration's status.
+      description: The migration's status; only the brief `UnreadableMigration` when its journal cannot be read.
       content:
         application/json:
-          schema: {$ref: '#/components/schemas/MigrationDetail'}
+          schema:
+            oneOf:
+              - {$ref: '#/components/schemas/MigrationDetail'}
+              - {$ref: '#/components/schemas/UnreadableMigration'}
     Verification:
       description: The verification report (only `id`, `phase`, `verifications` 0 and `moves` [] before the first verification).
       content:
@@ -1073,11 +1076,13 @@ components:
           description: 'The shard: added (`add_shard`), removed (`remove_shard`), or receiving the range (`move_range`); ignored by `rebalance` (`400 missing_shard`, `400 invalid_shard_id`).'
         start:
           type: string
-          description: '`move_range`: the inclusive start, `0x` hex or decimal.'
+          pattern: '^(0[xX][0-9a-fA-F]+|[0-9]+)$'
+          description: '`move_range`: the inclusive start, `0x` hex or decimal digits (no sign, no spaces).'
           examples: ['0x0000000000000000']
         end:
           type: string
-          description: '`move_range`: the exclusive end, `0x` hex or decimal, at most `0x10000000000000000`.'
+          pattern: '^(0[xX][0-9a-fA-F]+|[0-9]+)$'
+          description: '`move_range`: the exclusive end, `0x` hex or decimal digits, at most `0x10000000000000000` (18446744073709551616).'
           examples: ['0x1000000000000000']
         strategy:
           type: string
@@ -1173,12 +1178,31 @@ components:
       additionalProperties: false
       properties:
         id: {type: string}
-        kind: {$ref: '#/components/schemas/MigrationKind'}
+        kind:
+          description: '`unknown` for a migration whose journal cannot be read (see `UnreadableMigration`).'
+          oneOf:
+            - {$ref: '#/components/schemas/MigrationKind'}
+            - {type: string, const: unknown}
         phase: {$ref: '#/components/schemas/Phase'}
         moves: {$ref: '#/components/schemas/Count'}
         rows_copied: {$ref: '#/components/schemas/Count'}
         rows_estimated: {type: [integer, 'null'], minimum: 0}
         error: {type: [string, 'null'], description: The last error, if a step is being retried or the migration failed.}
+    UnreadableMigration:
+      type: object
+      description: |
+        A migration whose journal this build cannot read: it stands failed with the reason in `error`,
+        and commands on it are refused (`409 command_rejected`). Nothing else about it is known.
+      required: [id, kind, phase, moves, rows_copied, rows_estimated, error]
+      additionalProperties: false
+      properties:
+        id: {type: string}
+        kind: {type: string, const: unknown}
+        phase: {type: string, const: failed}
+        moves: {type: integer, const: 0}
+        rows_copied: {type: integer, const: 0}
+        rows_estimated: {type: 'null'}
+        error: {type: string}
     MigrationList:
       type: object
       required: [migrations]

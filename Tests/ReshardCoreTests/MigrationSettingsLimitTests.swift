@@ -55,6 +55,15 @@ import Testing
         #expect(settings.violation() == nil)
     }
 
+    @Test func aVerificationPassComparesABoundedNumberOfSubranges() {
+        let settings = MigrationSettings(verifySubranges: 65_536)
+        #expect(settings.verifyParts(moves: 1, tables: 1) == 65_536)
+        #expect(settings.verifyParts(moves: 205, tables: 1) * 205 <= MigrationSettings.maxVerifySubrangesPerPass)
+        #expect(settings.verifyParts(moves: 205, tables: 3) == MigrationSettings.maxVerifySubrangesPerPass / 615)
+        #expect(settings.verifyParts(moves: 1_000_000, tables: 10) == 1)
+        #expect(MigrationSettings().verifyParts(moves: 205, tables: 1) == 256)
+    }
+
     @Test func saturatingAdditionStopsAtTheTop() {
         #expect(UInt64(5).adding(saturating: 6) == 11)
         #expect(UInt64.max.adding(saturating: 1) == .max)

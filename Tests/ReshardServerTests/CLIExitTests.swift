@@ -31,9 +31,7 @@ import Testing
         let executable = try #require(ServerProcess.executable(), "no reshard executable: swift build --build-tests")
         let scratch = try ServerScratch(executable: executable, token: Self.token, prefix: "reshard-cli")
         defer { scratch.close() }
-        let server = try scratch.start(["--data", scratch.data], port: 0)
-        let port = try #require(await server.boundPort(), "\(server.logTail)")
-        try #require(await server.waitUntilHealthy(port: port))
+        let (_, port) = try await scratch.startServing()
         let admin = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
         defer { Task { await admin.close() } }
         _ = try await admin.request("POST", "/v1/tables", headers: Self.auth, body: Array(#"{"name":"kv","primary_key":"k"}"#.utf8))

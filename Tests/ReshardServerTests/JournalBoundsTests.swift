@@ -26,9 +26,7 @@ import Testing
         defer { scratch.close() }
 
         // A migration that waits at a gate in its canary, with replication live.
-        let first = try scratch.start(port: 0, crashAt: nil)
-        let port = try #require(await first.boundPort(), "\(first.logTail)")
-        try #require(await first.waitUntilHealthy(port: port))
+        let (first, port) = try await scratch.startServing()
         let id = try await Self.startWaitingMigration(port: port)
         first.killNow()
 
@@ -45,9 +43,7 @@ import Testing
         await metadata.close()
 
         // Serve starts, answers, and shows the migration failed with the reason.
-        let second = try scratch.start(["--data", scratch.data], port: 0)
-        let again = try #require(await second.boundPort(), "serve did not start:\n\(second.logTail)")
-        try #require(await second.waitUntilHealthy(port: again), "serve is not healthy:\n\(second.logTail)")
+        let (second, again) = try await scratch.startServing()
         let admin = try await HTTPConnection.connect(host: "127.0.0.1", port: again)
         defer { Task { await admin.close() } }
         var status: Status?
@@ -81,9 +77,7 @@ import Testing
         let executable = try #require(ServerProcess.executable(), "no reshard executable: swift build --build-tests")
         let scratch = try ServerScratch(executable: executable, token: Self.token, prefix: "reshard-journal")
         defer { scratch.close() }
-        let first = try scratch.start(port: 0, crashAt: nil)
-        let port = try #require(await first.boundPort(), "\(first.logTail)")
-        try #require(await first.waitUntilHealthy(port: port))
+        let (first, port) = try await scratch.startServing()
         await first.stop()
 
         let metadata = try SQLiteMetadataStore(path: scratch.data + "/meta.sqlite")
@@ -92,9 +86,7 @@ import Testing
         }
         await metadata.close()
 
-        let second = try scratch.start(["--data", scratch.data], port: 0)
-        let again = try #require(await second.boundPort(), "serve did not start:\n\(second.logTail)")
-        try #require(await second.waitUntilHealthy(port: again), "\(second.logTail)")
+        let (second, again) = try await scratch.startServing()
         let admin = try await HTTPConnection.connect(host: "127.0.0.1", port: again)
         defer { Task { await admin.close() } }
         let list = try await admin.request("GET", "/v1/migrations", headers: Self.auth)

@@ -147,6 +147,17 @@ final class ServerScratch {
         return server
     }
 
+    /// Starts a server on the data folder (an embedded one unless `arguments` say otherwise) and
+    /// waits until it answers; fails the test with its log if it does not.
+    func startServing(_ arguments: [String] = [], sourceLocation: SourceLocation = #_sourceLocation) async throws -> (
+        server: ServerProcess, port: Int
+    ) {
+        let server = try start(["--data", data] + arguments, port: 0)
+        let port = try #require(await server.boundPort(), "serve did not start:\n\(server.logTail)", sourceLocation: sourceLocation)
+        try #require(await server.waitUntilHealthy(port: port), "serve is not healthy:\n\(server.logTail)", sourceLocation: sourceLocation)
+        return (server, port)
+    }
+
     func close() {
         for server in servers { server.killNow() }
         // Shard stores the test opened close their SQLite files from a background task (their WAL

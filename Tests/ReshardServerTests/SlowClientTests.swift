@@ -65,9 +65,7 @@ import Testing
         let executable = try #require(ServerProcess.executable(), "no reshard executable: swift build --build-tests")
         let scratch = try ServerScratch(executable: executable, token: Self.token, prefix: "reshard-slow")
         defer { scratch.close() }
-        let server = try scratch.start(["--data", scratch.data] + arguments, port: 0)
-        let port = try #require(await server.boundPort(), "\(server.logTail)")
-        try #require(await server.waitUntilHealthy(port: port), "\(server.logTail)")
+        let (server, port) = try await scratch.startServing(arguments)
         try await body(server, port)
     }
 

@@ -8,6 +8,17 @@ extension MigrationSettings {
     /// The most rows in a chunk, changes of lag, or rows per second.
     public static let maxRows = 1_000_000
 
+    /// The most sub-ranges one verification pass compares, over every move and table: each
+    /// costs a summary on both sides and memory while compared (13.4 million of them, 65,536
+    /// for each of 205 moves, held 790 MB).
+    public static let maxVerifySubrangesPerPass = 1 << 18
+
+    /// Sub-ranges per move for a plan of `moves` moves over `tables` tables: `verifySubranges`,
+    /// fewer where the pass would compare more than `maxVerifySubrangesPerPass`.
+    public func verifyParts(moves: Int, tables: Int) -> Int {
+        min(verifySubranges, max(1, Self.maxVerifySubrangesPerPass / max(1, moves * tables)))
+    }
+
     /// An option outside its bounds: its wire name and the rule it breaks.
     public struct Violation: Error, Sendable, Hashable, CustomStringConvertible {
         /// The option's name as the API spells it (`bake_ms`).

@@ -74,7 +74,7 @@ struct Verifier: Sendable {
     /// hundred small moves cost two reads per move; on PostgreSQL each read is a snapshot barrier.)
     private func firstPass(run: inout Run) async throws -> [FirstPass] {
         let plan = run.machine.plan
-        let parts = run.machine.settings.verifySubranges
+        let parts = run.machine.settings.verifyParts(moves: plan.moves.count, tables: run.tables.count)
         var results = Array(repeating: FirstPass(), count: plan.moves.count)
         for source in plan.sources {
             let indices = plan.moves.indices.filter { plan.moves[$0].source == source }
