@@ -49,7 +49,7 @@ import Testing
         var capped = Throttle(maxRowsPerSecond: 10_000, maxChunk: 400, minChunk: 100)
         capped.setBaseline(p99Micros: 1_000)
         #expect(capped.decide(foregroundP99Micros: 2_500, backlog: 0, lastChunkMicros: 100_000).delayMillis == 100)
-        #expect(capped.decide(foregroundP99Micros: 900, backlog: 0, lastChunkMicros: 1_000, lastChunkRows: 200).delayMillis == 19)
+        #expect(capped.decide(foregroundP99Micros: 900, backlog: 0, lastChunkMicros: 1_000, lastChunkRows: 200).delayMillis == 20)
     }
 
     /// Work that must not stop (cleanup) goes at the slowest pace instead of pausing.
@@ -96,8 +96,8 @@ import Testing
         #expect(decision.delayMillis == 0)
         #expect(decision.maxChunks == nil)
         #expect(decision.reason == "rate limit 500 rows/s")
-        // A full round that took 200 ms rests the other 800 ms of its second.
-        #expect(throttle.decide(foregroundP99Micros: nil, backlog: 0, lastChunkMicros: 200_000, lastChunkRows: 500).delayMillis == 800)
+        // After a round of 500 rows the next starts a second later (the round in between runs within it).
+        #expect(throttle.decide(foregroundP99Micros: nil, backlog: 0, lastChunkMicros: 200_000, lastChunkRows: 500).delayMillis == 1_000)
     }
 
     /// The ceiling paces the rows a round really copied: a move's range often holds fewer

@@ -119,11 +119,13 @@ public actor MigrationRunner {
                 continue
             }
             var work = machine.work(now: now)
+            var rested = false
             if machine.phase == .copying || machine.phase == .cleaningUp {
-                work = await throttled(work)
+                (work, rested) = await throttled(work)
             }
             if work.isEmpty {
-                try? await Task.sleep(for: .milliseconds(50))
+                // A round the throttle held back has rested as long as it should already.
+                if !rested { try? await Task.sleep(for: .milliseconds(50)) }
                 continue
             }
             let step = machine.phase == .cuttingOver ? machine.cutover?.step : nil
@@ -282,7 +284,7 @@ public actor MigrationRunner {
     /// are throttled like copies, except that they never stop and the rows/s ceiling (a copy
     /// ceiling) does not pace them: deleting a chunk of a range holds the shard's writer as long
     /// as writing one (on SQLite a 1,000-row delete stalled client writes for 50 ms or more).
-    private func throttled(_ work: [MigrationWork]) async -> [MigrationWork] {
+    private func throttled(_ work: [MigrationWork]) async -> (work: [MigrationWork], rested: Bool) {
         let router = worker.router
         if throttle.baselineP99Micros == nil, let baseline = router.foregroundP99Micros {
             throttle.setBaseline(p99Micros: baseline)
@@ -309,7 +311,7 @@ public actor MigrationRunner {
             let rest = now < bulkNotBefore ? min(.milliseconds(100), bulkNotBefore - now) : .milliseconds(100)
             try? await Task.sleep(for: rest)
         }
-        return work.compactMap { item in
+        let paced = work.compactMap { (item: MigrationWork) -> MigrationWork? in
             if case .tail(.forward, let shard, _) = item {
                 // While copying, a read that finds nothing only costs the shards (on PostgreSQL
                 // each read starts a decoding of the WAL): an old owner with nothing waiting is
@@ -332,6 +334,7 @@ public actor MigrationRunner {
                 return item
             }
         }
+        return (paced, limit == 0)
     }
 
     /// Runs the round's work items concurrently; each yields an event or an error.
