@@ -189,4 +189,3 @@ public struct Throttle: Sendable, Hashable, Codable {
         String(Double(micros / 10) / 100)
     }
 }
-
