@@ -135,7 +135,7 @@ import Testing
             try expectError(
                 try await client.execute(uri: "/v1/tables/users/rows/1", method: .put, body: big), .contentTooLarge, "body_too_large")
             let wrongMethod = try await client.execute(uri: "/v1/tables/users/rows/1", method: .post)
-            #expect(wrongMethod.headers[.allow] == "GET, PUT, DELETE")
+            #expect(wrongMethod.headers[.allow] == "GET, PUT, DELETE, HEAD")
             // Nothing above wrote a row.
             let cluster = try json(try await client.execute(uri: "/v1/cluster", method: .get, headers: auth))
             let rows = (cluster["shards"] as? [[String: Any]])?.compactMap { $0["rows"] as? Int } ?? []
