@@ -84,3 +84,22 @@ import Testing
         #expect(!ProgressLine.render(phase: "copying", copied: 3_000, estimated: 3_000, rate: 500).contains("ETA"))
     }
 }
+
+/// serve's limits are options too: out of range, negative or beyond 64 bits, each is refused
+/// before anything starts.
+@Suite struct ServeOptionTests {
+    @Test func limitsOutOfRangeAreRefused() {
+        let refused: [[String]] = [
+            ["--idle-timeout-ms", "0"], ["--idle-timeout-ms", "-1"], ["--idle-timeout-ms", "18446744073709551615"],
+            ["--request-timeout-ms", "99"], ["--request-timeout-ms", "3600001"], ["--max-connections", "0"],
+            ["--max-connections", "65537"], ["--shutdown-grace-ms", "-5"], ["--shutdown-grace-ms", "600001"], ["--host", ""],
+            ["--host", "127.0.0.1\n"], ["--port", "65536"], ["--shards", "0"],
+        ]
+        for arguments in refused {
+            #expect(throws: (any Error).self, "\(arguments)") { _ = try Serve.parse(arguments) }
+        }
+        for arguments in [["--idle-timeout-ms", "100"], ["--max-connections", "65536"], ["--shutdown-grace-ms", "0"]] {
+            #expect(throws: Never.self, "\(arguments)") { _ = try Serve.parse(arguments) }
+        }
+    }
+}
