@@ -193,8 +193,8 @@ struct MigrationStatusCommand: AsyncParsableCommand {
         if watch {
             try await MigrationWatch.watch(api, id: target)
         } else {
-            let status: MigrationStatusBody = try await api.get("/v1/migrations/\(target)")
-            print(MigrationText.status(status))
+            let answer: MigrationStatusAnswer = try await api.get("/v1/migrations/\(target)")
+            print(answer.text)
         }
     }
 }

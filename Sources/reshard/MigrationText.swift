@@ -60,6 +60,30 @@ struct MigrationList: Decodable {
     }
 }
 
+/// One migration's status: in full, or the short form of a migration whose journal the server
+/// could not read (its id, `failed`, and why).
+enum MigrationStatusAnswer: Decodable {
+    case full(MigrationStatusBody)
+    case short(MigrationList.Item)
+
+    init(from decoder: any Decoder) throws {
+        if let full = try? MigrationStatusBody(from: decoder) {
+            self = .full(full)
+        } else {
+            self = .short(try MigrationList.Item(from: decoder))
+        }
+    }
+
+    /// What `migrate status ID` prints.
+    var text: String {
+        switch self {
+        case .full(let status): MigrationText.status(status)
+        case .short(let item):
+            "migration \(item.id) (\(item.kind ?? "unknown")): \(item.phase)" + (item.error.map { "\n  error: \($0)" } ?? "")
+        }
+    }
+}
+
 struct MigrationStatusBody: Decodable {
     struct Stream: Decodable {
         let position: UInt64

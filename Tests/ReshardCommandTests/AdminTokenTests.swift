@@ -103,3 +103,16 @@ import Testing
         }
     }
 }
+
+/// `migrate status ID` prints a migration whose journal the server could not read, instead of
+/// failing to decode its short answer.
+@Suite struct MigrationStatusAnswerTests {
+    @Test func theShortFormOfAnUnreadableJournalIsPrinted() throws {
+        let json =
+            #"{"id":"mbroken","kind":"unknown","phase":"failed","moves":0,"rows_copied":0,"rows_estimated":null,"#
+            + #""error":"the journal cannot be read"}"#
+        let answer = try JSONDecoder().decode(MigrationStatusAnswer.self, from: Data(json.utf8))
+        #expect(answer.text == "migration mbroken (unknown): failed\n  error: the journal cannot be read")
+        #expect(throws: (any Error).self) { try JSONDecoder().decode(MigrationStatusAnswer.self, from: Data("{}".utf8)) }
+    }
+}
