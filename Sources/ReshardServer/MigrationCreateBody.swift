@@ -1,4 +1,5 @@
 import Hummingbird
+import ReshardCore
 
 /// The body of `POST /v1/migrations`. Each option is decoded on its own so that a value of the
 /// wrong type or size (`-1`, `1e999`, 2^64 for a count) is answered with the option's name,
@@ -72,30 +73,30 @@ struct MigrationCreateBody: Decodable {
                         "unknown option \(unknown.prefix(64)); options are \(CodingKeys.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             let container = try decoder.container(keyedBy: CodingKeys.self)
-            func option<T: Decodable>(_ key: CodingKeys, _ expected: String) throws -> T? {
+            // A value of the wrong type or size is answered with the option's rule from the core.
+            func option<T: Decodable>(_ key: CodingKeys) throws -> T? {
                 do {
                     return try container.decodeIfPresent(T.self, forKey: key)
                 } catch {
-                    throw APIError(.badRequest, code: "invalid_option", message: "\(key.rawValue) must be \(expected)")
+                    let rule = MigrationSettings.rules[key.rawValue] ?? "a list of strings"
+                    throw APIError(.badRequest, code: "invalid_option", message: "\(key.rawValue) must be \(rule)")
                 }
             }
-            let count = "a whole number from 1 to 1,000,000"
-            let millis = "a whole number of milliseconds from 0 to a year"
-            chunkRows = try option(.chunkRows, count)
-            maxLagChanges = try option(.maxLagChanges, count)
-            maxLagMs = try option(.maxLagMs, millis)
-            bakeMs = try option(.bakeMs, millis)
-            cleanupChunkRows = try option(.cleanupChunkRows, count)
-            maxRowsPerSecond = try option(.maxRowsPerSecond, count)
-            tombstoneGraceMs = try option(.tombstoneGraceMs, millis)
-            latencyFactor = try option(.latencyFactor, "0 (off) or a number from 1.1 to 100")
-            verifySubranges = try option(.verifySubranges, "a whole number from 1 to 65,536")
-            maxRepairPasses = try option(.maxRepairPasses, "a whole number from 1 to 10")
-            checks = try option(.checks, "a list of \"table.field\" strings")
-            canarySteps = try option(.canarySteps, "a list of rising percentages, like [1, 10, 50, 100]")
-            canaryStepMs = try option(.canaryStepMs, "a whole number of milliseconds from 0 to a day")
-            gates = try option(.gates, "a list of gate names")
-            failedStreamRetentionMs = try option(.failedStreamRetentionMs, "a whole number of milliseconds from 0 to a week")
+            chunkRows = try option(.chunkRows)
+            maxLagChanges = try option(.maxLagChanges)
+            maxLagMs = try option(.maxLagMs)
+            bakeMs = try option(.bakeMs)
+            cleanupChunkRows = try option(.cleanupChunkRows)
+            maxRowsPerSecond = try option(.maxRowsPerSecond)
+            tombstoneGraceMs = try option(.tombstoneGraceMs)
+            latencyFactor = try option(.latencyFactor)
+            verifySubranges = try option(.verifySubranges)
+            maxRepairPasses = try option(.maxRepairPasses)
+            checks = try option(.checks)
+            canarySteps = try option(.canarySteps)
+            canaryStepMs = try option(.canaryStepMs)
+            gates = try option(.gates)
+            failedStreamRetentionMs = try option(.failedStreamRetentionMs)
         }
     }
 }

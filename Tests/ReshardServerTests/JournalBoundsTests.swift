@@ -84,13 +84,16 @@ import Testing
         for (id, journal) in [("mbroken", "{not json"), ("mempty", ""), ("mnul", "{\"id\":\"a\u{0}\"}"), ("mwrong", "[1,2,3]")] {
             try await metadata.saveMigration(id: id, journal: journal)
         }
+        // One of them was running: it holds the active slot, and keeps it, since its fences and
+        // streams may still be in place.
+        #expect(try await metadata.admitMigration(id: "mheld", journal: "{not json") == nil)
         await metadata.close()
 
         let (second, again) = try await scratch.startServing()
         let admin = try await HTTPConnection.connect(host: "127.0.0.1", port: again)
         defer { Task { await admin.close() } }
         let list = try await admin.request("GET", "/v1/migrations", headers: Self.auth)
-        for id in ["mbroken", "mempty", "mnul", "mwrong"] {
+        for id in ["mbroken", "mempty", "mnul", "mwrong", "mheld"] {
             #expect(list.text.contains(#""id":"\#(id)","kind":"unknown","phase":"failed""#), "\(list.text)")
             let one = try await admin.request("GET", "/v1/migrations/\(id)", headers: Self.auth)
             #expect(one.status == 200)
@@ -98,6 +101,11 @@ import Testing
             let rollback = try await admin.request("POST", "/v1/migrations/\(id)/rollback", headers: Self.auth)
             #expect(rollback.status == 409, "\(rollback.text)")
         }
+        let shard = try await admin.request("POST", "/v1/shards", headers: Self.auth, body: Array(#"{"id":"s5"}"#.utf8))
+        #expect(shard.status == 201, "\(shard.text)")
+        let create = try await admin.request(
+            "POST", "/v1/migrations", headers: Self.auth, body: Array(#"{"kind":"add_shard","shard":"s5"}"#.utf8))
+        #expect(create.status == 409 && create.text.contains("mheld"), "\(create.text)")
         #expect(second.process.isRunning)
         await second.stop()
     }

@@ -30,41 +30,67 @@ extension MigrationSettings {
         public var description: String { "\(option) must be \(rule)" }
     }
 
+    /// The bounds of a whole-number option, and how the API states them.
+    public struct Bounds: Sendable, Hashable {
+        /// The smallest and largest value accepted.
+        public let range: ClosedRange<UInt64>
+        /// The rule as a sentence's end: `1…1000000`, `0…86400000 (at most a day)`.
+        public let rule: String
+
+        init(_ range: ClosedRange<UInt64>, within limit: String? = nil) {
+            self.range = range
+            self.rule = "\(range.lowerBound)…\(range.upperBound)" + (limit.map { " (at most \($0))" } ?? "")
+        }
+    }
+
+    /// Every option's rule by its wire name: the one source of the bounds `violation()` checks
+    /// and of the words the API answers with, also when a value is not even a whole number.
+    public static let rules: [String: String] = {
+        var rules = wholeNumberBounds.mapValues(\.rule)
+        rules["latency_factor"] = "0 (off) or 1.1…100"
+        rules["canary_steps"] = "at most 100 rising percentages in (0, 100], like [1, 10, 50, 100] ([] for none)"
+        return rules
+    }()
+
+    /// The bounds of each whole-number option, by its wire name.
+    public static let wholeNumberBounds: [String: Bounds] = {
+        let rows = Bounds(1...UInt64(maxRows))
+        let millis = Bounds(0...maxMillis, within: "a year")
+        return [
+            "chunk_rows": rows, "max_lag_changes": rows, "cleanup_chunk_rows": rows, "max_rows_per_second": rows,
+            "max_lag_ms": millis, "bake_ms": millis, "tombstone_grace_ms": millis,
+            "canary_step_ms": Bounds(0...86_400_000, within: "a day"),
+            "failed_stream_retention_ms": Bounds(0...7 * 86_400_000, within: "a week"),
+            "verify_subranges": Bounds(1...65_536), "max_repair_passes": Bounds(1...10),
+            "max_cutover_attempts": Bounds(1...100), "copy_parallelism": Bounds(1...64),
+        ]
+    }()
+
     /// The first option outside its bounds, or nil when every option is within them.
     public func violation() -> Violation? {
-        func rows(_ value: Int?, _ option: String) -> Violation? {
-            guard let value, !(1...Self.maxRows).contains(value) else { return nil }
-            return Violation(option: option, rule: "1…\(Self.maxRows)")
-        }
-        func millis(_ value: UInt64?, _ option: String, max: UInt64 = Self.maxMillis, _ limit: String = "a year") -> Violation? {
-            guard let value, value > max else { return nil }
-            return Violation(option: option, rule: "0…\(max) (at most \(limit))")
-        }
-        func count(_ value: Int, _ option: String, _ bounds: ClosedRange<Int>) -> Violation? {
-            bounds.contains(value) ? nil : Violation(option: option, rule: "\(bounds.lowerBound)…\(bounds.upperBound)")
+        func rule(_ option: String) -> String { Self.rules[option] ?? "within its bounds" }
+        func whole(_ value: (some BinaryInteger)?, _ option: String) -> Violation? {
+            guard let value, let bounds = Self.wholeNumberBounds[option] else { return nil }
+            let fits = value >= 0 && bounds.range.contains(UInt64(value))
+            return fits ? nil : Violation(option: option, rule: bounds.rule)
         }
         let risingSteps = canarySteps.allSatisfy { $0 > 0 && $0 <= 100 } && zip(canarySteps, canarySteps.dropFirst()).allSatisfy { $0 < $1 }
         let checks: [Violation?] = [
-            rows(chunkRows, "chunk_rows"),
-            rows(maxLagChanges, "max_lag_changes"),
-            rows(cleanupChunkRows, "cleanup_chunk_rows"),
-            rows(maxRowsPerSecond, "max_rows_per_second"),
-            millis(maxLagMillis, "max_lag_ms"),
-            millis(bakeMillis, "bake_ms"),
-            millis(tombstoneGraceMillis, "tombstone_grace_ms"),
-            millis(canaryStepMillis, "canary_step_ms", max: 86_400_000, "a day"),
-            millis(failedStreamRetentionMillis, "failed_stream_retention_ms", max: 7 * 86_400_000, "a week"),
-            count(verifySubranges, "verify_subranges", 1...65_536),
-            count(maxRepairPasses, "max_repair_passes", 1...10),
-            count(maxCutoverAttempts, "max_cutover_attempts", 1...100),
-            count(copyParallelism, "copy_parallelism", 1...64),
-            latencyFactor.flatMap { factor in
-                (1.1...100).contains(factor) ? nil : Violation(option: "latency_factor", rule: "0 (off) or 1.1…100")
-            },
-            canarySteps.count > 100
-                ? Violation(option: "canary_steps", rule: "at most 100 steps")
-                : risingSteps
-                    ? nil : Violation(option: "canary_steps", rule: "rising percentages in (0, 100], like [1, 10, 50, 100] ([] for none)"),
+            whole(chunkRows, "chunk_rows"),
+            whole(maxLagChanges, "max_lag_changes"),
+            whole(cleanupChunkRows, "cleanup_chunk_rows"),
+            whole(maxRowsPerSecond, "max_rows_per_second"),
+            whole(maxLagMillis, "max_lag_ms"),
+            whole(bakeMillis, "bake_ms"),
+            whole(tombstoneGraceMillis, "tombstone_grace_ms"),
+            whole(canaryStepMillis, "canary_step_ms"),
+            whole(failedStreamRetentionMillis, "failed_stream_retention_ms"),
+            whole(verifySubranges, "verify_subranges"),
+            whole(maxRepairPasses, "max_repair_passes"),
+            whole(maxCutoverAttempts, "max_cutover_attempts"),
+            whole(copyParallelism, "copy_parallelism"),
+            latencyFactor.flatMap { (1.1...100).contains($0) ? nil : Violation(option: "latency_factor", rule: rule("latency_factor")) },
+            risingSteps && canarySteps.count <= 100 ? nil : Violation(option: "canary_steps", rule: rule("canary_steps")),
         ]
         return checks.lazy.compactMap { $0 }.first
     }

@@ -135,14 +135,18 @@ public final class MigrationManager: Sendable {
 
     /// Journals `machine` if no other migration is active (atomically, in the metadata store, so
     /// that of concurrent creates, in this process or another, one wins); else the active one's
-    /// id. A slot still held by a migration whose journal has ended (its release was lost to a
-    /// metadata failure) is freed and admission tried once more.
+    /// id. A slot still held by a migration that ended (its release was lost with the process or
+    /// to a metadata failure) or whose journal is gone is freed, and admission tried once more;
+    /// a holder whose journal cannot be read keeps the slot (its fences and streams may be in
+    /// place), as does one whose id could not be read.
     private func admit(_ machine: MigrationStateMachine) async throws -> String? {
         let journal = try MigrationJournal.encode(machine)
         guard let holder = try await metadata.admitMigration(id: machine.id, journal: journal) else { return nil }
-        let held = try await metadata.migrations().first { $0.id == holder }.flatMap { try? MigrationJournal.decode($0.journal) }
-        guard held.map({ $0.phase.isTerminal }) ?? !holder.isEmpty else { return holder }
-        logger.notice("freeing the active slot of an ended migration", metadata: ["migration": "\(holder)"])
+        guard !holder.isEmpty else { return holder }
+        if let held = try await metadata.migrations().first(where: { $0.id == holder }) {
+            guard let decoded = try? MigrationJournal.decode(held.journal), decoded.phase.isTerminal else { return holder }
+        }
+        logger.notice("freeing the active slot of a migration that ended or has no journal", metadata: ["migration": "\(holder)"])
         try await metadata.releaseMigration(id: holder)
         return try await metadata.admitMigration(id: machine.id, journal: journal)
     }
@@ -198,8 +202,6 @@ public final class MigrationManager: Sendable {
             var machine = decoded
             if machine.phase.isTerminal {
                 finished.withLock { $0[id] = MigrationStatus(machine: machine, error: machine.failure, pauses: []) }
-                // A release lost with the process that ended it.
-                try await metadata.releaseMigration(id: id)
                 continue
             }
             // Metadata written before admission existed has no slot taken: take it now.
