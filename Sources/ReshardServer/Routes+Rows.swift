@@ -51,7 +51,10 @@ struct RowRoutes {
         }
         var limit = 100
         if let text = query["limit"] {
-            guard let parsed = Int(text), (1...ShardRouter.maxListLimit).contains(parsed) else {
+            // Digits only: Int() also takes a sign ("+5").
+            guard text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }), let parsed = Int(text),
+                (1...ShardRouter.maxListLimit).contains(parsed)
+            else {
                 throw APIError(.badRequest, code: "invalid_limit", message: "limit must be 1…\(ShardRouter.maxListLimit)")
             }
             limit = parsed

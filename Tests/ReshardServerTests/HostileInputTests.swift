@@ -114,6 +114,9 @@ import Testing
                 expectError(try await api.send(.get, "/v1/tables/orders/rows/o1?\(query)"), .badRequest, "invalid_query")
                 expectError(try await api.send(.get, "/v1/tables/orders/rows?\(query)"), .badRequest, "invalid_query")
             }
+            for limit in ["0", "-1", "+5", "1001", "18446744073709551615", "99999999999999999999", "1e2", "%00", "5%0A", "", "%EF%BC%95"] {
+                expectError(try await api.send(.get, "/v1/tables/orders/rows?shard_key=c7&limit=\(limit)"), .badRequest, "invalid_limit")
+            }
             let after = try await api.everyRow("users") + (try await api.everyRow("orders"))
             #expect(after == before)
         }
