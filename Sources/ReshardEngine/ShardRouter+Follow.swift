@@ -22,10 +22,10 @@ public struct RouterDirective: Sendable, Hashable, Codable {
     /// The cutover hold, if one is under way.
     public var hold: Hold?
     /// The canary's shadow reads, if a canary runs.
-    public var canary: CanaryReads.Config?
+    public var canary: ShadowReads.Config?
 
     /// A directive.
-    public init(hold: Hold? = nil, canary: CanaryReads.Config? = nil) {
+    public init(hold: Hold? = nil, canary: ShadowReads.Config? = nil) {
         self.hold = hold
         self.canary = canary
     }
@@ -48,7 +48,7 @@ public struct RouterDirective: Sendable, Hashable, Codable {
 /// What one router tells the migrator: its canary's shadow reads.
 public struct RouterReportBody: Sendable, Hashable, Codable {
     /// The router's canary figures.
-    public var shadow: CanaryReads.Stats
+    public var shadow: ShadowReads.Stats
 }
 
 extension ShardRouter {
@@ -174,8 +174,8 @@ extension ShardRouter {
     }
 
     /// The shadow-read figures of every other router for migration `id`, from their reports.
-    public func reportedShadowReads(migration id: String) async throws -> [String: CanaryReads.Stats] {
-        var result: [String: CanaryReads.Stats] = [:]
+    public func reportedShadowReads(migration id: String) async throws -> [String: ShadowReads.Stats] {
+        var result: [String: ShadowReads.Stats] = [:]
         for report in try await metadata.reports() where report.router != name {
             guard let body = try? JSONDecoder().decode(RouterReportBody.self, from: Data(report.report.utf8)),
                 body.shadow.migration == id

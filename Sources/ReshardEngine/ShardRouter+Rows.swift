@@ -71,7 +71,7 @@ extension ShardRouter {
         let key = try resolveShardKey(definition, pk: pk, given: shardKey)
         var shadow = canary.pick(shardKey: key)
         if let chosen = shadow, snapshot.map.generation >= chosen.switchGeneration { shadow = nil }
-        // The new owner first (see CanaryReads): read in this order it can lag but never lead.
+        // The new owner first (see ShadowReads): read in this order it can lag but never lead.
         var shadowRead: (row: StoredRow?, micros: UInt64)?
         if let shadow, let target = snapshot.shards[shadow.move.target] {
             let started = ContinuousClock.now
@@ -91,7 +91,7 @@ extension ShardRouter {
             let outcome = ShadowRead.classify(
                 source: row, target: shadowRead.row, nowMillis: wallMillis(), lagAllowanceMillis: shadow.lagAllowanceMillis)
             canary.record(
-                CanaryReads.Comparison(
+                ShadowReads.Comparison(
                     table: definition.name, pk: pk, sourceVersion: row?.version, targetVersion: shadowRead.row?.version, outcome: outcome,
                     at: wallMillis()),
                 latencyDeltaMicros: Int64(shadowRead.micros) - Int64(micros))

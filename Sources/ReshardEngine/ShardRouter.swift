@@ -40,7 +40,7 @@ public final class ShardRouter: Sendable {
     /// Holds writes of ranges that are cutting over.
     public let gate = WriteGate()
     /// The shadow reads of a migration's canary.
-    public let canary: CanaryReads
+    public let canary: ShadowReads
     /// How long a held write waits before it is answered 503 with Retry-After.
     public let holdTimeout: Duration
     /// Serialises admin changes (tables, shards) and metadata re-reads so two of them cannot
@@ -50,6 +50,7 @@ public final class ShardRouter: Sendable {
     public let name: String
     /// The directive this process's migrator last published.
     let directive = Mutex(RouterDirective())
+    private let directiveLock = AsyncSerialLock()
     /// Requests that met a fence above the generation they were routed by.
     let fenceMetrics: FenceMetrics
 
@@ -86,7 +87,7 @@ public final class ShardRouter: Sendable {
         self.wallMillis = wallMillis
         self.holdTimeout = holdTimeout
         self.name = name
-        self.canary = CanaryReads(logger: logger, factory: metricsFactory)
+        self.canary = ShadowReads(logger: logger, factory: metricsFactory)
         self.fenceMetrics = FenceMetrics(factory: metricsFactory)
         self.state = Mutex(Snapshot(map: map, tables: Dictionary(uniqueKeysWithValues: tables.map { ($0.name, $0) }), shards: handles))
     }
@@ -115,15 +116,22 @@ public final class ShardRouter: Sendable {
     /// Changes the directive this process's migrator publishes, saves it for the other routers
     /// and puts it in force here at once (not a re-read later).
     public func publishDirective(_ change: (inout RouterDirective) -> Void) async throws {
-        // Only the migrator's runner publishes, one step at a time, so read-change-save does not race.
         let before = directive.withLock { $0 }
         var after = before
         change(&after)
         guard before != after else { return }
-        // Remembered only once saved: a failed save is retried by the step, and must not look done.
-        try await metadata.saveDirective(try after.encoded())
-        directive.withLock { $0 = after }
-        follow(after)
+        // Work items of one round run side by side (a canary directive beside a release of held
+        // writes): one read-change-save at a time, each on the last one's result.
+        try await directiveLock.withLock {
+            let before = directive.withLock { $0 }
+            var after = before
+            change(&after)
+            guard before != after else { return }
+            // Remembered only once saved: a failed save is retried by the step, and must not look done.
+            try await metadata.saveDirective(try after.encoded())
+            directive.withLock { $0 = after }
+            follow(after)
+        }
     }
 
     /// Puts `map` in force if it is newer than the current one; returns whether it was. The

@@ -35,6 +35,7 @@ struct MigrationCreateBody: Decodable {
         let canaryStepMs: UInt64?
         let gates: [String]?
         let failedStreamRetentionMs: UInt64?
+        let cutoverBudgetMs: UInt64?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case chunkRows = "chunk_rows"
@@ -52,6 +53,7 @@ struct MigrationCreateBody: Decodable {
             case canaryStepMs = "canary_step_ms"
             case gates
             case failedStreamRetentionMs = "failed_stream_retention_ms"
+            case cutoverBudgetMs = "cutover_budget_ms"
         }
 
         /// Any member name, to find the ones that are not options.
@@ -97,6 +99,7 @@ struct MigrationCreateBody: Decodable {
             canaryStepMs = try option(.canaryStepMs)
             gates = try option(.gates)
             failedStreamRetentionMs = try option(.failedStreamRetentionMs)
+            cutoverBudgetMs = try option(.cutoverBudgetMs)
         }
     }
 }

@@ -1132,6 +1132,7 @@ components:
           description: Phases the migration waits before until an operator approves.
           items: {$ref: '#/components/schemas/GateRequest'}
         failed_stream_retention_ms: {type: integer, minimum: 0, maximum: 604800000, default: 900000, description: How long a migration that failed before the switch keeps its change streams (at most a week).}
+        cutover_budget_ms: {type: integer, minimum: 1, maximum: 60000, default: 1000, description: How long writes may be held before the switch; past it the cutover attempt is aborted and tried again after catching up (at most a minute).}
     PlanMove:
       type: object
       required: [start, end, source, target, rows]

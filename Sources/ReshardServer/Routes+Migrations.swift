@@ -134,6 +134,7 @@ struct MigrationRoutes {
             settings.canarySteps = options.canarySteps ?? settings.canarySteps
             settings.canaryStepMillis = options.canaryStepMs ?? settings.canaryStepMillis
             settings.failedStreamRetentionMillis = options.failedStreamRetentionMs
+            settings.cutoverBudgetMillis = options.cutoverBudgetMs
             settings.gates = Set(
                 try (options.gates ?? []).map { name in
                     guard let gate = MigrationPhase(gate: name) else { throw Self.invalidGate(name) }

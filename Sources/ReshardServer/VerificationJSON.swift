@@ -102,7 +102,7 @@ enum VerificationJSON {
         ])
     }
 
-    static func shadow(_ stats: CanaryReads.Stats) -> String {
+    static func shadow(_ stats: ShadowReads.Stats) -> String {
         let recent = stats.recent.reversed().map { comparison in
             JSONText.object([
                 ("table", JSONText.quoted(comparison.table.rawValue)), ("pk", JSONText.quoted(comparison.pk)),

@@ -28,12 +28,12 @@ import Testing
     /// Ends the canary step that ends at `end`: the runner checks the shadow reads up to then.
     func passStep(_ m: inout MigrationStateMachine, end: UInt64) {
         m.on(.tick, now: end)
-        #expect(m.work(now: end).last == .checkShadowReads(upTo: end))
+        #expect(m.work(now: end).last == .checkShadowReads(since: m.canary?.startedAt ?? 0, upTo: end))
         m.on(.shadowReadsChecked(upTo: end), now: end)
     }
 
     func isTail(_ work: MigrationWork) -> Bool {
-        if case .tail(.forward, _, _) = work { return true }
+        if case .tail(.forward, _, _, _) = work { return true }
         return false
     }
 
@@ -88,7 +88,7 @@ import Testing
         // Resume repairs by verifying again, then runs the canary from its first step.
         #expect(m.on(.resume, now: 200) == .accepted)
         #expect(m.phase == .verifying)
-        #expect(m.work(now: 200) == [.verify])
+        #expect(m.work(now: 200) == [.verify(m.verificationRequest)])
         m.on(.verified(VerificationReport(at: 200)), now: 210)
         #expect(m.phase == .canary)
         #expect(m.canaryReadPercent == 1)
@@ -104,7 +104,7 @@ import Testing
         m.on(.verified(VerificationReport(at: 1)), now: 1)
         m.on(.tick, now: 5_000)
         #expect(m.phase == .canary, "the step's time is long gone, but nobody checked its reads")
-        #expect(m.work(now: 5_000).last == .checkShadowReads(upTo: 101))
+        #expect(m.work(now: 5_000).last == .checkShadowReads(since: 1, upTo: 101))
         m.on(.shadowReadsChecked(upTo: 100), now: 5_001)
         #expect(m.phase == .canary, "a check that ends before the step does not cover it")
         m.on(.shadowMismatch("t/k1: corrupt"), now: 5_002)
@@ -142,7 +142,7 @@ import Testing
         passStep(&m, end: 11)
         #expect(m.phase == .cuttingOver)
         m.on(.writesHeld, now: 12)
-        m.on(.cutoverAborted(reason: "slow"), now: 13)
+        m.on(.tick, now: 13 + m.settings.cutoverBudget)
         m.on(.fencesRemoved, now: 14)
         m.on(.writesReleased, now: 15)
         caughtUp(&m, now: 16)
@@ -167,7 +167,7 @@ import Testing
         #expect(m.on(.approve(nil), now: 6_000) == .accepted)
         #expect(m.phase == .cuttingOver)
         #expect(m.awaitingApproval == nil)
-        #expect(m.work(now: 6_000) == [.holdWrites(m.plan.moves.map(\.range))])
+        #expect(m.work(now: 6_000) == [.holdWrites(m.plan.moves.map(\.range), generation: m.plan.target.generation)])
     }
 
     @Test func gatesBeforeEarlierPhasesHoldToo() throws {
@@ -212,7 +212,7 @@ import Testing
         #expect(m.phase == .baking)
         #expect(m.awaitingApproval == .cleaningUp)
         let work = m.work(now: bakeUntil + 10)
-        #expect(work.contains { if case .tail(.reverse, _, _) = $0 { true } else { false } })
+        #expect(work.contains { if case .tail(.reverse, _, _, _) = $0 { true } else { false } })
         #expect(!work.contains { if case .deleteChunk = $0 { true } else { false } })
         // Rollback is still possible while cleanup waits.
         var rolled = m
@@ -252,7 +252,7 @@ import Testing
         #expect(m.mismatches.first?.contains("t.amount") == true)
         #expect(m.on(.resume, now: 3) == .accepted)
         #expect(m.phase == .verifying)
-        #expect(m.work(now: 3) == [.verify])
+        #expect(m.work(now: 3) == [.verify(m.verificationRequest)])
     }
 
     /// hold → fence → drain → publish → release, every source drained.

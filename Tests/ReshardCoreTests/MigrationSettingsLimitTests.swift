@@ -104,7 +104,7 @@ import Testing
 
     @Test func aRestartedJournalOutOfBoundsFailsWithTheReasonAndCanOnlyBeRolledBack() throws {
         var machine = try absurdJournal(of: try started())
-        #expect(machine.on(.restarted, now: 1_000) == .accepted)
+        #expect(machine.on(.restarted(publishedGeneration: nil), now: 1_000) == .accepted)
         #expect(machine.phase == .failed)
         #expect(machine.failure?.contains("max_lag_ms must be") == true || machine.failure?.contains("bake_ms must be") == true)
         guard case .rejected(let reason) = machine.on(.resume, now: 1_001) else {
@@ -123,7 +123,7 @@ import Testing
         var original = try steps.machine()
         steps.toCutover(&original)
         var m = try absurdJournal(of: original)
-        #expect(m.work(now: 2) == [.holdWrites(m.plan.moves.map(\.range))])
+        #expect(m.work(now: 2) == [.holdWrites(m.plan.moves.map(\.range), generation: m.plan.target.generation)])
         m.on(.writesHeld, now: 10)
         var positions = Dictionary(uniqueKeysWithValues: m.plan.sources.map { ($0, UInt64(20)) })
         positions[shard("s3")] = 40

@@ -73,7 +73,7 @@ import Testing
             m.on(.tailed(.forward, shard: source, position: 9, backlog: 0, lagMillis: 0), now: 1)
         }
         #expect(m.phase == .verifying)
-        #expect(m.work(now: 1) == [.verify])
+        #expect(m.work(now: 1) == [.verify(m.verificationRequest)])
         m.on(.verified(Self.cleanReport), now: 2)
         #expect(m.phase == .cuttingOver)
     }
@@ -81,7 +81,7 @@ import Testing
     @Test func walksEveryPhaseToDone() throws {
         var m = try machine(settings: MigrationSettings(bakeMillis: 100, tombstoneGraceMillis: 50))
         toCutover(&m)
-        #expect(m.work(now: 2) == [.holdWrites(m.plan.moves.map(\.range))])
+        #expect(m.work(now: 2) == [.holdWrites(m.plan.moves.map(\.range), generation: m.plan.target.generation)])
         m.on(.writesHeld, now: 10)
         guard case .fence(let fences, let generation, _) = m.work(now: 10).first else {
             Issue.record("expected fence")
@@ -92,7 +92,7 @@ import Testing
         var positions = Dictionary(uniqueKeysWithValues: m.plan.sources.map { ($0, UInt64(20)) })
         positions[shard("s3")] = 40
         m.on(.fenced(positions: positions), now: 11)
-        #expect(m.work(now: 11).allSatisfy { if case .tail(.forward, _, 9) = $0 { true } else { false } })
+        #expect(m.work(now: 11).allSatisfy { if case .tail(.forward, _, 9, 20) = $0 { true } else { false } })
         for source in m.plan.sources { m.on(.tailed(.forward, shard: source, position: 20, backlog: 0, lagMillis: 0), now: 12) }
         #expect(m.work(now: 12) == [.publish(m.plan.target)])
         m.on(.published, now: 13)
@@ -101,7 +101,7 @@ import Testing
         m.on(.writesReleased, now: 14)
         #expect(m.phase == .baking)
         #expect(m.pausesMillis == [4])
-        #expect(m.work(now: 14) == [.tail(.reverse, shard: shard("s3"), after: 40), .waitUntil(114)])
+        #expect(m.work(now: 14) == [.tail(.reverse, shard: shard("s3"), after: 40, through: nil), .waitUntil(114)])
         m.on(.tick, now: 113)
         #expect(m.phase == .baking)
         m.on(.tick, now: 114)
@@ -121,13 +121,16 @@ import Testing
         m.on(.tombstonesPurged(task: 0, rows: 2, done: true), now: 116)
         #expect(m.work(now: 116) == Array(purges.dropFirst()))
         for index in m.purges.indices.dropFirst() { m.on(.tombstonesPurged(task: index, rows: 0, done: true), now: 116) }
-        #expect(m.work(now: 116) == [.finish])
+        #expect(m.work(now: 116) == [.finish(purgeThrough: m.forward.mapValues(\.position))])
         m.on(.finished, now: 117)
         #expect(m.phase == .done)
         #expect(
             m.phaseLog.map(\.phase) == [.preparing, .copying, .catchingUp, .verifying, .cuttingOver, .baking, .cleaningUp, .done])
         #expect(m.phaseLog.last?.at == 117)
-        #expect(m.work(now: 117).isEmpty)
+        // An ended migration closes its change streams, then has nothing left to do.
+        #expect(m.work(now: 117) == [.closeStreams])
+        m.on(.streamsClosed, now: 118)
+        #expect(m.work(now: 118).isEmpty)
     }
 
     @Test func copyResumesFromItsCursorAfterARestart() throws {
@@ -137,8 +140,8 @@ import Testing
         let cursor = ScanCursor(hash: 77, pk: "k")
         m.on(.chunkCopied(task: 0, last: cursor, rows: 100, done: false), now: 0)
         var restored = m  // what the journal holds
-        restored.on(.restarted, now: 1)
-        guard case .copyChunk(0, _, _, let after, _) = restored.work(now: 1).first else {
+        restored.on(.restarted(publishedGeneration: nil), now: 1)
+        guard case .copyChunk(0, _, _, let after, _) = restored.phaseWork(now: 1).first else {
             Issue.record("expected the copy to continue")
             return
         }
@@ -155,26 +158,24 @@ import Testing
         #expect(m.sourcesFenced, "fence intent is journaled before the hold")
         let journaled = m  // the last journal before the hold
         var lagging = journaled
-        lagging.reconcile(publishedGeneration: m.plan.source.generation)
-        #expect(lagging == journaled, "nothing published yet: nothing to reconcile")
+        lagging.on(.restarted(publishedGeneration: m.plan.source.generation), now: 50)
+        #expect(!lagging.switched && lagging.phase == .cuttingOver, "nothing published yet: the cutover starts over")
 
         var restored = journaled
-        restored.reconcile(publishedGeneration: m.plan.target.generation)
+        restored.on(.restarted(publishedGeneration: m.plan.target.generation), now: 50)
         #expect(restored.switched)
-        restored.on(.restarted, now: 50)
         #expect(restored.phase == .baking)
         #expect(!restored.holding)
 
         var rolledBack = journaled
-        rolledBack.reconcile(publishedGeneration: m.plan.target.generation)
-        rolledBack.on(.restarted, now: 50)
+        rolledBack.on(.restarted(publishedGeneration: m.plan.target.generation), now: 50)
         #expect(rolledBack.on(.rollback, now: 51) == .accepted)
         #expect(rolledBack.rollback == .reverseCutover, "after the switch a rollback runs the cutover backwards")
 
         var unswitched = journaled
-        unswitched.on(.restarted, now: 50)
+        unswitched.on(.restarted(publishedGeneration: nil), now: 50)
         #expect(unswitched.on(.rollback, now: 51) == .accepted)
-        #expect(unswitched.work(now: 51) == [.removeFences(unswitched.ranges(byOwner: .forward))])
+        #expect(unswitched.phaseWork(now: 51) == [.removeFences(unswitched.ranges(byOwner: .forward))])
     }
 
     @Test func theDurableProjectionIgnoresLagFiguresOnly() throws {
@@ -222,7 +223,7 @@ import Testing
         #expect(m.phase == .rollingBack)
         #expect(m.work(now: 3).allSatisfy { if case .deleteChunk(_, shard("s3"), _, _) = $0 { true } else { false } })
         for index in m.deletions.indices { m.on(.chunkDeleted(task: index, rows: 0, done: true), now: 4) }
-        #expect(m.work(now: 4) == [.finish])
+        #expect(m.work(now: 4) == [.finish(purgeThrough: m.forward.mapValues(\.position))])
         m.on(.finished, now: 5)
         #expect(m.phase == .rolledBack)
     }
@@ -251,14 +252,14 @@ import Testing
         #expect(m.phase == .baking)
         m.on(.tailed(.reverse, shard: shard("s3"), position: 60, backlog: 0, lagMillis: 0), now: 7)
         #expect(m.on(.rollback, now: 8) == .accepted)
-        #expect(m.work(now: 8).contains(.holdWrites(m.plan.moves.map(\.range))))
-        #expect(m.work(now: 8).contains(.tail(.reverse, shard: shard("s3"), after: 60)))
+        #expect(m.work(now: 8).contains(.holdWrites(m.plan.moves.map(\.range), generation: m.rollbackGeneration)))
+        #expect(m.work(now: 8).contains(.tail(.reverse, shard: shard("s3"), after: 60, through: nil)))
         m.on(.writesHeld, now: 9)
         #expect(
             m.work(now: 9).contains(
                 .fence(m.ranges(byOwner: .reverse), generation: 3, readPositions: Array(Set(m.plan.sources + m.plan.targets)).sorted())))
         m.on(.fenced(positions: [shard("s3"): 70]), now: 10)
-        #expect(m.work(now: 10) == [.tail(.reverse, shard: shard("s3"), after: 60)])
+        #expect(m.work(now: 10) == [.tail(.reverse, shard: shard("s3"), after: 60, through: 70)])
         m.on(.tailed(.reverse, shard: shard("s3"), position: 70, backlog: 0, lagMillis: 0), now: 11)
         #expect(m.work(now: 11) == [.publish(m.plan.source.withGeneration(3))])
         m.on(.published, now: 12)
@@ -273,15 +274,17 @@ import Testing
         toCutover(&m)
         m.on(.writesHeld, now: 3)
         m.on(.fenced(positions: [:]), now: 4)
-        m.on(.restarted, now: 5)
+        m.on(.restarted(publishedGeneration: nil), now: 5)
         #expect(!m.holding)
         #expect(m.sourcesFenced)
-        #expect(m.work(now: 5) == [.holdWrites(m.plan.moves.map(\.range))])
+        // A restarted migrator shows its canary again (nil here: a dead one may have left one).
+        #expect(m.work(now: 5).first == .showCanary(nil))
+        #expect(m.phaseWork(now: 5) == [.holdWrites(m.plan.moves.map(\.range), generation: m.plan.target.generation)])
         // A crash after the switch but before the release needs no new hold: the map is out.
         m.on(.writesHeld, now: 6)
         m.on(.fenced(positions: [:]), now: 7)
         m.on(.published, now: 8)
-        m.on(.restarted, now: 9)
+        m.on(.restarted(publishedGeneration: nil), now: 9)
         #expect(m.phase == .baking)
     }
 
@@ -290,7 +293,10 @@ import Testing
         toCutover(&m)
         m.on(.writesHeld, now: 3)
         m.on(.fenced(positions: [:]), now: 4)
-        m.on(.cutoverAborted(reason: "drain too slow"), now: 5)
+        // Writes held at 3 may stay held through the budget, not a millisecond longer.
+        m.on(.tick, now: 3 + m.settings.cutoverBudget)
+        #expect(m.phase == .cuttingOver)
+        m.on(.tick, now: 4 + m.settings.cutoverBudget)
         #expect(m.phase == .catchingUp)
         #expect(m.work(now: 5) == [.removeFences(m.ranges(byOwner: .forward))])
         m.on(.fencesRemoved, now: 6)
@@ -301,7 +307,7 @@ import Testing
         m.on(.verified(Self.cleanReport), now: 9)
         #expect(m.cutoverAttempts == 2)
         m.on(.writesHeld, now: 10)
-        m.on(.cutoverAborted(reason: "again"), now: 11)
+        _ = m.nextRound(now: 11 + m.settings.cutoverBudget)
         #expect(m.phase == .failed)
     }
 
@@ -327,7 +333,7 @@ import Testing
         toCutover(&m)
         m.on(.writesHeld, now: 3)
         m.on(.fenced(positions: [shard("s3"): 50]), now: 4)
-        m.on(.restarted, now: 5)
+        m.on(.restarted(publishedGeneration: nil), now: 5)
         m.on(.writesHeld, now: 6)
         m.on(.fenced(positions: [shard("s3"): 80]), now: 7)
         #expect(m.reverse[shard("s3")]?.position == 50)
@@ -350,7 +356,7 @@ extension MigrationStateMachineTests {
         #expect(m.phase == .failed)
         // Resuming starts the cutover over from the hold.
         #expect(m.on(.resume, now: 8) == .accepted)
-        #expect(m.work(now: 8) == [.holdWrites(m.plan.moves.map(\.range))])
+        #expect(m.work(now: 8) == [.holdWrites(m.plan.moves.map(\.range), generation: m.plan.target.generation)])
     }
 }
 

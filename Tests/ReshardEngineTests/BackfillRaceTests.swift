@@ -33,7 +33,7 @@ import Testing
         let start = try await source.openChangeStream(stream)  // opened before the copy, as in `preparing`
         let backfill = Backfill(source: source, target: target)
         let stores: [ShardID: any ShardStore] = [s1: source, ShardID("s3")!: target]
-        let applier = ChangeApplier(plan: plan, stream: stream, batch: 100, store: { try #require(stores[$0]) })
+        let applier = ChangeApplier(plan: plan, stream: stream, batch: 100, stores: FixedStores(stores: stores, tableNames: [table]))
 
         // 1. The copy reads the old rows.
         let stale = try await backfill.read(table: table, range: range, after: nil, limit: 1_000)

@@ -69,3 +69,14 @@ struct RouterFixture {
         Task { await cluster.remove(dropSlots: false) }
     }
 }
+
+/// A store directory over stores a test opened itself.
+struct FixedStores: StoreDirectory {
+    let stores: [ShardID: any ShardStore]
+    let tableNames: [TableName]
+
+    func shardStore(_ shard: ShardID) throws -> any ShardStore {
+        guard let store = stores[shard] else { throw StoreError.backend("shard \(shard) is not in this test") }
+        return store
+    }
+}

@@ -161,18 +161,20 @@ import Testing
         let keys = setup.cold.keys.sorted()
         let (lagKey, corruptKey) = (keys[0], keys[1])
         struct Seen: Sendable {
-            var lagOnly: CanaryReads.Stats?
-            var halted: CanaryReads.Stats?
-            var afterHalt: CanaryReads.Stats?
+            var lagOnly: ShadowReads.Stats?
+            var halted: ShadowReads.Stats?
+            var afterHalt: ShadowReads.Stats?
             var answer: String?
         }
         let seen = Mutex<Seen?>(nil)
         let runner = try await Self.run(
             setup, settings: settings,
             hook: { machine in
-                // Once, in the canary's first round. No migration work runs while the hook does,
-                // so a write made here has not reached the new owner when it is read back.
-                guard machine.phase == .canary, machine.verifications == 1, seen.withLock({ $0 == nil }) else { return [] }
+                // Once, in the canary's first round with the routers shadow-reading. No migration
+                // work runs while the hook does, so a write made here has not reached the new
+                // owner when it is read back.
+                guard machine.phase == .canary, machine.canaryShown != nil, machine.verifications == 1, seen.withLock({ $0 == nil })
+                else { return [] }
                 seen.withLock { $0 = Seen() }
                 do {
                     let router = fixture.router

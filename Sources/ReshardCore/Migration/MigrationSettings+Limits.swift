@@ -16,7 +16,12 @@ extension MigrationSettings {
     /// Sub-ranges per move for a plan of `moves` moves over `tables` tables: `verifySubranges`,
     /// fewer where the pass would compare more than `maxVerifySubrangesPerPass`.
     public func verifyParts(moves: Int, tables: Int) -> Int {
-        min(verifySubranges, max(1, Self.maxVerifySubrangesPerPass / max(1, moves * tables)))
+        Self.verifyParts(subranges: verifySubranges, moves: moves, tables: tables)
+    }
+
+    /// `subranges` per move, fewer where the pass would compare more than `maxVerifySubrangesPerPass`.
+    public static func verifyParts(subranges: Int, moves: Int, tables: Int) -> Int {
+        min(max(1, subranges), max(1, maxVerifySubrangesPerPass / max(1, moves * tables)))
     }
 
     /// An option outside its bounds: its wire name and the rule it breaks.
@@ -63,6 +68,7 @@ extension MigrationSettings {
             "failed_stream_retention_ms": Bounds(0...7 * 86_400_000, within: "a week"),
             "verify_subranges": Bounds(1...65_536), "max_repair_passes": Bounds(1...10),
             "max_cutover_attempts": Bounds(1...100), "copy_parallelism": Bounds(1...64),
+            "cutover_budget_ms": Bounds(1...60_000, within: "a minute"),
         ]
     }()
 
@@ -85,6 +91,7 @@ extension MigrationSettings {
             whole(tombstoneGraceMillis, "tombstone_grace_ms"),
             whole(canaryStepMillis, "canary_step_ms"),
             whole(failedStreamRetentionMillis, "failed_stream_retention_ms"),
+            whole(cutoverBudgetMillis, "cutover_budget_ms"),
             whole(verifySubranges, "verify_subranges"),
             whole(maxRepairPasses, "max_repair_passes"),
             whole(maxCutoverAttempts, "max_cutover_attempts"),

@@ -28,8 +28,8 @@ extension MigrationStateMachine {
     /// After a crash the journal can lag the metadata store by the publish step, because the
     /// runner does not journal while writes are held. When the map this cutover publishes is
     /// already current, the switch happened: it must be finished, never undone as if it had not.
-    /// Call with the current map's generation before feeding `.restarted`.
-    public mutating func reconcile(publishedGeneration current: UInt64) {
+    /// Part of `.restarted`.
+    mutating func reconcile(publishedGeneration current: UInt64) {
         guard var progress = cutover, progress.step != .release else { return }
         let reversing = (phase == .failed ? interrupted : phase) == .rollingBack
         guard current >= (reversing ? rollbackGeneration : plan.target.generation) else { return }
@@ -106,7 +106,7 @@ extension MigrationStateMachine {
     }
 
     /// A cutover that took too long before the switch goes back to catching up: fences off,
-    /// held writes released to the old owners, another attempt later.
+    /// held writes released to the old owners, another attempt later (`advance` decides when).
     mutating func abortCutover(reason: String) {
         cutover = nil
         phase = .catchingUp
@@ -119,11 +119,12 @@ extension MigrationStateMachine {
     func cutoverWork() -> [MigrationWork] {
         guard let progress = cutover else { return [] }
         let direction = cutoverDirection
+        // The generation this cutover switches to: routers that have it hold nothing.
+        let generation = direction == .forward ? plan.target.generation : rollbackGeneration
         switch progress.step {
         case .hold:
-            return [.holdWrites(plan.moves.map(\.range))]
+            return [.holdWrites(plan.moves.map(\.range), generation: generation)]
         case .fence:
-            let generation = direction == .forward ? plan.target.generation : rollbackGeneration
             return [
                 .fence(ranges(byOwner: direction), generation: generation, readPositions: Array(Set(plan.sources + plan.targets)).sorted())
             ]
@@ -131,7 +132,8 @@ extension MigrationStateMachine {
             let streams = direction == .forward ? forward : reverse
             return progress.drainTo.keys.sorted().compactMap { shard in
                 let applied = streams[shard]?.position ?? 0
-                return applied < (progress.drainTo[shard] ?? 0) ? .tail(direction, shard: shard, after: applied) : nil
+                let target = progress.drainTo[shard] ?? 0
+                return applied < target ? .tail(direction, shard: shard, after: applied, through: target) : nil
             }
         case .publish:
             return [.publish(direction == .forward ? plan.target : plan.source.withGeneration(rollbackGeneration))]

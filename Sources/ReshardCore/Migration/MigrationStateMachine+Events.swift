@@ -48,23 +48,20 @@ extension MigrationStateMachine {
                 fail("shadow read mismatch: \(description)")
             }
         case .shadowReadsChecked(let upTo):
-            if phase == .canary, var progress = canary {
-                progress.checkedUpTo = max(progress.checkedUpTo ?? 0, upTo)
-                canary = progress
-            }
+            shadowReadsChecked(upTo: upTo)
+        case .canaryShown(let directive):
+            canaryShown = directive
+            canaryStale = nil
         case .writesHeld, .fenced, .published, .writesReleased, .fencesRemoved:
             onCutoverStep(event, now: now)
-        case .cutoverAborted(let reason):
-            precondition(phase == .cuttingOver && !switched, "cutover aborted in \(phase)")
-            abortCutover(reason: reason)
         case .chunkDeleted(let task, let rows, let done):
             precondition(deletions.indices.contains(task), "no deletion task \(task)")
             deletions[task].rows += rows
             deletions[task].done = deletions[task].done || done
         case .streamsClosed:
-            precondition(phase == .failed && !switched, "streams closed in \(phase)")
+            precondition((phase == .failed && !switched) || phase.isTerminal, "streams closed in \(phase)")
             streamsReleased = true
-            forward = [:]
+            if phase == .failed { forward = [:] }
         case .tombstonesPurged(let task, let rows, let done):
             precondition(purges.indices.contains(task), "no purge task \(task)")
             purges[task].rows += rows
@@ -79,13 +76,18 @@ extension MigrationStateMachine {
             }
         case .tick:
             break
+        case .stepFailed(let reason):
+            stepFailed(reason, now: now)
         case .pause, .resume, .rollback, .approve:
             return onCommand(event, now: now)
         case .failed(let reason):
             guard !phase.isTerminal else { return .rejected("the migration has ended") }
             fail(reason)
-        case .restarted:
+        case .restarted(let published):
+            if let published { reconcile(publishedGeneration: published) }
             restart(now: now)
+            pacing = nil
+            canaryStale = true
             // A journal edited by hand, or written before the bounds existed, must not run
             // arithmetic on absurd values: it stops here, and rollback stays possible.
             if let violation = settings.violation(), !phase.isTerminal, phase != .planned {

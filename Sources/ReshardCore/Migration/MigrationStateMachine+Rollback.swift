@@ -66,7 +66,7 @@ extension MigrationStateMachine {
             // Reverse replication keeps the old owners close until the fence; the drain finishes it.
             (cutover?.step == .hold ? reverseTails() : []) + cutoverWork()
         case .deleteCopies: deletionWork()
-        case .finish: [.finish]
+        case .finish: [.finish(purgeThrough: forward.mapValues(\.position))]
         case nil: []
         }
     }

@@ -13,6 +13,12 @@ extension MigrationStateMachine {
         case .canary:
             advanceCanary(now: now)
         case .cuttingOver:
+            // The pause must stay short: past the budget the writes go back to the old owners and
+            // the cutover is tried again after catching up.
+            if !switched, let held = cutover?.heldAt, now > held.adding(saturating: settings.cutoverBudget) {
+                abortCutover(reason: "writes held over \(settings.cutoverBudget) ms")
+                return
+            }
             advanceDrain()
         case .baking where now >= (bakeUntil ?? 0):
             proceed(to: .cleaningUp, now: now)
@@ -47,7 +53,7 @@ extension MigrationStateMachine {
             verified = false
         case .canary:
             phase = .canary
-            canary = CanaryProgress(step: 0, since: now)
+            canary = CanaryProgress(step: 0, since: now, startedAt: now)
             canaryPassed = false
         case .cuttingOver:
             beginCutover(now: now)
@@ -62,24 +68,6 @@ extension MigrationStateMachine {
         }
     }
 
-    /// The canary moves to its next step when the current one has lasted its time and its
-    /// shadow reads up to its end were checked clean; after the last, the cutover starts once the
-    /// new owners are caught up.
-    mutating func advanceCanary(now: UInt64) {
-        guard var progress = canary else { return }
-        let end = progress.since.adding(saturating: settings.canaryStepMillis)
-        guard now >= end, (progress.checkedUpTo ?? 0) >= end else { return }
-        if progress.step + 1 < settings.canarySteps.count {
-            progress.step += 1
-            progress.since = now
-            progress.checkedUpTo = nil
-            canary = progress
-            return
-        }
-        canaryPassed = true
-        if caughtUp { proceed(to: .cuttingOver, now: now) }
-    }
-
     /// Every old owner's changelog is applied to within the lag thresholds.
     var caughtUp: Bool {
         plan.sources.allSatisfy { source in
@@ -88,13 +76,20 @@ extension MigrationStateMachine {
         }
     }
 
-    /// What the runner should do now. Items in the list may run concurrently; each one's result
-    /// comes back as an event. Empty while waiting for an operator (planned, paused, failed) or
-    /// when the migration has ended.
+    /// What is due now, before pacing (`nextRound` paces it). Items in the list may run
+    /// concurrently; each one's result comes back as an event. Empty while waiting for an
+    /// operator (planned, paused, failed) or when an ended migration has nothing left to tidy.
     public func work(now: UInt64) -> [MigrationWork] {
+        canarySync + phaseWork(now: now)
+    }
+
+    func phaseWork(now: UInt64) -> [MigrationWork] {
         switch phase {
-        case .planned, .paused, .done, .rolledBack:
+        case .planned, .paused:
             return []
+        case .done, .rolledBack:
+            // An ended migration no longer reads changes: its streams go (PostgreSQL slots pin WAL).
+            return streamsReleased == true ? [] : [.closeStreams]
         case .failed:
             // A migration that failed before the switch must not leave its ranges fenced or its
             // writes held while it waits for an operator: clients would get 503s until then.
@@ -139,11 +134,9 @@ extension MigrationStateMachine {
             if holding { return [.releaseWrites] }
             return forwardTails()
         case .verifying:
-            return [.verify]
+            return [.verify(verificationRequest)]
         case .canary:
-            let end = (canary?.since ?? now).adding(saturating: settings.canaryStepMillis)
-            let checked = (canary?.checkedUpTo ?? 0) >= end
-            return forwardTails() + [now >= end && !checked ? .checkShadowReads(upTo: end) : .waitUntil(end)]
+            return canaryWork(now: now)
         case .cuttingOver:
             return cutoverWork()
         case .baking:
@@ -153,18 +146,25 @@ extension MigrationStateMachine {
             let remaining = deletionWork()
             if !remaining.isEmpty { return remaining }
             let purging = purgeWork()
-            return purging.isEmpty ? [.finish] : purging
+            return purging.isEmpty ? [.finish(purgeThrough: forward.mapValues(\.position))] : purging
         case .rollingBack:
             return rollbackWork()
         }
     }
 
+    /// What a verification now compares, from where, and how hard it tries.
+    public var verificationRequest: VerificationRequest {
+        VerificationRequest(
+            positions: forward.mapValues(\.position), subranges: settings.verifySubranges, maxRepairPasses: settings.maxRepairPasses,
+            checks: settings.checks)
+    }
+
     func forwardTails() -> [MigrationWork] {
-        plan.sources.map { .tail(.forward, shard: $0, after: forward[$0]?.position ?? 0) }
+        plan.sources.map { .tail(.forward, shard: $0, after: forward[$0]?.position ?? 0, through: nil) }
     }
 
     func reverseTails() -> [MigrationWork] {
-        plan.targets.map { .tail(.reverse, shard: $0, after: reverse[$0]?.position ?? 0) }
+        plan.targets.map { .tail(.reverse, shard: $0, after: reverse[$0]?.position ?? 0, through: nil) }
     }
 
     mutating func preparePurges(now: UInt64) {

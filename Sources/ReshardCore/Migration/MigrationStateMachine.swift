@@ -1,6 +1,9 @@
 /// The lifecycle of one migration as a pure state machine: events in, work out, no I/O and no
-/// clock reads (the caller passes `now`). It is `Codable` so the runner can persist it after
-/// every event; a restarted runner reloads it, feeds `.restarted`, and carries on from `work`.
+/// clock reads (the caller passes `now`). It is the migrator's only brain: what to do next, how
+/// fast, in what order results count, when to retry, abort a cutover or give up are all decided
+/// here, so the seeded simulation tests exactly what production runs. It is `Codable` so the
+/// runner can persist it after every round; a restarted runner reloads it, feeds `.restarted`,
+/// and carries on from `nextRound`.
 ///
 /// Entry and exit criteria, phase by phase:
 /// - `preparing`: on `start`; exits when the sources' changelog positions are recorded (taken
@@ -96,6 +99,14 @@ public struct MigrationStateMachine: Hashable, Sendable, Codable {
     public internal(set) var pausesMillis: [UInt64] = []
     /// Every phase entered and when (milliseconds), oldest first; the last 64.
     public internal(set) var phaseLog: [PhaseEntry] = []
+    /// The canary the routers' directive carries, as this migration last showed it.
+    public internal(set) var canaryShown: CanaryDirective?
+    /// Whether the routers' directive may differ from `canaryShown` (after a restart: the
+    /// process that died may have changed it without a journal), so it is shown again.
+    public internal(set) var canaryStale: Bool?
+    /// How fast the migration goes and how it retries right now: figures of this process's
+    /// rounds, not progress (a restart starts them afresh, and they are not worth a journal).
+    public internal(set) var pacing: MigrationPacing?
     /// Rows the plan was predicted to copy (for progress and ETA), if known.
     public var estimatedRows: Int?
     /// When the migration was created (milliseconds), for rates and ETA.
@@ -179,18 +190,12 @@ public struct MigrationStateMachine: Hashable, Sendable, Codable {
         }
         strip(&copy.forward)
         strip(&copy.reverse)
+        copy.pacing = nil
         return copy
     }
 
     /// Rows copied so far over every move.
     public var rowsCopied: Int { copies.reduce(0) { $0 + $1.rows } }
-
-    /// The share of the moving ranges' reads routers shadow-read from the new owners now, in
-    /// percent; `nil` outside the canary.
-    public var canaryReadPercent: Double? {
-        guard phase == .canary, let canary, settings.canarySteps.indices.contains(canary.step) else { return nil }
-        return settings.canarySteps[canary.step]
-    }
 
     /// The generation a rollback after the switch publishes (the old ranges, one generation on).
     public var rollbackGeneration: UInt64 { plan.target.generation + 1 }

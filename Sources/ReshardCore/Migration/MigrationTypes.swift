@@ -52,6 +52,10 @@ public struct MigrationSettings: Hashable, Sendable, Codable {
     public var cleanupChunkRows: Int
     /// Cutover attempts before the migration fails instead of trying again.
     public var maxCutoverAttempts: Int
+    /// How long writes may be held before the switch; past it the attempt is aborted (fences
+    /// off, held writes released to the old owners) and tried again after catching up. Optional
+    /// so that journals written before it existed still decode; nil is `defaultCutoverBudgetMillis`.
+    public var cutoverBudgetMillis: UInt64?
     /// Copy chunks run per round, each of a different (move, table).
     public var copyParallelism: Int
     /// A ceiling on copied rows per second, if the operator set one.
@@ -81,6 +85,12 @@ public struct MigrationSettings: Hashable, Sendable, Codable {
     /// before it existed still decode; nil is `defaultFailedStreamRetentionMillis`.
     public var failedStreamRetentionMillis: UInt64?
 
+    /// One second: a write pause clients notice but do not time out on.
+    public static let defaultCutoverBudgetMillis: UInt64 = 1_000
+
+    /// The cutover budget in force.
+    public var cutoverBudget: UInt64 { cutoverBudgetMillis ?? Self.defaultCutoverBudgetMillis }
+
     /// Fifteen minutes: time to look at a failure and resume cheaply, not time to fill a disk.
     public static let defaultFailedStreamRetentionMillis: UInt64 = 900_000
 
@@ -92,7 +102,7 @@ public struct MigrationSettings: Hashable, Sendable, Codable {
         cleanupChunkRows: Int = 1_000, maxCutoverAttempts: Int = 5, copyParallelism: Int = 8, maxRowsPerSecond: Int? = nil,
         latencyFactor: Double? = 2, tombstoneGraceMillis: UInt64 = 600_000, verifySubranges: Int = 256, maxRepairPasses: Int = 3,
         checks: [AggregateCheck] = [], canarySteps: [Double] = [1, 10, 50, 100], canaryStepMillis: UInt64 = 30_000,
-        gates: Set<MigrationPhase> = [], failedStreamRetentionMillis: UInt64? = nil
+        gates: Set<MigrationPhase> = [], failedStreamRetentionMillis: UInt64? = nil, cutoverBudgetMillis: UInt64? = nil
     ) {
         self.chunkRows = chunkRows
         self.maxLagChanges = maxLagChanges
@@ -111,6 +121,7 @@ public struct MigrationSettings: Hashable, Sendable, Codable {
         self.canaryStepMillis = canaryStepMillis
         self.gates = gates.intersection(MigrationPhase.gateable)
         self.failedStreamRetentionMillis = failedStreamRetentionMillis
+        self.cutoverBudgetMillis = cutoverBudgetMillis
     }
 }
 
@@ -174,84 +185,4 @@ public struct CutoverProgress: Hashable, Sendable, Codable {
     public var drainTo: [ShardID: UInt64]
     /// When writes were held (milliseconds), for the pause figure.
     public var heldAt: UInt64?
-}
-
-/// A unit of work the migrator must run; its result comes back as a `MigrationEvent`.
-public enum MigrationWork: Hashable, Sendable {
-    /// Create table storage on the targets; read the sources' changelog positions.
-    case prepare(sources: [ShardID], targets: [ShardID])
-    /// Copy the next chunk of `CopyTask` `task` from `move.source` to `move.target`.
-    case copyChunk(task: Int, move: Move, table: TableName, after: ScanCursor?, limit: Int)
-    /// Read `shard`'s changelog after `position` and apply the changes of moving ranges to
-    /// their other side (forward: source → target; reverse: target → source).
-    case tail(ReplicationDirection, shard: ShardID, after: UInt64)
-    /// Compare every move on both sides at consistent changelog positions, diff and repair what
-    /// differs, compare again, and run the aggregate checks.
-    case verify
-    /// Hold client writes to `ranges` in every router.
-    case holdWrites([HashRange])
-    /// Fence these ranges on these shards at `generation`, then read the changelog positions
-    /// of `readPositions` (both sides of every move).
-    case fence([ShardID: [HashRange]], generation: UInt64, readPositions: [ShardID])
-    /// Make `map` the current shard map (already current counts as done).
-    case publish(ShardMap)
-    /// Let held writes go, to whatever owner the current map names.
-    case releaseWrites
-    /// Remove these fences (an aborted cutover, a rollback before the switch).
-    case removeFences([ShardID: [HashRange]])
-    /// Delete up to `limit` rows of every table in `range` from `shard` (no changelog entry).
-    case deleteChunk(task: Int, shard: ShardID, range: HashRange, limit: Int)
-    /// Purge up to `limit` tombstones older than version `before` from every table of `shard`
-    /// (no changelog entry).
-    case purgeTombstones(task: Int, shard: ShardID, before: UInt64, limit: Int)
-    /// Nothing to do before this wall time (bake).
-    case waitUntil(UInt64)
-    /// Check every router's shadow reads up to this wall time, the end of the canary step:
-    /// `shadowReadsChecked` when they are clean, else `shadowMismatch`.
-    case checkShadowReads(upTo: UInt64)
-    /// Final housekeeping (purge consumed changelogs), then report `finished`.
-    case finish
-    /// Close the migration's change streams on every shard of the plan: it failed before the
-    /// switch, so nothing needs them (a rollback only deletes copies), and a PostgreSQL slot
-    /// keeps every WAL segment after it for as long as it exists.
-    case closeStreams
-}
-
-/// A fact the migrator learned, fed back into the machine.
-public enum MigrationEvent: Hashable, Sendable {
-    case start
-    case prepared(positions: [ShardID: UInt64])
-    case chunkCopied(task: Int, last: ScanCursor?, rows: Int, done: Bool)
-    case tailed(ReplicationDirection, shard: ShardID, position: UInt64, backlog: Int, lagMillis: UInt64)
-    case verified(VerificationReport)
-    /// A canary shadow read found a difference replication cannot explain.
-    case shadowMismatch(String)
-    /// Every router's shadow reads up to this wall time were checked and are clean.
-    case shadowReadsChecked(upTo: UInt64)
-    case writesHeld
-    case fenced(positions: [ShardID: UInt64])
-    case published
-    case writesReleased
-    case fencesRemoved
-    case cutoverAborted(reason: String)
-    case chunkDeleted(task: Int, rows: Int, done: Bool)
-    case tombstonesPurged(task: Int, rows: Int, done: Bool)
-    case streamsClosed
-    case finished
-    case tick
-    case pause
-    case resume
-    case rollback
-    /// The operator approves the gate the migration waits at (nil), or a named gate ahead of time.
-    case approve(MigrationPhase?)
-    case failed(reason: String)
-    case restarted
-}
-
-/// What the machine made of an event.
-public enum MigrationOutcome: Hashable, Sendable {
-    /// The event was recorded.
-    case accepted
-    /// An operator command that does not apply now; nothing changed.
-    case rejected(String)
 }

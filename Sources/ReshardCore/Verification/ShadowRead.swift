@@ -79,4 +79,7 @@ public struct CanaryProgress: Hashable, Sendable, Codable {
     /// found clean. A step passes on this evidence, not on its time alone: a mismatch found in
     /// the step's last moments must halt the canary, not arrive after the cutover began.
     public var checkedUpTo: UInt64?
+    /// When the canary's first step began: shadow reads older than this belong to an earlier
+    /// canary (optional so journals written before it existed still decode; `since` stands in).
+    public var startedAt: UInt64?
 }

@@ -208,8 +208,7 @@ public final class MigrationManager: Sendable {
             if let holder = try await metadata.admitMigration(id: id, journal: journal) {
                 logger.warning("another migration holds the active slot", metadata: ["migration": "\(id)", "holder": "\(holder)"])
             }
-            if let current = try await metadata.currentShardMap() { machine.reconcile(publishedGeneration: current.generation) }
-            machine.on(.restarted, now: wallMillis())
+            machine.on(.restarted(publishedGeneration: try await metadata.currentShardMap()?.generation), now: wallMillis())
             logger.info("resuming migration", metadata: ["migration": "\(id)", "phase": "\(machine.phase.rawValue)"])
             launch(machine)
         }
@@ -308,7 +307,7 @@ public final class MigrationManager: Sendable {
         for task in tasks { await task.value }
     }
 
-    private func shadowStats(_ id: String) -> CanaryReads.Stats? {
+    private func shadowStats(_ id: String) -> ShadowReads.Stats? {
         let stats = router.canary.stats
         return stats.migration == id ? stats : nil
     }
@@ -365,7 +364,7 @@ public struct MigrationStatus: Sendable {
     /// live): the steps plus the rounds' bookkeeping between them.
     public var cutoverPauseMicros: UInt64?
     /// What this router's canary shadow reads found (while this process has seen the canary).
-    public var shadow: CanaryReads.Stats?
+    public var shadow: ShadowReads.Stats?
     /// How each shard of the plan captures changes ("logical decoding …", "triggers …"): a
     /// PostgreSQL server without `wal_level = logical` falls back to triggers, which cost every
     /// write a changelog row.

@@ -18,17 +18,20 @@ import ReshardStore
 /// differing sub-ranges are compared again, up to `maxRepairPasses` repairs. Aggregate checks run
 /// last, over the repaired data.
 struct Verifier: Sendable {
-    let worker: MigrationWorker
+    let plan: MigrationPlan
+    let stores: any StoreDirectory
+    /// Drains old owners' changelogs to the positions the comparisons are made at.
+    let applier: ChangeApplier
     /// Rows per diff page: bounds memory whatever a sub-range holds.
     var pageRows = 1_000
 
-    func verify(_ machine: MigrationStateMachine, now: UInt64) async throws -> MigrationEvent {
+    func verify(_ request: VerificationRequest, now: UInt64) async throws -> MigrationEvent {
         let started = ContinuousClock.now
-        var run = Run(machine: machine, tables: worker.router.tables.map(\.name), now: now)
+        var run = Run(request: request, tables: stores.tableNames, now: now)
         let first = try await firstPass(run: &run)
         // The bulk pass is shared; each move is charged an equal part of it.
-        let share = (ContinuousClock.now - started).wholeMicroseconds / UInt64(max(1, machine.plan.moves.count))
-        for index in machine.plan.moves.indices {
+        let share = (ContinuousClock.now - started).wholeMicroseconds / UInt64(max(1, plan.moves.count))
+        for index in plan.moves.indices {
             run.report.moves.append(try await verifyMove(index, first: first[index], share: share, run: &run))
         }
         run.report.aggregates = try await aggregates(run: &run)
@@ -39,18 +42,18 @@ struct Verifier: Sendable {
 
     /// What one verification carries from move to move.
     struct Run {
-        let machine: MigrationStateMachine
+        let request: VerificationRequest
         let tables: [TableName]
         let now: UInt64
         /// How far each old owner's changelog has been applied to the new owners.
         var positions: [ShardID: UInt64]
         var report: VerificationReport
 
-        init(machine: MigrationStateMachine, tables: [TableName], now: UInt64) {
-            self.machine = machine
+        init(request: VerificationRequest, tables: [TableName], now: UInt64) {
+            self.request = request
             self.tables = tables
             self.now = now
-            positions = machine.forward.mapValues(\.position)
+            positions = request.positions
             report = VerificationReport(at: now)
         }
     }
@@ -73,17 +76,16 @@ struct Verifier: Sendable {
     /// owner for the moves it receives from that old owner. (Per move, a plan of a ring's few
     /// hundred small moves cost two reads per move; on PostgreSQL each read is a snapshot barrier.)
     private func firstPass(run: inout Run) async throws -> [FirstPass] {
-        let plan = run.machine.plan
-        let parts = run.machine.settings.verifyParts(moves: plan.moves.count, tables: run.tables.count)
+        let parts = run.request.parts(moves: plan.moves.count, tables: run.tables.count)
         var results = Array(repeating: FirstPass(), count: plan.moves.count)
         for source in plan.sources {
             let indices = plan.moves.indices.filter { plan.moves[$0].source == source }
-            let old = try await worker.store(source).summarize(
+            let old = try await stores.shardStore(source).summarize(
                 SummaryRequest(tables: run.tables, ranges: indices.map { plan.moves[$0].range }, parts: parts))
             try await drain(source, to: old.position, run: &run)
             for target in Set(indices.map { plan.moves[$0].target }).sorted() {
                 let received = indices.enumerated().filter { plan.moves[$0.element].target == target }
-                let new = try await worker.store(target).summarize(
+                let new = try await stores.shardStore(target).summarize(
                     SummaryRequest(tables: run.tables, ranges: received.map { plan.moves[$0.element].range }, parts: parts))
                 for (position, (sourcePosition, index)) in received.enumerated() {
                     let pieces = plan.moves[index].range.split(into: parts)
@@ -105,7 +107,7 @@ struct Verifier: Sendable {
 
     private func verifyMove(_ index: Int, first: FirstPass, share: UInt64, run: inout Run) async throws -> MoveVerification {
         let started = ContinuousClock.now
-        let move = run.machine.plan.moves[index]
+        let move = plan.moves[index]
         var result = MoveVerification(move: index)
         result.subranges = first.subranges
         result.rowsCompared = first.rowsCompared
@@ -118,7 +120,7 @@ struct Verifier: Sendable {
                 result.clean = true
                 break
             }
-            if repairs == run.machine.settings.maxRepairPasses {
+            if repairs == run.request.maxRepairPasses {
                 run.report.unresolved += differing.map {
                     "\($0.table) \($0.range) of move \(move): still differs after \(repairs) repair pass(es)"
                 }
@@ -140,9 +142,9 @@ struct Verifier: Sendable {
     /// The suspect slices whose count or checksum still differ.
     private func compare(_ move: Move, suspects: [Slice], run: inout Run) async throws -> [Slice] {
         let request = SummaryRequest(tables: Array(Set(suspects.map(\.table))).sorted(), ranges: Array(Set(suspects.map(\.range))).sorted())
-        let old = try await worker.store(move.source).summarize(request)
+        let old = try await stores.shardStore(move.source).summarize(request)
         try await drain(move.source, to: old.position, run: &run)
-        let new = try await worker.store(move.target).summarize(request)
+        let new = try await stores.shardStore(move.target).summarize(request)
         var differing: [Slice] = []
         for table in request.tables {
             for (rangeIndex, range) in request.ranges.enumerated() where suspects.contains(Slice(table: table, range: range)) {
@@ -164,8 +166,8 @@ struct Verifier: Sendable {
     /// Diffs one slice row by row, a page at a time (each page read with its own position and the
     /// new owner drained to it), and repairs every difference from the old owner.
     private func diffAndRepair(_ slice: Slice, move: Move, run: inout Run) async throws -> [RowDifference] {
-        let source = try worker.store(move.source)
-        let target = try worker.store(move.target)
+        let source = try stores.shardStore(move.source)
+        let target = try stores.shardStore(move.target)
         var found: [RowDifference] = []
         var cursor: ScanCursor?
         while true {
@@ -217,17 +219,18 @@ struct Verifier: Sendable {
     /// The application-level checks over every move, old owners against new, each move read at
     /// one position as above.
     private func aggregates(run: inout Run) async throws -> [AggregateCheckResult] {
-        let checks = run.machine.settings.checks
+        let checks = run.request.checks
         guard !checks.isEmpty else { return [] }
         var old: [AggregateCheck: DecimalAggregate] = [:]
         var new: [AggregateCheck: DecimalAggregate] = [:]
-        for source in run.machine.plan.sources {
-            let moves = run.machine.plan.moves.filter { $0.source == source }
-            let before = try await worker.store(source).summarize(SummaryRequest(tables: [], ranges: moves.map(\.range), checks: checks))
+        for source in plan.sources {
+            let moves = plan.moves.filter { $0.source == source }
+            let before = try await stores.shardStore(source).summarize(
+                SummaryRequest(tables: [], ranges: moves.map(\.range), checks: checks))
             try await drain(source, to: before.position, run: &run)
             for check in checks { old[check, default: DecimalAggregate()].add(before.aggregates[check] ?? []) }
             for (target, ranges) in Dictionary(grouping: moves, by: \.target).mapValues({ $0.map(\.range) }) {
-                let after = try await worker.store(target).summarize(SummaryRequest(tables: [], ranges: ranges, checks: checks))
+                let after = try await stores.shardStore(target).summarize(SummaryRequest(tables: [], ranges: ranges, checks: checks))
                 for check in checks { new[check, default: DecimalAggregate()].add(after.aggregates[check] ?? []) }
             }
         }
@@ -240,7 +243,7 @@ struct Verifier: Sendable {
     private func drain(_ source: ShardID, to position: UInt64, run: inout Run) async throws {
         let applied = run.positions[source] ?? 0
         guard applied < position else { return }
-        run.positions[source] = try await worker.changeApplier(run.machine).drain(
+        run.positions[source] = try await applier.drain(
             .forward, shard: source, after: applied, through: position, now: run.now)
     }
 }
@@ -266,11 +269,14 @@ private struct DecimalAggregate {
 /// benchmarks and tools): compares every move of `machine`, repairs what differs, runs the checks.
 public enum MigrationVerification {
     /// The report of one verification of `machine`'s moves at wall time `now`.
-    public static func run(_ machine: MigrationStateMachine, router: ShardRouter, metadata: any MetadataStore, now: UInt64)
-        async throws -> VerificationReport
-    {
-        let worker = MigrationWorker(router: router, metadata: metadata, tailBatch: 1_000)
-        guard case .verified(let report) = try await Verifier(worker: worker).verify(machine, now: now) else {
+    public static func run(_ machine: MigrationStateMachine, stores: any StoreDirectory, now: UInt64) async throws -> VerificationReport {
+        let applier = ChangeApplier(plan: machine.plan, stream: ChangeStreamID(migration: machine.id), batch: 1_000, stores: stores)
+        let request = VerificationRequest(
+            positions: machine.forward.mapValues(\.position), subranges: machine.settings.verifySubranges,
+            maxRepairPasses: machine.settings.maxRepairPasses, checks: machine.settings.checks)
+        guard
+            case .verified(let report) = try await Verifier(plan: machine.plan, stores: stores, applier: applier).verify(request, now: now)
+        else {
             throw RouterError(.unavailable, "verification", "verification returned no report")
         }
         return report

@@ -81,14 +81,14 @@ struct VerifyBench: AsyncParsableCommand {
             }
             var report = VerificationReport(at: 0)
             let clean = try await timed {
-                report = try await MigrationVerification.run(machine, router: router, metadata: cluster.metadata, now: 0)
+                report = try await MigrationVerification.run(machine, stores: router, now: 0)
             }
             guard report.passed, report.differences.isEmpty, report.rowsCompared == rows else {
                 throw DemoError("the clean move did not verify clean: \(report.differences), \(report.rowsCompared) rows")
             }
             let planted = try await damage(targetStore, table: table, rows: loaded, count: corrupt, round: round)
             let repair = try await timed {
-                report = try await MigrationVerification.run(machine, router: router, metadata: cluster.metadata, now: 0)
+                report = try await MigrationVerification.run(machine, stores: router, now: 0)
             }
             guard report.passed, report.differences.values.reduce(0, +) == planted else {
                 throw DemoError("planted \(planted) differences, verification found \(report.differences)")

@@ -46,7 +46,8 @@ import Testing
         if scenario != .rollbackBeforeSwitch {
             #expect(coverage.fencedWrites > 0, "a stale router should have hit a fence")
         }
-        #expect(coverage.shadowReads > 10, "the canary should have shadow-read")
+        // A rebalance's moves hold only the few keys above the mean.
+        #expect(coverage.shadowReads > (scenario == .rebalance ? 3 : 10), "the canary should have shadow-read")
         if scenario == .gated {
             #expect(coverage.approvals == 2 * Self.seeds.count, "both gates of every run should have been approved")
         }
@@ -71,7 +72,7 @@ import Testing
         let settings = MigrationSettings(
             chunkRows: 5, maxLagChanges: 3, maxLagMillis: 200, bakeMillis: 300, cleanupChunkRows: 4, maxCutoverAttempts: 100,
             tombstoneGraceMillis: 100, canarySteps: [10, 100], canaryStepMillis: 40,
-            gates: scenario == .gated ? [.cuttingOver, .cleaningUp] : [])
+            gates: scenario == .gated ? [.cuttingOver, .cleaningUp] : [], cutoverBudgetMillis: 40)
         var migrator = SimMigrator(machine: MigrationStateMachine(id: "sim", plan: plan, tables: world.tables, settings: settings))
         #expect(migrator.command(.start, now: world.now) == .accepted)
         let ackedBefore = world.ackedWrites
@@ -88,10 +89,8 @@ import Testing
             case 850..<860: migrator.step(&world, crashAfter: true)
             case 860..<865: migrator.crash(&world)
             case 865..<875:
-                if migrator.machine.phase == .cuttingOver, !migrator.machine.switched, migrator.machine.cutover?.step != .hold {
-                    #expect(migrator.command(.cutoverAborted(reason: "simulated timeout"), now: world.now) == .accepted)
-                    coverage.abortedCutovers += 1
-                }
+                // A slow shard: the clock jumps while the migrator waits on it.
+                world.now += 20 + world.random.next() % 40
             case 875..<895: world.routers[1].map = world.metadata
             case 895..<905:
                 // A held write waited too long: its client got a 503 (not acknowledged).
@@ -102,7 +101,6 @@ import Testing
                 // An operator approves after a while; replication must stay live meanwhile.
                 if migrator.command(.approve(nil), now: world.now) == .accepted { coverage.approvals += 1 }
             }
-            world.canary = migrator.machine.canaryReadPercent == nil ? nil : plan
             if !rolledBack && shouldRollBack(scenario, migrator.machine) {
                 rolledBack = migrator.command(.rollback, now: world.now) == .accepted
             }
@@ -113,6 +111,7 @@ import Testing
         coverage.ackedDuringMigration += world.ackedWrites - ackedBefore
         coverage.fencedWrites += world.fencedWrites
         coverage.crashes += migrator.crashes
+        coverage.abortedCutovers += max(0, migrator.machine.cutoverAttempts - 1)
         coverage.rowsCopied += migrator.machine.rowsCopied
         coverage.tombstonesPurged += migrator.machine.purges.reduce(0) { $0 + $1.rows }
         coverage.shadowReads += world.shadowReads

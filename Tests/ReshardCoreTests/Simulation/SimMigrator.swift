@@ -16,8 +16,8 @@ struct SimMigrator {
         self.journal = machine
     }
 
-    /// Does one unit of work; with `crashAfter` the process dies right after the work's effect,
-    /// before its event is journaled.
+    /// Does one unit of the machine's next round; with `crashAfter` the process dies right after
+    /// the work's effect, before its event is fed back and journaled.
     mutating func step(_ world: inout SimWorld, crashAfter: Bool) {
         let event: MigrationEvent
         if let copy = pendingCopy, world.random.next() % 2 == 0 {
@@ -25,7 +25,7 @@ struct SimMigrator {
             pendingCopy = nil
             event = .chunkCopied(task: copy.task, last: copy.last, rows: copy.rows.count, done: copy.done)
         } else {
-            let work = machine.work(now: world.now).filter { item in
+            let work = machine.nextRound(now: world.now).filter { item in
                 if case .copyChunk = item { return pendingCopy == nil }
                 return true
             }
@@ -37,9 +37,8 @@ struct SimMigrator {
             crash(&world)
             return
         }
-        machine.on(event, now: world.now)
-        // As the runner: nothing is journaled while writes are held.
-        if !machine.holding { journal = machine }
+        machine.finish(round: [event], now: world.now)
+        if machine.journalDue(since: journal.durableProjection) { journal = machine }
     }
 
     mutating func command(_ event: MigrationEvent, now: UInt64) -> MigrationOutcome {
@@ -54,8 +53,7 @@ struct SimMigrator {
         pendingCopy = nil
         world.crashRouters()
         machine = journal
-        machine.reconcile(publishedGeneration: world.metadata.generation)
-        machine.on(.restarted, now: world.now)
+        machine.on(.restarted(publishedGeneration: world.metadata.generation), now: world.now)
         journal = machine
     }
 
@@ -69,8 +67,8 @@ struct SimMigrator {
             let last = rows.last.map { ScanCursor(hash: $0.hash, pk: $0.pk) } ?? after
             pendingCopy = (task, move.target, rows, last, rows.count < limit)
             return nil
-        case .tail(let direction, let shard, let after):
-            return tail(direction, shard: shard, after: after, through: nil, in: &world)
+        case .tail(let direction, let shard, let after, let through):
+            return tail(direction, shard: shard, after: after, through: through, in: &world)
         case .verify:
             var positions: [ShardID: UInt64] = [:]
             for source in plan.sources {
@@ -98,7 +96,7 @@ struct SimMigrator {
                 report.moves.append(result)
             }
             return .verified(report)
-        case .holdWrites(let ranges):
+        case .holdWrites(let ranges, _):
             world.hold(ranges)
             return .writesHeld
         case .fence(let byShard, let generation, let readPositions):
@@ -124,9 +122,12 @@ struct SimMigrator {
         case .purgeTombstones(let task, let shard, let before, let limit):
             let purged = world.shards[shard]?.purgeTombstones(before: before, limit: limit) ?? 0
             return .tombstonesPurged(task: task, rows: purged, done: purged < limit)
-        case .checkShadowReads(let upTo):
+        case .checkShadowReads(_, let upTo):
             // Every shadow read checks itself as it happens (a mismatch is a violation at once).
             return .shadowReadsChecked(upTo: upTo)
+        case .showCanary(let directive):
+            world.canary = directive?.plan
+            return .canaryShown(directive)
         case .waitUntil:
             return .tick
         case .closeStreams:

@@ -12,29 +12,9 @@ import Synchronization
 /// behind but never ahead (`ShadowRead`). A real mismatch halts the canary here at once, without
 /// waiting for the migrator: reads stop touching the new owners until the migrator configures a
 /// new epoch (a fresh verification).
-public final class CanaryReads: Sendable {
+public final class ShadowReads: Sendable {
     /// What the migrator asks routers to shadow-read.
-    public struct Config: Sendable, Hashable, Codable {
-        /// The migration, so figures start over for a new one.
-        public let migration: String
-        /// Bumped by each verification: a halt lasts until the next epoch.
-        public let epoch: Int
-        /// The moves whose ranges are read.
-        public let plan: MigrationPlan
-        /// Share of those reads shadow-read, in percent.
-        public let percent: Double
-        /// A new owner behind by a write this recent is lag, not a mismatch.
-        public let lagAllowanceMillis: UInt64
-
-        /// A canary configuration.
-        public init(migration: String, epoch: Int, plan: MigrationPlan, percent: Double, lagAllowanceMillis: UInt64) {
-            self.migration = migration
-            self.epoch = epoch
-            self.plan = plan
-            self.percent = percent
-            self.lagAllowanceMillis = lagAllowanceMillis
-        }
-    }
+    public typealias Config = CanaryDirective
 
     /// One shadow read: what each side held and how they compare.
     public struct Comparison: Sendable, Hashable, Codable {

@@ -1,0 +1,71 @@
+/// The canary of reads: routers shadow-read a growing share of the moving ranges' reads from the
+/// new owners, step by step; a step passes once its time is up and every router's shadow reads
+/// up to its end were checked clean.
+extension MigrationStateMachine {
+    /// The share of the moving ranges' reads routers shadow-read from the new owners now, in
+    /// percent; `nil` outside the canary.
+    public var canaryReadPercent: Double? {
+        guard phase == .canary, let canary, settings.canarySteps.indices.contains(canary.step) else { return nil }
+        return settings.canarySteps[canary.step]
+    }
+
+    /// What the routers' directive should carry now (nil: no canary).
+    ///
+    /// A new owner is allowed to be as far behind as catching up tolerates, or as it is now, plus
+    /// a round of tailing (rounds are at most 200 ms apart while the canary runs); rounded up to
+    /// half seconds, so the directive is not rewritten every round. The epoch is the number of
+    /// verifications: a router that halted on a mismatch reads again only after a new one.
+    public var canaryDirective: CanaryDirective? {
+        guard let percent = canaryReadPercent else { return nil }
+        let lag = max(settings.maxLagMillis, forward.values.map(\.lagMillis).max() ?? 0).adding(saturating: 250)
+        return CanaryDirective(
+            migration: id, epoch: verifications, plan: plan, percent: percent, lagAllowanceMillis: lag.adding(saturating: 499) / 500 * 500)
+    }
+
+    /// When the current canary step ends (wall milliseconds); nil outside the canary.
+    var canaryStepEnd: UInt64? {
+        guard phase == .canary, let canary else { return nil }
+        return canary.since.adding(saturating: settings.canaryStepMillis)
+    }
+
+    /// The directive to show, when the routers' may not carry what it should.
+    var canarySync: [MigrationWork] {
+        let wanted = canaryDirective
+        return canaryStale == true || canaryShown != wanted ? [.showCanary(wanted)] : []
+    }
+
+    /// The canary's work: keep the new owners current, and check the routers' shadow reads, at
+    /// the step's end (the step passes on it) and in between (so a mismatch halts the migration
+    /// within a second or so, not at the end of a long step; `nextRound` spaces these).
+    func canaryWork(now: UInt64) -> [MigrationWork] {
+        guard let canary, let end = canaryStepEnd else { return [] }
+        let since = canary.startedAt ?? canary.since
+        if now >= end && (canary.checkedUpTo ?? 0) < end { return forwardTails() + [.checkShadowReads(since: since, upTo: end)] }
+        return forwardTails() + [.checkShadowReads(since: since, upTo: min(now, end)), .waitUntil(end)]
+    }
+
+    /// Records a clean check; only one that reaches the step's end counts (the ones in between
+    /// change nothing worth a journal).
+    mutating func shadowReadsChecked(upTo: UInt64) {
+        guard phase == .canary, var progress = canary, let end = canaryStepEnd, upTo >= end else { return }
+        progress.checkedUpTo = max(progress.checkedUpTo ?? 0, upTo)
+        canary = progress
+    }
+
+    /// The canary moves to its next step when the current one has lasted its time and its
+    /// shadow reads up to its end were checked clean; after the last, the cutover starts once the
+    /// new owners are caught up.
+    mutating func advanceCanary(now: UInt64) {
+        guard var progress = canary, let end = canaryStepEnd else { return }
+        guard now >= end, (progress.checkedUpTo ?? 0) >= end else { return }
+        if progress.step + 1 < settings.canarySteps.count {
+            progress.step += 1
+            progress.since = now
+            progress.checkedUpTo = nil
+            canary = progress
+            return
+        }
+        canaryPassed = true
+        if caughtUp { proceed(to: .cuttingOver, now: now) }
+    }
+}

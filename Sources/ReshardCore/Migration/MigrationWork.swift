@@ -1,0 +1,141 @@
+/// A unit of work the migrator must run; its result comes back as a `MigrationEvent`. Each item
+/// carries everything the role that runs it needs besides the migration's fixed identity (its id,
+/// plan and stores): roles never read the machine.
+public enum MigrationWork: Hashable, Sendable {
+    /// Create table storage on the targets; open the migration's change stream on every shard
+    /// of the plan and read the sources' positions.
+    case prepare(sources: [ShardID], targets: [ShardID])
+    /// Copy the next chunk of `CopyTask` `task` from `move.source` to `move.target`.
+    case copyChunk(task: Int, move: Move, table: TableName, after: ScanCursor?, limit: Int)
+    /// Read `shard`'s changelog after `position` (up to `through` when given: a drain) and apply
+    /// the changes of moving ranges to their other side (forward: source → target; reverse:
+    /// target → source).
+    case tail(ReplicationDirection, shard: ShardID, after: UInt64, through: UInt64?)
+    /// Compare every move on both sides at consistent changelog positions, diff and repair what
+    /// differs, compare again, and run the aggregate checks.
+    case verify(VerificationRequest)
+    /// Hold client writes to `ranges` in every router until `generation` is in force.
+    case holdWrites([HashRange], generation: UInt64)
+    /// Fence these ranges on these shards at `generation`, then read the changelog positions
+    /// of `readPositions` (both sides of every move).
+    case fence([ShardID: [HashRange]], generation: UInt64, readPositions: [ShardID])
+    /// Make `map` the current shard map (already current counts as done).
+    case publish(ShardMap)
+    /// Let held writes go, to whatever owner the current map names.
+    case releaseWrites
+    /// Remove these fences (an aborted cutover, a rollback before the switch).
+    case removeFences([ShardID: [HashRange]])
+    /// Delete up to `limit` rows of every table in `range` from `shard` (no changelog entry).
+    case deleteChunk(task: Int, shard: ShardID, range: HashRange, limit: Int)
+    /// Purge up to `limit` tombstones older than version `before` from every table of `shard`
+    /// (no changelog entry).
+    case purgeTombstones(task: Int, shard: ShardID, before: UInt64, limit: Int)
+    /// Nothing to do before this wall time (bake, a throttle rest, a retry's backoff).
+    case waitUntil(UInt64)
+    /// Read what every router's shadow reads since `since` (the canary's start) found, up to wall
+    /// time `upTo`: `shadowReadsChecked` when they are clean, else `shadowMismatch`.
+    case checkShadowReads(since: UInt64, upTo: UInt64)
+    /// Put `directive` in every router's directive (nil: no canary).
+    case showCanary(CanaryDirective?)
+    /// Final housekeeping: purge the changelog entries the migration consumed, then report
+    /// `finished`.
+    case finish(purgeThrough: [ShardID: UInt64])
+    /// Close the migration's change streams on every shard of the plan: a PostgreSQL slot keeps
+    /// every WAL segment after it for as long as it exists.
+    case closeStreams
+}
+
+/// What a verification compares and how hard it tries.
+public struct VerificationRequest: Hashable, Sendable {
+    /// How far each old owner's changelog has been applied to the new owners.
+    public var positions: [ShardID: UInt64]
+    /// Sub-ranges per move, before the per-pass cap (`MigrationSettings.verifyParts`).
+    public var subranges: Int
+    /// Compare-and-repair passes before a difference is left unresolved.
+    public var maxRepairPasses: Int
+    /// Application-level checks.
+    public var checks: [AggregateCheck]
+
+    /// A request.
+    public init(positions: [ShardID: UInt64], subranges: Int, maxRepairPasses: Int, checks: [AggregateCheck]) {
+        self.positions = positions
+        self.subranges = subranges
+        self.maxRepairPasses = maxRepairPasses
+        self.checks = checks
+    }
+
+    /// Sub-ranges per move for a plan of `moves` moves over `tables` tables.
+    public func parts(moves: Int, tables: Int) -> Int {
+        MigrationSettings.verifyParts(subranges: subranges, moves: moves, tables: tables)
+    }
+}
+
+/// What routers shadow-read during a canary step (saved in the routers' directive).
+public struct CanaryDirective: Sendable, Hashable, Codable {
+    /// The migration, so figures start over for a new one.
+    public let migration: String
+    /// Bumped by each verification: a halt lasts until the next epoch.
+    public let epoch: Int
+    /// The moves whose ranges are read.
+    public let plan: MigrationPlan
+    /// Share of those reads shadow-read, in percent.
+    public let percent: Double
+    /// A new owner behind by a write this recent is lag, not a mismatch.
+    public let lagAllowanceMillis: UInt64
+
+    /// A canary directive.
+    public init(migration: String, epoch: Int, plan: MigrationPlan, percent: Double, lagAllowanceMillis: UInt64) {
+        self.migration = migration
+        self.epoch = epoch
+        self.plan = plan
+        self.percent = percent
+        self.lagAllowanceMillis = lagAllowanceMillis
+    }
+}
+
+/// A fact the migrator learned, fed back into the machine.
+public enum MigrationEvent: Hashable, Sendable {
+    case start
+    case prepared(positions: [ShardID: UInt64])
+    case chunkCopied(task: Int, last: ScanCursor?, rows: Int, done: Bool)
+    case tailed(ReplicationDirection, shard: ShardID, position: UInt64, backlog: Int, lagMillis: UInt64)
+    case verified(VerificationReport)
+    /// A canary shadow read found a difference replication cannot explain.
+    case shadowMismatch(String)
+    /// Every router's shadow reads up to this wall time were checked and are clean.
+    case shadowReadsChecked(upTo: UInt64)
+    /// The routers' directive carries this canary (nil: none).
+    case canaryShown(CanaryDirective?)
+    case writesHeld
+    case fenced(positions: [ShardID: UInt64])
+    case published
+    case writesReleased
+    case fencesRemoved
+    case chunkDeleted(task: Int, rows: Int, done: Bool)
+    case tombstonesPurged(task: Int, rows: Int, done: Bool)
+    case streamsClosed
+    case finished
+    /// Time passed (a wait ended): deadlines are checked.
+    case tick
+    /// A work item failed; retried with backoff, and `MigrationStateMachine.maxStepFailures` in a
+    /// row fail the migration.
+    case stepFailed(String)
+    case pause
+    case resume
+    case rollback
+    /// The operator approves the gate the migration waits at (nil), or a named gate ahead of time.
+    case approve(MigrationPhase?)
+    case failed(reason: String)
+    /// The process restarted from the journal; `publishedGeneration` is the current map's
+    /// generation (nil: none could be read), which tells whether a cutover that was in flight
+    /// had switched.
+    case restarted(publishedGeneration: UInt64?)
+}
+
+/// What the machine made of an event.
+public enum MigrationOutcome: Hashable, Sendable {
+    /// The event was recorded.
+    case accepted
+    /// An operator command that does not apply now; nothing changed.
+    case rejected(String)
+}

@@ -1,0 +1,26 @@
+import ReshardCore
+
+/// The migrator's side of the canary: puts the machine's canary in the routers' directive, and
+/// reads what every router's shadow reads found. Whether a step passes is the machine's call.
+struct CanaryReads: Sendable {
+    let migration: String
+    let routers: any RouterControl
+
+    /// Shows `directive` to every router (nil: no canary).
+    func show(_ directive: CanaryDirective?) async throws -> MigrationEvent {
+        try await routers.publishDirective { $0.canary = directive }
+        return .canaryShown(directive)
+    }
+
+    /// The first real mismatch any router recorded from `since` (the canary's start: earlier
+    /// ones belong to a canary that was already halted and verified again) up to `upTo`;
+    /// this process's router first, then the others as of their latest report.
+    func check(since: UInt64, upTo: UInt64) async throws -> MigrationEvent {
+        for (router, stats) in try await routers.shadowReads(migration: migration) {
+            if let mismatch = stats.recent.first(where: { $0.outcome.isMismatch && $0.at >= since && $0.at <= upTo }) {
+                return .shadowMismatch("\(mismatch.description) (router \(router))")
+            }
+        }
+        return .shadowReadsChecked(upTo: upTo)
+    }
+}

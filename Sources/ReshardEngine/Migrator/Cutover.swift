@@ -1,0 +1,126 @@
+import ReshardCore
+import ReshardStore
+import Synchronization
+
+/// The cutover protocol's steps as I/O (DESIGN.md, "Cutover"): hold, fence, publish, release,
+/// and taking fences off an aborted attempt. The drain between fence and publish is the change
+/// applier's. The order and the deadlines are the state machine's; a step only acts.
+protocol CutoverSteps: Sendable {
+    /// Every router holds writes to `ranges` until `generation` is in force.
+    func hold(_ ranges: [HashRange], generation: UInt64) async throws
+    /// Fences the ranges on their shards at `generation` and reads the positions of `readPositions`.
+    func fence(_ byShard: [ShardID: [HashRange]], generation: UInt64, readPositions: [ShardID]) async throws -> [ShardID: UInt64]
+    /// Makes `map` current (already current counts as done).
+    func publish(_ map: ShardMap) async throws
+    /// Lets held writes go.
+    func release() async throws
+    /// Takes fences off.
+    func removeFences(_ byShard: [ShardID: [HashRange]]) async throws
+}
+
+/// The live cutover, against the routers, the shards and the metadata store.
+struct Cutover: CutoverSteps {
+    let routers: any RouterControl
+    let stores: any StoreDirectory
+    let metadata: any MetadataStore
+
+    func hold(_ ranges: [HashRange], generation: UInt64) async throws {
+        // Every router holds: this one at once, the others when the directive reaches them (one
+        // that misses it is refused by the fence instead).
+        try await routers.publishDirective { $0.hold = RouterDirective.Hold(ranges: ranges, generation: generation) }
+    }
+
+    func fence(_ byShard: [ShardID: [HashRange]], generation: UInt64, readPositions: [ShardID]) async throws -> [ShardID: UInt64] {
+        // Writes are held while this runs: every shard at once, one transaction each, and the
+        // fenced shards' positions come from their fence transactions.
+        var work = byShard
+        for shard in readPositions where work[shard] == nil { work[shard] = [] }
+        let stores = try work.map { (shard: $0.key, store: try self.stores.shardStore($0.key), ranges: $0.value) }
+        return try await withThrowingTaskGroup(of: (ShardID, UInt64).self) { group in
+            for (shard, store, ranges) in stores {
+                group.addTask {
+                    (shard, ranges.isEmpty ? try await store.changePosition() : try await store.fence(ranges, generation: generation))
+                }
+            }
+            var positions: [ShardID: UInt64] = [:]
+            for try await (shard, position) in group { positions[shard] = position }
+            return positions
+        }
+    }
+
+    func publish(_ map: ShardMap) async throws {
+        do {
+            try await metadata.publish(map, replacing: map.generation - 1)
+        } catch let error as MetadataError where error.isConflict {
+            // After a crash the machine may not know that its publish went through.
+            guard try await metadata.shardMap(generation: map.generation) == map else { throw error }
+            _ = try await routers.refreshShardMap()
+        }
+        _ = routers.adopt(map)
+    }
+
+    func release() async throws {
+        // Here first: held writes must go even when the metadata cannot be written.
+        routers.releaseHeldWrites()
+        try await routers.publishDirective { $0.hold = nil }
+    }
+
+    func removeFences(_ byShard: [ShardID: [HashRange]]) async throws {
+        let stores = try byShard.map { (try self.stores.shardStore($0.key), $0.value) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (store, ranges) in stores { group.addTask { try await store.removeFences(ranges) } }
+            try await group.waitForAll()
+        }
+    }
+}
+
+/// The cutover's twin that changes nothing and reports what the live one would do, one sorted
+/// line per action (as Vitess's switcher dry run does): for an operator before a cutover, and for
+/// tests that pin the protocol's order. Positions are read, never fenced.
+final class CutoverDryRun: CutoverSteps {
+    private let stores: any StoreDirectory
+    private let lines = Mutex<[String]>([])
+
+    init(stores: any StoreDirectory) {
+        self.stores = stores
+    }
+
+    /// What the steps so far would have done, in order.
+    var report: [String] { lines.withLock { $0 } }
+
+    private func say(_ line: String) { lines.withLock { $0.append(line) } }
+
+    private static func describe(_ ranges: [HashRange]) -> String { ranges.sorted().map { "\($0)" }.joined(separator: ", ") }
+
+    func hold(_ ranges: [HashRange], generation: UInt64) async throws {
+        say("hold writes to \(ranges.count) range(s) in every router until generation \(generation): \(Self.describe(ranges))")
+    }
+
+    func fence(_ byShard: [ShardID: [HashRange]], generation: UInt64, readPositions: [ShardID]) async throws -> [ShardID: UInt64] {
+        var positions: [ShardID: UInt64] = [:]
+        for shard in Set(readPositions).union(byShard.keys).sorted() {
+            let position = try await stores.shardStore(shard).changePosition()
+            positions[shard] = position
+            if let ranges = byShard[shard] {
+                say("fence \(shard) at generation \(generation): \(Self.describe(ranges)) (changelog at \(position))")
+            } else {
+                say("read the changelog position of \(shard) (\(position))")
+            }
+        }
+        return positions
+    }
+
+    func publish(_ map: ShardMap) async throws {
+        say("publish shard map generation \(map.generation) over \(map.shards.count) shard(s)")
+    }
+
+    func release() async throws {
+        say("release held writes to the owners of the current map")
+    }
+
+    func removeFences(_ byShard: [ShardID: [HashRange]]) async throws {
+        for (shard, ranges) in byShard.sorted(by: { $0.key < $1.key }) {
+            say("remove fences of \(shard): \(Self.describe(ranges))")
+        }
+    }
+}
