@@ -63,6 +63,17 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Test scaffolding shared by every test target and the benchmarks: a manual clock,
+        // in-memory stores that inject faults, scratch clusters. Never linked into the product.
+        .target(
+            name: "ReshardTestKit",
+            dependencies: [
+                "ReshardCore", "ReshardStore", "ReshardEngine",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "ReshardClient",
             dependencies: [
@@ -102,7 +113,7 @@ let package = Package(
         .testTarget(
             name: "ReshardStoreTests",
             dependencies: [
-                "ReshardStore", .product(name: "Logging", package: "swift-log"),
+                "ReshardStore", "ReshardTestKit", .product(name: "Logging", package: "swift-log"),
                 // To make a shard file as an older Reshard left it.
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
@@ -111,7 +122,7 @@ let package = Package(
         .testTarget(
             name: "ReshardEngineTests",
             dependencies: [
-                "ReshardEngine",
+                "ReshardEngine", "ReshardTestKit",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -120,7 +131,7 @@ let package = Package(
         .testTarget(
             name: "ReshardServerTests",
             dependencies: [
-                "ReshardServer", "ReshardClient",
+                "ReshardServer", "ReshardClient", "ReshardTestKit",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: strict
