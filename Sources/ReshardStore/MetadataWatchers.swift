@@ -2,11 +2,14 @@ import Synchronization
 
 /// Fans metadata changes out to every watcher of one store handle. Each watcher's buffer keeps
 /// only the newest change of each kind: a slow watcher re-reads once, it does not queue history.
-final class MetadataWatchers: Sendable {
+/// `package`: the test kit's in-memory metadata store announces its changes the same way.
+package final class MetadataWatchers: Sendable {
     private let state = Mutex<(next: Int, continuations: [Int: AsyncStream<MetadataChange>.Continuation], finished: Bool)>(
         (0, [:], false))
 
-    func stream() -> AsyncStream<MetadataChange> {
+    package init() {}
+
+    package func stream() -> AsyncStream<MetadataChange> {
         let (stream, continuation) = AsyncStream<MetadataChange>.makeStream(
             bufferingPolicy: .bufferingNewest(MetadataChange.allCases.count))
         let id = state.withLock { state -> Int? in
@@ -25,11 +28,11 @@ final class MetadataWatchers: Sendable {
         return stream
     }
 
-    func yield(_ change: MetadataChange) {
+    package func yield(_ change: MetadataChange) {
         for continuation in state.withLock({ Array($0.continuations.values) }) { continuation.yield(change) }
     }
 
-    func finish() {
+    package func finish() {
         let all = state.withLock { state in
             state.finished = true
             defer { state.continuations = [:] }
@@ -41,26 +44,26 @@ final class MetadataWatchers: Sendable {
 
 /// Leadership within one process: the embedded default has one migrator per metadata handle,
 /// so the lease only keeps two managers of the same handle from both leading.
-final class ProcessLeadership: LeadershipLease {
+package final class ProcessLeadership: LeadershipLease {
     private let name: String
     private let holders: ProcessLeaders
     private let held = Mutex(false)
 
-    init(name: String, holders: ProcessLeaders) {
+    package init(name: String, holders: ProcessLeaders) {
         self.name = name
         self.holders = holders
     }
 
-    func tryAcquire() async throws -> Bool {
+    package func tryAcquire() async throws -> Bool {
         if isHeld { return true }
         guard holders.take(name) else { return false }
         held.withLock { $0 = true }
         return true
     }
 
-    var isHeld: Bool { held.withLock { $0 } }
+    package var isHeld: Bool { held.withLock { $0 } }
 
-    func release() async {
+    package func release() async {
         let wasHeld = held.withLock { held in
             defer { held = false }
             return held
@@ -70,8 +73,10 @@ final class ProcessLeadership: LeadershipLease {
 }
 
 /// The lease names held through one metadata handle.
-final class ProcessLeaders: Sendable {
+package final class ProcessLeaders: Sendable {
     private let names = Mutex<Set<String>>([])
+
+    package init() {}
 
     func take(_ name: String) -> Bool { names.withLock { $0.insert(name).inserted } }
     func give(_ name: String) { _ = names.withLock { $0.remove(name) } }

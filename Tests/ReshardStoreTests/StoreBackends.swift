@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ReshardCore
+import ReshardTestKit
 import Testing
 
 // Testable for the pool's connections: tests cut sessions off on the server.
@@ -16,9 +17,11 @@ enum StoreBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
     case postgres
     /// PostgreSQL with `wal_level = replica`: changes are captured by triggers.
     case postgresTriggers = "postgres-triggers"
+    /// The test kit's in-memory stores, which the simulation runs on.
+    case memory
 
     static var allCases: [StoreBackend] {
-        [.sqlite] + (PostgresScratch.servers().isEmpty ? [] : [.postgres])
+        [.sqlite, .memory] + (PostgresScratch.servers().isEmpty ? [] : [.postgres])
             + (PostgresScratch.servers(name: "RESHARD_PG_REPLICA").isEmpty ? [] : [.postgresTriggers])
     }
 
@@ -40,6 +43,8 @@ enum StoreBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
             let folder = try TemporaryFolder()
             defer { folder.remove() }
             try await body(try SQLiteShardStore(shardID: ShardID(name)!, path: folder.path + "/\(name).sqlite"))
+        case .memory:
+            try await body(MemoryShardStore(shardID: ShardID(name)!))
         case .postgres, .postgresTriggers:
             let server = try #require(
                 self == .postgres ? PostgresScratch.servers().first : PostgresScratch.servers(name: "RESHARD_PG_REPLICA").first)
@@ -81,6 +86,10 @@ enum StoreBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
                 await store.close()
                 throw error
             }
+            await store.close()
+        case .memory:
+            let store = MemoryMetadataStore()
+            try await body(store, store)
             await store.close()
         case .postgres, .postgresTriggers:
             let server = try #require(PostgresScratch.servers().first)

@@ -1,0 +1,126 @@
+import Foundation
+import ReshardCore
+import ReshardStore
+import Synchronization
+
+/// Cluster metadata in memory, with the SQLite store's semantics (one process: watchers hear
+/// this handle's changes, leadership is a flag of the handle), passing the same conformance
+/// suite. `faults` runs before each write and may throw: a simulation kills a process by making
+/// its journal writes fail from the moment it "dies".
+public final class MemoryMetadataStore: MetadataStore {
+    /// Called before every change to the metadata; throwing fails it before anything changes.
+    public typealias Faults = @Sendable (String) throws -> Void
+
+    private struct State {
+        var tables: [TableName: TableDefinition] = [:]
+        var shards: [ShardID: ShardRecord] = [:]
+        var maps: [UInt64: ShardMap] = [:]
+        var migrations: [(id: String, journal: String)] = []
+        var active: String?
+        var directive: String?
+        var reports: [String: RouterReport] = [:]
+
+        mutating func save(id: String, journal: String) {
+            if let index = migrations.firstIndex(where: { $0.id == id }) {
+                migrations[index].journal = journal
+            } else {
+                migrations.append((id, journal))
+            }
+        }
+    }
+
+    private let state = Mutex(State())
+    private let watchers = MetadataWatchers()
+    private let leaders = ProcessLeaders()
+    private let faults: Faults?
+    private let wallMillis: @Sendable () -> UInt64
+
+    /// Empty metadata.
+    public init(wallMillis: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }, faults: Faults? = nil) {
+        self.wallMillis = wallMillis
+        self.faults = faults
+    }
+
+    private func change<T>(_ what: String, _ body: (inout State) throws -> T) throws -> T {
+        try faults?(what)
+        return try state.withLock { try body(&$0) }
+    }
+
+    public func tables() async throws -> [TableDefinition] { state.withLock { $0.tables.values.sorted { $0.name < $1.name } } }
+
+    public func createTable(_ table: TableDefinition) async throws {
+        try change("createTable") { state in
+            if state.tables[table.name] != nil { throw MetadataError.tableExists(table.name) }
+            state.tables[table.name] = table
+        }
+        watchers.yield(.tables)
+    }
+
+    public func shards() async throws -> [ShardRecord] { state.withLock { $0.shards.values.sorted { $0.id < $1.id } } }
+
+    public func addShard(_ shard: ShardRecord) async throws {
+        try change("addShard") { state in
+            if state.shards[shard.id] != nil { throw MetadataError.shardExists(shard.id) }
+            state.shards[shard.id] = shard
+        }
+        watchers.yield(.shards)
+    }
+
+    public func currentShardMap() async throws -> ShardMap? {
+        state.withLock { state in state.maps.keys.max().flatMap { state.maps[$0] } }
+    }
+
+    public func shardMap(generation: UInt64) async throws -> ShardMap? { state.withLock { $0.maps[generation] } }
+
+    public func publish(_ map: ShardMap, replacing expected: UInt64?) async throws {
+        try change("publish") { state in
+            let current = state.maps.keys.max()
+            guard current == expected, map.generation > (current ?? 0) else {
+                throw MetadataError.generationConflict(expected: expected, found: current)
+            }
+            state.maps[map.generation] = map
+        }
+        watchers.yield(.shardMap)
+    }
+
+    public func saveMigration(id: String, journal: String) async throws {
+        try change("saveMigration") { $0.save(id: id, journal: journal) }
+    }
+
+    public func admitMigration(id: String, journal: String) async throws -> String? {
+        try change("admitMigration") { state in
+            if let holder = state.active, holder != id { return holder }
+            state.active = id
+            state.save(id: id, journal: journal)
+            return nil
+        }
+    }
+
+    public func releaseMigration(id: String) async throws {
+        try change("releaseMigration") { state in
+            if state.active == id { state.active = nil }
+        }
+    }
+
+    public func migrations() async throws -> [(id: String, journal: String)] { state.withLock { $0.migrations } }
+
+    public func directive() async throws -> String? { state.withLock { $0.directive } }
+
+    public func saveDirective(_ text: String?) async throws {
+        try change("saveDirective") { $0.directive = text }
+        watchers.yield(.directive)
+    }
+
+    public func saveReport(router: String, report: String) async throws {
+        let now = wallMillis()
+        try change("saveReport") { $0.reports[router] = RouterReport(router: router, report: report, savedAtMillis: now) }
+    }
+
+    public func reports() async throws -> [RouterReport] { state.withLock { $0.reports.values.sorted { $0.router < $1.router } } }
+
+    public func watch() -> AsyncStream<MetadataChange> { watchers.stream() }
+
+    public func leadership(_ name: String) -> any LeadershipLease { ProcessLeadership(name: name, holders: leaders) }
+
+    public func close() async { watchers.finish() }
+}

@@ -1,0 +1,308 @@
+import Foundation
+import ReshardCore
+import ReshardStore
+import Synchronization
+
+/// A shard held in memory, for simulations and tests that need many shards and no disk. It
+/// passes the same conformance suite as SQLite and PostgreSQL (the version rule, tombstones,
+/// `(hash, pk)` scans, checksums, a changelog whose positions only grow, fences checked inside
+/// every client write), so code tested over it behaves the same over the real ones.
+///
+/// Every operation first calls `faults` (outside the store's lock), which may throw (a failing
+/// or crashed shard), move a manual clock on (a slow one), or run other work in between (client
+/// writes interleaving with the migrator's steps): the simulation's hand on the timeline.
+public final class MemoryShardStore: ShardStore {
+    /// What the store is about to do, for fault injection.
+    public enum Operation: String, Sendable, CaseIterable {
+        case ensureTable, write, read, rows, deleteRange, purgeTombstones, summarize, snapshotScan, repair, apply, scan, summary
+        case openChangeStream, changes, closeChangeStream, changeStreams, changePosition, purgeChanges, fence, removeFences, fences
+        case tables
+    }
+
+    /// Called before each operation; throwing fails it before it changes anything.
+    public typealias Faults = @Sendable (ShardID, Operation) throws -> Void
+
+    private struct State {
+        var tables: [TableName: [String: StoredRow]] = [:]
+        var changelog: [Change] = []
+        /// The last position handed out; survives purges, as SQLite's sequence does.
+        var head: UInt64 = 0
+        var fences: [HashRange: UInt64] = [:]
+        var streams: Set<ChangeStreamID> = []
+
+        func fence(over hash: UInt64) -> UInt64? {
+            fences.filter { $0.key.contains(hash) }.values.max()
+        }
+
+        func rows(_ table: TableName) throws -> [String: StoredRow] {
+            guard let rows = tables[table] else { throw StoreError.unknownTable(table) }
+            return rows
+        }
+
+        func scan(_ table: TableName, _ range: HashRange, after cursor: ScanCursor?, limit: Int) throws -> [StoredRow] {
+            let inRange = try rows(table).values.filter { row in
+                range.contains(row.hash) && cursor.map { $0 < ScanCursor(hash: row.hash, pk: row.pk) } ?? true
+            }
+            return Array(inRange.sorted { ScanCursor(hash: $0.hash, pk: $0.pk) < ScanCursor(hash: $1.hash, pk: $1.pk) }.prefix(max(0, limit)))
+        }
+
+        mutating func record(_ row: StoredRow, at millis: UInt64) {
+            head += 1
+            changelog.append(Change(position: head, row: row, atMillis: millis))
+        }
+    }
+
+    /// The shard this store serves.
+    public let shardID: ShardID
+    private let state = Mutex(State())
+    private let faults: Faults?
+    private let wallMillis: @Sendable () -> UInt64
+
+    /// An empty shard; `wallMillis` stamps its changelog (a manual clock's in a simulation).
+    public init(
+        shardID: ShardID, wallMillis: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) },
+        faults: Faults? = nil
+    ) {
+        self.shardID = shardID
+        self.wallMillis = wallMillis
+        self.faults = faults
+    }
+
+    private func locked<T>(_ operation: Operation, _ body: (inout State) throws -> T) throws -> T {
+        try faults?(shardID, operation)
+        return try state.withLock { try body(&$0) }
+    }
+
+    /// Every row of every table, for invariant checks that look behind the API.
+    public var allRows: [StoredRow] { state.withLock { $0.tables.values.flatMap(\.values) } }
+
+    public func ensureTable(_ table: TableName) async throws {
+        try locked(.ensureTable) { state in
+            if state.tables[table] == nil { state.tables[table] = [:] }
+        }
+    }
+
+    public func tables() async throws -> [TableName] {
+        try locked(.tables) { $0.tables.keys.sorted() }
+    }
+
+    public func write(_ write: ClientWrite) async throws -> WriteOutcome {
+        try StoreError.check(write)
+        let now = wallMillis()
+        return try locked(.write) { state in
+            var rows = try state.rows(write.table)
+            if let fence = state.fence(over: KeyHash.of(write.shardKey)), fence > write.generation { throw StoreError.fenced(at: fence) }
+            let current = rows[write.pk]
+            if write.body == nil && !(current.map { !$0.isDeleted } ?? false) { return .notFound }
+            let version = VersionRule.next(current: current?.version, proposed: write.proposedVersion)
+            let row = StoredRow(table: write.table, pk: write.pk, shardKey: write.shardKey, version: version, body: write.body)
+            rows[write.pk] = row
+            state.tables[write.table] = rows
+            state.record(row, at: now)
+            return .written(version: version)
+        }
+    }
+
+    public func get(table: TableName, pk: String) async throws -> StoredRow? {
+        try StoreError.check(pk, "primary key")
+        return try locked(.read) { try $0.rows(table)[pk] }
+    }
+
+    public func read(table: TableName, pk: String, shardKey: String) async throws -> FencedRead<StoredRow?> {
+        try StoreError.check(pk, "primary key")
+        try StoreError.check(shardKey, "shard key")
+        return try locked(.read) { state in
+            FencedRead(value: try state.rows(table)[pk], fence: state.fence(over: KeyHash.of(shardKey)))
+        }
+    }
+
+    public func rows(table: TableName, shardKey: String, limit: Int) async throws -> FencedRead<[StoredRow]> {
+        try StoreError.check(shardKey, "shard key")
+        return try locked(.rows) { state in
+            let rows = try state.rows(table).values.filter { $0.shardKey == shardKey && !$0.isDeleted }
+            let sorted = rows.sorted { $0.pk.utf8.lexicographicallyPrecedes($1.pk.utf8) }
+            return FencedRead(value: Array(sorted.prefix(max(0, limit))), fence: state.fence(over: KeyHash.of(shardKey)))
+        }
+    }
+
+    public func deleteRange(_ range: HashRange, limit: Int) async throws -> Int {
+        try locked(.deleteRange) { state in
+            Self.physicallyDelete(&state, limit: limit) { range.contains($0.hash) }
+        }
+    }
+
+    public func purgeTombstones(before version: UInt64, limit: Int) async throws -> Int {
+        try locked(.purgeTombstones) { state in
+            Self.physicallyDelete(&state, limit: limit) { $0.isDeleted && $0.version < version }
+        }
+    }
+
+    /// Deletes up to `limit` matching rows over every table, with no changelog entry: cleanup
+    /// and garbage collection are not client changes.
+    private static func physicallyDelete(_ state: inout State, limit: Int, where matches: (StoredRow) -> Bool) -> Int {
+        var deleted = 0
+        for table in state.tables.keys.sorted() where deleted < limit {
+            let doomed = state.tables[table, default: [:]].values.filter(matches).map(\.pk).sorted().prefix(limit - deleted)
+            for pk in doomed { state.tables[table]?[pk] = nil }
+            deleted += doomed.count
+        }
+        return deleted
+    }
+
+    public func summarize(_ request: SummaryRequest) async throws -> SnapshotSummary {
+        try locked(.summarize) { state in
+            var summaries: [TableName: [[RangeSummary]]] = [:]
+            for table in request.tables {
+                let rows = try state.rows(table).values
+                summaries[table] = request.ranges.map { range in
+                    var parts = Array(repeating: RangeSummary.empty, count: range.split(into: request.parts).count)
+                    for row in rows where range.contains(row.hash) {
+                        parts[parts.count == 1 ? 0 : range.subrangeIndex(of: row.hash, parts: request.parts)].add(row)
+                    }
+                    return parts
+                }
+            }
+            var aggregates: [AggregateCheck: [AggregateSummary]] = [:]
+            for check in request.checks {
+                let rows = try state.rows(check.table).values.filter { !$0.isDeleted }
+                aggregates[check] = request.ranges.map { range in Self.aggregate(rows.filter { range.contains($0.hash) }, field: check.field) }
+            }
+            return SnapshotSummary(position: state.head, summaries: summaries, aggregates: aggregates)
+        }
+    }
+
+    /// Live rows and the exact decimal sum of `field` where it is a JSON number.
+    private static func aggregate(_ rows: [StoredRow], field: String) -> AggregateSummary {
+        var summary = AggregateSummary(rows: rows.count, numeric: 0, sum: "0")
+        var sum = Decimal(0)
+        for row in rows {
+            guard let body = row.body, let members = try? JSONDecoder().decode([String: NumberOrOther].self, from: Data(body.utf8)),
+                case .number(let value) = members[field]
+            else { continue }
+            summary.numeric += 1
+            sum += value
+        }
+        summary.sum = "\(sum)"
+        return summary
+    }
+
+    public func snapshotScan(table: TableName, range: HashRange, after cursor: ScanCursor?, limit: Int) async throws -> RowsAtPosition {
+        try locked(.snapshotScan) { state in
+            RowsAtPosition(position: state.head, rows: try state.scan(table, range, after: cursor, limit: limit))
+        }
+    }
+
+    public func repair(table: TableName, overwrite rows: [StoredRow], remove pks: [String]) async throws -> Int {
+        let now = wallMillis()
+        return try locked(.repair) { state in
+            var stored = try state.rows(table)
+            for row in rows where row.table != table { throw StoreError.backend("repair of \(table) was given a row of \(row.table)") }
+            // Overwrites are written like client rows (SQLite's triggers see them too); removals
+            // leave no trace: the old owner never had those rows.
+            for row in rows {
+                stored[row.pk] = row
+                state.record(row, at: now)
+            }
+            let removed = pks.filter { stored.removeValue(forKey: $0) != nil }.count
+            state.tables[table] = stored
+            return rows.count + removed
+        }
+    }
+
+    public func apply(_ rows: [StoredRow]) async throws -> Int {
+        guard !rows.isEmpty else { return 0 }
+        return try locked(.apply) { state in
+            // All or nothing, as one transaction would be.
+            for table in Set(rows.map(\.table)) where state.tables[table] == nil { throw StoreError.unknownTable(table) }
+            var changed = 0
+            for row in rows where VersionRule.replaces(incoming: row.version, stored: state.tables[row.table]?[row.pk]?.version) {
+                state.tables[row.table]?[row.pk] = row
+                changed += 1
+            }
+            return changed
+        }
+    }
+
+    public func scan(table: TableName, range: HashRange, after cursor: ScanCursor?, limit: Int) async throws -> [StoredRow] {
+        try locked(.scan) { try $0.scan(table, range, after: cursor, limit: limit) }
+    }
+
+    public func summary(table: TableName, range: HashRange) async throws -> RangeSummary {
+        try locked(.summary) { RangeSummary(of: try $0.rows(table).values.filter { range.contains($0.hash) }) }
+    }
+
+    public func changeCapture() async throws -> String { "memory" }
+
+    public func close() async {}
+
+    public func openChangeStream(_ stream: ChangeStreamID) async throws -> UInt64 {
+        try locked(.openChangeStream) { state in
+            state.streams.insert(stream)
+            return state.head
+        }
+    }
+
+    public func changes(_ stream: ChangeStreamID, after position: UInt64, through: UInt64?, limit: Int) async throws -> ChangeBatch {
+        try locked(.changes) { state in
+            let upper = min(state.head, through ?? .max)
+            let changes = Array(state.changelog.lazy.filter { $0.position > position && $0.position <= upper }.prefix(max(0, limit)))
+            let reached = changes.count < limit ? max(position, upper) : changes.last?.position ?? position
+            let backlog = state.head > reached ? Int(state.head - reached) : 0
+            let oldest = backlog > 0 ? state.changelog.first { $0.position > reached }?.atMillis : nil
+            return ChangeBatch(changes: changes, position: reached, backlog: backlog, oldestPendingMillis: oldest)
+        }
+    }
+
+    public func closeChangeStream(_ stream: ChangeStreamID) async throws {
+        try locked(.closeChangeStream) { _ = $0.streams.remove(stream) }
+    }
+
+    public func changeStreams() async throws -> [ChangeStreamID] {
+        try locked(.changeStreams) { $0.streams.sorted() }
+    }
+
+    public func changePosition() async throws -> UInt64 {
+        try locked(.changePosition) { $0.head }
+    }
+
+    public func purgeChanges(through position: UInt64) async throws {
+        try locked(.purgeChanges) { $0.changelog.removeAll { $0.position <= position } }
+    }
+
+    @discardableResult
+    public func fence(_ ranges: [HashRange], generation: UInt64) async throws -> UInt64 {
+        try locked(.fence) { state in
+            for range in ranges { state.fences[range] = max(state.fences[range] ?? 0, generation) }
+            return state.head
+        }
+    }
+
+    public func removeFences(_ ranges: [HashRange]) async throws {
+        try locked(.removeFences) { state in
+            for range in ranges { state.fences[range] = nil }
+        }
+    }
+
+    public func fences() async throws -> [Fence] {
+        try locked(.fences) { state in
+            state.fences.map { Fence(range: $0.key, generation: $0.value) }.sorted { $0.range.start < $1.range.start }
+        }
+    }
+}
+
+/// A JSON member's value as an aggregate check sees it: a number (exactly, in decimal) or not.
+private enum NumberOrOther: Decodable {
+    case number(Decimal)
+    case other
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() || (try? container.decode(Bool.self)) != nil {
+            self = .other
+        } else if let value = try? container.decode(Decimal.self) {
+            self = .number(value)
+        } else {
+            self = .other
+        }
+    }
+}
