@@ -43,7 +43,8 @@ public final class MemoryShardStore: ShardStore {
             let inRange = try rows(table).values.filter { row in
                 range.contains(row.hash) && cursor.map { $0 < ScanCursor(hash: row.hash, pk: row.pk) } ?? true
             }
-            return Array(inRange.sorted { ScanCursor(hash: $0.hash, pk: $0.pk) < ScanCursor(hash: $1.hash, pk: $1.pk) }.prefix(max(0, limit)))
+            return Array(
+                inRange.sorted { ScanCursor(hash: $0.hash, pk: $0.pk) < ScanCursor(hash: $1.hash, pk: $1.pk) }.prefix(max(0, limit)))
         }
 
         mutating func record(_ row: StoredRow, at millis: UInt64) {
@@ -165,7 +166,9 @@ public final class MemoryShardStore: ShardStore {
             var aggregates: [AggregateCheck: [AggregateSummary]] = [:]
             for check in request.checks {
                 let rows = try state.rows(check.table).values.filter { !$0.isDeleted }
-                aggregates[check] = request.ranges.map { range in Self.aggregate(rows.filter { range.contains($0.hash) }, field: check.field) }
+                aggregates[check] = request.ranges.map { range in
+                    Self.aggregate(rows.filter { range.contains($0.hash) }, field: check.field)
+                }
             }
             return SnapshotSummary(position: state.head, summaries: summaries, aggregates: aggregates)
         }
