@@ -31,6 +31,16 @@ public final class ShadowReads: Sendable {
         /// When (milliseconds of wall time).
         public let at: UInt64
 
+        /// A comparison as a router recorded it.
+        public init(table: TableName, pk: String, sourceVersion: UInt64?, targetVersion: UInt64?, outcome: ShadowOutcome, at: UInt64) {
+            self.table = table
+            self.pk = pk
+            self.sourceVersion = sourceVersion
+            self.targetVersion = targetVersion
+            self.outcome = outcome
+            self.at = at
+        }
+
         /// `table/pk: class (source vN, target vM)`.
         public var description: String {
             let versions = "source v\(sourceVersion.map(String.init) ?? "-"), target v\(targetVersion.map(String.init) ?? "-")"
@@ -64,6 +74,11 @@ public final class ShadowReads: Sendable {
         public var latencyDeltaP99Micros: Int64?
         /// The last real mismatches and lags, newest last.
         public var recent: [Comparison] = []
+
+        /// No reads yet, for migration `migration`.
+        public init(migration: String? = nil) {
+            self.migration = migration
+        }
     }
 
     private struct State {

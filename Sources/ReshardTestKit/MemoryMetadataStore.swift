@@ -72,6 +72,12 @@ public final class MemoryMetadataStore: MetadataStore {
 
     public func shardMap(generation: UInt64) async throws -> ShardMap? { state.withLock { $0.maps[generation] } }
 
+    /// The current map, read without suspending (a simulation's routers re-read it mid-step).
+    public var current: ShardMap? { state.withLock { state in state.maps.keys.max().flatMap { state.maps[$0] } } }
+
+    /// The saved directive, read without suspending.
+    public var currentDirective: String? { state.withLock { $0.directive } }
+
     public func publish(_ map: ShardMap, replacing expected: UInt64?) async throws {
         try change("publish") { state in
             let current = state.maps.keys.max()

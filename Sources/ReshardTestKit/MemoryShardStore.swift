@@ -20,7 +20,21 @@ public final class MemoryShardStore: ShardStore {
     }
 
     /// Called before each operation; throwing fails it before it changes anything.
-    public typealias Faults = @Sendable (ShardID, Operation) throws -> Void
+    public typealias Faults = @Sendable (ShardID, Operation) async throws -> Void
+
+    /// Deliberate bugs, each breaking one invariant of DESIGN.md, for checking that the
+    /// simulation catches it (a checker that passes a broken store proves nothing).
+    public enum Mutation: String, Sendable, CaseIterable {
+        /// Client writes ignore fences: a stale router writes behind a cutover (invariant 4).
+        case ignoreFences
+        /// The migrator's rows replace stored ones whatever their version (invariant 3).
+        case applyOlderVersions
+        /// Deletes are left out of the changelog, so tombstones never replicate (invariant 2).
+        case forgetDeletes
+        /// A changelog read drops the last change it should deliver but reports it delivered
+        /// (invariants 1 and 5).
+        case skipLastChange
+    }
 
     private struct State {
         var tables: [TableName: [String: StoredRow]] = [:]
@@ -57,69 +71,100 @@ public final class MemoryShardStore: ShardStore {
     public let shardID: ShardID
     private let state = Mutex(State())
     private let faults: Faults?
+    private let mutations: Set<Mutation>
     private let wallMillis: @Sendable () -> UInt64
 
     /// An empty shard; `wallMillis` stamps its changelog (a manual clock's in a simulation).
     public init(
         shardID: ShardID, wallMillis: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) },
-        faults: Faults? = nil
+        faults: Faults? = nil, mutations: Set<Mutation> = []
     ) {
         self.shardID = shardID
         self.wallMillis = wallMillis
         self.faults = faults
+        self.mutations = mutations
     }
 
-    private func locked<T>(_ operation: Operation, _ body: (inout State) throws -> T) throws -> T {
-        try faults?(shardID, operation)
+    private func locked<T>(_ operation: Operation, _ body: (inout State) throws -> T) async throws -> T {
+        try await faults?(shardID, operation)
         return try state.withLock { try body(&$0) }
     }
 
     /// Every row of every table, for invariant checks that look behind the API.
     public var allRows: [StoredRow] { state.withLock { $0.tables.values.flatMap(\.values) } }
 
+    /// The highest fence over `hash`, read without the fault hook (invariant checks).
+    public func fence(over hash: UInt64) -> UInt64? { state.withLock { $0.fence(over: hash) } }
+
+    /// The open change streams, read without the fault hook (end-of-run checks).
+    public var openStreams: Set<ChangeStreamID> { state.withLock { $0.streams } }
+
+    /// Overwrites a row whatever its version, with no changelog entry: a corrupt copy planted by
+    /// a simulation (the canary must catch it, verification must repair it).
+    public func plant(_ row: StoredRow) {
+        state.withLock { $0.tables[row.table]?[row.pk] = row }
+    }
+
     public func ensureTable(_ table: TableName) async throws {
-        try locked(.ensureTable) { state in
+        try await locked(.ensureTable) { state in
             if state.tables[table] == nil { state.tables[table] = [:] }
         }
     }
 
     public func tables() async throws -> [TableName] {
-        try locked(.tables) { $0.tables.keys.sorted() }
+        try await locked(.tables) { $0.tables.keys.sorted() }
     }
 
     public func write(_ write: ClientWrite) async throws -> WriteOutcome {
+        try await faults?(shardID, .write)
+        return try clientWrite(write)
+    }
+
+    /// `write` without the fault hook and without suspending: a simulation's clients call it
+    /// from inside another operation's hook, to interleave with the migrator's steps.
+    public func clientWrite(_ write: ClientWrite) throws -> WriteOutcome {
         try StoreError.check(write)
         let now = wallMillis()
-        return try locked(.write) { state in
+        let ignoreFences = mutations.contains(.ignoreFences)
+        let forgetDeletes = mutations.contains(.forgetDeletes)
+        return try state.withLock { state in
             var rows = try state.rows(write.table)
-            if let fence = state.fence(over: KeyHash.of(write.shardKey)), fence > write.generation { throw StoreError.fenced(at: fence) }
+            if !ignoreFences, let fence = state.fence(over: KeyHash.of(write.shardKey)), fence > write.generation {
+                throw StoreError.fenced(at: fence)
+            }
             let current = rows[write.pk]
             if write.body == nil && !(current.map { !$0.isDeleted } ?? false) { return .notFound }
             let version = VersionRule.next(current: current?.version, proposed: write.proposedVersion)
             let row = StoredRow(table: write.table, pk: write.pk, shardKey: write.shardKey, version: version, body: write.body)
             rows[write.pk] = row
             state.tables[write.table] = rows
-            state.record(row, at: now)
+            if !(forgetDeletes && row.isDeleted) { state.record(row, at: now) }
             return .written(version: version)
         }
     }
 
     public func get(table: TableName, pk: String) async throws -> StoredRow? {
         try StoreError.check(pk, "primary key")
-        return try locked(.read) { try $0.rows(table)[pk] }
+        return try await locked(.read) { try $0.rows(table)[pk] }
     }
 
     public func read(table: TableName, pk: String, shardKey: String) async throws -> FencedRead<StoredRow?> {
+        try await faults?(shardID, .read)
+        return try clientRead(table: table, pk: pk, shardKey: shardKey)
+    }
+
+    /// `read` without the fault hook and without suspending (see `clientWrite`).
+    public func clientRead(table: TableName, pk: String, shardKey: String) throws -> FencedRead<StoredRow?> {
         try StoreError.check(pk, "primary key")
         try StoreError.check(shardKey, "shard key")
-        return try locked(.read) { state in
+        return try state.withLock { state in
             FencedRead(value: try state.rows(table)[pk], fence: state.fence(over: KeyHash.of(shardKey)))
         }
     }
 
     public func rows(table: TableName, shardKey: String, limit: Int) async throws -> FencedRead<[StoredRow]> {
         try StoreError.check(shardKey, "shard key")
-        return try locked(.rows) { state in
+        return try await locked(.rows) { state in
             let rows = try state.rows(table).values.filter { $0.shardKey == shardKey && !$0.isDeleted }
             let sorted = rows.sorted { $0.pk.utf8.lexicographicallyPrecedes($1.pk.utf8) }
             return FencedRead(value: Array(sorted.prefix(max(0, limit))), fence: state.fence(over: KeyHash.of(shardKey)))
@@ -127,13 +172,13 @@ public final class MemoryShardStore: ShardStore {
     }
 
     public func deleteRange(_ range: HashRange, limit: Int) async throws -> Int {
-        try locked(.deleteRange) { state in
+        try await locked(.deleteRange) { state in
             Self.physicallyDelete(&state, limit: limit) { range.contains($0.hash) }
         }
     }
 
     public func purgeTombstones(before version: UInt64, limit: Int) async throws -> Int {
-        try locked(.purgeTombstones) { state in
+        try await locked(.purgeTombstones) { state in
             Self.physicallyDelete(&state, limit: limit) { $0.isDeleted && $0.version < version }
         }
     }
@@ -151,7 +196,7 @@ public final class MemoryShardStore: ShardStore {
     }
 
     public func summarize(_ request: SummaryRequest) async throws -> SnapshotSummary {
-        try locked(.summarize) { state in
+        try await locked(.summarize) { state in
             var summaries: [TableName: [[RangeSummary]]] = [:]
             for table in request.tables {
                 let rows = try state.rows(table).values
@@ -190,14 +235,14 @@ public final class MemoryShardStore: ShardStore {
     }
 
     public func snapshotScan(table: TableName, range: HashRange, after cursor: ScanCursor?, limit: Int) async throws -> RowsAtPosition {
-        try locked(.snapshotScan) { state in
+        try await locked(.snapshotScan) { state in
             RowsAtPosition(position: state.head, rows: try state.scan(table, range, after: cursor, limit: limit))
         }
     }
 
     public func repair(table: TableName, overwrite rows: [StoredRow], remove pks: [String]) async throws -> Int {
         let now = wallMillis()
-        return try locked(.repair) { state in
+        return try await locked(.repair) { state in
             var stored = try state.rows(table)
             for row in rows where row.table != table { throw StoreError.backend("repair of \(table) was given a row of \(row.table)") }
             // Overwrites are written like client rows (SQLite's triggers see them too); removals
@@ -214,11 +259,13 @@ public final class MemoryShardStore: ShardStore {
 
     public func apply(_ rows: [StoredRow]) async throws -> Int {
         guard !rows.isEmpty else { return 0 }
-        return try locked(.apply) { state in
+        let anyVersion = mutations.contains(.applyOlderVersions)
+        return try await locked(.apply) { state in
             // All or nothing, as one transaction would be.
             for table in Set(rows.map(\.table)) where state.tables[table] == nil { throw StoreError.unknownTable(table) }
             var changed = 0
-            for row in rows where VersionRule.replaces(incoming: row.version, stored: state.tables[row.table]?[row.pk]?.version) {
+            for row in rows
+            where anyVersion || VersionRule.replaces(incoming: row.version, stored: state.tables[row.table]?[row.pk]?.version) {
                 state.tables[row.table]?[row.pk] = row
                 changed += 1
             }
@@ -227,11 +274,11 @@ public final class MemoryShardStore: ShardStore {
     }
 
     public func scan(table: TableName, range: HashRange, after cursor: ScanCursor?, limit: Int) async throws -> [StoredRow] {
-        try locked(.scan) { try $0.scan(table, range, after: cursor, limit: limit) }
+        try await locked(.scan) { try $0.scan(table, range, after: cursor, limit: limit) }
     }
 
     public func summary(table: TableName, range: HashRange) async throws -> RangeSummary {
-        try locked(.summary) { RangeSummary(of: try $0.rows(table).values.filter { range.contains($0.hash) }) }
+        try await locked(.summary) { RangeSummary(of: try $0.rows(table).values.filter { range.contains($0.hash) }) }
     }
 
     public func changeCapture() async throws -> String { "memory" }
@@ -239,17 +286,19 @@ public final class MemoryShardStore: ShardStore {
     public func close() async {}
 
     public func openChangeStream(_ stream: ChangeStreamID) async throws -> UInt64 {
-        try locked(.openChangeStream) { state in
+        try await locked(.openChangeStream) { state in
             state.streams.insert(stream)
             return state.head
         }
     }
 
     public func changes(_ stream: ChangeStreamID, after position: UInt64, through: UInt64?, limit: Int) async throws -> ChangeBatch {
-        try locked(.changes) { state in
+        let skipLast = mutations.contains(.skipLastChange)
+        return try await locked(.changes) { state in
             let upper = min(state.head, through ?? .max)
-            let changes = Array(state.changelog.lazy.filter { $0.position > position && $0.position <= upper }.prefix(max(0, limit)))
+            var changes = Array(state.changelog.lazy.filter { $0.position > position && $0.position <= upper }.prefix(max(0, limit)))
             let reached = changes.count < limit ? max(position, upper) : changes.last?.position ?? position
+            if skipLast, !changes.isEmpty { changes.removeLast() }
             let backlog = state.head > reached ? Int(state.head - reached) : 0
             let oldest = backlog > 0 ? state.changelog.first { $0.position > reached }?.atMillis : nil
             return ChangeBatch(changes: changes, position: reached, backlog: backlog, oldestPendingMillis: oldest)
@@ -257,37 +306,37 @@ public final class MemoryShardStore: ShardStore {
     }
 
     public func closeChangeStream(_ stream: ChangeStreamID) async throws {
-        try locked(.closeChangeStream) { _ = $0.streams.remove(stream) }
+        try await locked(.closeChangeStream) { _ = $0.streams.remove(stream) }
     }
 
     public func changeStreams() async throws -> [ChangeStreamID] {
-        try locked(.changeStreams) { $0.streams.sorted() }
+        try await locked(.changeStreams) { $0.streams.sorted() }
     }
 
     public func changePosition() async throws -> UInt64 {
-        try locked(.changePosition) { $0.head }
+        try await locked(.changePosition) { $0.head }
     }
 
     public func purgeChanges(through position: UInt64) async throws {
-        try locked(.purgeChanges) { $0.changelog.removeAll { $0.position <= position } }
+        try await locked(.purgeChanges) { $0.changelog.removeAll { $0.position <= position } }
     }
 
     @discardableResult
     public func fence(_ ranges: [HashRange], generation: UInt64) async throws -> UInt64 {
-        try locked(.fence) { state in
+        try await locked(.fence) { state in
             for range in ranges { state.fences[range] = max(state.fences[range] ?? 0, generation) }
             return state.head
         }
     }
 
     public func removeFences(_ ranges: [HashRange]) async throws {
-        try locked(.removeFences) { state in
+        try await locked(.removeFences) { state in
             for range in ranges { state.fences[range] = nil }
         }
     }
 
     public func fences() async throws -> [Fence] {
-        try locked(.fences) { state in
+        try await locked(.fences) { state in
             state.fences.map { Fence(range: $0.key, generation: $0.value) }.sorted { $0.range.start < $1.range.start }
         }
     }

@@ -164,6 +164,9 @@ import Testing
         var restored = journaled
         restored.on(.restarted(publishedGeneration: m.plan.target.generation), now: 50)
         #expect(restored.switched)
+        // The switch happened: what is left is letting held writes go (the directive may hold them).
+        #expect(restored.phaseWork(now: 50) == [.releaseWrites])
+        restored.on(.writesReleased, now: 51)
         #expect(restored.phase == .baking)
         #expect(!restored.holding)
 
@@ -275,7 +278,7 @@ import Testing
         m.on(.writesHeld, now: 3)
         m.on(.fenced(positions: [:]), now: 4)
         m.on(.restarted(publishedGeneration: nil), now: 5)
-        #expect(!m.holding)
+        #expect(m.holding, "the hold in the routers' directive outlives the process; only a release clears it")
         #expect(m.sourcesFenced)
         // A restarted migrator shows its canary again (nil here: a dead one may have left one).
         #expect(m.work(now: 5).first == .showCanary(nil))
@@ -285,7 +288,27 @@ import Testing
         m.on(.fenced(positions: [:]), now: 7)
         m.on(.published, now: 8)
         m.on(.restarted(publishedGeneration: nil), now: 9)
+        #expect(m.phaseWork(now: 9) == [.releaseWrites])
+        m.on(.writesReleased, now: 10)
         #expect(m.phase == .baking)
+    }
+
+    /// Found by the simulation: a rollback that found writes held, journaled by its command, then
+    /// a crash. The restarted machine thought the hold had died with the process and went on to
+    /// delete the copies, leaving every other router holding writes to the moving ranges for ever.
+    @Test func aRollbackAfterACrashStillReleasesTheHoldItFound() throws {
+        var m = try machine()
+        toCutover(&m)
+        m.on(.writesHeld, now: 3)
+        #expect(m.on(.rollback, now: 4) == .accepted)
+        let journaled = m  // a command is journaled even while writes are held
+        var restarted = journaled
+        restarted.on(.restarted(publishedGeneration: m.plan.source.generation), now: 5)
+        #expect(restarted.phaseWork(now: 5) == [.removeFences(m.ranges(byOwner: .forward))])
+        restarted.on(.fencesRemoved, now: 6)
+        #expect(restarted.phaseWork(now: 6) == [.releaseWrites])
+        restarted.on(.writesReleased, now: 7)
+        #expect(restarted.rollback == .deleteCopies && !restarted.holding)
     }
 
     @Test func anAbortedCutoverUnfencesReleasesAndTriesAgain() throws {

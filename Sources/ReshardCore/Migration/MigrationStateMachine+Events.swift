@@ -197,17 +197,18 @@ extension MigrationStateMachine {
         return .accepted
     }
 
-    /// After a crash the process's write hold is gone; a cutover that had not switched starts
-    /// over from the hold (fences are idempotent), one that had switched has in effect released.
+    /// After a crash a cutover that had not switched starts over from the hold (fences are
+    /// idempotent); one that had switched only lets the held writes go. `holding` is kept as
+    /// journaled: the dead process's own gate is gone, but the hold in the routers' directive
+    /// outlives it, and only a release clears that (a rollback that found writes held must
+    /// still release them, or other routers hold those ranges for ever).
     mutating func restart(now: UInt64) {
-        holding = false
         guard var progress = cutover else { return }
         if phase == .cuttingOver || (phase == .rollingBack && rollback == .reverseCutover) {
             if progress.step == .release {
                 // The pause of writes lost with the process is unknown; it is not recorded.
                 progress.heldAt = nil
                 cutover = progress
-                onCutoverStep(.writesReleased, now: now)
                 return
             }
             progress.step = .hold

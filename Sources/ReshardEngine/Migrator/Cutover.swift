@@ -23,6 +23,9 @@ struct Cutover: CutoverSteps {
     let routers: any RouterControl
     let stores: any StoreDirectory
     let metadata: any MetadataStore
+    /// Whether shards are fenced side by side (production) or one by one in shard order (a
+    /// deterministic simulation).
+    var concurrent = true
 
     func hold(_ ranges: [HashRange], generation: UInt64) async throws {
         // Every router holds: this one at once, the others when the directive reaches them (one
@@ -35,7 +38,16 @@ struct Cutover: CutoverSteps {
         // fenced shards' positions come from their fence transactions.
         var work = byShard
         for shard in readPositions where work[shard] == nil { work[shard] = [] }
-        let stores = try work.map { (shard: $0.key, store: try self.stores.shardStore($0.key), ranges: $0.value) }
+        let stores = try work.sorted { $0.key < $1.key }.map {
+            (shard: $0.key, store: try self.stores.shardStore($0.key), ranges: $0.value)
+        }
+        guard concurrent else {
+            var positions: [ShardID: UInt64] = [:]
+            for (shard, store, ranges) in stores {
+                positions[shard] = ranges.isEmpty ? try await store.changePosition() : try await store.fence(ranges, generation: generation)
+            }
+            return positions
+        }
         return try await withThrowingTaskGroup(of: (ShardID, UInt64).self) { group in
             for (shard, store, ranges) in stores {
                 group.addTask {
@@ -66,7 +78,11 @@ struct Cutover: CutoverSteps {
     }
 
     func removeFences(_ byShard: [ShardID: [HashRange]]) async throws {
-        let stores = try byShard.map { (try self.stores.shardStore($0.key), $0.value) }
+        let stores = try byShard.sorted { $0.key < $1.key }.map { (try self.stores.shardStore($0.key), $0.value) }
+        guard concurrent else {
+            for (store, ranges) in stores { try await store.removeFences(ranges) }
+            return
+        }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (store, ranges) in stores { group.addTask { try await store.removeFences(ranges) } }
             try await group.waitForAll()

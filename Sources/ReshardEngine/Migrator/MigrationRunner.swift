@@ -9,6 +9,13 @@ import ReshardStore
 /// an exact point of the protocol.
 public typealias MigrationRoundHook = @Sendable (MigrationStateMachine) async -> [MigrationEvent]
 
+/// Runs a round's work items, given a function that runs one, and returns their events. The
+/// runner's own runs them side by side in a task group; a simulation interleaves them under a
+/// seeded scheduler instead.
+public typealias RoundExecutor =
+    @Sendable ([MigrationWork], @escaping @Sendable (MigrationWork) async -> MigrationEvent) async ->
+    [MigrationEvent]
+
 /// Drives one migration: a short loop that asks the state machine for the next round of work,
 /// runs it (the items side by side), feeds the results back and journals the machine, so a
 /// restart resumes where it stopped. Every decision (what next, how fast, in what order results
@@ -24,7 +31,8 @@ public actor MigrationRunner {
     private let logger: Logger
     private let clock: any Clock<Duration>
     private let wallMillis: @Sendable () -> UInt64
-    private let concurrent: Bool
+    /// Runs a round's items (nil: side by side in a task group).
+    private let executor: RoundExecutor?
     private let hook: MigrationRoundHook?
     private var commands: [(MigrationEvent, CheckedContinuation<MigrationOutcome, Never>)] = []
     private var pauses: [PauseSummary] = []
@@ -46,25 +54,26 @@ public actor MigrationRunner {
     }
 
     /// A runner for `machine` over `stores`, steering `routers`, journaling to `metadata`. Waits
-    /// go through `clock`. With `concurrent` false a round's items run one after the other, in
-    /// the order the machine gave them (a deterministic simulation).
+    /// go through `clock`. With an `executor`, it runs each round's items, and shards are fenced
+    /// one by one (a deterministic simulation).
     public init(
         machine: MigrationStateMachine, stores: any StoreDirectory, routers: any RouterControl, metadata: any MetadataStore,
         logger: Logger, tailBatch: Int = 1_000, clock: any Clock<Duration> = ContinuousClock(),
         wallMillis: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) },
-        hook: MigrationRoundHook? = nil, concurrent: Bool = true
+        hook: MigrationRoundHook? = nil, executor: RoundExecutor? = nil
     ) {
         self.id = machine.id
         self.machine = machine
         self.worker = MigrationWorker(
-            id: machine.id, plan: machine.plan, stores: stores, routers: routers, metadata: metadata, tailBatch: tailBatch)
+            id: machine.id, plan: machine.plan, stores: stores, routers: routers, metadata: metadata, tailBatch: tailBatch,
+            concurrent: executor == nil)
         self.routers = routers
         self.metadata = metadata
         self.logger = logger
         self.clock = clock
         self.wallMillis = wallMillis
         self.hook = hook
-        self.concurrent = concurrent
+        self.executor = executor
     }
 
     /// The machine as it stands.
@@ -105,21 +114,27 @@ public actor MigrationRunner {
     public func run() async {
         running = true
         defer { running = false }
-        while !Task.isCancelled {
-            await applyCommands()
-            let work = machine.nextRound(now: wallMillis(), foregroundP99Micros: routers.foregroundP99Micros)
-            if work.isEmpty {
-                if machine.phase.isTerminal { break }
-                // Nothing until an operator acts.
-                try? await clock.sleep(for: .milliseconds(50))
-                continue
-            }
-            await round(work)
-        }
+        while !Task.isCancelled, await step() {}
         // From here a command is applied on arrival: one queued while the work below awaits
         // would wait for a loop that has ended, and its caller for ever.
         running = false
         await applyCommands()
+    }
+
+    /// One turn of the loop: pending commands, then a round of work (or a short idle wait).
+    /// Returns false once the migration has ended and has nothing left to tidy. A simulation
+    /// calls this directly, between its own moves.
+    public func step() async -> Bool {
+        await applyCommands()
+        let work = machine.nextRound(now: wallMillis(), foregroundP99Micros: routers.foregroundP99Micros)
+        if work.isEmpty {
+            if machine.phase.isTerminal { return false }
+            // Nothing until an operator acts.
+            try? await clock.sleep(for: .milliseconds(50))
+            return true
+        }
+        await round(work)
+        return true
     }
 
     /// Runs one round of work, feeds its results back, and journals.
@@ -148,12 +163,9 @@ public actor MigrationRunner {
         let worker = worker
         let clock = clock
         let sleep: @Sendable (UInt64) async throws -> Void = { try await clock.sleep(for: .milliseconds($0)) }
+        if let executor { return await executor(work) { await worker.perform($0, now: now, sleep: sleep) } }
         // Cutover steps come one at a time while writes are held: no child task to schedule.
-        guard concurrent, work.count > 1 else {
-            var events: [MigrationEvent] = []
-            for item in work { events.append(await worker.perform(item, now: now, sleep: sleep)) }
-            return events
-        }
+        if work.count == 1, let item = work.first { return [await worker.perform(item, now: now, sleep: sleep)] }
         return await withTaskGroup(of: MigrationEvent.self) { group in
             for item in work { group.addTask { await worker.perform(item, now: now, sleep: sleep) } }
             var events: [MigrationEvent] = []

@@ -15,12 +15,12 @@ struct MigrationWorker: Sendable {
     /// The roles of migration `id` over `plan`.
     init(
         id: String, plan: MigrationPlan, stores: any StoreDirectory, routers: any RouterControl, metadata: any MetadataStore,
-        tailBatch: Int, cutover: (any CutoverSteps)? = nil
+        tailBatch: Int, concurrent: Bool = true, cutover: (any CutoverSteps)? = nil
     ) {
         self.stores = stores
         changes = ChangeApplier(plan: plan, stream: ChangeStreamID(migration: id), batch: tailBatch, stores: stores)
         verifier = Verifier(plan: plan, stores: stores, applier: changes)
-        self.cutover = cutover ?? Cutover(routers: routers, stores: stores, metadata: metadata)
+        self.cutover = cutover ?? Cutover(routers: routers, stores: stores, metadata: metadata, concurrent: concurrent)
         cleanup = Cleanup(stores: stores)
         canary = CanaryReads(migration: id, routers: routers)
     }

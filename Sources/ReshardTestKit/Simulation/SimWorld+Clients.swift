@@ -1,0 +1,158 @@
+import ReshardCore
+import ReshardEngine
+import ReshardStore
+import ReshardTestKit
+
+/// Clients writing, deleting and reading through the two routers, as the real router routes:
+/// by the router's map, re-reading the map when a shard's fence says it is stale, holding writes
+/// of ranges that are cutting over, shadow-reading during the canary (new owner first).
+extension SimWorld {
+    /// One client operation through router `index`: a write, a delete or a read that checks it
+    /// sees at least the latest acknowledged write.
+    func clientStep(router index: Int) {
+        state.withLock { state in
+            let table = tables[Int(state.random.next() % UInt64(tables.count))]
+            switch state.random.next() % 10 {
+            case 0...4:
+                let pk = keys[Int(state.random.next() % UInt64(keys.count))]
+                submit(Op(table: table, pk: pk, body: "{\"n\":\(state.random.next() % 1000)}"), router: index, &state)
+            case 5...6:
+                let pk = keys[Int(state.random.next() % UInt64(keys.count))]
+                submit(Op(table: table, pk: pk, body: nil), router: index, &state)
+            default:
+                let readable = keys + coldKeys
+                read(Key(table: table, pk: readable[Int(state.random.next() % UInt64(readable.count))]), router: index, &state)
+            }
+        }
+    }
+
+    /// Keys written once before the migration and never again: a corruption planted in one of
+    /// their copies is not overwritten by replication, so only the canary or verification can
+    /// find it.
+    var coldKeys: [String] { (0..<8).map { "cold\($0)" } }
+
+    func submit(_ op: Op, router index: Int, _ state: inout State) {
+        if state.routers[index].held.contains(where: { $0.contains(KeyHash.of(op.pk)) }) {
+            state.routers[index].parked.append(op)
+        } else {
+            execute(op, router: index, &state)
+        }
+    }
+
+    /// Routes and writes; a fenced write re-reads the map once. Only a write a shard took counts
+    /// as acknowledged.
+    func execute(_ op: Op, router index: Int, _ state: inout State) {
+        let key = Key(table: op.table, pk: op.pk)
+        for attempt in 0..<2 {
+            let map = state.routers[index].map
+            guard let store = stores[map.owner(of: KeyHash.of(op.pk))] else { return }
+            let proposed = state.routers[index].clock.next(wallMillis: clock.wallMillis)
+            let write = ClientWrite(
+                table: op.table, pk: op.pk, shardKey: op.pk, body: op.body, proposedVersion: proposed, generation: map.generation)
+            do {
+                if case .written(let version) = try store.clientWrite(write) {
+                    state.routers[index].clock.observe(version)
+                    state.acked[key] = Acked(version: version, body: op.body)
+                    state.coverage.ackedWrites += 1
+                }
+                return
+            } catch let error as StoreError where error.fenceGeneration != nil {
+                state.coverage.fencedWrites += 1
+                if attempt == 0, let current = metadata.current { state.routers[index].map = current }
+            } catch {
+                return
+            }
+        }
+    }
+
+    /// A read must never return less than the latest acknowledged write. A fence above the
+    /// router's generation sends it to the metadata first.
+    func read(_ key: Key, router index: Int, _ state: inout State) {
+        let hash = KeyHash.of(key.pk)
+        var map = state.routers[index].map
+        if let fence = stores[map.owner(of: hash)]?.fence(over: hash), fence > map.generation, let current = metadata.current {
+            state.routers[index].map = current
+            map = current
+        }
+        if let canary = state.routers[index].canary, let move = canary.plan.move(containing: hash),
+            map.generation < canary.plan.target.generation
+        {
+            shadowRead(key, move: move, &state)
+        }
+        let row = try? stores[map.owner(of: hash)]?.clientRead(table: key.table, pk: key.pk, shardKey: key.pk).value
+        state.coverage.reads += 1
+        if let problem = Self.problem(row ?? nil, against: state.acked[key]) {
+            state.violation =
+                state.violation ?? "read of \(key.table)/\(key.pk) via router \(index) at generation \(map.generation): \(problem)"
+        }
+    }
+
+    /// New owner first, old owner second, as the router does: the new owner may be behind, never
+    /// ahead. A mismatch is a violation, except on the row planted to be found.
+    private func shadowRead(_ key: Key, move: Move, _ state: inout State) {
+        let target = try? stores[move.target]?.clientRead(table: key.table, pk: key.pk, shardKey: key.pk).value
+        let source = try? stores[move.source]?.clientRead(table: key.table, pk: key.pk, shardKey: key.pk).value
+        let now = clock.wallMillis
+        let outcome = ShadowRead.classify(source: source ?? nil, target: target ?? nil, nowMillis: now, lagAllowanceMillis: 1 << 40)
+        state.coverage.shadowReads += 1
+        guard outcome.isMismatch else { return }
+        guard state.planted == key else {
+            state.violation = state.violation ?? "shadow read of \(key.table)/\(key.pk) on \(move.target): \(outcome.name)"
+            return
+        }
+        state.coverage.mismatches += 1
+        state.shadow.mismatches += 1
+        state.shadow.recent.append(
+            ShadowReads.Comparison(
+                table: key.table, pk: key.pk, sourceVersion: (source ?? nil)?.version, targetVersion: (target ?? nil)?.version,
+                outcome: outcome, at: now))
+    }
+
+    /// What is wrong with `row` given the last acknowledged write, if anything.
+    static func problem(_ row: StoredRow?, against acked: Acked?) -> String? {
+        guard let acked else { return nil }
+        // A purged tombstone reads as absent, as it does to clients.
+        if row == nil && acked.body == nil { return nil }
+        guard let row, row.version >= acked.version else {
+            return "saw version \(row?.version ?? 0), acknowledged \(acked.version) (lost write)"
+        }
+        if row.version == acked.version && row.body != acked.body {
+            return "version \(row.version) holds \(row.body ?? "a tombstone"), acknowledged \(acked.body ?? "a delete")"
+        }
+        return nil
+    }
+
+    // MARK: Routers following the directive
+
+    /// Router `index` puts the directive in force: holds what a cutover holds, the canary.
+    func follow(router index: Int) {
+        state.withLock { follow(index, &$0) }
+    }
+
+    func follow(_ index: Int, _ state: inout State) {
+        if let hold = state.directive.hold, hold.generation > state.routers[index].map.generation {
+            state.routers[index].held = hold.ranges
+        } else if !state.routers[index].held.isEmpty {
+            release(index, &state)
+        }
+        state.routers[index].canary = state.directive.canary
+    }
+
+    /// Router `index` lets its held writes go, to the owners of its current map.
+    func release(_ index: Int, _ state: inout State) {
+        state.routers[index].held = []
+        let parked = state.routers[index].parked
+        state.routers[index].parked = []
+        for op in parked { execute(op, router: index, &state) }
+    }
+
+    /// Router 1's safety net: a periodic re-read of the map and the directive.
+    func rereadMetadata(router index: Int) {
+        state.withLock { state in
+            if let current = metadata.current, current.generation > state.routers[index].map.generation {
+                state.routers[index].map = current
+            }
+            follow(index, &state)
+        }
+    }
+}
