@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "ReshardStore", targets: ["ReshardStore"]),
         .library(name: "ReshardEngine", targets: ["ReshardEngine"]),
         .library(name: "ReshardServer", targets: ["ReshardServer"]),
+        .library(name: "ReshardAPI", targets: ["ReshardAPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
@@ -31,6 +32,8 @@ let package = Package(
     targets: [
         // Pure model: no I/O, no clocks read, no Foundation networking.
         .target(name: "ReshardCore", swiftSettings: strict),
+        // The API's JSON bodies, shared by the server and its clients; depends on no other target.
+        .target(name: "ReshardAPI", swiftSettings: strict),
         .target(
             name: "ReshardStore",
             dependencies: [
@@ -53,7 +56,7 @@ let package = Package(
         .target(
             name: "ReshardServer",
             dependencies: [
-                "ReshardEngine", "ReshardStore", "ReshardCore",
+                "ReshardEngine", "ReshardStore", "ReshardCore", "ReshardAPI",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -86,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "reshard",
             dependencies: [
-                "ReshardServer", "ReshardClient",
+                "ReshardServer", "ReshardClient", "ReshardAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 // The SQLite raw-copy baseline of `reshard bench copy`.
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -109,7 +112,7 @@ let package = Package(
         ),
         .testTarget(name: "ReshardCoreTests", dependencies: ["ReshardCore"], swiftSettings: strict),
         // The benchmark's arithmetic (how samples are filed and figures formed), not its timings.
-        .testTarget(name: "ReshardCommandTests", dependencies: ["reshard"], swiftSettings: strict),
+        .testTarget(name: "ReshardCommandTests", dependencies: ["reshard", "ReshardAPI"], swiftSettings: strict),
         .testTarget(
             name: "ReshardStoreTests",
             dependencies: [
@@ -131,7 +134,7 @@ let package = Package(
         .testTarget(
             name: "ReshardServerTests",
             dependencies: [
-                "ReshardServer", "ReshardClient", "ReshardTestKit",
+                "ReshardServer", "ReshardClient", "ReshardTestKit", "ReshardAPI",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: strict

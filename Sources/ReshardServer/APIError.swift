@@ -1,4 +1,5 @@
 import Hummingbird
+import ReshardAPI
 import ReshardEngine
 
 /// An error as the API answers it: a status, a stable code and `{"error":{"code","message"}}`.
@@ -20,9 +21,9 @@ public struct APIError: HTTPResponseError, Sendable {
         self.headers = headers
     }
 
-    /// The JSON error body.
+    /// The JSON error body (`API.ErrorBody`).
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        var response = jsonResponse(status, "{\"error\":{\"code\":\(JSONText.quoted(code)),\"message\":\(JSONText.quoted(message))}}")
+        var response = try jsonResponse(status, API.ErrorBody(code: code, message: message))
         for field in headers { response.headers.append(field) }
         return response
     }

@@ -2,6 +2,7 @@ import Hummingbird
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
+import ReshardAPI
 
 #if canImport(Glibc)
     import Glibc
@@ -78,14 +79,16 @@ final class ParserErrorBodyHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         guard let error = parserError, case .head(var head) = unwrapOutboundIn(data), head.status == .badRequest,
-            head.headerFields[.contentLength] == "0"
+            head.headerFields[.contentLength] == "0",
+            // Two strings always encode; were it ever not so, the bare 400 still goes out.
+            let json = try? API.encode(API.ErrorBody(code: "malformed_request", message: "malformed HTTP request: \(error)"))
         else {
             context.write(data, promise: promise)
             return
         }
         parserError = nil
-        let json = "{\"error\":{\"code\":\"malformed_request\",\"message\":\(JSONText.quoted("malformed HTTP request: \(error)"))}}\n"
-        let body = ByteBuffer(string: json)
+        var body = ByteBuffer(bytes: json)
+        body.writeString("\n")
         head.headerFields[.contentLength] = String(body.readableBytes)
         head.headerFields[.contentType] = "application/json; charset=utf-8"
         context.write(wrapOutboundOut(.head(head)), promise: nil)

@@ -1,5 +1,6 @@
-/// Hand-built JSON for the hot paths: row bodies are embedded as the exact text the client sent,
-/// which an encoder of `Codable` values cannot do.
+/// Hand-built JSON for the answers that carry a client's row body (a row, a shard-key listing):
+/// the body is embedded as the exact text the client stored, which an encoder of `Codable`
+/// values cannot do. Every other answer is a ReshardAPI value (`jsonResponse(_:_:)`).
 enum JSONText {
     /// `text` as a JSON string literal, quotes included.
     static func quoted(_ text: String) -> String {
@@ -25,11 +26,6 @@ enum JSONText {
     /// `{"k":v,…}` from already-encoded values, in the given order.
     static func object(_ members: [(String, String)]) -> String {
         "{" + members.map { quoted($0.0) + ":" + $0.1 }.joined(separator: ",") + "}"
-    }
-
-    /// Microseconds as a JSON number of milliseconds with three decimals.
-    static func millis(_ micros: UInt64) -> String {
-        String(format: "%.3f", Double(micros) / 1_000)
     }
 
     /// `[a,b,…]` from already-encoded values.

@@ -4,6 +4,7 @@ import Logging
 import Metrics
 import NIOCore
 import Prometheus
+import ReshardAPI
 import ReshardCore
 import ReshardEngine
 
@@ -25,7 +26,7 @@ public enum ReshardApplication {
         router.add(middleware: JSONErrorMiddleware(maxBodyBytes: configuration.maxBodyBytes))
 
         router.get("healthz") { _, _ -> Response in
-            jsonResponse(.ok, JSONText.object([("status", "\"ok\""), ("generation", String(shardRouter.shardMap.generation))]))
+            try jsonResponse(.ok, API.Health(generation: shardRouter.shardMap.generation))
         }
         let refresher = GaugeRefresher(router: shardRouter)
         router.get("metrics") { _, _ -> Response in

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import ReshardAPI
 import ReshardCore
 import ReshardEngine
 
@@ -28,19 +29,19 @@ struct RowRoutes {
         try RequestInput.requireJSON(request)
         let body = try await request.body.collect(upTo: maxBodyBytes)
         let receipt = try await router.put(table: table, pk: pk, body: Array(buffer: body))
-        return jsonResponse(.ok, receiptJSON(receipt))
+        return try jsonResponse(.ok, API.WriteReceipt(receipt))
     }
 
     private func get(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let (table, pk) = try rowAddress(context)
         let row = try await router.get(table: table, pk: pk, shardKey: try shardKeyParameter(request))
-        return jsonResponse(.ok, rowJSON(row))
+        return jsonTextResponse(.ok, rowJSON(row))
     }
 
     private func delete(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let (table, pk) = try rowAddress(context)
         let receipt = try await router.delete(table: table, pk: pk, shardKey: try shardKeyParameter(request))
-        return jsonResponse(.ok, receiptJSON(receipt, deleted: true))
+        return try jsonResponse(.ok, API.DeleteReceipt(receipt))
     }
 
     private func list(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
@@ -64,7 +65,7 @@ struct RowRoutes {
             ("shard_key", JSONText.quoted(shardKey)),
             ("rows", JSONText.array(rows.map(rowJSON))),
         ])
-        return jsonResponse(.ok, body)
+        return jsonTextResponse(.ok, body)
     }
 
     private func rowAddress(_ context: BasicRequestContext) throws -> (table: String, pk: String) {
@@ -75,17 +76,9 @@ struct RowRoutes {
         try RequestInput.query(request)["shard_key"]
     }
 
-    private func receiptJSON(_ receipt: WriteReceipt, deleted: Bool = false) -> String {
-        var members = [
-            ("pk", JSONText.quoted(receipt.pk)),
-            ("version", String(receipt.version)),
-            ("shard", JSONText.quoted(receipt.shard.rawValue)),
-            ("generation", String(receipt.generation)),
-        ]
-        if deleted { members.append(("deleted", "true")) }
-        return JSONText.object(members)
-    }
-
+    /// A `Row` with its body as the exact text the client stored (the documented exception to
+    /// answering with ReshardAPI values): parsing and re-encoding it could change numbers,
+    /// escapes and member order.
     private func rowJSON(_ row: RowRead) -> String {
         JSONText.object([
             ("pk", JSONText.quoted(row.pk)),
@@ -105,13 +98,4 @@ func refuseOtherMethods(on group: RouterGroup<BasicRequestContext>, path: Router
     for method in all where !allowed.contains(method) {
         group.on(path, method: method) { _, _ -> Response in throw APIError.methodNotAllowed(allowed) }
     }
-}
-
-/// A JSON response with the right content type. A trailing newline keeps `curl` output readable.
-func jsonResponse(_ status: HTTPResponse.Status, _ json: String) -> Response {
-    Response(
-        status: status,
-        headers: [.contentType: "application/json; charset=utf-8"],
-        body: ResponseBody(byteBuffer: ByteBuffer(string: json + "\n"))
-    )
 }

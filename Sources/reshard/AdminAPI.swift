@@ -1,7 +1,9 @@
 import Foundation
+import ReshardAPI
 import ReshardClient
 
-/// A JSON client of a router's API for the CLI, over one keep-alive connection.
+/// A JSON client of a router's API for the CLI, over one keep-alive connection. Bodies are
+/// ReshardAPI's types both ways: the server encodes the very types decoded here.
 actor AdminAPI {
     private let connection: HTTPConnection
     private let token: String
@@ -22,10 +24,15 @@ actor AdminAPI {
         try decode(try await connection.request("GET", path, headers: [("Authorization", "Bearer \(token)")]))
     }
 
-    /// POSTs a JSON body to `path` and decodes the answer.
-    func post<T: Decodable>(_ path: String, json: String) async throws -> T {
+    /// POSTs `body` as JSON to `path` and decodes the answer.
+    func post<T: Decodable>(_ path: String, body: some Encodable) async throws -> T {
         let headers = [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")]
-        return try decode(try await connection.request("POST", path, headers: headers, body: Array(json.utf8)))
+        return try decode(try await connection.request("POST", path, headers: headers, body: Array(try API.encode(body))))
+    }
+
+    /// POSTs to `path` without a body (a command that reads none) and decodes the answer.
+    func post<T: Decodable>(_ path: String) async throws -> T {
+        try decode(try await connection.request("POST", path, headers: [("Authorization", "Bearer \(token)")]))
     }
 
     func close() async {
@@ -34,20 +41,12 @@ actor AdminAPI {
 
     private func decode<T: Decodable>(_ response: HTTPClientResponse) throws -> T {
         guard (200..<300).contains(response.status) else {
-            if let body = try? JSONDecoder().decode(ErrorBody.self, from: Data(response.body)) {
+            if let body = try? API.decode(API.ErrorBody.self, from: Data(response.body)) {
                 throw CLIError("the server answered \(response.status) \(body.error.code): \(body.error.message)")
             }
             throw CLIError("the server answered \(response.status)")
         }
-        return try JSONDecoder().decode(T.self, from: Data(response.body))
-    }
-
-    private struct ErrorBody: Decodable {
-        struct Detail: Decodable {
-            let code: String
-            let message: String
-        }
-        let error: Detail
+        return try API.decode(T.self, from: Data(response.body))
     }
 
     static func parse(_ url: String) throws -> (host: String, port: Int) {

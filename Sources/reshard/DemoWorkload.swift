@@ -1,5 +1,6 @@
 import Foundation
 import Histogram
+import ReshardAPI
 import ReshardClient
 import ReshardCore
 import Synchronization
@@ -115,10 +116,6 @@ final class DemoWorkload: Sendable {
         return result
     }
 
-    private struct Acknowledgement: Decodable {
-        let version: UInt64
-    }
-
     private func read(_ index: Int, on connection: HTTPConnection, client: Int, into result: inout ClientResult) async throws {
         result.reads += 1
         let response: HTTPClientResponse
@@ -131,7 +128,7 @@ final class DemoWorkload: Sendable {
         }
         var version: UInt64?
         switch response.status {
-        case 200: version = (try? JSONDecoder().decode(Acknowledgement.self, from: Data(response.body)))?.version
+        case 200: version = (try? API.decode(API.RowMetadata.self, from: Data(response.body)))?.version
         case 404: version = nil
         default:
             result.errors += 1
@@ -164,12 +161,17 @@ final class DemoWorkload: Sendable {
         }
         switch response.status {
         case 200:
-            guard let ack = try? JSONDecoder().decode(Acknowledgement.self, from: Data(response.body)) else {
+            let body = Data(response.body)
+            let version =
+                delete
+                ? (try? API.decode(API.DeleteReceipt.self, from: body))?.version
+                : (try? API.decode(API.WriteReceipt.self, from: body))?.version
+            guard let version else {
                 result.errors += 1
                 result.lastError = "an acknowledgement without a version: \(response.text.prefix(200))"
                 return
             }
-            result.acknowledged[index] = (ack.version, delete)
+            result.acknowledged[index] = (version, delete)
             result.ambiguous.remove(index)
         case 404 where delete:
             // Gone already; if this client's last acknowledged write left it live, it was lost.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ReshardAPI
 
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -72,31 +73,28 @@ struct MigrationOptions: ParsableArguments {
         }
     }
 
-    func body(_ fields: [(String, String)]) -> String {
-        var options: [String] = []
-        if let chunkRows { options.append("\"chunk_rows\":\(chunkRows)") }
-        if let bakeMs { options.append("\"bake_ms\":\(bakeMs)") }
-        if let maxRowsPerSecond { options.append("\"max_rows_per_second\":\(maxRowsPerSecond)") }
-        if let latencyFactor { options.append("\"latency_factor\":\(latencyFactor)") }
-        if !gates.isEmpty { options.append("\"gates\":[\(gates.map(quoted).joined(separator: ","))]") }
-        if !checks.isEmpty { options.append("\"checks\":[\(checks.map(quoted).joined(separator: ","))]") }
-        if let canarySteps {
-            let steps = canarySteps == "none" ? [] : canarySteps.split(separator: ",").compactMap { Double($0) }.map { "\($0)" }
-            options.append("\"canary_steps\":[\(steps.joined(separator: ","))]")
-        }
-        if let canaryStepMs { options.append("\"canary_step_ms\":\(canaryStepMs)") }
-        if let verifySubranges { options.append("\"verify_subranges\":\(verifySubranges)") }
-        var members = fields.map { "\"\($0.0)\":\($0.1)" }
-        members.append("\"dry_run\":\(dryRun)")
-        if !options.isEmpty { members.append("\"options\":{\(options.joined(separator: ","))}") }
-        return "{" + members.joined(separator: ",") + "}"
+    /// The request for a migration of `kind` with these options (none sent when none is given,
+    /// so the server's defaults apply).
+    func request(kind: String, shard: String? = nil, start: String? = nil, end: String? = nil) -> API.CreateMigration {
+        var options = API.MigrationOptions()
+        options.chunkRows = chunkRows
+        options.bakeMs = bakeMs
+        options.maxRowsPerSecond = maxRowsPerSecond
+        options.latencyFactor = latencyFactor
+        options.gates = gates.isEmpty ? nil : gates
+        options.checks = checks.isEmpty ? nil : checks
+        options.canarySteps = canarySteps.map { $0 == "none" ? [] : $0.split(separator: ",").compactMap { Double($0) } }
+        options.canaryStepMs = canaryStepMs
+        options.verifySubranges = verifySubranges
+        return API.CreateMigration(
+            kind: kind, shard: shard, start: start, end: end, dryRun: dryRun, options: options == API.MigrationOptions() ? nil : options)
     }
 }
 
 /// Sends a migration request and prints the plan (dry run) or watches it run.
-func startMigration(_ connection: ConnectionOptions, _ options: MigrationOptions, _ fields: [(String, String)]) async throws {
+func startMigration(_ connection: ConnectionOptions, _ options: MigrationOptions, _ request: API.CreateMigration) async throws {
     let api = try await connection.connect()
-    let created: CreatedMigration = try await api.post("/v1/migrations", json: options.body(fields))
+    let created: API.MigrationCreated = try await api.post("/v1/migrations", body: request)
     print(MigrationText.plan(created.plan))
     guard let id = created.id else { return }
     print("\nmigration \(id) started")
@@ -116,10 +114,10 @@ struct AddShard: AsyncParsableCommand {
         if !options.dryRun {
             let api = try await connection.connect()
             // Registering twice is harmless: a shard that exists is simply used.
-            let _: IgnoredBody? = try? await api.post("/v1/shards", json: "{\"id\":\(quoted(shard))}")
+            let _: API.ShardCreated? = try? await api.post("/v1/shards", body: API.CreateShard(id: shard))
             await api.close()
         }
-        try await startMigration(connection, options, [("kind", "\"add_shard\""), ("shard", quoted(shard))])
+        try await startMigration(connection, options, options.request(kind: "add_shard", shard: shard))
     }
 }
 
@@ -132,7 +130,7 @@ struct RemoveShard: AsyncParsableCommand {
     @Argument(help: "The shard to empty.") var shard: String
 
     func run() async throws {
-        try await startMigration(connection, options, [("kind", "\"remove_shard\""), ("shard", quoted(shard))])
+        try await startMigration(connection, options, options.request(kind: "remove_shard", shard: shard))
     }
 }
 
@@ -144,7 +142,7 @@ struct Rebalance: AsyncParsableCommand {
     @OptionGroup var options: MigrationOptions
 
     func run() async throws {
-        try await startMigration(connection, options, [("kind", "\"rebalance\"")])
+        try await startMigration(connection, options, options.request(kind: "rebalance"))
     }
 }
 
@@ -159,8 +157,7 @@ struct MoveRange: AsyncParsableCommand {
     @Option(help: "The shard that receives the range.") var to: String
 
     func run() async throws {
-        try await startMigration(
-            connection, options, [("kind", "\"move_range\""), ("start", quoted(start)), ("end", quoted(end)), ("shard", quoted(to))])
+        try await startMigration(connection, options, options.request(kind: "move_range", shard: to, start: start, end: end))
     }
 }
 
@@ -185,16 +182,16 @@ struct MigrationStatusCommand: AsyncParsableCommand {
         let api = try await connection.connect()
         defer { Task { await api.close() } }
         guard id != nil || watch else {
-            let list: MigrationList = try await api.get("/v1/migrations")
-            print(list.table)
+            let list: API.MigrationList = try await api.get("/v1/migrations")
+            print(MigrationText.list(list))
             return
         }
         guard let target = try await migrationID(id, api) else { return }
         if watch {
             try await MigrationWatch.watch(api, id: target)
         } else {
-            let answer: MigrationStatusAnswer = try await api.get("/v1/migrations/\(target)")
-            print(answer.text)
+            let answer: API.MigrationStatus = try await api.get("/v1/migrations/\(target)")
+            print(MigrationText.status(answer))
         }
     }
 }
@@ -208,7 +205,7 @@ struct Approve: AsyncParsableCommand {
     @Option(help: "The gate to approve (default: the one the migration waits at).") var gate: String?
 
     func run() async throws {
-        try await sendCommand(connection, id, "approve", body: gate.map { "{\"gate\":\(quoted($0))}" } ?? "{}")
+        try await sendCommand(connection, id, "approve", approval: API.Approve(gate: gate))
     }
 }
 
@@ -224,7 +221,7 @@ struct Verify: AsyncParsableCommand {
         let api = try await connection.connect()
         defer { Task { await api.close() } }
         guard let target = try await migrationID(id, api) else { return }
-        let report: VerificationBody = try await api.get("/v1/migrations/\(target)/verification")
+        let report: API.VerificationReport = try await api.get("/v1/migrations/\(target)/verification")
         print(VerificationText.report(report, all: all))
     }
 }
@@ -257,7 +254,7 @@ struct Rollback: AsyncParsableCommand {
 /// `id`, or the latest migration's when none is given; nil (after saying so) when there is none.
 func migrationID(_ id: String?, _ api: AdminAPI) async throws -> String? {
     if let id { return id }
-    let list: MigrationList = try await api.get("/v1/migrations")
+    let list: API.MigrationList = try await api.get("/v1/migrations")
     guard let latest = list.migrations.last?.id else {
         print("no migrations yet")
         return nil
@@ -265,14 +262,13 @@ func migrationID(_ id: String?, _ api: AdminAPI) async throws -> String? {
     return latest
 }
 
-func sendCommand(_ connection: ConnectionOptions, _ id: String, _ command: String, body: String = "{}") async throws {
+/// Sends `command` (with its approval body, for approve; pause, resume and rollback read none)
+/// and prints the phase it left the migration in.
+func sendCommand(_ connection: ConnectionOptions, _ id: String, _ command: String, approval: API.Approve? = nil) async throws {
     let api = try await connection.connect()
-    let answer: CommandAnswer = try await api.post("/v1/migrations/\(id)/\(command)", json: body)
+    let path = "/v1/migrations/\(id)/\(command)"
+    let answer: API.CommandResult
+    if let approval { answer = try await api.post(path, body: approval) } else { answer = try await api.post(path) }
     print("migration \(answer.id): \(command) accepted, now \(answer.phase)")
     await api.close()
-}
-
-func quoted(_ text: String) -> String {
-    let data = (try? JSONEncoder().encode(text)) ?? Data("\"\"".utf8)
-    return String(decoding: data, as: UTF8.self)
 }

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import ReshardClient
+import ReshardAPI
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,34 +18,14 @@ struct Status: AsyncParsableCommand {
 
     func run() async throws {
         let api = try await connection.connect()
-        let cluster: ClusterView = try await api.get("/v1/cluster")
+        let cluster: API.Cluster = try await api.get("/v1/cluster")
         await api.close()
         print(StatusTable.render(cluster, url: connection.url))
     }
 }
 
-/// `GET /v1/cluster` as the CLI reads it.
-struct ClusterView: Decodable {
-    struct Shard: Decodable {
-        let id: String
-        let backend: String
-        let address: String
-        let ranges: Int
-        let fraction: Double
-        let rows: Int
-    }
-    struct Table: Decodable {
-        let name: String
-        let primary_key: String
-        let shard_key: String
-    }
-    let generation: UInt64
-    let shards: [Shard]
-    let tables: [Table]
-}
-
 enum StatusTable {
-    static func render(_ cluster: ClusterView, url: String) -> String {
+    static func render(_ cluster: API.Cluster, url: String) -> String {
         let totalRows = cluster.shards.reduce(0) { $0 + $1.rows }
         var lines = [
             "Reshard cluster at \(url): shard map generation \(cluster.generation), "
@@ -64,7 +44,7 @@ enum StatusTable {
             lines += [""]
             lines += TextTable.render(
                 header: ["TABLE", "PRIMARY KEY", "SHARD KEY"],
-                rows: cluster.tables.map { [$0.name, $0.primary_key, $0.shard_key] },
+                rows: cluster.tables.map { [$0.name, $0.primaryKey, $0.shardKey] },
                 rightAligned: [])
         }
         return lines.joined(separator: "\n")

@@ -1,84 +1,11 @@
 import Foundation
-import ReshardCore
+import ReshardAPI
 
-/// `GET /v1/migrations/{id}/verification`.
-struct VerificationBody: Decodable {
-    struct Move: Decodable {
-        let move: Int
-        let start: String?
-        let end: String?
-        let source: String?
-        let target: String?
-        let rows_compared: Int
-        let subranges: Int
-        let mismatched_subranges: Int
-        let differences: [String: Int]
-        let repaired: Int
-        let passes: Int
-        let clean: Bool
-        let ms: Double
-    }
-    let id: String
-    let phase: String
-    let verifications: Int
-    let summary: VerificationSummary?
-    let unresolved: [String]?
-    let moves: [Move]
-}
-
-/// The verification summary in status and in the report.
-struct VerificationSummary: Decodable {
-    struct Aggregate: Decodable {
-        struct Side: Decodable {
-            let rows: Int
-            let numeric: Int
-            let sum: String
-        }
-        let check: String
-        let old: Side
-        let new: Side
-        let matches: Bool
-    }
-    let verifications: Int
-    let passed: Bool
-    let ms: Double
-    let moves: Int
-    let rows_compared: Int
-    let subranges: Int
-    let mismatched_subranges: Int
-    let differences: [String: Int]
-    let repaired: Int
-    let unresolved: Int
-    let aggregates: [Aggregate]
-}
-
-/// Gates, canary and shadow reads in status.
-enum ProofStatus {
-    struct Awaiting: Decodable {
-        let gate: String
-        let waiting_ms: UInt64?
-    }
-    struct Canary: Decodable {
-        let steps: [Double]
-        let step: Int?
-        let percent: Double?
-    }
-    struct Shadow: Decodable {
-        let active: Bool
-        let halted: Bool
-        let reads: Int
-        let matches: Int
-        let lag: Int
-        let mismatches: Int
-        let errors: Int
-        let latency_delta_p50_us: Int?
-        let latency_delta_p99_us: Int?
-    }
-}
-
+/// A migration's proof as the CLI prints it: the verification report, and the status lines
+/// about gates, the canary, shadow reads and the last verification.
 enum VerificationText {
 
-    static func report(_ body: VerificationBody, all: Bool) -> String {
+    static func report(_ body: API.VerificationReport, all: Bool) -> String {
         guard let summary = body.summary else { return "migration \(body.id) (\(body.phase)): not verified yet" }
         var lines = ["migration \(body.id) (\(body.phase)): verification \(body.verifications)"]
         lines += self.summary(summary).map { "  " + $0 }
@@ -86,7 +13,7 @@ enum VerificationText {
         // The interesting moves: any with differences, then the slowest, unless all are asked for.
         var moves = body.moves
         if !all {
-            let differing = moves.filter { $0.differences.values.reduce(0, +) > 0 || !$0.clean }
+            let differing = moves.filter { $0.differences.total > 0 || !$0.clean }
             let slowest = moves.sorted { $0.ms > $1.ms }.prefix(5)
             var seen = Set<Int>()
             moves = (differing + slowest).filter { seen.insert($0.move).inserted }.sorted { $0.move < $1.move }
@@ -97,7 +24,7 @@ enum VerificationText {
             rows: moves.map { move in
                 [
                     String(move.move), "[\(move.start ?? "?"), \(move.end ?? "?"))", "\(move.source ?? "?") → \(move.target ?? "?")",
-                    String(move.rows_compared), String(move.subranges), String(move.mismatched_subranges), differences(move.differences),
+                    String(move.rowsCompared), String(move.subranges), String(move.mismatchedSubranges), differences(move.differences),
                     String(move.repaired), String(move.passes), String(format: "%.1f", move.ms), move.clean ? "yes" : "NO",
                 ]
             },
@@ -108,11 +35,11 @@ enum VerificationText {
         return lines.joined(separator: "\n")
     }
 
-    static func summary(_ summary: VerificationSummary) -> [String] {
+    static func summary(_ summary: API.VerificationSummary) -> [String] {
         var lines = [
-            "\(summary.passed ? "passed" : "FAILED"): \(summary.rows_compared) rows over \(summary.moves) moves in "
+            "\(summary.passed ? "passed" : "FAILED"): \(summary.rowsCompared) rows over \(summary.moves) moves in "
                 + String(format: "%.0f ms; ", summary.ms)
-                + "\(summary.subranges) sub-ranges compared, \(summary.mismatched_subranges) differed",
+                + "\(summary.subranges) sub-ranges compared, \(summary.mismatchedSubranges) differed",
             "differences \(differences(summary.differences)); \(summary.repaired) repaired, \(summary.unresolved) unresolved",
         ]
         for aggregate in summary.aggregates {
@@ -123,25 +50,26 @@ enum VerificationText {
         return lines
     }
 
-    static func differences(_ counts: [String: Int]) -> String {
-        let found = DiffClass.allCases.map(\.rawValue).compactMap { name in counts[name].flatMap { $0 > 0 ? "\(name) \($0)" : nil } }
+    static func differences(_ counts: API.DiffCounts) -> String {
+        let found = counts.byClass.filter { $0.count > 0 }.map { "\($0.name) \($0.count)" }
         return found.isEmpty ? "none" : found.joined(separator: ", ")
     }
 
     /// Status lines about the proof: what it waits for, the canary, shadow reads, verification.
-    static func status(_ status: MigrationStatusBody) -> [String] {
+    static func status(_ status: API.MigrationDetail) -> [String] {
         var lines: [String] = []
-        if let awaiting = status.awaiting_approval {
-            let waited = awaiting.waiting_ms.map { String(format: " for %.0f s", Double($0) / 1_000) } ?? ""
+        if let awaiting = status.awaitingApproval {
+            let waited = awaiting.waitingMs.map { String(format: " for %.0f s", Double($0) / 1_000) } ?? ""
             lines.append("  waiting  for approval \(awaiting.gate)\(waited): reshard migrate approve \(status.id)")
         }
-        if let canary = status.canary, let percent = canary.percent, let step = canary.step {
-            lines.append(String(format: "  canary   step %d of %d: %.0f %% of reads shadow-read", step + 1, canary.steps.count, percent))
+        if let percent = status.canary.percent, let step = status.canary.step {
+            lines.append(
+                String(format: "  canary   step %d of %d: %.0f %% of reads shadow-read", step + 1, status.canary.steps.count, percent))
         }
-        if let shadow = status.shadow_reads {
+        if let shadow = status.shadowReads {
             var line = "  shadow   \(shadow.reads) reads: \(shadow.matches) match, \(shadow.lag) lag, \(shadow.mismatches) mismatch"
             if shadow.errors > 0 { line += ", \(shadow.errors) errors" }
-            if let p50 = shadow.latency_delta_p50_us, let p99 = shadow.latency_delta_p99_us {
+            if let p50 = shadow.latencyDeltaP50Us, let p99 = shadow.latencyDeltaP99Us {
                 line += ", latency delta p50 \(p50) µs p99 \(p99) µs"
             }
             if shadow.halted { line += " (HALTED)" }

@@ -1,4 +1,5 @@
 import Foundation
+import ReshardAPI
 import Testing
 
 @testable import reshard
@@ -63,8 +64,8 @@ import Testing
 
 /// The watch's rate and ETA come from the server's phase log, not from when the watch began.
 @Suite struct ProgressLineTests {
-    func mark(_ phase: String, _ at: UInt64) -> MigrationStatusBody.PhaseMark {
-        MigrationStatusBody.PhaseMark(phase: phase, at_ms: at)
+    func mark(_ phase: String, _ at: UInt64) -> API.PhaseMark {
+        API.PhaseMark(phase: phase, atMs: at)
     }
 
     @Test func theRateCountsFromTheStartOfCopying() {
@@ -111,8 +112,8 @@ import Testing
         let json =
             #"{"id":"mbroken","kind":"unknown","phase":"failed","moves":0,"rows_copied":0,"rows_estimated":null,"#
             + #""error":"the journal cannot be read"}"#
-        let answer = try JSONDecoder().decode(MigrationStatusAnswer.self, from: Data(json.utf8))
-        #expect(answer.text == "migration mbroken (unknown): failed\n  error: the journal cannot be read")
-        #expect(throws: (any Error).self) { try JSONDecoder().decode(MigrationStatusAnswer.self, from: Data("{}".utf8)) }
+        let answer = try API.decode(API.MigrationStatus.self, from: Data(json.utf8))
+        #expect(MigrationText.status(answer) == "migration mbroken (unknown): failed\n  error: the journal cannot be read")
+        #expect(throws: (any Error).self) { try API.decode(API.MigrationStatus.self, from: Data("{}".utf8)) }
     }
 }

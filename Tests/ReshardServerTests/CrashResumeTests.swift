@@ -1,4 +1,5 @@
 import Foundation
+import ReshardAPI
 import ReshardClient
 import ReshardCore
 import ReshardEngine
@@ -38,20 +39,6 @@ import Testing
     static let auth = [("Authorization", "Bearer \(token)")]
     static let shards = (1...4).map { ShardID("s\($0)")! }
     static let newShard = ShardID("s5")!
-
-    private struct Status: Decodable {
-        let id: String
-        let phase: String
-        let error: String?
-    }
-
-    private struct Created: Decodable {
-        let id: String
-    }
-
-    private struct Listing: Decodable {
-        let migrations: [Status]
-    }
 
     @Test(arguments: crashes)
     func resumesAfterKillNine(crash: Crash) async throws {
@@ -138,7 +125,7 @@ import Testing
         try await overConnections(port: port, keys: (0..<300).flatMap { ["a\($0)", "b\($0)"] }) { connection, pk in
             let put = try await connection.request("PUT", "/v1/tables/kv/rows/\(pk)", body: Array(#"{"v":0}"#.utf8))
             try #require(put.status == 200, "\(put.status) \(put.text)")
-            let receipt = try JSONDecoder().decode(Receipt.self, from: Data(put.body))
+            let receipt = try API.decode(API.WriteReceipt.self, from: Data(put.body))
             ledger.acknowledge(pk, version: receipt.version, deleted: false)
         }
     }
@@ -154,7 +141,9 @@ import Testing
             return nil  // the process died before answering; the migration was journaled before it ran
         }
         try #require(created.status == 202, "\(created.status) \(created.text)")
-        return try JSONDecoder().decode(Created.self, from: Data(created.body)).id
+        let id = try API.decode(API.MigrationCreated.self, from: Data(created.body)).id
+        try #require(id != nil, "\(created.text)")
+        return id
     }
 
     /// Two clients: one writes only keys outside the moving ranges (never held, so the old
@@ -173,18 +162,18 @@ import Testing
     }
 
     /// Polls the migration (found by listing when its creation was never answered) until it ends.
-    private static func waitUntilDone(port: Int, answeredID: String?) async throws -> Status? {
+    private static func waitUntilDone(port: Int, answeredID: String?) async throws -> API.MigrationSummary? {
         let admin = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
         defer { Task { await admin.close() } }
         let listed = try await admin.request("GET", "/v1/migrations", headers: auth)
-        let migrations = try JSONDecoder().decode(Listing.self, from: Data(listed.body)).migrations
+        let migrations = try API.decode(API.MigrationList.self, from: Data(listed.body)).migrations
         try #require(migrations.count == 1, "\(listed.text)")
         let id = migrations[0].id
         if let answeredID { #expect(answeredID == id) }
-        var last: Status?
+        var last: API.MigrationSummary?
         for _ in 0..<3_000 {
             let response = try await admin.request("GET", "/v1/migrations/\(id)", headers: auth)
-            last = try JSONDecoder().decode(Status.self, from: Data(response.body))
+            last = try API.decode(API.MigrationStatus.self, from: Data(response.body)).summary
             if let phase = last?.phase, phase == "done" || phase == "rolled_back" || phase == "failed" { break }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -195,7 +184,7 @@ import Testing
     static func statusText(port: Int) async -> String {
         let connection = try? await HTTPConnection.connect(host: "127.0.0.1", port: port)
         let listed = try? await connection?.request("GET", "/v1/migrations", headers: auth)
-        let id = listed.flatMap { try? JSONDecoder().decode(Listing.self, from: Data($0.body)).migrations.first?.id } ?? "?"
+        let id = listed.flatMap { try? API.decode(API.MigrationList.self, from: Data($0.body)).migrations.first?.id } ?? "?"
         let status = try? await connection?.request("GET", "/v1/migrations/\(id)", headers: auth)
         await connection?.close()
         return status?.text ?? "(no status)"
@@ -209,7 +198,7 @@ import Testing
         try await overConnections(port: port, keys: entries.keys.sorted()) { connection, pk in
             let response = try await connection.request("GET", "/v1/tables/kv/rows/\(pk)")
             try #require(response.status == 200 || response.status == 404, "GET \(pk): \(response.status) \(response.text)")
-            let version = response.status == 404 ? nil : try JSONDecoder().decode(Receipt.self, from: Data(response.body)).version
+            let version = response.status == 404 ? nil : try API.decode(API.RowMetadata.self, from: Data(response.body)).version
             if let problem = ledger.contradiction(pk, read: version) { problems.withLock { $0.append(problem) } }
         }
         let found = problems.withLock { $0 }
@@ -258,9 +247,4 @@ import Testing
         }
         #expect(live > 0)
     }
-}
-
-/// The part of a row's or a write's answer these tests read.
-private struct Receipt: Decodable {
-    let version: UInt64
 }

@@ -4,6 +4,7 @@ import HummingbirdTesting
 import Logging
 import Metrics
 import Prometheus
+import ReshardAPI
 import ReshardCore
 import ReshardEngine
 import ReshardServer
@@ -16,14 +17,6 @@ import Testing
 @Suite(.timeLimit(.minutes(2))) struct HTTPAPITests {
     static let token = "test-token-123"
     let auth: HTTPFields = [.authorization: "Bearer \(HTTPAPITests.token)"]
-
-    struct ErrorBody: Decodable {
-        struct Detail: Decodable {
-            let code: String
-            let message: String
-        }
-        let error: Detail
-    }
 
     /// Runs `body` against a fresh 4-shard cluster with tables `users` (by pk) and `orders` (by customer_id).
     func withAPI(_ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
@@ -47,7 +40,7 @@ import Testing
     ) throws {
         #expect(response.status == status, sourceLocation: sourceLocation)
         #expect(response.headers[.contentType]?.hasPrefix("application/json") == true, sourceLocation: sourceLocation)
-        let body = try JSONDecoder().decode(ErrorBody.self, from: Data(buffer: response.body))
+        let body = try API.decode(API.ErrorBody.self, from: Data(buffer: response.body))
         #expect(body.error.code == code, sourceLocation: sourceLocation)
         #expect(!body.error.message.isEmpty, sourceLocation: sourceLocation)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import ReshardAPI
 import ReshardClient
 import ReshardCore
 import Synchronization
@@ -69,13 +70,6 @@ final class StopFlag: Sendable {
 final class CopyQuiet: Sendable {
     private let state = Mutex<(requested: Bool, phase: String?)>((false, nil))
 
-    private struct Listing: Decodable {
-        struct Migration: Decodable {
-            let phase: String
-        }
-        let migrations: [Migration]
-    }
-
     /// From now on, quiet until the migration is seen past copying (the phase seen so far may be
     /// an earlier migration's).
     func migrationRequested() { state.withLock { $0 = (true, nil) } }
@@ -99,7 +93,7 @@ final class CopyQuiet: Sendable {
             }
             if let open = connection {
                 if let response = try? await open.request("GET", "/v1/migrations", headers: [("Authorization", "Bearer \(token)")]) {
-                    let phases = (try? JSONDecoder().decode(Listing.self, from: Data(response.body)))?.migrations.map(\.phase) ?? []
+                    let phases = (try? API.decode(API.MigrationList.self, from: Data(response.body)))?.migrations.map(\.phase) ?? []
                     phase = phases.first { !["done", "rolled_back", "failed"].contains($0) } ?? phases.last
                 } else {
                     await open.close()
@@ -123,10 +117,6 @@ struct HTTPWriter: Sendable {
     let ledger: HTTPLedger
     let stop: StopFlag
     let quiet: CopyQuiet
-
-    private struct Answer: Decodable {
-        let version: UInt64
-    }
 
     func run() async {
         var random = SeededRandom(seed: seed)
@@ -196,8 +186,11 @@ struct HTTPWriter: Sendable {
     private func record(_ response: HTTPClientResponse, pk: String, operation: HTTPLedger.Operation) throws -> Bool {
         switch response.status {
         case 200:
-            let answer = try JSONDecoder().decode(Answer.self, from: Data(response.body))
-            ledger.acknowledge(pk, version: answer.version, deleted: operation == .delete)
+            let body = Data(response.body)
+            let version =
+                operation == .delete
+                ? try API.decode(API.DeleteReceipt.self, from: body).version : try API.decode(API.WriteReceipt.self, from: body).version
+            ledger.acknowledge(pk, version: version, deleted: operation == .delete)
             return true
         case 503 where response.text.contains("\"range_moving\""):
             ledger.count("refused: range_moving")  // held past the bound or fenced: not written
@@ -213,7 +206,7 @@ struct HTTPWriter: Sendable {
         let response = try await connection.request("GET", "/v1/tables/kv/rows/\(pk)", timeout: .seconds(10))
         let version: UInt64?
         switch response.status {
-        case 200: version = try JSONDecoder().decode(Answer.self, from: Data(response.body)).version
+        case 200: version = try API.decode(API.RowMetadata.self, from: Data(response.body)).version
         case 404: version = nil
         case 503: return
         default:

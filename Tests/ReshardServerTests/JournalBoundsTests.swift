@@ -1,4 +1,5 @@
 import Foundation
+import ReshardAPI
 import ReshardClient
 import ReshardEngine
 import ReshardStore
@@ -10,15 +11,6 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(3))) struct JournalBoundsTests {
     static let token = "journal-bounds-token-0123456789"
     static let auth = [("Authorization", "Bearer \(token)")]
-
-    private struct Status: Decodable {
-        let phase: String
-        let error: String?
-    }
-
-    private struct Created: Decodable {
-        let id: String
-    }
 
     @Test func aJournalWithAbsurdOptionsFailsItsMigrationAndServeStillStarts() async throws {
         let executable = try #require(ServerProcess.executable(), "no reshard executable: swift build --build-tests")
@@ -46,10 +38,10 @@ import Testing
         let (second, again) = try await scratch.startServing()
         let admin = try await HTTPConnection.connect(host: "127.0.0.1", port: again)
         defer { Task { await admin.close() } }
-        var status: Status?
+        var status: API.MigrationSummary?
         for _ in 0..<250 {
             let response = try await admin.request("GET", "/v1/migrations/\(id)", headers: Self.auth)
-            status = try JSONDecoder().decode(Status.self, from: Data(response.body))
+            status = try API.decode(API.MigrationStatus.self, from: Data(response.body)).summary
             if status?.phase == "failed" { break }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -64,7 +56,7 @@ import Testing
         #expect(rollback.status == 200, "\(rollback.text)")
         for _ in 0..<500 {
             let response = try await admin.request("GET", "/v1/migrations/\(id)", headers: Self.auth)
-            status = try JSONDecoder().decode(Status.self, from: Data(response.body))
+            status = try API.decode(API.MigrationStatus.self, from: Data(response.body)).summary
             if status?.phase == "rolled_back" { break }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -93,11 +85,17 @@ import Testing
         let admin = try await HTTPConnection.connect(host: "127.0.0.1", port: again)
         defer { Task { await admin.close() } }
         let list = try await admin.request("GET", "/v1/migrations", headers: Self.auth)
+        let listed = try API.decode(API.MigrationList.self, from: Data(list.body)).migrations
         for id in ["mbroken", "mempty", "mnul", "mwrong", "mheld"] {
-            #expect(list.text.contains(#""id":"\#(id)","kind":"unknown","phase":"failed""#), "\(list.text)")
+            let item = try #require(listed.first { $0.id == id }, "\(list.text)")
+            #expect(item.kind == "unknown" && item.phase == "failed" && item.moves == 0 && item.rowsEstimated == nil, "\(list.text)")
             let one = try await admin.request("GET", "/v1/migrations/\(id)", headers: Self.auth)
             #expect(one.status == 200)
-            #expect(one.text.contains("the journal cannot be read"), "\(one.text)")
+            guard case .unreadable(let short) = try API.decode(API.MigrationStatus.self, from: Data(one.body)) else {
+                Issue.record("an unreadable journal answered as readable: \(one.text)")
+                continue
+            }
+            #expect(short.error?.contains("the journal cannot be read") == true, "\(one.text)")
             let rollback = try await admin.request("POST", "/v1/migrations/\(id)/rollback", headers: Self.auth)
             #expect(rollback.status == 409, "\(rollback.text)")
         }
@@ -126,7 +124,7 @@ import Testing
         let body = #"{"kind":"add_shard","shard":"s5","options":{"canary_step_ms":10,"gates":["before_cutover"]}}"#
         let created = try await admin.request("POST", "/v1/migrations", headers: auth, body: Array(body.utf8))
         try #require(created.status == 202, "\(created.text)")
-        let id = try JSONDecoder().decode(Created.self, from: Data(created.body)).id
+        let id = try #require(try API.decode(API.MigrationCreated.self, from: Data(created.body)).id)
         for _ in 0..<1_000 {
             let status = try await admin.request("GET", "/v1/migrations/\(id)", headers: auth)
             if status.text.contains(#""gate":"before_cutover""#) { return id }

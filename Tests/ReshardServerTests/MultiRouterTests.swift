@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ReshardAPI
 import ReshardClient
 import ReshardCore
 import ReshardStore
@@ -31,29 +32,6 @@ struct MultiRouterTests {
     /// The token `CrashResumeTests`' helpers send.
     static let token = CrashResumeTests.token
     static let auth = [("Authorization", "Bearer \(token)")]
-
-    private struct Status: Decodable {
-        let id: String
-        let phase: String
-        let error: String?
-        let rowsCopied: Int?
-
-        enum CodingKeys: String, CodingKey {
-            case id, phase, error
-            case rowsCopied = "rows_copied"
-        }
-    }
-
-    private struct Created: Decodable {
-        let id: String
-    }
-
-    /// A write's answer (`shard` and `generation` absent from a read's).
-    private struct Receipt: Decodable {
-        let version: UInt64
-        let shard: String?
-        let generation: UInt64?
-    }
 
     /// The metadata database and five shard databases, s1…s5 alternating between the servers.
     private struct Databases {
@@ -171,7 +149,7 @@ struct MultiRouterTests {
             portA,
             #"{"kind":"remove_shard","shard":"s1","options":{"chunk_rows":10,"max_rows_per_second":40,"bake_ms":300,"tombstone_grace_ms":0,"canary_step_ms":50}}"#
         )
-        var copying: Status?
+        var copying: API.MigrationSummary?
         for _ in 0..<1_500 {
             copying = await Self.status(portA, removed)
             if copying?.phase == "copying", (copying?.rowsCopied ?? 0) > 0 { break }
@@ -246,17 +224,17 @@ struct MultiRouterTests {
     ) async throws {
         let written = try await request(writer.port, "PUT", "/v1/tables/kv/rows/\(probes[0])", #"{"probe":2}"#)
         try #require(written.status == 200, "deaf write: \(written.status) \(written.text)\n\(writer.server.logTail)")
-        let receipt = try JSONDecoder().decode(Receipt.self, from: Data(written.body))
+        let receipt = try API.decode(API.WriteReceipt.self, from: Data(written.body))
         #expect(receipt.shard == "s5" && receipt.generation == 2, "\(written.text)")
         #expect(writer.server.log.contains("learned of a shard from a newer map"), "\(writer.server.logTail)")
         #expect(await fenceReroutes(writer.port) == 1)
 
         let rewritten = try await request(leader, "PUT", "/v1/tables/kv/rows/\(probes[1])", #"{"probe":3}"#)
         try #require(rewritten.status == 200, "\(rewritten.status) \(rewritten.text)")
-        let latest = try JSONDecoder().decode(Receipt.self, from: Data(rewritten.body))
+        let latest = try API.decode(API.WriteReceipt.self, from: Data(rewritten.body))
         let read = try await request(reader.port, "GET", "/v1/tables/kv/rows/\(probes[1])")
         try #require(read.status == 200, "deaf read: \(read.status) \(read.text)")
-        let seen = try JSONDecoder().decode(Receipt.self, from: Data(read.body))
+        let seen = try API.decode(API.RowMetadata.self, from: Data(read.body))
         #expect(seen.version == latest.version, "a router on the old map read v\(seen.version); v\(latest.version) was acknowledged")
         #expect(await fenceReroutes(reader.port) == 1)
     }
@@ -297,17 +275,17 @@ struct MultiRouterTests {
     private static func startMigration(_ port: Int, _ body: String) async throws -> String {
         let created = try await request(port, "POST", "/v1/migrations", body)
         try #require(created.status == 202, "\(created.status) \(created.text)")
-        return try JSONDecoder().decode(Created.self, from: Data(created.body)).id
+        return try #require(try API.decode(API.MigrationCreated.self, from: Data(created.body)).id)
     }
 
-    private static func status(_ port: Int, _ id: String) async -> Status? {
+    private static func status(_ port: Int, _ id: String) async -> API.MigrationSummary? {
         guard let response = try? await request(port, "GET", "/v1/migrations/\(id)") else { return nil }
-        return try? JSONDecoder().decode(Status.self, from: Data(response.body))
+        return try? API.decode(API.MigrationStatus.self, from: Data(response.body)).summary
     }
 
     /// Polls migration `id` through `port` until its phase is one of `phases` (two minutes at most).
-    private static func waitForPhase(_ port: Int, _ id: String, _ phases: Set<String>) async throws -> Status? {
-        var last: Status?
+    private static func waitForPhase(_ port: Int, _ id: String, _ phases: Set<String>) async throws -> API.MigrationSummary? {
+        var last: API.MigrationSummary?
         for _ in 0..<6_000 {
             last = await status(port, id)
             if let phase = last?.phase, phases.contains(phase) { break }

@@ -1,0 +1,72 @@
+import ReshardAPI
+import ReshardCore
+import ReshardEngine
+import ReshardStore
+
+// The API's values built from the engine's: the one place that knows both, so a field is
+// renamed or added here and in ReshardAPI, nowhere else. Engine types whose names the API
+// shares are spelled with their module inside these extensions, where the bare name means
+// the API's own.
+
+extension API.WriteReceipt {
+    init(_ receipt: ReshardEngine.WriteReceipt) {
+        self.init(pk: receipt.pk, version: receipt.version, shard: receipt.shard.rawValue, generation: receipt.generation)
+    }
+}
+
+extension API.DeleteReceipt {
+    init(_ receipt: ReshardEngine.WriteReceipt) {
+        self.init(pk: receipt.pk, version: receipt.version, shard: receipt.shard.rawValue, generation: receipt.generation)
+    }
+}
+
+extension API.Table {
+    init(_ table: TableDefinition) {
+        self.init(name: table.name.rawValue, primaryKey: table.primaryKey, shardKey: table.shardKey)
+    }
+}
+
+extension API.ShardCreated {
+    init(_ record: ShardRecord) {
+        self.init(id: record.id.rawValue, backend: record.location.backend, address: record.location.address)
+    }
+}
+
+extension API.ShardInfo {
+    init(_ shard: ReshardEngine.ShardInfo) {
+        self.init(
+            id: shard.id.rawValue, backend: shard.backend, address: shard.address, ranges: shard.ranges, fraction: shard.fraction,
+            rows: shard.rows)
+    }
+}
+
+extension API.Cluster {
+    init(_ cluster: ClusterInfo) {
+        self.init(
+            generation: cluster.map.generation, shards: cluster.shards.map(API.ShardInfo.init), tables: cluster.tables.map(API.Table.init),
+            ranges: cluster.map.assignments.map {
+                API.RangeAssignment(start: $0.range.startHex, end: $0.range.endHex, shard: $0.shard.rawValue)
+            })
+    }
+}
+
+extension API.Plan {
+    init(_ preview: MigrationPreview) {
+        let plan = preview.plan
+        self.init(
+            kind: plan.kind.name, fromGeneration: plan.source.generation, toGeneration: plan.target.generation,
+            moves: zip(plan.moves, preview.rowsPerMove).map { move, rows in
+                API.PlanMove(
+                    start: move.range.startHex, end: move.range.endHex, source: move.source.rawValue, target: move.target.rawValue,
+                    rows: rows)
+            },
+            rows: preview.rows, bytes: preview.bytes, movedFraction: plan.movedFraction, idealFraction: plan.idealFraction)
+    }
+}
+
+extension API {
+    /// Microseconds as the API's `ms` figures: milliseconds, at most three decimals.
+    static func millis(_ micros: UInt64) -> Double {
+        Double(micros) / 1_000
+    }
+}

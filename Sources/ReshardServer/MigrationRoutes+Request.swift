@@ -1,0 +1,90 @@
+import Hummingbird
+import ReshardAPI
+import ReshardCore
+import ReshardEngine
+
+// What a migration request and an approval mean, once their JSON decoded: the rules the API's
+// types leave to the server (kinds, shard names, ranges, gates, checks, the options' bounds).
+extension MigrationRoutes {
+    /// The gate an approve names in its optional body `{"gate":"before_cutover"}`; nil (the one
+    /// the migration waits at) when the body is empty or names none.
+    func approvedGate(_ request: Request) async throws -> MigrationPhase? {
+        let bytes = Array(buffer: try await request.body.collect(upTo: maxBodyBytes))
+        // An empty body approves the gate the migration waits at.
+        guard !bytes.isEmpty else { return nil }
+        try RequestInput.requireJSON(request)
+        let body: API.Approve = try decodeJSON(bytes)
+        guard let name = body.gate else { return nil }
+        guard let gate = MigrationPhase(gate: name) else { throw Self.invalidGate(name) }
+        return gate
+    }
+
+    private static func invalidGate(_ name: String) -> APIError {
+        APIError(
+            .badRequest, code: "invalid_gate",
+            message: "unknown gate \(name); gates are \(MigrationPhase.gateable.map(\.gateName).joined(separator: ", "))")
+    }
+
+    /// The engine's request from the API's: names resolved, options applied over the defaults
+    /// and held to the core's bounds.
+    static func migrationRequest(_ body: API.CreateMigration) throws -> MigrationRequest {
+        if let strategy = body.strategy, strategy != "cdc_backfill" {
+            throw APIError(
+                .badRequest, code: "unsupported_strategy", message: "strategy \(strategy) is not available yet; use cdc_backfill")
+        }
+        func shard() throws -> ShardID {
+            guard let raw = body.shard else { throw APIError(.badRequest, code: "missing_shard", message: "\(body.kind) needs \"shard\"") }
+            guard let id = ShardID(raw) else { throw APIError(.badRequest, code: "invalid_shard_id", message: "invalid shard id \(raw)") }
+            return id
+        }
+        let kind: MigrationKind
+        switch body.kind {
+        case "add_shard": kind = .addShard(try shard())
+        case "remove_shard": kind = .removeShard(try shard())
+        case "rebalance": kind = .rebalance
+        case "move_range":
+            guard let start = body.start, let end = body.end, let range = HashRange(startText: start, endText: end) else {
+                throw APIError(
+                    .badRequest, code: "invalid_range", message: "move_range needs \"start\" and \"end\" as 0x-hex bounds, start < end")
+            }
+            kind = .moveRange(range, to: try shard())
+        default:
+            throw APIError(
+                .badRequest, code: "invalid_kind", message: "kind must be add_shard, remove_shard, rebalance or move_range")
+        }
+        var settings = MigrationSettings()
+        if let options = body.options {
+            settings.chunkRows = options.chunkRows ?? settings.chunkRows
+            settings.maxLagChanges = options.maxLagChanges ?? settings.maxLagChanges
+            settings.cleanupChunkRows = options.cleanupChunkRows ?? settings.cleanupChunkRows
+            settings.maxRowsPerSecond = options.maxRowsPerSecond
+            settings.maxLagMillis = options.maxLagMs ?? settings.maxLagMillis
+            settings.bakeMillis = options.bakeMs ?? settings.bakeMillis
+            settings.tombstoneGraceMillis = options.tombstoneGraceMs ?? settings.tombstoneGraceMillis
+            if let factor = options.latencyFactor { settings.latencyFactor = factor == 0 ? nil : factor }
+            settings.verifySubranges = options.verifySubranges ?? settings.verifySubranges
+            settings.maxRepairPasses = options.maxRepairPasses ?? settings.maxRepairPasses
+            settings.checks = try (options.checks ?? []).map { text in
+                guard let check = AggregateCheck(text) else {
+                    throw APIError(
+                        .badRequest, code: "invalid_option", message: "checks are \"table.field\" with a plain field name, not \(text)")
+                }
+                return check
+            }
+            settings.canarySteps = options.canarySteps ?? settings.canarySteps
+            settings.canaryStepMillis = options.canaryStepMs ?? settings.canaryStepMillis
+            settings.failedStreamRetentionMillis = options.failedStreamRetentionMs
+            settings.cutoverBudgetMillis = options.cutoverBudgetMs
+            settings.gates = Set(
+                try (options.gates ?? []).map { name in
+                    guard let gate = MigrationPhase(gate: name) else { throw Self.invalidGate(name) }
+                    return gate
+                })
+        }
+        // The bounds live in the core, where a resumed journal is checked against them too.
+        if let violation = settings.violation() {
+            throw APIError(.badRequest, code: "invalid_option", message: "\(violation)")
+        }
+        return MigrationRequest(kind: kind, settings: settings, dryRun: body.dryRun ?? false)
+    }
+}

@@ -1,0 +1,158 @@
+import ReshardAPI
+
+/// One value of each ReshardAPI type, with every optional member absent and with every one
+/// present, for `WireSchemaTests`.
+enum WireSamples {
+    typealias Sample = WireSchemaTests.Sample
+
+    static let all: [Sample] = service + admin + migrations + status + proof
+
+    static let service: [Sample] = [
+        Sample(schema: "Error", minimal: API.ErrorBody(code: "c", message: "m"), full: API.ErrorBody(code: "c", message: "m")),
+        Sample(schema: "Health", minimal: API.Health(generation: 1), full: API.Health(generation: 1)),
+        Sample(schema: "WriteReceipt", minimal: receipt, full: receipt),
+        Sample(schema: "DeleteReceipt", minimal: deleted, full: deleted),
+        Sample(schema: "Row", minimal: row, full: row, leftToTheServer: ["row"]),
+    ]
+
+    static let admin: [Sample] = [
+        Sample(
+            schema: "CreateTable", minimal: API.CreateTable(name: "t", primaryKey: "id"),
+            full: API.CreateTable(name: "t", primaryKey: "id", shardKey: "c")),
+        Sample(schema: "Table", minimal: table, full: table),
+        Sample(schema: "TableList", minimal: API.TableList(tables: []), full: API.TableList(tables: [table])),
+        Sample(schema: "CreateShard", minimal: API.CreateShard(id: "s5"), full: API.CreateShard(id: "s5", url: "postgres://u@h/d")),
+        Sample(schema: "ShardCreated", minimal: created, full: created),
+        Sample(schema: "ShardInfo", minimal: shard, full: shard),
+        Sample(schema: "ShardList", minimal: API.ShardList(shards: []), full: API.ShardList(shards: [shard])),
+        Sample(schema: "RangeAssignment", minimal: range, full: range),
+        Sample(schema: "Cluster", minimal: cluster, full: cluster),
+    ]
+
+    static let migrations: [Sample] = [
+        Sample(schema: "CreateMigration", minimal: API.CreateMigration(kind: "rebalance"), full: createMigration),
+        Sample(schema: "MigrationOptions", minimal: API.MigrationOptions(), full: options),
+        Sample(schema: "PlanMove", minimal: move, full: move),
+        Sample(schema: "Plan", minimal: plan, full: plan),
+        Sample(
+            schema: "MigrationDryRun", minimal: API.MigrationCreated(id: nil, plan: plan), full: API.MigrationCreated(id: nil, plan: plan)),
+        Sample(
+            schema: "MigrationCreated", minimal: API.MigrationCreated(id: "m1", plan: plan),
+            full: API.MigrationCreated(id: "m1", plan: plan)),
+        Sample(schema: "Approve", minimal: API.Approve(), full: API.Approve(gate: "before_cutover")),
+        Sample(
+            schema: "CommandResult", minimal: API.CommandResult(id: "m1", phase: "paused"),
+            full: API.CommandResult(id: "m1", phase: "paused")),
+    ]
+
+    static let status: [Sample] = [
+        Sample(schema: "MigrationSummary", minimal: migrationSummary(full: false), full: migrationSummary(full: true)),
+        Sample(schema: "UnreadableMigration", minimal: unreadable, full: unreadable),
+        Sample(
+            schema: "MigrationList", minimal: API.MigrationList(migrations: []),
+            full: API.MigrationList(migrations: [migrationSummary(full: true)])),
+        Sample(
+            schema: "StreamProgress", minimal: API.StreamProgress(position: 1, backlog: nil, lagMs: 0),
+            full: API.StreamProgress(position: 1, backlog: 3, lagMs: 2)),
+        Sample(schema: "MigrationDetail", minimal: detail(full: false), full: detail(full: true)),
+    ]
+
+    static let proof: [Sample] = [
+        Sample(schema: "CanaryState", minimal: canary(full: false), full: canary(full: true)),
+        Sample(schema: "ShadowComparison", minimal: comparison(full: false), full: comparison(full: true)),
+        Sample(schema: "ShadowReads", minimal: shadow(full: false), full: shadow(full: true)),
+        Sample(schema: "DiffCounts", minimal: differences, full: differences),
+        Sample(schema: "AggregateSide", minimal: side, full: side),
+        Sample(schema: "AggregateResult", minimal: aggregate, full: aggregate),
+        Sample(schema: "VerificationSummary", minimal: verification(aggregates: []), full: verification(aggregates: [aggregate])),
+        Sample(schema: "MoveVerification", minimal: moveVerification(full: false), full: moveVerification(full: true)),
+    ]
+
+    static let receipt = API.WriteReceipt(pk: "42", version: 7, shard: "s1", generation: 1)
+    static let deleted = API.DeleteReceipt(pk: "42", version: 8, shard: "s1", generation: 1)
+    static let row = API.RowMetadata(pk: "42", version: 7, shard: "s1")
+    static let table = API.Table(name: "users", primaryKey: "id", shardKey: "id")
+    static let created = API.ShardCreated(id: "s5", backend: "sqlite", address: "s5.sqlite")
+    static let shard = API.ShardInfo(id: "s1", backend: "sqlite", address: "s1.sqlite", ranges: 2, fraction: 0.25, rows: 10)
+    static let range = API.RangeAssignment(start: "0x0000000000000000", end: "0x10000000000000000", shard: "s1")
+    static let cluster = API.Cluster(generation: 1, shards: [shard], tables: [table], ranges: [range])
+    static let move = API.PlanMove(start: "0x0000000000000000", end: "0x1000000000000000", source: "s1", target: "s5", rows: 3)
+    static let plan = API.Plan(
+        kind: "add_shard", fromGeneration: 1, toGeneration: 2, moves: [move], rows: 3, bytes: 90, movedFraction: 0.2, idealFraction: 0.2)
+    static let unreadable = API.MigrationSummary.unreadable(id: "m0", reason: "the journal cannot be read")
+    static let differences = API.DiffCounts(missingOnTarget: 1, extraOnTarget: 0, olderOnTarget: 2, newerOnTarget: 0, corrupt: 0)
+    static let side = API.AggregateSide(rows: 3, numeric: 3, sum: "10.5")
+    static let aggregate = API.AggregateResult(check: "users.amount", old: side, new: side, matches: true)
+
+    static var options: API.MigrationOptions {
+        var options = API.MigrationOptions()
+        options.chunkRows = 50
+        options.maxLagChanges = 10
+        options.maxLagMs = 100
+        options.bakeMs = 300
+        options.cleanupChunkRows = 50
+        options.maxRowsPerSecond = 1_000
+        options.tombstoneGraceMs = 0
+        options.latencyFactor = 2
+        options.verifySubranges = 16
+        options.maxRepairPasses = 2
+        options.checks = ["users.amount"]
+        options.canarySteps = [1, 100]
+        options.canaryStepMs = 50
+        options.gates = ["before_cutover"]
+        options.failedStreamRetentionMs = 1_000
+        options.cutoverBudgetMs = 500
+        return options
+    }
+
+    static let createMigration = API.CreateMigration(
+        kind: "move_range", shard: "s5", start: "0x0", end: "0x10", strategy: "cdc_backfill", dryRun: true, options: options)
+
+    static func migrationSummary(full: Bool) -> API.MigrationSummary {
+        API.MigrationSummary(
+            id: "m1", kind: "rebalance", phase: "copying", moves: 2, rowsCopied: 5, rowsEstimated: full ? 9 : nil,
+            error: full ? "retrying" : nil)
+    }
+
+    static func canary(full: Bool) -> API.CanaryState {
+        API.CanaryState(steps: [1, 10], stepMs: 30, step: full ? 1 : nil, percent: full ? 10 : nil, passed: false)
+    }
+
+    static func comparison(full: Bool) -> API.ShadowComparison {
+        API.ShadowComparison(
+            table: "users", pk: "7", sourceVersion: full ? 3 : nil, targetVersion: full ? 2 : nil, result: "lag", atMs: 1_000)
+    }
+
+    static func shadow(full: Bool) -> API.ShadowReads {
+        API.ShadowReads(
+            active: true, halted: false, percent: 10, reads: 4, matches: 3, lag: 1, mismatches: 0, errors: 0,
+            latencyDeltaP50Us: full ? -5 : nil, latencyDeltaP99Us: full ? 40 : nil, recent: full ? [comparison(full: true)] : [])
+    }
+
+    static func verification(aggregates: [API.AggregateResult]) -> API.VerificationSummary {
+        API.VerificationSummary(
+            verifications: 1, passed: true, atMs: 1_000, ms: 1.234, moves: 1, rowsCompared: 3, subranges: 4, mismatchedSubranges: 1,
+            differences: differences, repaired: 1, unresolved: 0, aggregates: aggregates)
+    }
+
+    static func moveVerification(full: Bool) -> API.MoveVerification {
+        API.MoveVerification(
+            move: 0, start: full ? move.start : nil, end: full ? move.end : nil, source: full ? "s1" : nil, target: full ? "s5" : nil,
+            rowsCompared: 3, subranges: 4, mismatchedSubranges: 1, differences: differences, repaired: 1, passes: 2, clean: true, ms: 0.5)
+    }
+
+    static func detail(full: Bool) -> API.MigrationDetail {
+        let stream = API.StreamProgress(position: 1, backlog: full ? 3 : nil, lagMs: 2)
+        return API.MigrationDetail(
+            summary: migrationSummary(full: full), interrupted: full ? "copying" : nil, fromGeneration: 1, toGeneration: 2,
+            copyTasksDone: 1, copyTasks: 2, forward: ["s1": stream], reverse: [:], changeCapture: ["s1": "triggers"],
+            cutoverStep: full ? "drain" : nil, cutoverAttempts: 1, phases: [API.PhaseMark(phase: "planned", atMs: 1)],
+            cutoverSteps: [API.CutoverStepTiming(step: "hold", ms: 0.25)],
+            throttle: API.Throttle(chunkRows: full ? 100 : nil, reason: full ? "lag" : nil),
+            writePauses: [API.WritePause(writesHeld: 2, p50Ms: 1, p99Ms: 2.5, maxMs: 3)], rowsDeleted: 0, tombstonesPurged: 0,
+            rollbackStep: full ? "finish" : nil, mismatches: [],
+            awaitingApproval: full ? API.AwaitingApproval(gate: "before_cutover", sinceMs: nil, waitingMs: nil) : nil,
+            gates: ["before_cutover"], approved: [], bakeMs: 300, bakeUntilMs: full ? 5_000 : nil, canary: canary(full: full),
+            shadowReads: full ? shadow(full: true) : nil, verification: full ? verification(aggregates: []) : nil)
+    }
+}
