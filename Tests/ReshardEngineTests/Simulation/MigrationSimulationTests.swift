@@ -8,8 +8,8 @@ import Testing
 /// faults in its store operations, its process killed at every step and restarted from the
 /// journal. Invariants are checked after every step; a failure names its seed.
 ///
-/// `RESHARD_SIM_SEEDS` sets how many seeds each scenario runs (a few dozen by default; the
-/// 10,000-seed soak is `scripts/simulate`), `RESHARD_SIM_SEED` replays one.
+/// `RESHARD_SIM_SEEDS` sets how many seeds each scenario runs (two dozen by default; the
+/// 10,000-seed soak is `reshard-bench simulate`), `RESHARD_SIM_SEED` replays one.
 @Suite struct MigrationSimulationTests {
     static var seeds: [UInt64] {
         let environment = ProcessInfo.processInfo.environment
@@ -18,54 +18,11 @@ import Testing
         return (1...UInt64(max(1, count))).map { $0 }
     }
 
-    struct Totals {
-        var outcome = SimulationRun.Outcome()
-        var runs = 0
-        var failures: [String] = []
-    }
-
-    /// Runs `seeds` of `scenario`, two at a time, and sums what they did.
-    static func run(
-        _ scenario: SimulationRun.Scenario, seeds: [UInt64], faults: SimWorld.Faults = SimWorld.Faults(),
-        mutations: Set<MemoryShardStore.Mutation> = []
-    ) async -> Totals {
-        await withTaskGroup(of: (UInt64, Result<SimulationRun.Outcome, any Error>).self) { group in
-            var totals = Totals()
-            var pending = seeds[...]
-            func add() {
-                guard let seed = pending.popFirst() else { return }
-                group.addTask {
-                    do {
-                        let run = SimulationRun(scenario: scenario, seed: seed, faults: faults, mutations: mutations)
-                        return (seed, .success(try await run.run()))
-                    } catch {
-                        return (seed, .failure(error))
-                    }
-                }
-            }
-            for _ in 0..<2 { add() }
-            for await (seed, result) in group {
-                totals.runs += 1
-                switch result {
-                case .success(let outcome):
-                    totals.outcome.coverage.add(outcome.coverage)
-                    totals.outcome.approvals += outcome.approvals
-                    totals.outcome.resumes += outcome.resumes
-                    totals.outcome.rounds += outcome.rounds
-                case .failure(let error):
-                    totals.failures.append("seed \(seed), scenario \(scenario): \(error) (replay: RESHARD_SIM_SEED=\(seed))")
-                }
-                add()
-            }
-            return totals
-        }
-    }
-
     @Test(arguments: SimulationRun.Scenario.allCases)
     func invariantsHoldThroughout(scenario: SimulationRun.Scenario) async {
         let seeds = Self.seeds
         let started = ContinuousClock.now
-        let totals = await Self.run(scenario, seeds: seeds)
+        let totals = await SimulationSoak.run(scenario, seeds: seeds)
         for failure in totals.failures.prefix(5) { Issue.record("\(failure)") }
         let coverage = totals.outcome.coverage
         print(
@@ -89,7 +46,8 @@ import Testing
     @Test(arguments: MemoryShardStore.Mutation.allCases)
     func eachBrokenInvariantIsCaught(mutation: MemoryShardStore.Mutation) async {
         // Clients busier than usual, so that races a bug needs come within a few seeds.
-        let totals = await Self.run(.addShard, seeds: Array(1...64), faults: SimWorld.Faults(interleave: 600), mutations: [mutation])
+        let totals = await SimulationSoak.run(
+            .addShard, seeds: Array(1...64), faults: SimWorld.Faults(interleave: 600), mutations: [mutation])
         #expect(!totals.failures.isEmpty, "the simulation did not notice \(mutation) in 64 seeds")
     }
 }
