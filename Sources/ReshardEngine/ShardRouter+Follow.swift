@@ -101,18 +101,8 @@ extension ShardRouter {
         }
     }
 
-    /// Makes this router's view current before its process starts running migrations: a router
-    /// that ignored notifications (or missed some) may not know the shards a journaled migration
-    /// names, and the directive a dead migrator left (a hold, a canary) becomes this process's to
-    /// change. Without the latter, a new migrator that clears a hold would compare against its
-    /// own empty directive, find nothing to save, and leave every other router holding writes.
-    public func prepareToLead() async throws {
-        try await refresh()
-        let published = try RouterDirective.decode(try await metadata.directive()) ?? RouterDirective()
-        directive.withLock { $0 = published }
-    }
-
     /// Puts the directive in force: holds what a cutover holds, the canary's shadow reads.
+    /// (`RouterFleet` publishes it; every router, its own process's included, follows.)
     func follow(_ directive: RouterDirective?) {
         if let hold = directive?.hold, hold.generation > shardMap.generation {
             gate.hold(hold.ranges)
@@ -171,17 +161,5 @@ extension ShardRouter {
         } catch {
             logger.warning("could not report shadow reads", metadata: ["error": "\(error)"])
         }
-    }
-
-    /// The shadow-read figures of every other router for migration `id`, from their reports.
-    public func reportedShadowReads(migration id: String) async throws -> [String: ShadowReads.Stats] {
-        var result: [String: ShadowReads.Stats] = [:]
-        for report in try await metadata.reports() where report.router != name {
-            guard let body = try? JSONDecoder().decode(RouterReportBody.self, from: Data(report.report.utf8)),
-                body.shadow.migration == id
-            else { continue }
-            result[report.router] = body.shadow
-        }
-        return result
     }
 }

@@ -48,9 +48,6 @@ public final class ShardRouter: Sendable {
     let adminLock = AsyncSerialLock()
     /// This router's name among the routers sharing the metadata (its reports are filed under it).
     public let name: String
-    /// The directive this process's migrator last published.
-    let directive = Mutex(RouterDirective())
-    private let directiveLock = AsyncSerialLock()
     /// Requests that met a fence above the generation they were routed by.
     let fenceMetrics: FenceMetrics
 
@@ -111,27 +108,6 @@ public final class ShardRouter: Sendable {
         // A held gate and unopened shards need the full re-read; a plain newer map does not.
         if !gate.isHolding, latest.shards.allSatisfy({ snapshot.shards[$0] != nil }) { return adopt(latest) }
         return try await adminLock.withLock { try await refreshMapLocked() }
-    }
-
-    /// Changes the directive this process's migrator publishes, saves it for the other routers
-    /// and puts it in force here at once (not a re-read later).
-    public func publishDirective(_ change: (inout RouterDirective) -> Void) async throws {
-        let before = directive.withLock { $0 }
-        var after = before
-        change(&after)
-        guard before != after else { return }
-        // Work items of one round run side by side (a canary directive beside a release of held
-        // writes): one read-change-save at a time, each on the last one's result.
-        try await directiveLock.withLock {
-            let before = directive.withLock { $0 }
-            var after = before
-            change(&after)
-            guard before != after else { return }
-            // Remembered only once saved: a failed save is retried by the step, and must not look done.
-            try await metadata.saveDirective(try after.encoded())
-            directive.withLock { $0 = after }
-            follow(after)
-        }
     }
 
     /// Puts `map` in force if it is newer than the current one; returns whether it was. The

@@ -174,15 +174,18 @@ import Testing
         defer { fixture.remove() }
         // The migrator that died had published a cutover hold, which every router follows.
         let range = fixture.router.shardMap.assignments[0].range
-        try await fixture.router.publishDirective { $0.hold = RouterDirective.Hold(ranges: [range], generation: 2) }
+        try await RouterFleet(router: fixture.router, metadata: fixture.metadata).publishDirective {
+            $0.hold = RouterDirective.Hold(ranges: [range], generation: 2)
+        }
         let successor = try await ShardRouter(
             metadata: fixture.metadata, openStore: fixture.folder.opener, metricsFactory: NOOPMetricsHandler.instance,
             logger: .init(label: "test"))
-        try await successor.prepareToLead()
+        let fleet = RouterFleet(router: successor, metadata: fixture.metadata)
+        try await fleet.prepareToLead()
         #expect(successor.gate.isHolding)
         // Its release must reach the metadata: comparing against an empty directive of its own,
         // it would save nothing and leave the other routers holding writes.
-        try await successor.publishDirective { $0.hold = nil }
+        try await fleet.publishDirective { $0.hold = nil }
         #expect(try await fixture.metadata.directive() == nil)
         #expect(!successor.gate.isHolding)
         _ = try await fixture.router.refresh()

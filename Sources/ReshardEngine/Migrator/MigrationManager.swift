@@ -38,6 +38,8 @@ public struct MigrationPreview: Sendable {
 /// migrations moving overlapping ranges would fight over fences and the map.
 public final class MigrationManager: Sendable {
     private let router: ShardRouter
+    /// The routers as every migration of this process steers them (one directive for all).
+    private let fleet: RouterFleet
     private let metadata: any MetadataStore
     private let logger: Logger
     private let wallMillis: @Sendable () -> UInt64
@@ -57,6 +59,7 @@ public final class MigrationManager: Sendable {
     ) {
         self.hook = hook
         self.router = router
+        self.fleet = RouterFleet(router: router, metadata: metadata)
         self.metadata = metadata
         self.logger = logger
         self.wallMillis = wallMillis
@@ -76,7 +79,7 @@ public final class MigrationManager: Sendable {
             if !isLeader {
                 do {
                     if try await lease.tryAcquire() {
-                        try await router.prepareToLead()
+                        try await fleet.prepareToLead()
                         leading.withLock { $0 = true }
                         logger.notice("this process now runs the migrations")
                         try await resumeAll()
@@ -314,7 +317,7 @@ public final class MigrationManager: Sendable {
 
     private func launch(_ machine: MigrationStateMachine) {
         let runner = MigrationRunner(
-            machine: machine, router: router, metadata: metadata, logger: logger, wallMillis: wallMillis, hook: hook)
+            machine: machine, stores: router, routers: fleet, metadata: metadata, logger: logger, wallMillis: wallMillis, hook: hook)
         let id = machine.id
         let task = Task {
             await runner.run()

@@ -49,7 +49,8 @@ public actor MigrationRunner {
         hook: MigrationRoundHook? = nil
     ) {
         self.init(
-            machine: machine, stores: router, routers: router, metadata: metadata, logger: logger, tailBatch: tailBatch,
+            machine: machine, stores: router, routers: RouterFleet(router: router, metadata: metadata), metadata: metadata, logger: logger,
+            tailBatch: tailBatch,
             wallMillis: wallMillis, hook: hook)
     }
 

@@ -42,18 +42,3 @@ extension ShardRouter: StoreDirectory {
     /// Every table's name, in order.
     public var tableNames: [TableName] { tables.map(\.name) }
 }
-
-extension ShardRouter: RouterControl {
-    /// Lets held writes go here.
-    public func releaseHeldWrites() { gate.release() }
-
-    /// Pause figures of the held writes since the last call.
-    public func takeWritePauses() -> PauseSummary { gate.takePauses() }
-
-    /// This router's figures first, then every other router's from its report.
-    public func shadowReads(migration: String) async throws -> [(router: String, stats: ShadowReads.Stats)] {
-        let local = canary.stats
-        let others = try await reportedShadowReads(migration: migration).sorted { $0.key < $1.key }
-        return (local.migration == migration ? [(name, local)] : []) + others.map { ($0.key, $0.value) }
-    }
-}

@@ -1,0 +1,72 @@
+import Foundation
+import ReshardCore
+import ReshardStore
+import Synchronization
+
+/// The migrator's side of the routers, kept out of the router (which only routes and follows):
+/// the directive every router follows (holds, the canary) is published here, saved in the
+/// metadata for routers of other processes and put in force in this process's router at once;
+/// the routers' shadow-read reports are read here.
+public final class RouterFleet: RouterControl {
+    private let router: ShardRouter
+    private let metadata: any MetadataStore
+    /// The directive as this process last published it.
+    private let directive = Mutex(RouterDirective())
+    /// Work items of one round run side by side (a canary directive beside a release of held
+    /// writes): one read-change-save at a time, each on the last one's result.
+    private let lock = AsyncSerialLock()
+
+    /// The fleet `router` belongs to, sharing `metadata`.
+    public init(router: ShardRouter, metadata: any MetadataStore) {
+        self.router = router
+        self.metadata = metadata
+    }
+
+    /// Makes this process's view current before it starts running migrations: a router that
+    /// ignored notifications (or missed some) may not know the shards a journaled migration
+    /// names, and the directive a dead migrator left (a hold, a canary) becomes this process's to
+    /// change. Without the latter, a new migrator that clears a hold would compare against its
+    /// own empty directive, find nothing to save, and leave every other router holding writes.
+    public func prepareToLead() async throws {
+        try await router.refresh()
+        let published = try RouterDirective.decode(try await metadata.directive()) ?? RouterDirective()
+        directive.withLock { $0 = published }
+    }
+
+    public func publishDirective(_ change: (inout RouterDirective) -> Void) async throws {
+        try await lock.withLock {
+            let before = directive.withLock { $0 }
+            var after = before
+            change(&after)
+            guard before != after else { return }
+            // Remembered only once saved: a failed save is retried by the step, and must not look done.
+            try await metadata.saveDirective(try after.encoded())
+            directive.withLock { $0 = after }
+            router.follow(after)
+        }
+    }
+
+    public func releaseHeldWrites() { router.gate.release() }
+
+    public func takeWritePauses() -> PauseSummary { router.gate.takePauses() }
+
+    public func adopt(_ map: ShardMap) -> Bool { router.adopt(map) }
+
+    public func refreshShardMap() async throws -> Bool { try await router.refreshShardMap() }
+
+    public var foregroundP99Micros: UInt64? { router.foregroundP99Micros }
+
+    /// This process's router first, then every other router as of its latest report.
+    public func shadowReads(migration: String) async throws -> [(router: String, stats: ShadowReads.Stats)] {
+        var result: [(router: String, stats: ShadowReads.Stats)] = []
+        let local = router.canary.stats
+        if local.migration == migration { result.append((router.name, local)) }
+        for report in try await metadata.reports().sorted(by: { $0.router < $1.router }) where report.router != router.name {
+            guard let body = try? JSONDecoder().decode(RouterReportBody.self, from: Data(report.report.utf8)),
+                body.shadow.migration == migration
+            else { continue }
+            result.append((report.router, body.shadow))
+        }
+        return result
+    }
+}
