@@ -88,9 +88,24 @@ let package = Package(
             dependencies: [
                 "ReshardServer", "ReshardClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                // The SQLite raw-copy baseline of `reshard bench copy`.
+                // The demo's latency figures.
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // The benchmarks, a program of their own: the shipped `reshard` links none of their
+        // code, the test kit's scratch clusters or the baselines' dependencies.
+        .executableTarget(
+            name: "reshard-bench",
+            dependencies: [
+                "ReshardServer", "ReshardClient", "ReshardTestKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                // The SQLite raw-copy baseline of `reshard-bench copy`.
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                // The bare route `reshard-bench router` compares the router with.
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -108,8 +123,9 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "ReshardCoreTests", dependencies: ["ReshardCore"], swiftSettings: strict),
-        // The benchmark's arithmetic (how samples are filed and figures formed), not its timings.
         .testTarget(name: "ReshardCommandTests", dependencies: ["reshard"], swiftSettings: strict),
+        // The benchmark's arithmetic (how samples are filed and figures formed), not its timings.
+        .testTarget(name: "ReshardBenchTests", dependencies: ["reshard-bench"], swiftSettings: strict),
         .testTarget(
             name: "ReshardStoreTests",
             dependencies: [

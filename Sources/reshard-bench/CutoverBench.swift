@@ -15,7 +15,7 @@ struct CutoverBench: AsyncParsableCommand {
         abstract: "Distribution of the write pause over repeated cutovers under a steady write load.",
         discussion: """
             Example:
-              swift run -c release reshard bench cutover --cutovers 40
+              swift run -c release reshard-bench cutover --cutovers 40
             """
     )
 

@@ -16,7 +16,7 @@ struct CopyBench: AsyncParsableCommand {
         abstract: "Copy rows/s and MB/s of a live move against raw bulk copy (and pgcopydb), and peak memory against a 10x smaller move.",
         discussion: """
             Example:
-              swift run -c release reshard bench copy --rows 1000000
+              swift run -c release reshard-bench copy --rows 1000000
             """
     )
 
@@ -54,13 +54,13 @@ struct CopyScenario {
     var withThrottledMove = true
 
     func measure() async throws -> CopyReport {
-        say("copy, \(backend.rawValue): a \(Demo.count(rows / 10))-row move for the memory baseline …")
+        say("copy, \(backend.rawValue): a \(grouped(rows / 10))-row move for the memory baseline …")
         let small = try await withCluster { cluster, manager in
             _ = try await BenchData.load(cluster, table: benchTable, rows: rows / 10)
             return try await move(cluster, manager, to: 2, throttled: false, label: "small move")
         }
         return try await withCluster { cluster, manager in
-            say("copy, \(backend.rawValue): loading \(Demo.count(rows)) rows into s1 …")
+            say("copy, \(backend.rawValue): loading \(grouped(rows)) rows into s1 …")
             let bytes = try await BenchData.load(cluster, table: benchTable, rows: rows)
             var baselines: [CopyReport.Baseline] = []
             baselines.append(try await rawCopy(cluster))

@@ -22,7 +22,7 @@ struct LoopbackServer: Sendable {
             port = bound
             break
         }
-        guard port > 0 else { throw DemoError("a benchmark server did not start") }
+        guard port > 0 else { throw BenchError("a benchmark server did not start") }
         return LoopbackServer(port: port, group: group, task: task)
     }
 
