@@ -64,13 +64,15 @@ let package = Package(
             swiftSettings: strict
         ),
         // Test scaffolding shared by every test target and the benchmarks: a manual clock,
-        // in-memory stores that inject faults, scratch clusters. Never linked into the product.
+        // the shard backends, scratch clusters and databases, the ledger of acknowledged
+        // writes. Never linked into the product.
         .target(
             name: "ReshardTestKit",
             dependencies: [
                 "ReshardCore", "ReshardStore", "ReshardEngine",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: strict
         ),

@@ -3,6 +3,7 @@ import Prometheus
 import ReshardCore
 import ReshardEngine
 import ReshardServer
+import ReshardTestKit
 import ServiceLifecycle
 
 /// A server of the benchmarks on a free loopback port, run in its own service group.

@@ -4,6 +4,7 @@ import Metrics
 import ReshardCore
 import ReshardEngine
 import ReshardStore
+import ReshardTestKit
 
 /// Copy throughput: a whole shard of rows of about 200 bytes moved to an empty shard by a live
 /// migration, against the raw bulk copy of the same rows between the same backend pair in the
@@ -48,7 +49,7 @@ struct CopyBench: AsyncParsableCommand {
 
 /// One backend's copy measurements.
 struct CopyScenario {
-    let backend: ScratchCluster.Backend
+    let backend: ShardBackend
     let servers: [PostgresEndpoint]
     let rows: Int
     var withThrottledMove = true
@@ -123,7 +124,7 @@ struct CopyScenario {
             let file = try await cluster.file(of: source).orThrow("file of s1")
             let seconds = try RawCopy.sqlite(from: file, to: cluster.folder.path + "/raw-copy.sqlite", table: benchTable)
             return .init(method: "sqlite INSERT … SELECT", rows: rows, seconds: seconds)
-        case .postgres:
+        case .postgres, .postgresTriggers:
             let from = try await cluster.database(of: source).orThrow("database of s1")
             let to = try await cluster.scratchDatabase(index: 2)
             let seconds = try await RawCopy.postgres(from: from, to: to, table: benchTable)

@@ -3,6 +3,7 @@ import Foundation
 import ReshardCore
 import ReshardEngine
 import ReshardStore
+import ReshardTestKit
 
 /// Foreground latency during a migration: clients read and write through the router at a
 /// steady rate while shard s5 is added to four shards; every request's latency is filed under
@@ -66,7 +67,7 @@ struct LatencyBench: AsyncParsableCommand {
 }
 
 struct LatencyScenario {
-    let backend: ScratchCluster.Backend
+    let backend: ShardBackend
     let servers: [PostgresEndpoint]
     let rows: Int
     let rate: Int

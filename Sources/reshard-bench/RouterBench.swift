@@ -9,6 +9,7 @@ import ReshardCore
 import ReshardEngine
 import ReshardServer
 import ReshardStore
+import ReshardTestKit
 import ServiceLifecycle
 
 /// Router overhead: the same GET and PUT requests over loopback HTTP to Reshard's row routes,

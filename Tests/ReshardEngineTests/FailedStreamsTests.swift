@@ -3,6 +3,7 @@ import Logging
 import ReshardCore
 import ReshardEngine
 import ReshardStore
+import ReshardTestKit
 import Synchronization
 import Testing
 
@@ -10,7 +11,7 @@ import Testing
 /// passes (a PostgreSQL slot pins WAL for as long as it exists), and a resume after that starts
 /// capture and copy again, so writes made while nothing captured them still reach the new owner.
 @Suite struct FailedStreamsTests {
-    @Test(arguments: ShardBackend.allCases)
+    @Test(arguments: ShardBackend.available)
     func aFailedMigrationClosesItsStreamsAndAResumeCopiesAgain(backend: ShardBackend) async throws {
         let fixture = try await RouterFixture.make(shards: 3, backend: backend)
         defer { fixture.remove() }

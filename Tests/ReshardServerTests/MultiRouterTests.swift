@@ -3,6 +3,7 @@ import Logging
 import ReshardClient
 import ReshardCore
 import ReshardStore
+import ReshardTestKit
 import Testing
 
 #if canImport(Glibc)
