@@ -47,8 +47,9 @@ import Testing
         for i in 0..<1_000 where i % 3 == 0 {
             let pk = "k\(i)"
             if i % 2 == 0 {
-                let receipt = try await router.put(table: "kv", pk: pk, body: Array("{\"v\":1}".utf8))
-                ledger.acknowledge(pk, version: receipt.version, deleted: false)
+                let body = Array("{\"v\":1}".utf8)
+                let receipt = try await router.put(table: "kv", pk: pk, body: body)
+                ledger.acknowledge(pk, version: receipt.version, deleted: false, body: body)
             } else {
                 let receipt = try await router.delete(table: "kv", pk: pk, shardKey: nil)
                 ledger.acknowledge(pk, version: receipt.version, deleted: true)
