@@ -67,13 +67,15 @@ let package = Package(
             swiftSettings: strict
         ),
         // Test scaffolding shared by every test target and the benchmarks: a manual clock,
-        // in-memory stores that inject faults, scratch clusters. Never linked into the product.
+        // the shard backends, scratch clusters and databases, the ledger of acknowledged
+        // writes. Never linked into the product.
         .target(
             name: "ReshardTestKit",
             dependencies: [
                 "ReshardCore", "ReshardStore", "ReshardEngine",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: strict
         ),
@@ -91,9 +93,24 @@ let package = Package(
             dependencies: [
                 "ReshardServer", "ReshardClient", "ReshardAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                // The SQLite raw-copy baseline of `reshard bench copy`.
+                // The demo's latency figures.
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // The benchmarks, a program of their own: the shipped `reshard` links none of their
+        // code, the test kit's scratch clusters or the baselines' dependencies.
+        .executableTarget(
+            name: "reshard-bench",
+            dependencies: [
+                "ReshardServer", "ReshardClient", "ReshardTestKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                // The SQLite raw-copy baseline of `reshard-bench copy`.
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                // The bare route `reshard-bench router` compares the router with.
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -111,8 +128,9 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "ReshardCoreTests", dependencies: ["ReshardCore"], swiftSettings: strict),
-        // The benchmark's arithmetic (how samples are filed and figures formed), not its timings.
         .testTarget(name: "ReshardCommandTests", dependencies: ["reshard", "ReshardAPI"], swiftSettings: strict),
+        // The benchmark's arithmetic (how samples are filed and figures formed), not its timings.
+        .testTarget(name: "ReshardBenchTests", dependencies: ["reshard-bench"], swiftSettings: strict),
         .testTarget(
             name: "ReshardStoreTests",
             dependencies: [

@@ -133,12 +133,6 @@ public final class ShadowReads: Sendable {
         }
     }
 
-    /// Real mismatches so far and the latest one: what the migrator polls every round, without
-    /// the percentile work of `stats`.
-    public var mismatches: (count: Int, latest: Comparison?) {
-        state.withLock { state in (state.stats.mismatches, state.stats.recent.last { $0.outcome.isMismatch }) }
-    }
-
     /// The move whose new owner should also answer this read, if the read is chosen, and the
     /// generation the canary's plan switches to. Every GET asks, so with no canary it answers
     /// before hashing the key.

@@ -26,8 +26,6 @@ public struct RowRead: Sendable, Hashable {
 }
 
 extension ShardRouter {
-    /// The longest primary key or shard key, in UTF-8 bytes (`RowKey`'s rule).
-    public static let maxKeyBytes = RowKey.maxBytes
     /// The most rows one shard-key listing returns.
     public static let maxListLimit = 1_000
 

@@ -3,6 +3,7 @@ import Logging
 import ReshardCore
 import ReshardEngine
 import ReshardStore
+import ReshardTestKit
 import Synchronization
 import Testing
 
@@ -10,7 +11,7 @@ import Testing
 /// passes (a PostgreSQL slot pins WAL for as long as it exists), and a resume after that starts
 /// capture and copy again, so writes made while nothing captured them still reach the new owner.
 @Suite struct FailedStreamsTests {
-    @Test(arguments: ShardBackend.allCases)
+    @Test(arguments: ShardBackend.clusterCases)
     func aFailedMigrationClosesItsStreamsAndAResumeCopiesAgain(backend: ShardBackend) async throws {
         let fixture = try await RouterFixture.make(shards: 3, backend: backend)
         defer { fixture.remove() }
@@ -46,8 +47,9 @@ import Testing
         for i in 0..<1_000 where i % 3 == 0 {
             let pk = "k\(i)"
             if i % 2 == 0 {
-                let receipt = try await router.put(table: "kv", pk: pk, body: Array("{\"v\":1}".utf8))
-                ledger.acknowledge(pk, version: receipt.version, deleted: false)
+                let body = Array("{\"v\":1}".utf8)
+                let receipt = try await router.put(table: "kv", pk: pk, body: body)
+                ledger.acknowledge(pk, version: receipt.version, deleted: false, body: body)
             } else {
                 let receipt = try await router.delete(table: "kv", pk: pk, shardKey: nil)
                 ledger.acknowledge(pk, version: receipt.version, deleted: true)

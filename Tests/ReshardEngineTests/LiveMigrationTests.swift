@@ -4,6 +4,7 @@ import Metrics
 import ReshardCore
 import ReshardEngine
 import ReshardStore
+import ReshardTestKit
 import Synchronization
 import Testing
 
@@ -16,10 +17,11 @@ import Testing
         var testDescription: String { rawValue }
     }
 
-    /// Every kind on each backend; on the mixed one (logical decoding and triggers side by side)
-    /// the add and the remove, which between them move data both ways across the two captures.
-    static let cases: [(Kind, ShardBackend)] = ShardBackend.allCases.flatMap { backend in
-        (backend == .postgresMixed ? [Kind.addShard, .removeShard] : Kind.allCases).map { ($0, backend) }
+    /// Every kind on each backend; on the trigger-fed one, whose clusters mix logical decoding
+    /// and triggers side by side, the add and the remove, which between them move data both ways
+    /// across the two captures.
+    static let cases: [(Kind, ShardBackend)] = ShardBackend.clusterCases.flatMap { backend in
+        (backend == .postgresTriggers ? [Kind.addShard, .removeShard] : Kind.allCases).map { ($0, backend) }
     }
 
     @Test(arguments: cases)
@@ -30,7 +32,7 @@ import Testing
         _ = try await router.createTable(name: "kv", primaryKey: "k", shardKey: "k")
         for i in 0..<1_500 { _ = try await router.put(table: "kv", pk: "k\(i)", body: Array("{\"v\":0}".utf8)) }
         try await fixture.addShard("s4")
-        if backend == .postgresMixed {
+        if backend == .postgresTriggers {
             var captures: Set<String> = []
             for shard in ["s1", "s2", "s3", "s4"] { captures.insert(try await fixture.openShard(shard).changeCapture()) }
             #expect(captures.count == 2 && captures.contains { $0.hasPrefix("triggers (wal_level is replica") }, "\(captures)")

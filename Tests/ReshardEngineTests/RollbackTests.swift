@@ -3,6 +3,7 @@ import Logging
 import ReshardCore
 import ReshardEngine
 import ReshardStore
+import ReshardTestKit
 import Synchronization
 import Testing
 
@@ -125,14 +126,11 @@ import Testing
         }
     }
 
-    /// Tells the writers to stop, and counts their acknowledged writes.
+    /// Tells the writers to stop.
     final class WriterControl: Sendable {
         private let value = Mutex(false)
-        private let acknowledged = Mutex(0)
         func set() { value.withLock { $0 = true } }
         var isSet: Bool { value.withLock { $0 } }
-        func count() { acknowledged.withLock { $0 += 1 } }
-        var writes: Int { acknowledged.withLock { $0 } }
     }
 
     static let keys = 1_200
@@ -147,8 +145,9 @@ import Testing
         let router = fixture.router
         let ledger = Ledger()
         let plan = try await MigrationLoad.prepareAddShard(fixture, ledger: ledger)
-        let cold = try await router.put(table: "kv", pk: try Trigger.coldKey(plan), body: Array("{\"cold\":true}".utf8))
-        ledger.acknowledge(cold.pk, version: cold.version, deleted: false)
+        let coldBody = Array("{\"cold\":true}".utf8)
+        let cold = try await router.put(table: "kv", pk: try Trigger.coldKey(plan), body: coldBody)
+        ledger.acknowledge(cold.pk, version: cold.version, deleted: false, body: coldBody)
         let machine = MigrationStateMachine(id: "m-rollback-\(point)", plan: plan, tables: [TableName("kv")!], settings: Self.settings)
         let trigger = Trigger(point: point, fixture: fixture)
         let runner = MigrationRunner(
@@ -160,7 +159,7 @@ import Testing
         #expect(await runner.command(.start) == .accepted)
         let writers = Task { try await Self.write(router: router, ledger: ledger, control: control) }
         if point == .paused {
-            try await rollBackOncePaused(runner: runner, writers: control)
+            try await rollBackOncePaused(runner: runner, ledger: ledger)
         }
         if point == .failed {
             for _ in 0..<1_500 where await runner.state.phase != .failed { try await Task.sleep(for: .milliseconds(20)) }
@@ -188,19 +187,19 @@ import Testing
     }
 
     /// Waits (bounded) for the pause, lets the writers get ahead of the stopped copy, then rolls back.
-    private func rollBackOncePaused(runner: MigrationRunner, writers: WriterControl) async throws {
+    private func rollBackOncePaused(runner: MigrationRunner, ledger: Ledger) async throws {
         for _ in 0..<1_500 where await runner.state.phase != .paused { try await Task.sleep(for: .milliseconds(20)) }
         #expect(await runner.state.phase == .paused)
-        let before = writers.writes
-        for _ in 0..<500 where writers.writes < before + 100 { try await Task.sleep(for: .milliseconds(10)) }
+        func writes() -> Int { ledger.counts.filter { $0.key.hasPrefix("acknowledged") }.values.reduce(0, +) }
+        let before = writes()
+        for _ in 0..<500 where writes() < before + 100 { try await Task.sleep(for: .milliseconds(10)) }
         #expect(await runner.command(.rollback) == .accepted)
     }
 
     /// Writers put, delete and read back keys until told to stop (bounded).
     static func write(router: ShardRouter, ledger: Ledger, control: WriterControl) async throws {
         try await MigrationLoad.write(
-            router: router, ledger: ledger, writers: 3, keys: keys, seed: 11, steps: 50_000, checkEvery: 20, stop: { control.isSet },
-            acknowledged: { control.count() })
+            router: router, ledger: ledger, writers: 3, keys: keys, seed: 11, steps: 50_000, checkEvery: 20, stop: { control.isSet })
     }
 
     /// Whether the migration ended within a generous bound (it is cancelled by the caller if not).

@@ -1,37 +1,10 @@
 import Foundation
 import Logging
-import Metrics
 import ReshardCore
 import ReshardEngine
 import ReshardStore
+import ReshardTestKit
 import Testing
-
-/// Where a fixture's shards live.
-enum ShardBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
-    case sqlite
-    /// Databases on the servers `scripts/postgres` started, shards alternating between them.
-    case postgres
-    /// Shards alternating between a server that decodes its WAL and one with `wal_level =
-    /// replica`, whose shards capture changes by triggers.
-    case postgresMixed = "postgres-mixed"
-
-    /// PostgreSQL joins when its servers are named in the environment (see `PostgresScratch`).
-    static var allCases: [ShardBackend] {
-        [.sqlite] + (PostgresScratch.servers().isEmpty ? [] : [.postgres])
-            + (PostgresScratch.servers(name: "RESHARD_PG_REPLICA").isEmpty ? [] : [.postgresMixed])
-    }
-
-    /// The servers shards alternate between.
-    var servers: [PostgresEndpoint] {
-        switch self {
-        case .sqlite: []
-        case .postgres: PostgresScratch.servers()
-        case .postgresMixed: Array(PostgresScratch.servers().prefix(1)) + PostgresScratch.servers(name: "RESHARD_PG_REPLICA").prefix(1)
-        }
-    }
-
-    var testDescription: String { rawValue }
-}
 
 /// A real router over real shards (SQLite files in a temporary folder, or PostgreSQL databases
 /// alternating between the backend's servers) with SQLite metadata in that folder.
@@ -45,8 +18,7 @@ struct RouterFixture {
 
     static func make(shards: Int = 4, backend: ShardBackend = .sqlite) async throws -> RouterFixture {
         let cluster = try await ScratchCluster.make(
-            prefix: "reshard-engine", backend: backend == .sqlite ? .sqlite : .postgres, shards: shards, servers: backend.servers,
-            metricsFactory: NOOPMetricsHandler.instance, logger: Logger(label: "test"))
+            prefix: "reshard-engine", backend: backend, shards: shards, logger: Logger(label: "test"))
         return RouterFixture(cluster: cluster, backend: backend)
     }
 

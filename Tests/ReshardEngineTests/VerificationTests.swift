@@ -3,6 +3,7 @@ import Logging
 import ReshardCore
 import ReshardEngine
 import ReshardStore
+import ReshardTestKit
 import Synchronization
 import Testing
 
@@ -36,8 +37,9 @@ import Testing
         var cold: [String: WriteReceipt] = [:]
         for i in 0..<400 {
             let pk = "cold\(i)"
-            let receipt = try await router.put(table: "kv", pk: pk, body: Array("{\"amount\":\(i).25}".utf8))
-            ledger.acknowledge(pk, version: receipt.version, deleted: false)
+            let body = Array("{\"amount\":\(i).25}".utf8)
+            let receipt = try await router.put(table: "kv", pk: pk, body: body)
+            ledger.acknowledge(pk, version: receipt.version, deleted: false, body: body)
             if plan.move(containing: KeyHash.of(pk)) != nil { cold[pk] = receipt }
         }
         #expect(cold.count > 40)
@@ -178,8 +180,9 @@ import Testing
                 seen.withLock { $0 = Seen() }
                 do {
                     let router = fixture.router
-                    let write = try await router.put(table: "kv", pk: lagKey, body: Array("{\"amount\":1.5}".utf8))
-                    setup.ledger.acknowledge(lagKey, version: write.version, deleted: false)
+                    let body = Array("{\"amount\":1.5}".utf8)
+                    let write = try await router.put(table: "kv", pk: lagKey, body: body)
+                    setup.ledger.acknowledge(lagKey, version: write.version, deleted: false, body: body)
                     #expect(try await router.get(table: "kv", pk: lagKey, shardKey: nil).version == write.version)
                     let lagOnly = router.canary.stats
                     let target = try fixture.openShard("s4")

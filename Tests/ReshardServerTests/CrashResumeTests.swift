@@ -4,7 +4,7 @@ import ReshardClient
 import ReshardCore
 import ReshardEngine
 import ReshardStore
-import Synchronization
+import ReshardTestKit
 import Testing
 
 /// A real `reshard serve` process is SIGKILLed at each step of an add_shard migration
@@ -52,7 +52,7 @@ import Testing
         let port = try #require(await first.boundPort(), "no \"reshard is serving\" line:\n\(first.logTail)")
         try #require(await first.waitUntilHealthy(port: port), "not healthy:\n\(first.logTail)")
         let plan = try Self.expectedPlan()
-        let ledger = HTTPLedger()
+        let ledger = Ledger(order: .lastAcknowledged)
         let stop = StopFlag()
         try await Self.load(port: port, ledger: ledger)
         let quiet = CopyQuiet()
@@ -108,7 +108,7 @@ import Testing
     }
 
     /// Creates the table, loads 600 rows and registers s5.
-    static func load(port: Int, ledger: HTTPLedger) async throws {
+    static func load(port: Int, ledger: Ledger) async throws {
         try await createTable(port: port, ledger: ledger)
         let admin = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
         defer { Task { await admin.close() } }
@@ -117,7 +117,7 @@ import Testing
     }
 
     /// Creates table kv and loads 600 rows, keys a0…a299 and b0…b299.
-    static func createTable(port: Int, ledger: HTTPLedger) async throws {
+    static func createTable(port: Int, ledger: Ledger) async throws {
         let admin = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
         defer { Task { await admin.close() } }
         let table = try await admin.request("POST", "/v1/tables", headers: auth, body: Array(#"{"name":"kv","primary_key":"k"}"#.utf8))
@@ -148,7 +148,7 @@ import Testing
 
     /// Two clients: one writes only keys outside the moving ranges (never held, so the old
     /// owners' changelogs move during every cutover step), one only keys inside them.
-    static func write(port: Int, plan: MigrationPlan, ledger: HTTPLedger, stop: StopFlag, quiet: CopyQuiet) async {
+    static func write(port: Int, plan: MigrationPlan, ledger: Ledger, stop: StopFlag, quiet: CopyQuiet) async {
         let steady = (0..<300).map { "a\($0)" }.filter { plan.move(containing: KeyHash.of($0)) == nil }
         let moving = (0..<300).map { "b\($0)" }.filter { plan.move(containing: KeyHash.of($0)) != nil }
         await withTaskGroup(of: Void.self) { group in
@@ -190,19 +190,18 @@ import Testing
         return status?.text ?? "(no status)"
     }
 
-    /// Reads every key a client was told about.
-    static func checkLedger(port: Int, ledger: HTTPLedger) async throws {
-        let entries = ledger.entries
-        #expect(entries.count == 600)
-        let problems = Mutex<[String]>([])
-        try await overConnections(port: port, keys: entries.keys.sorted()) { connection, pk in
+    /// Reads every key a client was told about back through `port`.
+    static func checkLedger(port: Int, ledger: Ledger) async throws {
+        #expect(ledger.entries.count == 600)
+        let connection = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
+        defer { Task { await connection.close() } }
+        let report = try await ledger.check { pk in
             let response = try await connection.request("GET", "/v1/tables/kv/rows/\(pk)")
             try #require(response.status == 200 || response.status == 404, "GET \(pk): \(response.status) \(response.text)")
-            let version = response.status == 404 ? nil : try API.decode(API.RowMetadata.self, from: Data(response.body)).version
-            if let problem = ledger.contradiction(pk, read: version) { problems.withLock { $0.append(problem) } }
+            guard response.status == 200 else { return nil }
+            return Ledger.Read(version: try API.decode(API.RowMetadata.self, from: Data(response.body)).version)
         }
-        let found = problems.withLock { $0 }
-        #expect(found.isEmpty, "after the restart \(found.count) of \(entries.count) keys contradict their answers: \(found.prefix(5))")
+        #expect(report.isClean, "after the restart \(report)")
     }
 
     /// Runs `body` for every key, spread over four keep-alive connections.

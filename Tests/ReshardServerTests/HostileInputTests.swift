@@ -8,16 +8,13 @@ import ReshardCore
 import ReshardEngine
 import ReshardServer
 import ReshardStore
+import ReshardTestKit
 import Testing
 
 /// Keys and bodies an attacker would send, on every backend: each is refused with a 4xx JSON
 /// error and nothing written, or stored and returned byte for byte.
 @Suite(.timeLimit(.minutes(3))) struct HostileInputTests {
     static let token = "hostile-input-token-0123456789"
-
-    static var backends: [ScratchCluster.Backend] {
-        PostgresScratch.servers().isEmpty ? [.sqlite] : [.sqlite, .postgres]
-    }
 
     struct API: Sendable {
         let client: any TestClientProtocol
@@ -46,13 +43,13 @@ import Testing
         }
     }
 
-    func withAPI(_ backend: ScratchCluster.Backend, _ body: @Sendable (API) async throws -> Void) async throws {
+    func withAPI(_ backend: ShardBackend, _ body: @Sendable (API) async throws -> Void) async throws {
         let registry = PrometheusCollectorRegistry()
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         let cluster = try await ScratchCluster.make(
-            prefix: "reshard-hostile", backend: backend, shards: 4, servers: PostgresScratch.servers(),
-            metricsFactory: PrometheusMetricsFactory(registry: registry), logger: logger)
+            prefix: "reshard-hostile", backend: backend, shards: 4, metricsFactory: PrometheusMetricsFactory(registry: registry),
+            logger: logger)
         do {
             _ = try await cluster.router.createTable(name: "users", primaryKey: "id", shardKey: "id")
             _ = try await cluster.router.createTable(name: "orders", primaryKey: "id", shardKey: "customer_id")
@@ -83,8 +80,8 @@ import Testing
         bytes.map { String(format: "%%%02X", $0) }.joined()
     }
 
-    @Test(arguments: HostileInputTests.backends)
-    func keysWithControlCharactersAreRefusedAndNothingIsWritten(backend: ScratchCluster.Backend) async throws {
+    @Test(arguments: ShardBackend.clusterCases)
+    func keysWithControlCharactersAreRefusedAndNothingIsWritten(backend: ShardBackend) async throws {
         try await withAPI(backend) { api in
             #expect(try await api.send(.put, "/v1/tables/users/rows/victim", json: #"{"v":"original"}"#).status == .ok)
             #expect(try await api.send(.put, "/v1/tables/orders/rows/o1", json: #"{"customer_id":"c7","v":1}"#).status == .ok)
@@ -122,8 +119,8 @@ import Testing
         }
     }
 
-    @Test(arguments: HostileInputTests.backends)
-    func keysRoundTripByteForByte(backend: ScratchCluster.Backend) async throws {
+    @Test(arguments: ShardBackend.clusterCases)
+    func keysRoundTripByteForByte(backend: ShardBackend) async throws {
         try await withAPI(backend) { api in
             let keys = [
                 "é", "日本語", "😀", "🇫🇷+ %/?#", "\u{FEFF}", String(repeating: "k", count: RowKey.maxBytes),
@@ -151,8 +148,8 @@ import Testing
         }
     }
 
-    @Test(arguments: HostileInputTests.backends)
-    func bodiesAreStrictUTF8JSONObjectsStoredExactly(backend: ScratchCluster.Backend) async throws {
+    @Test(arguments: ShardBackend.clusterCases)
+    func bodiesAreStrictUTF8JSONObjectsStoredExactly(backend: ShardBackend) async throws {
         try await withAPI(backend) { api in
             let json = #"{"name":"Ada"}"#
             let utf16LE = json.utf16.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }

@@ -4,6 +4,7 @@ import ReshardAPI
 import ReshardClient
 import ReshardCore
 import ReshardStore
+import ReshardTestKit
 import Testing
 
 #if canImport(Glibc)
@@ -78,7 +79,7 @@ struct MultiRouterTests {
         let portA = try #require(await a.boundPort(), "router A did not start:\n\(a.logTail)")
         try #require(await a.waitUntilHealthy(port: portA), "router A is not healthy:\n\(a.logTail)")
         try #require(await a.waitForLog("this process now runs the migrations"), "router A never led:\n\(a.logTail)")
-        let ledger = HTTPLedger()
+        let ledger = Ledger(order: .lastAcknowledged)
         try await CrashResumeTests.createTable(port: portA, ledger: ledger)
 
         // B starts after the table exists and before s5 is registered; it hears nothing after.
@@ -295,7 +296,7 @@ struct MultiRouterTests {
     }
 
     /// Waits (bounded) until each router has answered `each` more client requests.
-    private static func waitForAnswers(_ ledger: HTTPLedger, ports: [Int], each: Int) async throws {
+    private static func waitForAnswers(_ ledger: Ledger, ports: [Int], each: Int) async throws {
         let answered = { (counts: [String: Int]) in ports.map { counts["answered by \($0)", default: 0] } }
         let before = answered(ledger.counts)
         for _ in 0..<1_500 {

@@ -1,13 +1,14 @@
 import Logging
 import ReshardCore
 import ReshardStore
+import ReshardTestKit
 import Synchronization
 import Testing
 
 @Suite struct MetadataStoreConformanceTests {
-    @Test(arguments: StoreBackend.metadataCases)
-    func tablesAreCreatedOnce(backend: StoreBackend) async throws {
-        try await backend.withMetadata { meta in
+    @Test(arguments: ShardBackend.metadataCases)
+    func tablesAreCreatedOnce(backend: ShardBackend) async throws {
+        try await backend.withMetadataStore { meta in
             let orders = TableDefinition(name: TableName("orders")!, primaryKey: "id", shardKey: "customer_id")!
             try await meta.createTable(orders)
             await #expect(throws: MetadataError.tableExists(orders.name)) { try await meta.createTable(orders) }
@@ -15,9 +16,9 @@ import Testing
         }
     }
 
-    @Test(arguments: StoreBackend.metadataCases)
-    func shardsAreRegisteredOnce(backend: StoreBackend) async throws {
-        try await backend.withMetadata { meta in
+    @Test(arguments: ShardBackend.metadataCases)
+    func shardsAreRegisteredOnce(backend: ShardBackend) async throws {
+        try await backend.withMetadataStore { meta in
             let record = ShardRecord(id: ShardID("s1")!, location: .sqlite(path: "shards/s1.sqlite"))
             try await meta.addShard(record)
             await #expect(throws: MetadataError.shardExists(record.id)) { try await meta.addShard(record) }
@@ -25,9 +26,9 @@ import Testing
         }
     }
 
-    @Test(arguments: StoreBackend.metadataCases)
-    func shardMapsArePublishedByCompareAndSet(backend: StoreBackend) async throws {
-        try await backend.withMetadata { meta in
+    @Test(arguments: ShardBackend.metadataCases)
+    func shardMapsArePublishedByCompareAndSet(backend: ShardBackend) async throws {
+        try await backend.withMetadataStore { meta in
             let ids = [ShardID("s1")!, ShardID("s2")!]
             let first = try RingPlacement(virtualNodes: 16).shardMap(for: ids, generation: 1)
             #expect(try await meta.currentShardMap() == nil)
@@ -45,9 +46,9 @@ import Testing
         }
     }
 
-    @Test(arguments: StoreBackend.metadataCases)
-    func migrationJournalsAreReplacedInPlace(backend: StoreBackend) async throws {
-        try await backend.withMetadata { meta in
+    @Test(arguments: ShardBackend.metadataCases)
+    func migrationJournalsAreReplacedInPlace(backend: ShardBackend) async throws {
+        try await backend.withMetadataStore { meta in
             try await meta.saveMigration(id: "m1", journal: "{\"phase\":\"copying\"}")
             try await meta.saveMigration(id: "m2", journal: "{}")
             try await meta.saveMigration(id: "m1", journal: "{\"phase\":\"done\"}")
@@ -59,9 +60,9 @@ import Testing
 }
 
 extension MetadataStoreConformanceTests {
-    @Test(arguments: StoreBackend.metadataCases)
-    func concurrentPublishersHaveOneWinner(backend: StoreBackend) async throws {
-        try await backend.withMetadataPair { first, second in
+    @Test(arguments: ShardBackend.metadataCases)
+    func concurrentPublishersHaveOneWinner(backend: ShardBackend) async throws {
+        try await backend.withMetadataStores { first, second in
             let ids = [ShardID("s1")!, ShardID("s2")!]
             let base = try EvenPlacement().shardMap(for: ids, generation: 1)
             try await first.publish(base, replacing: nil)
@@ -99,9 +100,9 @@ extension MetadataStoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreBackend.metadataCases)
-    func directiveIsSavedReplacedAndCleared(backend: StoreBackend) async throws {
-        try await backend.withMetadataPair { first, second in
+    @Test(arguments: ShardBackend.metadataCases)
+    func directiveIsSavedReplacedAndCleared(backend: ShardBackend) async throws {
+        try await backend.withMetadataStores { first, second in
             #expect(try await first.directive() == nil)
             try await first.saveDirective("{\"held\":[]}")
             #expect(try await second.directive() == "{\"held\":[]}")
@@ -114,9 +115,9 @@ extension MetadataStoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreBackend.metadataCases)
-    func reportsAreReplacedPerRouterAndListedByRouter(backend: StoreBackend) async throws {
-        try await backend.withMetadataPair { first, second in
+    @Test(arguments: ShardBackend.metadataCases)
+    func reportsAreReplacedPerRouterAndListedByRouter(backend: ShardBackend) async throws {
+        try await backend.withMetadataStores { first, second in
             #expect(try await first.reports().isEmpty)
             try await first.saveReport(router: "r2", report: "{\"n\":1}")
             try await second.saveReport(router: "r1", report: "{\"n\":2}")
@@ -129,9 +130,9 @@ extension MetadataStoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreBackend.metadataCases)
-    func watchersHearEveryKindOfChange(backend: StoreBackend) async throws {
-        try await backend.withMetadataPair { writer, watcher in
+    @Test(arguments: ShardBackend.metadataCases)
+    func watchersHearEveryKindOfChange(backend: ShardBackend) async throws {
+        try await backend.withMetadataStores { writer, watcher in
             let heard = ChangeRecorder(watcher.watch())
             // The watcher's listener connects in the background; a probe repeated until it is
             // heard shows it listens. Its first round of every kind (as it connects) ends with
@@ -162,9 +163,9 @@ extension MetadataStoreConformanceTests {
         }
     }
 
-    @Test(arguments: StoreBackend.metadataCases)
-    func leadershipHasOneHolder(backend: StoreBackend) async throws {
-        try await backend.withMetadataPair { first, second in
+    @Test(arguments: ShardBackend.metadataCases)
+    func leadershipHasOneHolder(backend: ShardBackend) async throws {
+        try await backend.withMetadataStores { first, second in
             let leader = first.leadership("migrator")
             let rival = second.leadership("migrator")
             let acquired = try await leader.tryAcquire()
@@ -195,14 +196,14 @@ extension MetadataStoreConformanceTests {
         }
     }
 
-    @Test(.enabled(if: StoreBackend.allCases.contains(.postgres)))
+    @Test(.enabled(if: ShardBackend.postgres.isAvailable))
     func leadershipPassesWhenTheHoldersConnectionDies() async throws {
-        try await StoreBackend.postgres.withMetadataPair { first, second in
+        try await ShardBackend.postgres.withMetadataStores { first, second in
             let leader = first.leadership("migrator")
             let rival = second.leadership("migrator")
             #expect(try await leader.tryAcquire())
             #expect(try await !rival.tryAcquire())
-            try await StoreBackend.terminateSessions("reshard-leader:migrator", of: first)
+            try await ShardBackend.terminateSessions("reshard-leader:migrator", of: first)
             #expect(try await eventually { !leader.isHeld }, "the holder notices its session is gone")
             #expect(try await eventually { try await rival.tryAcquire() })
             #expect(try await !leader.tryAcquire())
@@ -210,9 +211,9 @@ extension MetadataStoreConformanceTests {
         }
     }
 
-    @Test(.enabled(if: StoreBackend.allCases.contains(.postgres)))
+    @Test(.enabled(if: ShardBackend.postgres.isAvailable))
     func watchersHearChangesAgainAfterTheListenerReconnects() async throws {
-        try await StoreBackend.postgres.withMetadataPair { writer, watcher in
+        try await ShardBackend.postgres.withMetadataStores { writer, watcher in
             let heard = ChangeRecorder(watcher.watch())
             #expect(
                 try await eventually {
@@ -224,7 +225,7 @@ extension MetadataStoreConformanceTests {
             try await writer.createTable(TableDefinition(name: TableName("orders")!, primaryKey: "id", shardKey: "customer_id")!)
             try await expectHeard(.tables, heard)
 
-            try await StoreBackend.terminateSessions("reshard-metadata-listener", of: watcher)
+            try await ShardBackend.terminateSessions("reshard-metadata-listener", of: watcher)
             // Nothing changed, but the watcher cannot know that: once it listens again it says
             // every kind may have.
             #expect(try await eventually { Set(heard.all) == Set(MetadataChange.allCases) })
@@ -290,9 +291,9 @@ private func eventually(within limit: Duration = .seconds(20), _ condition: () a
 extension MetadataStoreConformanceTests {
     /// Admission is one atomic step in the store: of concurrent creates, from two handles (two
     /// processes on PostgreSQL), exactly one is journaled and takes the slot.
-    @Test(arguments: StoreBackend.metadataCases)
-    func concurrentAdmissionsHaveOneWinner(backend: StoreBackend) async throws {
-        try await backend.withMetadataPair { first, second in
+    @Test(arguments: ShardBackend.metadataCases)
+    func concurrentAdmissionsHaveOneWinner(backend: ShardBackend) async throws {
+        try await backend.withMetadataStores { first, second in
             for round in 0..<4 {
                 let ids = (0..<12).map { "r\(round)m\($0)" }
                 let answers = try await withThrowingTaskGroup(of: (String, String?).self) { group in

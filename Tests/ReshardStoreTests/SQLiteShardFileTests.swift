@@ -1,6 +1,7 @@
 import GRDB
 import ReshardCore
 import ReshardStore
+import ReshardTestKit
 import Testing
 
 /// What only the SQLite backend promises: shard files written by an older Reshard open and

@@ -1,5 +1,6 @@
 import ReshardCore
 import ReshardStore
+import ReshardTestKit
 import Synchronization
 import Testing
 
@@ -16,9 +17,9 @@ import Testing
         StoredRow(table: users, pk: pk, shardKey: key ?? pk, version: version, body: body)
     }
 
-    @Test(arguments: StoreBackend.allCases)
-    func clientWriteVersionIsMaxOfCurrentPlusOneAndProposed(backend: StoreBackend) async throws {
-        try await backend.withShard { store in
+    @Test(arguments: ShardBackend.available)
+    func clientWriteVersionIsMaxOfCurrentPlusOneAndProposed(backend: ShardBackend) async throws {
+        try await backend.withShardStore { store in
             try await store.ensureTable(users)
             #expect(try await store.write(write("a", proposed: 100)) == .written(version: 100))
             #expect(try await store.write(write("a", proposed: 50)) == .written(version: 101))
@@ -29,9 +30,9 @@ import Testing
         }
     }
 
-    @Test(arguments: StoreBackend.allCases)
-    func applyNeverReplacesAnEqualOrNewerVersion(backend: StoreBackend) async throws {
-        try await backend.withShard { store in
+    @Test(arguments: ShardBackend.available)
+    func applyNeverReplacesAnEqualOrNewerVersion(backend: ShardBackend) async throws {
+        try await backend.withShardStore { store in
             try await store.ensureTable(users)
             #expect(try await store.apply([row("a", version: 10, body: "{\"v\":10}")]) == 1)
             #expect(try await store.apply([row("a", version: 10, body: "{\"v\":\"other\"}")]) == 0)
@@ -42,9 +43,9 @@ import Testing
         }
     }
 
-    @Test(arguments: StoreBackend.allCases)
-    func tombstonesOutliveOlderCopies(backend: StoreBackend) async throws {
-        try await backend.withShard { store in
+    @Test(arguments: ShardBackend.available)
+    func tombstonesOutliveOlderCopies(backend: ShardBackend) async throws {
+        try await backend.withShardStore { store in
             try await store.ensureTable(users)
             #expect(try await store.write(write("gone", body: nil)) == .notFound)
             #expect(try await store.get(table: users, pk: "gone") == nil)
@@ -70,9 +71,9 @@ import Testing
 
     /// Keys round-trip byte for byte or are refused before any SQL, the same way on every
     /// backend: SQLite's text binding used to end `victim\0x` at its NUL and overwrite `victim`.
-    @Test(arguments: StoreBackend.allCases)
-    func keysAreStoredExactlyOrRefusedAlike(backend: StoreBackend) async throws {
-        try await backend.withShard { store in
+    @Test(arguments: ShardBackend.available)
+    func keysAreStoredExactlyOrRefusedAlike(backend: ShardBackend) async throws {
+        try await backend.withShardStore { store in
             try await store.ensureTable(users)
             #expect(try await store.write(write("victim", body: #"{"v":"original"}"#)) != .notFound)
             let exact = [
@@ -112,9 +113,9 @@ import Testing
         }
     }
 
-    @Test(arguments: StoreBackend.allCases)
-    func chunkedScansReturnTheRangeInHashThenPkOrder(backend: StoreBackend) async throws {
-        try await backend.withShard { store in
+    @Test(arguments: ShardBackend.available)
+    func chunkedScansReturnTheRangeInHashThenPkOrder(backend: ShardBackend) async throws {
+        try await backend.withShardStore { store in
             try await store.ensureTable(users)
             // Groups of rows share a shard key, so the cursor must break ties on pk.
             let rows: [StoredRow] = (0..<600).map { (n: Int) -> StoredRow in
@@ -145,10 +146,10 @@ import Testing
         }
     }
 
-    @Test(arguments: StoreBackend.allCases)
-    func summaryCountsAndChecksumsInTheDatabase(backend: StoreBackend) async throws {
-        try await backend.withShard("a") { first in
-            try await backend.withShard("b") { second in
+    @Test(arguments: ShardBackend.available)
+    func summaryCountsAndChecksumsInTheDatabase(backend: ShardBackend) async throws {
+        try await backend.withShardStore("a") { first in
+            try await backend.withShardStore("b") { second in
                 try await first.ensureTable(users)
                 try await second.ensureTable(users)
                 let rows: [StoredRow] = (0..<400).map { (n: Int) -> StoredRow in
@@ -170,9 +171,9 @@ import Testing
         }
     }
 
-    @Test(arguments: StoreBackend.allCases)
-    func changeStreamsDeliverClientWritesInCommitOrder(backend: StoreBackend) async throws {
-        try await backend.withShard { store in
+    @Test(arguments: ShardBackend.available)
+    func changeStreamsDeliverClientWritesInCommitOrder(backend: ShardBackend) async throws {
+        try await backend.withShardStore { store in
             try await store.ensureTable(users)
             try await store.ensureTable(orders)
             let stream = ChangeStreamID("m_conformance")!
@@ -227,9 +228,9 @@ import Testing
     /// Positions are handed out when a change is made but become readable when it commits, and
     /// concurrent writers commit out of order: a reader that tails while they write must never
     /// move past a change that commits later.
-    @Test(arguments: StoreBackend.allCases)
-    func tailingReadersMissNoChangeOfConcurrentWriters(backend: StoreBackend) async throws {
-        try await backend.withShard { store in
+    @Test(arguments: ShardBackend.available)
+    func tailingReadersMissNoChangeOfConcurrentWriters(backend: ShardBackend) async throws {
+        try await backend.withShardStore { store in
             try await store.ensureTable(users)
             let stream = ChangeStreamID("m_tail")!
             var position = try await store.openChangeStream(stream)
@@ -266,9 +267,9 @@ import Testing
         }
     }
 
-    @Test(arguments: StoreBackend.allCases)
-    func fencesRefuseStaleClientWritesOnly(backend: StoreBackend) async throws {
-        try await backend.withShard { store in
+    @Test(arguments: ShardBackend.available)
+    func fencesRefuseStaleClientWritesOnly(backend: ShardBackend) async throws {
+        try await backend.withShardStore { store in
             try await store.ensureTable(users)
             let hash = KeyHash.of("a")
             let range = HashRange(start: hash, last: hash)
@@ -295,9 +296,9 @@ import Testing
         }
     }
 
-    @Test(arguments: StoreBackend.allCases)
-    func manyRangesAreFencedAndUnfencedTogether(backend: StoreBackend) async throws {
-        try await backend.withShard { store in
+    @Test(arguments: ShardBackend.available)
+    func manyRangesAreFencedAndUnfencedTogether(backend: ShardBackend) async throws {
+        try await backend.withShardStore { store in
             try await store.ensureTable(users)
             let ranges = (0..<200).map { HashRange(start: UInt64($0) << 56, last: UInt64($0) << 56 + 1_000) }
             try await store.fence(ranges, generation: 7)
@@ -310,9 +311,9 @@ import Testing
         }
     }
 
-    @Test(arguments: StoreBackend.allCases)
-    func unknownTablesAreTypedErrors(backend: StoreBackend) async throws {
-        try await backend.withShard { store in
+    @Test(arguments: ShardBackend.available)
+    func unknownTablesAreTypedErrors(backend: ShardBackend) async throws {
+        try await backend.withShardStore { store in
             await #expect(throws: StoreError.unknownTable(users)) { try await store.write(write("a")) }
             await #expect(throws: StoreError.unknownTable(users)) { try await store.get(table: users, pk: "a") }
             await #expect(throws: StoreError.unknownTable(users)) { try await store.apply([row("a", version: 1)]) }
@@ -324,9 +325,9 @@ import Testing
 
     /// A backend may write concurrent applies together (SQLite commits them as a group); each
     /// caller still gets its own count, and one that fails does not fail the others.
-    @Test(arguments: StoreBackend.allCases)
-    func concurrentAppliesEachGetTheirOwnAnswer(backend: StoreBackend) async throws {
-        try await backend.withShard { store in
+    @Test(arguments: ShardBackend.available)
+    func concurrentAppliesEachGetTheirOwnAnswer(backend: ShardBackend) async throws {
+        try await backend.withShardStore { store in
             try await store.ensureTable(users)
             _ = try await store.apply((0..<10).map { row("old\($0)", version: 100) })
             let results = await withTaskGroup(of: (Int, Result<Int, any Error>).self) { group in
@@ -355,9 +356,9 @@ import Testing
         }
     }
 
-    @Test(arguments: StoreBackend.allCases)
-    func rowsSharingAShardKeyAreListedTogether(backend: StoreBackend) async throws {
-        try await backend.withShard { store in
+    @Test(arguments: ShardBackend.available)
+    func rowsSharingAShardKeyAreListedTogether(backend: ShardBackend) async throws {
+        try await backend.withShardStore { store in
             try await store.ensureTable(users)
             for (pk, key) in [("o1", "c1"), ("o2", "c1"), ("o3", "c2"), ("o4", "c1")] {
                 _ = try await store.write(write(pk, key: key))
@@ -369,9 +370,9 @@ import Testing
         }
     }
 
-    @Test(arguments: StoreBackend.allCases)
-    func concurrentWritersToOneKeyGetDistinctGrowingVersions(backend: StoreBackend) async throws {
-        try await backend.withShard { store in
+    @Test(arguments: ShardBackend.available)
+    func concurrentWritersToOneKeyGetDistinctGrowingVersions(backend: ShardBackend) async throws {
+        try await backend.withShardStore { store in
             try await store.ensureTable(users)
             let versions = try await withThrowingTaskGroup(of: [UInt64].self) { group in
                 for writer in 0..<8 {
@@ -392,9 +393,9 @@ import Testing
         }
     }
 
-    @Test(arguments: StoreBackend.allCases)
-    func clientReadsReportTheFenceOverTheirKey(backend: StoreBackend) async throws {
-        try await backend.withShard { store in
+    @Test(arguments: ShardBackend.available)
+    func clientReadsReportTheFenceOverTheirKey(backend: ShardBackend) async throws {
+        try await backend.withShardStore { store in
             try await store.ensureTable(users)
             _ = try await store.write(write("a", key: "c1"))
             let unfenced = try await store.read(table: users, pk: "a", shardKey: "c1")
@@ -410,9 +411,9 @@ import Testing
         }
     }
 
-    @Test(arguments: StoreBackend.allCases)
-    func deleteRangeRemovesRowsOfEveryTableWithoutAChange(backend: StoreBackend) async throws {
-        try await backend.withShard { store in
+    @Test(arguments: ShardBackend.available)
+    func deleteRangeRemovesRowsOfEveryTableWithoutAChange(backend: ShardBackend) async throws {
+        try await backend.withShardStore { store in
             try await store.ensureTable(users)
             try await store.ensureTable(orders)
             let rows =
@@ -442,9 +443,9 @@ import Testing
         }
     }
 
-    @Test(arguments: StoreBackend.allCases)
-    func purgeTombstonesTakesOnlyTombstonesBelowTheHorizon(backend: StoreBackend) async throws {
-        try await backend.withShard { store in
+    @Test(arguments: ShardBackend.available)
+    func purgeTombstonesTakesOnlyTombstonesBelowTheHorizon(backend: ShardBackend) async throws {
+        try await backend.withShardStore { store in
             try await store.ensureTable(users)
             try await store.ensureTable(orders)
             let stream = ChangeStreamID("m_purge")!
@@ -471,9 +472,9 @@ import Testing
         }
     }
 
-    @Test(arguments: StoreBackend.allCases)
-    func snapshotSummariesAgreeWithTheirPosition(backend: StoreBackend) async throws {
-        try await backend.withShard { store in
+    @Test(arguments: ShardBackend.available)
+    func snapshotSummariesAgreeWithTheirPosition(backend: ShardBackend) async throws {
+        try await backend.withShardStore { store in
             try await store.ensureTable(users)
             let stream = ChangeStreamID("m_snapshot")!
             let start = try await store.openChangeStream(stream)
@@ -496,9 +497,9 @@ import Testing
 
     /// Sub-range sums must bucket exactly as `HashRange.subrangeIndex`, for narrow ranges (summed
     /// in the database) and ranges over half the space (bucketed by the store in code).
-    @Test(arguments: StoreBackend.allCases)
-    func subrangeSummariesBucketLikeTheCore(backend: StoreBackend) async throws {
-        try await backend.withShard { store in
+    @Test(arguments: ShardBackend.available)
+    func subrangeSummariesBucketLikeTheCore(backend: ShardBackend) async throws {
+        try await backend.withShardStore { store in
             try await store.ensureTable(users)
             let rows: [StoredRow] = (0..<600).map { n in row("pk\(n)", version: UInt64(10 + n), body: n % 7 == 0 ? nil : "{\"n\":\(n)}") }
             _ = try await store.apply(rows)
@@ -515,9 +516,9 @@ import Testing
         }
     }
 
-    @Test(arguments: StoreBackend.allCases)
-    func aggregateChecksSumNumbersExactly(backend: StoreBackend) async throws {
-        try await backend.withShard { store in
+    @Test(arguments: ShardBackend.available)
+    func aggregateChecksSumNumbersExactly(backend: ShardBackend) async throws {
+        try await backend.withShardStore { store in
             try await store.ensureTable(users)
             // 0.1 ten times is 1 exactly in decimal, never 0.9999999999999999.
             var rows = (0..<10).map { row("d\($0)", version: 5, body: "{\"amount\":0.1}") }
@@ -533,9 +534,9 @@ import Testing
         }
     }
 
-    @Test(arguments: StoreBackend.allCases)
-    func repairOverwritesWhateverTheVersionAndRemovesWithoutAChange(backend: StoreBackend) async throws {
-        try await backend.withShard { store in
+    @Test(arguments: ShardBackend.available)
+    func repairOverwritesWhateverTheVersionAndRemovesWithoutAChange(backend: ShardBackend) async throws {
+        try await backend.withShardStore { store in
             try await store.ensureTable(users)
             let stream = ChangeStreamID("m_repair")!
             let start = try await store.openChangeStream(stream)

@@ -7,104 +7,30 @@ import Testing
 // Testable for the pool's connections: tests cut sessions off on the server.
 @testable import ReshardStore
 
-/// The backends every conformance test runs on. A backend joins the suite by adding a case here.
+/// What the conformance suites ask of a backend beyond opening its stores (`ReshardTestKit`).
 ///
 /// PostgreSQL runs when `scripts/postgres` has started servers (`RESHARD_PG_1` …, as
 /// `scripts/test` does); `RESHARD_REQUIRE_POSTGRES=1` makes their absence a failure rather than
 /// a quieter suite.
-enum StoreBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
-    case sqlite
-    case postgres
-    /// PostgreSQL with `wal_level = replica`: changes are captured by triggers.
-    case postgresTriggers = "postgres-triggers"
-    /// The test kit's in-memory stores, which the simulation runs on.
-    case memory
-
-    static var allCases: [StoreBackend] {
-        [.sqlite, .memory] + (PostgresScratch.servers().isEmpty ? [] : [.postgres])
-            + (PostgresScratch.servers(name: "RESHARD_PG_REPLICA").isEmpty ? [] : [.postgresTriggers])
+extension ShardBackend {
+    /// Backends with a metadata store of their own (how shards capture changes does not concern it).
+    static var metadataCases: [ShardBackend] {
+        available.filter { backend in
+            switch backend {
+            case .sqlite, .postgres, .memory: true
+            case .postgresTriggers: false
+            }
+        }
     }
-
-    /// Backends with a metadata store (how shards capture changes does not concern it).
-    static var metadataCases: [StoreBackend] { allCases.filter { $0 != .postgresTriggers } }
 
     /// Whether two handles of this backend's metadata are two processes' view of it: changes
     /// made through one are announced to the other's watchers, and leadership is contended
     /// between them and passes on when a holder's connection dies. A second SQLite handle on
     /// the same file only hears its own changes, so SQLite tests share one handle.
-    var metadataSpansProcesses: Bool { self == .postgres }
-
-    var testDescription: String { rawValue }
-
-    /// Runs `body` with a fresh, empty shard store of this backend, then removes it.
-    func withShard(_ name: String = "s1", _ body: (any ShardStore) async throws -> Void) async throws {
+    var metadataSpansProcesses: Bool {
         switch self {
-        case .sqlite:
-            let folder = try TemporaryFolder()
-            defer { folder.remove() }
-            try await body(try SQLiteShardStore(shardID: ShardID(name)!, path: folder.path + "/\(name).sqlite"))
-        case .memory:
-            try await body(MemoryShardStore(shardID: ShardID(name)!))
-        case .postgres, .postgresTriggers:
-            let server = try #require(
-                self == .postgres ? PostgresScratch.servers().first : PostgresScratch.servers(name: "RESHARD_PG_REPLICA").first)
-            let database = try await PostgresScratch.createDatabase(on: server)
-            var logger = Logger(label: "reshard.test")
-            logger.logLevel = .warning
-            let store = try await PostgresShardStore.open(shardID: ShardID(name)!, endpoint: database, logger: logger)
-            #expect((store.capture == .logicalDecoding) == (self == .postgres), "\(store.capture)")
-            do {
-                try await body(store)
-            } catch {
-                await store.close()
-                try await PostgresScratch.dropDatabase(database)
-                throw error
-            }
-            await store.close()
-            try await PostgresScratch.dropDatabase(database)
-        }
-    }
-
-    /// Runs `body` with a fresh, empty metadata store of this backend, then removes it.
-    func withMetadata(_ body: (any MetadataStore) async throws -> Void) async throws {
-        try await withMetadataPair { first, _ in try await body(first) }
-    }
-
-    /// Runs `body` with two handles on one fresh, empty metadata store, then closes both and
-    /// removes it. On PostgreSQL they are two store instances, as two processes would open;
-    /// on SQLite both are the same handle (see `metadataSpansProcesses`). `body` may close
-    /// either handle itself.
-    func withMetadataPair(_ body: (_ first: any MetadataStore, _ second: any MetadataStore) async throws -> Void) async throws {
-        switch self {
-        case .sqlite:
-            let folder = try TemporaryFolder()
-            defer { folder.remove() }
-            let store = try SQLiteMetadataStore(path: folder.path + "/meta.sqlite")
-            do {
-                try await body(store, store)
-            } catch {
-                await store.close()
-                throw error
-            }
-            await store.close()
-        case .memory:
-            let store = MemoryMetadataStore()
-            try await body(store, store)
-            await store.close()
-        case .postgres, .postgresTriggers:
-            let server = try #require(PostgresScratch.servers().first)
-            let database = try await PostgresScratch.createDatabase(on: server)
-            var stores: [PostgresMetadataStore] = []
-            do {
-                for _ in 0..<2 { stores.append(try await PostgresMetadataStore.open(endpoint: database, logger: Self.logger)) }
-                try await body(stores[0], stores[1])
-            } catch {
-                for store in stores { await store.close() }
-                try await PostgresScratch.dropDatabase(database)
-                throw error
-            }
-            for store in stores { await store.close() }
-            try await PostgresScratch.dropDatabase(database)
+        case .sqlite, .memory: false
+        case .postgres, .postgresTriggers: true
         }
     }
 
@@ -147,24 +73,10 @@ enum StoreBackend: String, CaseIterable, CustomTestStringConvertible, Sendable {
     /// `scripts/test` asks for PostgreSQL: a run without it must fail, not pass on SQLite alone.
     @Test func postgresIsPresentWhenRequired() {
         if ProcessInfo.processInfo.environment["RESHARD_REQUIRE_POSTGRES"] == "1" {
-            #expect(!PostgresScratch.servers().isEmpty, "RESHARD_REQUIRE_POSTGRES=1 but no RESHARD_PG_1 server")
+            #expect(ShardBackend.postgres.isAvailable, "RESHARD_REQUIRE_POSTGRES=1 but no RESHARD_PG_1 server")
             #expect(
-                !PostgresScratch.servers(name: "RESHARD_PG_REPLICA").isEmpty,
+                ShardBackend.postgresTriggers.isAvailable,
                 "RESHARD_REQUIRE_POSTGRES=1 but no RESHARD_PG_REPLICA_1 server (wal_level = replica, for the trigger fallback)")
         }
-    }
-}
-
-/// A folder under the system temporary directory, unique per call.
-struct TemporaryFolder: Sendable {
-    let path: String
-
-    init() throws {
-        path = NSTemporaryDirectory() + "reshard-test-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    func remove() {
-        try? FileManager.default.removeItem(atPath: path)
     }
 }

@@ -147,7 +147,7 @@ public final class PostgresPool: Sendable {
     /// the body runs to completion: cutting a query off half-way could leave a transaction open,
     /// so only the wait for the lease itself is abandoned.
     @discardableResult
-    func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+    public func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let leased = LeaseFlag()
         let client = client
         let timeout = leaseTimeout

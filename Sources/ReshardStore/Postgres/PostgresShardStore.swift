@@ -515,8 +515,9 @@ public final class PostgresShardStore: ShardStore {
         (error as? PSQLError)?.serverInfo?[.sqlState] == "42P01"
     }
 
-    /// The server's message, or the client's error, for logs and errors.
-    static func message(_ error: any Error) -> String {
+    /// The server's message, or the client's error, for logs and errors (PostgresNIO's own
+    /// description of a server error leaves the server's words out).
+    public static func message(_ error: any Error) -> String {
         if let error = error as? PSQLError {
             if let message = error.serverInfo?[.message] { return message }
             return "\(error.code)"

@@ -4,7 +4,7 @@ import Logging
 /// Moves a shard's WAL into its database file in the background.
 ///
 /// SQLite's automatic checkpoint runs inside the commit that crosses 1,000 WAL pages, so one
-/// unlucky client write pays for copying and syncing the whole WAL: `reshard bench router`
+/// unlucky client write pays for copying and syncing the whole WAL: `reshard-bench router`
 /// measured PUT p99 16 ms and a 628 ms maximum at 16 connections with it.
 ///
 /// Instead, a PASSIVE checkpoint on a connection of its own copies frames while client writes

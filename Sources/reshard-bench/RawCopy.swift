@@ -10,7 +10,7 @@ import ReshardStore
 enum RawCopy {
     /// `INSERT … SELECT` from the attached source file in one transaction; returns seconds.
     static func sqlite(from source: String, to target: String, table: String) throws -> Double {
-        guard table.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || $0 == 95 }) else { throw DemoError("invalid table \(table)") }
+        guard table.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || $0 == 95 }) else { throw BenchError("invalid table \(table)") }
         var configuration = Configuration()
         configuration.prepareDatabase { db in
             // The same settings as a shard file.
@@ -52,7 +52,7 @@ enum RawCopy {
         let started = ContinuousClock.now
         let (status, output) = BenchProcess.run(
             "/bin/bash", ["-c", script], environment: ["PSQL": psql, "SOURCE": source.description, "TARGET": target.description])
-        guard status == 0 else { throw DemoError("psql copy failed (\(status)): \(output.suffix(500))") }
+        guard status == 0 else { throw BenchError("psql copy failed (\(status)): \(output.suffix(500))") }
         return seconds(since: started)
     }
 
@@ -73,7 +73,7 @@ enum RawCopy {
                 "clone", "--source", source.description, "--target", target.description, "--dir", work + "/work", "--table-jobs", "2",
                 "--index-jobs", "2", "--filters", filters, "--no-owner", "--no-acl", "--no-comments", "--skip-extensions",
             ], environment: ["PATH": path])
-        guard status == 0 else { throw DemoError("pgcopydb failed (\(status)): \(output.suffix(800))") }
+        guard status == 0 else { throw BenchError("pgcopydb failed (\(status)): \(output.suffix(800))") }
         return seconds(since: started)
     }
 }

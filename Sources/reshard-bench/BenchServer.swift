@@ -3,6 +3,7 @@ import Prometheus
 import ReshardCore
 import ReshardEngine
 import ReshardServer
+import ReshardTestKit
 import ServiceLifecycle
 
 /// A server of the benchmarks on a free loopback port, run in its own service group.
@@ -22,7 +23,7 @@ struct LoopbackServer: Sendable {
             port = bound
             break
         }
-        guard port > 0 else { throw DemoError("a benchmark server did not start") }
+        guard port > 0 else { throw BenchError("a benchmark server did not start") }
         return LoopbackServer(port: port, group: group, task: task)
     }
 

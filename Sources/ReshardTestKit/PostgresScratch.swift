@@ -1,12 +1,16 @@
 import Foundation
 import Logging
 import PostgresNIO
+import ReshardStore
 
 /// Throw-away databases on PostgreSQL servers, for the tests and benchmarks: `scripts/postgres`
 /// starts the servers and names them in `RESHARD_PG_1`, `RESHARD_PG_2`, … .
 public enum PostgresScratch {
+    /// The environment's name for the servers with `wal_level = replica` (`RESHARD_PG_REPLICA_1`, …).
+    public static let replicaServers = "RESHARD_PG_REPLICA"
+
     /// The servers the environment names, in order (none when PostgreSQL tests are not set up):
-    /// `RESHARD_PG_1`, … decode logically; `RESHARD_PG_REPLICA_1`, … (`name: "RESHARD_PG_REPLICA"`)
+    /// `RESHARD_PG_1`, … decode logically; `RESHARD_PG_REPLICA_1`, … (`name: replicaServers`)
     /// run with `wal_level = replica`, where shards capture changes with triggers.
     public static func servers(
         name: String = "RESHARD_PG", environment: [String: String] = ProcessInfo.processInfo.environment
@@ -70,6 +74,7 @@ public enum PostgresScratch {
         }
     }
 
+    @discardableResult
     private static func withAdmin<T: Sendable>(
         _ server: PostgresEndpoint, _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T
     ) async throws -> T {

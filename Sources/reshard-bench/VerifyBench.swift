@@ -17,7 +17,7 @@ struct VerifyBench: AsyncParsableCommand {
         abstract: "Verification of one move against a plain full scan of both sides (goal: at most 2x).",
         discussion: """
             Example:
-              swift run -c release reshard bench verify --rows 100000
+              swift run -c release reshard-bench verify --rows 100000
             """
     )
 
@@ -60,7 +60,7 @@ struct VerifyBench: AsyncParsableCommand {
         let plan = try MigrationPlanner.plan(.moveRange(range, to: target), current: router.shardMap, registered: [source, target])
         let sourceStore = try router.store(source).orThrow("store s1")
         let targetStore = try router.store(target).orThrow("store s2")
-        say("loading \(Demo.count(rows)) rows into one range on both sides …")
+        say("loading \(grouped(rows)) rows into one range on both sides …")
         let loaded = try await load(range: range, table: table, into: [sourceStore, targetStore])
         var machine = MigrationStateMachine(
             id: "bench", plan: plan, tables: [table], settings: MigrationSettings(verifySubranges: subranges, canarySteps: []))
@@ -76,7 +76,7 @@ struct VerifyBench: AsyncParsableCommand {
                 for store in [sourceStore, targetStore] {
                     var seen = 0
                     try await store.forEachChunk(table: table, range: range) { seen += $0.count }
-                    guard seen == rows else { throw DemoError("scanned \(seen) rows, expected \(rows)") }
+                    guard seen == rows else { throw BenchError("scanned \(seen) rows, expected \(rows)") }
                 }
             }
             var report = VerificationReport(at: 0)
@@ -84,14 +84,14 @@ struct VerifyBench: AsyncParsableCommand {
                 report = try await MigrationVerification.run(machine, stores: router, now: 0)
             }
             guard report.passed, report.differences.isEmpty, report.rowsCompared == rows else {
-                throw DemoError("the clean move did not verify clean: \(report.differences), \(report.rowsCompared) rows")
+                throw BenchError("the clean move did not verify clean: \(report.differences), \(report.rowsCompared) rows")
             }
             let planted = try await damage(targetStore, table: table, rows: loaded, count: corrupt, round: round)
             let repair = try await timed {
                 report = try await MigrationVerification.run(machine, stores: router, now: 0)
             }
             guard report.passed, report.differences.values.reduce(0, +) == planted else {
-                throw DemoError("planted \(planted) differences, verification found \(report.differences)")
+                throw BenchError("planted \(planted) differences, verification found \(report.differences)")
             }
             found = report.differences
             scans.append(scan)
@@ -166,7 +166,7 @@ struct VerifyBench: AsyncParsableCommand {
     }
 }
 
-/// The figures of one `reshard bench verify` run.
+/// The figures of one `reshard-bench verify` run.
 struct VerifyBenchResult: Codable {
     let date: String
     let rows: Int
@@ -185,7 +185,7 @@ struct VerifyBenchResult: Codable {
         return """
             | figure (median of \(rounds)) | ms | vs full scan |
             | --- | ---: | ---: |
-            | full scan of both sides, \(Demo.count(rows)) rows each | \(String(format: "%.1f", fullScanMillis)) | 1.00x |
+            | full scan of both sides, \(grouped(rows)) rows each | \(String(format: "%.1f", fullScanMillis)) | 1.00x |
             | verification, \(subranges) sub-ranges, clean | \(String(format: "%.1f", verifyMillis)) | \(String(format: "%.2fx", ratio)) |
             | verification + repair of \(corrupt) damaged rows | \(String(format: "%.1f", verifyRepairMillis)) | \(String(format: "%.2fx", verifyRepairMillis / max(fullScanMillis, 0.001))) |
 

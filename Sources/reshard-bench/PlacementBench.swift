@@ -12,7 +12,7 @@ struct PlacementBench: AsyncParsableCommand {
         abstract: "Rows moved on add shard against 1/(N+1), and max/mean rows per shard, for ring, jump hash and the rebalancer.",
         discussion: """
             Example:
-              swift run -c release reshard bench placement --quick
+              swift run -c release reshard-bench placement --quick
             """
     )
 

@@ -9,6 +9,7 @@ import ReshardCore
 import ReshardEngine
 import ReshardServer
 import ReshardStore
+import ReshardTestKit
 import ServiceLifecycle
 
 /// Router overhead: the same GET and PUT requests over loopback HTTP to Reshard's row routes,
@@ -23,7 +24,7 @@ struct RouterBench: AsyncParsableCommand {
             Per backend: preloads --rows rows into 4 shards, starts the router and a bare route on 127.0.0.1 (free ports), then runs --requests requests per scenario (GET and PUT, each at every --connections level) against the bare route, the router, and the owning store called in process.
 
             Example:
-              swift run -c release reshard bench router --connections 1,16 --requests 20000
+              swift run -c release reshard-bench router --connections 1,16 --requests 20000
             """
     )
 
@@ -60,7 +61,7 @@ struct RouterBench: AsyncParsableCommand {
         var peaks: [String: Int] = [:]
         for backend in environment.backends {
             try await withBenchCluster("router", backend: backend, shards: 4, servers: environment.servers) { cluster, manager in
-                say("router, \(backend.rawValue): preloading \(Demo.count(rows)) rows …")
+                say("router, \(backend.rawValue): preloading \(grouped(rows)) rows …")
                 _ = try await BenchData.load(cluster, table: benchTable, rows: rows)
                 let server = try await LoopbackServer.reshard(cluster, migrations: manager)
                 let bare = try await BareServer.start()

@@ -127,7 +127,7 @@ struct LatencyReport: BackendReport {
 
     var markdown: String {
         var lines = [
-            "**\(backend)**: add s5 to 4 shards holding \(Demo.count(rows)) rows, clients at \(rate) req/s (70 % GET, 30 % PUT)",
+            "**\(backend)**: add s5 to 4 shards holding \(grouped(rows)) rows, clients at \(rate) req/s (70 % GET, 30 % PUT)",
             "",
             "| throttle | stage | requests | errors | p50 ms | p99 ms | max ms |",
             "| --- | --- | ---: | ---: | ---: | ---: | ---: |",

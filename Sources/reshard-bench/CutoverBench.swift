@@ -4,6 +4,7 @@ import Metrics
 import ReshardCore
 import ReshardEngine
 import ReshardStore
+import ReshardTestKit
 
 /// The write pause at cutover: one slice of the hash space moved back and forth between two
 /// shards, one migration after another, while clients write steadily through the router. Each
@@ -15,7 +16,7 @@ struct CutoverBench: AsyncParsableCommand {
         abstract: "Distribution of the write pause over repeated cutovers under a steady write load.",
         discussion: """
             Example:
-              swift run -c release reshard bench cutover --cutovers 40
+              swift run -c release reshard-bench cutover --cutovers 40
             """
     )
 
@@ -47,7 +48,7 @@ struct CutoverBench: AsyncParsableCommand {
 }
 
 struct CutoverScenario {
-    let backend: ScratchCluster.Backend
+    let backend: ShardBackend
     let servers: [PostgresEndpoint]
     let cutovers: Int
     let rate: Int

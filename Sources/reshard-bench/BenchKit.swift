@@ -4,6 +4,7 @@ import Logging
 import Metrics
 import ReshardEngine
 import ReshardStore
+import ReshardTestKit
 
 /// The options every scenario takes.
 struct BenchOptions: ParsableArguments {
@@ -63,7 +64,7 @@ struct BenchFile<Report: BackendReport>: BenchResult, Codable {
     /// Runs `measure` on every backend of `environment`, in order.
     static func measure(
         _ benchmark: String, _ environment: BenchEnvironment, files: [String] = [],
-        _ measure: (ScratchCluster.Backend) async throws -> Report
+        _ measure: (ShardBackend) async throws -> Report
     ) async throws -> BenchFile {
         var reports: [Report] = []
         for backend in environment.backends { reports.append(try await measure(backend)) }
@@ -257,7 +258,7 @@ func seconds(since start: ContinuousClock.Instant) -> Double { (ContinuousClock.
 
 /// The backends one run measures, and the PostgreSQL servers for them.
 final class BenchEnvironment: Sendable {
-    let backends: [ScratchCluster.Backend]
+    let backends: [ShardBackend]
     let servers: [PostgresEndpoint]
     /// Why PostgreSQL is not measured, when it was wanted and is not at hand.
     let skipped: String?
@@ -303,7 +304,7 @@ final class BenchEnvironment: Sendable {
 /// Runs `body` on a fresh scratch cluster with the table `bench`, and removes the cluster
 /// afterwards whatever happened.
 func withBenchCluster<T>(
-    _ prefix: String, backend: ScratchCluster.Backend, shards: Int, servers: [PostgresEndpoint],
+    _ prefix: String, backend: ShardBackend, shards: Int, servers: [PostgresEndpoint],
     _ body: (ScratchCluster, MigrationManager) async throws -> T
 ) async throws -> T {
     let cluster = try await ScratchCluster.make(

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Metrics
 import ReshardCore
+import ReshardEngine
 import ReshardStore
 
 /// A throw-away cluster for benchmarks and tests: SQLite metadata in a temporary folder and shards that
@@ -9,13 +10,8 @@ import ReshardStore
 /// server `(N-1) mod servers`, so moves between neighbours cross servers). `remove()` deletes
 /// all of it.
 public struct ScratchCluster: Sendable {
-    /// Where the shards live.
-    public enum Backend: String, Sendable, Codable, CaseIterable {
-        case sqlite, postgres
-    }
-
     /// The shards' backend.
-    public let backend: Backend
+    public let backend: ShardBackend
     /// The folder holding the metadata (and the SQLite shards).
     public let folder: DataFolder
     /// The metadata store.
@@ -25,20 +21,27 @@ public struct ScratchCluster: Sendable {
     private let servers: [PostgresEndpoint]
     private let databases: ScratchDatabases
 
-    /// A cluster of `shards` shards `s1…sN` placed on a ring as generation 1. PostgreSQL needs
-    /// at least one server in `servers`.
+    /// A cluster of `shards` shards `s1…sN` placed on a ring as generation 1. PostgreSQL shards
+    /// go on `servers`, by default the ones the environment names for `backend`.
     public static func make(
-        prefix: String, backend: Backend, shards: Int, servers: [PostgresEndpoint], metricsFactory: any MetricsFactory,
-        logger: Logger
+        prefix: String, backend: ShardBackend, shards: Int, servers: [PostgresEndpoint]? = nil,
+        metricsFactory: any MetricsFactory = NOOPMetricsHandler.instance, logger: Logger
     ) async throws -> ScratchCluster {
-        guard backend == .sqlite || !servers.isEmpty else { throw ClusterError("a PostgreSQL cluster needs a server") }
+        let servers = servers ?? backend.clusterServers
+        switch backend {
+        case .sqlite: break
+        case .postgres, .postgresTriggers:
+            guard !servers.isEmpty else { throw ScratchError("a \(backend) cluster needs a server") }
+        case .memory:
+            throw ScratchError("a router cannot open memory shards from shard records; the simulation builds its own world")
+        }
         let folder = DataFolder(path: NSTemporaryDirectory() + prefix + "-" + UUID().uuidString)
         try folder.prepare()
         let metadata = try SQLiteMetadataStore(path: folder.metadataPath)
         let databases = ScratchDatabases()
         var ids: [ShardID] = []
         for index in 1...max(1, shards) {
-            guard let id = ShardID("s\(index)") else { throw ClusterError("invalid shard id s\(index)") }
+            guard let id = ShardID("s\(index)") else { throw ScratchError("invalid shard id s\(index)") }
             let location = try await Self.location(
                 for: id, index: index, backend: backend, folder: folder, servers: servers, databases: databases)
             try await metadata.addShard(ShardRecord(id: id, location: location))
@@ -52,7 +55,7 @@ public struct ScratchCluster: Sendable {
 
     /// Registers an empty shard `sN` (it owns nothing until a migration gives it ranges).
     public func addShard(index: Int) async throws -> ShardID {
-        guard let id = ShardID("s\(index)") else { throw ClusterError("invalid shard id s\(index)") }
+        guard let id = ShardID("s\(index)") else { throw ScratchError("invalid shard id s\(index)") }
         let location = try await Self.location(
             for: id, index: index, backend: backend, folder: folder, servers: servers, databases: databases)
         _ = try await router.addShard(id: id.rawValue, location: { _ in location })
@@ -84,16 +87,18 @@ public struct ScratchCluster: Sendable {
     /// A fresh database on the server shard number `index` would use (for raw-copy baselines);
     /// `remove()` drops it with the rest.
     public func scratchDatabase(index: Int) async throws -> PostgresEndpoint {
-        guard !servers.isEmpty else { throw ClusterError("no PostgreSQL server") }
+        guard !servers.isEmpty else { throw ScratchError("no PostgreSQL server") }
         return try await databases.create(on: servers[(index - 1) % servers.count])
     }
 
     private static func location(
-        for id: ShardID, index: Int, backend: Backend, folder: DataFolder, servers: [PostgresEndpoint], databases: ScratchDatabases
+        for id: ShardID, index: Int, backend: ShardBackend, folder: DataFolder, servers: [PostgresEndpoint], databases: ScratchDatabases
     ) async throws -> ShardLocation {
         switch backend {
         case .sqlite: return .sqlite(path: folder.relativeShardPath(id))
-        case .postgres: return .postgres(url: try await databases.create(on: servers[(index - 1) % servers.count]).description)
+        case .postgres, .postgresTriggers:
+            return .postgres(url: try await databases.create(on: servers[(index - 1) % servers.count]).description)
+        case .memory: throw ScratchError("no shard location for a memory shard")
         }
     }
 }
@@ -103,7 +108,7 @@ private actor ScratchDatabases {
     private var created: [PostgresEndpoint] = []
 
     func create(on server: PostgresEndpoint) async throws -> PostgresEndpoint {
-        let database = try await PostgresScratch.createDatabase(on: server, prefix: "bench")
+        let database = try await PostgresScratch.createDatabase(on: server, prefix: "scratch")
         created.append(database)
         return database
     }

@@ -2,57 +2,8 @@ import Foundation
 import ReshardAPI
 import ReshardClient
 import ReshardCore
+import ReshardTestKit
 import Synchronization
-
-/// What HTTP clients were told about each key. Each key has one writer, so its operations are
-/// sequential: after the last acknowledged one, only the operations whose answer was lost (the
-/// server died mid-request) may have changed the row.
-final class HTTPLedger: Sendable {
-    enum Operation: Sendable { case put, delete }
-
-    struct KeyState: Sendable {
-        /// The last acknowledged version.
-        var version: UInt64
-        /// Whether the last acknowledged operation was a delete.
-        var deleted: Bool
-        /// Operations after it whose outcome is unknown.
-        var uncertain: [Operation] = []
-    }
-
-    private let keys = Mutex<[String: KeyState]>([:])
-    private let problems = Mutex<[String]>([])
-    private let tally = Mutex<[String: Int]>([:])
-
-    func acknowledge(_ pk: String, version: UInt64, deleted: Bool) {
-        keys.withLock { $0[pk] = KeyState(version: version, deleted: deleted) }
-        count(deleted ? "acknowledged deletes" : "acknowledged puts")
-    }
-
-    func uncertain(_ pk: String, _ operation: Operation) {
-        keys.withLock { $0[pk]?.uncertain.append(operation) }
-        count("unknown outcomes")
-    }
-
-    func violation(_ text: String) { problems.withLock { $0.append(text) } }
-
-    func count(_ what: String) { tally.withLock { $0[what, default: 0] += 1 } }
-
-    var violations: [String] { problems.withLock { $0 } }
-    var counts: [String: Int] { tally.withLock { $0 } }
-    var entries: [String: KeyState] { keys.withLock { $0 } }
-
-    /// Why reading `version` (nil: not found) contradicts what clients were told, or nil if it does not.
-    func contradiction(_ pk: String, read version: UInt64?) -> String? {
-        guard let state = keys.withLock({ $0[pk] }) else { return nil }
-        let described = "acknowledged v\(state.version) deleted=\(state.deleted), unknown outcomes after it: \(state.uncertain)"
-        guard let version else {
-            return state.deleted || state.uncertain.contains(.delete) ? nil : "\(pk) not found; \(described)"
-        }
-        if version == state.version && !state.deleted { return nil }
-        if version > state.version && state.uncertain.contains(.put) { return nil }
-        return "\(pk): read v\(version); \(described)"
-    }
-}
 
 /// A stop signal shared with running tasks.
 final class StopFlag: Sendable {
@@ -109,12 +60,14 @@ final class CopyQuiet: Sendable {
 
 /// One HTTP client that puts, deletes and reads its own keys in a seeded order, each operation
 /// through a router picked at random from `ports` (so a read may go to another router than the
-/// write before it), reconnecting (with a bounded number of steps) while a server is down.
+/// write before it), reconnecting (with a bounded number of steps) while a server is down. Its
+/// keys are its own and its operations sequential, so `ledger` keeps each key's last
+/// acknowledgement (`.lastAcknowledged`).
 struct HTTPWriter: Sendable {
     let keys: [String]
     let ports: [Int]
     let seed: UInt64
-    let ledger: HTTPLedger
+    let ledger: Ledger
     let stop: StopFlag
     let quiet: CopyQuiet
 
@@ -137,7 +90,7 @@ struct HTTPWriter: Sendable {
             }
             let pk = keys[Int(random.next() % UInt64(keys.count))]
             let roll = random.next() % 10
-            let operation: HTTPLedger.Operation? = roll < 2 ? .delete : roll < 7 ? .put : nil
+            let operation: Ledger.Operation? = roll < 2 ? .delete : roll < 7 ? .put : nil
             do {
                 try await step(open, pk: pk, operation: operation)
                 ledger.count("answered by \(ports[target])")
@@ -151,7 +104,7 @@ struct HTTPWriter: Sendable {
         for connection in connections { await connection?.close() }
     }
 
-    private func step(_ connection: HTTPConnection, pk: String, operation: HTTPLedger.Operation?) async throws {
+    private func step(_ connection: HTTPConnection, pk: String, operation: Ledger.Operation?) async throws {
         let path = "/v1/tables/kv/rows/\(pk)"
         switch operation {
         case .put:
@@ -171,7 +124,7 @@ struct HTTPWriter: Sendable {
 
     /// Sends a write; if no answer comes back, the write may or may not have happened.
     private func write(
-        _ connection: HTTPConnection, _ method: String, _ path: String, pk: String, operation: HTTPLedger.Operation
+        _ connection: HTTPConnection, _ method: String, _ path: String, pk: String, operation: Ledger.Operation
     ) async throws -> HTTPClientResponse {
         do {
             let body: [UInt8]? = operation == .put ? Array("{\"seed\":\(seed)}".utf8) : nil
@@ -183,7 +136,7 @@ struct HTTPWriter: Sendable {
     }
 
     /// Records a write's answer; true when it was acknowledged.
-    private func record(_ response: HTTPClientResponse, pk: String, operation: HTTPLedger.Operation) throws -> Bool {
+    private func record(_ response: HTTPClientResponse, pk: String, operation: Ledger.Operation) throws -> Bool {
         switch response.status {
         case 200:
             let body = Data(response.body)
@@ -214,6 +167,6 @@ struct HTTPWriter: Sendable {
             return
         }
         ledger.count("reads")
-        if let problem = ledger.contradiction(pk, read: version) { ledger.violation("read: \(problem)") }
+        if let problem = ledger.contradiction(pk, read: version.map { Ledger.Read(version: $0) }) { ledger.violation("read: \(problem)") }
     }
 }

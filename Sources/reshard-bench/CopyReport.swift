@@ -58,7 +58,7 @@ struct CopyReport: BackendReport {
         let memory = Double(unthrottled.peakMemoryBytes) / Double(max(1, smallMove.peakMemoryBytes))
         checks.append(
             .atMost(
-                "peak memory, \(Demo.count(rows))-row move vs \(Demo.count(smallMove.rowsCopied))-row move", backend, memory, 1.2,
+                "peak memory, \(grouped(rows))-row move vs \(grouped(smallMove.rowsCopied))-row move", backend, memory, 1.2,
                 detail: String(
                     format: "%.0f vs %.0f MiB", PeakMemory.megabytes(unthrottled.peakMemoryBytes),
                     PeakMemory.megabytes(smallMove.peakMemoryBytes))))
@@ -67,7 +67,7 @@ struct CopyReport: BackendReport {
 
     var markdown: String {
         var lines = [
-            "**\(backend)**, \(Demo.count(rows)) rows, \(String(format: "%.0f", Double(bytes) / Double(max(1, rows)))) bytes each",
+            "**\(backend)**, \(grouped(rows)) rows, \(String(format: "%.0f", Double(bytes) / Double(max(1, rows)))) bytes each",
             "",
             "| copy | rows/s | MB/s | seconds | vs raw | peak MiB |",
             "| --- | ---: | ---: | ---: | ---: | ---: |",
@@ -83,7 +83,7 @@ struct CopyReport: BackendReport {
             lines.append(
                 String(
                     format: "| reshard %@ (%@ rows) | %.0f | %.1f | %.2f | %@ | %.0f |", move.label as NSString,
-                    Demo.count(move.rowsCopied) as NSString, move.rowsPerSecond, move.rowsPerSecond * megabytesPerRow, move.copySeconds,
+                    grouped(move.rowsCopied) as NSString, move.rowsPerSecond, move.rowsPerSecond * megabytesPerRow, move.copySeconds,
                     (raw.map { String(format: "%.2f", ratio(move, to: $0)) } ?? "") as NSString, PeakMemory.megabytes(move.peakMemoryBytes))
             )
         }

@@ -1,16 +1,20 @@
 import ArgumentParser
 import Foundation
 
-struct Bench: AsyncParsableCommand {
+/// Reshard's benchmarks, a program of their own so that the shipped `reshard` carries none of
+/// their code or dependencies.
+@main
+struct ReshardBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "reshard-bench",
         abstract: "Run Reshard's benchmarks; each prints a Markdown table and writes JSON to benchmarks/results/.",
         discussion: """
-            Without a scenario name, runs them all (`reshard bench --quick` for a short run) and ends with every target and its measured ratio. PostgreSQL figures need servers: RESHARD_PG_1 and RESHARD_PG_2 in the environment, or scripts/postgres in the working directory (the benchmark then starts two servers and stops them at the end). See BENCHMARKS.md.
+            Without a scenario name, runs them all (`reshard-bench --quick` for a short run) and ends with every target and its measured ratio. PostgreSQL figures need servers: RESHARD_PG_1 and RESHARD_PG_2 in the environment, or scripts/postgres in the working directory (the benchmark then starts two servers and stops them at the end). See BENCHMARKS.md.
 
             Example:
-              swift run -c release reshard bench --quick
-              swift run -c release reshard bench router --backend sqlite
-              swift run -c release reshard bench copy --rows 1000000
+              swift run -c release reshard-bench --quick
+              swift run -c release reshard-bench router --backend sqlite
+              swift run -c release reshard-bench copy --rows 1000000
             """,
         subcommands: [
             BenchAll.self, RouterBench.self, CopyBench.self, CutoverBench.self, LatencyBench.self, PlacementBench.self, VerifyBench.self,
@@ -26,7 +30,7 @@ struct BenchAll: AsyncParsableCommand {
         abstract: "Every scenario (router, copy, cutover, latency, placement) and the table of targets.",
         discussion: """
             Example:
-              swift run -c release reshard bench --quick
+              swift run -c release reshard-bench --quick
             """
     )
 
@@ -84,7 +88,7 @@ struct BenchAll: AsyncParsableCommand {
     static func now() -> String { ISO8601DateFormatter().string(from: Date()) }
 }
 
-/// What `reshard bench` (all scenarios) measured against the targets.
+/// What `reshard-bench` (all scenarios) measured against the targets.
 struct BenchSummary: Codable, Sendable {
     var benchmark = "summary"
     let date: String

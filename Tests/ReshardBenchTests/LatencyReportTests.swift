@@ -1,6 +1,6 @@
 import Testing
 
-@testable import reshard
+@testable import reshard_bench
 
 /// How the latency benchmark files its samples: the figures are only as good as this.
 @Suite struct LatencyReportTests {

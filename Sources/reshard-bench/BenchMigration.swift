@@ -26,23 +26,23 @@ enum BenchMigration {
         timeout: Duration = .seconds(900)
     ) async throws -> Outcome {
         let (created, _) = try await manager.create(MigrationRequest(kind: kind, settings: settings))
-        guard let id = created else { throw DemoError("\(label): the migration was not created") }
+        guard let id = created else { throw BenchError("\(label): the migration was not created") }
         let started = ContinuousClock.now
         var lastLine = started
         var reasons: [String] = []
         while true {
-            guard let status = await manager.status(id) else { throw DemoError("\(label): migration \(id) vanished") }
+            guard let status = await manager.status(id) else { throw BenchError("\(label): migration \(id) vanished") }
             let machine = status.machine
             if let reason = status.throttleReason { noteThrottleReason(reason, in: &reasons) }
             if machine.phase == .done { return Outcome(status: status, throttleReasons: reasons) }
             if machine.phase == .failed || machine.phase.isTerminal {
-                throw DemoError("\(label): migration ended \(machine.phase.rawValue): \(status.error ?? "no reason")")
+                throw BenchError("\(label): migration ended \(machine.phase.rawValue): \(status.error ?? "no reason")")
             }
             let now = ContinuousClock.now
-            guard now - started < timeout else { throw DemoError("\(label): migration still \(machine.phase.rawValue) after \(timeout)") }
+            guard now - started < timeout else { throw BenchError("\(label): migration still \(machine.phase.rawValue) after \(timeout)") }
             if showProgress && now - lastLine >= .seconds(2) {
-                let estimated = machine.estimatedRows.map { " of \(Demo.count($0))" } ?? ""
-                say("  \(label): \(machine.phase.rawValue), \(Demo.count(machine.rowsCopied))\(estimated) rows copied")
+                let estimated = machine.estimatedRows.map { " of \(grouped($0))" } ?? ""
+                say("  \(label): \(machine.phase.rawValue), \(grouped(machine.rowsCopied))\(estimated) rows copied")
                 lastLine = now
             }
             try await Task.sleep(for: .milliseconds(20))

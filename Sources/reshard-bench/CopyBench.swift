@@ -4,6 +4,7 @@ import Metrics
 import ReshardCore
 import ReshardEngine
 import ReshardStore
+import ReshardTestKit
 
 /// Copy throughput: a whole shard of rows of about 200 bytes moved to an empty shard by a live
 /// migration, against the raw bulk copy of the same rows between the same backend pair in the
@@ -16,7 +17,7 @@ struct CopyBench: AsyncParsableCommand {
         abstract: "Copy rows/s and MB/s of a live move against raw bulk copy (and pgcopydb), and peak memory against a 10x smaller move.",
         discussion: """
             Example:
-              swift run -c release reshard bench copy --rows 1000000
+              swift run -c release reshard-bench copy --rows 1000000
             """
     )
 
@@ -48,19 +49,19 @@ struct CopyBench: AsyncParsableCommand {
 
 /// One backend's copy measurements.
 struct CopyScenario {
-    let backend: ScratchCluster.Backend
+    let backend: ShardBackend
     let servers: [PostgresEndpoint]
     let rows: Int
     var withThrottledMove = true
 
     func measure() async throws -> CopyReport {
-        say("copy, \(backend.rawValue): a \(Demo.count(rows / 10))-row move for the memory baseline …")
+        say("copy, \(backend.rawValue): a \(grouped(rows / 10))-row move for the memory baseline …")
         let small = try await withCluster { cluster, manager in
             _ = try await BenchData.load(cluster, table: benchTable, rows: rows / 10)
             return try await move(cluster, manager, to: 2, throttled: false, label: "small move")
         }
         return try await withCluster { cluster, manager in
-            say("copy, \(backend.rawValue): loading \(Demo.count(rows)) rows into s1 …")
+            say("copy, \(backend.rawValue): loading \(grouped(rows)) rows into s1 …")
             let bytes = try await BenchData.load(cluster, table: benchTable, rows: rows)
             var baselines: [CopyReport.Baseline] = []
             baselines.append(try await rawCopy(cluster))
@@ -123,11 +124,13 @@ struct CopyScenario {
             let file = try await cluster.file(of: source).orThrow("file of s1")
             let seconds = try RawCopy.sqlite(from: file, to: cluster.folder.path + "/raw-copy.sqlite", table: benchTable)
             return .init(method: "sqlite INSERT … SELECT", rows: rows, seconds: seconds)
-        case .postgres:
+        case .postgres, .postgresTriggers:
             let from = try await cluster.database(of: source).orThrow("database of s1")
             let to = try await cluster.scratchDatabase(index: 2)
             let seconds = try await RawCopy.postgres(from: from, to: to, table: benchTable)
             return .init(method: "psql COPY TO STDOUT piped to COPY FROM STDIN", rows: rows, seconds: seconds)
+        case .memory:
+            throw BenchError("the memory backend has no bulk copy to compare with")
         }
     }
 

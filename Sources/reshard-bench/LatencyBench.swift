@@ -3,6 +3,7 @@ import Foundation
 import ReshardCore
 import ReshardEngine
 import ReshardStore
+import ReshardTestKit
 
 /// Foreground latency during a migration: clients read and write through the router at a
 /// steady rate while shard s5 is added to four shards; every request's latency is filed under
@@ -14,7 +15,7 @@ struct LatencyBench: AsyncParsableCommand {
         abstract: "Client p99 before, during copy, catch-up, cutover and after a live add-shard, throttled and not, with an SVG chart.",
         discussion: """
             Example:
-              swift run -c release reshard bench latency --rows 300000 --rate 600
+              swift run -c release reshard-bench latency --rows 300000 --rate 600
             """
     )
 
@@ -66,7 +67,7 @@ struct LatencyBench: AsyncParsableCommand {
 }
 
 struct LatencyScenario {
-    let backend: ScratchCluster.Backend
+    let backend: ShardBackend
     let servers: [PostgresEndpoint]
     let rows: Int
     let rate: Int
@@ -76,7 +77,7 @@ struct LatencyScenario {
     func measure() async throws -> LatencyReport.Run {
         try await withBenchCluster("latency", backend: backend, shards: 4, servers: servers) { cluster, manager in
             let mode = throttled ? "throttle on" : "throttle off"
-            say("latency, \(backend.rawValue), \(mode): loading \(Demo.count(rows)) rows …")
+            say("latency, \(backend.rawValue), \(mode): loading \(grouped(rows)) rows …")
             _ = try await BenchData.load(cluster, table: benchTable, rows: rows)
             let newcomer = try await cluster.addShard(index: 5)
             let server = try await LoopbackServer.reshard(cluster, migrations: manager)
@@ -102,7 +103,7 @@ struct LatencyScenario {
             let samples = try await loadTask.value
             await server.stop()
             if let failure { throw failure }
-            guard let outcome else { throw DemoError("no migration status") }
+            guard let outcome else { throw BenchError("no migration status") }
             let origin = load.startedAtWallMillis.withLock { $0 }
             return LatencyReport.Run(
                 throttled: throttled, samples: samples, origin: origin, begin: begin, end: end,
