@@ -18,6 +18,7 @@ struct ReshardBench: AsyncParsableCommand {
             """,
         subcommands: [
             BenchAll.self, RouterBench.self, CopyBench.self, CutoverBench.self, LatencyBench.self, PlacementBench.self, VerifyBench.self,
+            SimulationBench.self,
         ],
         defaultSubcommand: BenchAll.self
     )
