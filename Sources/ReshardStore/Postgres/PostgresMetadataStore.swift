@@ -2,7 +2,6 @@ import Foundation
 import Logging
 import PostgresNIO
 import ReshardCore
-import Synchronization
 
 /// Cluster metadata in a PostgreSQL database, shared by every process of the cluster: tables,
 /// shards, shard maps by generation, migration journals, the directive and router reports, in
@@ -142,147 +141,6 @@ public final class PostgresMetadataStore: MetadataStore {
         }
     }
 
-    // MARK: - Shard maps
-
-    public func currentShardMap() async throws -> ShardMap? {
-        let text = try await run { connection in
-            try await Self.first(
-                String.self,
-                connection.query(
-                    "SELECT map FROM reshard_meta_shard_maps ORDER BY generation DESC LIMIT 1", logger: self.logger))
-        }
-        return try text.map { try MetadataJSON.decode(ShardMap.self, $0) }
-    }
-
-    public func shardMap(generation: UInt64) async throws -> ShardMap? {
-        let stored = Int64(bitPattern: generation)
-        let text = try await run { connection in
-            try await Self.first(
-                String.self,
-                connection.query("SELECT map FROM reshard_meta_shard_maps WHERE generation = \(stored)", logger: self.logger))
-        }
-        return try text.map { try MetadataJSON.decode(ShardMap.self, $0) }
-    }
-
-    public func publish(_ map: ShardMap, replacing expected: UInt64?) async throws {
-        let text = try MetadataJSON.encode(map)
-        let generation = Int64(bitPattern: map.generation)
-        try await write(notifying: .shardMap) { connection in
-            // The check and the insert share one transaction, and this lock (which conflicts
-            // with itself and with every insert, not with reads) keeps a second publisher from
-            // reading the same current generation before the first commits: two publishers
-            // cannot both win, even with different new generations.
-            try await connection.query("LOCK TABLE reshard_meta_shard_maps IN SHARE ROW EXCLUSIVE MODE", logger: self.logger)
-            let current = try await Self.first(
-                Int64?.self,
-                connection.query("SELECT max(generation) FROM reshard_meta_shard_maps", logger: self.logger)
-            )?.map { UInt64(bitPattern: $0) }
-            guard current == expected, map.generation > (current ?? 0) else {
-                throw MetadataError.generationConflict(expected: expected, found: current)
-            }
-            try await connection.query(
-                "INSERT INTO reshard_meta_shard_maps(generation, map) VALUES(\(generation), \(text))", logger: self.logger)
-        }
-    }
-
-    // MARK: - Migrations, directive, reports
-
-    public func saveMigration(id: String, journal: String) async throws {
-        try await run { connection in
-            // Updating in place keeps the migration's first `seq`: the list stays in insertion order.
-            _ = try await connection.query(
-                """
-                INSERT INTO reshard_meta_migrations(id, journal) VALUES(\(id), \(journal))
-                ON CONFLICT (id) DO UPDATE SET journal = excluded.journal
-                """, logger: self.logger)
-        }
-    }
-
-    public func admitMigration(id: String, journal: String) async throws -> String? {
-        try await run { connection in
-            // One statement, so one transaction: the slot is taken (or found held by `id`) and
-            // the journal written together. A concurrent admission waits on the slot's row and
-            // then finds it held.
-            let admitted = try await Self.first(
-                String.self,
-                connection.query(
-                    """
-                    WITH slot AS (
-                        INSERT INTO reshard_meta_active_migration(slot, id) VALUES (1, \(id))
-                        ON CONFLICT (slot) DO UPDATE SET id = excluded.id WHERE reshard_meta_active_migration.id = excluded.id
-                        RETURNING id)
-                    INSERT INTO reshard_meta_migrations(id, journal) SELECT id, \(journal) FROM slot
-                    ON CONFLICT (id) DO UPDATE SET journal = excluded.journal
-                    RETURNING id
-                    """, logger: self.logger))
-            if admitted != nil { return nil }
-            let holder = try await Self.first(
-                String.self, connection.query("SELECT id FROM reshard_meta_active_migration WHERE slot = 1", logger: self.logger))
-            return holder ?? ""
-        }
-    }
-
-    public func releaseMigration(id: String) async throws {
-        try await run { connection in
-            _ = try await connection.query(
-                "DELETE FROM reshard_meta_active_migration WHERE slot = 1 AND id = \(id)", logger: self.logger)
-        }
-    }
-
-    public func migrations() async throws -> [(id: String, journal: String)] {
-        try await run { connection in
-            var all: [(id: String, journal: String)] = []
-            let rows = try await connection.query("SELECT id, journal FROM reshard_meta_migrations ORDER BY seq", logger: self.logger)
-            for try await (id, journal) in rows.decode((String, String).self) { all.append((id, journal)) }
-            return all
-        }
-    }
-
-    public func directive() async throws -> String? {
-        try await run { connection in
-            try await Self.first(String.self, connection.query("SELECT body FROM reshard_meta_directive WHERE id = 1", logger: self.logger))
-        }
-    }
-
-    public func saveDirective(_ text: String?) async throws {
-        try await write(notifying: .directive) { connection in
-            if let text {
-                try await connection.query(
-                    """
-                    INSERT INTO reshard_meta_directive(id, body) VALUES(1, \(text))
-                    ON CONFLICT (id) DO UPDATE SET body = excluded.body
-                    """, logger: self.logger)
-            } else {
-                try await connection.query("DELETE FROM reshard_meta_directive", logger: self.logger)
-            }
-        }
-    }
-
-    public func saveReport(router: String, report: String) async throws {
-        try await run { connection in
-            // The server's clock: every router's report is stamped by one clock, so their ages
-            // compare even when the routers' hosts disagree about the time.
-            _ = try await connection.query(
-                """
-                INSERT INTO reshard_meta_router_reports(router, report, saved_ms)
-                VALUES(\(router), \(report), (extract(epoch FROM clock_timestamp()) * 1000)::bigint)
-                ON CONFLICT (router) DO UPDATE SET report = excluded.report, saved_ms = excluded.saved_ms
-                """, logger: self.logger)
-        }
-    }
-
-    public func reports() async throws -> [RouterReport] {
-        try await run { connection in
-            var reports: [RouterReport] = []
-            let rows = try await connection.query(
-                "SELECT router, report, saved_ms FROM reshard_meta_router_reports ORDER BY router", logger: self.logger)
-            for try await (router, report, saved) in rows.decode((String, String, Int64).self) {
-                reports.append(RouterReport(router: router, report: report, savedAtMillis: UInt64(max(0, saved))))
-            }
-            return reports
-        }
-    }
-
     // MARK: - Watching, leadership, closing
 
     /// Changes committed by any process using this database. The first call starts the store's
@@ -312,7 +170,7 @@ public final class PostgresMetadataStore: MetadataStore {
 
     /// Runs `body` on a pooled connection (autocommit: each statement its own transaction),
     /// with the store's errors.
-    private func run<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+    func run<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         try await failures {
             try await self.pool.withConnection { connection in
                 try await PostgresSession.guarded(connection) { try await body(connection) }
@@ -322,7 +180,7 @@ public final class PostgresMetadataStore: MetadataStore {
 
     /// Runs `body` in a transaction that also notifies `change`: PostgreSQL delivers the
     /// notification on commit only, so no watcher hears of a change that was rolled back.
-    private func write(notifying change: MetadataChange, _ body: @escaping @Sendable (PostgresConnection) async throws -> Void)
+    func write(notifying change: MetadataChange, _ body: @escaping @Sendable (PostgresConnection) async throws -> Void)
         async throws
     {
         let payload = change.rawValue
@@ -369,133 +227,9 @@ public final class PostgresMetadataStore: MetadataStore {
         }
     }
 
-    private static func first<T: PostgresDecodable & Sendable>(_ type: T.Type, _ rows: PostgresRowSequence) async throws -> T? {
+    static func first<T: PostgresDecodable & Sendable>(_ type: T.Type, _ rows: PostgresRowSequence) async throws -> T? {
         var found: T?
         for try await value in rows.decode(T.self) where found == nil { found = value }
         return found
-    }
-}
-
-/// Hears `NOTIFY` on the metadata channel over one connection of its own (a pooled connection
-/// would be handed to other queries between uses and miss notifications) and passes each change
-/// to the store's watchers. When the connection is lost it reconnects with a bounded backoff and,
-/// once listening again, tells watchers of every kind, since anything may have changed meanwhile.
-///
-/// Buffers stay bounded: PostgresNIO's notification stream is drained as fast as notifications
-/// arrive, into `MetadataWatchers`, which keeps at most one round of kinds per watcher.
-final class PostgresMetadataListener: Sendable {
-    private enum State {
-        case idle
-        case running(Task<Void, Never>)
-        case stopped
-    }
-
-    private let endpoint: PostgresEndpoint
-    private let watchers: MetadataWatchers
-    private let logger: Logger
-    private let state = Mutex<State>(.idle)
-
-    /// First wait before reconnecting; it doubles up to `longestBackoff`.
-    static let firstBackoff = Duration.milliseconds(100)
-    static let longestBackoff = Duration.seconds(5)
-    /// How often a quiet connection is checked: a connection lost without a TCP reset would
-    /// otherwise leave the listener waiting for notifications that never come.
-    static let heartbeat = Duration.seconds(5)
-    /// The listener's session name in `pg_stat_activity`.
-    static let application = "reshard-metadata-listener"
-
-    init(endpoint: PostgresEndpoint, watchers: MetadataWatchers, logger: Logger) {
-        self.endpoint = endpoint
-        self.watchers = watchers
-        self.logger = logger
-    }
-
-    /// Starts listening, unless already started or stopped.
-    func start() {
-        state.withLock { state in
-            guard case .idle = state else { return }
-            state = .running(Task { await self.run() })
-        }
-    }
-
-    /// Stops listening for good and waits for the connection to close.
-    func stop() async {
-        let task = state.withLock { state -> Task<Void, Never>? in
-            defer { state = .stopped }
-            if case .running(let task) = state { return task }
-            return nil
-        }
-        task?.cancel()
-        await task?.value
-    }
-
-    private func run() async {
-        var backoff = Self.firstBackoff
-        var reachable = true
-        while !Task.isCancelled {
-            let started = ContinuousClock.now
-            do {
-                let connection = try await PostgresSession.connect(to: endpoint, as: Self.application, logger: logger)
-                if !reachable { logger.info("metadata notifications from \(endpoint) resumed") }
-                reachable = true
-                await listen(on: connection)
-                try? await connection.close()
-            } catch {
-                if reachable, !Task.isCancelled {
-                    logger.warning("metadata notifications from \(endpoint) stopped, reconnecting: \(PostgresSession.reason(error))")
-                }
-                reachable = false
-            }
-            // A session that lasted a while was healthy: its loss starts the backoff afresh. One
-            // dropped as soon as it opened keeps doubling the wait.
-            if ContinuousClock.now - started > Self.longestBackoff { backoff = Self.firstBackoff }
-            do {
-                try await Task.sleep(for: backoff)
-            } catch {
-                return
-            }
-            backoff = min(backoff * 2, Self.longestBackoff)
-        }
-    }
-
-    /// Listens until the connection is lost or the task is cancelled.
-    private func listen(on connection: PostgresConnection) async {
-        let (watchers, logger) = (self.watchers, self.logger)
-        do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    try await PostgresSession.guarded(connection, abandonOnCancel: true) {
-                        try await connection.listen(on: PostgresMetadataStore.channel) { notifications in
-                            // LISTEN is in place: whatever changed before it could not be heard.
-                            for change in MetadataChange.allCases { watchers.yield(change) }
-                            for try await notification in notifications {
-                                if let change = MetadataChange(rawValue: notification.payload) {
-                                    watchers.yield(change)
-                                } else {
-                                    // A kind from a newer release: re-reading everything is always safe.
-                                    for change in MetadataChange.allCases { watchers.yield(change) }
-                                }
-                            }
-                        }
-                    }
-                }
-                group.addTask {
-                    while true {
-                        try await Task.sleep(for: Self.heartbeat)
-                        guard await PostgresSession.isAlive(connection, within: Self.heartbeat, logger: logger) else {
-                            throw StoreError.backend("metadata notification connection stopped answering")
-                        }
-                    }
-                }
-                // Whichever ends first (the listen when the connection drops, the heartbeat when
-                // it stops answering) ends the session.
-                _ = try await group.next()
-                group.cancelAll()
-            }
-        } catch {
-            if !Task.isCancelled {
-                logger.warning("metadata notifications from \(endpoint) interrupted, reconnecting: \(PostgresSession.reason(error))")
-            }
-        }
     }
 }

@@ -4,6 +4,12 @@ import ReshardCore
 
 /// Counts, checksums and aggregate checks, computed by the server.
 extension PostgresShardStore {
+    public func summary(table: TableName, range: HashRange) async throws -> RangeSummary {
+        try await run(table) { connection in
+            try await Self.subrangeSummaries(connection, table: table, range: range, parts: 1, logger: self.logger)[0]
+        }
+    }
+
     /// The summaries of `range.split(into: parts)`, in one grouped query over the range.
     static func subrangeSummaries(
         _ connection: PostgresConnection, table: TableName, range: HashRange, parts: Int, logger: Logger

@@ -1,0 +1,47 @@
+import Foundation
+import PostgresNIO
+import ReshardCore
+
+/// Shard maps by generation.
+extension PostgresMetadataStore {
+    public func currentShardMap() async throws -> ShardMap? {
+        let text = try await run { connection in
+            try await Self.first(
+                String.self,
+                connection.query(
+                    "SELECT map FROM reshard_meta_shard_maps ORDER BY generation DESC LIMIT 1", logger: self.logger))
+        }
+        return try text.map { try MetadataJSON.decode(ShardMap.self, $0) }
+    }
+
+    public func shardMap(generation: UInt64) async throws -> ShardMap? {
+        let stored = Int64(bitPattern: generation)
+        let text = try await run { connection in
+            try await Self.first(
+                String.self,
+                connection.query("SELECT map FROM reshard_meta_shard_maps WHERE generation = \(stored)", logger: self.logger))
+        }
+        return try text.map { try MetadataJSON.decode(ShardMap.self, $0) }
+    }
+
+    public func publish(_ map: ShardMap, replacing expected: UInt64?) async throws {
+        let text = try MetadataJSON.encode(map)
+        let generation = Int64(bitPattern: map.generation)
+        try await write(notifying: .shardMap) { connection in
+            // The check and the insert share one transaction, and this lock (which conflicts
+            // with itself and with every insert, not with reads) keeps a second publisher from
+            // reading the same current generation before the first commits: two publishers
+            // cannot both win, even with different new generations.
+            try await connection.query("LOCK TABLE reshard_meta_shard_maps IN SHARE ROW EXCLUSIVE MODE", logger: self.logger)
+            let current = try await Self.first(
+                Int64?.self,
+                connection.query("SELECT max(generation) FROM reshard_meta_shard_maps", logger: self.logger)
+            )?.map { UInt64(bitPattern: $0) }
+            guard current == expected, map.generation > (current ?? 0) else {
+                throw MetadataError.generationConflict(expected: expected, found: current)
+            }
+            try await connection.query(
+                "INSERT INTO reshard_meta_shard_maps(generation, map) VALUES(\(generation), \(text))", logger: self.logger)
+        }
+    }
+}

@@ -1,0 +1,212 @@
+import Foundation
+import PostgresNIO
+import ReshardCore
+
+/// Client reads and writes, the migrator's copies and range scans.
+extension PostgresShardStore {
+    public func write(_ write: ClientWrite) async throws -> WriteOutcome {
+        try StoreError.check(write)
+        let hash = KeyHash.ordered(KeyHash.of(write.shardKey))
+        let proposed = Int64(bitPattern: write.proposedVersion)
+        let generation = Int64(bitPattern: write.generation)
+        let name = Self.quoted(write.table)
+        // One statement, so one round trip and its own transaction: the fence read (under the
+        // lock described on the type), the version rule and the write.
+        // `hash` is the placeholder of the key's hash in each statement.
+        func fence(_ hash: String) -> String {
+            """
+            WITH fence AS (
+                SELECT coalesce(max(generation), 0) AS g FROM (
+                    SELECT generation FROM _reshard_fences WHERE range_start <= \(hash) AND range_last >= \(hash) FOR KEY SHARE) f
+            ), written AS (
+            """
+        }
+        let statement: String
+        var binds = PostgresBindings()
+        binds.append(write.pk)
+        if let body = write.body {
+            statement = """
+                \(fence("$3"))
+                    INSERT INTO \(name) AS t(pk, skey, h, version, body)
+                    SELECT $1, $2, $3, $4, $5 FROM fence WHERE fence.g <= $6
+                    ON CONFLICT (pk) DO UPDATE SET skey = excluded.skey, h = excluded.h,
+                        version = greatest(t.version + 1, excluded.version), body = excluded.body
+                    RETURNING t.version)
+                SELECT (SELECT g FROM fence), (SELECT version FROM written)
+                """
+            binds.append(write.shardKey)
+            binds.append(hash)
+            binds.append(proposed)
+            binds.append(body)
+            binds.append(generation)
+        } else {
+            statement = """
+                \(fence("$2"))
+                    UPDATE \(name) AS t SET version = greatest(t.version + 1, $3), body = NULL
+                    FROM fence WHERE t.pk = $1 AND t.body IS NOT NULL AND fence.g <= $4
+                    RETURNING t.version)
+                SELECT (SELECT g FROM fence), (SELECT version FROM written)
+                """
+            binds.append(hash)
+            binds.append(proposed)
+            binds.append(generation)
+        }
+        let query = PostgresQuery(unsafeSQL: statement, binds: binds)
+        let (fenceGeneration, version) = try await self.statement(write.table) { connection in
+            var result: (Int64, Int64?) = (0, nil)
+            for try await row in try await connection.query(query, logger: self.logger).decode((Int64, Int64?).self) { result = row }
+            return result
+        }
+        if fenceGeneration > generation { throw StoreError.fenced(at: UInt64(bitPattern: fenceGeneration)) }
+        guard let version else {
+            if write.body == nil { return .notFound }
+            throw StoreError.backend("write of \(write.table)/\(write.pk) returned no version")
+        }
+        return .written(version: UInt64(bitPattern: version))
+    }
+
+    public func get(table: TableName, pk: String) async throws -> StoredRow? {
+        try StoreError.check(pk, "primary key")
+        let query = PostgresQuery(
+            unsafeSQL: "SELECT pk, skey, version, body FROM \(Self.quoted(table)) WHERE pk = $1", binds: Self.binds(pk))
+        return try await rows(query, table: table).first
+    }
+
+    public func read(table: TableName, pk: String, shardKey: String) async throws -> FencedRead<StoredRow?> {
+        try StoreError.check(pk, "primary key")
+        try StoreError.check(shardKey, "shard key")
+        // One statement is one snapshot: the row and the fence agree.
+        var binds = PostgresBindings()
+        binds.append(pk)
+        binds.append(KeyHash.ordered(KeyHash.of(shardKey)))
+        let query = PostgresQuery(
+            unsafeSQL: """
+                SELECT (SELECT max(generation) FROM _reshard_fences WHERE range_start <= $2 AND range_last >= $2),
+                    r.pk, r.skey, r.version, r.body
+                FROM (SELECT 1) one LEFT JOIN \(Self.quoted(table)) r ON r.pk = $1
+                """, binds: binds)
+        let (fence, rows) = try await fencedRows(query, table: table)
+        return FencedRead(value: rows.first, fence: fence)
+    }
+
+    public func rows(table: TableName, shardKey: String, limit: Int) async throws -> FencedRead<[StoredRow]> {
+        try StoreError.check(shardKey, "shard key")
+        var binds = PostgresBindings()
+        binds.append(KeyHash.ordered(KeyHash.of(shardKey)))
+        binds.append(shardKey)
+        binds.append(Int64(limit))
+        let query = PostgresQuery(
+            unsafeSQL: """
+                SELECT (SELECT max(generation) FROM _reshard_fences WHERE range_start <= $1 AND range_last >= $1),
+                    r.pk, r.skey, r.version, r.body
+                FROM (SELECT 1) one LEFT JOIN LATERAL (
+                    SELECT pk, skey, version, body FROM \(Self.quoted(table))
+                    WHERE h = $1 AND skey = $2 AND body IS NOT NULL ORDER BY pk LIMIT $3) r ON true
+                """, binds: binds)
+        let (fence, rows) = try await fencedRows(query, table: table)
+        return FencedRead(value: rows, fence: fence)
+    }
+
+    public func apply(_ rows: [StoredRow]) async throws -> Int {
+        guard !rows.isEmpty else { return 0 }
+        let byTable = Dictionary(grouping: rows, by: \.table)
+        let first = rows[0].table
+        if byTable.count == 1 {
+            // A cutover's drain (writes held) feels every round trip.
+            return try await statement(first) { connection in
+                try await self.upsert(connection, Self.latest(rows), into: Self.quoted(first), onlyNewer: true)
+            }
+        }
+        return try await run(first) { connection in
+            var changed = 0
+            for (table, tableRows) in byTable.sorted(by: { $0.key < $1.key }) {
+                do {
+                    changed += try await self.upsert(connection, Self.latest(tableRows), into: Self.quoted(table), onlyNewer: true)
+                } catch  where Self.isUndefinedTable(error) {
+                    throw StoreError.unknownTable(table)
+                }
+            }
+            return changed
+        }
+    }
+
+    /// Writes `rows` (one per pk) in one statement; with `onlyNewer`, an existing row is replaced
+    /// only by a strictly newer version (invariant 3). Returns how many rows changed.
+    func upsert(_ connection: PostgresConnection, _ rows: [StoredRow], into name: String, onlyNewer: Bool) async throws -> Int {
+        guard !rows.isEmpty else { return 0 }
+        var binds = PostgresBindings()
+        binds.append(rows.map(\.pk))
+        binds.append(rows.map(\.shardKey))
+        binds.append(rows.map { KeyHash.ordered($0.hash) })
+        binds.append(rows.map { Int64(bitPattern: $0.version) })
+        binds.append(rows.map { $0.body ?? "" })
+        binds.append(rows.map(\.isDeleted))
+        let query = PostgresQuery(
+            unsafeSQL: """
+                WITH written AS (
+                    INSERT INTO \(name) AS t(pk, skey, h, version, body)
+                    SELECT pk, skey, h, version, CASE WHEN deleted THEN NULL ELSE body END
+                    FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::bool[])
+                        AS r(pk, skey, h, version, body, deleted)
+                    ON CONFLICT (pk) DO UPDATE SET skey = excluded.skey, h = excluded.h, version = excluded.version,
+                        body = excluded.body
+                    \(onlyNewer ? "WHERE excluded.version > t.version" : "")
+                    RETURNING 1)
+                SELECT count(*) FROM written
+                """, binds: binds)
+        return try await Self.count(connection.query(query, logger: logger))
+    }
+
+    /// One row per pk, the newest (the first of equal versions), as applying them one by one
+    /// would leave: one INSERT … ON CONFLICT statement may not touch a row twice.
+    static func latest(_ rows: [StoredRow]) -> [StoredRow] {
+        var chosen: [String: Int] = [:]
+        var result: [StoredRow] = []
+        for row in rows {
+            if let index = chosen[row.pk] {
+                if row.version > result[index].version { result[index] = row }
+            } else {
+                chosen[row.pk] = result.count
+                result.append(row)
+            }
+        }
+        return result
+    }
+
+    public func scan(table: TableName, range: HashRange, after cursor: ScanCursor?, limit: Int) async throws -> [StoredRow] {
+        try await rows(Self.scanQuery(table: table, range: range, after: cursor, limit: limit), table: table)
+    }
+
+    static func scanQuery(table: TableName, range: HashRange, after cursor: ScanCursor?, limit: Int) -> PostgresQuery {
+        var binds = PostgresBindings()
+        binds.append(KeyHash.ordered(range.start))
+        binds.append(KeyHash.ordered(range.last))
+        var sql = "SELECT pk, skey, version, body FROM \(quoted(table)) WHERE h >= $1 AND h <= $2"
+        if let cursor {
+            binds.append(KeyHash.ordered(cursor.hash))
+            binds.append(cursor.pk)
+            sql += " AND (h, pk) > ($3, $4)"
+        }
+        binds.append(Int64(limit))
+        sql += " ORDER BY h, pk LIMIT $\(binds.count)"
+        return PostgresQuery(unsafeSQL: sql, binds: binds)
+    }
+
+    private func fencedRows(_ query: PostgresQuery, table: TableName) async throws -> (UInt64?, [StoredRow]) {
+        do {
+            return try await pool.withConnection { connection in
+                var fence: Int64?
+                var rows: [StoredRow] = []
+                let sequence = try await connection.query(query, logger: self.logger)
+                for try await (found, pk, skey, version, body) in sequence.decode((Int64?, String?, String?, Int64?, String?).self) {
+                    fence = found
+                    guard let pk, let skey, let version else { continue }
+                    rows.append(StoredRow(table: table, pk: pk, shardKey: skey, version: UInt64(bitPattern: version), body: body))
+                }
+                return (fence.map { UInt64(bitPattern: $0) }, rows)
+            }
+        } catch  where Self.isUndefinedTable(error) {
+            throw StoreError.unknownTable(table)
+        }
+    }
+}

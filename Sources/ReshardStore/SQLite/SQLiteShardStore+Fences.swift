@@ -1,0 +1,46 @@
+import Foundation
+import GRDB
+import ReshardCore
+
+/// Fences: per range, the shard-map generation below which client writes are refused.
+extension SQLiteShardStore {
+    @discardableResult
+    public func fence(_ ranges: [HashRange], generation: UInt64) async throws -> UInt64 {
+        try await pool.write { db in
+            let upsert = try db.cachedStatement(
+                sql: """
+                    INSERT INTO _reshard_fences(range_start, range_last, generation) VALUES(?, ?, ?)
+                    ON CONFLICT(range_start, range_last) DO UPDATE SET generation = max(generation, excluded.generation)
+                    """)
+            for range in ranges {
+                try upsert.execute(arguments: [KeyHash.ordered(range.start), KeyHash.ordered(range.last), Int64(bitPattern: generation)])
+            }
+            return try Self.changePosition(db)
+        }
+    }
+
+    public func removeFences(_ ranges: [HashRange]) async throws {
+        guard !ranges.isEmpty else { return }
+        try await pool.write { db in
+            let delete = try db.cachedStatement(sql: "DELETE FROM _reshard_fences WHERE range_start = ? AND range_last = ?")
+            for range in ranges { try delete.execute(arguments: [KeyHash.ordered(range.start), KeyHash.ordered(range.last)]) }
+        }
+    }
+
+    public func fences() async throws -> [Fence] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT range_start, range_last, generation FROM _reshard_fences ORDER BY range_start").map {
+                Fence(
+                    range: HashRange(start: KeyHash.unordered($0["range_start"]), last: KeyHash.unordered($0["range_last"])),
+                    generation: UInt64(bitPattern: $0["generation"] as Int64)
+                )
+            }
+        }
+    }
+
+    static func fence(_ db: Database, over hash: UInt64) throws -> UInt64? {
+        let statement = try db.cachedStatement(
+            sql: "SELECT max(generation) FROM _reshard_fences WHERE range_start <= ? AND range_last >= ?")
+        return try Int64.fetchOne(statement, arguments: [KeyHash.ordered(hash), KeyHash.ordered(hash)]).map { UInt64(bitPattern: $0) }
+    }
+}
