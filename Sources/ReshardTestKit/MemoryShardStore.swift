@@ -43,6 +43,17 @@ public final class MemoryShardStore: ShardStore {
         var head: UInt64 = 0
         var fences: [HashRange: UInt64] = [:]
         var streams: Set<ChangeStreamID> = []
+        /// Every time a row was replaced by an older version of itself (invariant 3), as it
+        /// happened: an observer's record, for checks, not a rule the store applies.
+        var regressions: [String] = []
+
+        /// Stores `row`, noting a replacement by an older version.
+        mutating func put(_ row: StoredRow) {
+            if let old = tables[row.table]?[row.pk], row.version < old.version {
+                regressions.append("\(row.table)/\(row.pk) v\(old.version) replaced by older v\(row.version)")
+            }
+            tables[row.table]?[row.pk] = row
+        }
 
         func fence(over hash: UInt64) -> UInt64? {
             fences.filter { $0.key.contains(hash) }.values.max()
@@ -105,6 +116,12 @@ public final class MemoryShardStore: ShardStore {
         state.withLock { $0.tables[row.table]?[row.pk] = row }
     }
 
+    /// Every replacement of a row by an older version of itself so far (none, if invariant 3 holds).
+    public var regressions: [String] { state.withLock { $0.regressions } }
+
+    /// The stored row, read without the fault hook or key checks (invariant checks).
+    public func row(table: TableName, pk: String) -> StoredRow? { state.withLock { $0.tables[table]?[pk] } }
+
     public func ensureTable(_ table: TableName) async throws {
         try await locked(.ensureTable) { state in
             if state.tables[table] == nil { state.tables[table] = [:] }
@@ -128,7 +145,7 @@ public final class MemoryShardStore: ShardStore {
         let ignoreFences = mutations.contains(.ignoreFences)
         let forgetDeletes = mutations.contains(.forgetDeletes)
         return try state.withLock { state in
-            var rows = try state.rows(write.table)
+            let rows = try state.rows(write.table)
             if !ignoreFences, let fence = state.fence(over: KeyHash.of(write.shardKey)), fence > write.generation {
                 throw StoreError.fenced(at: fence)
             }
@@ -136,8 +153,7 @@ public final class MemoryShardStore: ShardStore {
             if write.body == nil && !(current.map { !$0.isDeleted } ?? false) { return .notFound }
             let version = VersionRule.next(current: current?.version, proposed: write.proposedVersion)
             let row = StoredRow(table: write.table, pk: write.pk, shardKey: write.shardKey, version: version, body: write.body)
-            rows[write.pk] = row
-            state.tables[write.table] = rows
+            state.put(row)
             if !(forgetDeletes && row.isDeleted) { state.record(row, at: now) }
             return .written(version: version)
         }
@@ -243,16 +259,16 @@ public final class MemoryShardStore: ShardStore {
     public func repair(table: TableName, overwrite rows: [StoredRow], remove pks: [String]) async throws -> Int {
         let now = wallMillis()
         return try await locked(.repair) { state in
-            var stored = try state.rows(table)
+            let stored = try state.rows(table)
             for row in rows where row.table != table { throw StoreError.backend("repair of \(table) was given a row of \(row.table)") }
             // Overwrites are written like client rows (SQLite's triggers see them too); removals
             // leave no trace: the old owner never had those rows.
             for row in rows {
-                stored[row.pk] = row
+                state.put(row)
                 state.record(row, at: now)
             }
-            let removed = pks.filter { stored.removeValue(forKey: $0) != nil }.count
-            state.tables[table] = stored
+            let removed = pks.filter { stored[$0] != nil }.count
+            for pk in pks { state.tables[table]?[pk] = nil }
             return rows.count + removed
         }
     }
@@ -266,7 +282,7 @@ public final class MemoryShardStore: ShardStore {
             var changed = 0
             for row in rows
             where anyVersion || VersionRule.replaces(incoming: row.version, stored: state.tables[row.table]?[row.pk]?.version) {
-                state.tables[row.table]?[row.pk] = row
+                state.put(row)
                 changed += 1
             }
             return changed

@@ -72,7 +72,9 @@ struct SimulationBench: AsyncParsableCommand {
         let total = seconds(since: started)
         let check = TargetCheck.below(
             "simulation soak, \(grouped(seeds)) seeds of every scenario (s)", "core", total, 300, unit: "s",
-            detail: "\(grouped(rows.reduce(0) { $0 + $1.seeds })) runs on \(parallelism) cores, \(failures.count) failed")
+            detail:
+                "\(grouped(rows.reduce(0) { $0 + $1.seeds })) runs, \(parallelism) at a time on "
+                + "\(ProcessInfo.processInfo.activeProcessorCount) cores, \(failures.count) failed")
         return SimulationReport(
             date: ISO8601DateFormatter().string(from: Date()), seedsPerScenario: seeds, parallelism: parallelism, seconds: total,
             rows: rows,

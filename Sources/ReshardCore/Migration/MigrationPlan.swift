@@ -73,6 +73,28 @@ public struct MigrationPlan: Hashable, Sendable, Codable {
         self.moves = source.diff(to: target)
         self.idealFraction = idealFraction
     }
+
+    private enum CodingKeys: String, CodingKey { case kind, source, target, idealFraction }
+
+    /// Decodes the two maps and recomputes the moves between them (journals that also carry the
+    /// moves, as older ones do, decode the same: the moves were always that diff).
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            kind: try container.decode(MigrationKind.self, forKey: .kind), source: try container.decode(ShardMap.self, forKey: .source),
+            target: try container.decode(ShardMap.self, forKey: .target),
+            idealFraction: try container.decode(Double.self, forKey: .idealFraction))
+    }
+
+    /// Encodes the kind, the two maps and the ideal fraction, not the moves: they follow from
+    /// the maps, and a plan of a ring's hundreds of moves is journaled after every round.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(kind, forKey: .kind)
+        try container.encode(source, forKey: .source)
+        try container.encode(target, forKey: .target)
+        try container.encode(idealFraction, forKey: .idealFraction)
+    }
 }
 
 /// Why a migration cannot be planned.

@@ -31,7 +31,7 @@ extension MigrationStateMachine {
     /// The directive to show, when the routers' may not carry what it should.
     var canarySync: [MigrationWork] {
         let wanted = canaryDirective
-        return canaryStale == true || canaryShown != wanted ? [.showCanary(wanted)] : []
+        return canaryStale == true || canaryShown != wanted.map(CanaryDirective.Shown.init) ? [.showCanary(wanted)] : []
     }
 
     /// The canary's work: keep the new owners current, and check the routers' shadow reads, at

@@ -50,7 +50,7 @@ extension MigrationStateMachine {
         case .shadowReadsChecked(let upTo):
             shadowReadsChecked(upTo: upTo)
         case .canaryShown(let directive):
-            canaryShown = directive
+            canaryShown = directive.map(CanaryDirective.Shown.init)
             canaryStale = nil
         case .writesHeld, .fenced, .published, .writesReleased, .fencesRemoved:
             onCutoverStep(event, now: now)

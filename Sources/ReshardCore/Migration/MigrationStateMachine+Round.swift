@@ -73,6 +73,9 @@ extension MigrationStateMachine {
         return durableProjection != last
     }
 
+    /// Forgets this process's pacing figures (what a journal leaves out).
+    public mutating func dropPacing() { pacing = nil }
+
     /// The latest failed step's error, while the step is retried.
     public var stepError: String? { pacing?.lastError }
 
@@ -93,7 +96,7 @@ extension MigrationStateMachine {
         pacing.retryAt = nil
         if phase.isTerminal {
             streamsReleased = true
-            canaryShown = canaryDirective
+            canaryShown = canaryDirective.map(CanaryDirective.Shown.init)
             canaryStale = nil
         } else {
             fail(reason)

@@ -100,7 +100,7 @@ public struct MigrationStateMachine: Hashable, Sendable, Codable {
     /// Every phase entered and when (milliseconds), oldest first; the last 64.
     public internal(set) var phaseLog: [PhaseEntry] = []
     /// The canary the routers' directive carries, as this migration last showed it.
-    public internal(set) var canaryShown: CanaryDirective?
+    public internal(set) var canaryShown: CanaryDirective.Shown?
     /// Whether the routers' directive may differ from `canaryShown` (after a restart: the
     /// process that died may have changed it without a journal), so it is shown again.
     public internal(set) var canaryStale: Bool?

@@ -91,6 +91,21 @@ public struct CanaryDirective: Sendable, Hashable, Codable {
         self.percent = percent
         self.lagAllowanceMillis = lagAllowanceMillis
     }
+
+    /// What a migration remembers of the directive it showed: the parts that change (its own
+    /// id and plan do not), so its journal does not carry the plan twice.
+    public struct Shown: Sendable, Hashable, Codable {
+        public let epoch: Int
+        public let percent: Double
+        public let lagAllowanceMillis: UInt64
+
+        /// The changing parts of `directive`.
+        public init(_ directive: CanaryDirective) {
+            epoch = directive.epoch
+            percent = directive.percent
+            lagAllowanceMillis = directive.lagAllowanceMillis
+        }
+    }
 }
 
 /// A fact the migrator learned, fed back into the machine.

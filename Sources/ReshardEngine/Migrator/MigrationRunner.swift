@@ -228,11 +228,14 @@ public struct CutoverStepTiming: Sendable, Hashable, Codable {
 
 /// The migration journal's text form.
 public enum MigrationJournal {
-    /// The machine as JSON.
+    /// The machine as JSON, without its pacing (figures of this process's rounds, which a
+    /// restart starts afresh).
     public static func encode(_ machine: MigrationStateMachine) throws -> String {
+        var durable = machine
+        durable.dropPacing()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try encoder.encode(machine), as: UTF8.self)
+        return String(decoding: try encoder.encode(durable), as: UTF8.self)
     }
 
     /// A machine back from JSON.

@@ -52,7 +52,8 @@ extension SimWorld {
             do {
                 if case .written(let version) = try store.clientWrite(write) {
                     state.routers[index].clock.observe(version)
-                    state.acked[key] = Acked(version: version, body: op.body)
+                    state.acked[key] = Acked(version: version, body: op.body, hash: KeyHash.of(op.pk))
+                    state.recentlyAcked.insert(key)
                     state.coverage.ackedWrites += 1
                 }
                 return

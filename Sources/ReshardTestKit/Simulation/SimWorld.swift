@@ -39,6 +39,8 @@ public final class SimWorld: Sendable {
     struct Acked {
         let version: UInt64
         let body: String?
+        /// The key's hash, kept so the checks after every step need not hash it again.
+        let hash: UInt64
     }
 
     /// A broken invariant, or a run that made no progress.
@@ -74,7 +76,8 @@ public final class SimWorld: Sendable {
         var random: SeededRandom
         var routers: [Router]
         var acked: [Key: Acked] = [:]
-        var lastVersions: [ShardID: [Key: UInt64]] = [:]
+        /// Keys acknowledged since the last check of every key.
+        var recentlyAcked: Set<Key> = []
         var directive = RouterDirective()
         var crashed = false
         /// A row of a moving range whose new copy was corrupted on purpose; shadow reads of it
