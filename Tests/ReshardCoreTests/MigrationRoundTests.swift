@@ -111,16 +111,36 @@ import Testing
     @Test func nothingIsJournaledWhileWritesAreHeldUnlessTheMigrationFails() throws {
         var m = try steps.machine()
         steps.toCutover(&m)
-        let journaled = m.durableProjection
+        let journaled = m.journalMark(now: 0)
         m.on(.writesHeld, now: 3)
-        #expect(!m.journalDue(since: journaled))
-        #expect(m.journalDue(since: journaled, command: true), "an operator's command is always saved")
+        #expect(!m.journalDue(since: journaled, now: 3))
+        #expect(m.journalDue(since: journaled, now: 3, command: true), "an operator's command is always saved")
         m.on(.failed(reason: "s1 down"), now: 4)
-        #expect(m.holding && m.journalDue(since: journaled))
+        #expect(m.holding && m.journalDue(since: journaled, now: 4))
         m.on(
             .tailed(.forward, shard: m.plan.sources[0], position: m.forward[m.plan.sources[0]]?.position ?? 0, backlog: 3, lagMillis: 9),
             now: 5)
-        #expect(!m.journalDue(since: m.durableProjection), "fresher lag figures alone are not worth a save")
+        #expect(!m.journalDue(since: m.journalMark(now: 5), now: 5_000), "fresher lag figures alone are not worth a save")
+    }
+
+    @Test func progressAloneIsJournaledOnceASecondAndAPhaseAtOnce() throws {
+        var m = try copying()
+        let mark = m.journalMark(now: 0)
+        let interval = MigrationPacing.progressJournalMillis
+        let source = m.plan.sources[0]
+        m.on(.chunkCopied(task: 0, last: ScanCursor(hash: 9, pk: "k9"), rows: 40, done: false), now: 10)
+        m.on(.tailed(.forward, shard: source, position: 80, backlog: 0, lagMillis: 0), now: 10)
+        m.on(.chunkCopied(task: 1, last: nil, rows: 3, done: true), now: 10)
+        #expect(!m.journalDue(since: mark, now: interval - 1), "cursors, positions and a task done: redone after a crash")
+        #expect(m.journalDue(since: mark, now: interval), "but not more than a second of it")
+        #expect(m.journalDue(since: mark, now: interval - 1, command: true), "an operator's command saves the progress with it")
+        for task in m.copies.indices { m.on(.chunkCopied(task: task, last: nil, rows: 1, done: true), now: 20) }
+        #expect(m.phase == .catchingUp)
+        #expect(m.journalDue(since: mark, now: 20), "a new phase is saved at once")
+        let entered = m.journalMark(now: 20)
+        m.on(.tailed(.forward, shard: source, position: 90, backlog: 1, lagMillis: 0), now: 30)
+        #expect(!m.journalDue(since: entered, now: 30), "a stale backlog read afresh is progress: a restart reads it again")
+        #expect(!m.journalDue(since: m.journalMark(now: 30), now: 30 + interval), "nothing new: nothing to save")
     }
 
     @Test func theCutoverBudgetIsTheMachinesAndOnlyBeforeTheSwitch() throws {

@@ -213,7 +213,7 @@ public final class MigrationManager: Sendable {
             }
             machine.on(.restarted(publishedGeneration: try await metadata.currentShardMap()?.generation), now: wallMillis())
             logger.info("resuming migration", metadata: ["migration": "\(id)", "phase": "\(machine.phase.rawValue)"])
-            launch(machine)
+            launch(machine, journaled: decoded)
         }
         await sweepStreams()
     }
@@ -315,9 +315,11 @@ public final class MigrationManager: Sendable {
         return stats.migration == id ? stats : nil
     }
 
-    private func launch(_ machine: MigrationStateMachine) {
+    /// Runs `machine`, whose journal holds `journaled` (nil: the machine as it stands).
+    private func launch(_ machine: MigrationStateMachine, journaled: MigrationStateMachine? = nil) {
         let runner = MigrationRunner(
-            machine: machine, stores: router, routers: fleet, metadata: metadata, logger: logger, wallMillis: wallMillis, hook: hook)
+            machine: machine, stores: router, routers: fleet, metadata: metadata, logger: logger, wallMillis: wallMillis, hook: hook,
+            journaled: journaled ?? machine)
         let id = machine.id
         let task = Task {
             await runner.run()

@@ -40,7 +40,7 @@ public actor MigrationRunner {
     private var cutoverSteps: [CutoverStepTiming] = []
     private var holdStarted: ContinuousClock.Instant?
     private var cutoverPause: Duration?
-    private var journaled: MigrationStateMachine?
+    private var journaled: JournalMark?
 
     /// A runner for `machine` over `router`'s shards and routers, journaling to `metadata`.
     public init(
@@ -56,12 +56,13 @@ public actor MigrationRunner {
 
     /// A runner for `machine` over `stores`, steering `routers`, journaling to `metadata`. Waits
     /// go through `clock`. With an `executor`, it runs each round's items, and shards are fenced
-    /// one by one (a deterministic simulation).
+    /// one by one (a deterministic simulation). `journaled` is what the journal already holds (a
+    /// resumed migration's, as read): the first round then saves only what is worth saving.
     public init(
         machine: MigrationStateMachine, stores: any StoreDirectory, routers: any RouterControl, metadata: any MetadataStore,
         logger: Logger, tailBatch: Int = 1_000, clock: any Clock<Duration> = ContinuousClock(),
         wallMillis: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) },
-        hook: MigrationRoundHook? = nil, executor: RoundExecutor? = nil
+        hook: MigrationRoundHook? = nil, executor: RoundExecutor? = nil, journaled: MigrationStateMachine? = nil
     ) {
         self.id = machine.id
         self.machine = machine
@@ -75,6 +76,7 @@ public actor MigrationRunner {
         self.wallMillis = wallMillis
         self.hook = hook
         self.executor = executor
+        self.journaled = journaled?.journalMark(now: wallMillis())
     }
 
     /// The machine as it stands.
@@ -116,6 +118,8 @@ public actor MigrationRunner {
         running = true
         defer { running = false }
         while !Task.isCancelled, await step() {}
+        // The last tidying of an ended migration is progress that may not have been saved yet.
+        if machine.phase.isTerminal { await journal(command: true) }
         // From here a command is applied on arrival: one queued while the work below awaits
         // would wait for a loop that has ended, and its caller for ever.
         running = false
@@ -154,7 +158,7 @@ public actor MigrationRunner {
         if machine.cutover?.step == .release, events.contains(.writesReleased) { pauses.append(routers.takeWritePauses()) }
         machine.finish(round: events, now: wallMillis(), elapsedMicros: (ended - started).wholeMicroseconds)
         for event in await hook?(machine) ?? [] { machine.on(event, now: wallMillis()) }
-        if machine.journalDue(since: journaled) { await journal() }
+        await journal()
         report(events, from: before)
     }
 
@@ -205,13 +209,16 @@ public actor MigrationRunner {
 
     /// Saves the machine when the machine says it is due.
     private func journal(command: Bool = false) async {
-        guard machine.journalDue(since: journaled, command: command) else { return }
+        let now = wallMillis()
+        guard machine.journalDue(since: journaled, now: now, command: command) else { return }
         do {
-            try await metadata.saveMigration(id: id, journal: try MigrationJournal.encode(machine))
+            let text = try MigrationJournal.encode(machine)
+            if ProcessInfo.processInfo.environment["DBGJ"] != nil, machine.phase == .cleaningUp { print(text) }
+            try await metadata.saveMigration(id: id, journal: text)
             // An ended migration lets the next one in; `MigrationManager.admit` frees the slot
             // itself if this release is lost.
             if machine.phase.isTerminal { try await metadata.releaseMigration(id: id) }
-            journaled = machine.durableProjection
+            journaled = machine.journalMark(now: now)
         } catch {
             logger.error("could not journal the migration", metadata: ["migration": "\(id)", "error": "\(error)"])
         }

@@ -2,7 +2,6 @@ import Logging
 import ReshardCore
 import ReshardEngine
 import ReshardStore
-import ReshardTestKit
 
 /// One seeded run: clients and routers in a `SimWorld`, the production `MigrationRunner` (its
 /// machine, roles and journal) migrating under them with a manual clock, faults injected into
@@ -66,7 +65,7 @@ public struct SimulationRun: Sendable {
                 kind(ids), current: initial, registered: Set(ids), rowHashes: world.liveHashes, virtualNodes: 4)
         } catch {
             // The seed's rows happen to be balanced already: nothing to migrate.
-            if scenario == .rebalance, (error as? PlanError)?.code == "nothing_to_move" { return Outcome() }
+            if scenario == .rebalance, error.code == "nothing_to_move" { return Outcome() }
             throw error
         }
         let settings = MigrationSettings(
@@ -78,7 +77,7 @@ public struct SimulationRun: Sendable {
         _ = try await world.metadata.admitMigration(id: machine.id, journal: try MigrationJournal.encode(machine))
 
         var outcome = Outcome()
-        var runner = makeRunner(machine, world)
+        var runner = makeRunner(machine, world, journaled: machine)
         var endedByItself = false
         var rollbackAsked = false
         var ended: MigrationStateMachine?
@@ -92,7 +91,8 @@ public struct SimulationRun: Sendable {
                 guard let journal = try await world.metadata.migrations().first?.journal else {
                     throw SimWorld.Violation(description: "no journal")
                 }
-                var restored = try MigrationJournal.decode(journal)
+                let decoded = try MigrationJournal.decode(journal)
+                var restored = decoded
                 if restored.phase.isTerminal {
                     // Died tidying up an ended migration: not resumed, its streams left to a sweep.
                     ended = restored
@@ -102,7 +102,7 @@ public struct SimulationRun: Sendable {
                 // A command the process took but had not journaled died with it: the operator
                 // sees the migration still going and asks again.
                 rollbackAsked = rollbackAsked && (restored.phase == .rollingBack || restored.interrupted == .rollingBack)
-                runner = makeRunner(restored, world)
+                runner = makeRunner(restored, world, journaled: decoded)
                 current = restored
             }
             // Whether rows, maps or fences may have changed: only then are the invariants checked.
@@ -168,7 +168,7 @@ public struct SimulationRun: Sendable {
         return commanded
     }
 
-    private func makeRunner(_ machine: MigrationStateMachine, _ world: SimWorld) -> MigrationRunner {
+    private func makeRunner(_ machine: MigrationStateMachine, _ world: SimWorld, journaled: MigrationStateMachine) -> MigrationRunner {
         let clock = world.clock
         let scenario = scenario
         return MigrationRunner(
@@ -186,7 +186,7 @@ public struct SimulationRun: Sendable {
                 // A lone item has nothing to interleave with.
                 if work.count == 1, let item = work.first { return [await perform(item)] }
                 return await SeededScheduler(seed: world.random(.max)).run(work.map { item in { await perform(item) } })
-            })
+            }, journaled: journaled)
     }
 
     private func kind(_ ids: [ShardID]) -> MigrationKind {
