@@ -37,11 +37,14 @@ public final class MemoryShardStore: ShardStore {
     }
 
     private struct State {
-        var tables: [TableName: [String: StoredRow]] = [:]
+        // (A `didSet` that does not read the old value lets the dictionaries change in place.)
+        var tables: [TableName: [String: StoredRow]] = [:] { didSet { edits &+= 1 } }
         var changelog: [Change] = []
         /// The last position handed out; survives purges, as SQLite's sequence does.
         var head: UInt64 = 0
-        var fences: [HashRange: UInt64] = [:]
+        var fences: [HashRange: UInt64] = [:] { didSet { edits &+= 1 } }
+        /// Changes to rows or fences so far.
+        var edits = 0
         var streams: Set<ChangeStreamID> = []
         /// Every time a row was replaced by an older version of itself (invariant 3), as it
         /// happened: an observer's record, for checks, not a rule the store applies.
@@ -118,6 +121,9 @@ public final class MemoryShardStore: ShardStore {
 
     /// Every replacement of a row by an older version of itself so far (none, if invariant 3 holds).
     public var regressions: [String] { state.withLock { $0.regressions } }
+
+    /// Changes to rows or fences so far: a checker that saw the same count saw the same rows.
+    public var edits: Int { state.withLock { $0.edits } }
 
     /// The stored row, read without the fault hook or key checks (invariant checks).
     public func row(table: TableName, pk: String) -> StoredRow? { state.withLock { $0.tables[table]?[pk] } }

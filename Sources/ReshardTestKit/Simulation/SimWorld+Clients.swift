@@ -1,7 +1,6 @@
 import ReshardCore
 import ReshardEngine
 import ReshardStore
-import ReshardTestKit
 
 /// Clients writing, deleting and reading through the two routers, as the real router routes:
 /// by the router's map, re-reading the map when a shard's fence says it is stale, holding writes
@@ -54,6 +53,7 @@ extension SimWorld {
                     state.routers[index].clock.observe(version)
                     state.acked[key] = Acked(version: version, body: op.body, hash: KeyHash.of(op.pk))
                     state.recentlyAcked.insert(key)
+                    state.acks &+= 1
                     state.coverage.ackedWrites += 1
                 }
                 return

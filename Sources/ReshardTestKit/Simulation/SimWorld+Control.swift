@@ -1,7 +1,6 @@
 import ReshardCore
 import ReshardEngine
 import ReshardStore
-import ReshardTestKit
 
 /// The world as the production migrator sees it: a store directory over the in-memory shards,
 /// and routers that follow its directive (router 0 at once, router 1 when it hears notices).

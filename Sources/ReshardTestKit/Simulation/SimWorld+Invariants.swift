@@ -1,6 +1,5 @@
 import ReshardCore
 import ReshardStore
-import ReshardTestKit
 
 /// DESIGN.md's invariants that can be checked from outside, after every step of a run.
 extension SimWorld {
@@ -8,8 +7,15 @@ extension SimWorld {
     /// have changed what it wrote) the keys acknowledged since the last full check.
     func checkInvariants(everyKey: Bool = true) throws {
         guard let map = metadata.current else { throw Violation(description: "no shard map") }
+        let storeIDs = stores.keys.sorted()
         try state.withLock { state in
             if let violation = state.violation { throw Violation(description: violation) }
+            let seen = Checked(
+                map: map.generation, routerMaps: state.routers.map(\.map.generation), storeEdits: storeIDs.map { stores[$0]?.edits ?? 0 },
+                acked: state.acks)
+            if everyKey {
+                guard seen != state.checked else { return }
+            }
             // 1, 2, 5: every acknowledged write is on the key's owner, deletes stay deleted.
             let checked = everyKey ? Array(state.acked.keys) : Array(state.recentlyAcked)
             if everyKey { state.recentlyAcked = [] }
@@ -36,6 +42,7 @@ extension SimWorld {
                     }
                 }
             }
+            if everyKey { state.checked = seen }
         }
     }
 }

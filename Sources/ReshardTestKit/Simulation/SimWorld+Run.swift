@@ -1,6 +1,5 @@
 import ReshardCore
 import ReshardStore
-import ReshardTestKit
 
 /// The moves of a run that are not client traffic: setting the stage, the network's whims, a
 /// planted corruption, and the end-of-run checks once everyone has healed.

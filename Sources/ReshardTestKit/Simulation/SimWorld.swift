@@ -1,7 +1,6 @@
 import ReshardCore
 import ReshardEngine
 import ReshardStore
-import ReshardTestKit
 import Synchronization
 
 /// Routers, clients and shards of one simulated run, around the production migrator. The shards
@@ -78,6 +77,8 @@ public final class SimWorld: Sendable {
         var acked: [Key: Acked] = [:]
         /// Keys acknowledged since the last check of every key.
         var recentlyAcked: Set<Key> = []
+        /// Acknowledgements so far.
+        var acks = 0
         var directive = RouterDirective()
         var crashed = false
         /// A row of a moving range whose new copy was corrupted on purpose; shadow reads of it
@@ -87,6 +88,17 @@ public final class SimWorld: Sendable {
         var p99Micros: UInt64 = 1_000
         var coverage = Coverage()
         var violation: String?
+        /// What the last full invariant check saw.
+        var checked: Checked?
+    }
+
+    /// Everything the invariant checks read, in summary: the same summary means the same
+    /// verdict, so an unchanged world is not checked again.
+    struct Checked: Equatable {
+        var map: UInt64
+        var routerMaps: [UInt64]
+        var storeEdits: [Int]
+        var acked: Int
     }
 
     /// What a run exercised, so passing means something.

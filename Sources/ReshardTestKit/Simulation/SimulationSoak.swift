@@ -16,28 +16,22 @@ public enum SimulationSoak {
         public init() {}
     }
 
-    /// Runs `seeds` of `scenario`, `parallelism` at a time; each seed is independent and
-    /// deterministic whatever runs beside it.
+    /// Runs `seeds` of `scenario`, `parallelism` at a time, each lane on its own thread; each
+    /// seed is independent and deterministic whatever runs beside it.
     public static func run(
         _ scenario: SimulationRun.Scenario, seeds: [UInt64], faults: SimWorld.Faults = SimWorld.Faults(),
         mutations: Set<MemoryShardStore.Mutation> = [], parallelism: Int = 2
     ) async -> Totals {
-        await withTaskGroup(of: (UInt64, Result<SimulationRun.Outcome, any Error>).self) { group in
+        let lanes = (0..<max(1, parallelism)).map { LaneExecutor(name: "sim-lane-\($0)") }
+        defer { for lane in lanes { lane.stop() } }
+        return await withTaskGroup(of: (Int, UInt64, Result<SimulationRun.Outcome, any Error>).self) { group in
             var totals = Totals()
             var pending = seeds[...]
-            func add() {
-                guard let seed = pending.popFirst() else { return }
-                group.addTask {
-                    do {
-                        let run = SimulationRun(scenario: scenario, seed: seed, faults: faults, mutations: mutations)
-                        return (seed, .success(try await run.run()))
-                    } catch {
-                        return (seed, .failure(error))
-                    }
-                }
+            for (index, lane) in lanes.enumerated() {
+                guard let seed = pending.popFirst() else { break }
+                group.addTask(executorPreference: lane) { await Self.one(scenario, seed, faults, mutations, lane: index) }
             }
-            for _ in 0..<max(1, parallelism) { add() }
-            for await (seed, result) in group {
+            while let (index, seed, result) = await group.next() {
                 totals.runs += 1
                 switch result {
                 case .success(let outcome):
@@ -48,9 +42,24 @@ public enum SimulationSoak {
                 case .failure(let error):
                     totals.failures.append("seed \(seed), scenario \(scenario): \(error) (replay: RESHARD_SIM_SEED=\(seed))")
                 }
-                add()
+                guard let next = pending.popFirst() else { continue }
+                let lane = lanes[index]
+                group.addTask(executorPreference: lane) { await Self.one(scenario, next, faults, mutations, lane: index) }
             }
             return totals
+        }
+    }
+
+    /// One seed's run, tagged with the lane it ran on so the lane's next seed can follow.
+    private static func one(
+        _ scenario: SimulationRun.Scenario, _ seed: UInt64, _ faults: SimWorld.Faults, _ mutations: Set<MemoryShardStore.Mutation>,
+        lane: Int
+    ) async -> (Int, UInt64, Result<SimulationRun.Outcome, any Error>) {
+        let run = SimulationRun(scenario: scenario, seed: seed, faults: faults, mutations: mutations)
+        do {
+            return (lane, seed, .success(try await run.run()))
+        } catch {
+            return (lane, seed, .failure(error))
         }
     }
 }
