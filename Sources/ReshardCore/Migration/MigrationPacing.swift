@@ -30,8 +30,8 @@ public struct MigrationPacing: Hashable, Sendable, Codable {
     static let idleTailMillis: UInt64 = 250
     /// Other routers' shadow reads are read this often during a canary step (and at its end).
     static let shadowCheckMillis: UInt64 = 1_000
-    /// A round that only moved idempotent progress forward is journaled at most this often.
-    public static let progressJournalMillis: UInt64 = 1_000
+    /// A round that only changed what a restart learns again is journaled at most this often.
+    public static let relearnedJournalMillis: UInt64 = 1_000
     /// A round the throttle holds back rests at most this long before tailing again.
     static let restMillis: UInt64 = 100
 

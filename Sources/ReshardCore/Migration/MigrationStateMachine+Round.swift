@@ -63,58 +63,6 @@ extension MigrationStateMachine {
         }
     }
 
-    /// Whether the machine should be journaled at wall time `now`, given the last journal's mark.
-    /// A round that only refreshed lag figures is not worth a save, and none is made while writes
-    /// are held: every millisecond is client pause, each cutover step is idempotent, the hold dies
-    /// with the process, and a restart redoes the cutover from the hold after learning from the
-    /// published map whether it switched. A failure and an operator's `command` are always saved.
-    /// A round that only moved progress (copy cursors, changelog positions, rows deleted or
-    /// purged, a task found finished, a stale backlog read afresh, shadow reads checked, the
-    /// canary shown to routers, an ended migration's streams closed) is saved at most every
-    /// `MigrationPacing.progressJournalMillis`: every such step is idempotent (copies and applied
-    /// changes never replace a newer version, deletions and purges only find less to do, a
-    /// restart shows the canary again and a start sweeps the streams of ended migrations), so a
-    /// restart that redoes a second of them ends where this process would have. Anything else (a
-    /// phase, a cutover or canary step, a verdict) is saved at once, with the progress so far.
-    public func journalDue(since last: JournalMark?, now: UInt64, command: Bool = false) -> Bool {
-        guard command || !holding || phase == .failed else { return false }
-        let durable = durableProjection
-        guard let last else { return true }
-        guard durable != last.machine else { return false }
-        if command || now >= last.at.adding(saturating: MigrationPacing.progressJournalMillis) { return true }
-        return durable.withoutProgress != last.machine.withoutProgress
-    }
-
-    /// What a journal saved at wall time `now` records, for the next `journalDue`.
-    public func journalMark(now: UInt64) -> JournalMark { JournalMark(machine: durableProjection, at: now) }
-
-    /// The machine with its idempotent progress zeroed: two machines that differ only there
-    /// differ only in how much of the same work is done.
-    var withoutProgress: MigrationStateMachine {
-        var copy = self
-        for index in copy.copies.indices {
-            copy.copies[index].cursor = nil
-            copy.copies[index].rows = 0
-            copy.copies[index].done = false
-        }
-        for key in copy.forward.keys { copy.forward[key] = StreamProgress(position: 0, backlog: 0, lagMillis: 0) }
-        for key in copy.reverse.keys { copy.reverse[key] = StreamProgress(position: 0, backlog: 0, lagMillis: 0) }
-        for index in copy.deletions.indices {
-            copy.deletions[index].rows = 0
-            copy.deletions[index].done = false
-        }
-        for index in copy.purges.indices {
-            copy.purges[index].rows = 0
-            copy.purges[index].done = false
-        }
-        copy.canary?.checkedUpTo = nil
-        copy.canaryShown = nil
-        copy.canaryStale = nil
-        // Only an ended migration's: a failed one that closed its streams must start over.
-        if copy.phase.isTerminal { copy.streamsReleased = nil }
-        return copy
-    }
-
     /// Forgets this process's pacing figures (what a journal leaves out).
     public mutating func dropPacing() { pacing = nil }
 
@@ -144,12 +92,4 @@ extension MigrationStateMachine {
             fail(reason)
         }
     }
-}
-
-/// What the last journal saved, and when: `journalDue` compares the machine with it.
-public struct JournalMark: Sendable, Equatable {
-    /// The durable projection saved.
-    public let machine: MigrationStateMachine
-    /// Wall time of the save, milliseconds.
-    public let at: UInt64
 }

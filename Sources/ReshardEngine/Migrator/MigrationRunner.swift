@@ -41,6 +41,7 @@ public actor MigrationRunner {
     private var holdStarted: ContinuousClock.Instant?
     private var cutoverPause: Duration?
     private var journaled: JournalMark?
+    private var journalWriter = MigrationJournal.Writer()
 
     /// A runner for `machine` over `router`'s shards and routers, journaling to `metadata`.
     public init(
@@ -212,9 +213,7 @@ public actor MigrationRunner {
         let now = wallMillis()
         guard machine.journalDue(since: journaled, now: now, command: command) else { return }
         do {
-            let text = try MigrationJournal.encode(machine)
-            if ProcessInfo.processInfo.environment["DBGJ"] != nil, machine.phase == .cleaningUp { print(text) }
-            try await metadata.saveMigration(id: id, journal: text)
+            try await metadata.saveMigration(id: id, journal: try journalWriter.encode(machine))
             // An ended migration lets the next one in; `MigrationManager.admit` frees the slot
             // itself if this release is lost.
             if machine.phase.isTerminal { try await metadata.releaseMigration(id: id) }
@@ -231,22 +230,4 @@ public struct CutoverStepTiming: Sendable, Hashable, Codable {
     public let step: CutoverStep
     /// Its duration, microseconds.
     public let micros: UInt64
-}
-
-/// The migration journal's text form.
-public enum MigrationJournal {
-    /// The machine as JSON, without its pacing (figures of this process's rounds, which a
-    /// restart starts afresh).
-    public static func encode(_ machine: MigrationStateMachine) throws -> String {
-        var durable = machine
-        durable.dropPacing()
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try encoder.encode(durable), as: UTF8.self)
-    }
-
-    /// A machine back from JSON.
-    public static func decode(_ text: String) throws -> MigrationStateMachine {
-        try JSONDecoder().decode(MigrationStateMachine.self, from: Data(text.utf8))
-    }
 }
