@@ -25,13 +25,26 @@ extension MigrationRoutes {
             message: "unknown gate \(name); gates are \(MigrationPhase.gateable.map(\.gateName).joined(separator: ", "))")
     }
 
+    /// A strategy by its name; one the core has no table for yet is refused by name.
+    private static func strategy(_ name: String) throws -> MigrationStrategy {
+        func names(_ strategies: [MigrationStrategy]) -> String { strategies.map(\.rawValue).joined(separator: ", ") }
+        let available = names(MigrationStrategy.allCases.filter(\.isAvailable))
+        guard let strategy = MigrationStrategy(rawValue: name) else {
+            throw APIError(
+                .badRequest, code: "unsupported_strategy",
+                message: "unknown strategy \(name.prefix(64)); strategies are \(names(MigrationStrategy.allCases))")
+        }
+        guard strategy.isAvailable else {
+            throw APIError(
+                .badRequest, code: "unsupported_strategy", message: "strategy \(name) is not available yet; available: \(available)")
+        }
+        return strategy
+    }
+
     /// The engine's request from the API's: names resolved, options applied over the defaults
     /// and held to the core's bounds.
     static func migrationRequest(_ body: API.CreateMigration) throws -> MigrationRequest {
-        if let strategy = body.strategy, strategy != "cdc_backfill" {
-            throw APIError(
-                .badRequest, code: "unsupported_strategy", message: "strategy \(strategy) is not available yet; use cdc_backfill")
-        }
+        let strategy = try body.strategy.map(Self.strategy)
         func shard() throws -> ShardID {
             guard let raw = body.shard else { throw APIError(.badRequest, code: "missing_shard", message: "\(body.kind) needs \"shard\"") }
             guard let id = ShardID(raw) else { throw APIError(.badRequest, code: "invalid_shard_id", message: "invalid shard id \(raw)") }
@@ -53,6 +66,7 @@ extension MigrationRoutes {
                 .badRequest, code: "invalid_kind", message: "kind must be add_shard, remove_shard, rebalance or move_range")
         }
         var settings = MigrationSettings()
+        settings.strategy = strategy
         if let options = body.options {
             settings.chunkRows = options.chunkRows ?? settings.chunkRows
             settings.maxLagChanges = options.maxLagChanges ?? settings.maxLagChanges

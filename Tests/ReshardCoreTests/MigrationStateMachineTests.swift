@@ -126,6 +126,8 @@ import Testing
         #expect(m.phase == .done)
         #expect(
             m.phaseLog.map(\.phase) == [.preparing, .copying, .catchingUp, .verifying, .cuttingOver, .baking, .cleaningUp, .done])
+        let table = MigrationStrategy.cdcBackfill.steps.map(\.phase).filter { $0 != .canary }
+        #expect(m.phaseLog.map(\.phase) == table + [.done], "the walk is the strategy's table (no canary steps here)")
         #expect(m.phaseLog.last?.at == 117)
         // An ended migration closes its change streams, then has nothing left to do.
         #expect(m.work(now: 117) == [.closeStreams])

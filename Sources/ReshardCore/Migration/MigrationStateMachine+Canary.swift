@@ -66,6 +66,6 @@ extension MigrationStateMachine {
             return
         }
         canaryPassed = true
-        if caughtUp { proceed(to: .cuttingOver, now: now) }
+        if caughtUp { proceedToNext(now: now) }
     }
 }

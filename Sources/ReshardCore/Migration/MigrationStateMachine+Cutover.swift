@@ -81,7 +81,7 @@ extension MigrationStateMachine {
             if let heldAt = progress.heldAt { pausesMillis.append(now >= heldAt ? now - heldAt : 0) }
             cutover = nil
             if cutoverDirection == .forward {
-                phase = .baking
+                phase = nextPhase
                 bakeUntil = now.adding(saturating: settings.bakeMillis)
             } else {
                 rollback = .deleteCopies

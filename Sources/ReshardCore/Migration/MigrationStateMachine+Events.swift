@@ -68,7 +68,7 @@ extension MigrationStateMachine {
             purges[task].done = purges[task].done || done
         case .finished:
             if phase == .cleaningUp {
-                phase = .done
+                phase = nextPhase
             } else {
                 precondition(phase == .rollingBack && rollback == .finish, "finished in \(phase)")
                 phase = .rolledBack

@@ -3,13 +3,13 @@ extension MigrationStateMachine {
     mutating func advance(now: UInt64) {
         switch phase {
         case .preparing where !forward.isEmpty:
-            proceed(to: .copying, now: now)
+            proceedToNext(now: now)
         case .copying where copies.allSatisfy(\.done):
-            proceed(to: .catchingUp, now: now)
+            proceedToNext(now: now)
         case .catchingUp where !holding && !sourcesFenced && caughtUp:
-            proceed(to: .verifying, now: now)
+            proceedToNext(now: now)
         case .verifying where verified:
-            proceed(to: canaryPassed || settings.canarySteps.isEmpty ? .cuttingOver : .canary, now: now)
+            proceedToNext(now: now)
         case .canary:
             advanceCanary(now: now)
         case .cuttingOver:
@@ -21,7 +21,7 @@ extension MigrationStateMachine {
             }
             advanceDrain()
         case .baking where now >= (bakeUntil ?? 0):
-            proceed(to: .cleaningUp, now: now)
+            proceedToNext(now: now)
         case .rollingBack:
             let before = (rollback, cutover)
             advanceRollback()
@@ -30,6 +30,16 @@ extension MigrationStateMachine {
             break
         }
     }
+
+    /// The phase after the current one in the strategy's table: a canary without steps, or one
+    /// that passed before an aborted cutover, is not run (again).
+    var nextPhase: MigrationPhase {
+        let skip: Set<MigrationPhase> = canaryPassed || settings.canarySteps.isEmpty ? [.canary] : []
+        return settings.strategyInForce.phase(after: phase, skip: skip) ?? .done
+    }
+
+    /// Enters the next phase of the strategy's table (see `proceed(to:now:)`).
+    mutating func proceedToNext(now: UInt64) { proceed(to: nextPhase, now: now) }
 
     /// Enters `next` with its entry actions, unless `next` is gated and not approved yet: then the
     /// machine stays where it is and records what it waits for.

@@ -84,12 +84,18 @@ public struct MigrationSettings: Hashable, Sendable, Codable {
     /// pins WAL) and a resume starts again from preparing. Optional so that journals written
     /// before it existed still decode; nil is `defaultFailedStreamRetentionMillis`.
     public var failedStreamRetentionMillis: UInt64?
+    /// How data moves (optional so that journals written before strategies existed still
+    /// decode; nil is `cdc_backfill`).
+    public var strategy: MigrationStrategy?
 
     /// One second: a write pause clients notice but do not time out on.
     public static let defaultCutoverBudgetMillis: UInt64 = 1_000
 
     /// The cutover budget in force.
     public var cutoverBudget: UInt64 { cutoverBudgetMillis ?? Self.defaultCutoverBudgetMillis }
+
+    /// The strategy in force.
+    public var strategyInForce: MigrationStrategy { strategy ?? .cdcBackfill }
 
     /// Fifteen minutes: time to look at a failure and resume cheaply, not time to fill a disk.
     public static let defaultFailedStreamRetentionMillis: UInt64 = 900_000
@@ -102,7 +108,8 @@ public struct MigrationSettings: Hashable, Sendable, Codable {
         cleanupChunkRows: Int = 1_000, maxCutoverAttempts: Int = 5, copyParallelism: Int = 8, maxRowsPerSecond: Int? = nil,
         latencyFactor: Double? = 2, tombstoneGraceMillis: UInt64 = 600_000, verifySubranges: Int = 256, maxRepairPasses: Int = 3,
         checks: [AggregateCheck] = [], canarySteps: [Double] = [1, 10, 50, 100], canaryStepMillis: UInt64 = 30_000,
-        gates: Set<MigrationPhase> = [], failedStreamRetentionMillis: UInt64? = nil, cutoverBudgetMillis: UInt64? = nil
+        gates: Set<MigrationPhase> = [], failedStreamRetentionMillis: UInt64? = nil, cutoverBudgetMillis: UInt64? = nil,
+        strategy: MigrationStrategy? = nil
     ) {
         self.chunkRows = chunkRows
         self.maxLagChanges = maxLagChanges
@@ -122,6 +129,7 @@ public struct MigrationSettings: Hashable, Sendable, Codable {
         self.gates = gates.intersection(MigrationPhase.gateable)
         self.failedStreamRetentionMillis = failedStreamRetentionMillis
         self.cutoverBudgetMillis = cutoverBudgetMillis
+        self.strategy = strategy
     }
 }
 
