@@ -14,7 +14,7 @@ import Synchronization
 /// new epoch (a fresh verification).
 public final class ShadowReads: Sendable {
     /// What the migrator asks routers to shadow-read.
-    public typealias Config = CanaryDirective
+    public typealias Config = RouteDirective
 
     /// One shadow read: what each side held and how they compare.
     public struct Comparison: Sendable, Hashable, Codable {
@@ -114,8 +114,8 @@ public final class ShadowReads: Sendable {
             }
             if let config, let halted = state.haltedEpoch, config.epoch > halted { state.haltedEpoch = nil }
             state.config = config
-            state.stats.active = config != nil && state.haltedEpoch == nil
-            state.stats.percent = state.stats.active ? config?.percent ?? 0 : 0
+            state.stats.active = (config?.shadowPercent ?? 0) > 0 && state.haltedEpoch == nil
+            state.stats.percent = state.stats.active ? config?.shadowPercent ?? 0 : 0
             state.stats.halted = state.haltedEpoch != nil
         }
     }
@@ -137,8 +137,8 @@ public final class ShadowReads: Sendable {
     /// generation the canary's plan switches to. Every GET asks, so with no canary it answers
     /// before hashing the key.
     func pick(shardKey: String) -> (move: Move, lagAllowanceMillis: UInt64, switchGeneration: UInt64)? {
-        guard let config = state.withLock({ $0.haltedEpoch == nil ? $0.config : nil }),
-            let move = config.plan.move(containing: KeyHash.of(shardKey)), Double.random(in: 0..<100) < config.percent
+        guard let config = state.withLock({ $0.haltedEpoch == nil ? $0.config : nil }), config.shadowPercent > 0,
+            let move = config.plan.move(containing: KeyHash.of(shardKey)), Double.random(in: 0..<100) < config.shadowPercent
         else { return nil }
         return (move, config.lagAllowanceMillis, config.plan.target.generation)
     }

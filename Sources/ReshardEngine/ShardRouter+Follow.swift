@@ -21,16 +21,16 @@ public struct RouterDirective: Sendable, Hashable, Codable {
 
     /// The cutover hold, if one is under way.
     public var hold: Hold?
-    /// The canary's shadow reads, if a canary runs.
-    public var canary: ShadowReads.Config?
+    /// What routers do to a migration's moving ranges (its strategy's modes, the canary).
+    public var routes: RouteDirective?
 
     /// A directive.
-    public init(hold: Hold? = nil, canary: ShadowReads.Config? = nil) {
+    public init(hold: Hold? = nil, routes: RouteDirective? = nil) {
         self.hold = hold
-        self.canary = canary
+        self.routes = routes
     }
 
-    var isEmpty: Bool { hold == nil && canary == nil }
+    var isEmpty: Bool { hold == nil && routes == nil }
 
     static func decode(_ text: String?) throws -> RouterDirective? {
         guard let text else { return nil }
@@ -45,10 +45,12 @@ public struct RouterDirective: Sendable, Hashable, Codable {
     }
 }
 
-/// What one router tells the migrator: its canary's shadow reads.
+/// What one router tells the migrator: its canary's shadow reads, its second writes.
 public struct RouterReportBody: Sendable, Hashable, Codable {
     /// The router's canary figures.
     public var shadow: ShadowReads.Stats
+    /// The router's second writes (optional: reports of routers without them still decode).
+    public var secondWrites: SecondWrites.Stats?
 }
 
 extension ShardRouter {
@@ -101,7 +103,8 @@ extension ShardRouter {
         }
     }
 
-    /// Puts the directive in force: holds what a cutover holds, the canary's shadow reads.
+    /// Puts the directive in force: holds what a cutover holds, the strategy's modes, the
+    /// canary's shadow reads.
     /// (`RouterFleet` publishes it; every router, its own process's included, follows.)
     func follow(_ directive: RouterDirective?) {
         if let hold = directive?.hold, hold.generation > shardMap.generation {
@@ -109,7 +112,8 @@ extension ShardRouter {
         } else if gate.isHolding {
             gate.release()
         }
-        canary.configure(directive?.canary)
+        canary.configure(directive?.routes)
+        secondWrites.configure(directive?.routes)
     }
 
     /// Re-reads the map (opening any shard it names that this router has not opened, which
@@ -149,14 +153,19 @@ extension ShardRouter {
         }
     }
 
-    /// Saves this router's canary figures while a canary runs (and once after it stops).
+    /// Saves this router's canary and second-write figures while a migration routes through it
+    /// (and once after it stops).
     private func reportShadowReads() async {
         let stats = canary.stats
-        guard stats.migration != nil, stats.active || stats.reads > 0 else { return }
+        let second = secondWrites.stats
+        let shadowing = stats.migration != nil && (stats.active || stats.reads > 0)
+        let writing = second.migration != nil && (second.active || second.attempts > 0)
+        guard shadowing || writing else { return }
         do {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            let body = String(decoding: try encoder.encode(RouterReportBody(shadow: stats)), as: UTF8.self)
+            let report = RouterReportBody(shadow: stats, secondWrites: second.migration == nil ? nil : second)
+            let body = String(decoding: try encoder.encode(report), as: UTF8.self)
             try await metadata.saveReport(router: name, report: body)
         } catch {
             logger.warning("could not report shadow reads", metadata: ["error": "\(error)"])

@@ -41,6 +41,8 @@ public final class ShardRouter: Sendable {
     public let gate = WriteGate()
     /// The shadow reads of a migration's canary.
     public let canary: ShadowReads
+    /// The second writes of a `dual_write` migration.
+    public let secondWrites: SecondWrites
     /// How long a held write waits before it is answered 503 with Retry-After.
     public let holdTimeout: Duration
     /// Serialises admin changes (tables, shards) and metadata re-reads so two of them cannot
@@ -85,6 +87,7 @@ public final class ShardRouter: Sendable {
         self.holdTimeout = holdTimeout
         self.name = name
         self.canary = ShadowReads(logger: logger, factory: metricsFactory)
+        self.secondWrites = SecondWrites(factory: metricsFactory)
         self.fenceMetrics = FenceMetrics(factory: metricsFactory)
         self.state = Mutex(Snapshot(map: map, tables: Dictionary(uniqueKeysWithValues: tables.map { ($0.name, $0) }), shards: handles))
     }

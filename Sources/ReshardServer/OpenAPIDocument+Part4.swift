@@ -35,8 +35,13 @@ extension OpenAPIDocument {
           examples: ['0x1000000000000000']
         strategy:
           type: string
-          enum: [cdc_backfill]
-          description: Only `cdc_backfill` today (`400 unsupported_strategy`).
+          enum: [cdc_backfill, dual_write]
+          default: cdc_backfill
+          description: |
+            How data moves while clients use it (README, "Strategies"). `cdc_backfill`: a chunked copy and
+            the changelog, writes on the old owner until the cutover. `dual_write`: from `dual_writing` on,
+            routers write each client write to the old owner, then to the new owner at the same version.
+            Strategies not yet available are refused with `400 unsupported_strategy`.
         dry_run:
           type: boolean
           default: false
@@ -349,10 +354,5 @@ extension OpenAPIDocument {
         gates:
           type: array
           items: {$ref: '#/components/schemas/Gate'}
-        approved:
-          type: array
-          items: {$ref: '#/components/schemas/Gate'}
-        bake_ms: {$ref: '#/components/schemas/UInt64'}
-        bake_until_ms: {type: [integer, 'null'], minimum: 0}
 """####
 }

@@ -4,6 +4,11 @@
 extension OpenAPIDocument {
     /// Lines 1401… of the document.
     static let part5 = ####"""
+        approved:
+          type: array
+          items: {$ref: '#/components/schemas/Gate'}
+        bake_ms: {$ref: '#/components/schemas/UInt64'}
+        bake_until_ms: {type: [integer, 'null'], minimum: 0}
         canary: {$ref: '#/components/schemas/CanaryState'}
         shadow_reads:
           oneOf:

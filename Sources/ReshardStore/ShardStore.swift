@@ -61,6 +61,15 @@ public protocol ShardStore: Sendable {
     /// changes nothing there (same version).
     func apply(_ rows: [StoredRow]) async throws -> Int
 
+    /// A router's second write (`dual_write`): `row` at the version its old owner gave, replacing
+    /// the stored row only when strictly newer, like `apply` (and like it, no change stream
+    /// needs it), unless a fence over the row's hash is above `generation`, the map generation
+    /// the router wrote by: then nothing is written and `StoreError.fenced` is thrown. A
+    /// migration rolled back before its switch fences its copies, so a router that has not yet
+    /// heard of the rollback cannot leave rows behind on a shard that does not own them. Returns
+    /// whether the row changed.
+    func writeSecond(_ row: StoredRow, routedBy generation: UInt64) async throws -> Bool
+
     /// Up to `limit` rows of `table` in `range`, tombstones included, in `(hash, pk)` order,
     /// starting after `cursor`.
     func scan(table: TableName, range: HashRange, after cursor: ScanCursor?, limit: Int) async throws -> [StoredRow]

@@ -281,18 +281,35 @@ public final class MemoryShardStore: ShardStore {
 
     public func apply(_ rows: [StoredRow]) async throws -> Int {
         guard !rows.isEmpty else { return 0 }
-        let anyVersion = mutations.contains(.applyOlderVersions)
-        return try await locked(.apply) { state in
-            // All or nothing, as one transaction would be.
-            for table in Set(rows.map(\.table)) where state.tables[table] == nil { throw StoreError.unknownTable(table) }
-            var changed = 0
-            for row in rows
-            where anyVersion || VersionRule.replaces(incoming: row.version, stored: state.tables[row.table]?[row.pk]?.version) {
-                state.put(row)
-                changed += 1
-            }
-            return changed
+        return try await locked(.apply) { state in try applyLocked(rows, &state) }
+    }
+
+    public func writeSecond(_ row: StoredRow, routedBy generation: UInt64) async throws -> Bool {
+        try await faults?(shardID, .apply)
+        return try clientWriteSecond(row, routedBy: generation)
+    }
+
+    /// `writeSecond` without the fault hook and without suspending, for a simulation's routers,
+    /// like `clientWrite`.
+    public func clientWriteSecond(_ row: StoredRow, routedBy generation: UInt64) throws -> Bool {
+        try StoreError.check(row.pk, "primary key")
+        let ignoreFences = mutations.contains(.ignoreFences)
+        return try state.withLock { state in
+            if !ignoreFences, let fence = state.fence(over: row.hash), fence > generation { throw StoreError.fenced(at: fence) }
+            return try applyLocked([row], &state) > 0
         }
+    }
+
+    private func applyLocked(_ rows: [StoredRow], _ state: inout State) throws -> Int {
+        let anyVersion = mutations.contains(.applyOlderVersions)
+        // All or nothing, as one transaction would be.
+        for table in Set(rows.map(\.table)) where state.tables[table] == nil { throw StoreError.unknownTable(table) }
+        var changed = 0
+        for row in rows where anyVersion || VersionRule.replaces(incoming: row.version, stored: state.tables[row.table]?[row.pk]?.version) {
+            state.put(row)
+            changed += 1
+        }
+        return changed
     }
 
     public func scan(table: TableName, range: HashRange, after cursor: ScanCursor?, limit: Int) async throws -> [StoredRow] {

@@ -166,14 +166,16 @@ import Testing
         for source in m.plan.sources { m.on(.tailed(.forward, shard: source, position: 9, backlog: 0, lagMillis: 0), now: 1) }
         m.on(.verified(MigrationStateMachineTests.cleanReport), now: 2)
         #expect(m.phase == .canary)
-        let directive = try #require(m.canaryDirective)
-        #expect(directive.percent == 10 && directive.epoch == 1 && directive.lagAllowanceMillis == 1_500)
+        let directive = try #require(m.routeDirective)
+        #expect(
+            directive.shadowPercent == 10 && directive.routes == .unchanged && directive.epoch == 1 && directive.lagAllowanceMillis == 1_500
+        )
         let first = m.nextRound(now: 3)
-        #expect(first.first == .showCanary(directive))
+        #expect(first.first == .showRoutes(directive))
         #expect(first.contains(.checkShadowReads(since: 2, upTo: 3)))
-        m.finish(round: [.canaryShown(directive), .shadowReadsChecked(upTo: 3)], now: 3)
+        m.finish(round: [.routesShown(directive), .shadowReadsChecked(upTo: 3)], now: 3)
         let soon = m.nextRound(now: 500)
-        #expect(!soon.contains { if case .showCanary = $0 { true } else { false } }, "shown once")
+        #expect(!soon.contains { if case .showRoutes = $0 { true } else { false } }, "shown once")
         #expect(!soon.contains { if case .checkShadowReads = $0 { true } else { false } }, "checked at most once a second")
         #expect(m.nextRound(now: 1_100).contains(.checkShadowReads(since: 2, upTo: 1_100)))
         // The step's end is always checked, and the step passes on that check only.
@@ -181,10 +183,10 @@ import Testing
         #expect(end.contains(.checkShadowReads(since: 2, upTo: 5_002)))
         m.finish(round: [.shadowReadsChecked(upTo: 5_002)], now: 5_003)
         #expect(m.canaryReadPercent == 100)
-        #expect(m.nextRound(now: 5_004).first == .showCanary(m.canaryDirective))
+        #expect(m.nextRound(now: 5_004).first == .showRoutes(m.routeDirective))
         m.on(.shadowMismatch("t/k: corrupt"), now: 5_005)
         #expect(m.phase == .failed)
-        #expect(m.nextRound(now: 5_006) == [.showCanary(nil)], "a halted canary leaves the directive")
+        #expect(m.nextRound(now: 5_006) == [.showRoutes(nil)], "a halted canary leaves the directive")
     }
 
     @Test func anEndedMigrationClosesItsStreamsAndGivesUpAfterFiveFailures() throws {

@@ -283,7 +283,7 @@ import Testing
         #expect(m.holding, "the hold in the routers' directive outlives the process; only a release clears it")
         #expect(m.sourcesFenced)
         // A restarted migrator shows its canary again (nil here: a dead one may have left one).
-        #expect(m.work(now: 5).first == .showCanary(nil))
+        #expect(m.work(now: 5).first == .showRoutes(nil))
         #expect(m.phaseWork(now: 5) == [.holdWrites(m.plan.moves.map(\.range), generation: m.plan.target.generation)])
         // A crash after the switch but before the release needs no new hold: the map is out.
         m.on(.writesHeld, now: 6)

@@ -9,12 +9,29 @@ import Testing
         #expect(MigrationSettings().strategyInForce == .cdcBackfill)
         let phases = MigrationStrategy.cdcBackfill.steps.map(\.phase)
         #expect(phases == [.preparing, .copying, .catchingUp, .verifying, .canary, .cuttingOver, .baking, .cleaningUp])
-        #expect(MigrationStrategy.cdcBackfill.step(.canary)?.routes.reads == .ownerWithShadow)
-        #expect(MigrationStrategy.cdcBackfill.step(.cuttingOver)?.routes.writes == .held)
-        for step in MigrationStrategy.cdcBackfill.steps {
-            #expect(!step.does.isEmpty && !step.until.isEmpty, "\(step.phase) says what it does and when it ends")
+        #expect(MigrationStrategy.cdcBackfill.steps.allSatisfy { $0.routes == .unchanged }, "routers route by the map throughout")
+    }
+
+    @Test func dualWriteWritesBothOwnersFromDualWritingThroughTheSwitch() {
+        let dual = MigrationStrategy.dualWrite
+        #expect(
+            dual.steps.map(\.phase) == [
+                .preparing, .dualWriting, .copying, .catchingUp, .verifying, .canary, .cuttingOver, .baking, .cleaningUp,
+            ])
+        let writing = dual.steps.filter { $0.routes == .dualWrites }.map(\.phase)
+        #expect(writing == [.dualWriting, .copying, .catchingUp, .canary], "from dual_writing to the switch, but for the comparison")
+        #expect(dual.step(.verifying)?.settles == true && dual.step(.dualWriting)?.settles == true)
+        #expect(dual.steps.allSatisfy { $0.routes.reads == .owner }, "reads stay on the map's owner until the switch")
+    }
+
+    @Test(arguments: MigrationStrategy.allCases.filter(\.isAvailable))
+    func everyStepSaysWhatItDoesAndWhenItEnds(strategy: MigrationStrategy) {
+        for step in strategy.steps {
+            #expect(!step.does.isEmpty && !step.until.isEmpty, "\(strategy) \(step.phase) says what it does and when it ends")
             #expect(!step.phase.isTerminal && ![.paused, .failed, .rollingBack, .planned].contains(step.phase))
         }
+        #expect(Set(strategy.steps.map(\.phase)).count == strategy.steps.count, "no phase twice")
+        #expect(strategy.steps.last?.phase == .cleaningUp && strategy.steps.first?.phase == .preparing)
     }
 
     @Test func theNextPhaseFollowsTheTableAndSkipsWhatIsLeftOut() {
@@ -31,5 +48,70 @@ import Testing
         }
         #expect(MigrationStrategy.cdcBackfill.isAvailable)
         #expect(MigrationStrategy(rawValue: "dual_write") == .dualWrite)
+    }
+
+    @Test func aDualWriteMigrationShowsItsModeAndCopiesOnlyOnceRoutersHadTimeToFollowIt() throws {
+        let m0 = try MigrationStateMachineTests().machine(settings: MigrationSettings(bakeMillis: 100, strategy: .dualWrite))
+        var m = m0
+        m.on(.start, now: 0)
+        m.on(.prepared(positions: Dictionary(uniqueKeysWithValues: m.plan.sources.map { ($0, 5) })), now: 10)
+        #expect(m.phase == .dualWriting)
+        let directive = try #require(m.routeDirective)
+        #expect(directive.routes == .dualWrites && directive.shadowPercent == 0 && directive.migration == m.id)
+        let first = m.nextRound(now: 10)
+        #expect(first.first == .showRoutes(directive), "the mode is shown first")
+        #expect(first.contains { if case .tail(.forward, _, 5, nil) = $0 { true } else { false } }, "the changelog is read meanwhile")
+        m.on(.tick, now: 10 + MigrationPacing.routerFollowMillis)
+        #expect(m.phase == .dualWriting, "not shown yet: routers cannot have followed it")
+        m.finish(round: [.routesShown(directive)], now: 20)
+        #expect(m.work(now: 21).last == .waitUntil(20 + MigrationPacing.routerFollowMillis), "two re-reads from the showing")
+        m.on(.tick, now: 20 + MigrationPacing.routerFollowMillis - 1)
+        #expect(m.phase == .dualWriting)
+        m.on(.tick, now: 20 + MigrationPacing.routerFollowMillis)
+        #expect(m.phase == .copying)
+        #expect(m.routeDirective == directive, "copying keeps writing both owners")
+        #expect(m.routeSync.isEmpty)
+
+        // A restart shows the mode again: the process that died may have changed the directive.
+        var restarted = m
+        restarted.on(.restarted(publishedGeneration: 1), now: 3_000)
+        #expect(restarted.nextRound(now: 3_000).first == .showRoutes(directive))
+
+        // A pause keeps the mode; a failure before the switch drops it.
+        var paused = m
+        paused.on(.chunkCopied(task: 0, last: nil, rows: 1, done: false), now: 3_000)
+        #expect(paused.on(.pause, now: 3_000) == .accepted)
+        #expect(paused.routeDirective == directive)
+        var failed = m
+        failed.on(.failed(reason: "test"), now: 3_000)
+        #expect(failed.routeDirective == nil)
+        #expect(failed.nextRound(now: 3_000).first == .showRoutes(nil))
+    }
+
+    @Test func secondWritesPauseWhileVerifyingAndEndBeforeTheSwitch() throws {
+        var m = try MigrationStateMachineTests().machine(settings: MigrationSettings(bakeMillis: 100, strategy: .dualWrite))
+        m.on(.start, now: 0)
+        m.on(.prepared(positions: Dictionary(uniqueKeysWithValues: m.plan.sources.map { ($0, 5) })), now: 0)
+        let directive = try #require(m.routeDirective)
+        m.on(.routesShown(directive), now: 0)
+        m.on(.tick, now: MigrationPacing.routerFollowMillis)
+        for task in m.copies.indices { m.on(.chunkCopied(task: task, last: nil, rows: 1, done: true), now: 2_000) }
+        for source in m.plan.sources { m.on(.tailed(.forward, shard: source, position: 9, backlog: 0, lagMillis: 0), now: 2_001) }
+        #expect(m.phase == .verifying)
+        #expect(m.routeDirective == nil)
+        let pause = m.nextRound(now: 2_001)
+        #expect(pause.first == .showRoutes(nil) && !pause.contains { if case .verify = $0 { true } else { false } })
+        m.finish(round: [.routesShown(nil)], now: 2_001)
+        #expect(m.work(now: 2_001 + MigrationPacing.routerFollowMillis - 1).last == .waitUntil(2_001 + MigrationPacing.routerFollowMillis))
+        #expect(m.work(now: 2_001 + MigrationPacing.routerFollowMillis) == [.verify(m.verificationRequest)])
+        m.on(.verified(MigrationStateMachineTests.cleanReport), now: 4_002)
+        #expect(m.phase == .cuttingOver)
+        #expect(m.routeSync.isEmpty, "the critical section writes no directive of its own")
+        m.on(.writesHeld, now: 4_003)
+        m.on(.fenced(positions: Dictionary(uniqueKeysWithValues: m.plan.sources.map { ($0, 9) })), now: 4_004)
+        m.on(.published, now: 4_005)
+        m.on(.writesReleased, now: 4_006)
+        #expect(m.phase == .baking)
+        #expect(m.routeDirective == nil && m.routeSync.isEmpty)
     }
 }

@@ -26,6 +26,20 @@ import Testing
 
     @Test(arguments: cases)
     func migratesUnderLoadWithoutLosingAWrite(kind: Kind, backend: ShardBackend) async throws {
+        try await migrateUnderLoad(kind: kind, backend: backend, strategy: .cdcBackfill)
+    }
+
+    /// Every other available strategy, adding a shard (the kind that moves data from every old
+    /// owner) on each backend.
+    static let strategies: [(MigrationStrategy, ShardBackend)] = MigrationStrategy.allCases.filter { $0.isAvailable && $0 != .cdcBackfill }
+        .flatMap { strategy in ShardBackend.clusterCases.filter { $0 != .postgresTriggers }.map { (strategy, $0) } }
+
+    @Test(arguments: strategies)
+    func eachStrategyMigratesUnderLoadWithoutLosingAWrite(strategy: MigrationStrategy, backend: ShardBackend) async throws {
+        try await migrateUnderLoad(kind: .addShard, backend: backend, strategy: strategy)
+    }
+
+    func migrateUnderLoad(kind: Kind, backend: ShardBackend, strategy: MigrationStrategy) async throws {
         let fixture = try await RouterFixture.make(shards: 3, backend: backend)
         defer { fixture.remove() }
         let router = fixture.router
@@ -56,7 +70,7 @@ import Testing
         // (rightly) slow the copy to a crawl.
         let settings = MigrationSettings(
             chunkRows: 100, maxLagChanges: 20, maxLagMillis: 500, bakeMillis: 300, cleanupChunkRows: 200, latencyFactor: nil,
-            tombstoneGraceMillis: 0, canarySteps: [50, 100], canaryStepMillis: 150)
+            tombstoneGraceMillis: 0, canarySteps: [50, 100], canaryStepMillis: 150, strategy: strategy)
         let machine = MigrationStateMachine(id: "m-\(kind)", plan: plan, tables: [TableName("kv")!], settings: settings)
         let runner = MigrationRunner(machine: machine, router: router, metadata: fixture.metadata, logger: Logger(label: "test"))
 
@@ -86,5 +100,11 @@ import Testing
         // Cleanup purged the tombstones older than its start; the reads above still found the deletes.
         #expect(final.purges.reduce(0) { $0 + $1.rows } > 0)
         #expect((await runner.writePauses).count >= 1)
+        let phases = final.phaseLog.map(\.phase)
+        #expect(strategy.steps.map(\.phase).allSatisfy(phases.contains), "every phase of \(strategy) ran: \(phases)")
+        if strategy.writesSecond {
+            let second = router.secondWrites.stats
+            #expect(second.written > 0 && second.migration == machine.id, "writers' second writes reached the new owner: \(second)")
+        }
     }
 }

@@ -47,7 +47,7 @@ import Testing
             case .catchingUp: return machine.phase == .catchingUp
             case .verifying: return machine.phase == .verifying
             // From the round that showed the routers the canary.
-            case .canary, .failed: return machine.phase == .canary && machine.canaryShown != nil
+            case .canary, .failed: return machine.phase == .canary && machine.routesShown != nil
             case .writesHeld: return cutover && machine.cutover?.step == .fence && machine.holding
             // `sourcesFenced` is set before the hold (fence intent), so the step tells when fences are on.
             case .sourcesFenced: return cutover && [.drain, .publish].contains(machine.cutover?.step) && !machine.switched

@@ -175,7 +175,7 @@ import Testing
                 // Once, in the canary's first round with the routers shadow-reading. No migration
                 // work runs while the hook does, so a write made here has not reached the new
                 // owner when it is read back.
-                guard machine.phase == .canary, machine.canaryShown != nil, machine.verifications == 1, seen.withLock({ $0 == nil })
+                guard machine.phase == .canary, machine.routesShown != nil, machine.verifications == 1, seen.withLock({ $0 == nil })
                 else { return [] }
                 seen.withLock { $0 = Seen() }
                 do {

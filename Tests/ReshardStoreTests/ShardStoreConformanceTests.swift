@@ -43,6 +43,39 @@ import Testing
         }
     }
 
+    /// A router's second write keeps the old owner's version, obeys the version rule like a copy,
+    /// and is refused, with nothing written, on a range fenced above the generation it was
+    /// routed by (a rolled-back migration's copies).
+    @Test(arguments: ShardBackend.available)
+    func aSecondWriteKeepsItsVersionAndStopsAtAFenceAboveItsGeneration(backend: ShardBackend) async throws {
+        try await backend.withShardStore { store in
+            try await store.ensureTable(users)
+            let stream = try #require(ChangeStreamID("second_writes"))
+            let start = try await store.openChangeStream(stream)
+            #expect(try await store.writeSecond(row("a", version: 40, body: "{\"v\":40}"), routedBy: 3))
+            #expect(try await store.get(table: users, pk: "a") == row("a", version: 40, body: "{\"v\":40}"))
+            #expect(try await !store.writeSecond(row("a", version: 40, body: "{\"v\":\"same\"}"), routedBy: 3), "equal version: no change")
+            #expect(try await !store.writeSecond(row("a", version: 39, body: "{}"), routedBy: 3), "older: no change")
+            #expect(try await store.writeSecond(row("a", version: 41, body: nil), routedBy: 3), "a delete is a tombstone")
+            #expect(try await store.get(table: users, pk: "a")?.isDeleted == true)
+            #expect(try await !store.writeSecond(row("a", version: 40, body: "{}"), routedBy: 3), "no resurrection")
+
+            let hash = KeyHash.of("b")
+            try await store.fence([HashRange(start: hash, last: hash)], generation: 4)
+            await #expect(throws: StoreError.self) { try await store.writeSecond(row("b", version: 50), routedBy: 3) }
+            #expect(try await store.get(table: users, pk: "b") == nil, "nothing written behind the fence")
+            #expect(try await store.writeSecond(row("b", version: 50), routedBy: 4), "routed by the fence's generation: written")
+            #expect(try await store.writeSecond(row("c", version: 1), routedBy: 3), "another range is not fenced")
+            // Like a copy, a second write is no client change: the shard's own stream may carry it
+            // (PostgreSQL's logical decoding cannot leave it out) but changes nothing applied back.
+            let batch = try await store.changes(stream, after: start, through: nil, limit: 100)
+            for change in batch.changes {
+                #expect(try await store.apply([change.row]) == 0, "\(change.row.pk) applied back changes nothing")
+            }
+            try await store.closeChangeStream(stream)
+        }
+    }
+
     @Test(arguments: ShardBackend.available)
     func tombstonesOutliveOlderCopies(backend: ShardBackend) async throws {
         try await backend.withShardStore { store in

@@ -30,6 +30,9 @@ public struct MigrationPacing: Hashable, Sendable, Codable {
     static let idleTailMillis: UInt64 = 250
     /// Other routers' shadow reads are read this often during a canary step (and at its end).
     static let shadowCheckMillis: UInt64 = 1_000
+    /// How long a mode shown to routers takes to reach every one: routers following the
+    /// metadata re-read the directive every second, so two seconds spans two re-reads.
+    public static let routerFollowMillis: UInt64 = 2_000
     /// A round that only changed what a restart learns again is journaled at most this often.
     public static let relearnedJournalMillis: UInt64 = 1_000
     /// A round the throttle holds back rests at most this long before tailing again.

@@ -9,29 +9,10 @@ extension MigrationStateMachine {
         return settings.canarySteps[canary.step]
     }
 
-    /// What the routers' directive should carry now (nil: no canary).
-    ///
-    /// A new owner is allowed to be as far behind as catching up tolerates, or as it is now, plus
-    /// a round of tailing (rounds are at most 200 ms apart while the canary runs); rounded up to
-    /// half seconds, so the directive is not rewritten every round. The epoch is the number of
-    /// verifications: a router that halted on a mismatch reads again only after a new one.
-    public var canaryDirective: CanaryDirective? {
-        guard let percent = canaryReadPercent else { return nil }
-        let lag = max(settings.maxLagMillis, forward.values.map(\.lagMillis).max() ?? 0).adding(saturating: 250)
-        return CanaryDirective(
-            migration: id, epoch: verifications, plan: plan, percent: percent, lagAllowanceMillis: lag.adding(saturating: 499) / 500 * 500)
-    }
-
     /// When the current canary step ends (wall milliseconds); nil outside the canary.
     var canaryStepEnd: UInt64? {
         guard phase == .canary, let canary else { return nil }
         return canary.since.adding(saturating: settings.canaryStepMillis)
-    }
-
-    /// The directive to show, when the routers' may not carry what it should.
-    var canarySync: [MigrationWork] {
-        let wanted = canaryDirective
-        return canaryStale == true || canaryShown != wanted.map(CanaryDirective.Shown.init) ? [.showCanary(wanted)] : []
     }
 
     /// The canary's work: keep the new owners current, and check the routers' shadow reads, at

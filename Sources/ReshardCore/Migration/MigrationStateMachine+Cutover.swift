@@ -51,6 +51,7 @@ extension MigrationStateMachine {
             holding = false
             return
         }
+        if phase == .rollingBack, onRollbackStep(event) { return }
         guard var progress = cutover else { preconditionFailure("\(event) with no cutover in progress") }
         switch (progress.step, event) {
         case (.hold, .writesHeld):

@@ -49,9 +49,11 @@ extension MigrationStateMachine {
             }
         case .shadowReadsChecked(let upTo):
             shadowReadsChecked(upTo: upTo)
-        case .canaryShown(let directive):
-            canaryShown = directive.map(CanaryDirective.Shown.init)
-            canaryStale = nil
+        case .routesShown(let directive):
+            let shown = directive.map(RouteDirective.Shown.init)
+            if shown != routesShown || routesStale == true || routesShownAt == nil { routesShownAt = now }
+            routesShown = shown
+            routesStale = nil
         case .writesHeld, .fenced, .published, .writesReleased, .fencesRemoved:
             onCutoverStep(event, now: now)
         case .chunkDeleted(let task, let rows, let done):
@@ -87,7 +89,7 @@ extension MigrationStateMachine {
             if let published { reconcile(publishedGeneration: published) }
             restart(now: now)
             pacing = nil
-            canaryStale = true
+            routesStale = true
             // A journal edited by hand, or written before the bounds existed, must not run
             // arithmetic on absurd values: it stops here, and rollback stays possible.
             if let violation = settings.violation(), !phase.isTerminal, phase != .planned {

@@ -32,8 +32,9 @@ extension MigrationStateMachine {
         var copy = self
         for key in copy.forward.keys { copy.forward[key]?.backlog = 0 }
         copy.canary?.checkedUpTo = nil
-        copy.canaryShown = nil
-        copy.canaryStale = nil
+        copy.routesShown = nil
+        copy.routesStale = nil
+        copy.routesShownAt = nil
         // Only an ended migration's: a failed one that closed its streams must start over.
         if copy.phase.isTerminal { copy.streamsReleased = nil }
         return copy
@@ -74,8 +75,9 @@ extension MigrationStateMachine {
         JournalMember("approved") { $0.approved },
         JournalMember("pausesMillis") { $0.pausesMillis },
         JournalMember("phaseLog") { $0.phaseLog },
-        JournalMember("canaryShown") { $0.canaryShown },
-        JournalMember("canaryStale") { $0.canaryStale },
+        JournalMember("routesShown") { $0.routesShown },
+        JournalMember("routesStale") { $0.routesStale },
+        JournalMember("routesShownAt") { $0.routesShownAt },
         JournalMember("pacing") { $0.pacing },
         JournalMember("estimatedRows") { $0.estimatedRows },
         JournalMember("createdAt") { $0.createdAt },

@@ -16,9 +16,33 @@ extension MigrationStateMachine {
             if rollback == .reverseCutover { startReverseCutover() }
         } else {
             cutover = nil
-            rollback = sourcesFenced ? .removeFences : (holding ? .releaseHold : .deleteCopies)
+            rollback = sourcesFenced ? .removeFences : (holding ? .releaseHold : unswitchedCopiesStep)
             if rollback == .deleteCopies { prepareDeletions(from: .reverse) }
         }
+    }
+
+    /// Where a rollback before the switch goes once fences and holds are off: to the copies, and
+    /// first, when routers wrote them a second time, to fencing them (see `RollbackStep`).
+    var unswitchedCopiesStep: RollbackStep {
+        phaseLog.contains { $0.phase == .dualWriting } ? .fenceCopies : .deleteCopies
+    }
+
+    /// The old layout, one generation on: what a rollback before the switch publishes after dual
+    /// writes.
+    var republishedMap: ShardMap { plan.source.withGeneration(plan.target.generation) }
+
+    /// A rollback step's own protocol event (fencing the copies, republishing).
+    mutating func onRollbackStep(_ event: MigrationEvent) -> Bool {
+        switch (rollback, event) {
+        case (.fenceCopies, .fenced):
+            rollback = .republish
+        case (.republish, .published):
+            rollback = .deleteCopies
+            prepareDeletions(from: .reverse)
+        default:
+            return false
+        }
+        return true
     }
 
     mutating func startReverseCutover() {
@@ -38,15 +62,15 @@ extension MigrationStateMachine {
     mutating func advanceRollback() {
         switch rollback {
         case .removeFences where !sourcesFenced:
-            rollback = holding ? .releaseHold : .deleteCopies
+            rollback = holding ? .releaseHold : unswitchedCopiesStep
             if rollback == .deleteCopies { prepareDeletions(from: .reverse) }
         case .releaseHold where !holding:
             if switched {
                 rollback = .reverseCutover
                 startReverseCutover()
             } else {
-                rollback = .deleteCopies
-                prepareDeletions(from: .reverse)
+                rollback = unswitchedCopiesStep
+                if rollback == .deleteCopies { prepareDeletions(from: .reverse) }
             }
         case .reverseCutover:
             advanceDrain()
@@ -62,6 +86,8 @@ extension MigrationStateMachine {
         switch rollback {
         case .removeFences: [.removeFences(ranges(byOwner: .forward))]
         case .releaseHold: [.releaseWrites]
+        case .fenceCopies: [.fence(ranges(byOwner: .reverse), generation: plan.target.generation, readPositions: [])]
+        case .republish: [.publish(republishedMap)]
         case .reverseCutover:
             // Reverse replication keeps the old owners close until the fence; the drain finishes it.
             (cutover?.step == .hold ? reverseTails() : []) + cutoverWork()

@@ -86,8 +86,8 @@ extension MigrationStateMachine {
         pacing.retryAt = nil
         if phase.isTerminal {
             streamsReleased = true
-            canaryShown = canaryDirective.map(CanaryDirective.Shown.init)
-            canaryStale = nil
+            routesShown = routeDirective.map(RouteDirective.Shown.init)
+            routesStale = nil
         } else {
             fail(reason)
         }

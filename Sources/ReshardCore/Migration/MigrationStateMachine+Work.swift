@@ -4,6 +4,8 @@ extension MigrationStateMachine {
         switch phase {
         case .preparing where !forward.isEmpty:
             proceedToNext(now: now)
+        case .dualWriting where routesSettled(now: now):
+            proceedToNext(now: now)
         case .copying where copies.allSatisfy(\.done):
             proceedToNext(now: now)
         case .catchingUp where !holding && !sourcesFenced && caughtUp:
@@ -78,6 +80,30 @@ extension MigrationStateMachine {
         }
     }
 
+    /// The routers' directive says what it should, and has said it for long enough that every
+    /// router following the metadata re-read it. (What a router that had not yet followed did
+    /// is still safe, carried by the changelog or tolerated by verification; this wait makes it
+    /// rare, not safe.)
+    func routesSettled(now: UInt64) -> Bool {
+        routesStale != true && routesShown == routeDirective.map(RouteDirective.Shown.init) && routesShownAt != nil
+            && now >= routesSettleAt(now: now)
+    }
+
+    /// When the routes shown settle (now, when they are not shown yet: the next round shows them).
+    func routesSettleAt(now: UInt64) -> UInt64 {
+        routesShownAt.map { $0.adding(saturating: MigrationPacing.routerFollowMillis) } ?? now
+    }
+
+    /// The wait for the routes to settle, once they are shown (until then the round shows them).
+    var settleWait: [MigrationWork] {
+        routeSync.isEmpty ? routesShownAt.map { [.waitUntil($0.adding(saturating: MigrationPacing.routerFollowMillis))] } ?? [] : []
+    }
+
+    /// Whether the current step's work waits for its routes to settle.
+    func settling(now: UInt64) -> Bool {
+        settings.strategyInForce.step(phase)?.settles == true && !routesSettled(now: now)
+    }
+
     /// Every old owner's changelog is applied to within the lag thresholds.
     var caughtUp: Bool {
         plan.sources.allSatisfy { source in
@@ -90,7 +116,7 @@ extension MigrationStateMachine {
     /// concurrently; each one's result comes back as an event. Empty while waiting for an
     /// operator (planned, paused, failed) or when an ended migration has nothing left to tidy.
     public func work(now: UInt64) -> [MigrationWork] {
-        canarySync + phaseWork(now: now)
+        routeSync + phaseWork(now: now)
     }
 
     func phaseWork(now: UInt64) -> [MigrationWork] {
@@ -128,6 +154,8 @@ extension MigrationStateMachine {
             return []
         case .preparing:
             return [.prepare(sources: plan.sources, targets: plan.targets)]
+        case .dualWriting:
+            return forwardTails() + settleWait
         case .copying:
             // Several tasks per round: plans often have hundreds of small moves (a ring's arcs),
             // and one chunk per round would spend more time journaling than copying.
@@ -144,6 +172,9 @@ extension MigrationStateMachine {
             if holding { return [.releaseWrites] }
             return forwardTails()
         case .verifying:
+            // A step that settles compares only once routers write as it says (no second write
+            // may land on a new owner while it is compared).
+            if settling(now: now) { return forwardTails() + settleWait }
             return [.verify(verificationRequest)]
         case .canary:
             return canaryWork(now: now)
@@ -166,7 +197,7 @@ extension MigrationStateMachine {
     public var verificationRequest: VerificationRequest {
         VerificationRequest(
             positions: forward.mapValues(\.position), subranges: settings.verifySubranges, maxRepairPasses: settings.maxRepairPasses,
-            checks: settings.checks)
+            checks: settings.checks, secondWrites: settings.strategyInForce.writesSecond)
     }
 
     func forwardTails() -> [MigrationWork] {

@@ -100,10 +100,13 @@ public struct MigrationStateMachine: Hashable, Sendable, Codable {
     /// Every phase entered and when (milliseconds), oldest first; the last 64.
     public internal(set) var phaseLog: [PhaseEntry] = []
     /// The canary the routers' directive carries, as this migration last showed it.
-    public internal(set) var canaryShown: CanaryDirective.Shown?
-    /// Whether the routers' directive may differ from `canaryShown` (after a restart: the
+    public internal(set) var routesShown: RouteDirective.Shown?
+    /// Whether the routers' directive may differ from `routesShown` (after a restart: the
     /// process that died may have changed it without a journal), so it is shown again.
-    public internal(set) var canaryStale: Bool?
+    public internal(set) var routesStale: Bool?
+    /// When the routers' directive last changed to `routesShown` (milliseconds): a step that
+    /// settles waits from here for every router to follow it.
+    public internal(set) var routesShownAt: UInt64?
     /// How fast the migration goes and how it retries right now: figures of this process's
     /// rounds, not progress (a restart starts them afresh, and they are not worth a journal).
     public internal(set) var pacing: MigrationPacing?
@@ -168,6 +171,12 @@ public struct MigrationStateMachine: Hashable, Sendable, Codable {
         case removeFences
         /// Let held writes go (to whichever owner the current map names).
         case releaseHold
+        /// Before the switch, after dual writes: fence the copies at the new map's generation, so
+        /// a router that has not heard of the rollback cannot write a second time behind it.
+        case fenceCopies
+        /// Then publish the old layout at that generation: routers on it write no second writes,
+        /// and the next migration's routers write at a generation the fences let through.
+        case republish
         /// After the switch: the cutover protocol backwards, fed by reverse replication.
         case reverseCutover
         /// Delete the copies from the new owners.

@@ -19,41 +19,95 @@ public enum MigrationStrategy: String, Hashable, Sendable, Codable, CaseIterable
     case trafficReplay = "traffic_replay"
 
     /// The strategy's table, in the order the migration runs it (paused, failed, rolling back
-    /// and the ends are outside every table).
+    /// and the ends are outside every table). Every strategy shares the exit criteria of a phase
+    /// (`MigrationStateMachine.advance`); what differs is the order and the routers' modes.
+    ///
+    /// The changelog stays on in every strategy as the safety net: a router that has not yet
+    /// read the directive, or died between its two writes, wrote only the old owner, and the
+    /// changelog carries that write across before the cutover's drain (so correctness never
+    /// depends on every router following a mode, only speed and load do).
     public var steps: [StrategyStep] {
         switch self {
         case .cdcBackfill:
             [
-                StrategyStep(
-                    .preparing, .unchanged,
-                    does: "creates the tables on the new owners and opens a change stream on every shard of the plan",
-                    until: "every stream is open and its position read"),
-                StrategyStep(
-                    .copying, .unchanged, does: "copies the moving ranges chunk by chunk under the version rule, paced by the throttle",
-                    until: "every chunk of every table is copied"),
-                StrategyStep(
-                    .catchingUp, .unchanged, does: "applies the old owners' changelogs to the new owners",
-                    until: "every old owner's backlog is under max_lag_changes and max_lag_ms"),
-                StrategyStep(
-                    .verifying, .unchanged, does: "compares both sides at consistent positions, repairs what differs, runs the checks",
-                    until: "the comparison is clean"),
-                StrategyStep(
-                    .canary, .shadowReads, does: "shadow-reads each canary step's share of reads from the new owners and compares",
-                    until: "every step passed with no mismatch"),
-                StrategyStep(
-                    .cuttingOver, .held, does: "holds writes, fences the old owners, drains, publishes the new map, releases",
-                    until: "the new map is published and held writes released"),
-                StrategyStep(
-                    .baking, .switched, does: "replicates the new owners' changes back to the old owners, so rollback stays possible",
-                    until: "bake_ms has passed"),
-                StrategyStep(
-                    .cleaningUp, .switched, does: "deletes the moved rows from the old owners and purges old tombstones",
-                    until: "nothing moved is left on an old owner"),
+                Self.prepare(.unchanged),
+                Self.copy(.unchanged),
+                Self.catchUp(.unchanged),
+                Self.verify(.unchanged),
+                Self.canary(.unchanged),
+                Self.cutover,
+                Self.bake,
+                Self.cleanup,
             ]
-        case .dualWrite, .writeNewReadOld, .routingFirst, .trafficReplay:
+        case .dualWrite:
+            [
+                Self.prepare(.unchanged),
+                StrategyStep(
+                    .dualWriting, .dualWrites,
+                    does:
+                        "shows every router the dual-write mode: each client write to a moving range goes to the old owner, then to the new owner at the same version; the changelog carries a second write that failed",
+                    until: "the mode has been shown for two router re-reads (2 s), so writes reach both owners", settles: true),
+                Self.copy(.dualWrites),
+                Self.catchUp(.dualWrites),
+                // Compared at one changelog position, a new owner must not run ahead of it: second
+                // writes pause while it is compared (the changelog carries writes meanwhile).
+                Self.verify(.unchanged, settles: true),
+                Self.canary(.dualWrites),
+                Self.cutover,
+                Self.bake,
+                Self.cleanup,
+            ]
+        case .writeNewReadOld, .routingFirst, .trafficReplay:
             []
         }
     }
+
+    private static func prepare(_ routes: RouteModes) -> StrategyStep {
+        StrategyStep(
+            .preparing, routes, does: "creates the tables on the new owners and opens a change stream on every shard of the plan",
+            until: "every stream is open and its position read")
+    }
+
+    private static func copy(_ routes: RouteModes) -> StrategyStep {
+        StrategyStep(
+            .copying, routes, does: "copies the moving ranges chunk by chunk under the version rule, paced by the throttle",
+            until: "every chunk of every table is copied")
+    }
+
+    private static func catchUp(_ routes: RouteModes) -> StrategyStep {
+        StrategyStep(
+            .catchingUp, routes, does: "applies the old owners' changelogs to the new owners",
+            until: "every old owner's backlog is under max_lag_changes and max_lag_ms")
+    }
+
+    private static func verify(_ routes: RouteModes, settles: Bool = false) -> StrategyStep {
+        StrategyStep(
+            .verifying, routes, does: "compares both sides at consistent positions, repairs what differs, runs the checks",
+            until: "the comparison is clean", settles: settles)
+    }
+
+    private static func canary(_ routes: RouteModes) -> StrategyStep {
+        StrategyStep(
+            .canary, routes, does: "shadow-reads each canary step's share of reads from the new owners and compares",
+            until: "every step passed with no mismatch")
+    }
+
+    // Writes are held during the switch whatever the mode, and after it a router's map names
+    // the new owner, so a second write has no one to go to.
+    private static let cutover = StrategyStep(
+        .cuttingOver, .unchanged, does: "holds writes, fences the old owners, drains, publishes the new map, releases",
+        until: "the new map is published and held writes released")
+
+    private static let bake = StrategyStep(
+        .baking, .unchanged, does: "replicates the new owners' changes back to the old owners, so rollback stays possible",
+        until: "bake_ms has passed")
+
+    private static let cleanup = StrategyStep(
+        .cleaningUp, .unchanged, does: "deletes the moved rows from the old owners and purges old tombstones",
+        until: "nothing moved is left on an old owner")
+
+    /// Whether routers write new owners a second time in some step of it.
+    public var writesSecond: Bool { steps.contains { $0.routes.writes == .dual } }
 
     /// Whether migrations may use it yet.
     public var isAvailable: Bool { !steps.isEmpty }
@@ -80,31 +134,36 @@ public struct StrategyStep: Hashable, Sendable {
     public let does: String
     /// Its exit criterion.
     public let until: String
+    /// Whether its work waits until every router follows its modes (two re-reads of the
+    /// directive after it was shown).
+    public let settles: Bool
 
-    init(_ phase: MigrationPhase, _ routes: RouteModes, does: String, until: String) {
+    init(_ phase: MigrationPhase, _ routes: RouteModes, does: String, until: String, settles: Bool = false) {
         self.phase = phase
         self.routes = routes
         self.does = does
         self.until = until
+        self.settles = settles
     }
 }
 
-/// Where routers send the moving ranges' writes and reads during a phase.
+/// Where routers send the moving ranges' writes and reads during a phase, besides what every
+/// strategy shares: the canary's shadow reads, and the cutover's hold of writes (the protocol's
+/// own, not a mode).
 public struct RouteModes: Hashable, Sendable, Codable {
     /// Where writes go.
     public enum Writes: String, Hashable, Sendable, Codable {
         /// To the owner the current map names.
         case owner
-        /// Held at the router until the new map is in force (the cutover's critical section).
-        case held
+        /// To the owner; while that is still a move's old owner, then to its new owner at the
+        /// version the old owner gave (`dual_write`). A failed second write is queued for retries.
+        case dual
     }
 
     /// Where reads come from.
     public enum Reads: String, Hashable, Sendable, Codable {
         /// From the owner the current map names.
         case owner
-        /// From the owner, and the canary's share also from the new owner, compared.
-        case ownerWithShadow
     }
 
     /// Where writes go.
@@ -118,12 +177,8 @@ public struct RouteModes: Hashable, Sendable, Codable {
         self.reads = reads
     }
 
-    /// Before any switch: the map's owner for both.
+    /// The map's owner for both: what routers do with no migration.
     public static let unchanged = RouteModes(writes: .owner, reads: .owner)
-    /// The canary: writes as before, reads shadow-compared.
-    public static let shadowReads = RouteModes(writes: .owner, reads: .ownerWithShadow)
-    /// The cutover's hold.
-    public static let held = RouteModes(writes: .held, reads: .owner)
-    /// After the switch: the new map's owner (the new owner) for both.
-    public static let switched = RouteModes(writes: .owner, reads: .owner)
+    /// Writes to both owners, reads from the map's owner.
+    public static let dualWrites = RouteModes(writes: .dual, reads: .owner)
 }

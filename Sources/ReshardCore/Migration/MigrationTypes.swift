@@ -2,7 +2,10 @@
 /// canary → cutting_over → baking → cleaning_up → done`, plus `paused`, `rolling_back`,
 /// `rolled_back` and `failed`.
 public enum MigrationPhase: String, Hashable, Sendable, Codable, CaseIterable {
-    case planned, preparing, copying
+    case planned, preparing
+    /// `dual_write`: routers write each client write to both owners before any copy starts.
+    case dualWriting = "dual_writing"
+    case copying
     case catchingUp = "catching_up"
     case verifying
     case canary
@@ -20,7 +23,7 @@ public enum MigrationPhase: String, Hashable, Sendable, Codable, CaseIterable {
     /// Phases an operator may ask to approve before the migration enters them. Baking is not
     /// one: it begins in the same step that lets held writes go, which must not wait on a person
     /// (`before_cleanup` is the gate after the switch).
-    public static let gateable: [MigrationPhase] = [.copying, .catchingUp, .verifying, .canary, .cuttingOver, .cleaningUp]
+    public static let gateable: [MigrationPhase] = [.dualWriting, .copying, .catchingUp, .verifying, .canary, .cuttingOver, .cleaningUp]
 
     /// The gate's name in the API: `before_cutover`, `before_cleanup`, or `before_` and the phase.
     public var gateName: String {

@@ -35,8 +35,9 @@ public enum MigrationWork: Hashable, Sendable {
     /// Read what every router's shadow reads since `since` (the canary's start) found, up to wall
     /// time `upTo`: `shadowReadsChecked` when they are clean, else `shadowMismatch`.
     case checkShadowReads(since: UInt64, upTo: UInt64)
-    /// Put `directive` in every router's directive (nil: no canary).
-    case showCanary(CanaryDirective?)
+    /// Put `directive` in every router's directive (nil: routers route the moving ranges like
+    /// any other).
+    case showRoutes(RouteDirective?)
     /// Final housekeeping: purge the changelog entries the migration consumed, then report
     /// `finished`.
     case finish(purgeThrough: [ShardID: UInt64])
@@ -55,13 +56,18 @@ public struct VerificationRequest: Hashable, Sendable {
     public var maxRepairPasses: Int
     /// Application-level checks.
     public var checks: [AggregateCheck]
+    /// Whether routers may have written the new owners a second time (`dual_write`): a new
+    /// owner's row ahead of the compared position is then a late second write, not a
+    /// difference, when the old owner holds that version by now.
+    public var secondWrites: Bool
 
     /// A request.
-    public init(positions: [ShardID: UInt64], subranges: Int, maxRepairPasses: Int, checks: [AggregateCheck]) {
+    public init(positions: [ShardID: UInt64], subranges: Int, maxRepairPasses: Int, checks: [AggregateCheck], secondWrites: Bool = false) {
         self.positions = positions
         self.subranges = subranges
         self.maxRepairPasses = maxRepairPasses
         self.checks = checks
+        self.secondWrites = secondWrites
     }
 
     /// Sub-ranges per move for a plan of `moves` moves over `tables` tables.
@@ -70,39 +76,52 @@ public struct VerificationRequest: Hashable, Sendable {
     }
 }
 
-/// What routers shadow-read during a canary step (saved in the routers' directive).
-public struct CanaryDirective: Sendable, Hashable, Codable {
+/// What routers do to a migration's moving ranges now (saved in the routers' directive): the
+/// strategy's write and read modes of the phase, and the canary's share of shadow reads.
+public struct RouteDirective: Sendable, Hashable, Codable {
     /// The migration, so figures start over for a new one.
     public let migration: String
-    /// Bumped by each verification: a halt lasts until the next epoch.
+    /// Bumped by each verification: a canary halt lasts until the next epoch.
     public let epoch: Int
-    /// The moves whose ranges are read.
+    /// The moves whose ranges are routed so.
     public let plan: MigrationPlan
-    /// Share of those reads shadow-read, in percent.
-    public let percent: Double
+    /// Where writes and reads of the moving ranges go.
+    public let routes: RouteModes
+    /// Share of the moving ranges' reads also read from the new owner and compared, in percent
+    /// (0 outside the canary).
+    public let shadowPercent: Double
     /// A new owner behind by a write this recent is lag, not a mismatch.
     public let lagAllowanceMillis: UInt64
 
-    /// A canary directive.
-    public init(migration: String, epoch: Int, plan: MigrationPlan, percent: Double, lagAllowanceMillis: UInt64) {
+    /// A directive.
+    public init(migration: String, epoch: Int, plan: MigrationPlan, routes: RouteModes, shadowPercent: Double, lagAllowanceMillis: UInt64) {
         self.migration = migration
         self.epoch = epoch
         self.plan = plan
-        self.percent = percent
+        self.routes = routes
+        self.shadowPercent = shadowPercent
         self.lagAllowanceMillis = lagAllowanceMillis
+    }
+
+    /// The move whose range holds `hash`, while `generation` (the router's map) is before the
+    /// switch: a mode about moving ranges applies to nothing once the new map is in force.
+    public func moving(_ hash: UInt64, at generation: UInt64) -> Move? {
+        generation < plan.target.generation ? plan.move(containing: hash) : nil
     }
 
     /// What a migration remembers of the directive it showed: the parts that change (its own
     /// id and plan do not), so its journal does not carry the plan twice.
     public struct Shown: Sendable, Hashable, Codable {
         public let epoch: Int
-        public let percent: Double
+        public let routes: RouteModes
+        public let shadowPercent: Double
         public let lagAllowanceMillis: UInt64
 
         /// The changing parts of `directive`.
-        public init(_ directive: CanaryDirective) {
+        public init(_ directive: RouteDirective) {
             epoch = directive.epoch
-            percent = directive.percent
+            routes = directive.routes
+            shadowPercent = directive.shadowPercent
             lagAllowanceMillis = directive.lagAllowanceMillis
         }
     }
@@ -119,8 +138,8 @@ public enum MigrationEvent: Hashable, Sendable {
     case shadowMismatch(String)
     /// Every router's shadow reads up to this wall time were checked and are clean.
     case shadowReadsChecked(upTo: UInt64)
-    /// The routers' directive carries this canary (nil: none).
-    case canaryShown(CanaryDirective?)
+    /// The routers' directive carries these routes (nil: none).
+    case routesShown(RouteDirective?)
     case writesHeld
     case fenced(positions: [ShardID: UInt64])
     case published

@@ -43,6 +43,16 @@ public struct RowDifference: Hashable, Sendable {
     /// The new owner's row, tombstones included.
     public let target: StoredRow?
 
+    /// Whether this is a second write that reached the new owner after the compared position:
+    /// the new owner is ahead (a newer version, or a row the old owner did not have then) with a
+    /// version the old owner holds by now (`sourceNow`, its current version). Routers write the
+    /// old owner first, so every second write passes this; a corruption that invents a version
+    /// does not.
+    public func isLateSecondWrite(sourceNow: UInt64?) -> Bool {
+        guard kind == .newerOnTarget || kind == .extraOnTarget, let target, let sourceNow else { return false }
+        return sourceNow >= target.version
+    }
+
     /// What makes the new owner's row equal to the old owner's.
     public var repair: RepairAction {
         switch kind {

@@ -6,10 +6,10 @@ struct CanaryReads: Sendable {
     let migration: String
     let routers: any RouterControl
 
-    /// Shows `directive` to every router (nil: no canary).
-    func show(_ directive: CanaryDirective?) async throws -> MigrationEvent {
-        try await routers.publishDirective { $0.canary = directive }
-        return .canaryShown(directive)
+    /// Shows `directive` to every router (nil: routers route the moving ranges by the map).
+    func show(_ directive: RouteDirective?) async throws -> MigrationEvent {
+        try await routers.publishDirective { $0.routes = directive }
+        return .routesShown(directive)
     }
 
     /// The first real mismatch any router recorded from `since` (the canary's start: earlier

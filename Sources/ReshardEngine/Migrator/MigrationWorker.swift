@@ -65,7 +65,7 @@ struct MigrationWorker: Sendable {
             return try await cleanup.purgeTombstones(task: task, shard: shard, before: before, limit: limit)
         case .checkShadowReads(let since, let upTo):
             return try await canary.check(since: since, upTo: upTo)
-        case .showCanary(let directive):
+        case .showRoutes(let directive):
             return try await canary.show(directive)
         case .waitUntil(let deadline):
             // At most a fifth of a second, so operator commands are not kept waiting.

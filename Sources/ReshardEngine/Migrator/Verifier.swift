@@ -176,12 +176,31 @@ struct Verifier: Sendable {
             // A full page ends at its last row; a short one covers the rest of the slice.
             let upper = page.rows.count == pageRows ? page.rows.last.map { ScanCursor(hash: $0.hash, pk: $0.pk) } : nil
             let theirs = try await rows(of: target, slice: slice, after: cursor, through: upper)
-            let differences = RowDiff.compare(source: page.rows, target: theirs)
+            var differences = RowDiff.compare(source: page.rows, target: theirs)
+            if run.request.secondWrites { differences = try await withoutLateSecondWrites(differences, table: slice.table, source: source) }
             try await repair(differences, table: slice.table, on: target)
             found += differences
             guard let upper else { return found }
             cursor = upper
         }
+    }
+
+    /// `differences` without the second writes a router made after the compared position (a
+    /// router that had not yet followed the pause of second writes): repairing one would put an
+    /// older version back on the new owner. The slice is compared again at a later position,
+    /// which the changelog has carried the write to.
+    private func withoutLateSecondWrites(_ differences: [RowDifference], table: TableName, source: any ShardStore) async throws
+        -> [RowDifference]
+    {
+        var kept: [RowDifference] = []
+        for difference in differences {
+            if difference.kind == .newerOnTarget || difference.kind == .extraOnTarget {
+                let now = try await source.get(table: table, pk: difference.pk)
+                if difference.isLateSecondWrite(sourceNow: now?.version) { continue }
+            }
+            kept.append(difference)
+        }
+        return kept
     }
 
     /// The new owner's rows of `slice` after `cursor` up to and including `upper` (to the end when nil).
@@ -273,7 +292,8 @@ public enum MigrationVerification {
         let applier = ChangeApplier(plan: machine.plan, stream: ChangeStreamID(migration: machine.id), batch: 1_000, stores: stores)
         let request = VerificationRequest(
             positions: machine.forward.mapValues(\.position), subranges: machine.settings.verifySubranges,
-            maxRepairPasses: machine.settings.maxRepairPasses, checks: machine.settings.checks)
+            maxRepairPasses: machine.settings.maxRepairPasses, checks: machine.settings.checks,
+            secondWrites: machine.settings.strategyInForce.writesSecond)
         guard
             case .verified(let report) = try await Verifier(plan: machine.plan, stores: stores, applier: applier).verify(request, now: now)
         else {

@@ -130,6 +130,19 @@ public final class SQLiteShardStore: ShardStore {
         }
     }
 
+    public func writeSecond(_ row: StoredRow, routedBy generation: UInt64) async throws -> Bool {
+        try StoreError.check(row.pk, "primary key")
+        return try await guarded(row.table) { db in
+            if let fence = try Self.fence(db, over: row.hash), fence > generation { throw StoreError.fenced(at: fence) }
+            // Like a copy, kept out of this shard's changelog (see `apply`).
+            try db.execute(sql: "INSERT INTO _reshard_uncaptured(flag) VALUES(1)")
+            try db.cachedStatement(sql: Self.upsert(row.table, onlyNewer: true)).execute(arguments: Self.arguments(row))
+            let changed = db.changesCount > 0
+            try db.execute(sql: "DELETE FROM _reshard_uncaptured")
+            return changed
+        }
+    }
+
     public func get(table: TableName, pk: String) async throws -> StoredRow? {
         try StoreError.check(pk, "primary key")
         return try await guardedRead(table) { db in

@@ -4,7 +4,8 @@ import ReshardStore
 
 /// Clients writing, deleting and reading through the two routers, as the real router routes:
 /// by the router's map, re-reading the map when a shard's fence says it is stale, holding writes
-/// of ranges that are cutting over, shadow-reading during the canary (new owner first).
+/// of ranges that are cutting over, writing both owners where the strategy says so,
+/// shadow-reading during the canary (new owner first).
 extension SimWorld {
     /// One client operation through router `index`: a write, a delete or a read that checks it
     /// sees at least the latest acknowledged write.
@@ -55,6 +56,8 @@ extension SimWorld {
                     state.recentlyAcked.insert(key)
                     state.acks &+= 1
                     state.coverage.ackedWrites += 1
+                    let row = StoredRow(table: op.table, pk: op.pk, shardKey: op.pk, version: version, body: op.body)
+                    writeSecond(row, owner: map.owner(of: row.hash), router: index, at: map.generation, &state)
                 }
                 return
             } catch let error as StoreError where error.fenceGeneration != nil {
@@ -66,6 +69,20 @@ extension SimWorld {
         }
     }
 
+    /// `dual_write`'s second write, as `ShardRouter.writeSecond` makes it: to the new owner of a
+    /// moving range the write's old owner took, at the same version. One in twenty fails (the
+    /// new owner unreachable), leaving the changelog to carry it.
+    func writeSecond(_ row: StoredRow, owner: ShardID, router index: Int, at generation: UInt64, _ state: inout State) {
+        guard let routes = state.routers[index].routes, routes.routes.writes == .dual,
+            let move = routes.moving(row.hash, at: generation), move.source == owner, let target = stores[move.target]
+        else { return }
+        guard state.random.next() % 20 != 0, (try? target.clientWriteSecond(row, routedBy: generation)) != nil else {
+            state.coverage.failedSecondWrites += 1
+            return
+        }
+        state.coverage.secondWrites += 1
+    }
+
     /// A read must never return less than the latest acknowledged write. A fence above the
     /// router's generation sends it to the metadata first.
     func read(_ key: Key, router index: Int, _ state: inout State) {
@@ -75,9 +92,7 @@ extension SimWorld {
             state.routers[index].map = current
             map = current
         }
-        if let canary = state.routers[index].canary, let move = canary.plan.move(containing: hash),
-            map.generation < canary.plan.target.generation
-        {
+        if let routes = state.routers[index].routes, routes.shadowPercent > 0, let move = routes.moving(hash, at: map.generation) {
             shadowRead(key, move: move, &state)
         }
         let row = try? stores[map.owner(of: hash)]?.clientRead(table: key.table, pk: key.pk, shardKey: key.pk).value
@@ -125,7 +140,7 @@ extension SimWorld {
 
     // MARK: Routers following the directive
 
-    /// Router `index` puts the directive in force: holds what a cutover holds, the canary.
+    /// Router `index` puts the directive in force: holds what a cutover holds, the routes.
     func follow(router index: Int) {
         state.withLock { follow(index, &$0) }
     }
@@ -136,7 +151,7 @@ extension SimWorld {
         } else if !state.routers[index].held.isEmpty {
             release(index, &state)
         }
-        state.routers[index].canary = state.directive.canary
+        state.routers[index].routes = state.directive.routes
     }
 
     /// Router `index` lets its held writes go, to the owners of its current map.

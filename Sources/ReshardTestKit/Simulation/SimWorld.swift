@@ -19,8 +19,8 @@ public final class SimWorld: Sendable {
         var held: [HashRange] = []
         var parked: [Op] = []
         var hearsNotices: Bool
-        /// The canary this router shadow-reads for, as it last followed the directive.
-        var canary: CanaryDirective?
+        /// The routes (strategy modes, canary) of the migration, as it last followed the directive.
+        var routes: RouteDirective?
     }
 
     struct Op: Hashable {
@@ -118,6 +118,9 @@ public final class SimWorld: Sendable {
         public var injectedFailures = 0
         /// Client operations run in the middle of a migrator's round.
         public var interleavedOps = 0
+        /// `dual_write`'s second writes the new owner took, and those that failed.
+        public var secondWrites = 0
+        public var failedSecondWrites = 0
 
         /// Nothing yet.
         public init() {}
@@ -132,6 +135,8 @@ public final class SimWorld: Sendable {
             crashes += other.crashes
             injectedFailures += other.injectedFailures
             interleavedOps += other.interleavedOps
+            secondWrites += other.secondWrites
+            failedSecondWrites += other.failedSecondWrites
         }
     }
 

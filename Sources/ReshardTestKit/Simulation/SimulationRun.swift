@@ -19,6 +19,9 @@ public struct SimulationRun: Sendable {
     public let scenario: Scenario
     /// The seed every choice of the run is drawn from.
     public let seed: UInt64
+    /// How the migration moves data: by default the seed picks among the available strategies,
+    /// so a soak covers them all and a seed alone replays a run.
+    public let strategy: MigrationStrategy
     /// How often faults strike.
     public var faults: SimWorld.Faults
     /// Deliberate bugs in the shards (none for a real run).
@@ -26,10 +29,13 @@ public struct SimulationRun: Sendable {
 
     /// A run of `scenario` from `seed`.
     public init(
-        scenario: Scenario, seed: UInt64, faults: SimWorld.Faults = SimWorld.Faults(), mutations: Set<MemoryShardStore.Mutation> = []
+        scenario: Scenario, seed: UInt64, strategy: MigrationStrategy? = nil, faults: SimWorld.Faults = SimWorld.Faults(),
+        mutations: Set<MemoryShardStore.Mutation> = []
     ) {
         self.scenario = scenario
         self.seed = seed
+        let available = MigrationStrategy.allCases.filter(\.isAvailable)
+        self.strategy = strategy ?? available[Int(seed % UInt64(available.count))]
         self.faults = faults
         self.mutations = mutations
     }
@@ -71,7 +77,7 @@ public struct SimulationRun: Sendable {
         let settings = MigrationSettings(
             chunkRows: 5, maxLagChanges: 3, maxLagMillis: 200, bakeMillis: 300, cleanupChunkRows: 4, maxCutoverAttempts: 100,
             copyParallelism: 3, tombstoneGraceMillis: 100, canarySteps: [10, 100], canaryStepMillis: 40,
-            gates: scenario == .gated ? [.cuttingOver, .cleaningUp] : [], cutoverBudgetMillis: 60)
+            gates: scenario == .gated ? [.cuttingOver, .cleaningUp] : [], cutoverBudgetMillis: 60, strategy: strategy)
         var machine = MigrationStateMachine(id: "sim", plan: plan, tables: world.tables, settings: settings)
         machine.on(.start, now: world.clock.wallMillis)
         _ = try await world.metadata.admitMigration(id: machine.id, journal: try MigrationJournal.encode(machine))
@@ -175,7 +181,9 @@ public struct SimulationRun: Sendable {
             machine: machine, stores: world, routers: world, metadata: world.metadata, logger: Self.logger, tailBatch: 7, clock: clock,
             wallMillis: { clock.wallMillis },
             hook: { machine in
-                if scenario == .canaryHalt, machine.phase == .canary, machine.canaryShown != nil { world.plantCorruptCopy(machine.plan) }
+                if scenario == .canaryHalt, machine.phase == .canary, (machine.routesShown?.shadowPercent ?? 0) > 0 {
+                    world.plantCorruptCopy(machine.plan)
+                }
                 // The process dies after the round's work, before its journal.
                 if world.random(1_000) < 40 { world.crash() }
                 return []
@@ -208,7 +216,13 @@ public struct SimulationRun: Sendable {
 
     private func expectedMap(_ plan: MigrationPlan) -> (map: ShardMap, phase: MigrationPhase) {
         switch scenario {
-        case .rollbackBeforeSwitch: (plan.source, .rolledBack)
+        // After dual writes a rollback republishes the old layout one generation on (its routers
+        // then write no second writes).
+        case .rollbackBeforeSwitch:
+            (
+                strategy.steps.contains { $0.routes.writes == .dual } ? plan.source.withGeneration(plan.target.generation) : plan.source,
+                .rolledBack
+            )
         case .rollbackDuringBake: (plan.source.withGeneration(plan.target.generation + 1), .rolledBack)
         default: (plan.target, .done)
         }

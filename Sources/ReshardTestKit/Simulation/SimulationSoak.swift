@@ -40,7 +40,9 @@ public enum SimulationSoak {
                     totals.outcome.resumes += outcome.resumes
                     totals.outcome.rounds += outcome.rounds
                 case .failure(let error):
-                    totals.failures.append("seed \(seed), scenario \(scenario): \(error) (replay: RESHARD_SIM_SEED=\(seed))")
+                    let strategy = SimulationRun(scenario: scenario, seed: seed).strategy
+                    totals.failures.append(
+                        "seed \(seed), scenario \(scenario), strategy \(strategy.rawValue): \(error) (replay: RESHARD_SIM_SEED=\(seed))")
                 }
                 guard let next = pending.popFirst() else { continue }
                 let lane = lanes[index]

@@ -34,6 +34,8 @@ import Testing
         #expect(coverage.crashes > seeds.count, "processes should have been killed")
         #expect(coverage.injectedFailures > 0 && coverage.interleavedOps > 100)
         #expect(coverage.shadowReads > 0, "the canary should have shadow-read")
+        // The seed picks the strategy: half of these runs write both owners.
+        #expect(coverage.secondWrites > 0 && coverage.failedSecondWrites > 0, "dual_write runs should have made second writes")
         if scenario != .rollbackBeforeSwitch { #expect(coverage.fencedWrites > 0, "a stale router should have hit a fence") }
         if scenario == .gated { #expect(totals.outcome.approvals >= 2 * seeds.count, "both gates of every run approved") }
         if scenario == .canaryHalt {

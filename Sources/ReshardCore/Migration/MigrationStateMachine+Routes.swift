@@ -1,0 +1,39 @@
+/// What routers do to the moving ranges: the strategy's modes of the phase and the canary's
+/// shadow reads, shown to every router through their shared directive.
+extension MigrationStateMachine {
+    /// The phase whose routes are in force. A paused migration keeps routing as the phase it
+    /// paused in (a second write keeps the new owner current, and stopping it would only add to
+    /// the catch-up); a failed or rolling-back one before its switch routes like no migration, so
+    /// nothing of it reaches clients while an operator decides.
+    var routingPhase: MigrationPhase? {
+        switch phase {
+        case .paused: interrupted
+        case .planned, .failed, .rollingBack, .done, .rolledBack: nil
+        default: phase
+        }
+    }
+
+    /// What the routers' directive should carry now (nil: nothing, routers route by the map).
+    ///
+    /// A new owner is allowed to be as far behind as catching up tolerates, or as it is now, plus
+    /// a round of tailing (rounds are at most 200 ms apart while the canary runs); rounded up to
+    /// half seconds, so the directive is not rewritten every round. The epoch is the number of
+    /// verifications: a router that halted on a mismatch reads again only after a new one (and it
+    /// matters only to shadow reads: without them it stays 0, so a verification does not
+    /// rewrite the directive).
+    public var routeDirective: RouteDirective? {
+        guard let routingPhase, let step = settings.strategyInForce.step(routingPhase) else { return nil }
+        let shadow = canaryReadPercent ?? 0
+        guard step.routes != .unchanged || shadow > 0 else { return nil }
+        let lag = shadow > 0 ? max(settings.maxLagMillis, forward.values.map(\.lagMillis).max() ?? 0).adding(saturating: 250) : 0
+        return RouteDirective(
+            migration: id, epoch: shadow > 0 ? verifications : 0, plan: plan, routes: step.routes, shadowPercent: shadow,
+            lagAllowanceMillis: lag.adding(saturating: 499) / 500 * 500)
+    }
+
+    /// The directive to show, when the routers' may not carry what it should.
+    var routeSync: [MigrationWork] {
+        let wanted = routeDirective
+        return routesStale == true || routesShown != wanted.map(RouteDirective.Shown.init) ? [.showRoutes(wanted)] : []
+    }
+}

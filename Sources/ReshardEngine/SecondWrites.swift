@@ -1,0 +1,88 @@
+import Logging
+import Metrics
+import ReshardCore
+import Synchronization
+
+/// The router's side of `dual_write`: after a client write to a moving range's old owner, the
+/// same row at the version the old owner gave goes to its new owner (the old owner's answer
+/// decides the client's; the second write only keeps the new owner current). A second write
+/// that fails is still carried by the migration's changelog, which every strategy keeps as its
+/// safety net.
+public final class SecondWrites: Sendable {
+    /// What this router's second writes did for the current migration.
+    public struct Stats: Sendable, Hashable, Codable {
+        /// The migration they belong to.
+        public var migration: String?
+        /// Whether writes are dual now.
+        public var active = false
+        /// Second writes tried.
+        public var attempts = 0
+        /// Second writes the new owner took.
+        public var written = 0
+        /// Failed second writes queued for retries.
+        public var queued = 0
+        /// Failed second writes that were not queued: the changelog carries them to the new owner.
+        public var unqueued = 0
+
+        /// No writes yet, for migration `migration`.
+        public init(migration: String? = nil) {
+            self.migration = migration
+        }
+    }
+
+    private struct State {
+        var config: RouteDirective?
+        var stats = Stats()
+    }
+
+    private let state = Mutex(State())
+    private let counters: [String: Counter]
+
+    init(factory: any MetricsFactory) {
+        var counters: [String: Counter] = [:]
+        for result in ["written", "queued", "unqueued"] {
+            counters[result] = Counter(label: "reshard_second_writes_total", dimensions: [("result", result)], factory: factory)
+        }
+        self.counters = counters
+    }
+
+    /// Puts `config` in force (nil, or a mode without dual writes: none). Figures carry on
+    /// within one migration.
+    func configure(_ config: RouteDirective?) {
+        state.withLock { state in
+            if let config, config.migration != state.stats.migration { state.stats = Stats(migration: config.migration) }
+            state.config = config?.routes.writes == .dual ? config : nil
+            state.stats.active = state.config != nil
+        }
+    }
+
+    /// The figures so far.
+    public var stats: Stats { state.withLock { $0.stats } }
+
+    /// The move whose new owner must also take a write that `owner` took at `generation`, and
+    /// the migration it belongs to: only while the write went to the move's old owner (after
+    /// the switch the map names the new owner, and reverse replication feeds the old one).
+    func pick(_ hash: UInt64, owner: ShardID, generation: UInt64) -> (move: Move, migration: String)? {
+        guard let config = state.withLock({ $0.config }), let move = config.moving(hash, at: generation), move.source == owner else {
+            return nil
+        }
+        return (move, config.migration)
+    }
+
+    /// How one second write ended.
+    enum Result: String {
+        case written, queued, unqueued
+    }
+
+    func record(_ result: Result) {
+        counters[result.rawValue]?.increment()
+        state.withLock { state in
+            state.stats.attempts += 1
+            switch result {
+            case .written: state.stats.written += 1
+            case .queued: state.stats.queued += 1
+            case .unqueued: state.stats.unqueued += 1
+            }
+        }
+    }
+}
