@@ -70,6 +70,13 @@ extension API {
         public var shadowReads: ShadowReads?
         /// The last verification, in brief (the full report is `VerificationReport`).
         public var verification: VerificationSummary?
+        /// How the data moves (`cdc_backfill`, `dual_write` …).
+        public var strategy: String
+        /// What routers do to the moving ranges now; nil when they route by the map alone.
+        public var routes: Routes?
+        /// `dual_write`'s second writes as this server's router counted them; nil for other
+        /// strategies or before it saw any.
+        public var secondWrites: SecondWrites?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case id, kind, phase, moves
@@ -98,7 +105,8 @@ extension API {
             case bakeUntilMs = "bake_until_ms"
             case canary
             case shadowReads = "shadow_reads"
-            case verification
+            case verification, strategy, routes
+            case secondWrites = "second_writes"
         }
 
         /// The members of the brief form, which every status begins with.
@@ -114,8 +122,12 @@ extension API {
             cutoverStep: String?, cutoverAttempts: Int, phases: [PhaseMark], cutoverSteps: [CutoverStepTiming], throttle: Throttle,
             writePauses: [WritePause], rowsDeleted: Int, tombstonesPurged: Int, rollbackStep: String?, mismatches: [String],
             awaitingApproval: AwaitingApproval?, gates: [String], approved: [String], bakeMs: UInt64, bakeUntilMs: UInt64?,
-            canary: CanaryState, shadowReads: ShadowReads?, verification: VerificationSummary?
+            canary: CanaryState, shadowReads: ShadowReads?, verification: VerificationSummary?, strategy: String, routes: Routes?,
+            secondWrites: SecondWrites?
         ) {
+            self.strategy = strategy
+            self.routes = routes
+            self.secondWrites = secondWrites
             id = summary.id
             kind = summary.kind
             phase = summary.phase
@@ -187,6 +199,9 @@ extension API {
             try container.encode(canary, forKey: .canary)
             try container.encodeNullable(shadowReads, forKey: .shadowReads)
             try container.encodeNullable(verification, forKey: .verification)
+            try container.encode(strategy, forKey: .strategy)
+            try container.encodeNullable(routes, forKey: .routes)
+            try container.encodeNullable(secondWrites, forKey: .secondWrites)
         }
     }
 }

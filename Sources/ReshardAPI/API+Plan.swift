@@ -44,9 +44,13 @@ extension API {
         public var movedFraction: Double
         /// The least share any plan of this kind could move, 0…1.
         public var idealFraction: Double
+        /// How the data moves (`cdc_backfill`, `dual_write` …).
+        public var strategy: String
+        /// What each phase of the strategy will do, in order.
+        public var steps: [PlanStep]
 
         enum CodingKeys: String, CodingKey {
-            case kind
+            case kind, strategy, steps
             case fromGeneration = "from_generation"
             case toGeneration = "to_generation"
             case moves, rows, bytes
@@ -57,8 +61,10 @@ extension API {
         /// A plan with its predictions.
         public init(
             kind: String, fromGeneration: UInt64, toGeneration: UInt64, moves: [PlanMove], rows: Int, bytes: Int, movedFraction: Double,
-            idealFraction: Double
+            idealFraction: Double, strategy: String, steps: [PlanStep]
         ) {
+            self.strategy = strategy
+            self.steps = steps
             self.kind = kind
             self.fromGeneration = fromGeneration
             self.toGeneration = toGeneration

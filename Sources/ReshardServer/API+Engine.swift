@@ -51,7 +51,7 @@ extension API.Cluster {
 }
 
 extension API.Plan {
-    init(_ preview: MigrationPreview) {
+    init(_ preview: MigrationPreview, strategy: MigrationStrategy) {
         let plan = preview.plan
         self.init(
             kind: plan.kind.name, fromGeneration: plan.source.generation, toGeneration: plan.target.generation,
@@ -60,7 +60,13 @@ extension API.Plan {
                     start: move.range.startHex, end: move.range.endHex, source: move.source.rawValue, target: move.target.rawValue,
                     rows: rows)
             },
-            rows: preview.rows, bytes: preview.bytes, movedFraction: plan.movedFraction, idealFraction: plan.idealFraction)
+            rows: preview.rows, bytes: preview.bytes, movedFraction: plan.movedFraction, idealFraction: plan.idealFraction,
+            strategy: strategy.rawValue,
+            steps: strategy.steps.map {
+                API.PlanStep(
+                    phase: $0.phase.rawValue, writes: $0.routes.writes.rawValue, reads: $0.routes.reads.rawValue, does: $0.does,
+                    until: $0.until)
+            })
     }
 }
 

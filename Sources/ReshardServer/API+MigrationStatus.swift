@@ -52,7 +52,14 @@ extension API.MigrationDetail {
                 steps: m.settings.canarySteps, stepMs: m.settings.canaryStepMillis, step: m.phase == .canary ? m.canary?.step : nil,
                 percent: m.canaryReadPercent, passed: m.canaryPassed),
             shadowReads: status.shadow.map(API.ShadowReads.init),
-            verification: m.verification.map { API.VerificationSummary($0, verifications: m.verifications) })
+            verification: m.verification.map { API.VerificationSummary($0, verifications: m.verifications) },
+            strategy: m.settings.strategyInForce.rawValue,
+            routes: m.routeDirective.map {
+                API.Routes(writes: $0.routes.writes.rawValue, reads: $0.routes.reads.rawValue, shadowPercent: $0.shadowPercent)
+            },
+            secondWrites: status.secondWrites.map {
+                API.SecondWrites(active: $0.active, written: $0.written, queued: $0.queued, unqueued: $0.unqueued)
+            })
     }
 
     /// Streams by shard; a backlog never read (`.max`) is unknown, written `null`.

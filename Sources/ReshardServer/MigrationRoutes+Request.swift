@@ -32,7 +32,8 @@ extension MigrationRoutes {
         guard let strategy = MigrationStrategy(rawValue: name) else {
             throw APIError(
                 .badRequest, code: "unsupported_strategy",
-                message: "unknown strategy \(name.prefix(64)); strategies are \(names(MigrationStrategy.allCases))")
+                message:
+                    "unknown strategy \(String(reflecting: String(name.prefix(64)))); strategies are \(names(MigrationStrategy.allCases))")
         }
         guard strategy.isAvailable else {
             throw APIError(

@@ -99,10 +99,15 @@ extension OpenAPIDocument {
         rows: {$ref: '#/components/schemas/Count', description: Rows (tombstones included) in the range over every table.}
     Plan:
       type: object
-      required: [kind, from_generation, to_generation, moves, rows, bytes, moved_fraction, ideal_fraction]
+      required: [kind, from_generation, to_generation, moves, rows, bytes, moved_fraction, ideal_fraction, strategy, steps]
       additionalProperties: false
       properties:
         kind: {$ref: '#/components/schemas/MigrationKind'}
+        strategy: {$ref: '#/components/schemas/Strategy'}
+        steps:
+          type: array
+          description: What each phase of the strategy will do, in order.
+          items: {$ref: '#/components/schemas/PlanStep'}
         from_generation: {$ref: '#/components/schemas/UInt64'}
         to_generation: {$ref: '#/components/schemas/UInt64'}
         moves:
@@ -112,6 +117,38 @@ extension OpenAPIDocument {
         bytes: {$ref: '#/components/schemas/Count', description: Bytes of keys and bodies predicted to be copied.}
         moved_fraction: {type: number, minimum: 0, maximum: 1}
         ideal_fraction: {type: number, minimum: 0, maximum: 1}
+    Strategy:
+      type: string
+      enum: [cdc_backfill, dual_write]
+      description: How a migration moves data while clients use it (README, "Strategies").
+    PlanStep:
+      type: object
+      required: [phase, writes, reads, does, until]
+      additionalProperties: false
+      properties:
+        phase: {$ref: '#/components/schemas/Phase'}
+        writes: {type: string, enum: [owner, dual], description: 'Where routers send the moving ranges'' writes: the map''s owner, or both owners.'}
+        reads: {type: string, enum: [owner], description: 'Where routers read the moving ranges from.'}
+        does: {type: string}
+        until: {type: string}
+    Routes:
+      type: object
+      required: [writes, reads, shadow_percent]
+      additionalProperties: false
+      properties:
+        writes: {type: string, enum: [owner, dual]}
+        reads: {type: string, enum: [owner]}
+        shadow_percent: {type: number, minimum: 0, maximum: 100}
+    SecondWrites:
+      type: object
+      description: '`dual_write`''s second writes, as the answering server''s router counted them.'
+      required: [active, written, queued, unqueued]
+      additionalProperties: false
+      properties:
+        active: {type: boolean}
+        written: {$ref: '#/components/schemas/Count'}
+        queued: {$ref: '#/components/schemas/Count'}
+        unqueued: {$ref: '#/components/schemas/Count', description: Failed second writes left to the changelog.}
     MigrationDryRun:
       type: object
       required: [dry_run, plan]
@@ -257,7 +294,7 @@ extension OpenAPIDocument {
       required: [id, kind, phase, moves, rows_copied, rows_estimated, error, interrupted, from_generation, to_generation,
         copy_tasks_done, copy_tasks, forward, reverse, change_capture, cutover_step, cutover_attempts, phases, cutover_steps,
         throttle, write_pauses, rows_deleted, tombstones_purged, rollback_step, mismatches, awaiting_approval, gates, approved,
-        bake_ms, bake_until_ms, canary, shadow_reads, verification]
+        bake_ms, bake_until_ms, canary, shadow_reads, verification, strategy, routes, second_writes]
       additionalProperties: false
       properties:
         id: {type: string}
@@ -317,42 +354,5 @@ extension OpenAPIDocument {
           required: [chunk_rows, reason]
           additionalProperties: false
           properties:
-            chunk_rows: {type: [integer, 'null']}
-            reason: {type: [string, 'null']}
-        write_pauses:
-          type: array
-          items:
-            type: object
-            required: [writes_held, p50_ms, p99_ms, max_ms]
-            additionalProperties: false
-            properties:
-              writes_held: {$ref: '#/components/schemas/Count'}
-              p50_ms: {type: number, minimum: 0}
-              p99_ms: {type: number, minimum: 0}
-              max_ms: {type: number, minimum: 0}
-        rows_deleted: {$ref: '#/components/schemas/Count'}
-        tombstones_purged: {$ref: '#/components/schemas/Count'}
-        rollback_step:
-          oneOf:
-            - {type: string, enum: [removeFences, releaseHold, reverseCutover, deleteCopies, finish]}
-            - {type: 'null'}
-        mismatches:
-          type: array
-          maxItems: 20
-          description: What kept the last verification from passing (the first 20).
-          items: {type: string}
-        awaiting_approval:
-          oneOf:
-            - type: object
-              required: [gate, since_ms, waiting_ms]
-              additionalProperties: false
-              properties:
-                gate: {$ref: '#/components/schemas/Gate'}
-                since_ms: {type: [integer, 'null'], minimum: 0}
-                waiting_ms: {type: [integer, 'null'], minimum: 0}
-            - {type: 'null'}
-        gates:
-          type: array
-          items: {$ref: '#/components/schemas/Gate'}
 """####
 }

@@ -15,7 +15,9 @@ struct MigrationRoutes {
             let body: API.CreateMigration = try await decodeJSON(request, maxBytes: maxBodyBytes)
             let migration = try Self.migrationRequest(body)
             let (id, preview) = try await manager.create(migration)
-            return try jsonResponse(id == nil ? .ok : .accepted, API.MigrationCreated(id: id, plan: API.Plan(preview)))
+            return try jsonResponse(
+                id == nil ? .ok : .accepted,
+                API.MigrationCreated(id: id, plan: API.Plan(preview, strategy: migration.settings.strategyInForce)))
         }
         group.get("migrations") { _, _ -> Response in
             let all = try await manager.list().map(API.MigrationSummary.init)

@@ -25,8 +25,11 @@ struct Migrate: AsyncParsableCommand {
 
 /// Options every migration-creating command takes.
 struct MigrationOptions: ParsableArguments {
-    @Flag(help: "Only plan: print the moves and the rows and bytes they would copy.")
+    @Flag(help: "Only plan: print the moves, the rows and bytes they would copy, and what each phase will do.")
     var dryRun = false
+
+    @Option(help: "How the data moves: cdc_backfill (the default) or dual_write (README, \"Strategies\").")
+    var strategy: String?
 
     @Option(help: "Rows per copy chunk.")
     var chunkRows: Int?
@@ -44,7 +47,7 @@ struct MigrationOptions: ParsableArguments {
     @Option(
         name: .customLong("gate"),
         help:
-            "Wait for `reshard migrate approve` before this phase: before_cutover, before_cleanup, before_canary, before_verifying, before_catching_up or before_copying (repeatable)."
+            "Wait for `reshard migrate approve` before this phase: before_cutover, before_cleanup, before_canary, before_verifying, before_catching_up, before_copying or before_dual_writing (repeatable)."
     )
     var gates: [String] = []
 
@@ -87,7 +90,8 @@ struct MigrationOptions: ParsableArguments {
         options.canaryStepMs = canaryStepMs
         options.verifySubranges = verifySubranges
         return API.CreateMigration(
-            kind: kind, shard: shard, start: start, end: end, dryRun: dryRun, options: options == API.MigrationOptions() ? nil : options)
+            kind: kind, shard: shard, start: start, end: end, strategy: strategy, dryRun: dryRun,
+            options: options == API.MigrationOptions() ? nil : options)
     }
 }
 

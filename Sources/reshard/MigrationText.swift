@@ -19,6 +19,14 @@ enum MigrationText {
             header: ["FROM → TO", "RANGES", "ROWS"],
             rows: bySource.sorted { $0.key < $1.key }.map { [$0.key, String($0.value.moves), String($0.value.rows)] },
             rightAligned: [1, 2])
+        lines += ["", "strategy \(plan.strategy), phase by phase (writes and reads of the moving ranges):"]
+        let width = plan.steps.map(\.phase.count).max() ?? 0
+        for (index, step) in plan.steps.enumerated() {
+            lines.append(
+                "  \(index + 1). \(step.phase.padding(toLength: width, withPad: " ", startingAt: 0))  writes \(step.writes), reads \(step.reads)"
+            )
+            lines.append("     \(String(repeating: " ", count: width))  \(step.does); ends when \(step.until)")
+        }
         return lines.joined(separator: "\n")
     }
 
@@ -49,7 +57,7 @@ enum MigrationText {
     }
 
     static func status(_ status: API.MigrationDetail) -> String {
-        var lines = ["migration \(status.id) (\(status.kind)): \(status.phase)"]
+        var lines = ["migration \(status.id) (\(status.kind), \(status.strategy)): \(status.phase)"]
         let estimate = status.rowsEstimated ?? 0
         lines.append("  copied   \(status.rowsCopied) of \(estimate) rows, \(status.moves) moves")
         let lag = status.forward.sorted { $0.key < $1.key }.map {
@@ -74,6 +82,16 @@ enum MigrationText {
                 String(
                     format: "  pause    %d writes held, p50 %.2f ms, p99 %.2f ms, max %.2f ms", pause.writesHeld, pause.p50Ms,
                     pause.p99Ms, pause.maxMs))
+        }
+        if let routes = status.routes {
+            lines.append(
+                "  routes   writes \(routes.writes), reads \(routes.reads)"
+                    + (routes.shadowPercent > 0 ? String(format: ", %.0f %% shadow-read", routes.shadowPercent) : ""))
+        }
+        if let second = status.secondWrites {
+            lines.append(
+                "  second   \(second.written) second writes taken by the new owners, \(second.queued) queued for retries, "
+                    + "\(second.unqueued) left to the changelog" + (second.active ? "" : " (no longer dual-writing)"))
         }
         if let reason = status.throttle.reason { lines.append("  throttle \(reason) (chunk \(status.throttle.chunkRows ?? 0) rows)") }
         if status.rowsDeleted > 0 || status.tombstonesPurged > 0 {

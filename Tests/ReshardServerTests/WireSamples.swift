@@ -34,6 +34,13 @@ enum WireSamples {
         Sample(schema: "MigrationOptions", minimal: API.MigrationOptions(), full: options),
         Sample(schema: "PlanMove", minimal: move, full: move),
         Sample(schema: "Plan", minimal: plan, full: plan),
+        Sample(schema: "PlanStep", minimal: step, full: step),
+        Sample(
+            schema: "Routes", minimal: API.Routes(writes: "owner", reads: "owner", shadowPercent: 0),
+            full: API.Routes(writes: "dual", reads: "owner", shadowPercent: 50)),
+        Sample(
+            schema: "SecondWrites", minimal: API.SecondWrites(active: false, written: 0, queued: 0, unqueued: 0),
+            full: API.SecondWrites(active: true, written: 3, queued: 1, unqueued: 1)),
         Sample(
             schema: "MigrationDryRun", minimal: API.MigrationCreated(id: nil, plan: plan), full: API.MigrationCreated(id: nil, plan: plan)),
         Sample(
@@ -78,7 +85,9 @@ enum WireSamples {
     static let cluster = API.Cluster(generation: 1, shards: [shard], tables: [table], ranges: [range])
     static let move = API.PlanMove(start: "0x0000000000000000", end: "0x1000000000000000", source: "s1", target: "s5", rows: 3)
     static let plan = API.Plan(
-        kind: "add_shard", fromGeneration: 1, toGeneration: 2, moves: [move], rows: 3, bytes: 90, movedFraction: 0.2, idealFraction: 0.2)
+        kind: "add_shard", fromGeneration: 1, toGeneration: 2, moves: [move], rows: 3, bytes: 90, movedFraction: 0.2, idealFraction: 0.2,
+        strategy: "dual_write", steps: [step])
+    static let step = API.PlanStep(phase: "dual_writing", writes: "dual", reads: "owner", does: "writes both", until: "shown")
     static let unreadable = API.MigrationSummary.unreadable(id: "m0", reason: "the journal cannot be read")
     static let differences = API.DiffCounts(missingOnTarget: 1, extraOnTarget: 0, olderOnTarget: 2, newerOnTarget: 0, corrupt: 0)
     static let side = API.AggregateSide(rows: 3, numeric: 3, sum: "10.5")
@@ -153,6 +162,9 @@ enum WireSamples {
             rollbackStep: full ? "finish" : nil, mismatches: [],
             awaitingApproval: full ? API.AwaitingApproval(gate: "before_cutover", sinceMs: nil, waitingMs: nil) : nil,
             gates: ["before_cutover"], approved: [], bakeMs: 300, bakeUntilMs: full ? 5_000 : nil, canary: canary(full: full),
-            shadowReads: full ? shadow(full: true) : nil, verification: full ? verification(aggregates: []) : nil)
+            shadowReads: full ? shadow(full: true) : nil, verification: full ? verification(aggregates: []) : nil,
+            strategy: full ? "dual_write" : "cdc_backfill",
+            routes: full ? API.Routes(writes: "dual", reads: "owner", shadowPercent: 10) : nil,
+            secondWrites: full ? API.SecondWrites(active: true, written: 5, queued: 1, unqueued: 0) : nil)
     }
 }

@@ -262,10 +262,12 @@ public final class MigrationManager: Sendable {
             status.cutoverSteps = await runner.lastCutoverSteps
             status.cutoverPauseMicros = await runner.lastCutoverPauseMicros
             status.shadow = shadowStats(id)
+            status.secondWrites = secondWriteStats(id)
             return status
         }
         if var status = finished.withLock({ $0[id] }) {
             status.shadow = shadowStats(id)
+            status.secondWrites = secondWriteStats(id)
             return status
         }
         guard let journal = try? await metadata.migrations().first(where: { $0.id == id })?.journal,
@@ -312,6 +314,11 @@ public final class MigrationManager: Sendable {
 
     private func shadowStats(_ id: String) -> ShadowReads.Stats? {
         let stats = router.canary.stats
+        return stats.migration == id ? stats : nil
+    }
+
+    private func secondWriteStats(_ id: String) -> SecondWrites.Stats? {
+        let stats = router.secondWrites.stats
         return stats.migration == id ? stats : nil
     }
 
@@ -370,6 +377,8 @@ public struct MigrationStatus: Sendable {
     public var cutoverPauseMicros: UInt64?
     /// What this router's canary shadow reads found (while this process has seen the canary).
     public var shadow: ShadowReads.Stats?
+    /// What this router's second writes did (while this process has seen dual writes).
+    public var secondWrites: SecondWrites.Stats?
     /// How each shard of the plan captures changes ("logical decoding …", "triggers …"): a
     /// PostgreSQL server without `wal_level = logical` falls back to triggers, which cost every
     /// write a changelog row.
