@@ -37,6 +37,9 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Seconds the old owners stay current after the switch before cleanup.")
     var bakeSeconds = 3
 
+    @Option(help: "How the data moves: cdc_backfill (the default) or dual_write (README, \"Strategies\").")
+    var strategy = MigrationStrategy.cdcBackfill.rawValue
+
     @Option(help: "Also write the report as JSON to this file.")
     var json: String?
 
@@ -49,6 +52,10 @@ struct Demo: AsyncParsableCommand {
         guard (1...100_000).contains(rate) else { throw ValidationError("--rate must be 1…100,000") }
         guard (1...600).contains(settleSeconds) else { throw ValidationError("--settle-seconds must be 1…600") }
         guard (0...3_600).contains(bakeSeconds) else { throw ValidationError("--bake-seconds must be 0…3,600") }
+        let available = MigrationStrategy.allCases.filter(\.isAvailable).map(\.rawValue)
+        guard let chosen = MigrationStrategy(rawValue: strategy), chosen.isAvailable else {
+            throw ValidationError("--strategy must be one of \(available.joined(separator: ", "))")
+        }
     }
 
     func run() async throws {
@@ -91,7 +98,7 @@ struct Demo: AsyncParsableCommand {
         let run = DemoRun(
             router: router, migrations: migrations, workload: workload, settle: .seconds(settleSeconds),
             newShardLocation: cluster.newShardLocation)
-        let migration = await Self.outcome { try await run.migrate(bakeMillis: UInt64(bakeSeconds) * 1_000) }
+        let migration = await Self.outcome { try await run.migrate(bakeMillis: UInt64(bakeSeconds) * 1_000, strategy: MigrationStrategy(rawValue: strategy)) }
         workload.stop()
         let results = await Self.outcome { try await clientsTask.value }
         await server.triggerGracefulShutdown()

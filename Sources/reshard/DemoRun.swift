@@ -16,6 +16,9 @@ struct DemoRun: Sendable {
     struct Result: Sendable, Codable {
         var id = ""
         var phase = ""
+        var strategy = MigrationStrategy.cdcBackfill.rawValue
+        /// `dual_write`'s second writes the new owner took.
+        var secondWrites = 0
         var error: String?
         /// Rows (tombstones included) on the four shards when the migration was planned.
         var rowsAtStart = 0
@@ -56,7 +59,7 @@ struct DemoRun: Sendable {
         }
     }
 
-    func migrate(bakeMillis: UInt64) async throws -> Result {
+    func migrate(bakeMillis: UInt64, strategy: MigrationStrategy?) async throws -> Result {
         try await wait(settle, label: "baseline")
         _ = try await router.addShard(id: "s5", location: newShardLocation)
         var result = Result()
@@ -64,7 +67,7 @@ struct DemoRun: Sendable {
             result.rowsAtStart += try await router.store(shard)?.summary(table: try Self.table, range: .full).rows ?? 0
         }
         workload.stage.withLock { $0 = .during }
-        let settings = MigrationSettings(bakeMillis: bakeMillis, tombstoneGraceMillis: 0, canaryStepMillis: 500)
+        let settings = MigrationSettings(bakeMillis: bakeMillis, tombstoneGraceMillis: 0, canaryStepMillis: 500, strategy: strategy)
         let (created, preview) = try await migrations.create(MigrationRequest(kind: .addShard(try Self.newShard), settings: settings))
         guard let id = created else { throw DemoError("the migration was not created") }
         result.id = id
@@ -123,6 +126,8 @@ struct DemoRun: Sendable {
             }
             if machine.phase.isTerminal || machine.phase == .failed {
                 result.phase = machine.phase.rawValue
+                result.strategy = machine.settings.strategyInForce.rawValue
+                result.secondWrites = status.secondWrites?.written ?? 0
                 result.error = status.error
                 result.seconds = (now - started).seconds
                 result.copyRowsPerSecond = rate
