@@ -98,7 +98,9 @@ struct Demo: AsyncParsableCommand {
         let run = DemoRun(
             router: router, migrations: migrations, workload: workload, settle: .seconds(settleSeconds),
             newShardLocation: cluster.newShardLocation)
-        let migration = await Self.outcome { try await run.migrate(bakeMillis: UInt64(bakeSeconds) * 1_000, strategy: MigrationStrategy(rawValue: strategy)) }
+        let migration = await Self.outcome {
+            try await run.migrate(bakeMillis: UInt64(bakeSeconds) * 1_000, strategy: MigrationStrategy(rawValue: strategy))
+        }
         workload.stop()
         let results = await Self.outcome { try await clientsTask.value }
         await server.triggerGracefulShutdown()

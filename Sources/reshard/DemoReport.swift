@@ -86,7 +86,9 @@ struct DemoReport: Codable {
                     format: "add_shard s5 by %@ %@ in %.1f s over %d ranges; copy %@ rows/s; %d cutover attempt(s)",
                     m.strategy as NSString, m.phase as NSString, m.seconds, m.moves, Demo.count(Int(m.copyRowsPerSecond)) as NSString,
                     m.cutoverAttempts))
-            if m.secondWrites > 0 { line("second writes", "\(Demo.count(m.secondWrites)) client writes also written to s5 before the switch") }
+            if m.secondWrites > 0 {
+                line("second writes", "\(Demo.count(m.secondWrites)) client writes also written to s5 before the switch")
+            }
             line("phases", m.phases.map { String(format: "%@ %.2f s", $0.name as NSString, $0.seconds) }.joined(separator: " · "))
             // The hold window bounds every held write's pause, so it settles the target even when
             // few writes (or none) happened to arrive inside it.
