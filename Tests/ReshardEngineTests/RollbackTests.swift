@@ -47,7 +47,7 @@ import Testing
             case .catchingUp: return machine.phase == .catchingUp
             case .verifying: return machine.phase == .verifying
             // From the round that showed the routers the canary.
-            case .canary, .failed: return machine.phase == .canary && machine.routesShown != nil
+            case .canary, .failed: return machine.phase == .canary && (machine.routesShown?.shadowPercent ?? 0) > 0
             case .writesHeld: return cutover && machine.cutover?.step == .fence && machine.holding
             // `sourcesFenced` is set before the hold (fence intent), so the step tells when fences are on.
             case .sourcesFenced: return cutover && [.drain, .publish].contains(machine.cutover?.step) && !machine.switched
@@ -140,6 +140,17 @@ import Testing
 
     @Test(arguments: Point.allCases)
     func rollsBackWithoutLosingAWrite(point: Point) async throws {
+        try await rollBack(at: point, strategy: .cdcBackfill)
+    }
+
+    /// `dual_write` from a point in each of its modes: while second writes go on (copying, the
+    /// canary), while they pause (verifying), with writes held and fenced, and after the switch.
+    @Test(arguments: [Point.copying, .verifying, .canary, .sourcesFenced, .baking, .failed])
+    func rollsBackADualWriteWithoutLosingAWrite(point: Point) async throws {
+        try await rollBack(at: point, strategy: .dualWrite)
+    }
+
+    func rollBack(at point: Point, strategy: MigrationStrategy) async throws {
         let fixture = try await RouterFixture.make(shards: 3)
         defer { fixture.remove() }
         let router = fixture.router
@@ -148,7 +159,9 @@ import Testing
         let coldBody = Array("{\"cold\":true}".utf8)
         let cold = try await router.put(table: "kv", pk: try Trigger.coldKey(plan), body: coldBody)
         ledger.acknowledge(cold.pk, version: cold.version, deleted: false, body: coldBody)
-        let machine = MigrationStateMachine(id: "m-rollback-\(point)", plan: plan, tables: [TableName("kv")!], settings: Self.settings)
+        var settings = Self.settings
+        settings.strategy = strategy
+        let machine = MigrationStateMachine(id: "m-rollback-\(point)", plan: plan, tables: [TableName("kv")!], settings: settings)
         let trigger = Trigger(point: point, fixture: fixture)
         let runner = MigrationRunner(
             machine: machine, router: router, metadata: fixture.metadata, logger: Logger(label: "test"),
@@ -182,7 +195,7 @@ import Testing
             #expect(fired.interrupted == .canary)
         }
         try await MigrationLoad.checkLedger(ledger, router: router, atLeast: 1_002)
-        try await checkPlacement(fixture: fixture, plan: plan, switched: fired.switched)
+        try await checkPlacement(fixture: fixture, plan: plan, switched: fired.switched, strategy: strategy)
         try await Self.checkWritesAccepted(router: router, plan: plan)
     }
 
@@ -215,11 +228,13 @@ import Testing
 
     /// The old ranges and owners are in force; every row sits where they say, none on the new
     /// shard; no fence refuses a write routed by the current map.
-    private func checkPlacement(fixture: RouterFixture, plan: MigrationPlan, switched: Bool) async throws {
+    private func checkPlacement(fixture: RouterFixture, plan: MigrationPlan, switched: Bool, strategy: MigrationStrategy) async throws {
         let router = fixture.router
         let map = router.shardMap
         #expect(map.assignments == plan.source.assignments)
-        #expect(map.generation == (switched ? plan.target.generation + 1 : plan.source.generation))
+        // After second writes, a rollback before the switch republishes the old layout one generation on.
+        let unswitched = strategy.writesSecond ? plan.target.generation : plan.source.generation
+        #expect(map.generation == (switched ? plan.target.generation + 1 : unswitched))
         #expect(try await fixture.metadata.currentShardMap() == map)
         var total = 0
         for shard in try await fixture.metadata.shards() {
@@ -234,7 +249,11 @@ import Testing
             for fence in fences where fence.generation > map.generation {
                 Issue.record("\(shard.id) keeps \(fence.range) fenced at \(fence.generation) above the map's \(map.generation)")
             }
-            if !switched {
+            if !switched && strategy.writesSecond && shard.id == ShardID("s4")! {
+                // After second writes the copies stay fenced at the republished generation, so a
+                // router that missed the rollback cannot write a second time behind it.
+                #expect(Set(fences) == Set(plan.moves.map { Fence(range: $0.range, generation: plan.target.generation) }))
+            } else if !switched {
                 // Before the switch the old owners never stopped being authoritative: no fence stays.
                 #expect(fences.isEmpty, "\(shard.id) keeps fences \(fences)")
             } else if shard.id == ShardID("s4")! {
