@@ -16,7 +16,10 @@ import Testing
     struct Crash: Sendable, CustomTestStringConvertible {
         let name: String
         let spec: String
-        var testDescription: String { name == spec ? spec : "\(name) (\(spec))" }
+        var strategy = MigrationStrategy.cdcBackfill
+        var testDescription: String {
+            (strategy == .cdcBackfill ? "" : "\(strategy.rawValue) ") + (name == spec ? spec : "\(name) (\(spec))")
+        }
     }
 
     static let crashes: [Crash] = [
@@ -33,7 +36,10 @@ import Testing
         Crash(name: "cutting_over:release", spec: "cutting_over:release"),
         Crash(name: "baking", spec: "baking"),
         Crash(name: "cleaning_up", spec: "cleaning_up"),
-    ]
+    ] + ["dual_writing", "copying#2", "verifying", "canary#2", "cutting_over:drain", "baking"].map {
+        // dual_write: each phase with second writes, the pause of them, and the switch.
+        Crash(name: $0, spec: $0, strategy: .dualWrite)
+    }
 
     static let token = "crash-t0ken"
     static let auth = [("Authorization", "Bearer \(token)")]
@@ -60,7 +66,7 @@ import Testing
         defer { stop.set() }
         for _ in 0..<500 where ledger.counts["reads", default: 0] < 100 { try await Task.sleep(for: .milliseconds(10)) }
         quiet.migrationRequested()
-        let answeredID = try await Self.startMigration(port: port)
+        let answeredID = try await Self.startMigration(port: port, strategy: crash.strategy)
 
         // 1. The process kills itself at the crash point.
         let died = await first.waitForExit(seconds: 60)
@@ -132,11 +138,12 @@ import Testing
 
     /// Starts adding s5; returns the migration's id if the answer arrived (an early crash point
     /// may kill the process before it does).
-    static func startMigration(port: Int) async throws -> String? {
+    static func startMigration(port: Int, strategy: MigrationStrategy = .cdcBackfill) async throws -> String? {
         let admin = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
         defer { Task { await admin.close() } }
         let body =
-            #"{"kind":"add_shard","shard":"s5","options":{"chunk_rows":50,"bake_ms":300,"tombstone_grace_ms":0,"canary_step_ms":50}}"#
+            #"{"kind":"add_shard","shard":"s5","strategy":""# + strategy.rawValue
+            + #"","options":{"chunk_rows":50,"bake_ms":300,"tombstone_grace_ms":0,"canary_step_ms":50}}"#
         guard let created = try? await admin.request("POST", "/v1/migrations", headers: auth, body: Array(body.utf8)) else {
             return nil  // the process died before answering; the migration was journaled before it ran
         }
