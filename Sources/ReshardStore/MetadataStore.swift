@@ -165,6 +165,7 @@ public struct MetadataError: Error, Sendable, Hashable, CustomStringConvertible 
         case shardExists(ShardID)
         case generationConflict(expected: UInt64?, found: UInt64?)
         case corrupt(String)
+        case invalidInput(String)
     }
 
     private let code: Code
@@ -179,12 +180,15 @@ public struct MetadataError: Error, Sendable, Hashable, CustomStringConvertible 
     }
     /// Stored metadata could not be read back.
     public static func corrupt(_ what: String) -> MetadataError { MetadataError(code: .corrupt(what)) }
+    /// A value the metadata cannot store as given (a log body holding NUL): refused before
+    /// anything is written, on every backend alike.
+    public static func invalidInput(_ what: String) -> MetadataError { MetadataError(code: .invalidInput(what)) }
 
     /// Whether the name was already taken.
     public var isConflict: Bool {
         switch code {
         case .tableExists, .shardExists, .generationConflict: true
-        case .corrupt: false
+        case .corrupt, .invalidInput: false
         }
     }
 
@@ -196,6 +200,7 @@ public struct MetadataError: Error, Sendable, Hashable, CustomStringConvertible 
         case .generationConflict(let expected, let found):
             "shard map generation is \(found.map(String.init) ?? "none"), expected \(expected.map(String.init) ?? "none")"
         case .corrupt(let what): "metadata is corrupt: \(what)"
+        case .invalidInput(let what): "metadata cannot store this: \(what)"
         }
     }
 }
