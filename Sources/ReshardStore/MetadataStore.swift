@@ -102,6 +102,34 @@ public protocol MetadataStore: Sendable {
     /// Every router's last report, by router name.
     func reports() async throws -> [RouterReport]
 
+    /// Appends `bodies` to `log` in one transaction, at the next positions (1, 2, …, never
+    /// reused, even after a trim), unless the log would then hold more than `limit` entries: then
+    /// nothing is appended and nil is returned, so a log stays bounded however long a migration
+    /// runs. A `limit` below 1 never appends and always returns nil. Returns the last position
+    /// appended (for an empty `bodies`, the current last position). Appends from several
+    /// processes and handles are serialized per log, so positions follow commit order: a reader
+    /// that has read through position P never later finds a new entry at or below P. Throws
+    /// `MetadataError.invalidInput`, before writing anything, when a body contains NUL, which
+    /// PostgreSQL cannot store.
+    func appendToLog(_ log: MigrationLogID, _ bodies: [String], limit: Int) async throws -> UInt64?
+
+    /// Up to `limit` entries of `log` after `position`, oldest first; `limit` is brought into
+    /// `MigrationLogID.readLimits`, so a reader pages through a long log.
+    func readLog(_ log: MigrationLogID, after position: UInt64, limit: Int) async throws -> [LogEntry]
+
+    /// Forgets the entries of `log` at or before `position`, once they are consumed, so that the
+    /// log's bound counts only what is still pending. The last position is kept: later appends
+    /// continue after it.
+    func trimLog(_ log: MigrationLogID, through position: UInt64) async throws
+
+    /// How many entries `log` holds and the last position ever appended (0 and 0 for a log
+    /// never appended to).
+    func logStatus(_ log: MigrationLogID) async throws -> LogStatus
+
+    /// Drops every log of `migration`, entries and positions, when the migration is gone: a log
+    /// appended to afterwards starts again at position 1.
+    func dropLogs(of migration: ChangeStreamID) async throws
+
     /// What other processes (and this one) change from now on. A notification can be lost (a
     /// dropped connection, a process on another SQLite handle), so watchers also re-read on a
     /// timer; after a reconnect the stream yields every kind once, because anything may have
@@ -165,6 +193,7 @@ public struct MetadataError: Error, Sendable, Hashable, CustomStringConvertible 
         case shardExists(ShardID)
         case generationConflict(expected: UInt64?, found: UInt64?)
         case corrupt(String)
+        case invalidInput(String)
     }
 
     private let code: Code
@@ -179,12 +208,15 @@ public struct MetadataError: Error, Sendable, Hashable, CustomStringConvertible 
     }
     /// Stored metadata could not be read back.
     public static func corrupt(_ what: String) -> MetadataError { MetadataError(code: .corrupt(what)) }
+    /// A value the metadata cannot store as given (a log body holding NUL): refused before
+    /// anything is written, on every backend alike.
+    public static func invalidInput(_ what: String) -> MetadataError { MetadataError(code: .invalidInput(what)) }
 
     /// Whether the name was already taken.
     public var isConflict: Bool {
         switch code {
         case .tableExists, .shardExists, .generationConflict: true
-        case .corrupt: false
+        case .corrupt, .invalidInput: false
         }
     }
 
@@ -196,6 +228,7 @@ public struct MetadataError: Error, Sendable, Hashable, CustomStringConvertible 
         case .generationConflict(let expected, let found):
             "shard map generation is \(found.map(String.init) ?? "none"), expected \(expected.map(String.init) ?? "none")"
         case .corrupt(let what): "metadata is corrupt: \(what)"
+        case .invalidInput(let what): "metadata cannot store this: \(what)"
         }
     }
 }

@@ -19,6 +19,7 @@ public final class MemoryMetadataStore: MetadataStore {
         var active: String?
         var directive: String?
         var reports: [String: RouterReport] = [:]
+        var logs: [MigrationLogID: MemoryLog] = [:]
 
         mutating func save(id: String, journal: String) {
             if let index = migrations.firstIndex(where: { $0.id == id }) {
@@ -124,9 +125,56 @@ public final class MemoryMetadataStore: MetadataStore {
 
     public func reports() async throws -> [RouterReport] { state.withLock { $0.reports.values.sorted { $0.router < $1.router } } }
 
+    public func appendToLog(_ log: MigrationLogID, _ bodies: [String], limit: Int) async throws -> UInt64? {
+        guard try MigrationLogID.admits(bodies, limit: limit) else { return nil }
+        return try change("appendToLog") { state in state.logs[log, default: MemoryLog()].append(bodies, limit: limit) }
+    }
+
+    public func readLog(_ log: MigrationLogID, after position: UInt64, limit: Int) async throws -> [LogEntry] {
+        state.withLock { state in
+            let entries = state.logs[log]?.entries ?? []
+            let start = entries.firstIndex { $0.position > position } ?? entries.endIndex
+            return Array(entries[start...].prefix(MigrationLogID.clampedReadLimit(limit)))
+        }
+    }
+
+    public func trimLog(_ log: MigrationLogID, through position: UInt64) async throws {
+        try change("trimLog") { state in state.logs[log]?.entries.removeAll { $0.position <= position } }
+    }
+
+    public func logStatus(_ log: MigrationLogID) async throws -> LogStatus {
+        state.withLock { state in
+            let stored = state.logs[log] ?? MemoryLog()
+            return LogStatus(entries: stored.entries.count, last: stored.last)
+        }
+    }
+
+    public func dropLogs(of migration: ChangeStreamID) async throws {
+        try change("dropLogs") { state in
+            for kind in MigrationLogID.Kind.allCases { state.logs[MigrationLogID(migration: migration, kind: kind)] = nil }
+        }
+    }
+
     public func watch() -> AsyncStream<MetadataChange> { watchers.stream() }
 
     public func leadership(_ name: String) -> any LeadershipLease { ProcessLeadership(name: name, holders: leaders) }
 
     public func close() async { watchers.finish() }
+}
+
+/// One migration log in memory: its entries, oldest first, and the last position ever appended.
+private struct MemoryLog {
+    var last: UInt64 = 0
+    var entries: [LogEntry] = []
+
+    /// Appends `bodies` unless the log would then hold more than `limit` entries; the last
+    /// position, or nil when refused.
+    mutating func append(_ bodies: [String], limit: Int) -> UInt64? {
+        guard entries.count + bodies.count <= limit else { return nil }
+        for body in bodies {
+            last += 1
+            entries.append(LogEntry(position: last, body: body))
+        }
+        return last
+    }
 }

@@ -4,8 +4,8 @@ import PostgresNIO
 import ReshardCore
 
 /// Cluster metadata in a PostgreSQL database, shared by every process of the cluster: tables,
-/// shards, shard maps by generation, migration journals, the directive and router reports, in
-/// tables named `reshard_meta_…`.
+/// shards, shard maps by generation, migration journals and logs, the directive and router
+/// reports, in tables named `reshard_meta_…`.
 ///
 /// Unlike SQLite, several processes serve one metadata database, so changes reach every
 /// process's watchers through `LISTEN`/`NOTIFY` (`PostgresMetadataListener`), and leadership is
@@ -52,6 +52,13 @@ public final class PostgresMetadataStore: MetadataStore {
         """
         CREATE TABLE IF NOT EXISTS reshard_meta_router_reports(
             router text COLLATE "C" PRIMARY KEY, report text NOT NULL, saved_ms bigint NOT NULL)
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS reshard_meta_log_heads(log text COLLATE "C" PRIMARY KEY, last bigint NOT NULL)
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS reshard_meta_log_entries(
+            log text COLLATE "C" NOT NULL, position bigint NOT NULL, body text NOT NULL, PRIMARY KEY (log, position))
         """,
     ]
 
@@ -190,6 +197,12 @@ public final class PostgresMetadataStore: MetadataStore {
                 try await connection.query("SELECT pg_notify(\(Self.channel), \(payload))", logger: self.logger)
             }
         }
+    }
+
+    /// Runs `body` in a transaction that notifies nobody (what changes no watcher waits for),
+    /// with the store's errors.
+    func inTransaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        try await failures { try await Self.transaction(self.pool, logger: self.logger, body) }
     }
 
     /// `PostgresPool.transaction`, but it throws rather than hangs when the connection is lost

@@ -7,7 +7,7 @@ import ReshardCore
 /// One process serves a SQLite metadata file, so watchers are told of changes made through this
 /// handle only, and leadership is a flag of this handle.
 public final class SQLiteMetadataStore: MetadataStore {
-    private let pool: DatabasePool
+    let pool: DatabasePool
     private let watchers = MetadataWatchers()
     private let leaders = ProcessLeaders()
 
@@ -46,6 +46,18 @@ public final class SQLiteMetadataStore: MetadataStore {
             // One row at most: the migration that runs now. Admission takes it in the same
             // transaction that journals the migration, so two creates cannot both start.
             try db.execute(sql: "CREATE TABLE active_migration(slot INTEGER PRIMARY KEY CHECK (slot = 1), id TEXT NOT NULL)")
+        }
+        migrator.registerMigration("v5-migration-logs") { db in
+            // The head keeps a log's last position after its entries are trimmed, so positions
+            // are never reused. Entries are an ordinary rowid table: bodies can be kilobytes,
+            // and SQLite advises WITHOUT ROWID only for rows well under a twentieth of a page.
+            try db.execute(
+                sql: """
+                    CREATE TABLE log_heads(log TEXT PRIMARY KEY NOT NULL, last INTEGER NOT NULL) WITHOUT ROWID;
+                    CREATE TABLE log_entries(
+                        log TEXT NOT NULL, position INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY(log, position));
+                    """
+            )
         }
         try migrator.migrate(pool)
     }
