@@ -22,24 +22,26 @@ import Testing
         }
     }
 
-    static let crashes: [Crash] = [
-        // The single preparing round ends in copying, so no round ends in `preparing`: the crash right
-        // after prepare's work (and before its journal) is the first round that ends in copying.
-        Crash(name: "preparing", spec: "copying#1"),
-        Crash(name: "copying#2", spec: "copying#2"),
-        Crash(name: "catching_up", spec: "catching_up"),
-        Crash(name: "verifying", spec: "verifying"),
-        Crash(name: "canary", spec: "canary#2"),
-        Crash(name: "cutting_over:fence", spec: "cutting_over:fence"),
-        Crash(name: "cutting_over:drain", spec: "cutting_over:drain"),
-        Crash(name: "cutting_over:publish", spec: "cutting_over:publish"),
-        Crash(name: "cutting_over:release", spec: "cutting_over:release"),
-        Crash(name: "baking", spec: "baking"),
-        Crash(name: "cleaning_up", spec: "cleaning_up"),
-    ] + ["dual_writing", "copying#2", "verifying", "canary#2", "cutting_over:drain", "baking"].map {
-        // dual_write: each phase with second writes, the pause of them, and the switch.
-        Crash(name: $0, spec: $0, strategy: .dualWrite)
-    }
+    static let crashes: [Crash] =
+        [
+            // The single preparing round ends in copying, so no round ends in `preparing`: the crash right
+            // after prepare's work (and before its journal) is the first round that ends in copying.
+            Crash(name: "preparing", spec: "copying#1"),
+            Crash(name: "copying#2", spec: "copying#2"),
+            Crash(name: "catching_up", spec: "catching_up"),
+            Crash(name: "verifying", spec: "verifying"),
+            Crash(name: "canary", spec: "canary#2"),
+            Crash(name: "cutting_over:fence", spec: "cutting_over:fence"),
+            Crash(name: "cutting_over:drain", spec: "cutting_over:drain"),
+            Crash(name: "cutting_over:publish", spec: "cutting_over:publish"),
+            Crash(name: "cutting_over:release", spec: "cutting_over:release"),
+            Crash(name: "baking", spec: "baking"),
+            Crash(name: "cleaning_up", spec: "cleaning_up"),
+        ]
+        + ["dual_writing", "copying#2", "verifying", "canary#2", "cutting_over:drain", "baking"].map {
+            // dual_write: each phase with second writes, the pause of them, and the switch.
+            Crash(name: $0, spec: $0, strategy: .dualWrite)
+        }
 
     static let token = "crash-t0ken"
     static let auth = [("Authorization", "Bearer \(token)")]
