@@ -48,27 +48,56 @@ extension API {
         }
     }
 
-    /// `dual_write`'s second writes, as this server's router counted them.
+    /// `dual_write`'s second writes: this server's router's own, and the migration's retry queue.
     public struct SecondWrites: Codable, Sendable, Hashable {
-        /// Whether writes to the moving ranges go to both owners now.
+        /// Whether this router writes the moving ranges to both owners now.
         public var active: Bool
-        /// Second writes the new owners took.
+        /// Second writes the new owners took from this router.
         public var written: Int
-        /// Second writes that failed and were queued for retries.
+        /// This router's second writes that failed and were queued for retries.
         public var queued: Int
-        /// Second writes that failed and were left to the changelog.
+        /// This router's second writes that failed and were left to the changelog.
         public var unqueued: Int
+        /// Failed second writes (of every router) waiting in the retry queue.
+        public var waiting: Int
+        /// Queued second writes the migrator retried.
+        public var retried: Int
+        /// Whether retries keep failing, so the waiting writes are left for reconciliation (the
+        /// changelog still carries them; verification proves the result).
+        public var reconcile: Bool
+        /// Why the last retry pass stopped, while passes fail.
+        public var retryError: String?
 
         enum CodingKeys: String, CodingKey {
-            case active, written, queued, unqueued
+            case active, written, queued, unqueued, waiting, retried, reconcile
+            case retryError = "retry_error"
         }
 
-        /// A router's second-write figures.
-        public init(active: Bool, written: Int, queued: Int, unqueued: Int) {
+        /// Second-write figures.
+        public init(
+            active: Bool, written: Int, queued: Int, unqueued: Int, waiting: Int, retried: Int, reconcile: Bool, retryError: String?
+        ) {
             self.active = active
             self.written = written
             self.queued = queued
             self.unqueued = unqueued
+            self.waiting = waiting
+            self.retried = retried
+            self.reconcile = reconcile
+            self.retryError = retryError
+        }
+
+        /// Writes every member, `null` for no retry error.
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(active, forKey: .active)
+            try container.encode(written, forKey: .written)
+            try container.encode(queued, forKey: .queued)
+            try container.encode(unqueued, forKey: .unqueued)
+            try container.encode(waiting, forKey: .waiting)
+            try container.encode(retried, forKey: .retried)
+            try container.encode(reconcile, forKey: .reconcile)
+            try container.encodeNullable(retryError, forKey: .retryError)
         }
     }
 }

@@ -6,8 +6,9 @@ import Synchronization
 /// The router's side of `dual_write`: after a client write to a moving range's old owner, the
 /// same row at the version the old owner gave goes to its new owner (the old owner's answer
 /// decides the client's; the second write only keeps the new owner current). A second write
-/// that fails is still carried by the migration's changelog, which every strategy keeps as its
-/// safety net.
+/// that fails is queued in the metadata (the migration's `retry` log, at most `queueLimit`
+/// entries) for the migrator to retry; one that cannot be queued is still carried by the
+/// migration's changelog, which every strategy keeps as its safety net.
 public final class SecondWrites: Sendable {
     /// What this router's second writes did for the current migration.
     public struct Stats: Sendable, Hashable, Codable {
@@ -21,7 +22,8 @@ public final class SecondWrites: Sendable {
         public var written = 0
         /// Failed second writes queued for retries.
         public var queued = 0
-        /// Failed second writes that were not queued: the changelog carries them to the new owner.
+        /// Failed second writes that could not be queued either (the queue full or unreachable):
+        /// the changelog carries them to the new owner.
         public var unqueued = 0
 
         /// No writes yet, for migration `migration`.
@@ -29,6 +31,9 @@ public final class SecondWrites: Sendable {
             self.migration = migration
         }
     }
+
+    /// The most failed second writes a migration's retry queue holds.
+    public static let queueLimit = 100_000
 
     private struct State {
         var config: RouteDirective?

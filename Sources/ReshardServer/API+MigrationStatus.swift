@@ -57,9 +57,17 @@ extension API.MigrationDetail {
             routes: m.routeDirective.map {
                 API.Routes(writes: $0.routes.writes.rawValue, reads: $0.routes.reads.rawValue, shadowPercent: $0.shadowPercent)
             },
-            secondWrites: status.secondWrites.map {
-                API.SecondWrites(active: $0.active, written: $0.written, queued: $0.queued, unqueued: $0.unqueued)
-            })
+            secondWrites: Self.secondWrites(status))
+    }
+
+    /// A strategy with second writes shows this router's and the retry queue's figures.
+    private static func secondWrites(_ status: ReshardEngine.MigrationStatus) -> API.SecondWrites? {
+        guard status.machine.settings.strategyInForce.writesSecond else { return nil }
+        let mine = status.secondWrites ?? ReshardEngine.SecondWrites.Stats()
+        let queue = status.machine.pacing?.secondWrites ?? ReshardCore.SecondWriteRetries()
+        return API.SecondWrites(
+            active: mine.active, written: mine.written, queued: mine.queued, unqueued: mine.unqueued, waiting: queue.waiting,
+            retried: queue.retried, reconcile: queue.needsReconciliation, retryError: queue.lastError)
     }
 
     /// Streams by shard; a backlog never read (`.max`) is unknown, written `null`.

@@ -141,14 +141,20 @@ extension OpenAPIDocument {
         shadow_percent: {type: number, minimum: 0, maximum: 100}
     SecondWrites:
       type: object
-      description: '`dual_write`''s second writes, as the answering server''s router counted them.'
-      required: [active, written, queued, unqueued]
+      description: |
+        `dual_write`'s second writes: the answering server's router's own (`active`, `written`, `queued`,
+        `unqueued`), and the migration's retry queue (`waiting`, `retried`, `reconcile`, `retry_error`).
+      required: [active, written, queued, unqueued, waiting, retried, reconcile, retry_error]
       additionalProperties: false
       properties:
         active: {type: boolean}
         written: {$ref: '#/components/schemas/Count'}
         queued: {$ref: '#/components/schemas/Count'}
         unqueued: {$ref: '#/components/schemas/Count', description: Failed second writes left to the changelog.}
+        waiting: {$ref: '#/components/schemas/Count', description: Failed second writes of every router waiting in the retry queue.}
+        retried: {$ref: '#/components/schemas/Count'}
+        reconcile: {type: boolean, description: 'Retries keep failing: the waiting writes are left to the changelog and verification.'}
+        retry_error: {type: [string, 'null']}
     MigrationDryRun:
       type: object
       required: [dry_run, plan]
@@ -348,11 +354,5 @@ extension OpenAPIDocument {
             additionalProperties: false
             properties:
               step: {type: string, enum: [hold, fence, drain, publish, release]}
-              ms: {$ref: '#/components/schemas/Millis'}
-        throttle:
-          type: object
-          required: [chunk_rows, reason]
-          additionalProperties: false
-          properties:
 """####
 }

@@ -4,6 +4,12 @@
 extension OpenAPIDocument {
     /// Lines 1401… of the document.
     static let part5 = ####"""
+              ms: {$ref: '#/components/schemas/Millis'}
+        throttle:
+          type: object
+          required: [chunk_rows, reason]
+          additionalProperties: false
+          properties:
             chunk_rows: {type: [integer, 'null']}
             reason: {type: [string, 'null']}
         write_pauses:

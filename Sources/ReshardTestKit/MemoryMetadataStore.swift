@@ -130,6 +130,13 @@ public final class MemoryMetadataStore: MetadataStore {
         return try change("appendToLog") { state in state.logs[log, default: MemoryLog()].append(bodies, limit: limit) }
     }
 
+    /// `appendToLog` without the fault hook and without suspending, for a simulation's routers
+    /// (their queued second writes), like `MemoryShardStore.clientWrite`.
+    public func clientAppendToLog(_ log: MigrationLogID, _ bodies: [String], limit: Int) throws -> UInt64? {
+        guard try MigrationLogID.admits(bodies, limit: limit) else { return nil }
+        return state.withLock { state in state.logs[log, default: MemoryLog()].append(bodies, limit: limit) }
+    }
+
     public func readLog(_ log: MigrationLogID, after position: UInt64, limit: Int) async throws -> [LogEntry] {
         state.withLock { state in
             let entries = state.logs[log]?.entries ?? []

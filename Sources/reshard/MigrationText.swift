@@ -91,7 +91,13 @@ enum MigrationText {
         if let second = status.secondWrites {
             lines.append(
                 "  second   \(second.written) second writes taken by the new owners, \(second.queued) queued for retries, "
-                    + "\(second.unqueued) left to the changelog" + (second.active ? "" : " (no longer dual-writing)"))
+                    + "\(second.unqueued) left to the changelog" + (second.active ? "" : " (no longer dual-writing)")
+                    + "; queue: \(second.waiting) waiting, \(second.retried) retried")
+            if second.reconcile {
+                lines.append(
+                    "  RECONCILE \(second.waiting) second writes wait while retries fail (\(second.retryError ?? "?")); "
+                        + "the changelog carries them and verification proves the result")
+            }
         }
         if let reason = status.throttle.reason { lines.append("  throttle \(reason) (chunk \(status.throttle.chunkRows ?? 0) rows)") }
         if status.rowsDeleted > 0 || status.tombstonesPurged > 0 {

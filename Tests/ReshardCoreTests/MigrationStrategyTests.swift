@@ -114,4 +114,37 @@ import Testing
         #expect(m.phase == .baking)
         #expect(m.routeDirective == nil && m.routeSync.isEmpty)
     }
+
+    @Test func failedSecondWritesAreRetriedAboutOnceASecondWithABackoffAndFlaggedWhenRetriesKeepFailing() throws {
+        var m = try MigrationStateMachineTests().machine(settings: MigrationSettings(bakeMillis: 100, strategy: .dualWrite))
+        let retry = MigrationWork.retrySecondWrites(limit: MigrationPacing.secondWriteRetryBatch)
+        m.on(.start, now: 0)
+        #expect(!m.nextRound(now: 0).contains(retry), "nothing to retry before dual writes")
+        m.on(.prepared(positions: Dictionary(uniqueKeysWithValues: m.plan.sources.map { ($0, 5) })), now: 0)
+        #expect(m.nextRound(now: 1).contains(retry))
+        #expect(!m.nextRound(now: 2).contains(retry), "one pass at a time")
+        m.finish(round: [.secondWritesRetried(applied: 0, waiting: 0, error: nil)], now: 2)
+        #expect(!m.nextRound(now: 500).contains(retry), "an empty queue is looked at about once a second")
+        #expect(m.nextRound(now: 1_002).contains(retry))
+        m.finish(round: [.secondWritesRetried(applied: 3, waiting: 7, error: nil)], now: 1_010)
+        #expect(m.nextRound(now: 1_010).contains(retry), "a pass that left entries and succeeded goes on at once")
+        var now: UInt64 = 1_010
+        for pass in 1...MigrationPacing.secondWriteReconcileAfter {
+            m.finish(round: [.secondWritesRetried(applied: 0, waiting: 7, error: "down")], now: now)
+            let queue = try #require(m.pacing?.secondWrites)
+            #expect(queue.needsReconciliation == (pass >= MigrationPacing.secondWriteReconcileAfter))
+            #expect(queue.nextAt == now + min(30_000, 250 << UInt64(pass)), "the backoff doubles")
+            #expect(!m.nextRound(now: queue.nextAt - 1).contains(retry))
+            now = queue.nextAt
+            #expect(m.nextRound(now: now).contains(retry))
+        }
+        #expect(m.pacing?.secondWrites.retried == 3 && m.stepError == nil, "a failed pass is the queue's, not the migration's")
+        m.finish(round: [.secondWritesRetried(applied: 7, waiting: 0, error: nil)], now: now)
+        #expect(m.pacing?.secondWrites.needsReconciliation == false)
+        // cdc_backfill never retries second writes.
+        var plain = try MigrationStateMachineTests().machine()
+        plain.on(.start, now: 0)
+        plain.on(.prepared(positions: Dictionary(uniqueKeysWithValues: plain.plan.sources.map { ($0, 5) })), now: 0)
+        #expect(!plain.nextRound(now: 1).contains(retry))
+    }
 }

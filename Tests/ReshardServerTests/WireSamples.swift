@@ -39,8 +39,11 @@ enum WireSamples {
             schema: "Routes", minimal: API.Routes(writes: "owner", reads: "owner", shadowPercent: 0),
             full: API.Routes(writes: "dual", reads: "owner", shadowPercent: 50)),
         Sample(
-            schema: "SecondWrites", minimal: API.SecondWrites(active: false, written: 0, queued: 0, unqueued: 0),
-            full: API.SecondWrites(active: true, written: 3, queued: 1, unqueued: 1)),
+            schema: "SecondWrites",
+            minimal: API.SecondWrites(
+                active: false, written: 0, queued: 0, unqueued: 0, waiting: 0, retried: 0, reconcile: false, retryError: nil),
+            full: API.SecondWrites(
+                active: true, written: 3, queued: 1, unqueued: 1, waiting: 2, retried: 7, reconcile: true, retryError: "unreachable")),
         Sample(
             schema: "MigrationDryRun", minimal: API.MigrationCreated(id: nil, plan: plan), full: API.MigrationCreated(id: nil, plan: plan)),
         Sample(
@@ -165,6 +168,8 @@ enum WireSamples {
             shadowReads: full ? shadow(full: true) : nil, verification: full ? verification(aggregates: []) : nil,
             strategy: full ? "dual_write" : "cdc_backfill",
             routes: full ? API.Routes(writes: "dual", reads: "owner", shadowPercent: 10) : nil,
-            secondWrites: full ? API.SecondWrites(active: true, written: 5, queued: 1, unqueued: 0) : nil)
+            secondWrites: full
+                ? API.SecondWrites(
+                    active: true, written: 5, queued: 1, unqueued: 0, waiting: 1, retried: 0, reconcile: false, retryError: nil) : nil)
     }
 }

@@ -16,6 +16,8 @@ public struct MigrationPacing: Hashable, Sendable, Codable {
     var lastTail: [ShardID: UInt64] = [:]
     /// When the routers' shadow reads were last checked.
     var shadowCheckedAt: UInt64?
+    /// The retry queue of failed second writes, as this process last read it.
+    public internal(set) var secondWrites = SecondWriteRetries()
     /// Whether the round in flight runs bulk work (its figures feed the throttle).
     var bulkRound = false
     /// How long the latest bulk round took, and the rows its copy chunks copied.
@@ -25,6 +27,11 @@ public struct MigrationPacing: Hashable, Sendable, Codable {
     /// Rounds with a failed item in a row that fail the migration (each step is idempotent and
     /// the journal holds what completed, so its state stays consistent).
     public static let maxFailures = 5
+    /// Second writes retried per pass over the queue.
+    public static let secondWriteRetryBatch = 500
+    /// Failed passes over the retry queue in a row after which its entries are flagged for
+    /// reconciliation (the changelog still carries them, and verification proves the result).
+    public static let secondWriteReconcileAfter = 5
     /// While copying, an old owner with nothing waiting is read this often, not every round: a
     /// read that finds nothing only costs the shard (on PostgreSQL each starts a WAL decoding).
     static let idleTailMillis: UInt64 = 250
@@ -117,6 +124,43 @@ public struct MigrationPacing: Hashable, Sendable, Codable {
         lastBulkRows = events.reduce(0) { sum, event in
             if case .chunkCopied(_, _, let rows, _) = event { return sum + rows }
             return sum
+        }
+    }
+}
+
+/// The migrator's retries of failed second writes (`dual_write`): the queue is durable in the
+/// metadata store, so these are figures of this process's passes over it, paced: about once a
+/// second while nothing waits, at once while a pass leaves entries and succeeds, with a doubling
+/// backoff (up to 30 s) while passes fail.
+public struct SecondWriteRetries: Hashable, Sendable, Codable {
+    /// Entries the queue held after the last pass.
+    public internal(set) var waiting = 0
+    /// Second writes this process retried.
+    public internal(set) var retried = 0
+    /// Failed passes in a row.
+    public internal(set) var failedPasses = 0
+    /// Why the last pass stopped, while passes fail.
+    public internal(set) var lastError: String?
+    /// No pass before this time.
+    var nextAt: UInt64 = 0
+
+    /// Nothing read yet.
+    public init() {}
+
+    /// Whether the queue's entries wait for reconciliation: retries have failed too often.
+    public var needsReconciliation: Bool { waiting > 0 && failedPasses >= MigrationPacing.secondWriteReconcileAfter }
+
+    /// Records a pass at `now`.
+    mutating func record(applied: Int, waiting: Int, error: String?, now: UInt64) {
+        retried += applied
+        self.waiting = waiting
+        lastError = error
+        if error != nil {
+            failedPasses += 1
+            nextAt = now.adding(saturating: min(30_000, 250 << UInt64(min(failedPasses, 7))))
+        } else {
+            failedPasses = 0
+            nextAt = waiting > 0 ? now : now.adding(saturating: 1_000)
         }
     }
 }

@@ -76,6 +76,10 @@ extension MigrationStateMachine {
                 phase = .rolledBack
                 rollback = nil
             }
+        case .secondWritesRetried(let applied, let waiting, let error):
+            var pacing = self.pacing ?? MigrationPacing(settings: settings)
+            pacing.secondWrites.record(applied: applied, waiting: waiting, error: error, now: now)
+            self.pacing = pacing
         case .tick:
             break
         case .stepFailed(let reason):

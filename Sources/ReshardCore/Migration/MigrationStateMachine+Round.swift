@@ -28,6 +28,11 @@ extension MigrationStateMachine {
         if phase == .copying || phase == .cleaningUp {
             work = pacing.pace(work, now: now, foregroundP99Micros: foregroundP99Micros, forward: forward, copying: phase == .copying)
         }
+        if retriesSecondWrites, now >= pacing.secondWrites.nextAt {
+            // Held until the pass reports back, so two rounds never run passes side by side.
+            pacing.secondWrites.nextAt = .max
+            work.append(.retrySecondWrites(limit: MigrationPacing.secondWriteRetryBatch))
+        }
         return work
     }
 
@@ -61,6 +66,14 @@ extension MigrationStateMachine {
             self.pacing?.lastError = nil
             self.pacing?.retryAt = nil
         }
+    }
+
+    /// Whether failed second writes are retried now: while a strategy with second writes has not
+    /// switched (after the switch the drain has carried every write, and routers write no second
+    /// writes), and not while writes are held (the critical section gets nothing extra).
+    var retriesSecondWrites: Bool {
+        guard settings.strategyInForce.writesSecond, !switched, !holding else { return false }
+        return [.dualWriting, .copying, .catchingUp, .verifying, .canary].contains(phase)
     }
 
     /// Forgets this process's pacing figures (what a journal leaves out).

@@ -45,7 +45,7 @@ public enum MigrationStrategy: String, Hashable, Sendable, Codable, CaseIterable
                 StrategyStep(
                     .dualWriting, .dualWrites,
                     does:
-                        "shows every router the dual-write mode: each client write to a moving range goes to the old owner, then to the new owner at the same version; the changelog carries a second write that failed",
+                        "shows every router the dual-write mode: each client write to a moving range goes to the old owner, then to the new owner at the same version; a second write that fails is queued and retried",
                     until: "the mode has been shown for two router re-reads (2 s), so writes reach both owners", settles: true),
                 Self.copy(.dualWrites),
                 Self.catchUp(.dualWrites),

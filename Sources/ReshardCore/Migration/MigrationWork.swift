@@ -41,9 +41,12 @@ public enum MigrationWork: Hashable, Sendable {
     /// Final housekeeping: purge the changelog entries the migration consumed, then report
     /// `finished`.
     case finish(purgeThrough: [ShardID: UInt64])
-    /// Close the migration's change streams on every shard of the plan: a PostgreSQL slot keeps
-    /// every WAL segment after it for as long as it exists.
+    /// Close the migration's change streams on every shard of the plan (a PostgreSQL slot keeps
+    /// every WAL segment after it for as long as it exists) and drop its logs.
     case closeStreams
+    /// Retry up to `limit` queued second writes (`dual_write`) from the head of the migration's
+    /// retry queue, oldest first, stopping at the first that fails again.
+    case retrySecondWrites(limit: Int)
 }
 
 /// What a verification compares and how hard it tries.
@@ -148,6 +151,9 @@ public enum MigrationEvent: Hashable, Sendable {
     case chunkDeleted(task: Int, rows: Int, done: Bool)
     case tombstonesPurged(task: Int, rows: Int, done: Bool)
     case streamsClosed
+    /// A pass over the retry queue: `applied` second writes retried (or found obsolete), `waiting`
+    /// left in the queue, and the error that stopped the pass, if one did.
+    case secondWritesRetried(applied: Int, waiting: Int, error: String?)
     case finished
     /// Time passed (a wait ended): deadlines are checked.
     case tick

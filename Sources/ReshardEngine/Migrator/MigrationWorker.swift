@@ -10,6 +10,9 @@ struct MigrationWorker: Sendable {
     let cutover: any CutoverSteps
     let cleanup: Cleanup
     let canary: CanaryReads
+    let retries: SecondWriteQueue
+    let metadata: any MetadataStore
+    let stream: ChangeStreamID
     let stores: any StoreDirectory
 
     /// The roles of migration `id` over `plan`.
@@ -23,6 +26,9 @@ struct MigrationWorker: Sendable {
         self.cutover = cutover ?? Cutover(routers: routers, stores: stores, metadata: metadata, concurrent: concurrent)
         cleanup = Cleanup(stores: stores)
         canary = CanaryReads(migration: id, routers: routers)
+        stream = ChangeStreamID(migration: id)
+        retries = SecondWriteQueue(log: MigrationLogID(migration: stream, kind: .retry), metadata: metadata, stores: stores)
+        self.metadata = metadata
     }
 
     /// Runs `work` at wall time `now`; its result as an event (a failure as `.stepFailed`).
@@ -76,7 +82,10 @@ struct MigrationWorker: Sendable {
             guard problems.isEmpty else {
                 throw StoreError.backend("could not close every change stream: \(problems.joined(separator: "; "))")
             }
+            try await metadata.dropLogs(of: stream)
             return .streamsClosed
+        case .retrySecondWrites(let limit):
+            return await retries.retry(limit: limit)
         case .finish(let positions):
             return try await cleanup.finish(purgeThrough: positions)
         }

@@ -70,17 +70,29 @@ extension SimWorld {
     }
 
     /// `dual_write`'s second write, as `ShardRouter.writeSecond` makes it: to the new owner of a
-    /// moving range the write's old owner took, at the same version. One in twenty fails (the
-    /// new owner unreachable), leaving the changelog to carry it.
+    /// moving range the write's old owner took, at the same version. One in eight fails (the new
+    /// owner unreachable) and is queued for the migrator to retry; one in eighty cannot be queued
+    /// either, leaving the changelog to carry it.
     func writeSecond(_ row: StoredRow, owner: ShardID, router index: Int, at generation: UInt64, _ state: inout State) {
         guard let routes = state.routers[index].routes, routes.routes.writes == .dual,
             let move = routes.moving(row.hash, at: generation), move.source == owner, let target = stores[move.target]
         else { return }
-        guard state.random.next() % 20 != 0, (try? target.clientWriteSecond(row, routedBy: generation)) != nil else {
+        let fails = state.random.next() % 8 == 0
+        do {
+            if fails { throw StoreError.backend("injected: the new owner is unreachable") }
+            _ = try target.clientWriteSecond(row, routedBy: generation)
+            state.coverage.secondWrites += 1
+        } catch let error as StoreError where error.fenceGeneration != nil {
+            // The copies are fenced: a rollback, nothing to carry.
+        } catch {
             state.coverage.failedSecondWrites += 1
-            return
+            guard state.random.next() % 10 != 0 else { return }
+            let log = MigrationLogID(migration: ChangeStreamID(migration: routes.migration), kind: .retry)
+            let entry = try? QueuedSecondWrite(row, target: move.target, generation: generation).encoded()
+            if let entry, (try? metadata.clientAppendToLog(log, [entry], limit: SecondWrites.queueLimit)) != nil {
+                state.coverage.queuedSecondWrites += 1
+            }
         }
-        state.coverage.secondWrites += 1
     }
 
     /// A read must never return less than the latest acknowledged write. A fence above the

@@ -79,5 +79,10 @@ extension SimWorld {
                 throw Violation(description: "\(id) still has change streams \(store.openStreams.sorted()) open")
             }
         }
+        if streamsClosed {
+            let queue = MigrationLogID(migration: ChangeStreamID(migration: "sim"), kind: .retry)
+            let left = try await metadata.logStatus(queue)
+            if left.entries > 0 { throw Violation(description: "the ended migration left \(left.entries) queued second writes") }
+        }
     }
 }

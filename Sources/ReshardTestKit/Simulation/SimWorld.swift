@@ -121,6 +121,10 @@ public final class SimWorld: Sendable {
         /// `dual_write`'s second writes the new owner took, and those that failed.
         public var secondWrites = 0
         public var failedSecondWrites = 0
+        /// Failed second writes queued for the migrator's retries.
+        public var queuedSecondWrites = 0
+        /// Queued second writes the migrator retried.
+        public var retriedSecondWrites = 0
 
         /// Nothing yet.
         public init() {}
@@ -137,6 +141,8 @@ public final class SimWorld: Sendable {
             interleavedOps += other.interleavedOps
             secondWrites += other.secondWrites
             failedSecondWrites += other.failedSecondWrites
+            queuedSecondWrites += other.queuedSecondWrites
+            retriedSecondWrites += other.retriedSecondWrites
         }
     }
 

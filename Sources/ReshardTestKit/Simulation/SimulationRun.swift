@@ -89,10 +89,13 @@ public struct SimulationRun: Sendable {
         var ended: MigrationStateMachine?
         // The machine as the runner last left it: it changes only in a step or on a command.
         var current = machine
+        var retried = 0
         for step in 0... {
             guard step < 40_000 else { throw SimWorld.Violation(description: "no progress: stuck in \(await runner.state.phase)") }
             if world.crashed {
                 // The process restarts from its journal, as MigrationManager.resumeAll does.
+                // A process's retry figures die with it.
+                retried += current.pacing?.secondWrites.retried ?? 0
                 world.restart()
                 guard let journal = try await world.metadata.migrations().first?.journal else {
                     throw SimWorld.Violation(description: "no journal")
@@ -145,6 +148,7 @@ public struct SimulationRun: Sendable {
         let final = ended ?? running
         outcome.machine = final
         outcome.coverage = world.state.withLock { $0.coverage }
+        outcome.coverage.retriedSecondWrites = retried + (current.pacing?.secondWrites.retried ?? 0)
         let expected = expectedMap(plan)
         guard final.phase == expected.phase else {
             throw SimWorld.Violation(description: "ended \(final.phase), expected \(expected.phase): \(final.failure ?? "")")

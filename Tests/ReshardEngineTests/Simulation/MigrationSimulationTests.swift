@@ -27,7 +27,9 @@ import Testing
         let coverage = totals.outcome.coverage
         print(
             "simulation \(scenario): \(totals.runs) seeds in \(ContinuousClock.now - started), \(totals.outcome.rounds) rounds, "
-                + "\(coverage.ackedWrites) acknowledged writes, \(coverage.crashes) crashes, \(coverage.injectedFailures) injected failures"
+                + "\(coverage.ackedWrites) acknowledged writes, \(coverage.crashes) crashes, \(coverage.injectedFailures) injected failures, "
+                + "second writes \(coverage.secondWrites) (\(coverage.failedSecondWrites) failed, \(coverage.queuedSecondWrites) queued, "
+                + "\(coverage.retriedSecondWrites) retried)"
         )
         guard seeds.count >= 8 else { return }
         // The runs must have exercised the hard parts, or passing means nothing.
@@ -36,6 +38,8 @@ import Testing
         #expect(coverage.shadowReads > 0, "the canary should have shadow-read")
         // The seed picks the strategy: half of these runs write both owners.
         #expect(coverage.secondWrites > 0 && coverage.failedSecondWrites > 0, "dual_write runs should have made second writes")
+        #expect(coverage.queuedSecondWrites > 0, "and queued the failed ones for retries")
+        #expect(coverage.retriedSecondWrites > 0, "which the migrator retried")
         if scenario != .rollbackBeforeSwitch { #expect(coverage.fencedWrites > 0, "a stale router should have hit a fence") }
         if scenario == .gated { #expect(totals.outcome.approvals >= 2 * seeds.count, "both gates of every run approved") }
         if scenario == .canaryHalt {
