@@ -77,6 +77,8 @@ extension API {
         /// `dual_write`'s second writes as this server's router counted them; nil for other
         /// strategies or before it saw any.
         public var secondWrites: SecondWrites?
+        /// `traffic_replay`'s recorded and replayed writes; nil for other strategies.
+        public var replay: Replay?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case id, kind, phase, moves
@@ -107,6 +109,7 @@ extension API {
             case shadowReads = "shadow_reads"
             case verification, strategy, routes
             case secondWrites = "second_writes"
+            case replay
         }
 
         /// The members of the brief form, which every status begins with.
@@ -123,8 +126,9 @@ extension API {
             writePauses: [WritePause], rowsDeleted: Int, tombstonesPurged: Int, rollbackStep: String?, mismatches: [String],
             awaitingApproval: AwaitingApproval?, gates: [String], approved: [String], bakeMs: UInt64, bakeUntilMs: UInt64?,
             canary: CanaryState, shadowReads: ShadowReads?, verification: VerificationSummary?, strategy: String, routes: Routes?,
-            secondWrites: SecondWrites?
+            secondWrites: SecondWrites?, replay: Replay?
         ) {
+            self.replay = replay
             self.strategy = strategy
             self.routes = routes
             self.secondWrites = secondWrites
@@ -202,6 +206,7 @@ extension API {
             try container.encode(strategy, forKey: .strategy)
             try container.encodeNullable(routes, forKey: .routes)
             try container.encodeNullable(secondWrites, forKey: .secondWrites)
+            try container.encodeNullable(replay, forKey: .replay)
         }
     }
 }

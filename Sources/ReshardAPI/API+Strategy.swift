@@ -3,7 +3,7 @@ extension API {
     public struct PlanStep: Codable, Sendable, Hashable {
         /// The phase.
         public var phase: String
-        /// Where routers send the moving ranges' writes meanwhile (`owner`, `dual`).
+        /// Where routers send the moving ranges' writes meanwhile (`owner`, `dual`, `record`).
         public var writes: String
         /// Where they read them from (`owner`).
         public var reads: String
@@ -28,7 +28,7 @@ extension API {
 
     /// What routers do to a migration's moving ranges now.
     public struct Routes: Codable, Sendable, Hashable {
-        /// Where writes go (`owner`, `dual`).
+        /// Where writes go (`owner`, `dual`, `record`).
         public var writes: String
         /// Where reads come from (`owner`).
         public var reads: String
@@ -98,6 +98,43 @@ extension API {
             try container.encode(retried, forKey: .retried)
             try container.encode(reconcile, forKey: .reconcile)
             try container.encodeNullable(retryError, forKey: .retryError)
+        }
+    }
+
+    /// `traffic_replay`: the writes recorded by this server's router, and the migration's replay.
+    public struct Replay: Codable, Sendable, Hashable {
+        /// Client writes this router recorded in the replay log.
+        public var recorded: Int
+        /// Client writes this router could not record (left to the changelog).
+        public var unrecorded: Int
+        /// Recorded writes (of every router) replayed on the new owners.
+        public var replayed: Int
+        /// Recorded writes waiting to be replayed, as the last replay read them; nil before one.
+        public var waiting: Int?
+        /// The replay log's position replayed through.
+        public var position: UInt64
+
+        enum CodingKeys: String, CodingKey {
+            case recorded, unrecorded, replayed, waiting, position
+        }
+
+        /// Replay figures.
+        public init(recorded: Int, unrecorded: Int, replayed: Int, waiting: Int?, position: UInt64) {
+            self.recorded = recorded
+            self.unrecorded = unrecorded
+            self.replayed = replayed
+            self.waiting = waiting
+            self.position = position
+        }
+
+        /// Writes every member, `null` for an unknown backlog.
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(recorded, forKey: .recorded)
+            try container.encode(unrecorded, forKey: .unrecorded)
+            try container.encode(replayed, forKey: .replayed)
+            try container.encodeNullable(waiting, forKey: .waiting)
+            try container.encode(position, forKey: .position)
         }
     }
 }

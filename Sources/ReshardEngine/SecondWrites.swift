@@ -3,7 +3,9 @@ import Metrics
 import ReshardCore
 import Synchronization
 
-/// The router's side of `dual_write`: after a client write to a moving range's old owner, the
+/// The router's side of `dual_write` and `traffic_replay`. `traffic_replay`: after a client write
+/// to a moving range's old owner, the write is recorded in the migration's replay log (a write
+/// that cannot be recorded is carried by the changelog). `dual_write`: after such a write, the
 /// same row at the version the old owner gave goes to its new owner (the old owner's answer
 /// decides the client's; the second write only keeps the new owner current). A second write
 /// that fails is queued in the metadata (the migration's `retry` log, at most `queueLimit`
@@ -25,6 +27,11 @@ public final class SecondWrites: Sendable {
         /// Failed second writes that could not be queued either (the queue full or unreachable):
         /// the changelog carries them to the new owner.
         public var unqueued = 0
+        /// `traffic_replay`: client writes recorded in the replay log.
+        public var recorded = 0
+        /// Client writes that could not be recorded (the log full or unreachable): the changelog
+        /// carries them to the new owner.
+        public var unrecorded = 0
 
         /// No writes yet, for migration `migration`.
         public init(migration: String? = nil) {
@@ -34,6 +41,9 @@ public final class SecondWrites: Sendable {
 
     /// The most failed second writes a migration's retry queue holds.
     public static let queueLimit = 100_000
+    /// The most recorded writes a migration's replay log holds (the migrator replays and forgets
+    /// them as it goes; past this the changelog carries what was not recorded).
+    public static let recordLimit = 1_000_000
 
     private struct State {
         var config: RouteDirective?
@@ -45,7 +55,7 @@ public final class SecondWrites: Sendable {
 
     init(factory: any MetricsFactory) {
         var counters: [String: Counter] = [:]
-        for result in ["written", "queued", "unqueued"] {
+        for result in ["written", "queued", "unqueued", "recorded", "unrecorded"] {
             counters[result] = Counter(label: "reshard_second_writes_total", dimensions: [("result", result)], factory: factory)
         }
         self.counters = counters
@@ -56,7 +66,7 @@ public final class SecondWrites: Sendable {
     func configure(_ config: RouteDirective?) {
         state.withLock { state in
             if let config, config.migration != state.stats.migration { state.stats = Stats(migration: config.migration) }
-            state.config = config?.routes.writes == .dual ? config : nil
+            state.config = config?.routes.writes == .dual || config?.routes.writes == .record ? config : nil
             state.stats.active = state.config != nil
         }
     }
@@ -67,16 +77,16 @@ public final class SecondWrites: Sendable {
     /// The move whose new owner must also take a write that `owner` took at `generation`, and
     /// the migration it belongs to: only while the write went to the move's old owner (after
     /// the switch the map names the new owner, and reverse replication feeds the old one).
-    func pick(_ hash: UInt64, owner: ShardID, generation: UInt64) -> (move: Move, migration: String)? {
+    func pick(_ hash: UInt64, owner: ShardID, generation: UInt64) -> (move: Move, migration: String, mode: RouteModes.Writes)? {
         guard let config = state.withLock({ $0.config }), let move = config.moving(hash, at: generation), move.source == owner else {
             return nil
         }
-        return (move, config.migration)
+        return (move, config.migration, config.routes.writes)
     }
 
-    /// How one second write ended.
+    /// How one second write (or recording) ended.
     enum Result: String {
-        case written, queued, unqueued
+        case written, queued, unqueued, recorded, unrecorded
     }
 
     func record(_ result: Result) {
@@ -87,6 +97,8 @@ public final class SecondWrites: Sendable {
             case .written: state.stats.written += 1
             case .queued: state.stats.queued += 1
             case .unqueued: state.stats.unqueued += 1
+            case .recorded: state.stats.recorded += 1
+            case .unrecorded: state.stats.unrecorded += 1
             }
         }
     }

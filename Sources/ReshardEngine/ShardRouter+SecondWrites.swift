@@ -7,7 +7,13 @@ extension ShardRouter {
     /// first is harmless either way). It never fails the client's write, which the old owner
     /// decided; one that fails is queued for the migrator to retry.
     func writeSecond(_ row: StoredRow, owner: ShardID, in current: Snapshot) async {
-        guard let (move, migration) = secondWrites.pick(row.hash, owner: owner, generation: current.map.generation) else { return }
+        guard let (move, migration, mode) = secondWrites.pick(row.hash, owner: owner, generation: current.map.generation) else {
+            return
+        }
+        if mode == .record {
+            await record(row, for: move, migration: migration, generation: current.map.generation)
+            return
+        }
         do {
             guard let target = current.shards[move.target] else {
                 throw RouterError.shardUnavailable(move.target.rawValue, "not registered on this router")
@@ -30,6 +36,25 @@ extension ShardRouter {
                     "then": "\(result == .queued ? "queued for retries" : "left to the changelog")",
                 ])
             secondWrites.record(result)
+        }
+    }
+
+    /// `traffic_replay`'s record of a client write the old owner took: appended to the migration's
+    /// replay log for the migrator to replay on the new owner. It never fails the client's write;
+    /// a write that cannot be recorded is carried by the changelog.
+    private func record(_ row: StoredRow, for move: Move, migration: String, generation: UInt64) async {
+        let log = MigrationLogID(migration: ChangeStreamID(migration: migration), kind: .replay)
+        do {
+            let entry = try QueuedSecondWrite(row, target: move.target, generation: generation).encoded()
+            guard try await metadata.appendToLog(log, [entry], limit: SecondWrites.recordLimit) != nil else {
+                throw RouterError(.unavailable, "replay_log_full", "the replay log holds \(SecondWrites.recordLimit) writes")
+            }
+            secondWrites.record(.recorded)
+        } catch {
+            logger.warning(
+                "a client write could not be recorded; the changelog carries it",
+                metadata: ["migration": "\(migration)", "table": "\(row.table)", "error": "\(error)"])
+            secondWrites.record(.unrecorded)
         }
     }
 }

@@ -57,7 +57,17 @@ extension API.MigrationDetail {
             routes: m.routeDirective.map {
                 API.Routes(writes: $0.routes.writes.rawValue, reads: $0.routes.reads.rawValue, shadowPercent: $0.shadowPercent)
             },
-            secondWrites: Self.secondWrites(status))
+            secondWrites: Self.secondWrites(status), replay: Self.replay(status))
+    }
+
+    /// A strategy that records writes shows this router's recordings and the migration's replay.
+    private static func replay(_ status: ReshardEngine.MigrationStatus) -> API.Replay? {
+        let m = status.machine
+        guard m.settings.strategyInForce.records else { return nil }
+        let mine = status.secondWrites ?? ReshardEngine.SecondWrites.Stats()
+        return API.Replay(
+            recorded: mine.recorded, unrecorded: mine.unrecorded, replayed: m.replayed?.applied ?? 0, waiting: m.pacing?.replayWaiting,
+            position: m.replayed?.position ?? 0)
     }
 
     /// A strategy with second writes shows this router's and the retry queue's figures.

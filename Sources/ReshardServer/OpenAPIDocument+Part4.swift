@@ -35,13 +35,14 @@ extension OpenAPIDocument {
           examples: ['0x1000000000000000']
         strategy:
           type: string
-          enum: [cdc_backfill, dual_write]
+          enum: [cdc_backfill, dual_write, traffic_replay]
           default: cdc_backfill
           description: |
             How data moves while clients use it (README, "Strategies"). `cdc_backfill`: a chunked copy and
             the changelog, writes on the old owner until the cutover. `dual_write`: from `dual_writing` on,
             routers write each client write to the old owner, then to the new owner at the same version.
-            Strategies not yet available are refused with `400 unsupported_strategy`.
+            `traffic_replay`: from `recording` on, routers record each client write in a log the migrator
+            replays on the new owner after the copy. Strategies not yet available are refused with `400 unsupported_strategy`.
         dry_run:
           type: boolean
           default: false
@@ -119,7 +120,7 @@ extension OpenAPIDocument {
         ideal_fraction: {type: number, minimum: 0, maximum: 1}
     Strategy:
       type: string
-      enum: [cdc_backfill, dual_write]
+      enum: [cdc_backfill, dual_write, traffic_replay]
       description: How a migration moves data while clients use it (README, "Strategies").
     PlanStep:
       type: object
@@ -127,7 +128,7 @@ extension OpenAPIDocument {
       additionalProperties: false
       properties:
         phase: {$ref: '#/components/schemas/Phase'}
-        writes: {type: string, enum: [owner, dual], description: 'Where routers send the moving ranges'' writes: the map''s owner, or both owners.'}
+        writes: {type: string, enum: [owner, dual, record], description: 'Where routers send the moving ranges'' writes: the map''s owner, both owners, or the owner and the replay log.'}
         reads: {type: string, enum: [owner], description: 'Where routers read the moving ranges from.'}
         does: {type: string}
         until: {type: string}
@@ -136,7 +137,7 @@ extension OpenAPIDocument {
       required: [writes, reads, shadow_percent]
       additionalProperties: false
       properties:
-        writes: {type: string, enum: [owner, dual]}
+        writes: {type: string, enum: [owner, dual, record]}
         reads: {type: string, enum: [owner]}
         shadow_percent: {type: number, minimum: 0, maximum: 100}
     SecondWrites:
@@ -155,6 +156,19 @@ extension OpenAPIDocument {
         retried: {$ref: '#/components/schemas/Count'}
         reconcile: {type: boolean, description: 'Retries keep failing: the waiting writes are left to the changelog and verification.'}
         retry_error: {type: [string, 'null']}
+    Replay:
+      type: object
+      description: |
+        `traffic_replay`: the writes the answering server's router recorded (`recorded`, `unrecorded`), and
+        the migration's replay of every router's records on the new owners.
+      required: [recorded, unrecorded, replayed, waiting, position]
+      additionalProperties: false
+      properties:
+        recorded: {$ref: '#/components/schemas/Count'}
+        unrecorded: {$ref: '#/components/schemas/Count', description: Client writes left to the changelog.}
+        replayed: {$ref: '#/components/schemas/Count'}
+        waiting: {type: [integer, 'null'], minimum: 0, description: Recorded writes not replayed yet; null before the first replay.}
+        position: {$ref: '#/components/schemas/UInt64'}
     MigrationDryRun:
       type: object
       required: [dry_run, plan]
@@ -300,7 +314,7 @@ extension OpenAPIDocument {
       required: [id, kind, phase, moves, rows_copied, rows_estimated, error, interrupted, from_generation, to_generation,
         copy_tasks_done, copy_tasks, forward, reverse, change_capture, cutover_step, cutover_attempts, phases, cutover_steps,
         throttle, write_pauses, rows_deleted, tombstones_purged, rollback_step, mismatches, awaiting_approval, gates, approved,
-        bake_ms, bake_until_ms, canary, shadow_reads, verification, strategy, routes, second_writes]
+        bake_ms, bake_until_ms, canary, shadow_reads, verification, strategy, routes, second_writes, replay]
       additionalProperties: false
       properties:
         id: {type: string}
@@ -340,19 +354,5 @@ extension OpenAPIDocument {
           type: array
           items:
             type: object
-            required: [phase, at_ms]
-            additionalProperties: false
-            properties:
-              phase: {$ref: '#/components/schemas/Phase'}
-              at_ms: {$ref: '#/components/schemas/UInt64'}
-        cutover_steps:
-          type: array
-          description: How long each step of the latest cutover took (while this process runs the migration).
-          items:
-            type: object
-            required: [step, ms]
-            additionalProperties: false
-            properties:
-              step: {type: string, enum: [hold, fence, drain, publish, release]}
 """####
 }

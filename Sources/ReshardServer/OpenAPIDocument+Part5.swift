@@ -4,6 +4,20 @@
 extension OpenAPIDocument {
     /// Lines 1401… of the document.
     static let part5 = ####"""
+            required: [phase, at_ms]
+            additionalProperties: false
+            properties:
+              phase: {$ref: '#/components/schemas/Phase'}
+              at_ms: {$ref: '#/components/schemas/UInt64'}
+        cutover_steps:
+          type: array
+          description: How long each step of the latest cutover took (while this process runs the migration).
+          items:
+            type: object
+            required: [step, ms]
+            additionalProperties: false
+            properties:
+              step: {type: string, enum: [hold, fence, drain, publish, release]}
               ms: {$ref: '#/components/schemas/Millis'}
         throttle:
           type: object
@@ -70,6 +84,10 @@ extension OpenAPIDocument {
         second_writes:
           oneOf:
             - {$ref: '#/components/schemas/SecondWrites'}
+            - {type: 'null'}
+        replay:
+          oneOf:
+            - {$ref: '#/components/schemas/Replay'}
             - {type: 'null'}
     MoveVerification:
       type: object

@@ -102,10 +102,15 @@ public protocol MetadataStore: Sendable {
     /// Every router's last report, by router name.
     func reports() async throws -> [RouterReport]
 
+    /// Opens every log of `migration` (empty, positions from 1) unless it is open already. Logs
+    /// take appends only between `openLogs` and `dropLogs`: a router that has not yet heard that
+    /// a migration ended cannot leave entries behind in a log nobody will read or drop.
+    func openLogs(of migration: ChangeStreamID) async throws
+
     /// Appends `bodies` to `log` in one transaction, at the next positions (1, 2, …, never
-    /// reused, even after a trim), unless the log would then hold more than `limit` entries: then
-    /// nothing is appended and nil is returned, so a log stays bounded however long a migration
-    /// runs. A `limit` below 1 never appends and always returns nil. Returns the last position
+    /// reused, even after a trim), unless the log is not open (`openLogs`) or would then hold
+    /// more than `limit` entries: then nothing is appended and nil is returned, so a log stays
+    /// bounded however long a migration runs. A `limit` below 1 never appends and always returns nil. Returns the last position
     /// appended (for an empty `bodies`, the current last position). Appends from several
     /// processes and handles are serialized per log, so positions follow commit order: a reader
     /// that has read through position P never later finds a new entry at or below P. Throws
@@ -126,8 +131,8 @@ public protocol MetadataStore: Sendable {
     /// never appended to).
     func logStatus(_ log: MigrationLogID) async throws -> LogStatus
 
-    /// Drops every log of `migration`, entries and positions, when the migration is gone: a log
-    /// appended to afterwards starts again at position 1.
+    /// Drops every log of `migration`, entries and positions, when the migration is gone: appends
+    /// are refused until it is opened again, and then start again at position 1.
     func dropLogs(of migration: ChangeStreamID) async throws
 
     /// What other processes (and this one) change from now on. A notification can be lost (a

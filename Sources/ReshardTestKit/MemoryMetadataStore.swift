@@ -125,16 +125,25 @@ public final class MemoryMetadataStore: MetadataStore {
 
     public func reports() async throws -> [RouterReport] { state.withLock { $0.reports.values.sorted { $0.router < $1.router } } }
 
+    public func openLogs(of migration: ChangeStreamID) async throws {
+        try change("openLogs") { state in
+            for kind in MigrationLogID.Kind.allCases {
+                let log = MigrationLogID(migration: migration, kind: kind)
+                if state.logs[log] == nil { state.logs[log] = MemoryLog() }
+            }
+        }
+    }
+
     public func appendToLog(_ log: MigrationLogID, _ bodies: [String], limit: Int) async throws -> UInt64? {
         guard try MigrationLogID.admits(bodies, limit: limit) else { return nil }
-        return try change("appendToLog") { state in state.logs[log, default: MemoryLog()].append(bodies, limit: limit) }
+        return try change("appendToLog") { state in state.logs[log]?.append(bodies, limit: limit) }
     }
 
     /// `appendToLog` without the fault hook and without suspending, for a simulation's routers
     /// (their queued second writes), like `MemoryShardStore.clientWrite`.
     public func clientAppendToLog(_ log: MigrationLogID, _ bodies: [String], limit: Int) throws -> UInt64? {
         guard try MigrationLogID.admits(bodies, limit: limit) else { return nil }
-        return state.withLock { state in state.logs[log, default: MemoryLog()].append(bodies, limit: limit) }
+        return state.withLock { state in state.logs[log]?.append(bodies, limit: limit) }
     }
 
     public func readLog(_ log: MigrationLogID, after position: UInt64, limit: Int) async throws -> [LogEntry] {

@@ -37,7 +37,7 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Seconds the old owners stay current after the switch before cleanup.")
     var bakeSeconds = 3
 
-    @Option(help: "How the data moves: cdc_backfill (the default) or dual_write (README, \"Strategies\").")
+    @Option(help: "How the data moves: cdc_backfill (the default), dual_write or traffic_replay (README, \"Strategies\").")
     var strategy = MigrationStrategy.cdcBackfill.rawValue
 
     @Option(help: "Also write the report as JSON to this file.")

@@ -28,7 +28,7 @@ struct MigrationOptions: ParsableArguments {
     @Flag(help: "Only plan: print the moves, the rows and bytes they would copy, and what each phase will do.")
     var dryRun = false
 
-    @Option(help: "How the data moves: cdc_backfill (the default) or dual_write (README, \"Strategies\").")
+    @Option(help: "How the data moves: cdc_backfill (the default), dual_write or traffic_replay (README, \"Strategies\").")
     var strategy: String?
 
     @Option(help: "Rows per copy chunk.")
@@ -47,7 +47,7 @@ struct MigrationOptions: ParsableArguments {
     @Option(
         name: .customLong("gate"),
         help:
-            "Wait for `reshard migrate approve` before this phase: before_cutover, before_cleanup, before_canary, before_verifying, before_catching_up, before_copying or before_dual_writing (repeatable)."
+            "Wait for `reshard migrate approve` before this phase: before_cutover, before_cleanup, before_canary, before_verifying, before_catching_up, before_copying, before_dual_writing or before_recording (repeatable)."
     )
     var gates: [String] = []
 

@@ -88,6 +88,11 @@ enum MigrationText {
                 "  routes   writes \(routes.writes), reads \(routes.reads)"
                     + (routes.shadowPercent > 0 ? String(format: ", %.0f %% shadow-read", routes.shadowPercent) : ""))
         }
+        if let replay = status.replay {
+            lines.append(
+                "  replay   \(replay.recorded) writes recorded by this router (\(replay.unrecorded) left to the changelog), "
+                    + "\(replay.replayed) replayed on the new owners, \(replay.waiting.map(String.init) ?? "?") waiting")
+        }
         if let second = status.secondWrites {
             lines.append(
                 "  second   \(second.written) second writes taken by the new owners, \(second.queued) queued for retries, "

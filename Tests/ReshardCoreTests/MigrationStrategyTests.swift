@@ -147,4 +147,42 @@ import Testing
         plain.on(.prepared(positions: Dictionary(uniqueKeysWithValues: plain.plan.sources.map { ($0, 5) })), now: 0)
         #expect(!plain.nextRound(now: 1).contains(retry))
     }
+
+    @Test func trafficReplayRecordsFromRecordingAndCatchesUpOnlyWhenTheReplayHas() throws {
+        let replay = MigrationStrategy.trafficReplay
+        #expect(
+            replay.steps.map(\.phase) == [
+                .preparing, .recording, .copying, .catchingUp, .verifying, .canary, .cuttingOver, .baking, .cleaningUp,
+            ])
+        #expect(
+            replay.steps.filter { $0.routes == .recordWrites }.map(\.phase) == [.recording, .copying, .catchingUp, .verifying, .canary])
+        #expect(replay.records && !replay.writesSecond && replay.step(.recording)?.settles == true)
+
+        var m = try MigrationStateMachineTests().machine(
+            settings: MigrationSettings(maxLagChanges: 5, bakeMillis: 100, strategy: .trafficReplay))
+        m.on(.start, now: 0)
+        m.on(.prepared(positions: Dictionary(uniqueKeysWithValues: m.plan.sources.map { ($0, 5) })), now: 0)
+        #expect(m.phase == .recording && m.routeDirective?.routes == .recordWrites)
+        m.on(.routesShown(m.routeDirective), now: 10)
+        m.on(.tick, now: 10 + MigrationPacing.routerFollowMillis)
+        #expect(m.phase == .copying)
+        #expect(!m.work(now: 2_010).contains { if case .replay = $0 { true } else { false } }, "no replay before the backfill ends")
+        for task in m.copies.indices { m.on(.chunkCopied(task: task, last: nil, rows: 1, done: true), now: 2_020) }
+        #expect(m.phase == .catchingUp)
+        #expect(m.work(now: 2_020).contains(.replay(after: 0, limit: MigrationPacing.replayBatch)))
+        for source in m.plan.sources { m.on(.tailed(.forward, shard: source, position: 9, backlog: 0, lagMillis: 0), now: 2_030) }
+        #expect(m.phase == .catchingUp, "the changelog caught up, the replay not read yet")
+        m.finish(round: [.replayed(through: 800, applied: 800, waiting: 40)], now: 2_040)
+        #expect(m.phase == .catchingUp && m.replayed == ReplayProgress(position: 800, applied: 800))
+        #expect(m.work(now: 2_040).contains(.replay(after: 800, limit: MigrationPacing.replayBatch)), "replays on from where it stopped")
+        m.finish(round: [.replayed(through: 600, applied: 9, waiting: 0)], now: 2_045)
+        #expect(m.replayed == ReplayProgress(position: 800, applied: 800), "an older report changes nothing")
+        m.finish(round: [.replayed(through: 840, applied: 40, waiting: 3)], now: 2_050)
+        #expect(m.phase == .verifying, "both within max_lag_changes")
+        #expect(!m.work(now: 2_050).contains { if case .replay = $0 { true } else { false } }, "no replay while comparing")
+        // A restart must read the replay again before it counts as caught up.
+        var restarted = m
+        restarted.on(.restarted(publishedGeneration: 1), now: 2_060)
+        #expect(restarted.pacing?.replayWaiting == nil && restarted.replayed?.position == 840)
+    }
 }

@@ -106,5 +106,10 @@ import Testing
             let second = router.secondWrites.stats
             #expect(second.written > 0 && second.migration == machine.id, "writers' second writes reached the new owner: \(second)")
         }
+        if strategy.records {
+            let recorded = router.secondWrites.stats.recorded
+            #expect(
+                recorded > 0 && (final.replayed?.applied ?? 0) > 0, "writes recorded \(recorded), replayed \(final.replayed?.applied ?? 0)")
+        }
     }
 }

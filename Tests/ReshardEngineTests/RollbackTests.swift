@@ -150,6 +150,13 @@ import Testing
         try await rollBack(at: point, strategy: .dualWrite)
     }
 
+    /// `traffic_replay` from a point in each of its modes: recording while copying, replaying
+    /// during the canary, with writes held and fenced, and after the switch.
+    @Test(arguments: [Point.copying, .canary, .sourcesFenced, .baking])
+    func rollsBackATrafficReplayWithoutLosingAWrite(point: Point) async throws {
+        try await rollBack(at: point, strategy: .trafficReplay)
+    }
+
     func rollBack(at point: Point, strategy: MigrationStrategy) async throws {
         let fixture = try await RouterFixture.make(shards: 3)
         defer { fixture.remove() }

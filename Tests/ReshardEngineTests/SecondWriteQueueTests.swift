@@ -40,6 +40,7 @@ import Testing
         let directive = RouteDirective(
             migration: "m_queue", epoch: 0, plan: plan, routes: .dualWrites, shadowPercent: 0, lagAllowanceMillis: 0)
         try await RouterFleet(router: router, metadata: metadata).publishDirective { $0.routes = directive }
+        try await metadata.openLogs(of: ChangeStreamID(migration: "m_queue"))
 
         // The new owner is down: every second write fails and is queued; the clients' writes all
         // succeed on the old owners.

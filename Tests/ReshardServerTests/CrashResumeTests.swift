@@ -42,6 +42,10 @@ import Testing
             // dual_write: each phase with second writes, the pause of them, and the switch.
             Crash(name: $0, spec: $0, strategy: .dualWrite)
         }
+        + ["recording", "catching_up", "canary#2", "cutting_over:publish"].map {
+            // traffic_replay: recording, the replay, and the switch.
+            Crash(name: $0, spec: $0, strategy: .trafficReplay)
+        }
 
     static let token = "crash-t0ken"
     static let auth = [("Authorization", "Bearer \(token)")]

@@ -36,6 +36,9 @@ enum WireSamples {
         Sample(schema: "Plan", minimal: plan, full: plan),
         Sample(schema: "PlanStep", minimal: step, full: step),
         Sample(
+            schema: "Replay", minimal: API.Replay(recorded: 0, unrecorded: 0, replayed: 0, waiting: nil, position: 0),
+            full: API.Replay(recorded: 9, unrecorded: 1, replayed: 8, waiting: 2, position: 8)),
+        Sample(
             schema: "Routes", minimal: API.Routes(writes: "owner", reads: "owner", shadowPercent: 0),
             full: API.Routes(writes: "dual", reads: "owner", shadowPercent: 50)),
         Sample(
@@ -170,6 +173,7 @@ enum WireSamples {
             routes: full ? API.Routes(writes: "dual", reads: "owner", shadowPercent: 10) : nil,
             secondWrites: full
                 ? API.SecondWrites(
-                    active: true, written: 5, queued: 1, unqueued: 0, waiting: 1, retried: 0, reconcile: false, retryError: nil) : nil)
+                    active: true, written: 5, queued: 1, unqueued: 0, waiting: 1, retried: 0, reconcile: false, retryError: nil) : nil,
+            replay: full ? API.Replay(recorded: 4, unrecorded: 0, replayed: 3, waiting: 1, position: 3) : nil)
     }
 }

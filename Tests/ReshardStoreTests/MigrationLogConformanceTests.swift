@@ -19,7 +19,7 @@ import Testing
     func appendsAreReadBackInOrderAtConsecutivePositions(backend: ShardBackend) async throws {
         // Effects spelled out where every `try` is inside `#expect`: the compiler does not infer
         // them from a macro's arguments.
-        try await backend.withMetadataStore { meta async throws in
+        try await backend.withOpenLogs { meta async throws in
             let retry = migrationLog("m1")
             #expect(try await meta.logStatus(retry) == LogStatus(entries: 0, last: 0))
             #expect(try await meta.readLog(retry, after: 0, limit: 10) == [])
@@ -33,7 +33,7 @@ import Testing
 
     @Test(arguments: ShardBackend.metadataCases)
     func readsStartAfterThePositionGivenAndStopAtTheirLimit(backend: ShardBackend) async throws {
-        try await backend.withMetadataStore { meta async throws in
+        try await backend.withOpenLogs { meta async throws in
             let replay = migrationLog("m1", .replay)
             let bodies = (1...10).map { "w\($0)" }
             #expect(try await meta.appendToLog(replay, bodies, limit: 100) == 10)
@@ -51,7 +51,7 @@ import Testing
 
     @Test(arguments: ShardBackend.metadataCases)
     func readsAreCappedAtTheMostOneReadReturns(backend: ShardBackend) async throws {
-        try await backend.withMetadataStore { meta in
+        try await backend.withOpenLogs { meta in
             let replay = migrationLog("m1", .replay)
             let most = MigrationLogID.readLimits.upperBound
             let bodies = (1...most + 5).map { "w\($0)" }
@@ -65,7 +65,7 @@ import Testing
 
     @Test(arguments: ShardBackend.metadataCases)
     func trimmedPositionsAreNeverReused(backend: ShardBackend) async throws {
-        try await backend.withMetadataStore { meta in
+        try await backend.withOpenLogs { meta in
             let retry = migrationLog("m1")
             #expect(try await meta.appendToLog(retry, ["a", "b", "c", "d", "e"], limit: 10) == 5)
             try await meta.trimLog(retry, through: 3)
@@ -94,7 +94,7 @@ import Testing
 
     @Test(arguments: ShardBackend.metadataCases)
     func aFullLogRefusesAppendsWholeUntilItIsTrimmed(backend: ShardBackend) async throws {
-        try await backend.withMetadataStore { meta in
+        try await backend.withOpenLogs { meta in
             let retry = migrationLog("m1")
             #expect(try await meta.appendToLog(retry, ["a", "b"], limit: 3) == 2)
             #expect(try await meta.appendToLog(retry, ["c", "d"], limit: 3) == nil, "the log would hold 4")
@@ -113,7 +113,7 @@ import Testing
 
     @Test(arguments: ShardBackend.metadataCases)
     func aLimitBelowOneOrUnderTheBatchRefusesEvenAnEmptyLog(backend: ShardBackend) async throws {
-        try await backend.withMetadataStore { meta async throws in
+        try await backend.withOpenLogs { meta async throws in
             let retry = migrationLog("m1")
             #expect(try await meta.appendToLog(retry, ["a"], limit: 0) == nil)
             #expect(try await meta.appendToLog(retry, ["a"], limit: -1) == nil)
@@ -126,7 +126,7 @@ import Testing
 
     @Test(arguments: ShardBackend.metadataCases)
     func anEmptyAppendWritesNothingAndAnswersTheLastPosition(backend: ShardBackend) async throws {
-        try await backend.withMetadataStore { meta in
+        try await backend.withOpenLogs { meta in
             let retry = migrationLog("m1")
             #expect(try await meta.appendToLog(retry, [], limit: 5) == 0)
             #expect(try await meta.logStatus(retry) == LogStatus(entries: 0, last: 0))
@@ -143,7 +143,7 @@ import Testing
 
     @Test(arguments: ShardBackend.metadataCases)
     func logsOfOtherMigrationsAndKindsAreIndependent(backend: ShardBackend) async throws {
-        try await backend.withMetadataStore { meta in
+        try await backend.withOpenLogs { meta in
             let (retry, replay, other) = (migrationLog("m1"), migrationLog("m1", .replay), migrationLog("m10"))
             #expect(try await meta.appendToLog(retry, ["r1", "r2"], limit: 2) == 2)
             #expect(try await meta.appendToLog(replay, ["p1"], limit: 2) == 1, "another kind has positions of its own")
@@ -161,7 +161,7 @@ import Testing
 
     @Test(arguments: ShardBackend.metadataCases)
     func droppingLogsRemovesOnlyThatMigrations(backend: ShardBackend) async throws {
-        try await backend.withMetadataStore { meta in
+        try await backend.withOpenLogs { meta in
             // Ids a prefix match or a LIKE pattern (`_` is any character) would confuse with `m_1`.
             let dropped = [migrationLog("m_1"), migrationLog("m_1", .replay)]
             let kept = [migrationLog("m_10"), migrationLog("mx1"), migrationLog("m_1x", .replay), migrationLog("m", .retry)]
@@ -178,7 +178,10 @@ import Testing
                 #expect(try await meta.logStatus(id) == LogStatus(entries: 2, last: 2), "\(id)")
                 #expect(try await meta.readLog(id, after: 0, limit: 10) == entries(1, ["\(id)-a", "\(id)-b"]), "\(id)")
             }
-            #expect(try await meta.appendToLog(dropped[0], ["again"], limit: 10) == 1, "a dropped log starts over")
+            #expect(try await meta.appendToLog(dropped[0], ["late"], limit: 10) == nil, "a dropped log takes no appends")
+            #expect(try await meta.logStatus(dropped[0]) == LogStatus(entries: 0, last: 0))
+            try await meta.openLogs(of: ChangeStreamID("m_1")!)
+            #expect(try await meta.appendToLog(dropped[0], ["again"], limit: 10) == 1, "a log opened again starts over")
             try await meta.dropLogs(of: ChangeStreamID("gone")!)
             try await meta.dropLogs(of: ChangeStreamID("m_1")!)
             try await meta.dropLogs(of: ChangeStreamID("m_1")!)
@@ -189,7 +192,7 @@ import Testing
 
     @Test(arguments: ShardBackend.metadataCases)
     func bodiesComeBackByteForByte(backend: ShardBackend) async throws {
-        try await backend.withMetadataStore { meta in
+        try await backend.withOpenLogs { meta in
             let replay = migrationLog("m1", .replay)
             let bodies = [
                 "", " ", "plain", "h\u{E9}llo w\u{F6}rld", "e\u{301} (decomposed, not to be normalized)", "日本語のテキスト",
@@ -211,7 +214,7 @@ import Testing
 
     @Test(arguments: ShardBackend.metadataCases)
     func aBodyHoldingNULIsRefusedBeforeAnythingIsWritten(backend: ShardBackend) async throws {
-        try await backend.withMetadataStore { meta async throws in
+        try await backend.withOpenLogs { meta async throws in
             let retry = migrationLog("m1")
             let refusal = MetadataError.invalidInput("log body 1 contains NUL (U+0000)")
             await #expect(throws: refusal) { try await meta.appendToLog(retry, ["fine", "bad\u{0}"], limit: 10) }
@@ -228,6 +231,26 @@ import Testing
         }
     }
 
+    /// A log takes appends only while open: not before `openLogs` (which is idempotent and keeps
+    /// what an open log holds), not after `dropLogs`.
+    @Test(arguments: ShardBackend.metadataCases)
+    func onlyAnOpenLogTakesAppends(backend: ShardBackend) async throws {
+        try await backend.withMetadataStore { meta async throws in
+            let retry = migrationLog("closed")
+            #expect(try await meta.appendToLog(retry, ["a"], limit: 10) == nil, "never opened")
+            #expect(try await meta.appendToLog(retry, [], limit: 10) == nil)
+            #expect(try await meta.logStatus(retry) == LogStatus(entries: 0, last: 0))
+            try await meta.openLogs(of: retry.migration)
+            #expect(try await meta.appendToLog(retry, ["a", "b"], limit: 10) == 2)
+            #expect(try await meta.appendToLog(migrationLog("closed", .replay), ["r"], limit: 10) == 1, "every kind opens")
+            try await meta.openLogs(of: retry.migration)
+            #expect(try await meta.appendToLog(retry, ["c"], limit: 10) == 3, "opening again keeps what it holds")
+            try await meta.dropLogs(of: retry.migration)
+            #expect(try await meta.appendToLog(retry, ["d"], limit: 10) == nil, "dropped")
+            #expect(try await meta.readLog(retry, after: 0, limit: 10) == [])
+        }
+    }
+
     /// Positions follow commit order across handles (two processes on PostgreSQL): appends racing
     /// through both get gapless positions, each body once, and a reader following the log as it
     /// grows never finds a gap that a later commit fills.
@@ -235,6 +258,18 @@ import Testing
     func concurrentAppendsThroughTwoHandlesGetGaplessPositionsInCommitOrder(backend: ShardBackend) async throws {
         try await backend.withMetadataStores { first, second in
             try await expectGaplessConcurrentAppends(through: [first, second])
+        }
+    }
+}
+
+extension ShardBackend {
+    /// A metadata store of this backend with the logs of every migration these tests name open.
+    func withOpenLogs(_ body: (any MetadataStore) async throws -> Void) async throws {
+        try await withMetadataStore { meta in
+            for name in ["m", "m0", "m1", "m10", "m2", "m_1", "m_10", "m_1x", "m_2", "mx1", "race"] {
+                try await meta.openLogs(of: ChangeStreamID(name)!)
+            }
+            try await body(meta)
         }
     }
 }
@@ -257,6 +292,7 @@ func expectGaplessConcurrentAppends(
     through stores: [any MetadataStore], sourceLocation: SourceLocation = #_sourceLocation
 ) async throws {
     let replay = migrationLog("race", .replay)
+    try await stores[0].openLogs(of: replay.migration)
     let (writersPerStore, rounds) = (2, 100)
     let total = stores.count * writersPerStore * (rounds / 2 * 3)
     guard let readerStore = stores.last else { return }

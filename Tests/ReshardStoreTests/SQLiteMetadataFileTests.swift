@@ -35,6 +35,7 @@ import Testing
 
         let reopened = try SQLiteMetadataStore(path: path)
         let retry = migrationLog("m1")
+        try await reopened.openLogs(of: retry.migration)
         #expect(try await reopened.appendToLog(retry, ["a", "b"], limit: 10) == 2)
         #expect(try await reopened.readLog(retry, after: 1, limit: 10) == [LogEntry(position: 2, body: "b")])
         #expect(try await reopened.migrations().map(\.journal) == ["{\"phase\":\"copying\"}"])

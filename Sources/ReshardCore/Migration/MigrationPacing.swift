@@ -18,6 +18,9 @@ public struct MigrationPacing: Hashable, Sendable, Codable {
     var shadowCheckedAt: UInt64?
     /// The retry queue of failed second writes, as this process last read it.
     public internal(set) var secondWrites = SecondWriteRetries()
+    /// Recorded writes waiting to be replayed, as the last replay read them (nil: not read since
+    /// catching up began, or since this process started).
+    public internal(set) var replayWaiting: Int?
     /// Whether the round in flight runs bulk work (its figures feed the throttle).
     var bulkRound = false
     /// How long the latest bulk round took, and the rows its copy chunks copied.
@@ -29,6 +32,8 @@ public struct MigrationPacing: Hashable, Sendable, Codable {
     public static let maxFailures = 5
     /// Second writes retried per pass over the queue.
     public static let secondWriteRetryBatch = 500
+    /// Recorded writes replayed per work item.
+    public static let replayBatch = 1_000
     /// Failed passes over the retry queue in a row after which its entries are flagged for
     /// reconciliation (the changelog still carries them, and verification proves the result).
     public static let secondWriteReconcileAfter = 5

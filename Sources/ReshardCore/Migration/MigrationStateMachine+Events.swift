@@ -76,6 +76,16 @@ extension MigrationStateMachine {
                 phase = .rolledBack
                 rollback = nil
             }
+        case .replayed(let through, let applied, let waiting):
+            var progress = replayed ?? ReplayProgress(position: 0, applied: 0)
+            if through >= progress.position {
+                progress.position = through
+                progress.applied += applied
+                replayed = progress
+                var pacing = self.pacing ?? MigrationPacing(settings: settings)
+                pacing.replayWaiting = waiting
+                self.pacing = pacing
+            }
         case .secondWritesRetried(let applied, let waiting, let error):
             var pacing = self.pacing ?? MigrationPacing(settings: settings)
             pacing.secondWrites.record(applied: applied, waiting: waiting, error: error, now: now)
@@ -125,6 +135,8 @@ extension MigrationStateMachine {
         verified = false
         canary = nil
         canaryPassed = false
+        // The closed migration's logs went with its streams: the reopened ones start at 1.
+        replayed = nil
     }
 
     mutating func fail(_ reason: String) {

@@ -55,6 +55,7 @@ extension MigrationStateMachine {
         JournalMember("forward") { $0.forward },
         JournalMember("streamsReleased") { $0.streamsReleased },
         JournalMember("reverse") { $0.reverse },
+        JournalMember("replayed") { $0.replayed },
         JournalMember("cutover") { $0.cutover },
         JournalMember("cutoverAttempts") { $0.cutoverAttempts },
         JournalMember("holding") { $0.holding },

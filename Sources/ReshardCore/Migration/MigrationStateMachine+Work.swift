@@ -4,7 +4,7 @@ extension MigrationStateMachine {
         switch phase {
         case .preparing where !forward.isEmpty:
             proceedToNext(now: now)
-        case .dualWriting where routesSettled(now: now):
+        case .dualWriting where routesSettled(now: now), .recording where routesSettled(now: now):
             proceedToNext(now: now)
         case .copying where copies.allSatisfy(\.done):
             proceedToNext(now: now)
@@ -60,6 +60,7 @@ extension MigrationStateMachine {
             phase = .catchingUp
             // Backlogs read while copying are stale: catching up needs a fresh read of each source.
             for source in plan.sources { forward[source]?.backlog = .max }
+            pacing?.replayWaiting = nil
         case .verifying:
             phase = .verifying
             verified = false
@@ -104,9 +105,16 @@ extension MigrationStateMachine {
         settings.strategyInForce.step(phase)?.settles == true && !routesSettled(now: now)
     }
 
-    /// Every old owner's changelog is applied to within the lag thresholds.
+    /// The next replay of recorded writes (`traffic_replay`), after the backfill.
+    var replayWork: [MigrationWork] {
+        settings.strategyInForce.records ? [.replay(after: replayed?.position ?? 0, limit: MigrationPacing.replayBatch)] : []
+    }
+
+    /// Every old owner's changelog is applied to within the lag thresholds, and so is the replay
+    /// log of a strategy that records writes.
     var caughtUp: Bool {
-        plan.sources.allSatisfy { source in
+        if settings.strategyInForce.records, (pacing?.replayWaiting ?? .max) > settings.maxLagChanges { return false }
+        return plan.sources.allSatisfy { source in
             guard let stream = forward[source] else { return false }
             return stream.backlog <= settings.maxLagChanges && stream.lagMillis <= settings.maxLagMillis
         }
@@ -154,7 +162,7 @@ extension MigrationStateMachine {
             return []
         case .preparing:
             return [.prepare(sources: plan.sources, targets: plan.targets)]
-        case .dualWriting:
+        case .dualWriting, .recording:
             return forwardTails() + settleWait
         case .copying:
             // Several tasks per round: plans often have hundreds of small moves (a ring's arcs),
@@ -170,14 +178,14 @@ extension MigrationStateMachine {
         case .catchingUp:
             if sourcesFenced { return [.removeFences(ranges(byOwner: .forward))] }
             if holding { return [.releaseWrites] }
-            return forwardTails()
+            return forwardTails() + replayWork
         case .verifying:
             // A step that settles compares only once routers write as it says (no second write
             // may land on a new owner while it is compared).
             if settling(now: now) { return forwardTails() + settleWait }
             return [.verify(verificationRequest)]
         case .canary:
-            return canaryWork(now: now)
+            return canaryWork(now: now) + replayWork
         case .cuttingOver:
             return cutoverWork()
         case .baking:

@@ -56,6 +56,8 @@ public struct MigrationStateMachine: Hashable, Sendable, Codable {
     public internal(set) var streamsReleased: Bool?
     /// New owners' changelogs, applied back to the old owners after the switch.
     public internal(set) var reverse: [ShardID: StreamProgress] = [:]
+    /// How far the routers' recorded writes were replayed on the new owners (`traffic_replay`).
+    public internal(set) var replayed: ReplayProgress?
     /// The cutover in progress (forward, or backward during a rollback).
     public internal(set) var cutover: CutoverProgress?
     /// How many cutovers were started.

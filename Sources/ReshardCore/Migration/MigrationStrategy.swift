@@ -57,7 +57,29 @@ public enum MigrationStrategy: String, Hashable, Sendable, Codable, CaseIterable
                 Self.bake,
                 Self.cleanup,
             ]
-        case .writeNewReadOld, .routingFirst, .trafficReplay:
+        case .trafficReplay:
+            [
+                Self.prepare(.unchanged),
+                StrategyStep(
+                    .recording, .recordWrites,
+                    does:
+                        "shows every router the recording mode: each client write to a moving range goes to the old owner and is then recorded, with its version, in the migration's replay log",
+                    until: "the mode has been shown for two router re-reads (2 s), so every write is recorded", settles: true),
+                Self.copy(.recordWrites),
+                StrategyStep(
+                    .catchingUp, .recordWrites,
+                    does: "replays the recorded writes on the new owners, in the order recorded, and applies the old owners' changelogs",
+                    until: "the replay log and every changelog are within max_lag_changes (and max_lag_ms)"),
+                Self.verify(.recordWrites),
+                StrategyStep(
+                    .canary, .recordWrites,
+                    does: "goes on replaying while routers shadow-read each canary step's share of reads from the new owners and compare",
+                    until: "the new owners answered like the old ones in every step"),
+                Self.cutover,
+                Self.bake,
+                Self.cleanup,
+            ]
+        case .writeNewReadOld, .routingFirst:
             []
         }
     }
@@ -109,6 +131,9 @@ public enum MigrationStrategy: String, Hashable, Sendable, Codable, CaseIterable
     /// Whether routers write new owners a second time in some step of it.
     public var writesSecond: Bool { steps.contains { $0.routes.writes == .dual } }
 
+    /// Whether routers record client writes for replay in some step of it.
+    public var records: Bool { steps.contains { $0.routes.writes == .record } }
+
     /// Whether migrations may use it yet.
     public var isAvailable: Bool { !steps.isEmpty }
 
@@ -158,6 +183,10 @@ public struct RouteModes: Hashable, Sendable, Codable {
         /// To the owner; while that is still a move's old owner, then to its new owner at the
         /// version the old owner gave (`dual_write`). A failed second write is queued for retries.
         case dual
+        /// To the owner; while that is still a move's old owner, the write (with its version) is
+        /// then recorded in the migration's replay log, which the migrator replays on the new
+        /// owner (`traffic_replay`).
+        case record
     }
 
     /// Where reads come from.
@@ -181,4 +210,6 @@ public struct RouteModes: Hashable, Sendable, Codable {
     public static let unchanged = RouteModes(writes: .owner, reads: .owner)
     /// Writes to both owners, reads from the map's owner.
     public static let dualWrites = RouteModes(writes: .dual, reads: .owner)
+    /// Writes to the map's owner and recorded for replay, reads from the map's owner.
+    public static let recordWrites = RouteModes(writes: .record, reads: .owner)
 }

@@ -5,6 +5,8 @@ public enum MigrationPhase: String, Hashable, Sendable, Codable, CaseIterable {
     case planned, preparing
     /// `dual_write`: routers write each client write to both owners before any copy starts.
     case dualWriting = "dual_writing"
+    /// `traffic_replay`: routers record each client write to a moving range before any copy starts.
+    case recording
     case copying
     case catchingUp = "catching_up"
     case verifying
@@ -23,7 +25,9 @@ public enum MigrationPhase: String, Hashable, Sendable, Codable, CaseIterable {
     /// Phases an operator may ask to approve before the migration enters them. Baking is not
     /// one: it begins in the same step that lets held writes go, which must not wait on a person
     /// (`before_cleanup` is the gate after the switch).
-    public static let gateable: [MigrationPhase] = [.dualWriting, .copying, .catchingUp, .verifying, .canary, .cuttingOver, .cleaningUp]
+    public static let gateable: [MigrationPhase] = [
+        .dualWriting, .recording, .copying, .catchingUp, .verifying, .canary, .cuttingOver, .cleaningUp,
+    ]
 
     /// The gate's name in the API: `before_cutover`, `before_cleanup`, or `before_` and the phase.
     public var gateName: String {
@@ -38,6 +42,20 @@ public enum MigrationPhase: String, Hashable, Sendable, Codable, CaseIterable {
     public init?(gate name: String) {
         guard let phase = Self.gateable.first(where: { $0.gateName == name || "before_\($0.rawValue)" == name }) else { return nil }
         self = phase
+    }
+}
+
+/// How far a migration replayed the writes routers recorded (`traffic_replay`).
+public struct ReplayProgress: Hashable, Sendable, Codable {
+    /// The replay log's position replayed through: every entry at or before it is on the new owners.
+    public var position: UInt64
+    /// Recorded writes replayed so far.
+    public var applied: Int
+
+    /// Progress.
+    public init(position: UInt64, applied: Int) {
+        self.position = position
+        self.applied = applied
     }
 }
 

@@ -44,6 +44,9 @@ public enum MigrationWork: Hashable, Sendable {
     /// Close the migration's change streams on every shard of the plan (a PostgreSQL slot keeps
     /// every WAL segment after it for as long as it exists) and drop its logs.
     case closeStreams
+    /// Replay up to `limit` recorded writes after `after` from the migration's replay log on the
+    /// new owners (the version rule of a copy), then forget them.
+    case replay(after: UInt64, limit: Int)
     /// Retry up to `limit` queued second writes (`dual_write`) from the head of the migration's
     /// retry queue, oldest first, stopping at the first that fails again.
     case retrySecondWrites(limit: Int)
@@ -151,6 +154,9 @@ public enum MigrationEvent: Hashable, Sendable {
     case chunkDeleted(task: Int, rows: Int, done: Bool)
     case tombstonesPurged(task: Int, rows: Int, done: Bool)
     case streamsClosed
+    /// Recorded writes replayed through log position `through` (`applied` of them), and
+    /// `waiting` still recorded after it.
+    case replayed(through: UInt64, applied: Int, waiting: Int)
     /// A pass over the retry queue: `applied` second writes retried (or found obsolete), `waiting`
     /// left in the queue, and the error that stopped the pass, if one did.
     case secondWritesRetried(applied: Int, waiting: Int, error: String?)

@@ -11,6 +11,7 @@ struct MigrationWorker: Sendable {
     let cleanup: Cleanup
     let canary: CanaryReads
     let retries: SecondWriteQueue
+    let replays: Replay
     let metadata: any MetadataStore
     let stream: ChangeStreamID
     let stores: any StoreDirectory
@@ -28,6 +29,7 @@ struct MigrationWorker: Sendable {
         canary = CanaryReads(migration: id, routers: routers)
         stream = ChangeStreamID(migration: id)
         retries = SecondWriteQueue(log: MigrationLogID(migration: stream, kind: .retry), metadata: metadata, stores: stores)
+        replays = Replay(plan: plan, log: MigrationLogID(migration: stream, kind: .replay), metadata: metadata, stores: stores)
         self.metadata = metadata
     }
 
@@ -43,6 +45,9 @@ struct MigrationWorker: Sendable {
     private func run(_ work: MigrationWork, now: UInt64, sleep: @Sendable (UInt64) async throws -> Void) async throws -> MigrationEvent {
         switch work {
         case .prepare(let sources, let targets):
+            // The logs routers append to (second writes to retry, writes to replay) take appends
+            // from here until the migration ends.
+            try await metadata.openLogs(of: stream)
             return try await changes.prepare(sources: sources, targets: targets)
         case .copyChunk(let task, let move, let table, let after, let limit):
             return try await Backfill(source: stores.shardStore(move.source), target: stores.shardStore(move.target))
@@ -84,6 +89,8 @@ struct MigrationWorker: Sendable {
             }
             try await metadata.dropLogs(of: stream)
             return .streamsClosed
+        case .replay(let after, let limit):
+            return try await replays.replay(after: after, limit: limit)
         case .retrySecondWrites(let limit):
             return await retries.retry(limit: limit)
         case .finish(let positions):

@@ -7,33 +7,36 @@ import ReshardCore
 /// An append and a drop take the head's row lock before anything else, so they are serialized
 /// per log across every process, while reads and trims take no lock.
 extension PostgresMetadataStore {
+    public func openLogs(of migration: ChangeStreamID) async throws {
+        let keys = MigrationLogID.Kind.allCases.map { MigrationLogID(migration: migration, kind: $0).rawValue }
+        try await run { connection in
+            _ = try await connection.query(
+                """
+                INSERT INTO reshard_meta_log_heads(log, last) SELECT key, 0 FROM unnest(\(keys)::text[]) AS k(key)
+                ON CONFLICT (log) DO NOTHING
+                """, logger: self.logger)
+        }
+    }
+
     public func appendToLog(_ log: MigrationLogID, _ bodies: [String], limit: Int) async throws -> UInt64? {
         guard try MigrationLogID.admits(bodies, limit: limit) else { return nil }
-        if bodies.isEmpty {
-            let status = try await logStatus(log)
-            return status.entries <= limit ? status.last : nil
-        }
         let key = log.rawValue
         return try await inTransaction { connection -> UInt64? in
-            // Locks the head (creating it if missing) before reading anything: a concurrent append
-            // waits here until this one commits, then gets the last position this one committed
-            // (under READ COMMITTED an updated row is re-read at its newest version), so positions
-            // follow commit order. Unlike DO NOTHING and a later SELECT … FOR UPDATE, DO UPDATE
-            // always returns a row, even when a concurrent drop deleted the head meanwhile.
+            // Locks the head before reading anything: a concurrent append waits here until this
+            // one commits, then gets the last position this one committed (under READ COMMITTED
+            // an updated row is re-read at its newest version), so positions follow commit order.
+            // No head, no row: the log is not open (never opened, or dropped, perhaps meanwhile).
             let locked = try await Self.first(
                 Int64.self,
                 connection.query(
-                    """
-                    INSERT INTO reshard_meta_log_heads(log, last) VALUES(\(key), 0)
-                    ON CONFLICT (log) DO UPDATE SET last = reshard_meta_log_heads.last
-                    RETURNING last
-                    """, logger: self.logger))
-            guard let head = locked else { throw MetadataError.corrupt("log \(log) returned no head as it was locked") }
+                    "UPDATE reshard_meta_log_heads SET last = last WHERE log = \(key) RETURNING last", logger: self.logger))
+            guard let head = locked else { return nil }
             // A statement of its own, so it sees every entry committed before the lock was granted.
             let first = try await Self.first(
                 Int64?.self,
                 connection.query("SELECT min(position) FROM reshard_meta_log_entries WHERE log = \(key)", logger: self.logger))
             let status = try LogStatus.stored(log, last: head, first: first ?? nil)
+            if bodies.isEmpty { return status.entries <= limit ? status.last : nil }
             // A refusal commits nothing new: the head existed already (a log without one holds no
             // entries, and `admits` has checked the bodies alone against `limit`).
             guard status.entries + bodies.count <= limit else { return nil }

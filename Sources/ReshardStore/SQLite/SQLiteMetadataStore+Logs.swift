@@ -7,15 +7,21 @@ import ReshardCore
 /// first read: appends through any number of handles or processes are serialized, so each one
 /// reads the head another committed and positions follow commit order.
 extension SQLiteMetadataStore {
+    public func openLogs(of migration: ChangeStreamID) async throws {
+        let keys = MigrationLogID.Kind.allCases.map { MigrationLogID(migration: migration, kind: $0).rawValue }
+        try await pool.write { db in
+            for key in keys { try db.execute(sql: "INSERT OR IGNORE INTO log_heads(log, last) VALUES(?, 0)", arguments: [key]) }
+        }
+    }
+
     public func appendToLog(_ log: MigrationLogID, _ bodies: [String], limit: Int) async throws -> UInt64? {
         guard try MigrationLogID.admits(bodies, limit: limit) else { return nil }
-        if bodies.isEmpty {
-            let status = try await logStatus(log)
-            return status.entries <= limit ? status.last : nil
-        }
         let key = log.rawValue
         return try await pool.write { db -> UInt64? in
+            // A log without a head is not open: never opened, or dropped.
+            guard try Int64.fetchOne(db, sql: "SELECT last FROM log_heads WHERE log = ?", arguments: [key]) != nil else { return nil }
             let status = try Self.status(of: log, in: db)
+            if bodies.isEmpty { return status.entries <= limit ? status.last : nil }
             guard status.entries + bodies.count <= limit else { return nil }
             let first = try status.storedLast(appending: 1, to: log)
             let last = try status.storedLast(appending: bodies.count, to: log)
@@ -23,9 +29,7 @@ extension SQLiteMetadataStore {
             for (offset, body) in bodies.enumerated() {
                 try insert.execute(arguments: [key, first + Int64(offset), body])
             }
-            try db.execute(
-                sql: "INSERT INTO log_heads(log, last) VALUES(?, ?) ON CONFLICT(log) DO UPDATE SET last = excluded.last",
-                arguments: [key, last])
+            try db.execute(sql: "UPDATE log_heads SET last = ? WHERE log = ?", arguments: [last, key])
             return UInt64(last)
         }
     }

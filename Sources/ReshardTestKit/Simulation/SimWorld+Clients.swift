@@ -74,9 +74,14 @@ extension SimWorld {
     /// owner unreachable) and is queued for the migrator to retry; one in eighty cannot be queued
     /// either, leaving the changelog to carry it.
     func writeSecond(_ row: StoredRow, owner: ShardID, router index: Int, at generation: UInt64, _ state: inout State) {
-        guard let routes = state.routers[index].routes, routes.routes.writes == .dual,
-            let move = routes.moving(row.hash, at: generation), move.source == owner, let target = stores[move.target]
+        guard let routes = state.routers[index].routes, let move = routes.moving(row.hash, at: generation), move.source == owner,
+            let target = stores[move.target]
         else { return }
+        if routes.routes.writes == .record {
+            record(row, for: move, migration: routes.migration, at: generation, &state)
+            return
+        }
+        guard routes.routes.writes == .dual else { return }
         let fails = state.random.next() % 8 == 0
         do {
             if fails { throw StoreError.backend("injected: the new owner is unreachable") }
@@ -93,6 +98,16 @@ extension SimWorld {
                 state.coverage.queuedSecondWrites += 1
             }
         }
+    }
+
+    /// `traffic_replay`'s record of a write, as `ShardRouter` makes it: appended to the replay log.
+    /// One in forty cannot be recorded (the metadata unreachable), leaving the changelog to carry it.
+    private func record(_ row: StoredRow, for move: Move, migration: String, at generation: UInt64, _ state: inout State) {
+        let log = MigrationLogID(migration: ChangeStreamID(migration: migration), kind: .replay)
+        guard state.random.next() % 40 != 0, let entry = try? QueuedSecondWrite(row, target: move.target, generation: generation).encoded(),
+            (try? metadata.clientAppendToLog(log, [entry], limit: SecondWrites.recordLimit)) != nil
+        else { return }
+        state.coverage.recordedWrites += 1
     }
 
     /// A read must never return less than the latest acknowledged write. A fence above the

@@ -80,9 +80,10 @@ extension SimWorld {
             }
         }
         if streamsClosed {
-            let queue = MigrationLogID(migration: ChangeStreamID(migration: "sim"), kind: .retry)
-            let left = try await metadata.logStatus(queue)
-            if left.entries > 0 { throw Violation(description: "the ended migration left \(left.entries) queued second writes") }
+            for kind in MigrationLogID.Kind.allCases {
+                let left = try await metadata.logStatus(MigrationLogID(migration: ChangeStreamID(migration: "sim"), kind: kind))
+                if left.entries > 0 { throw Violation(description: "the ended migration left \(left.entries) entries in its \(kind) log") }
+            }
         }
     }
 }

@@ -125,6 +125,8 @@ public final class SimWorld: Sendable {
         public var queuedSecondWrites = 0
         /// Queued second writes the migrator retried.
         public var retriedSecondWrites = 0
+        /// `traffic_replay`'s recorded writes.
+        public var recordedWrites = 0
 
         /// Nothing yet.
         public init() {}
@@ -143,6 +145,7 @@ public final class SimWorld: Sendable {
             failedSecondWrites += other.failedSecondWrites
             queuedSecondWrites += other.queuedSecondWrites
             retriedSecondWrites += other.retriedSecondWrites
+            recordedWrites += other.recordedWrites
         }
     }
 

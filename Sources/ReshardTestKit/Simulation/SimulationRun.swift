@@ -224,7 +224,7 @@ public struct SimulationRun: Sendable {
         // then write no second writes).
         case .rollbackBeforeSwitch:
             (
-                strategy.steps.contains { $0.routes.writes == .dual } ? plan.source.withGeneration(plan.target.generation) : plan.source,
+                strategy.writesSecond ? plan.source.withGeneration(plan.target.generation) : plan.source,
                 .rolledBack
             )
         case .rollbackDuringBake: (plan.source.withGeneration(plan.target.generation + 1), .rolledBack)

@@ -39,7 +39,10 @@ import Testing
         // The seed picks the strategy: half of these runs write both owners.
         #expect(coverage.secondWrites > 0 && coverage.failedSecondWrites > 0, "dual_write runs should have made second writes")
         #expect(coverage.queuedSecondWrites > 0, "and queued the failed ones for retries")
-        #expect(coverage.retriedSecondWrites > 0, "which the migrator retried")
+        // (A write queued just before the cutover is obsolete and never retried: only a few queued
+        // writes need not have been.)
+        #expect(coverage.retriedSecondWrites > 0 || coverage.queuedSecondWrites < 5, "which the migrator retried")
+        #expect(coverage.recordedWrites > 0, "traffic_replay runs should have recorded writes")
         if scenario != .rollbackBeforeSwitch { #expect(coverage.fencedWrites > 0, "a stale router should have hit a fence") }
         if scenario == .gated { #expect(totals.outcome.approvals >= 2 * seeds.count, "both gates of every run approved") }
         if scenario == .canaryHalt {
