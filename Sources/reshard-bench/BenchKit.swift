@@ -55,7 +55,8 @@ struct BenchFile<Report: BackendReport>: BenchResult, Codable {
     var checks: [TargetCheck] { backends.flatMap(\.checks) }
 
     var markdown: String {
-        (backends.map(\.markdown) + (files.isEmpty ? [] : ["wrote " + files.joined(separator: ", ")]) + [TargetCheck.markdown(checks)])
+        (backends.map(\.markdown) + (files.isEmpty ? [] : ["wrote " + files.joined(separator: ", ")])
+            + (checks.isEmpty ? [] : [TargetCheck.markdown(checks)]))
             .joined(separator: "\n\n")
     }
 

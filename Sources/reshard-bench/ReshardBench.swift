@@ -15,10 +15,11 @@ struct ReshardBench: AsyncParsableCommand {
               swift run -c release reshard-bench --quick
               swift run -c release reshard-bench router --backend sqlite
               swift run -c release reshard-bench copy --rows 1000000
+              swift run -c release reshard-bench strategies --quick
             """,
         subcommands: [
             BenchAll.self, RouterBench.self, CopyBench.self, CutoverBench.self, LatencyBench.self, PlacementBench.self, VerifyBench.self,
-            SimulationBench.self,
+            SimulationBench.self, StrategyBench.self,
         ],
         defaultSubcommand: BenchAll.self
     )
@@ -28,7 +29,7 @@ struct ReshardBench: AsyncParsableCommand {
 struct BenchAll: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "all",
-        abstract: "Every scenario (router, copy, cutover, latency, placement) and the table of targets.",
+        abstract: "Every scenario (router, copy, cutover, strategies, latency, placement) and the table of targets.",
         discussion: """
             Example:
               swift run -c release reshard-bench --quick
@@ -68,6 +69,10 @@ struct BenchAll: AsyncParsableCommand {
         }
         await scenario("copy") { try await CopyBench.measure(environment: environment, rows: 1_000_000, quick: quick) }
         await scenario("cutover") { try await CutoverBench.measure(environment: environment, cutovers: quick ? 20 : 40, rate: 1_000) }
+        await scenario("strategies") {
+            try await StrategyBench.measure(
+                environment: environment, rows: quick ? 40_000 : 200_000, rate: 500, settle: quick ? 2 : 5)
+        }
         await scenario("latency") {
             try await LatencyBench.measure(
                 environment: environment, rows: quick ? 50_000 : 300_000, rate: 600, settle: quick ? 3 : 8, out: options.out)
