@@ -83,6 +83,8 @@ extension API {
         public var failedStreamRetentionMs: UInt64?
         /// How long writes may be held before the switch.
         public var cutoverBudgetMs: UInt64?
+        /// How long a mode shown to routers takes to reach every one.
+        public var routerFollowMs: UInt64?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case chunkRows = "chunk_rows"
@@ -101,6 +103,7 @@ extension API {
             case gates
             case failedStreamRetentionMs = "failed_stream_retention_ms"
             case cutoverBudgetMs = "cutover_budget_ms"
+            case routerFollowMs = "router_follow_ms"
         }
 
         /// Every option's wire name, in the order the schema lists them.
@@ -150,6 +153,7 @@ extension API {
             gates = try option(.gates)
             failedStreamRetentionMs = try option(.failedStreamRetentionMs)
             cutoverBudgetMs = try option(.cutoverBudgetMs)
+            routerFollowMs = try option(.routerFollowMs)
         }
     }
 

@@ -90,6 +90,7 @@ extension MigrationRoutes {
             settings.canaryStepMillis = options.canaryStepMs ?? settings.canaryStepMillis
             settings.failedStreamRetentionMillis = options.failedStreamRetentionMs
             settings.cutoverBudgetMillis = options.cutoverBudgetMs
+            settings.routerFollowMillis = options.routerFollowMs
             settings.gates = Set(
                 try (options.gates ?? []).map { name in
                     guard let gate = MigrationPhase(gate: name) else { throw Self.invalidGate(name) }

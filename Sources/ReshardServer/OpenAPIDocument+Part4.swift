@@ -88,6 +88,7 @@ extension OpenAPIDocument {
           items: {$ref: '#/components/schemas/GateRequest'}
         failed_stream_retention_ms: {type: integer, minimum: 0, maximum: 604800000, default: 900000, description: How long a migration that failed before the switch keeps its change streams (at most a week).}
         cutover_budget_ms: {type: integer, minimum: 1, maximum: 60000, default: 1000, description: How long writes may be held before the switch; past it the cutover attempt is aborted and tried again after catching up (at most a minute).}
+        router_follow_ms: {type: integer, minimum: 1, maximum: 600000, default: 2000, description: 'How long a mode shown to routers (dual writes, recording, the pause of second writes) takes to reach every one: twice the routers'' --refresh-ms. A step that settles waits this long after showing it.'}
     PlanMove:
       type: object
       required: [start, end, source, target, rows]
@@ -353,6 +354,5 @@ extension OpenAPIDocument {
         phases:
           type: array
           items:
-            type: object
 """####
 }

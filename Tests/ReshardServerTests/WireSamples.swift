@@ -117,6 +117,7 @@ enum WireSamples {
         options.gates = ["before_cutover"]
         options.failedStreamRetentionMs = 1_000
         options.cutoverBudgetMs = 500
+        options.routerFollowMs = 1_500
         return options
     }
 

@@ -69,6 +69,7 @@ extension MigrationSettings {
             "verify_subranges": Bounds(1...65_536), "max_repair_passes": Bounds(1...10),
             "max_cutover_attempts": Bounds(1...100), "copy_parallelism": Bounds(1...64),
             "cutover_budget_ms": Bounds(1...60_000, within: "a minute"),
+            "router_follow_ms": Bounds(1...600_000, within: "ten minutes"),
         ]
     }()
 
@@ -92,6 +93,7 @@ extension MigrationSettings {
             whole(canaryStepMillis, "canary_step_ms"),
             whole(failedStreamRetentionMillis, "failed_stream_retention_ms"),
             whole(cutoverBudgetMillis, "cutover_budget_ms"),
+            whole(routerFollowMillis, "router_follow_ms"),
             whole(verifySubranges, "verify_subranges"),
             whole(maxRepairPasses, "max_repair_passes"),
             whole(maxCutoverAttempts, "max_cutover_attempts"),

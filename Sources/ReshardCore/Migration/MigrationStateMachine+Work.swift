@@ -92,12 +92,12 @@ extension MigrationStateMachine {
 
     /// When the routes shown settle (now, when they are not shown yet: the next round shows them).
     func routesSettleAt(now: UInt64) -> UInt64 {
-        routesShownAt.map { $0.adding(saturating: MigrationPacing.routerFollowMillis) } ?? now
+        routesShownAt.map { $0.adding(saturating: settings.routerFollow) } ?? now
     }
 
     /// The wait for the routes to settle, once they are shown (until then the round shows them).
     var settleWait: [MigrationWork] {
-        routeSync.isEmpty ? routesShownAt.map { [.waitUntil($0.adding(saturating: MigrationPacing.routerFollowMillis))] } ?? [] : []
+        routeSync.isEmpty ? routesShownAt.map { [.waitUntil($0.adding(saturating: settings.routerFollow))] } ?? [] : []
     }
 
     /// Whether the current step's work waits for its routes to settle.

@@ -108,6 +108,13 @@ public struct MigrationSettings: Hashable, Sendable, Codable {
     /// How data moves (optional so that journals written before strategies existed still
     /// decode; nil is `cdc_backfill`).
     public var strategy: MigrationStrategy?
+    /// How long a mode shown to routers takes to reach every one (a step that settles waits
+    /// this long after showing its routes): twice the routers' re-read interval (`--refresh-ms`,
+    /// one second by default). Nil is `MigrationPacing.routerFollowMillis`.
+    public var routerFollowMillis: UInt64?
+
+    /// The router follow window in force.
+    public var routerFollow: UInt64 { routerFollowMillis ?? MigrationPacing.routerFollowMillis }
 
     /// One second: a write pause clients notice but do not time out on.
     public static let defaultCutoverBudgetMillis: UInt64 = 1_000

@@ -74,10 +74,12 @@ public struct SimulationRun: Sendable {
             if scenario == .rebalance, error.code == "nothing_to_move" { return Outcome() }
             throw error
         }
-        let settings = MigrationSettings(
+        var settings = MigrationSettings(
             chunkRows: 5, maxLagChanges: 3, maxLagMillis: 200, bakeMillis: 300, cleanupChunkRows: 4, maxCutoverAttempts: 100,
             copyParallelism: 3, tombstoneGraceMillis: 100, canarySteps: [10, 100], canaryStepMillis: 40,
             gates: scenario == .gated ? [.cuttingOver, .cleaningUp] : [], cutoverBudgetMillis: 60, strategy: strategy)
+        // The world's routers follow notices at once or within a few dozen steps, not a second.
+        settings.routerFollowMillis = 300
         var machine = MigrationStateMachine(id: "sim", plan: plan, tables: world.tables, settings: settings)
         machine.on(.start, now: world.clock.wallMillis)
         _ = try await world.metadata.admitMigration(id: machine.id, journal: try MigrationJournal.encode(machine))
