@@ -1,6 +1,7 @@
 import Foundation
 import ReshardCore
 import ReshardEngine
+import ReshardTestKit
 
 /// Runs one migration to its end for a benchmark, showing progress on long ones.
 enum BenchMigration {
@@ -61,6 +62,52 @@ enum BenchMigration {
     /// at once; the throttle's latency signal on (`factor`) or off (nil).
     static func settings(latencyFactor: Double?) -> MigrationSettings {
         MigrationSettings(bakeMillis: 0, latencyFactor: latencyFactor, tombstoneGraceMillis: 0, canarySteps: [], canaryStepMillis: 0)
+    }
+}
+
+/// A migration run under client load: the load's samples, when it started, and the
+/// migration's begin and end on the same wall clock.
+struct LoadedMigration: Sendable {
+    let samples: [BenchLoad.Sample]
+    let origin: UInt64
+    let begin: UInt64
+    let end: UInt64
+    let outcome: BenchMigration.Outcome
+}
+
+extension BenchMigration {
+    /// Serves `cluster` over HTTP, runs `clients` clients at `rate` requests/s (30 % writes) over
+    /// `keys` keys, lets them settle, runs `kind` with `settings` to its end, lets them settle
+    /// again, and stops: what the latency and strategy benchmarks measure a migration under.
+    /// `onLoad` runs once the clients have started (a benchmark resets its memory peak there).
+    static func underLoad(
+        _ cluster: ScratchCluster, _ manager: MigrationManager, _ kind: MigrationKind, settings: MigrationSettings, keys: Int,
+        rate: Int, settle: Duration, label: String, onLoad: () -> Void = {}
+    ) async throws -> LoadedMigration {
+        let server = try await LoopbackServer.reshard(cluster, migrations: manager)
+        let load = BenchLoad(port: server.port, table: benchTable, clients: 4, keys: keys, ratePerSecond: rate, writePercent: 30)
+        let loadTask = Task { try await load.run() }
+        onLoad()
+        var outcome: Outcome?
+        var failure: (any Error)?
+        var (begin, end): (UInt64, UInt64) = (0, 0)
+        do {
+            try await Task.sleep(for: settle)
+            begin = wallMillis()
+            outcome = try await run(manager, kind, settings: settings, label: label, showProgress: true)
+            // The end is when the machine reached done, not when the poll noticed.
+            end = outcome?.status.machine.phaseLog.last { $0.phase == .done }?.at ?? wallMillis()
+            try await Task.sleep(for: settle)
+        } catch {
+            failure = error
+        }
+        load.stop()
+        let samples = try await loadTask.value
+        await server.stop()
+        if let failure { throw failure }
+        guard let outcome else { throw BenchError("no migration status") }
+        return LoadedMigration(
+            samples: samples, origin: load.startedAtWallMillis.withLock { $0 }, begin: begin, end: end, outcome: outcome)
     }
 }
 

@@ -80,34 +80,12 @@ struct LatencyScenario {
             say("latency, \(backend.rawValue), \(mode): loading \(grouped(rows)) rows …")
             _ = try await BenchData.load(cluster, table: benchTable, rows: rows)
             let newcomer = try await cluster.addShard(index: 5)
-            let server = try await LoopbackServer.reshard(cluster, migrations: manager)
-            let load = BenchLoad(port: server.port, table: benchTable, clients: 4, keys: rows, ratePerSecond: rate, writePercent: 30)
-            let loadTask = Task { try await load.run() }
-            PeakMemory.reset()
-            var outcome: BenchMigration.Outcome?
-            var failure: (any Error)?
-            var (begin, end): (UInt64, UInt64) = (0, 0)
-            do {
-                try await Task.sleep(for: settle)
-                begin = wallMillis()
-                outcome = try await BenchMigration.run(
-                    manager, .addShard(newcomer), settings: BenchMigration.settings(latencyFactor: throttled ? 1.2 : nil),
-                    label: "add s5, \(mode)", showProgress: true)
-                // The end is when the machine reached done, not when the poll noticed.
-                end = outcome?.status.machine.phaseLog.last { $0.phase == .done }?.at ?? wallMillis()
-                try await Task.sleep(for: settle)
-            } catch {
-                failure = error
-            }
-            load.stop()
-            let samples = try await loadTask.value
-            await server.stop()
-            if let failure { throw failure }
-            guard let outcome else { throw BenchError("no migration status") }
-            let origin = load.startedAtWallMillis.withLock { $0 }
+            let run = try await BenchMigration.underLoad(
+                cluster, manager, .addShard(newcomer), settings: BenchMigration.settings(latencyFactor: throttled ? 1.2 : nil),
+                keys: rows, rate: rate, settle: settle, label: "add s5, \(mode)", onLoad: { PeakMemory.reset() })
             return LatencyReport.Run(
-                throttled: throttled, samples: samples, origin: origin, begin: begin, end: end,
-                spans: BenchMigration.spans(outcome.status.machine, now: end), throttleReasons: outcome.throttleReasons,
+                throttled: throttled, samples: run.samples, origin: run.origin, begin: run.begin, end: run.end,
+                spans: BenchMigration.spans(run.outcome.status.machine, now: run.end), throttleReasons: run.outcome.throttleReasons,
                 peakMemoryBytes: PeakMemory.peakBytes)
         }
     }

@@ -74,36 +74,18 @@ struct StrategyScenario {
             say("strategies, \(backend.rawValue), \(strategy.rawValue): loading \(grouped(rows)) rows …")
             _ = try await BenchData.load(cluster, table: benchTable, rows: rows)
             let newcomer = try await cluster.addShard(index: 5)
-            let server = try await LoopbackServer.reshard(cluster, migrations: manager)
-            let load = BenchLoad(port: server.port, table: benchTable, clients: 4, keys: rows, ratePerSecond: rate, writePercent: 30)
-            let loadTask = Task { try await load.run() }
-            var outcome: BenchMigration.Outcome?
-            var failure: (any Error)?
-            var (begin, end): (UInt64, UInt64) = (0, 0)
-            do {
-                try await Task.sleep(for: settle)
-                begin = wallMillis()
-                // The same settings for every strategy: the throttle on, a short canary (every
-                // strategy shadow-reads), no bake.
-                var settings = BenchMigration.settings(latencyFactor: 2)
-                settings.canarySteps = [10, 100]
-                settings.canaryStepMillis = 500
-                settings.strategy = strategy
-                outcome = try await BenchMigration.run(
-                    manager, .addShard(newcomer), settings: settings, label: "add s5 by \(strategy.rawValue)", showProgress: true)
-                end = outcome?.status.machine.phaseLog.last { $0.phase == .done }?.at ?? wallMillis()
-                try await Task.sleep(for: settle)
-            } catch {
-                failure = error
-            }
-            load.stop()
-            let samples = try await loadTask.value
-            await server.stop()
-            if let failure { throw failure }
-            guard let outcome else { throw BenchError("no migration status") }
-            let origin = load.startedAtWallMillis.withLock { $0 }
+            // The same settings for every strategy: the throttle on, a short canary (every
+            // strategy shadow-reads), no bake.
+            var settings = BenchMigration.settings(latencyFactor: 2)
+            settings.canarySteps = [10, 100]
+            settings.canaryStepMillis = 500
+            settings.strategy = strategy
+            let run = try await BenchMigration.underLoad(
+                cluster, manager, .addShard(newcomer), settings: settings, keys: rows, rate: rate, settle: settle,
+                label: "add s5 by \(strategy.rawValue)")
             return StrategyReport.Run(
-                strategy: strategy.rawValue, samples: samples, origin: origin, begin: begin, end: end, status: outcome.status)
+                strategy: strategy.rawValue, samples: run.samples, origin: run.origin, begin: run.begin, end: run.end,
+                status: run.outcome.status)
         }
     }
 }
