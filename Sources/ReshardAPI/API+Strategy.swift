@@ -48,15 +48,16 @@ extension API {
         }
     }
 
-    /// `dual_write`'s second writes: this server's router's own, and the migration's retry queue.
+    /// `dual_write`'s second writes: the routers' (every router's, as of its latest report), and
+    /// the migration's retry queue.
     public struct SecondWrites: Codable, Sendable, Hashable {
-        /// Whether this router writes the moving ranges to both owners now.
+        /// Whether a router writes the moving ranges to both owners now.
         public var active: Bool
-        /// Second writes the new owners took from this router.
+        /// Second writes the new owners took.
         public var written: Int
-        /// This router's second writes that failed and were queued for retries.
+        /// Second writes that failed and were queued for retries.
         public var queued: Int
-        /// This router's second writes that failed and were left to the changelog.
+        /// Second writes that failed and were left to the changelog.
         public var unqueued: Int
         /// Failed second writes (of every router) waiting in the retry queue.
         public var waiting: Int
@@ -101,11 +102,12 @@ extension API {
         }
     }
 
-    /// `traffic_replay`: the writes recorded by this server's router, and the migration's replay.
+    /// `traffic_replay`: the writes the routers recorded (every router's, as of its latest
+    /// report), and the migration's replay.
     public struct Replay: Codable, Sendable, Hashable {
-        /// Client writes this router recorded in the replay log.
+        /// Client writes recorded in the replay log.
         public var recorded: Int
-        /// Client writes this router could not record (left to the changelog).
+        /// Client writes that could not be recorded (left to the changelog).
         public var unrecorded: Int
         /// Recorded writes (of every router) replayed on the new owners.
         public var replayed: Int

@@ -144,8 +144,9 @@ extension OpenAPIDocument {
     SecondWrites:
       type: object
       description: |
-        `dual_write`'s second writes: the answering server's router's own (`active`, `written`, `queued`,
-        `unqueued`), and the migration's retry queue (`waiting`, `retried`, `reconcile`, `retry_error`).
+        `dual_write`'s second writes: every router's (`active`, `written`, `queued`, `unqueued`; each other
+        router's as of its latest report, about once a second), and the migration's retry queue (`waiting`,
+        `retried`, `reconcile`, `retry_error`).
       required: [active, written, queued, unqueued, waiting, retried, reconcile, retry_error]
       additionalProperties: false
       properties:
@@ -160,8 +161,8 @@ extension OpenAPIDocument {
     Replay:
       type: object
       description: |
-        `traffic_replay`: the writes the answering server's router recorded (`recorded`, `unrecorded`), and
-        the migration's replay of every router's records on the new owners.
+        `traffic_replay`: the writes every router recorded (`recorded`, `unrecorded`; each other router's as
+        of its latest report), and the migration's replay of them on the new owners.
       required: [recorded, unrecorded, replayed, waiting, position]
       additionalProperties: false
       properties:
@@ -353,6 +354,5 @@ extension OpenAPIDocument {
         cutover_attempts: {$ref: '#/components/schemas/Count'}
         phases:
           type: array
-          items:
 """####
 }

@@ -4,6 +4,7 @@
 extension OpenAPIDocument {
     /// Lines 1401… of the document.
     static let part5 = ####"""
+          items:
             type: object
             required: [phase, at_ms]
             additionalProperties: false

@@ -90,7 +90,7 @@ enum MigrationText {
         }
         if let replay = status.replay {
             lines.append(
-                "  replay   \(replay.recorded) writes recorded by this router (\(replay.unrecorded) left to the changelog), "
+                "  replay   \(replay.recorded) writes recorded by the routers (\(replay.unrecorded) left to the changelog), "
                     + "\(replay.replayed) replayed on the new owners, \(replay.waiting.map(String.init) ?? "?") waiting")
         }
         if let second = status.secondWrites {

@@ -50,6 +50,18 @@ import Testing
         receipts[deleted] = try await router.delete(table: "kv", pk: deleted, shardKey: nil)
         let stats = router.secondWrites.stats
         #expect(stats.attempts == 31 && stats.queued == 31 && stats.written == 0 && stats.active, "\(stats)")
+        // The status sums every router: this one as it stands, the others as their reports say;
+        // another migration's report, and one that is not a report, count for nothing.
+        var other = SecondWrites.Stats(migration: "m_queue")
+        (other.attempts, other.written, other.queued) = (7, 5, 2)
+        let encoder = JSONEncoder()
+        for (name, stats) in [("r-other", other), ("r-older", SecondWrites.Stats(migration: "m_old"))] {
+            let body = RouterReportBody(shadow: ShadowReads.Stats(), secondWrites: stats)
+            try await metadata.saveReport(router: name, report: String(decoding: try encoder.encode(body), as: UTF8.self))
+        }
+        try await metadata.saveReport(router: "r-garbage", report: "not json")
+        let fleetWide = try await RouterFleet(router: router, metadata: metadata).secondWrites(migration: "m_queue")
+        #expect(fleetWide.attempts == 38 && fleetWide.written == 5 && fleetWide.queued == 33 && fleetWide.active, "\(fleetWide)")
         let log = MigrationLogID(migration: ChangeStreamID(migration: "m_queue"), kind: .retry)
         #expect(try await metadata.logStatus(log) == LogStatus(entries: 31, last: 31))
 

@@ -247,6 +247,10 @@ public final class MigrationManager: Sendable {
     public func status(_ id: String) async -> MigrationStatus? {
         guard var status = await machineStatus(id) else { return nil }
         let plan = status.machine.plan
+        let strategy = status.machine.settings.strategyInForce
+        if strategy.writesSecond || strategy.records, let fleetWide = try? await fleet.secondWrites(migration: id) {
+            status.secondWrites = fleetWide
+        }
         for shard in Set(plan.moves.flatMap { [$0.source, $0.target] }) {
             status.changeCapture[shard] = try? await router.store(shard)?.changeCapture()
         }
@@ -377,7 +381,8 @@ public struct MigrationStatus: Sendable {
     public var cutoverPauseMicros: UInt64?
     /// What this router's canary shadow reads found (while this process has seen the canary).
     public var shadow: ShadowReads.Stats?
-    /// What this router's second writes did (while this process has seen dual writes).
+    /// What the routers' second writes (or records) did: every router's, as of its latest
+    /// report, in `status`; this router's alone where the reports could not be read.
     public var secondWrites: SecondWrites.Stats?
     /// How each shard of the plan captures changes ("logical decoding …", "triggers …"): a
     /// PostgreSQL server without `wal_level = logical` falls back to triggers, which cost every

@@ -56,6 +56,30 @@ public final class RouterFleet: RouterControl {
 
     public var foregroundP99Micros: UInt64? { router.foregroundP99Micros }
 
+    /// The second writes (and recorded writes) of every router for `migration`: this process's
+    /// router as it stands, every other router as of its latest report, summed. Active when any
+    /// router writes both owners or records now.
+    public func secondWrites(migration: String) async throws -> SecondWrites.Stats {
+        var total = SecondWrites.Stats(migration: migration)
+        func add(_ stats: SecondWrites.Stats) {
+            guard stats.migration == migration else { return }
+            total.active = total.active || stats.active
+            total.attempts += stats.attempts
+            total.written += stats.written
+            total.queued += stats.queued
+            total.unqueued += stats.unqueued
+            total.recorded += stats.recorded
+            total.unrecorded += stats.unrecorded
+        }
+        add(router.secondWrites.stats)
+        for report in try await metadata.reports() where report.router != router.name {
+            guard let body = try? JSONDecoder().decode(RouterReportBody.self, from: Data(report.report.utf8)), let stats = body.secondWrites
+            else { continue }
+            add(stats)
+        }
+        return total
+    }
+
     /// This process's router first, then every other router as of its latest report.
     public func shadowReads(migration: String) async throws -> [(router: String, stats: ShadowReads.Stats)] {
         var result: [(router: String, stats: ShadowReads.Stats)] = []
