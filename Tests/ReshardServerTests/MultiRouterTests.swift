@@ -125,13 +125,27 @@ struct MultiRouterTests {
         defer { stop.set() }
         try await Self.waitForAnswers(ledger, ports: ports, each: 100)
 
-        // 1. add_shard: A's migrator holds A's writes; B learns only from fences.
+        // 1. add_shard by dual_write: A's migrator holds A's writes and A writes both owners; B
+        // learns only from fences, never sees the directive, and writes the old owners alone:
+        // the changelog carries B's writes, and nothing is lost (checked below and at the end).
         quiet.migrationRequested()
-        let added = try await Self.startMigration(portA, #"{"kind":"add_shard","shard":"s5","options":\#(Self.fastOptions)}"#)
+        let added = try await Self.startMigration(
+            portA, #"{"kind":"add_shard","shard":"s5","strategy":"dual_write","options":\#(Self.fastOptions)}"#)
         let addStatus = try await Self.waitForPhase(portA, added, ["done", "rolled_back", "failed"])
         try #require(addStatus?.phase == "done", "add_shard: \(String(describing: addStatus))\n\(a.logTail)")
         let detail = try await Self.request(portA, "GET", "/v1/migrations/\(added)")
         #expect(detail.text.contains(#""change_capture":{"s1":"logical decoding (test_decoding)","s2""#), "\(detail.text)")
+        // The status sums the routers' second writes (A's live, the others' from their reports).
+        let (writtenA, writtenB) = (await Self.secondWrites(portA), await Self.secondWrites(portB))
+        #expect(writtenA > 0 && writtenB == 0, "A wrote second writes, deaf B none: A \(writtenA), B \(writtenB)")
+        var summed = 0
+        for _ in 0..<250 {
+            let answer = try await Self.request(portA, "GET", "/v1/migrations/\(added)")
+            summed = (try? API.decode(API.MigrationDetail.self, from: Data(answer.body)))?.secondWrites?.written ?? 0
+            if summed == writtenA + writtenB { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(summed == writtenA + writtenB, "the status shows \(summed) second writes, the routers counted \(writtenA) + \(writtenB)")
         try await Self.waitForAnswers(ledger, ports: ports, each: 100)
         var rerouted = 0
         for _ in 0..<500 {
@@ -304,6 +318,15 @@ struct MultiRouterTests {
             try await Task.sleep(for: .milliseconds(20))
         }
         Issue.record("the routers did not answer \(each) more requests each: \(ledger.counts)")
+    }
+
+    /// How many second writes router `port` made that the new owner took.
+    private static func secondWrites(_ port: Int) async -> Int {
+        guard let response = try? await request(port, "GET", "/metrics") else { return 0 }
+        return response.text.split(separator: "\n")
+            .filter { $0.hasPrefix("reshard_second_writes_total{") && $0.contains(#"result="written""#) }
+            .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }
+            .reduce(0) { $0 + Int($1) }
     }
 
     /// How many requests router `port` sent to a new owner after a fence refused them.
