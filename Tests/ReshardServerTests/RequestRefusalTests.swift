@@ -79,6 +79,7 @@ extension HTTPAPITests {
             ("chunk_rows", "-1.5"), ("chunk_rows", "18446744073709551616"), ("bake_ms", "-1"), ("bake_ms", "1e999"),
             ("latency_factor", "\"2\""), ("checks", "\"users.amount\""), ("checks", "[1]"), ("canary_steps", "[\"x\"]"),
             ("gates", "{}"), ("cutover_budget_ms", "true"), ("max_rows_per_second", "9223372036854775808"),
+            ("router_follow_ms", "-1"), ("router_follow_ms", "18446744073709551616"),
         ]
         for (option, value) in malformed {
             #expect(throws: API.OptionError.malformed(option), "\(option)=\(value)") { try decode(#"{"\#(option)":\#(value)}"#) }
