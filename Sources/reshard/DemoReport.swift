@@ -89,6 +89,11 @@ struct DemoReport: Codable {
             if m.secondWrites > 0 {
                 line("second writes", "\(Demo.count(m.secondWrites)) client writes also written to s5 before the switch")
             }
+            if m.recordedWrites + m.replayedWrites > 0 {
+                line(
+                    "replay",
+                    "\(Demo.count(m.recordedWrites)) client writes recorded, \(Demo.count(m.replayedWrites)) replayed on s5 after the copy")
+            }
             line("phases", m.phases.map { String(format: "%@ %.2f s", $0.name as NSString, $0.seconds) }.joined(separator: " · "))
             // The hold window bounds every held write's pause, so it settles the target even when
             // few writes (or none) happened to arrive inside it.

@@ -19,6 +19,9 @@ struct DemoRun: Sendable {
         var strategy = MigrationStrategy.cdcBackfill.rawValue
         /// `dual_write`'s second writes the new owner took.
         var secondWrites = 0
+        /// `traffic_replay`'s writes recorded, and replayed on the new owner.
+        var recordedWrites = 0
+        var replayedWrites = 0
         var error: String?
         /// Rows (tombstones included) on the four shards when the migration was planned.
         var rowsAtStart = 0
@@ -128,6 +131,8 @@ struct DemoRun: Sendable {
                 result.phase = machine.phase.rawValue
                 result.strategy = machine.settings.strategyInForce.rawValue
                 result.secondWrites = status.secondWrites?.written ?? 0
+                result.recordedWrites = status.secondWrites?.recorded ?? 0
+                result.replayedWrites = machine.replayed?.applied ?? 0
                 result.error = status.error
                 result.seconds = (now - started).seconds
                 result.copyRowsPerSecond = rate
