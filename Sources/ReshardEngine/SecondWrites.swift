@@ -77,11 +77,18 @@ public final class SecondWrites: Sendable {
     /// The move whose new owner must also take a write that `owner` took at `generation`, and
     /// the migration it belongs to: only while the write went to the move's old owner (after
     /// the switch the map names the new owner, and reverse replication feeds the old one).
-    func pick(_ hash: UInt64, owner: ShardID, generation: UInt64) -> (move: Move, migration: String, mode: RouteModes.Writes)? {
+    func pick(_ hash: UInt64, owner: ShardID, generation: UInt64) -> Pick? {
         guard let config = state.withLock({ $0.config }), let move = config.moving(hash, at: generation), move.source == owner else {
             return nil
         }
-        return (move, config.migration, config.routes.writes)
+        return Pick(move: move, migration: config.migration, mode: config.routes.writes)
+    }
+
+    /// A write's move, migration and write mode, when it needs a second write or a record.
+    struct Pick {
+        let move: Move
+        let migration: String
+        let mode: RouteModes.Writes
     }
 
     /// How one second write (or recording) ended.

@@ -128,8 +128,10 @@ extension ShardRouter {
                 switch outcome {
                 case .written(let version):
                     observe(version)
-                    let row = StoredRow(table: definition.name, pk: pk, shardKey: shardKey, version: version, body: body)
-                    await writeSecond(row, owner: handle.record.id, in: current)
+                    if let second = secondWrites.pick(hash, owner: handle.record.id, generation: current.map.generation) {
+                        let row = StoredRow(table: definition.name, pk: pk, shardKey: shardKey, version: version, body: body)
+                        await writeSecond(row, to: second, in: current)
+                    }
                     return WriteReceipt(pk: pk, version: version, shard: handle.record.id, generation: current.map.generation)
                 case .notFound:
                     throw RouterError.rowNotFound

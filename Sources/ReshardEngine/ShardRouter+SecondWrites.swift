@@ -2,14 +2,14 @@ import ReshardCore
 import ReshardStore
 
 extension ShardRouter {
-    /// `dual_write`'s second write of `row`, which `owner` just took: to the new owner of its
-    /// moving range, at the same version, under the version rule (a copy or change that got there
-    /// first is harmless either way). It never fails the client's write, which the old owner
-    /// decided; one that fails is queued for the migrator to retry.
-    func writeSecond(_ row: StoredRow, owner: ShardID, in current: Snapshot) async {
-        guard let (move, migration, mode) = secondWrites.pick(row.hash, owner: owner, generation: current.map.generation) else {
-            return
-        }
+    /// What `row`, just taken by its old owner, needs as `second` says (`SecondWrites.pick`, asked
+    /// first so that a write outside any migration builds nothing): `dual_write`'s second write,
+    /// to the new owner of its moving range at the same version under the version rule (a copy
+    /// or change that got there first is harmless either way), or `traffic_replay`'s record. It
+    /// never fails the client's write, which the old owner decided; a second write that fails is
+    /// queued for the migrator to retry.
+    func writeSecond(_ row: StoredRow, to second: SecondWrites.Pick, in current: Snapshot) async {
+        let (move, migration, mode) = (second.move, second.migration, second.mode)
         if mode == .record {
             await record(row, for: move, migration: migration, generation: current.map.generation)
             return
@@ -26,7 +26,7 @@ extension ShardRouter {
         } catch {
             let log = MigrationLogID(migration: ChangeStreamID(migration: migration), kind: .retry)
             let queued = try? await metadata.appendToLog(
-                log, [QueuedSecondWrite(row, target: move.target, generation: current.map.generation).encoded()],
+                log, [LoggedWrite(row, target: move.target, generation: current.map.generation).encoded()],
                 limit: SecondWrites.queueLimit)
             let result: SecondWrites.Result = queued == nil ? .unqueued : .queued
             logger.warning(
@@ -45,7 +45,7 @@ extension ShardRouter {
     private func record(_ row: StoredRow, for move: Move, migration: String, generation: UInt64) async {
         let log = MigrationLogID(migration: ChangeStreamID(migration: migration), kind: .replay)
         do {
-            let entry = try QueuedSecondWrite(row, target: move.target, generation: generation).encoded()
+            let entry = try LoggedWrite(row, target: move.target, generation: generation).encoded()
             guard try await metadata.appendToLog(log, [entry], limit: SecondWrites.recordLimit) != nil else {
                 throw RouterError(.unavailable, "replay_log_full", "the replay log holds \(SecondWrites.recordLimit) writes")
             }

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import ReshardCore
 import ReshardEngine
@@ -119,4 +120,22 @@ func wallMillis() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1_000) }
 func noteThrottleReason(_ reason: String, in reasons: inout [String]) {
     let kind = reason.split(separator: ":").first.map(String.init) ?? reason
     if !reasons.contains(where: { $0.hasPrefix(kind) }) { reasons.append(reason) }
+}
+
+/// The load a migration benchmark runs under; each scenario has its own defaults (its help).
+struct MigrationLoadOptions: ParsableArguments {
+    @Option(help: "Rows on the four shards before the add (default: the scenario's, fewer with --quick).")
+    var rows: Int?
+
+    @Option(help: "Client requests per second, 70 % reads and 30 % writes (default: the scenario's).")
+    var rate: Int?
+
+    @Option(help: "Seconds of load before the migration and after it (default: the scenario's, fewer with --quick).")
+    var settleSeconds: Int?
+
+    func validate() throws {
+        if let rows, !(1_000...10_000_000).contains(rows) { throw ValidationError("--rows must be 1,000…10,000,000") }
+        if let rate, !(10...20_000).contains(rate) { throw ValidationError("--rate must be 10…20,000") }
+        if let settleSeconds, !(1...600).contains(settleSeconds) { throw ValidationError("--settle-seconds must be 1…600") }
+    }
 }

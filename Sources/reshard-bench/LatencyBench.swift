@@ -14,6 +14,8 @@ struct LatencyBench: AsyncParsableCommand {
         commandName: "latency",
         abstract: "Client p99 before, during copy, catch-up, cutover and after a live add-shard, throttled and not, with an SVG chart.",
         discussion: """
+            Defaults: 300,000 rows (50,000 with --quick), 600 requests/s, 8 s of settling (3 with --quick).
+
             Example:
               swift run -c release reshard-bench latency --rows 300000 --rate 600
             """
@@ -21,27 +23,14 @@ struct LatencyBench: AsyncParsableCommand {
 
     @OptionGroup var options: BenchOptions
 
-    @Option(help: "Rows on the four shards before the add; default 300,000, or 50,000 with --quick.")
-    var rows: Int?
-
-    @Option(help: "Client requests per second (70 % reads, 30 % writes).")
-    var rate = 600
-
-    @Option(help: "Seconds of load before the migration and after it; default 8, or 3 with --quick.")
-    var settleSeconds: Int?
-
-    func validate() throws {
-        if let rows, !(1_000...10_000_000).contains(rows) { throw ValidationError("--rows must be 1,000…10,000,000") }
-        guard (10...20_000).contains(rate) else { throw ValidationError("--rate must be 10…20,000") }
-        if let settleSeconds, !(1...600).contains(settleSeconds) { throw ValidationError("--settle-seconds must be 1…600") }
-    }
+    @OptionGroup var load: MigrationLoadOptions
 
     func run() async throws {
         let environment = try BenchEnvironment(choice: options.backend)
         defer { environment.stop() }
         try await Self.measure(
-            environment: environment, rows: rows ?? (options.quick ? 50_000 : 300_000), rate: rate,
-            settle: settleSeconds ?? (options.quick ? 3 : 8), out: options.out
+            environment: environment, rows: load.rows ?? (options.quick ? 50_000 : 300_000), rate: load.rate ?? 600,
+            settle: load.settleSeconds ?? (options.quick ? 3 : 8), out: options.out
         ).present(out: options.out)
     }
 

@@ -185,4 +185,23 @@ import Testing
         restarted.on(.restarted(publishedGeneration: 1), now: 2_060)
         #expect(restarted.pacing?.replayWaiting == nil && restarted.replayed?.position == 840)
     }
+
+    /// The phase log keeps 64 entries; a dual-write migration paused and resumed more often
+    /// than that has forgotten its `dual_writing`, and its rollback must still fence the copies.
+    @Test func aDualWriteRollbackFencesTheCopiesHoweverLongAgoDualWritesBegan() throws {
+        var m = try MigrationStateMachineTests().machine(settings: MigrationSettings(bakeMillis: 100, strategy: .dualWrite))
+        m.on(.start, now: 0)
+        m.on(.prepared(positions: Dictionary(uniqueKeysWithValues: m.plan.sources.map { ($0, 5) })), now: 0)
+        m.on(.routesShown(m.routeDirective), now: 0)
+        m.on(.tick, now: MigrationPacing.routerFollowMillis)
+        #expect(m.phase == .copying)
+        for cycle in 0..<40 {
+            #expect(m.on(.pause, now: 3_000 + UInt64(cycle)) == .accepted)
+            #expect(m.on(.resume, now: 3_000 + UInt64(cycle)) == .accepted)
+        }
+        #expect(!m.phaseLog.contains { $0.phase == .dualWriting }, "the log has forgotten dual_writing")
+        #expect(m.on(.rollback, now: 4_000) == .accepted)
+        #expect(m.rollback == .fenceCopies)
+        #expect(m.work(now: 4_000).contains(.fence(m.ranges(byOwner: .reverse), generation: m.plan.target.generation, readPositions: [])))
+    }
 }

@@ -87,7 +87,7 @@ import Testing
         // With the copies fenced (a rollback), queued writes are obsolete: dropped, not retried.
         let late = try #require(moving.last)
         _ = try await target.fence(plan.moves.map(\.range), generation: plan.target.generation)
-        let entry = try QueuedSecondWrite(
+        let entry = try LoggedWrite(
             StoredRow(table: TableName("kv")!, pk: late, shardKey: late, version: .max / 2, body: "{}"), target: s4,
             generation: plan.source.generation
         ).encoded()
@@ -102,15 +102,15 @@ import Testing
 
     @Test func aQueuedWriteRoundTripsAndForeignEntriesAreRefused() throws {
         let row = StoredRow(table: TableName("t")!, pk: "ü \"quoted\" \\", shardKey: "k", version: .max, body: nil)
-        let text = try QueuedSecondWrite(row, target: ShardID("s2")!, generation: 7).encoded()
-        let decoded = try #require(QueuedSecondWrite.decode(text))
+        let text = try LoggedWrite(row, target: ShardID("s2")!, generation: 7).encoded()
+        let decoded = try #require(LoggedWrite.decode(text))
         #expect(decoded.row == row && decoded.target == ShardID("s2") && decoded.generation == 7)
         for bad in [
             "", "[]", "{}", #"{"target":"s2","table":"T!","pk":"a","shard_key":"a","version":1,"generation":1}"#,
             #"{"target":"s2","table":"t","pk":"","shard_key":"a","version":1,"generation":1}"#,
             #"{"target":"s2","table":"t","pk":"a","shard_key":"a","version":-1,"generation":1}"#,
         ] {
-            #expect(QueuedSecondWrite.decode(bad) == nil, "\(bad)")
+            #expect(LoggedWrite.decode(bad) == nil, "\(bad)")
         }
     }
 }

@@ -22,9 +22,11 @@ extension MigrationStateMachine {
     }
 
     /// Where a rollback before the switch goes once fences and holds are off: to the copies, and
-    /// first, when routers wrote them a second time, to fencing them (see `RollbackStep`).
+    /// first, when the strategy has routers write them a second time, to fencing them (see
+    /// `RollbackStep`). Decided by the strategy, not by whether dual writes were seen: the phase
+    /// log keeps only the last 64 phases, and fencing copies no router wrote costs nothing.
     var unswitchedCopiesStep: RollbackStep {
-        phaseLog.contains { $0.phase == .dualWriting } ? .fenceCopies : .deleteCopies
+        settings.strategyInForce.writesSecond ? .fenceCopies : .deleteCopies
     }
 
     /// The old layout, one generation on: what a rollback before the switch publishes after dual

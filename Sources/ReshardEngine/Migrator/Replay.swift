@@ -16,7 +16,7 @@ struct Replay: Sendable {
         for entry in entries {
             // An entry that is not a recorded write (edited by hand) is skipped: the changelog
             // carries the write it stood for.
-            guard let (row, _, _) = QueuedSecondWrite.decode(entry.body), let move = plan.move(containing: row.hash) else { continue }
+            guard let (row, _, _) = LoggedWrite.decode(entry.body), let move = plan.move(containing: row.hash) else { continue }
             byTarget[move.target, default: []].append(row)
         }
         for (target, rows) in byTarget.sorted(by: { $0.key < $1.key }) {
@@ -24,7 +24,9 @@ struct Replay: Sendable {
         }
         let through = entries.last?.position ?? position
         if through > position { try await metadata.trimLog(log, through: through) }
-        let status = try await metadata.logStatus(log)
-        return .replayed(through: through, applied: entries.count, waiting: status.entries)
+        // A short read took the whole log as it stood, so nothing recorded before it waits; a full
+        // one is counted (catching up ends on it).
+        let waiting = entries.count < MigrationLogID.clampedReadLimit(limit) ? 0 : try await metadata.logStatus(log).entries
+        return .replayed(through: through, applied: entries.count, waiting: waiting)
     }
 }

@@ -2,9 +2,9 @@ import Foundation
 import ReshardCore
 import ReshardStore
 
-/// A failed second write as the retry queue keeps it: one entry of the migration's `retry` log,
-/// in JSON.
-public struct QueuedSecondWrite: Codable, Sendable, Hashable {
+/// A client write as a migration's logs keep it, in JSON: a failed second write in the `retry`
+/// log, a recorded write in the `replay` log.
+public struct LoggedWrite: Codable, Sendable, Hashable {
     /// The new owner the write was for.
     public var target: String
     public var table: String
@@ -43,7 +43,7 @@ public struct QueuedSecondWrite: Codable, Sendable, Hashable {
     /// An entry read back; nil when it is not one (an edited or foreign entry is skipped, and
     /// the changelog still carries the write it stood for).
     public static func decode(_ text: String) -> (row: StoredRow, target: ShardID, generation: UInt64)? {
-        guard let entry = try? JSONDecoder().decode(QueuedSecondWrite.self, from: Data(text.utf8)),
+        guard let entry = try? JSONDecoder().decode(LoggedWrite.self, from: Data(text.utf8)),
             let table = TableName(entry.table), let target = ShardID(entry.target), RowKey.problem(entry.pk) == nil,
             RowKey.problem(entry.shardKey) == nil
         else { return nil }
@@ -65,8 +65,9 @@ struct SecondWriteQueue: Sendable {
         var failure: String?
         do {
             var through: UInt64 = 0
-            for entry in try await metadata.readLog(log, after: 0, limit: limit) {
-                if let (row, target, generation) = QueuedSecondWrite.decode(entry.body) {
+            let entries = try await metadata.readLog(log, after: 0, limit: limit)
+            for entry in entries {
+                if let (row, target, generation) = LoggedWrite.decode(entry.body) {
                     do {
                         _ = try await stores.shardStore(target).writeSecond(row, routedBy: generation)
                     } catch let error as StoreError where error.fenceGeneration != nil {
@@ -80,7 +81,11 @@ struct SecondWriteQueue: Sendable {
                 through = entry.position
             }
             if through > 0 { try await metadata.trimLog(log, through: through) }
-            return .secondWritesRetried(applied: applied, waiting: try await metadata.logStatus(log).entries, error: failure)
+            // A short read that went through took the whole queue as it stood: what came since
+            // waits for the next pass, and the queue need not be counted again.
+            let whole = failure == nil && entries.count < MigrationLogID.clampedReadLimit(limit)
+            let waiting = whole ? 0 : try await metadata.logStatus(log).entries
+            return .secondWritesRetried(applied: applied, waiting: waiting, error: failure)
         } catch {
             return .secondWritesRetried(applied: applied, waiting: 0, error: "\(error)")
         }

@@ -93,7 +93,7 @@ extension SimWorld {
             state.coverage.failedSecondWrites += 1
             guard state.random.next() % 10 != 0 else { return }
             let log = MigrationLogID(migration: ChangeStreamID(migration: routes.migration), kind: .retry)
-            let entry = try? QueuedSecondWrite(row, target: move.target, generation: generation).encoded()
+            let entry = try? LoggedWrite(row, target: move.target, generation: generation).encoded()
             if let entry, (try? metadata.clientAppendToLog(log, [entry], limit: SecondWrites.queueLimit)) != nil {
                 state.coverage.queuedSecondWrites += 1
             }
@@ -104,7 +104,7 @@ extension SimWorld {
     /// One in forty cannot be recorded (the metadata unreachable), leaving the changelog to carry it.
     private func record(_ row: StoredRow, for move: Move, migration: String, at generation: UInt64, _ state: inout State) {
         let log = MigrationLogID(migration: ChangeStreamID(migration: migration), kind: .replay)
-        guard state.random.next() % 40 != 0, let entry = try? QueuedSecondWrite(row, target: move.target, generation: generation).encoded(),
+        guard state.random.next() % 40 != 0, let entry = try? LoggedWrite(row, target: move.target, generation: generation).encoded(),
             (try? metadata.clientAppendToLog(log, [entry], limit: SecondWrites.recordLimit)) != nil
         else { return }
         state.coverage.recordedWrites += 1
