@@ -94,17 +94,27 @@ extension ShardRouter {
                     at: wallMillis()),
                 latencyDeltaMicros: Int64(shadowRead.micros) - Int64(micros))
         }
-        guard let row, let body = row.body else { throw RouterError.rowNotFound }
+        var answer = (row: row, shard: handle.record.id)
+        if let (move, reads) = secondWrites.redirect(KeyHash.of(key), owner: handle.record.id) {
+            answer = try await redirectedRead(definition.name, pk: pk, row: row, from: handle, move: move, reads: reads, in: snapshot)
+        }
+        guard let row = answer.row, let body = row.body else { throw RouterError.rowNotFound }
         observe(row.version)
-        return RowRead(pk: row.pk, version: row.version, body: body, shard: handle.record.id)
+        return RowRead(pk: row.pk, version: row.version, body: body, shard: answer.shard)
     }
 
     /// Live rows of `table` that share `shardKey` (co-located on one shard), in pk order.
     public func list(table: String, shardKey: String, limit: Int) async throws -> [RowRead] {
         let definition = try self.table(named: table)
         try Self.validateKey(shardKey, what: "shard key", error: RouterError.invalidShardKey)
+        let limit = min(max(limit, 1), Self.maxListLimit)
         let (handle, rows) = try await fencedRead(shardKey, .list) { handle in
-            try await handle.store.rows(table: definition.name, shardKey: shardKey, limit: min(max(limit, 1), Self.maxListLimit))
+            try await handle.store.rows(table: definition.name, shardKey: shardKey, limit: limit)
+        }
+        if let (move, _) = secondWrites.redirect(KeyHash.of(shardKey), owner: handle.record.id) {
+            let merged = try await redirectedList(
+                definition.name, shardKey: shardKey, rows: rows, from: handle, move: move, limit: limit, in: snapshot)
+            return merged.compactMap { row, shard in row.body.map { RowRead(pk: row.pk, version: row.version, body: $0, shard: shard) } }
         }
         return rows.compactMap { row in
             row.body.map { RowRead(pk: row.pk, version: row.version, body: $0, shard: handle.record.id) }
@@ -124,6 +134,9 @@ extension ShardRouter {
                 table: definition.name, pk: pk, shardKey: shardKey, body: body,
                 proposedVersion: nextVersion(), generation: current.map.generation)
             do {
+                if let (move, _) = secondWrites.redirect(hash, owner: handle.record.id) {
+                    try await copyFirst(definition.name, pk: pk, to: handle, move: move, in: current)
+                }
                 let outcome = try await call(handle, body == nil ? .delete : .put) { try await handle.store.write(write) }
                 switch outcome {
                 case .written(let version):
@@ -232,7 +245,7 @@ extension ShardRouter {
     }
 
     /// Runs a store call with its metrics; backend failures become a retryable 503, never a crash.
-    private func call<T>(_ handle: ShardHandle, _ operation: ShardMetrics.Operation, _ body: () async throws -> T) async throws -> T {
+    func call<T>(_ handle: ShardHandle, _ operation: ShardMetrics.Operation, _ body: () async throws -> T) async throws -> T {
         do {
             return try await handle.metrics.measure(operation, window: latencies, body)
         } catch let error as RouterError {

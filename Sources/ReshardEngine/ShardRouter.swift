@@ -108,9 +108,21 @@ public final class ShardRouter: Sendable {
     public func refreshShardMap() async throws -> Bool {
         // Fenced writes call this by the hundred during a switch: only a newer map takes the lock.
         guard let latest = try await metadata.currentShardMap(), latest.generation > shardMap.generation else { return false }
-        // A held gate and unopened shards need the full re-read; a plain newer map does not.
-        if !gate.isHolding, latest.shards.allSatisfy({ snapshot.shards[$0] != nil }) { return adopt(latest) }
-        return try await adminLock.withLock { try await refreshMapLocked() }
+        // A held gate and unopened shards need the full re-read; a plain newer map does not. The
+        // directive is read with it: a strategy that switches first shows its modes before the
+        // switch, so a router that adopts the new map then reads by them, even one that missed
+        // every notification.
+        if !gate.isHolding, latest.shards.allSatisfy({ snapshot.shards[$0] != nil }) {
+            let directive = try RouterDirective.decode(try await metadata.directive())
+            let adopted = adopt(latest)
+            follow(directive)
+            return adopted
+        }
+        return try await adminLock.withLock {
+            let changed = try await refreshMapLocked()
+            follow(try RouterDirective.decode(try await metadata.directive()))
+            return changed
+        }
     }
 
     /// Puts `map` in force if it is newer than the current one; returns whether it was. The

@@ -39,6 +39,45 @@ import Testing
         try await migrateUnderLoad(kind: .addShard, backend: backend, strategy: strategy)
     }
 
+    /// One client reads, lists, rewrites and deletes cold rows `c0…` until `done`, each answer
+    /// checked exactly against what it did (no other client touches them): a row not yet copied
+    /// must be read, listed, rewritten and deleted as if it were, and a deleted one stay deleted.
+    static func useColdRows(_ count: Int, router: ShardRouter, until done: () async -> Bool) async throws {
+        guard count > 0 else { return }
+        var random = SeededRandom(seed: 7)
+        var bodies = (0..<count).map { Optional("{\"c\":\($0)}") }
+        func check(_ i: Int) async throws {
+            do {
+                let read = try await router.get(table: "kv", pk: "c\(i)", shardKey: nil)
+                if read.body != bodies[i] { Issue.record("c\(i) read \(read.body), expected \(bodies[i] ?? "not found")") }
+            } catch let error as RouterError where error.code == "not_found" {
+                if let body = bodies[i] { Issue.record("c\(i) not found, expected \(body)") }
+            }
+        }
+        for _ in 0..<100_000 {
+            if await done() { break }
+            let i = Int(random.next() % UInt64(count))
+            let pk = "c\(i)"
+            switch random.next() % 16 {
+            case 0:
+                bodies[i] = "{\"c\":\(i),\"w\":\(random.next() % 100)}"
+                _ = try await router.put(table: "kv", pk: pk, body: Array((bodies[i] ?? "").utf8))
+            case 1 where bodies[i] != nil:
+                _ = try await router.delete(table: "kv", pk: pk, shardKey: nil)
+                bodies[i] = nil
+            case 2:
+                let listed = try await router.list(table: "kv", shardKey: pk, limit: 10).map(\.body)
+                if listed != (bodies[i].map { [$0] } ?? []) {
+                    Issue.record("listing \(pk) gave \(listed), expected \(bodies[i] ?? "nothing")")
+                }
+            default:
+                try await check(i)
+            }
+        }
+        // After the migration, from the final map's owners alone.
+        for i in 0..<count { try await check(i) }
+    }
+
     func migrateUnderLoad(kind: Kind, backend: ShardBackend, strategy: MigrationStrategy) async throws {
         let fixture = try await RouterFixture.make(shards: 3, backend: backend)
         defer { fixture.remove() }
@@ -69,19 +108,29 @@ import Testing
         // The latency signal is tested in ThrottleTests; here four busy writers on two cores would
         // (rightly) slow the copy to a crawl.
         let settings = MigrationSettings(
-            chunkRows: 100, maxLagChanges: 20, maxLagMillis: 500, bakeMillis: 300, cleanupChunkRows: 200, latencyFactor: nil,
+            chunkRows: 100, maxLagChanges: 20, maxLagMillis: 500, bakeMillis: 300, cleanupChunkRows: 200,
+            // A strategy that switches first serves clients while it copies: paced, the copy lasts
+            // long enough for writers and readers to meet rows not yet copied.
+            copyParallelism: strategy.switchesFirst ? 1 : 8, maxRowsPerSecond: strategy.switchesFirst ? 200 : nil, latencyFactor: nil,
             tombstoneGraceMillis: 0, canarySteps: [50, 100], canaryStepMillis: 150, strategy: strategy)
         let machine = MigrationStateMachine(id: "m-\(kind)", plan: plan, tables: [TableName("kv")!], settings: settings)
         let runner = MigrationRunner(machine: machine, router: router, metadata: fixture.metadata, logger: Logger(label: "test"))
 
+        // Cold rows, written before the migration and touched only by one client during it: while
+        // a strategy that switches first copies, most are only on their old owners.
+        let cold = strategy.switchesFirst ? 1_500 : 0
+        for i in 0..<cold { _ = try await router.put(table: "kv", pk: "c\(i)", body: Array("{\"c\":\(i)}".utf8)) }
+
         let ledger = Ledger()
         let migration = Task { await runner.run() }
         #expect(await runner.command(.start) == .accepted)
+        let coldClient = Task { try await Self.useColdRows(cold, router: router, until: { await runner.state.phase.isTerminal }) }
         // Writers write, delete and read back their own keys until the migration ends (bounded).
         try await MigrationLoad.write(
             router: router, ledger: ledger, writers: 4, keys: 1_800, seed: 1, steps: 20_000, checkEvery: 50,
             stop: { await runner.state.phase.isTerminal })
         _ = await migration.value
+        try await coldClient.value
         let final = await runner.state
         #expect(final.phase == .done, "ended in \(final.phase): \(final.failure ?? "")")
         try await MigrationLoad.checkLedger(ledger, router: router)
@@ -105,6 +154,11 @@ import Testing
         if strategy.writesSecond {
             let second = router.secondWrites.stats
             #expect(second.written > 0 && second.migration == machine.id, "writers' second writes reached the new owner: \(second)")
+        }
+        if strategy.switchesFirst {
+            // Writers' keys not yet copied were copied first, and reads found the old owners.
+            let second = router.secondWrites.stats
+            #expect(second.copied > 0 && second.oldOwnerReads > 0 && second.migration == machine.id, "\(second)")
         }
         if strategy.records {
             let recorded = router.secondWrites.stats.recorded

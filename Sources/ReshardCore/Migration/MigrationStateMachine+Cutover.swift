@@ -82,8 +82,10 @@ extension MigrationStateMachine {
             if let heldAt = progress.heldAt { pausesMillis.append(now >= heldAt ? now - heldAt : 0) }
             cutover = nil
             if cutoverDirection == .forward {
+                // Baking begins with the release and must not wait on a person; a strategy that
+                // switches first goes on to copy, which is not gated either (writes were just held).
                 phase = nextPhase
-                bakeUntil = now.adding(saturating: settings.bakeMillis)
+                if phase == .baking { bakeUntil = now.adding(saturating: settings.bakeMillis) }
             } else {
                 rollback = .deleteCopies
                 prepareDeletions(from: .reverse)

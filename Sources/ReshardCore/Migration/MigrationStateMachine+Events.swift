@@ -33,7 +33,9 @@ extension MigrationStateMachine {
             record(direction, shard: shard, position: position, backlog: backlog, lag: lag)
         case .verified(let report):
             precondition(phase == .verifying, "verified in \(phase)")
-            for (shard, position) in report.positions { record(.forward, shard: shard, position: position, backlog: 0, lag: 0) }
+            for (shard, position) in report.positions {
+                record(switched ? .reverse : .forward, shard: shard, position: position, backlog: 0, lag: 0)
+            }
             verification = report
             verifications += 1
             if report.passed {

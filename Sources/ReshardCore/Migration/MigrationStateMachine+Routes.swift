@@ -5,11 +5,20 @@ extension MigrationStateMachine {
     /// paused in (a second write keeps the new owner current, and stopping it would only add to
     /// the catch-up); a failed or rolling-back one before its switch routes like no migration, so
     /// nothing of it reaches clients while an operator decides.
+    ///
+    /// A strategy that switched first is different: until its copy is verified, the new owners
+    /// lack rows and only its modes find them, so a failed migration keeps them, and so does a
+    /// rollback until it has published the old layout again (from then on the modes apply to
+    /// nothing, as the map names the old owners).
     var routingPhase: MigrationPhase? {
+        let switchedFirst = switched && settings.strategyInForce.switchesFirst
         switch phase {
-        case .paused: interrupted
-        case .planned, .failed, .rollingBack, .done, .rolledBack: nil
-        default: phase
+        case .paused: return interrupted
+        case .failed where switchedFirst:
+            return interrupted == .baking || interrupted == .cleaningUp ? interrupted : .copying
+        case .rollingBack where switchedFirst: return .copying
+        case .planned, .failed, .rollingBack, .done, .rolledBack: return nil
+        default: return phase
         }
     }
 

@@ -8,7 +8,7 @@ extension MigrationStateMachine {
             proceedToNext(now: now)
         case .copying where copies.allSatisfy(\.done):
             proceedToNext(now: now)
-        case .catchingUp where !holding && !sourcesFenced && caughtUp:
+        case .catchingUp where !holding && !sourcesFenced && caughtUp && !settling(now: now):
             proceedToNext(now: now)
         case .verifying where verified:
             proceedToNext(now: now)
@@ -70,6 +70,9 @@ extension MigrationStateMachine {
             canaryPassed = false
         case .cuttingOver:
             beginCutover(now: now)
+        case .baking:
+            phase = .baking
+            bakeUntil = now.adding(saturating: settings.bakeMillis)
         case .cleaningUp:
             // The point of no return: from here the old owners lose the moved rows and reverse
             // replication stops, so rollback is no longer offered.
@@ -174,11 +177,13 @@ extension MigrationStateMachine {
                     task: index, move: task.slice.map { Move(range: $0, source: move.source, target: move.target) } ?? move,
                     table: task.table, after: task.cursor, limit: settings.chunkRows)
             }
-            return Array(next) + forwardTails()
+            // After a switch that came first, the old owners take no client writes: reverse
+            // replication keeps them current instead, so rollback stays possible.
+            return Array(next) + (switched ? reverseTails() : forwardTails())
         case .catchingUp:
             if sourcesFenced { return [.removeFences(ranges(byOwner: .forward))] }
             if holding { return [.releaseWrites] }
-            return forwardTails() + replayWork
+            return forwardTails() + replayWork + (settling(now: now) ? settleWait : [])
         case .verifying:
             // A step that settles compares only once routers write as it says (no second write
             // may land on a new owner while it is compared).
@@ -204,8 +209,9 @@ extension MigrationStateMachine {
     /// What a verification now compares, from where, and how hard it tries.
     public var verificationRequest: VerificationRequest {
         VerificationRequest(
-            positions: forward.mapValues(\.position), subranges: settings.verifySubranges, maxRepairPasses: settings.maxRepairPasses,
-            checks: settings.checks, secondWrites: settings.strategyInForce.writesSecond)
+            positions: (switched ? reverse : forward).mapValues(\.position), subranges: settings.verifySubranges,
+            maxRepairPasses: settings.maxRepairPasses, checks: settings.checks, secondWrites: settings.strategyInForce.writesSecond,
+            afterSwitch: switched)
     }
 
     func forwardTails() -> [MigrationWork] {

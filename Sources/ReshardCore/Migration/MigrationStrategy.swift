@@ -79,9 +79,52 @@ public enum MigrationStrategy: String, Hashable, Sendable, Codable, CaseIterable
                 Self.bake,
                 Self.cleanup,
             ]
-        case .writeNewReadOld, .routingFirst:
-            []
+        case .writeNewReadOld:
+            Self.switchedFirst(
+                .newestReads, copy: "repairs: copies every row the new owners lack from the old owners under the version rule",
+                reads: "reads take the newer of both owners")
+        case .routingFirst:
+            Self.switchedFirst(
+                .redirectedReads, copy: "moves the rest: copies every row the new owners lack from the old owners under the version rule",
+                reads: "a read the new owner misses is answered by the old owner and the row copied on access")
         }
+    }
+
+    /// The table of the strategies that switch first (`write_new_read_old`, `routing_first`):
+    /// the map switches as soon as the streams are open, so writes go to the new owners from then
+    /// on, and what differs is how reads find rows not yet copied. Their modes are shown before
+    /// the switch and settle before the hold, so every router that routes by the new map reads
+    /// and writes as they say (a router learns the directive with every newer map it adopts).
+    ///
+    /// After the switch the old owners are fenced and reverse replication keeps them current with
+    /// every write the new owners take, so rollback is the usual cutover backwards at any phase
+    /// before cleanup; verification then runs the other way (new owners against old owners,
+    /// drained by reverse replication), and the canary is not run: the new owners serve reads
+    /// from the switch on, and the verification proves them complete before reads depend on them
+    /// alone (baking routes by the map).
+    private static func switchedFirst(_ routes: RouteModes, copy: String, reads: String) -> [StrategyStep] {
+        [
+            prepare(.unchanged),
+            StrategyStep(
+                .catchingUp, routes,
+                does:
+                    "shows every router the modes of after the switch (writes to a new owner copy the old owner's row first when it lacks it; \(reads)) and applies the changes made since the streams opened",
+                until: "the modes have been shown for two router re-reads (2 s) and every backlog is under max_lag_changes", settles: true),
+            StrategyStep(
+                .cuttingOver, routes,
+                does: "holds writes, fences the old owners, drains, publishes the new map, releases: writes go to the new owners",
+                until: "the new map is published and held writes released"),
+            StrategyStep(
+                .copying, routes, does: "\(copy), while reverse replication keeps the old owners current; \(reads)",
+                until: "every chunk of every table is copied"),
+            StrategyStep(
+                .verifying, routes,
+                does:
+                    "compares the new owners against the old ones drained by reverse replication, repairs what differs toward the newer version (never by deleting), runs the checks",
+                until: "the comparison is clean: reads then move to the new owners alone"),
+            bake,
+            cleanup,
+        ]
     }
 
     private static func prepare(_ routes: RouteModes) -> StrategyStep {
@@ -137,6 +180,9 @@ public enum MigrationStrategy: String, Hashable, Sendable, Codable, CaseIterable
     /// Whether migrations may use it yet.
     public var isAvailable: Bool { !steps.isEmpty }
 
+    /// Whether the map switches before the data is copied (`write_new_read_old`, `routing_first`).
+    public var switchesFirst: Bool { steps.first { $0.phase == .cuttingOver || $0.phase == .copying }?.phase == .cuttingOver }
+
     /// The phase that follows `phase` in the table, skipping what `skip` leaves out (a canary
     /// without steps); nil after the last (the migration is done) or for a phase not in it.
     public func phase(after phase: MigrationPhase, skip: Set<MigrationPhase> = []) -> MigrationPhase? {
@@ -187,12 +233,25 @@ public struct RouteModes: Hashable, Sendable, Codable {
         /// then recorded in the migration's replay log, which the migrator replays on the new
         /// owner (`traffic_replay`).
         case record
+        /// To the owner; once that is a move's new owner and it has never seen the row, the old
+        /// owner's row is copied onto it first, so the write's version is above the old one
+        /// (versions are assigned above the stored row's) and no read or copy can put the older
+        /// row back over it (`write_new_read_old`, `routing_first`).
+        case copyFirst = "copy_first"
     }
 
     /// Where reads come from.
     public enum Reads: String, Hashable, Sendable, Codable {
         /// From the owner the current map names.
         case owner
+        /// From both owners once the map names a move's new owner, the newer version winning (a
+        /// tombstone too): the new owner holds every write since the switch, the old owner what
+        /// has not been copied yet (`write_new_read_old`).
+        case newest
+        /// From the new owner once the map names it; a key it has never seen is read from the
+        /// old owner and the row copied onto the new one, so the keys clients use move first
+        /// (`routing_first`). A tombstone on the new owner answers, so a copy never resurrects.
+        case fallback
     }
 
     /// Where writes go.
@@ -212,4 +271,9 @@ public struct RouteModes: Hashable, Sendable, Codable {
     public static let dualWrites = RouteModes(writes: .dual, reads: .owner)
     /// Writes to the map's owner and recorded for replay, reads from the map's owner.
     public static let recordWrites = RouteModes(writes: .record, reads: .owner)
+    /// After the switch: writes to the new owner copying the old row first, reads from the newer of both.
+    public static let newestReads = RouteModes(writes: .copyFirst, reads: .newest)
+    /// After the switch: writes to the new owner copying the old row first, reads from the new
+    /// owner falling back to the old one and copying on access.
+    public static let redirectedReads = RouteModes(writes: .copyFirst, reads: .fallback)
 }

@@ -66,14 +66,24 @@ public struct VerificationRequest: Hashable, Sendable {
     /// owner's row ahead of the compared position is then a late second write, not a
     /// difference, when the old owner holds that version by now.
     public var secondWrites: Bool
+    /// Whether the map switched before this verification (`write_new_read_old`, `routing_first`):
+    /// the new owners, which take the client writes, are compared at their own changelog
+    /// positions (`positions` are then the new owners'), the old owners drained to them by
+    /// reverse replication, and a difference is repaired toward the newer version on either
+    /// side, never by deleting (`RowDifference.repairAfterSwitch`).
+    public var afterSwitch: Bool
 
     /// A request.
-    public init(positions: [ShardID: UInt64], subranges: Int, maxRepairPasses: Int, checks: [AggregateCheck], secondWrites: Bool = false) {
+    public init(
+        positions: [ShardID: UInt64], subranges: Int, maxRepairPasses: Int, checks: [AggregateCheck], secondWrites: Bool = false,
+        afterSwitch: Bool = false
+    ) {
         self.positions = positions
         self.subranges = subranges
         self.maxRepairPasses = maxRepairPasses
         self.checks = checks
         self.secondWrites = secondWrites
+        self.afterSwitch = afterSwitch
     }
 
     /// Sub-ranges per move for a plan of `moves` moves over `tables` tables.
@@ -113,6 +123,14 @@ public struct RouteDirective: Sendable, Hashable, Codable {
     /// switch: a mode about moving ranges applies to nothing once the new map is in force.
     public func moving(_ hash: UInt64, at generation: UInt64) -> Move? {
         generation < plan.target.generation ? plan.move(containing: hash) : nil
+    }
+
+    /// The move whose range holds `hash` once the map names its new owner `owner`: the switch is
+    /// behind (a rollback that published the old layout again names the old owner, and this is
+    /// nil), for the modes of the strategies that switch first.
+    public func switched(_ hash: UInt64, owner: ShardID) -> Move? {
+        guard let move = plan.move(containing: hash), move.target == owner else { return nil }
+        return move
     }
 
     /// What a migration remembers of the directive it showed: the parts that change (its own

@@ -67,6 +67,22 @@ public struct RowDifference: Hashable, Sendable {
             return .remove(table: table, pk: pk)
         }
     }
+
+    /// What repairs the difference when it was found after the switch, with `source` the new
+    /// owner (which takes client writes) and `target` the old one (fed by reverse replication):
+    /// the newer version wins on either side, and nothing is deleted. A row only the old owner
+    /// has, or has newer, is one the copy has not carried yet: it goes onto the new owner by the
+    /// version rule (`ontoSource`), which can never put it over a newer client write. Everything
+    /// else is repaired on the old owner as before the switch, where no client writes.
+    public var repairAfterSwitch: (action: RepairAction, ontoSource: Bool) {
+        switch kind {
+        case .newerOnTarget, .extraOnTarget:
+            guard let target else { return (repair, false) }
+            return (.apply(target), true)
+        case .missingOnTarget, .olderOnTarget, .corrupt:
+            return (repair, false)
+        }
+    }
 }
 
 /// Row-by-row comparison of the two sides of a sub-range.

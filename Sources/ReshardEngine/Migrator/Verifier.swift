@@ -17,21 +17,48 @@ import ReshardStore
 /// row, a page at a time; every difference is classified and repaired from the old owner; the
 /// differing sub-ranges are compared again, up to `maxRepairPasses` repairs. Aggregate checks run
 /// last, over the repaired data.
+///
+/// After a switch that came first (`VerificationRequest.afterSwitch`) the sides swap: the new
+/// owners take the client writes, so they are read first at their own positions and the old
+/// owners are drained to those by reverse replication; a difference is repaired toward the newer
+/// version on either side, never by deleting (`RowDifference.repairAfterSwitch`).
 struct Verifier: Sendable {
     let plan: MigrationPlan
     let stores: any StoreDirectory
-    /// Drains old owners' changelogs to the positions the comparisons are made at.
+    /// Drains the compared side's changelogs to the positions the comparisons are made at.
     let applier: ChangeApplier
     /// Rows per diff page: bounds memory whatever a sub-range holds.
     var pageRows = 1_000
+    /// Forward before the switch (old owners read first); reverse after a switch that came first.
+    private var direction = ReplicationDirection.forward
+
+    init(plan: MigrationPlan, stores: any StoreDirectory, applier: ChangeApplier) {
+        self.plan = plan
+        self.stores = stores
+        self.applier = applier
+    }
+
+    /// The moves as compared: each from the side read first (whose changelog is drained) to the
+    /// other, in the plan's order so that reports index the plan's moves.
+    private var moves: [Move] {
+        direction == .forward ? plan.moves : plan.moves.map { Move(range: $0.range, source: $0.target, target: $0.source) }
+    }
+
+    /// The shards read first.
+    private var sources: [ShardID] { direction == .forward ? plan.sources : plan.targets }
 
     func verify(_ request: VerificationRequest, now: UInt64) async throws -> MigrationEvent {
+        if request.afterSwitch && direction == .forward {
+            var reversed = self
+            reversed.direction = .reverse
+            return try await reversed.verify(request, now: now)
+        }
         let started = ContinuousClock.now
         var run = Run(request: request, tables: stores.tableNames, now: now)
         let first = try await firstPass(run: &run)
         // The bulk pass is shared; each move is charged an equal part of it.
-        let share = (ContinuousClock.now - started).wholeMicroseconds / UInt64(max(1, plan.moves.count))
-        for index in plan.moves.indices {
+        let share = (ContinuousClock.now - started).wholeMicroseconds / UInt64(max(1, moves.count))
+        for index in moves.indices {
             run.report.moves.append(try await verifyMove(index, first: first[index], share: share, run: &run))
         }
         run.report.aggregates = try await aggregates(run: &run)
@@ -76,19 +103,19 @@ struct Verifier: Sendable {
     /// owner for the moves it receives from that old owner. (Per move, a plan of a ring's few
     /// hundred small moves cost two reads per move; on PostgreSQL each read is a snapshot barrier.)
     private func firstPass(run: inout Run) async throws -> [FirstPass] {
-        let parts = run.request.parts(moves: plan.moves.count, tables: run.tables.count)
-        var results = Array(repeating: FirstPass(), count: plan.moves.count)
-        for source in plan.sources {
-            let indices = plan.moves.indices.filter { plan.moves[$0].source == source }
+        let parts = run.request.parts(moves: moves.count, tables: run.tables.count)
+        var results = Array(repeating: FirstPass(), count: moves.count)
+        for source in sources {
+            let indices = moves.indices.filter { moves[$0].source == source }
             let old = try await stores.shardStore(source).summarize(
-                SummaryRequest(tables: run.tables, ranges: indices.map { plan.moves[$0].range }, parts: parts))
+                SummaryRequest(tables: run.tables, ranges: indices.map { moves[$0].range }, parts: parts))
             try await drain(source, to: old.position, run: &run)
-            for target in Set(indices.map { plan.moves[$0].target }).sorted() {
-                let received = indices.enumerated().filter { plan.moves[$0.element].target == target }
+            for target in Set(indices.map { moves[$0].target }).sorted() {
+                let received = indices.enumerated().filter { moves[$0.element].target == target }
                 let new = try await stores.shardStore(target).summarize(
-                    SummaryRequest(tables: run.tables, ranges: received.map { plan.moves[$0.element].range }, parts: parts))
+                    SummaryRequest(tables: run.tables, ranges: received.map { moves[$0.element].range }, parts: parts))
                 for (position, (sourcePosition, index)) in received.enumerated() {
-                    let pieces = plan.moves[index].range.split(into: parts)
+                    let pieces = moves[index].range.split(into: parts)
                     results[index].subranges = pieces.count
                     for table in run.tables {
                         for (part, piece) in pieces.enumerated() {
@@ -107,7 +134,7 @@ struct Verifier: Sendable {
 
     private func verifyMove(_ index: Int, first: FirstPass, share: UInt64, run: inout Run) async throws -> MoveVerification {
         let started = ContinuousClock.now
-        let move = plan.moves[index]
+        let move = moves[index]
         var result = MoveVerification(move: index)
         result.subranges = first.subranges
         result.rowsCompared = first.rowsCompared
@@ -178,7 +205,7 @@ struct Verifier: Sendable {
             let theirs = try await rows(of: target, slice: slice, after: cursor, through: upper)
             var differences = RowDiff.compare(source: page.rows, target: theirs)
             if run.request.secondWrites { differences = try await withoutLateSecondWrites(differences, table: slice.table, source: source) }
-            try await repair(differences, table: slice.table, on: target)
+            try await repair(differences, table: slice.table, on: target, source: source)
             found += differences
             guard let upper else { return found }
             cursor = upper
@@ -220,17 +247,24 @@ struct Verifier: Sendable {
         }
     }
 
-    private func repair(_ differences: [RowDifference], table: TableName, on target: any ShardStore) async throws {
+    private func repair(_ differences: [RowDifference], table: TableName, on target: any ShardStore, source: any ShardStore)
+        async throws
+    {
         var apply: [StoredRow] = []
         var overwrite: [StoredRow] = []
         var remove: [String] = []
+        var ontoSource: [StoredRow] = []
         for difference in differences {
-            switch difference.repair {
+            let (action, toSource) = direction == .forward ? (difference.repair, false) : difference.repairAfterSwitch
+            switch action {
+            case .apply(let row) where toSource: ontoSource.append(row)
             case .apply(let row): apply.append(row)
             case .overwrite(let row): overwrite.append(row)
             case .remove(_, let pk): remove.append(pk)
             }
         }
+        // The version rule: a row the copy has not carried yet can never go over a client write.
+        if !ontoSource.isEmpty { _ = try await source.apply(ontoSource) }
         if !apply.isEmpty { _ = try await target.apply(apply) }
         if !overwrite.isEmpty || !remove.isEmpty { _ = try await target.repair(table: table, overwrite: overwrite, remove: remove) }
     }
@@ -242,8 +276,8 @@ struct Verifier: Sendable {
         guard !checks.isEmpty else { return [] }
         var old: [AggregateCheck: DecimalAggregate] = [:]
         var new: [AggregateCheck: DecimalAggregate] = [:]
-        for source in plan.sources {
-            let moves = plan.moves.filter { $0.source == source }
+        for source in sources {
+            let moves = moves.filter { $0.source == source }
             let before = try await stores.shardStore(source).summarize(
                 SummaryRequest(tables: [], ranges: moves.map(\.range), checks: checks))
             try await drain(source, to: before.position, run: &run)
@@ -263,7 +297,7 @@ struct Verifier: Sendable {
         let applied = run.positions[source] ?? 0
         guard applied < position else { return }
         run.positions[source] = try await applier.drain(
-            .forward, shard: source, after: applied, through: position, now: run.now)
+            direction, shard: source, after: applied, through: position, now: run.now)
     }
 }
 

@@ -46,7 +46,17 @@ extension SimWorld {
         for attempt in 0..<2 {
             let map = state.routers[index].map
             guard let store = stores[map.owner(of: KeyHash.of(op.pk))] else { return }
-            let proposed = state.routers[index].clock.next(wallMillis: clock.wallMillis)
+            do {
+                try copyFirst(key, owner: map.owner(of: KeyHash.of(op.pk)), router: index, at: map.generation, &state)
+            } catch let error as StoreError where error.fenceGeneration != nil {
+                state.coverage.fencedWrites += 1
+                if attempt == 0 { adoptCurrentMap(router: index, &state) }
+                continue
+            } catch {
+                return
+            }
+            let wall = clock.wallMillis
+            let proposed = state.routers[index].clock.next(wallMillis: wall - min(wall, state.routers[index].skewMillis))
             let write = ClientWrite(
                 table: op.table, pk: op.pk, shardKey: op.pk, body: op.body, proposedVersion: proposed, generation: map.generation)
             do {
@@ -62,7 +72,7 @@ extension SimWorld {
                 return
             } catch let error as StoreError where error.fenceGeneration != nil {
                 state.coverage.fencedWrites += 1
-                if attempt == 0, let current = metadata.current { state.routers[index].map = current }
+                if attempt == 0 { adoptCurrentMap(router: index, &state) }
             } catch {
                 return
             }
@@ -100,6 +110,16 @@ extension SimWorld {
         }
     }
 
+    /// The copy before a write of the strategies that switch first, as `ShardRouter.copyFirst`
+    /// makes it: a key the new owner has never seen gets the old owner's row first.
+    func copyFirst(_ key: Key, owner: ShardID, router index: Int, at generation: UInt64, _ state: inout State) throws {
+        guard let routes = state.routers[index].routes, routes.routes.writes == .copyFirst,
+            let move = routes.switched(KeyHash.of(key.pk), owner: owner), let target = stores[owner],
+            target.row(table: key.table, pk: key.pk) == nil, let old = stores[move.source]?.row(table: key.table, pk: key.pk)
+        else { return }
+        if try target.clientWriteSecond(old, routedBy: generation) { state.coverage.copiedRows += 1 }
+    }
+
     /// `traffic_replay`'s record of a write, as `ShardRouter` makes it: appended to the replay log.
     /// One in forty cannot be recorded (the metadata unreachable), leaving the changelog to carry it.
     private func record(_ row: StoredRow, for move: Move, migration: String, at generation: UInt64, _ state: inout State) {
@@ -115,16 +135,28 @@ extension SimWorld {
     func read(_ key: Key, router index: Int, _ state: inout State) {
         let hash = KeyHash.of(key.pk)
         var map = state.routers[index].map
-        if let fence = stores[map.owner(of: hash)]?.fence(over: hash), fence > map.generation, let current = metadata.current {
-            state.routers[index].map = current
-            map = current
+        if let fence = stores[map.owner(of: hash)]?.fence(over: hash), fence > map.generation, metadata.current != nil {
+            adoptCurrentMap(router: index, &state)
+            map = state.routers[index].map
         }
         if let routes = state.routers[index].routes, routes.shadowPercent > 0, let move = routes.moving(hash, at: map.generation) {
             shadowRead(key, move: move, &state)
         }
-        let row = try? stores[map.owner(of: hash)]?.clientRead(table: key.table, pk: key.pk, shardKey: key.pk).value
+        var row = (try? stores[map.owner(of: hash)]?.clientRead(table: key.table, pk: key.pk, shardKey: key.pk).value) ?? nil
+        if let routes = state.routers[index].routes, routes.routes.writes == .copyFirst,
+            let move = routes.switched(hash, owner: map.owner(of: hash)), routes.routes.reads != .fallback || row == nil,
+            let old = stores[move.source]?.row(table: key.table, pk: key.pk), old.version > row?.version ?? 0
+        {
+            // As `ShardRouter.redirectedRead`: the newer of both, or the old owner's on a miss,
+            // copied on access.
+            state.coverage.oldOwnerReads += 1
+            if routes.routes.reads == .fallback, (try? stores[move.target]?.clientWriteSecond(old, routedBy: map.generation)) == true {
+                state.coverage.copiedRows += 1
+            }
+            row = old
+        }
         state.coverage.reads += 1
-        if let problem = Self.problem(row ?? nil, against: state.acked[key]) {
+        if let problem = Self.problem(row, against: state.acked[key]) {
             state.violation =
                 state.violation ?? "read of \(key.table)/\(key.pk) via router \(index) at generation \(map.generation): \(problem)"
         }
@@ -179,6 +211,14 @@ extension SimWorld {
             release(index, &state)
         }
         state.routers[index].routes = state.directive.routes
+    }
+
+    /// Router `index` adopts the current map after a fence, and the directive with it, as
+    /// `ShardRouter.refreshShardMap` does.
+    func adoptCurrentMap(router index: Int, _ state: inout State) {
+        guard let current = metadata.current, current.generation > state.routers[index].map.generation else { return }
+        state.routers[index].map = current
+        follow(index, &state)
     }
 
     /// Router `index` lets its held writes go, to the owners of its current map.

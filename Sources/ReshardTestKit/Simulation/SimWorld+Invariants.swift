@@ -19,10 +19,19 @@ extension SimWorld {
             // 1, 2, 5: every acknowledged write is on the key's owner, deletes stay deleted.
             let checked = everyKey ? Array(state.acked.keys) : Array(state.recentlyAcked)
             if everyKey { state.recentlyAcked = [] }
+            // After a switch that came first and before its copy is verified, a key may still be
+            // only on the move's old owner: what every router reads then is the newer of both.
+            let routes = state.directive.routes.flatMap { $0.routes.writes == .copyFirst ? $0 : nil }
             for key in checked {
                 guard let ack = state.acked[key] else { continue }
                 let owner = map.owner(of: ack.hash)
-                if let problem = Self.problem(stores[owner]?.row(table: key.table, pk: key.pk), against: ack) {
+                var row = stores[owner]?.row(table: key.table, pk: key.pk)
+                if let move = routes?.switched(ack.hash, owner: owner), let old = stores[move.source]?.row(table: key.table, pk: key.pk),
+                    old.version > row?.version ?? 0
+                {
+                    row = old
+                }
+                if let problem = Self.problem(row, against: ack) {
                     throw Violation(description: "\(key.table)/\(key.pk) on its owner \(owner): \(problem)")
                 }
             }

@@ -16,6 +16,9 @@ public final class SimWorld: Sendable {
     struct Router {
         var map: ShardMap
         var clock = HybridLogicalClock()
+        /// How far this router's wall clock runs behind: a lagging clock proposes versions below
+        /// rows other routers wrote moments ago, which only the version rule keeps in order.
+        var skewMillis: UInt64 = 0
         var held: [HashRange] = []
         var parked: [Op] = []
         var hearsNotices: Bool
@@ -127,6 +130,10 @@ public final class SimWorld: Sendable {
         public var retriedSecondWrites = 0
         /// `traffic_replay`'s recorded writes.
         public var recordedWrites = 0
+        /// Rows copied onto a new owner by a write or read after a switch that came first, and
+        /// reads the old owner answered then.
+        public var copiedRows = 0
+        public var oldOwnerReads = 0
 
         /// Nothing yet.
         public init() {}
@@ -146,6 +153,8 @@ public final class SimWorld: Sendable {
             queuedSecondWrites += other.queuedSecondWrites
             retriedSecondWrites += other.retriedSecondWrites
             recordedWrites += other.recordedWrites
+            copiedRows += other.copiedRows
+            oldOwnerReads += other.oldOwnerReads
         }
     }
 
@@ -183,10 +192,14 @@ public final class SimWorld: Sendable {
                         shardID: id, wallMillis: { clock.wallMillis }, faults: { try await hooks.call($0, $1) }, mutations: mutations)
                 )
             })
+        var skew = SeededRandom(seed: seed ^ 0x5eed)
         state = Mutex(
             State(
                 random: SeededRandom(seed: seed),
-                routers: [Router(map: map, hearsNotices: true), Router(map: map, hearsNotices: false)]))
+                routers: [
+                    Router(map: map, hearsNotices: true),
+                    Router(map: map, skewMillis: skew.next() % 3_000, hearsNotices: false),
+                ]))
         let crashed = CrashFlag()
         metadata = MemoryMetadataStore(wallMillis: { clock.wallMillis }, faults: { _ in if crashed.isSet { throw Crash() } })
         crashFlag = crashed

@@ -215,7 +215,10 @@ public struct SimulationRun: Sendable {
     private func shouldRollBack(_ machine: MigrationStateMachine) -> Bool {
         switch scenario {
         case .rollbackBeforeSwitch: machine.phase == .cuttingOver && !machine.switched && machine.cutover?.step != .hold
-        case .rollbackDuringBake: machine.phase == .baking
+        // A strategy that switches first is rolled back while it copies after the switch, where
+        // its new owners still lack rows (its bake is like every other's).
+        case .rollbackDuringBake:
+            strategy.switchesFirst ? machine.phase == .copying && machine.switched : machine.phase == .baking
         default: false
         }
     }
