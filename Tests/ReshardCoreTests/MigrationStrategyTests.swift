@@ -188,6 +188,64 @@ import Testing
 
     /// The phase log keeps 64 entries; a dual-write migration paused and resumed more often
     /// than that has forgotten its `dual_writing`, and its rollback must still fence the copies.
+    /// `write_new_read_old` and `routing_first`: the modes are shown and settle before the hold,
+    /// the copy runs after the switch with reverse replication (no forward tails: the old owners
+    /// are fenced), verification runs the other way at the new owners' positions, and reads move
+    /// to the new owners alone (no directive) only once verified; the bake is timed from there.
+    @Test(arguments: [MigrationStrategy.writeNewReadOld, .routingFirst])
+    func theStrategiesThatSwitchFirstShowTheirModesBeforeTheSwitchAndKeepThemUntilVerified(strategy: MigrationStrategy) throws {
+        #expect(strategy.switchesFirst && !MigrationStrategy.dualWrite.switchesFirst && !MigrationStrategy.cdcBackfill.switchesFirst)
+        var m = try MigrationStateMachineTests().machine(settings: MigrationSettings(bakeMillis: 100, strategy: strategy))
+        let modes: RouteModes = strategy == .routingFirst ? .redirectedReads : .newestReads
+        m.on(.start, now: 0)
+        m.on(.prepared(positions: Dictionary(uniqueKeysWithValues: m.plan.sources.map { ($0, 5) })), now: 10)
+        #expect(m.phase == .catchingUp)
+        let directive = try #require(m.routeDirective)
+        #expect(directive.routes == modes)
+        #expect(m.nextRound(now: 10).first == .showRoutes(directive))
+        for source in m.plan.sources { m.on(.tailed(.forward, shard: source, position: 6, backlog: 0, lagMillis: 0), now: 11) }
+        #expect(m.phase == .catchingUp, "caught up, but the modes are not shown yet")
+        m.finish(round: [.routesShown(directive)], now: 20)
+        m.on(.tick, now: 20 + MigrationPacing.routerFollowMillis - 1)
+        #expect(m.phase == .catchingUp, "shown, but routers may not have followed")
+        m.on(.tick, now: 20 + MigrationPacing.routerFollowMillis)
+        #expect(m.phase == .cuttingOver && m.routeDirective == directive, "the hold keeps the modes: the switch is inside it")
+
+        let t = 20 + MigrationPacing.routerFollowMillis
+        m.on(.writesHeld, now: t)
+        var positions = Dictionary(uniqueKeysWithValues: m.plan.sources.map { ($0, UInt64(6)) })
+        for target in m.plan.targets { positions[target] = 30 }
+        m.on(.fenced(positions: positions), now: t)
+        m.on(.published, now: t + 1)
+        m.on(.writesReleased, now: t + 2)
+        #expect(m.switched && m.phase == .copying && m.bakeUntil == nil)
+        #expect(m.routeDirective == directive, "the new owners lack rows: the modes stay")
+        let copying = m.work(now: t + 2)
+        #expect(copying.contains { if case .copyChunk = $0 { true } else { false } })
+        #expect(!copying.contains { if case .tail(.forward, _, _, _) = $0 { true } else { false } })
+        #expect(copying.contains(.tail(.reverse, shard: m.plan.targets[0], after: 30, through: nil)))
+
+        // A failure or a pause keeps the modes; so does a rollback until it has switched back.
+        var failed = m
+        failed.on(.failed(reason: "test"), now: t + 3)
+        #expect(failed.routeDirective == directive)
+        var rolling = m
+        #expect(rolling.on(.rollback, now: t + 3) == .accepted)
+        #expect(rolling.phase == .rollingBack && rolling.routeDirective == directive)
+
+        for index in m.copies.indices { m.on(.chunkCopied(task: index, last: nil, rows: 1, done: true), now: t + 4) }
+        #expect(m.phase == .verifying && m.routeDirective == directive)
+        let request = m.verificationRequest
+        #expect(request.afterSwitch && request.positions == [m.plan.targets[0]: 30])
+        var report = VerificationReport(at: t + 5)
+        report.positions = [m.plan.targets[0]: 42]
+        m.on(.verified(report), now: t + 5)
+        #expect(m.phase == .baking && m.bakeUntil == t + 5 + 100, "the bake is timed from the verification")
+        #expect(m.reverse[m.plan.targets[0]]?.position == 42, "the verification drained reverse replication")
+        #expect(m.routeDirective == nil, "verified: reads move to the new owners alone")
+        #expect(m.phaseLog.map(\.phase) == strategy.steps.map(\.phase).prefix(6).map { $0 })
+    }
+
     @Test func aDualWriteRollbackFencesTheCopiesHoweverLongAgoDualWritesBegan() throws {
         var m = try MigrationStateMachineTests().machine(settings: MigrationSettings(bakeMillis: 100, strategy: .dualWrite))
         m.on(.start, now: 0)
@@ -203,5 +261,38 @@ import Testing
         #expect(m.on(.rollback, now: 4_000) == .accepted)
         #expect(m.rollback == .fenceCopies)
         #expect(m.work(now: 4_000).contains(.fence(m.ranges(byOwner: .reverse), generation: m.plan.target.generation, readPositions: [])))
+    }
+}
+
+/// Verification after a switch that came first repairs toward the newer version on either side
+/// and never deletes: the new owner (`source`) takes client writes, the old one (`target`) is fed
+/// by reverse replication, and a row only the old owner has is one not copied yet.
+@Suite struct RepairAfterSwitchTests {
+    let table = TableName("t")!
+    func row(_ version: UInt64, _ body: String? = "{}") -> StoredRow {
+        StoredRow(table: table, pk: "k", shardKey: "k", version: version, body: body)
+    }
+
+    @Test func theNewerSideWinsAndNothingIsDeleted() {
+        func repair(_ source: StoredRow?, _ target: StoredRow?) -> (RepairAction, Bool)? {
+            guard let kind = RowDiff.classify(source: source, target: target) else { return nil }
+            let difference = RowDifference(table: table, pk: "k", kind: kind, source: source, target: target)
+            return difference.repairAfterSwitch
+        }
+        // Only the old owner has it, or has it newer: onto the new owner, by the version rule.
+        #expect(repair(nil, row(5))! == (.apply(row(5)), true))
+        #expect(repair(row(3), row(5))! == (.apply(row(5)), true))
+        #expect(repair(row(3), row(5, nil))! == (.apply(row(5, nil)), true), "a tombstone travels too")
+        // Only the new owner has it, or has it newer: onto the old owner.
+        #expect(repair(row(5), nil)! == (.apply(row(5)), false))
+        #expect(repair(row(5), row(3))! == (.apply(row(5)), false))
+        // Same version, other content: the old owner takes no client writes, so it is overwritten.
+        #expect(repair(row(5), row(5, "{\"x\":1}"))! == (.overwrite(row(5)), false))
+        #expect(repair(row(5), row(5)) == nil)
+        for source in [nil, row(1), row(9)] {
+            for target in [nil, row(1), row(9, nil)] {
+                if let (action, _) = repair(source, target), case .remove = action { Issue.record("deleted \(target as Any)") }
+            }
+        }
     }
 }

@@ -157,6 +157,19 @@ import Testing
         try await rollBack(at: point, strategy: .trafficReplay)
     }
 
+    /// The strategies that switch first: before their switch (catching up with the modes shown,
+    /// the old owners fenced), with writes held once switched, and after the switch while the
+    /// new owner still lacks rows (copying, paused while copying), while verifying and baking.
+    /// Reverse replication has carried every write the new owner took back to the old one.
+    static let switchedFirst: [(MigrationStrategy, Point)] =
+        [Point.catchingUp, .switchedAndHeld, .copying, .verifying, .baking].map { (.writeNewReadOld, $0) }
+        + [Point.sourcesFenced, .copying, .paused, .baking].map { (.routingFirst, $0) }
+
+    @Test(arguments: switchedFirst)
+    func rollsBackAStrategyThatSwitchesFirstWithoutLosingAWrite(strategy: MigrationStrategy, point: Point) async throws {
+        try await rollBack(at: point, strategy: strategy)
+    }
+
     func rollBack(at point: Point, strategy: MigrationStrategy) async throws {
         let fixture = try await RouterFixture.make(shards: 3)
         defer { fixture.remove() }

@@ -116,6 +116,85 @@ import Testing
         try await MigrationLoad.checkLedger(setup.ledger, router: fixture.router, atLeast: 1_400)
     }
 
+    /// `write_new_read_old` verifies after its switch, the other way round: the new owner (which
+    /// takes the writes) against the old one drained by reverse replication. Differences planted
+    /// on both sides are found in their classes and repaired toward the newer version, with
+    /// nothing deleted: a row only the old owner has, or has newer, goes onto the new owner.
+    @Test func afterASwitchThatCameFirstDifferencesAreRepairedTowardTheNewerSide() async throws {
+        let setup = try await Self.setUp()
+        defer { setup.fixture.remove() }
+        let settings = MigrationSettings(
+            chunkRows: 100, maxLagChanges: 20, maxLagMillis: 2_000, bakeMillis: 200, cleanupChunkRows: 500, latencyFactor: nil,
+            tombstoneGraceMillis: 0, canarySteps: [], strategy: .writeNewReadOld)
+        let fixture = setup.fixture
+        let planted = Mutex<(byClass: [DiffClass: [String]], newer: [String: StoredRow])?>(nil)
+        let runner = try await Self.run(setup, settings: settings) { machine in
+            guard machine.phase == .verifying, machine.verifications == 0, planted.withLock({ $0 == nil }) else { return [] }
+            do {
+                let done = try await Self.plantBothWays(fixture: fixture, plan: machine.plan, cold: setup.cold)
+                // A planted newer version wins by design, as a write would have.
+                for row in done.newer.values {
+                    setup.ledger.acknowledge(row.pk, version: row.version, deleted: false, body: Array((row.body ?? "").utf8))
+                }
+                planted.withLock { $0 = done }
+            } catch {
+                Issue.record("could not plant differences: \(error)")
+                planted.withLock { $0 = ([:], [:]) }
+            }
+            return []
+        }
+        let final = await runner.state
+        #expect(final.phase == .done, "ended in \(final.phase): \(final.failure ?? "")")
+        let report = try #require(final.verification)
+        let expected = try #require(planted.withLock { $0 })
+        #expect(report.differences == expected.byClass.mapValues(\.count), "\(report.differences)")
+        #expect(report.passed && report.moves.allSatisfy(\.clean))
+        // What only the old owner had, or had newer, now reads from the new owner.
+        for pk in expected.byClass[.extraOnTarget] ?? [] {
+            let read = try await fixture.router.get(table: "kv", pk: pk, shardKey: nil)
+            #expect(read.version == setup.cold[pk]?.version && read.shard == ShardID("s4")!, "\(pk)")
+        }
+        for (pk, row) in expected.newer {
+            let read = try await fixture.router.get(table: "kv", pk: pk, shardKey: nil)
+            #expect(read.version == row.version && read.body == row.body, "\(pk)")
+        }
+        try await MigrationLoad.checkLedger(setup.ledger, router: fixture.router, atLeast: 1_400)
+    }
+
+    /// Plants differences after the switch: on the old owners, dropped rows, older versions,
+    /// flipped content and newer versions; on the new owner, dropped rows (a copy not made).
+    static func plantBothWays(fixture: RouterFixture, plan: MigrationPlan, cold: [String: WriteReceipt]) async throws
+        -> (byClass: [DiffClass: [String]], newer: [String: StoredRow])
+    {
+        let keys = cold.keys.sorted()
+        func row(_ pk: String, _ version: UInt64, _ body: String?) -> StoredRow {
+            StoredRow(table: table, pk: pk, shardKey: pk, version: version, body: body)
+        }
+        let (droppedOld, olderOld, flippedOld, newerOld, droppedNew) = (
+            Array(keys[0..<3]), Array(keys[3..<6]), Array(keys[6..<9]), Array(keys[9..<11]), Array(keys[11..<14])
+        )
+        var newer: [String: StoredRow] = [:]
+        for pk in droppedOld + olderOld + flippedOld + newerOld {
+            let old = try fixture.openShard(try #require(plan.move(containing: KeyHash.of(pk))).source.rawValue)
+            let version = try #require(cold[pk]).version
+            if droppedOld.contains(pk) { _ = try await old.repair(table: table, overwrite: [], remove: [pk]) }
+            if olderOld.contains(pk) { _ = try await old.repair(table: table, overwrite: [row(pk, version - 1, "{\"amount\":1}")], remove: []) }
+            if flippedOld.contains(pk) { _ = try await old.repair(table: table, overwrite: [row(pk, version, "{\"amount\":9.5}")], remove: []) }
+            if newerOld.contains(pk) {
+                newer[pk] = row(pk, version + 1_000, "{\"amount\":7}")
+                _ = try await old.repair(table: table, overwrite: [try #require(newer[pk])], remove: [])
+            }
+        }
+        let target = try fixture.openShard("s4")
+        for pk in droppedNew { #expect(try await target.get(table: table, pk: pk) != nil, "\(pk) was copied") }
+        _ = try await target.repair(table: table, overwrite: [], remove: droppedNew)
+        let byClass: [DiffClass: [String]] = [
+            .missingOnTarget: droppedOld, .olderOnTarget: olderOld, .corrupt: flippedOld, .newerOnTarget: newerOld,
+            .extraOnTarget: droppedNew,
+        ]
+        return (byClass, newer)
+    }
+
     /// Plants, on the new owner of cold rows: dropped rows, older versions, flipped content (and a
     /// flipped tombstone flag), versions the old owner never wrote, and rows it never had.
     static func corrupt(fixture: RouterFixture, plan: MigrationPlan, cold: [String: WriteReceipt]) async throws -> Planted {

@@ -46,6 +46,15 @@ import Testing
             // traffic_replay: recording, the replay, and the switch.
             Crash(name: $0, spec: $0, strategy: .trafficReplay)
         }
+        + ["catching_up", "cutting_over:publish", "copying#2", "verifying"].map {
+            // write_new_read_old: the modes shown before the switch, the switch, the copy and the
+            // verification after it.
+            Crash(name: $0, spec: $0, strategy: .writeNewReadOld)
+        }
+        + ["cutting_over:release", "copying#2", "baking"].map {
+            // routing_first: the release to the new owners, the copy after it, the bake.
+            Crash(name: $0, spec: $0, strategy: .routingFirst)
+        }
 
     static let token = "crash-t0ken"
     static let auth = [("Authorization", "Bearer \(token)")]

@@ -20,9 +20,9 @@ import Testing
 ///   (`--no-notifications`, a ten-minute `--refresh-ms`): it misses the cutover hold and the new
 ///   map, is refused by the old owners' fences, and catches up by re-reading the map (opening
 ///   the new shard it was never told of).
-/// - During the remove, router A, which runs the migrator, is killed with SIGKILL mid-copy: B
-///   takes the advisory-lock lease and resumes from the journal, while A, restarted, serves as a
-///   plain router.
+/// - The remove runs `routing_first`, so the map switches before the copy; router A, which runs
+///   the migrator, is killed with SIGKILL mid-copy: B takes the advisory-lock lease and resumes
+///   from the journal, while A, restarted, serves as a plain router.
 ///
 /// Every acknowledged write and delete reads back through both routers, every row sits on the
 /// shard the final map names, and no replication slot is left.
@@ -158,11 +158,13 @@ struct MultiRouterTests {
         try await Self.probeDeafRouters(writer: deaf[0], reader: deaf[1], probes: probes, leader: portA)
         for (server, _) in deaf { await server.stop() }
 
-        // 2. remove_shard, slowed so the copy is under way when the migrator's process dies.
+        // 2. remove_shard by routing_first, slowed so the copy is under way when the migrator's
+        // process dies: the map has switched, s1's rows are mostly only on s1, and B (which learns
+        // the new map from a fence, and the modes with it) takes over the copy.
         quiet.migrationRequested()
         let removed = try await Self.startMigration(
             portA,
-            #"{"kind":"remove_shard","shard":"s1","options":{"chunk_rows":10,"max_rows_per_second":40,"bake_ms":300,"tombstone_grace_ms":0,"canary_step_ms":50}}"#
+            #"{"kind":"remove_shard","shard":"s1","strategy":"routing_first","options":{"chunk_rows":10,"max_rows_per_second":40,"bake_ms":300,"tombstone_grace_ms":0,"canary_step_ms":50,"router_follow_ms":300}}"#
         )
         var copying: API.MigrationSummary?
         for _ in 0..<1_500 {
