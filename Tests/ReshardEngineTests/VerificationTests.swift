@@ -178,8 +178,12 @@ import Testing
             let old = try fixture.openShard(try #require(plan.move(containing: KeyHash.of(pk))).source.rawValue)
             let version = try #require(cold[pk]).version
             if droppedOld.contains(pk) { _ = try await old.repair(table: table, overwrite: [], remove: [pk]) }
-            if olderOld.contains(pk) { _ = try await old.repair(table: table, overwrite: [row(pk, version - 1, "{\"amount\":1}")], remove: []) }
-            if flippedOld.contains(pk) { _ = try await old.repair(table: table, overwrite: [row(pk, version, "{\"amount\":9.5}")], remove: []) }
+            if olderOld.contains(pk) {
+                _ = try await old.repair(table: table, overwrite: [row(pk, version - 1, "{\"amount\":1}")], remove: [])
+            }
+            if flippedOld.contains(pk) {
+                _ = try await old.repair(table: table, overwrite: [row(pk, version, "{\"amount\":9.5}")], remove: [])
+            }
             if newerOld.contains(pk) {
                 newer[pk] = row(pk, version + 1_000, "{\"amount\":7}")
                 _ = try await old.repair(table: table, overwrite: [try #require(newer[pk])], remove: [])
