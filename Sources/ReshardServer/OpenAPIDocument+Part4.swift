@@ -35,14 +35,16 @@ extension OpenAPIDocument {
           examples: ['0x1000000000000000']
         strategy:
           type: string
-          enum: [cdc_backfill, dual_write, traffic_replay]
+          enum: [cdc_backfill, dual_write, write_new_read_old, routing_first, traffic_replay]
           default: cdc_backfill
           description: |
             How data moves while clients use it (README, "Strategies"). `cdc_backfill`: a chunked copy and
             the changelog, writes on the old owner until the cutover. `dual_write`: from `dual_writing` on,
             routers write each client write to the old owner, then to the new owner at the same version.
             `traffic_replay`: from `recording` on, routers record each client write in a log the migrator
-            replays on the new owner after the copy. Strategies not yet available are refused with `400 unsupported_strategy`.
+            replays on the new owner after the copy. `write_new_read_old` and `routing_first` switch the map
+            first: writes go to the new owners (copying the old row first where it is missing), reads take the newer
+            of both owners or fall back to the old owner and copy on access, while a mover copies the rest. Strategies not yet available are refused with `400 unsupported_strategy`.
         dry_run:
           type: boolean
           default: false
@@ -121,7 +123,7 @@ extension OpenAPIDocument {
         ideal_fraction: {type: number, minimum: 0, maximum: 1}
     Strategy:
       type: string
-      enum: [cdc_backfill, dual_write, traffic_replay]
+      enum: [cdc_backfill, dual_write, write_new_read_old, routing_first, traffic_replay]
       description: How a migration moves data while clients use it (README, "Strategies").
     PlanStep:
       type: object
@@ -129,8 +131,8 @@ extension OpenAPIDocument {
       additionalProperties: false
       properties:
         phase: {$ref: '#/components/schemas/Phase'}
-        writes: {type: string, enum: [owner, dual, record], description: 'Where routers send the moving ranges'' writes: the map''s owner, both owners, or the owner and the replay log.'}
-        reads: {type: string, enum: [owner], description: 'Where routers read the moving ranges from.'}
+        writes: {type: string, enum: [owner, dual, record, copy_first], description: 'Where routers send the moving ranges'' writes: the map''s owner, both owners, or the owner and the replay log.'}
+        reads: {type: string, enum: [owner, newest, fallback], description: 'Where routers read the moving ranges from.'}
         does: {type: string}
         until: {type: string}
     Routes:
@@ -138,8 +140,8 @@ extension OpenAPIDocument {
       required: [writes, reads, shadow_percent]
       additionalProperties: false
       properties:
-        writes: {type: string, enum: [owner, dual, record]}
-        reads: {type: string, enum: [owner]}
+        writes: {type: string, enum: [owner, dual, record, copy_first]}
+        reads: {type: string, enum: [owner, newest, fallback]}
         shadow_percent: {type: number, minimum: 0, maximum: 100}
     SecondWrites:
       type: object
@@ -352,7 +354,5 @@ extension OpenAPIDocument {
             - {type: string, enum: [hold, fence, drain, publish, release]}
             - {type: 'null'}
         cutover_attempts: {$ref: '#/components/schemas/Count'}
-        phases:
-          type: array
 """####
 }

@@ -4,6 +4,8 @@
 extension OpenAPIDocument {
     /// Lines 1401… of the document.
     static let part5 = ####"""
+        phases:
+          type: array
           items:
             type: object
             required: [phase, at_ms]

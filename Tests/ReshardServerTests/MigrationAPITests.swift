@@ -132,7 +132,6 @@ extension HTTPAPITests {
                 (#"{"kind":"add_shard","shard":"s9"}"#, .notFound, "unknown_shard"),
                 (#"{"kind":"add_shard","shard":"s1"}"#, .badRequest, "shard_in_map"),
                 (#"{"kind":"remove_shard","shard":"Bad"}"#, .badRequest, "invalid_shard_id"),
-                (#"{"kind":"rebalance","strategy":"routing_first"}"#, .badRequest, "unsupported_strategy"),
                 (#"{"kind":"rebalance","strategy":"teleport"}"#, .badRequest, "unsupported_strategy"),
                 (#"{"kind":"rebalance","strategy":"cdc_backfill\u0000"}"#, .badRequest, "unsupported_strategy"),
                 (#"{"kind":"rebalance","strategy":""}"#, .badRequest, "unsupported_strategy"),
