@@ -16,10 +16,11 @@ extension ShardRouter {
     /// Copies the old owner's row of `pk` onto `handle`, the move's new owner, when it has never
     /// seen `pk`, before a write there. A copy refused by a fence throws like the write would.
     func copyFirst(_ table: TableName, pk: String, to handle: ShardHandle, move: Move, in current: Snapshot) async throws {
-        guard try await call(handle, .get, { try await handle.store.get(table: table, pk: pk) }) == nil,
-            let old = current.shards[move.source],
-            let row = try await call(old, .get, { try await old.store.get(table: table, pk: pk) })
-        else { return }
+        guard try await call(handle, .get, { try await handle.store.get(table: table, pk: pk) }) == nil else { return }
+        // An old owner this router cannot reach fails the write: writing without the copy could
+        // give the write a version below the old row's.
+        let old = try shard(move.source, in: current)
+        guard let row = try await call(old, .get, { try await old.store.get(table: table, pk: pk) }) else { return }
         let changed = try await call(handle, .put) { try await handle.store.writeSecond(row, routedBy: current.map.generation) }
         secondWrites.recordRedirect(copied: changed ? 1 : 0, oldOwnerRead: false)
     }
@@ -31,9 +32,7 @@ extension ShardRouter {
         in current: Snapshot
     ) async throws -> (row: StoredRow?, shard: ShardID) {
         if reads == .fallback && row != nil { return (row, handle.record.id) }
-        guard let old = current.shards[move.source] else {
-            throw RouterError.shardUnavailable(move.source.rawValue, "not registered on this router")
-        }
+        let old = try shard(move.source, in: current)
         let older = try await call(old, .get) { try await old.store.get(table: table, pk: pk) }
         guard let older, older.version > row?.version ?? 0 else { return (row, handle.record.id) }
         var copied = 0
@@ -50,15 +49,19 @@ extension ShardRouter {
         return (older, move.source)
     }
 
+    /// The handle of `id`, which a move names, or 503 when this router has not opened it.
+    func shard(_ id: ShardID, in current: Snapshot) throws(RouterError) -> ShardHandle {
+        guard let handle = current.shards[id] else { throw RouterError.shardUnavailable(id.rawValue, "not registered on this router") }
+        return handle
+    }
+
     /// Live rows of `shardKey` on the new owner `handle` (`rows`) merged with the old owner's,
     /// newest version per key; a key whose newest version is a tombstone on either side is left
     /// out, so the listing never shows a deleted row.
     func redirectedList(
         _ table: TableName, shardKey: String, rows: [StoredRow], from handle: ShardHandle, move: Move, limit: Int, in current: Snapshot
     ) async throws -> [(row: StoredRow, shard: ShardID)] {
-        guard let old = current.shards[move.source] else {
-            throw RouterError.shardUnavailable(move.source.rawValue, "not registered on this router")
-        }
+        let old = try shard(move.source, in: current)
         let theirs = try await call(old, .list) { try await old.store.rows(table: table, shardKey: shardKey, limit: limit).value }
         var merged: [String: (row: StoredRow, shard: ShardID)] = [:]
         for row in rows { merged[row.pk] = (row, handle.record.id) }

@@ -237,11 +237,7 @@ extension ShardRouter {
     }
 
     private func owner(of shardKey: String, in current: Snapshot) throws(RouterError) -> ShardHandle {
-        let shard = current.map.owner(of: KeyHash.of(shardKey))
-        guard let handle = current.shards[shard] else {
-            throw .shardUnavailable(shard.rawValue, "not registered on this router")
-        }
-        return handle
+        try self.shard(current.map.owner(of: KeyHash.of(shardKey)), in: current)
     }
 
     /// Runs a store call with its metrics; backend failures become a retryable 503, never a crash.

@@ -15,9 +15,7 @@ extension ShardRouter {
             return
         }
         do {
-            guard let target = current.shards[move.target] else {
-                throw RouterError.shardUnavailable(move.target.rawValue, "not registered on this router")
-            }
+            let target = try shard(move.target, in: current)
             _ = try await target.store.writeSecond(row, routedBy: current.map.generation)
             secondWrites.record(.written)
         } catch let error as StoreError where error.fenceGeneration != nil {
