@@ -77,6 +77,15 @@ extension API {
         public var canarySteps: [Double]?
         /// How long each canary step lasts.
         public var canaryStepMs: UInt64?
+        /// Rising percentages of the moving ranges' reads the new owners serve alone after a
+        /// clean verification (`write_new_read_old`); `[]` or absent: all at once.
+        public var readSteps: [Double]?
+        /// How long each read step lasts.
+        public var readStepMs: UInt64?
+        /// Reads go back when more than this share of the served ones failed.
+        public var maxReadErrorRate: Double?
+        /// Reads go back when the served reads' p99 passes this multiple of the old path's.
+        public var maxReadLatencyFactor: Double?
         /// Gates (`before_cutover` …) the migration waits at until an operator approves.
         public var gates: [String]?
         /// How long a migration that failed before the switch keeps its change streams.
@@ -100,6 +109,10 @@ extension API {
             case checks
             case canarySteps = "canary_steps"
             case canaryStepMs = "canary_step_ms"
+            case readSteps = "read_steps"
+            case readStepMs = "read_step_ms"
+            case maxReadErrorRate = "max_read_error_rate"
+            case maxReadLatencyFactor = "max_read_latency_factor"
             case gates
             case failedStreamRetentionMs = "failed_stream_retention_ms"
             case cutoverBudgetMs = "cutover_budget_ms"
@@ -150,6 +163,10 @@ extension API {
             checks = try option(.checks)
             canarySteps = try option(.canarySteps)
             canaryStepMs = try option(.canaryStepMs)
+            readSteps = try option(.readSteps)
+            readStepMs = try option(.readStepMs)
+            maxReadErrorRate = try option(.maxReadErrorRate)
+            maxReadLatencyFactor = try option(.maxReadLatencyFactor)
             gates = try option(.gates)
             failedStreamRetentionMs = try option(.failedStreamRetentionMs)
             cutoverBudgetMs = try option(.cutoverBudgetMs)

@@ -79,6 +79,11 @@ extension API {
         public var secondWrites: SecondWrites?
         /// `traffic_replay`'s recorded and replayed writes; nil for other strategies.
         public var replay: Replay?
+        /// `write_new_read_old`'s read steps and served reads; nil for other strategies.
+        public var reads: ReadServing?
+        /// The copies on access and old-owner reads of a strategy that switches first; nil for
+        /// other strategies.
+        public var redirects: Redirects?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case id, kind, phase, moves
@@ -109,7 +114,7 @@ extension API {
             case shadowReads = "shadow_reads"
             case verification, strategy, routes
             case secondWrites = "second_writes"
-            case replay
+            case replay, reads, redirects
         }
 
         /// The members of the brief form, which every status begins with.
@@ -126,9 +131,11 @@ extension API {
             writePauses: [WritePause], rowsDeleted: Int, tombstonesPurged: Int, rollbackStep: String?, mismatches: [String],
             awaitingApproval: AwaitingApproval?, gates: [String], approved: [String], bakeMs: UInt64, bakeUntilMs: UInt64?,
             canary: CanaryState, shadowReads: ShadowReads?, verification: VerificationSummary?, strategy: String, routes: Routes?,
-            secondWrites: SecondWrites?, replay: Replay?
+            secondWrites: SecondWrites?, replay: Replay?, reads: ReadServing?, redirects: Redirects?
         ) {
             self.replay = replay
+            self.reads = reads
+            self.redirects = redirects
             self.strategy = strategy
             self.routes = routes
             self.secondWrites = secondWrites
@@ -207,6 +214,8 @@ extension API {
             try container.encodeNullable(routes, forKey: .routes)
             try container.encodeNullable(secondWrites, forKey: .secondWrites)
             try container.encodeNullable(replay, forKey: .replay)
+            try container.encodeNullable(reads, forKey: .reads)
+            try container.encodeNullable(redirects, forKey: .redirects)
         }
     }
 }

@@ -139,4 +139,101 @@ extension API {
             try container.encode(position, forKey: .position)
         }
     }
+
+    /// `write_new_read_old` with `read_steps`: the read steps, where they are, and what this
+    /// server's router served from the new owners alone.
+    public struct ReadServing: Codable, Sendable, Hashable {
+        /// The percentages served, in order (empty: reads move at once after verification).
+        public var steps: [Double]
+        /// How long each step lasts.
+        public var stepMs: UInt64
+        /// The current step while reads are served step by step.
+        public var step: Int?
+        /// The share served now, in percent.
+        public var percent: Double?
+        /// The thresholds that send reads back.
+        public var maxErrorRate: Double
+        public var maxLatencyFactor: Double
+        /// Whether this router serves a share now.
+        public var active: Bool
+        /// Reads sent to the new owners alone, failed ones included, and those that failed.
+        public var served: Int
+        public var errors: Int
+        /// Reads that took the old path (both owners) meanwhile.
+        public var oldPath: Int
+        /// p99 of the served reads and of the old path, milliseconds.
+        public var servedP99Ms: Double?
+        public var oldPathP99Ms: Double?
+        /// Why this router sent its reads back, if it did.
+        public var sentBack: String?
+
+        enum CodingKeys: String, CodingKey {
+            case steps
+            case stepMs = "step_ms"
+            case step, percent
+            case maxErrorRate = "max_error_rate"
+            case maxLatencyFactor = "max_latency_factor"
+            case active, served, errors
+            case oldPath = "old_path"
+            case servedP99Ms = "served_p99_ms"
+            case oldPathP99Ms = "old_path_p99_ms"
+            case sentBack = "sent_back"
+        }
+
+        /// Read-serving figures.
+        public init(
+            steps: [Double], stepMs: UInt64, step: Int?, percent: Double?, maxErrorRate: Double, maxLatencyFactor: Double, active: Bool,
+            served: Int, errors: Int, oldPath: Int, servedP99Ms: Double?, oldPathP99Ms: Double?, sentBack: String?
+        ) {
+            self.steps = steps
+            self.stepMs = stepMs
+            self.step = step
+            self.percent = percent
+            self.maxErrorRate = maxErrorRate
+            self.maxLatencyFactor = maxLatencyFactor
+            self.active = active
+            self.served = served
+            self.errors = errors
+            self.oldPath = oldPath
+            self.servedP99Ms = servedP99Ms
+            self.oldPathP99Ms = oldPathP99Ms
+            self.sentBack = sentBack
+        }
+
+        /// Writes every member, `null` for what holds nothing.
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(steps, forKey: .steps)
+            try container.encode(stepMs, forKey: .stepMs)
+            try container.encodeNullable(step, forKey: .step)
+            try container.encodeNullable(percent, forKey: .percent)
+            try container.encode(maxErrorRate, forKey: .maxErrorRate)
+            try container.encode(maxLatencyFactor, forKey: .maxLatencyFactor)
+            try container.encode(active, forKey: .active)
+            try container.encode(served, forKey: .served)
+            try container.encode(errors, forKey: .errors)
+            try container.encode(oldPath, forKey: .oldPath)
+            try container.encodeNullable(servedP99Ms, forKey: .servedP99Ms)
+            try container.encodeNullable(oldPathP99Ms, forKey: .oldPathP99Ms)
+            try container.encodeNullable(sentBack, forKey: .sentBack)
+        }
+    }
+
+    /// The strategies that switch first: rows this server's router copied onto a new owner on
+    /// access (a write or a read that found it without them), and reads an old owner answered.
+    public struct Redirects: Codable, Sendable, Hashable {
+        public var copied: Int
+        public var oldOwnerReads: Int
+
+        enum CodingKeys: String, CodingKey {
+            case copied
+            case oldOwnerReads = "old_owner_reads"
+        }
+
+        /// Redirect figures.
+        public init(copied: Int, oldOwnerReads: Int) {
+            self.copied = copied
+            self.oldOwnerReads = oldOwnerReads
+        }
+    }
 }

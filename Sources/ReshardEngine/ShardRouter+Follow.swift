@@ -51,6 +51,8 @@ public struct RouterReportBody: Sendable, Hashable, Codable {
     public var shadow: ShadowReads.Stats
     /// The router's second writes (optional: reports of routers without them still decode).
     public var secondWrites: SecondWrites.Stats?
+    /// The reads the router served from the new owners alone (optional, like `secondWrites`).
+    public var served: ServedReads.Stats?
 }
 
 extension ShardRouter {
@@ -114,6 +116,7 @@ extension ShardRouter {
         }
         canary.configure(directive?.routes)
         secondWrites.configure(directive?.routes)
+        served.configure(directive?.routes)
     }
 
     /// Re-reads the map (opening any shard it names that this router has not opened, which
@@ -160,11 +163,14 @@ extension ShardRouter {
         let second = secondWrites.stats
         let shadowing = stats.migration != nil && (stats.active || stats.reads > 0)
         let writing = second.migration != nil && (second.active || second.attempts > 0)
-        guard shadowing || writing else { return }
+        let serving = served.stats
+        let reading = serving.migration != nil && (serving.active || serving.served > 0 || serving.sentBack != nil)
+        guard shadowing || writing || reading else { return }
         do {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            let report = RouterReportBody(shadow: stats, secondWrites: second.migration == nil ? nil : second)
+            let report = RouterReportBody(
+                shadow: stats, secondWrites: second.migration == nil ? nil : second, served: serving.migration == nil ? nil : serving)
             let body = String(decoding: try encoder.encode(report), as: UTF8.self)
             try await metadata.saveReport(router: name, report: body)
         } catch {

@@ -80,9 +80,21 @@ extension ShardRouter {
                 canary.recordError(error)
             }
         }
+        let hash = KeyHash.of(key)
+        // Chosen before the read, so a served read that fails counts against the new owner.
+        let servedAlone = served.pick(hash, generation: snapshot.map.generation)
         let started = ContinuousClock.now
-        let (handle, row) = try await fencedRead(key, .get) { handle in
-            try await handle.store.read(table: definition.name, pk: pk, shardKey: key)
+        let handle: ShardHandle
+        let row: StoredRow?
+        do {
+            (handle, row) = try await fencedRead(key, .get) { handle in
+                try await handle.store.read(table: definition.name, pk: pk, shardKey: key)
+            }
+        } catch {
+            if servedAlone {
+                served.recordServed(micros: (ContinuousClock.now - started).wholeMicroseconds, failed: true, nowMillis: wallMillis())
+            }
+            throw error
         }
         if let shadow, let shadowRead, handle.record.id == shadow.move.source {
             let micros = (ContinuousClock.now - started).wholeMicroseconds
@@ -95,8 +107,17 @@ extension ShardRouter {
                 latencyDeltaMicros: Int64(shadowRead.micros) - Int64(micros))
         }
         var answer = (row: row, shard: handle.record.id)
-        if let (move, reads) = secondWrites.redirect(KeyHash.of(key), owner: handle.record.id) {
-            answer = try await redirectedRead(definition.name, pk: pk, row: row, from: handle, move: move, reads: reads, in: snapshot)
+        if let (move, reads) = secondWrites.redirect(hash, owner: handle.record.id) {
+            if servedAlone && reads == .newest {
+                // Verified complete, the new owner answers alone: one read instead of two.
+                served.recordServed(micros: (ContinuousClock.now - started).wholeMicroseconds, failed: false, nowMillis: wallMillis())
+            } else {
+                answer = try await redirectedRead(definition.name, pk: pk, row: row, from: handle, move: move, reads: reads, in: snapshot)
+                // The path served reads replace (both owners), timed as their baseline.
+                if reads == .newest && served.serving {
+                    served.recordOldPath(micros: (ContinuousClock.now - started).wholeMicroseconds, nowMillis: wallMillis())
+                }
+            }
         }
         guard let row = answer.row, let body = row.body else { throw RouterError.rowNotFound }
         observe(row.version)

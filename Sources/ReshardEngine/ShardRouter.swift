@@ -43,6 +43,8 @@ public final class ShardRouter: Sendable {
     public let canary: ShadowReads
     /// The second writes of a `dual_write` migration.
     public let secondWrites: SecondWrites
+    /// The reads the new owners serve alone while a migration moves reads step by step.
+    public let served: ServedReads
     /// How long a held write waits before it is answered 503 with Retry-After.
     public let holdTimeout: Duration
     /// Serialises admin changes (tables, shards) and metadata re-reads so two of them cannot
@@ -88,6 +90,7 @@ public final class ShardRouter: Sendable {
         self.name = name
         self.canary = ShadowReads(logger: logger, factory: metricsFactory)
         self.secondWrites = SecondWrites(factory: metricsFactory)
+        self.served = ServedReads(logger: logger, factory: metricsFactory)
         self.fenceMetrics = FenceMetrics(factory: metricsFactory)
         self.state = Mutex(Snapshot(map: map, tables: Dictionary(uniqueKeysWithValues: tables.map { ($0.name, $0) }), shards: handles))
     }

@@ -57,7 +57,29 @@ extension API.MigrationDetail {
             routes: m.routeDirective.map {
                 API.Routes(writes: $0.routes.writes.rawValue, reads: $0.routes.reads.rawValue, shadowPercent: $0.shadowPercent)
             },
-            secondWrites: Self.secondWrites(status), replay: Self.replay(status))
+            secondWrites: Self.secondWrites(status), replay: Self.replay(status), reads: Self.reads(status),
+            redirects: Self.redirects(status))
+    }
+
+    /// A strategy that can move reads step by step shows its steps and this router's served reads.
+    private static func reads(_ status: ReshardEngine.MigrationStatus) -> API.ReadServing? {
+        let m = status.machine
+        guard m.settings.strategyInForce.servesReadsGradually else { return nil }
+        let mine = status.served ?? ReshardEngine.ServedReads.Stats()
+        return API.ReadServing(
+            steps: m.settings.readStepsInForce, stepMs: m.settings.readStepMillis ?? MigrationSettings.defaultReadStepMillis,
+            step: m.phase == .servingReads ? m.canary?.step : nil, percent: m.readServePercent,
+            maxErrorRate: m.settings.maxReadErrorRate ?? MigrationSettings.defaultMaxReadErrorRate,
+            maxLatencyFactor: m.settings.maxReadLatencyFactor ?? MigrationSettings.defaultMaxReadLatencyFactor, active: mine.active,
+            served: mine.served, errors: mine.errors, oldPath: mine.oldPath, servedP99Ms: mine.servedP99Micros.map(API.millis),
+            oldPathP99Ms: mine.oldPathP99Micros.map(API.millis), sentBack: mine.sentBack)
+    }
+
+    /// A strategy that switches first shows this router's copies on access and old-owner reads.
+    private static func redirects(_ status: ReshardEngine.MigrationStatus) -> API.Redirects? {
+        guard status.machine.settings.strategyInForce.switchesFirst else { return nil }
+        let mine = status.secondWrites ?? ReshardEngine.SecondWrites.Stats()
+        return API.Redirects(copied: mine.copied, oldOwnerReads: mine.oldOwnerReads)
     }
 
     /// A strategy that records writes shows this router's recordings and the migration's replay.

@@ -88,6 +88,10 @@ extension MigrationRoutes {
             }
             settings.canarySteps = options.canarySteps ?? settings.canarySteps
             settings.canaryStepMillis = options.canaryStepMs ?? settings.canaryStepMillis
+            settings.readSteps = options.readSteps
+            settings.readStepMillis = options.readStepMs
+            settings.maxReadErrorRate = options.maxReadErrorRate
+            settings.maxReadLatencyFactor = options.maxReadLatencyFactor
             settings.failedStreamRetentionMillis = options.failedStreamRetentionMs
             settings.cutoverBudgetMillis = options.cutoverBudgetMs
             settings.routerFollowMillis = options.routerFollowMs

@@ -205,14 +205,14 @@ extension OpenAPIDocument {
       description: An exclusive range end; `0x10000000000000000` is the end of the space.
     Phase:
       type: string
-      enum: [planned, preparing, dual_writing, recording, copying, catching_up, verifying, canary, cutting_over, baking, cleaning_up, done, paused, rolling_back, rolled_back, failed]
+      enum: [planned, preparing, dual_writing, recording, copying, catching_up, verifying, canary, serving_reads, cutting_over, baking, cleaning_up, done, paused, rolling_back, rolled_back, failed]
     Gate:
       type: string
-      enum: [before_dual_writing, before_recording, before_copying, before_catching_up, before_verifying, before_canary, before_cutover, before_cleanup]
+      enum: [before_dual_writing, before_recording, before_copying, before_catching_up, before_verifying, before_canary, before_serving_reads, before_cutover, before_cleanup]
     GateRequest:
       type: string
       description: A gate; `before_cutting_over` and `before_cleaning_up` are accepted for `before_cutover` and `before_cleanup`.
-      enum: [before_dual_writing, before_recording, before_copying, before_catching_up, before_verifying, before_canary, before_cutover, before_cleanup, before_cutting_over, before_cleaning_up]
+      enum: [before_dual_writing, before_recording, before_copying, before_catching_up, before_verifying, before_canary, before_serving_reads, before_cutover, before_cleanup, before_cutting_over, before_cleaning_up]
     MigrationKind:
       type: string
       enum: [add_shard, remove_shard, rebalance, move_range]

@@ -84,6 +84,14 @@ extension OpenAPIDocument {
           maxItems: 100
           items: {type: number, exclusiveMinimum: 0, maximum: 100}
         canary_step_ms: {type: integer, minimum: 0, maximum: 86400000, default: 30000, description: How long each canary step lasts (at most a day).}
+        read_steps:
+          type: array
+          description: '`write_new_read_old` only (`400 invalid_option` otherwise): strictly rising percentages in (0, 100] of the moving ranges'' reads the new owners serve alone after a clean verification, one step each `read_step_ms`; `[]` or absent: all at once.'
+          maxItems: 100
+          items: {type: number, exclusiveMinimum: 0, maximum: 100}
+        read_step_ms: {type: integer, minimum: 0, maximum: 86400000, default: 30000, description: How long each read step lasts (at most a day).}
+        max_read_error_rate: {type: number, minimum: 0, maximum: 1, default: 0.01, description: 'A router sends its reads back (and the migration fails) when more than this share of the reads it served from the new owners failed, once it served 100.'}
+        max_read_latency_factor: {type: number, minimum: 1.1, maximum: 100, default: 2, description: 'A router sends its reads back (and the migration fails) when the served reads'' p99 passes this multiple of the old path''s (both owners) by over a millisecond, once it timed 200 of each.'}
         gates:
           type: array
           description: Phases the migration waits before until an operator approves.
@@ -173,6 +181,38 @@ extension OpenAPIDocument {
         replayed: {$ref: '#/components/schemas/Count'}
         waiting: {type: [integer, 'null'], minimum: 0, description: Recorded writes not replayed yet; null before the first replay.}
         position: {$ref: '#/components/schemas/UInt64'}
+    ReadServing:
+      type: object
+      description: |
+        `write_new_read_old`: the read steps (`read_steps`), where they are, and what this server's router served from
+        the new owners alone (`served`, failed ones included, and `errors`) beside the reads that took the old path
+        (both owners). `sent_back` says why the router sent its reads back, if it did.
+      required: [steps, step_ms, step, percent, max_error_rate, max_latency_factor, active, served, errors, old_path, served_p99_ms, old_path_p99_ms, sent_back]
+      additionalProperties: false
+      properties:
+        steps:
+          type: array
+          items: {type: number, exclusiveMinimum: 0, maximum: 100}
+        step_ms: {$ref: '#/components/schemas/UInt64'}
+        step: {type: [integer, 'null'], minimum: 0}
+        percent: {type: [number, 'null'], minimum: 0, maximum: 100}
+        max_error_rate: {type: number, minimum: 0, maximum: 1}
+        max_latency_factor: {type: number}
+        active: {type: boolean}
+        served: {$ref: '#/components/schemas/Count'}
+        errors: {$ref: '#/components/schemas/Count'}
+        old_path: {$ref: '#/components/schemas/Count'}
+        served_p99_ms: {type: [number, 'null'], minimum: 0}
+        old_path_p99_ms: {type: [number, 'null'], minimum: 0}
+        sent_back: {type: [string, 'null']}
+    Redirects:
+      type: object
+      description: 'The strategies that switch first: rows this server''s router copied onto a new owner on access, and reads an old owner answered.'
+      required: [copied, old_owner_reads]
+      additionalProperties: false
+      properties:
+        copied: {$ref: '#/components/schemas/Count'}
+        old_owner_reads: {$ref: '#/components/schemas/Count'}
     MigrationDryRun:
       type: object
       required: [dry_run, plan]
@@ -314,45 +354,5 @@ extension OpenAPIDocument {
           type: array
           items: {$ref: '#/components/schemas/AggregateResult'}
     MigrationDetail:
-      type: object
-      required: [id, kind, phase, moves, rows_copied, rows_estimated, error, interrupted, from_generation, to_generation,
-        copy_tasks_done, copy_tasks, forward, reverse, change_capture, cutover_step, cutover_attempts, phases, cutover_steps,
-        throttle, write_pauses, rows_deleted, tombstones_purged, rollback_step, mismatches, awaiting_approval, gates, approved,
-        bake_ms, bake_until_ms, canary, shadow_reads, verification, strategy, routes, second_writes, replay]
-      additionalProperties: false
-      properties:
-        id: {type: string}
-        kind: {$ref: '#/components/schemas/MigrationKind'}
-        phase: {$ref: '#/components/schemas/Phase'}
-        moves: {$ref: '#/components/schemas/Count'}
-        rows_copied: {$ref: '#/components/schemas/Count'}
-        rows_estimated: {type: [integer, 'null'], minimum: 0}
-        error: {type: [string, 'null']}
-        interrupted:
-          description: The phase a pause or failure interrupted.
-          oneOf:
-            - {$ref: '#/components/schemas/Phase'}
-            - {type: 'null'}
-        from_generation: {$ref: '#/components/schemas/UInt64'}
-        to_generation: {$ref: '#/components/schemas/UInt64'}
-        copy_tasks_done: {$ref: '#/components/schemas/Count'}
-        copy_tasks: {$ref: '#/components/schemas/Count'}
-        forward:
-          type: object
-          description: Old owner → new owner replication, by old owner.
-          additionalProperties: {$ref: '#/components/schemas/StreamProgress'}
-        reverse:
-          type: object
-          description: New owner → old owner replication during bake, by new owner.
-          additionalProperties: {$ref: '#/components/schemas/StreamProgress'}
-        change_capture:
-          type: object
-          description: How each shard of the plan captures changes.
-          additionalProperties: {type: string}
-        cutover_step:
-          oneOf:
-            - {type: string, enum: [hold, fence, drain, publish, release]}
-            - {type: 'null'}
-        cutover_attempts: {$ref: '#/components/schemas/Count'}
 """####
 }

@@ -4,6 +4,46 @@
 extension OpenAPIDocument {
     /// Lines 1401… of the document.
     static let part5 = ####"""
+      type: object
+      required: [id, kind, phase, moves, rows_copied, rows_estimated, error, interrupted, from_generation, to_generation,
+        copy_tasks_done, copy_tasks, forward, reverse, change_capture, cutover_step, cutover_attempts, phases, cutover_steps,
+        throttle, write_pauses, rows_deleted, tombstones_purged, rollback_step, mismatches, awaiting_approval, gates, approved,
+        bake_ms, bake_until_ms, canary, shadow_reads, verification, strategy, routes, second_writes, replay, reads, redirects]
+      additionalProperties: false
+      properties:
+        id: {type: string}
+        kind: {$ref: '#/components/schemas/MigrationKind'}
+        phase: {$ref: '#/components/schemas/Phase'}
+        moves: {$ref: '#/components/schemas/Count'}
+        rows_copied: {$ref: '#/components/schemas/Count'}
+        rows_estimated: {type: [integer, 'null'], minimum: 0}
+        error: {type: [string, 'null']}
+        interrupted:
+          description: The phase a pause or failure interrupted.
+          oneOf:
+            - {$ref: '#/components/schemas/Phase'}
+            - {type: 'null'}
+        from_generation: {$ref: '#/components/schemas/UInt64'}
+        to_generation: {$ref: '#/components/schemas/UInt64'}
+        copy_tasks_done: {$ref: '#/components/schemas/Count'}
+        copy_tasks: {$ref: '#/components/schemas/Count'}
+        forward:
+          type: object
+          description: Old owner → new owner replication, by old owner.
+          additionalProperties: {$ref: '#/components/schemas/StreamProgress'}
+        reverse:
+          type: object
+          description: New owner → old owner replication during bake, by new owner.
+          additionalProperties: {$ref: '#/components/schemas/StreamProgress'}
+        change_capture:
+          type: object
+          description: How each shard of the plan captures changes.
+          additionalProperties: {type: string}
+        cutover_step:
+          oneOf:
+            - {type: string, enum: [hold, fence, drain, publish, release]}
+            - {type: 'null'}
+        cutover_attempts: {$ref: '#/components/schemas/Count'}
         phases:
           type: array
           items:
@@ -92,6 +132,14 @@ extension OpenAPIDocument {
         replay:
           oneOf:
             - {$ref: '#/components/schemas/Replay'}
+            - {type: 'null'}
+        reads:
+          oneOf:
+            - {$ref: '#/components/schemas/ReadServing'}
+            - {type: 'null'}
+        redirects:
+          oneOf:
+            - {$ref: '#/components/schemas/Redirects'}
             - {type: 'null'}
     MoveVerification:
       type: object

@@ -47,7 +47,7 @@ struct MigrationOptions: ParsableArguments {
     @Option(
         name: .customLong("gate"),
         help:
-            "Wait for `reshard migrate approve` before this phase: before_cutover, before_cleanup, before_canary, before_verifying, before_catching_up, before_copying, before_dual_writing or before_recording (repeatable)."
+            "Wait for `reshard migrate approve` before this phase: before_cutover, before_cleanup, before_canary, before_verifying, before_catching_up, before_copying, before_dual_writing, before_recording or before_serving_reads (repeatable)."
     )
     var gates: [String] = []
 
@@ -64,6 +64,21 @@ struct MigrationOptions: ParsableArguments {
     @Option(help: "Milliseconds each canary step lasts (default 30000).")
     var canaryStepMs: UInt64?
 
+    @Option(
+        help:
+            "write_new_read_old: read percentages the new owners serve alone after verification, comma-separated, like 1,10,50,100 (default none: all at once)."
+    )
+    var readSteps: String?
+
+    @Option(help: "Milliseconds each read step lasts (default 30000).")
+    var readStepMs: UInt64?
+
+    @Option(help: "Send reads back when more than this share of the served ones failed (default 0.01).")
+    var maxReadErrorRate: Double?
+
+    @Option(help: "Send reads back when the served reads' p99 passes this multiple of the old path's (default 2).")
+    var maxReadLatencyFactor: Double?
+
     @Option(help: "Sub-ranges each move is compared in (default 256).")
     var verifySubranges: Int?
 
@@ -73,6 +88,9 @@ struct MigrationOptions: ParsableArguments {
     func validate() throws {
         if let canarySteps, canarySteps != "none", canarySteps.split(separator: ",").contains(where: { Double($0) == nil }) {
             throw ValidationError("--canary-steps takes comma-separated percentages like 1,10,50,100, or none")
+        }
+        if let readSteps, readSteps != "none", readSteps.split(separator: ",").contains(where: { Double($0) == nil }) {
+            throw ValidationError("--read-steps takes comma-separated percentages like 1,10,50,100, or none")
         }
     }
 
@@ -88,6 +106,10 @@ struct MigrationOptions: ParsableArguments {
         options.checks = checks.isEmpty ? nil : checks
         options.canarySteps = canarySteps.map { $0 == "none" ? [] : $0.split(separator: ",").compactMap { Double($0) } }
         options.canaryStepMs = canaryStepMs
+        options.readSteps = readSteps.map { $0 == "none" ? [] : $0.split(separator: ",").compactMap { Double($0) } }
+        options.readStepMs = readStepMs
+        options.maxReadErrorRate = maxReadErrorRate
+        options.maxReadLatencyFactor = maxReadLatencyFactor
         options.verifySubranges = verifySubranges
         return API.CreateMigration(
             kind: kind, shard: shard, start: start, end: end, strategy: strategy, dryRun: dryRun,

@@ -243,7 +243,7 @@ import Testing
         #expect(m.phase == .baking && m.bakeUntil == t + 5 + 100, "the bake is timed from the verification")
         #expect(m.reverse[m.plan.targets[0]]?.position == 42, "the verification drained reverse replication")
         #expect(m.routeDirective == nil, "verified: reads move to the new owners alone")
-        #expect(m.phaseLog.map(\.phase) == strategy.steps.map(\.phase).prefix(6).map { $0 })
+        #expect(m.phaseLog.map(\.phase) == strategy.steps.map(\.phase).filter { $0 != .servingReads }.prefix(6).map { $0 })
     }
 
     @Test func aDualWriteRollbackFencesTheCopiesHoweverLongAgoDualWritesBegan() throws {

@@ -61,4 +61,5 @@ private struct NoRouters: RouterControl {
     func refreshShardMap() async throws -> Bool { false }
     var foregroundP99Micros: UInt64? { nil }
     func shadowReads(migration: String) async throws -> [(router: String, stats: ShadowReads.Stats)] { [] }
+    func servedReads(migration: String) async throws -> [(router: String, stats: ServedReads.Stats)] { [] }
 }

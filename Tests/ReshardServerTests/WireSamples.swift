@@ -35,6 +35,9 @@ enum WireSamples {
         Sample(schema: "PlanMove", minimal: move, full: move),
         Sample(schema: "Plan", minimal: plan, full: plan),
         Sample(schema: "PlanStep", minimal: step, full: step),
+        Sample(schema: "ReadServing", minimal: readServing(full: false), full: readServing(full: true)),
+        Sample(
+            schema: "Redirects", minimal: API.Redirects(copied: 0, oldOwnerReads: 0), full: API.Redirects(copied: 2, oldOwnerReads: 5)),
         Sample(
             schema: "Replay", minimal: API.Replay(recorded: 0, unrecorded: 0, replayed: 0, waiting: nil, position: 0),
             full: API.Replay(recorded: 9, unrecorded: 1, replayed: 8, waiting: 2, position: 8)),
@@ -114,6 +117,10 @@ enum WireSamples {
         options.checks = ["users.amount"]
         options.canarySteps = [1, 100]
         options.canaryStepMs = 50
+        options.readSteps = []
+        options.readStepMs = 40
+        options.maxReadErrorRate = 0.05
+        options.maxReadLatencyFactor = 3
         options.gates = ["before_cutover"]
         options.failedStreamRetentionMs = 1_000
         options.cutoverBudgetMs = 500
@@ -175,6 +182,14 @@ enum WireSamples {
             secondWrites: full
                 ? API.SecondWrites(
                     active: true, written: 5, queued: 1, unqueued: 0, waiting: 1, retried: 0, reconcile: false, retryError: nil) : nil,
-            replay: full ? API.Replay(recorded: 4, unrecorded: 0, replayed: 3, waiting: 1, position: 3) : nil)
+            replay: full ? API.Replay(recorded: 4, unrecorded: 0, replayed: 3, waiting: 1, position: 3) : nil,
+            reads: full ? readServing(full: true) : nil, redirects: full ? API.Redirects(copied: 3, oldOwnerReads: 7) : nil)
+    }
+
+    static func readServing(full: Bool) -> API.ReadServing {
+        API.ReadServing(
+            steps: full ? [10, 100] : [], stepMs: 30_000, step: full ? 1 : nil, percent: full ? 100 : nil, maxErrorRate: 0.01,
+            maxLatencyFactor: 2, active: full, served: full ? 120 : 0, errors: full ? 1 : 0, oldPath: full ? 300 : 0,
+            servedP99Ms: full ? 1.5 : nil, oldPathP99Ms: full ? 2.25 : nil, sentBack: full ? "1 of 120 served reads failed" : nil)
     }
 }

@@ -54,6 +54,10 @@ extension MigrationSettings {
         var rules = wholeNumberBounds.mapValues(\.rule)
         rules["latency_factor"] = "0 (off) or 1.1…100"
         rules["canary_steps"] = "at most 100 rising percentages in (0, 100], like [1, 10, 50, 100] ([] for none)"
+        rules["read_steps"] =
+            "at most 100 rising percentages in (0, 100], like [1, 10, 50, 100] ([] for none), and only with write_new_read_old (the strategy whose reads can move gradually)"
+        rules["max_read_error_rate"] = "0…1 (a share of the served reads)"
+        rules["max_read_latency_factor"] = "1.1…100"
         return rules
     }()
 
@@ -65,6 +69,7 @@ extension MigrationSettings {
             "chunk_rows": rows, "max_lag_changes": rows, "cleanup_chunk_rows": rows, "max_rows_per_second": rows,
             "max_lag_ms": millis, "bake_ms": millis, "tombstone_grace_ms": millis,
             "canary_step_ms": Bounds(0...86_400_000, within: "a day"),
+            "read_step_ms": Bounds(0...86_400_000, within: "a day"),
             "failed_stream_retention_ms": Bounds(0...7 * 86_400_000, within: "a week"),
             "verify_subranges": Bounds(1...65_536), "max_repair_passes": Bounds(1...10),
             "max_cutover_attempts": Bounds(1...100), "copy_parallelism": Bounds(1...64),
@@ -81,7 +86,11 @@ extension MigrationSettings {
             let fits = value >= 0 && bounds.range.contains(UInt64(value))
             return fits ? nil : Violation(option: option, rule: bounds.rule)
         }
-        let risingSteps = canarySteps.allSatisfy { $0 > 0 && $0 <= 100 } && zip(canarySteps, canarySteps.dropFirst()).allSatisfy { $0 < $1 }
+        func rising(_ steps: [Double]) -> Bool {
+            steps.count <= 100 && steps.allSatisfy { $0 > 0 && $0 <= 100 } && zip(steps, steps.dropFirst()).allSatisfy { $0 < $1 }
+        }
+        let readSteps = readStepsInForce
+        let readStepsFit = rising(readSteps) && (readSteps.isEmpty || strategyInForce.servesReadsGradually)
         let checks: [Violation?] = [
             whole(chunkRows, "chunk_rows"),
             whole(maxLagChanges, "max_lag_changes"),
@@ -91,6 +100,7 @@ extension MigrationSettings {
             whole(bakeMillis, "bake_ms"),
             whole(tombstoneGraceMillis, "tombstone_grace_ms"),
             whole(canaryStepMillis, "canary_step_ms"),
+            whole(readStepMillis, "read_step_ms"),
             whole(failedStreamRetentionMillis, "failed_stream_retention_ms"),
             whole(cutoverBudgetMillis, "cutover_budget_ms"),
             whole(routerFollowMillis, "router_follow_ms"),
@@ -99,7 +109,14 @@ extension MigrationSettings {
             whole(maxCutoverAttempts, "max_cutover_attempts"),
             whole(copyParallelism, "copy_parallelism"),
             latencyFactor.flatMap { (1.1...100).contains($0) ? nil : Violation(option: "latency_factor", rule: rule("latency_factor")) },
-            risingSteps && canarySteps.count <= 100 ? nil : Violation(option: "canary_steps", rule: rule("canary_steps")),
+            rising(canarySteps) ? nil : Violation(option: "canary_steps", rule: rule("canary_steps")),
+            readStepsFit ? nil : Violation(option: "read_steps", rule: rule("read_steps")),
+            maxReadErrorRate.flatMap {
+                (0...1).contains($0) ? nil : Violation(option: "max_read_error_rate", rule: rule("max_read_error_rate"))
+            },
+            maxReadLatencyFactor.flatMap {
+                (1.1...100).contains($0) ? nil : Violation(option: "max_read_latency_factor", rule: rule("max_read_latency_factor"))
+            },
         ]
         return checks.lazy.compactMap { $0 }.first
     }

@@ -1,7 +1,27 @@
 /// The canary of reads: routers shadow-read a growing share of the moving ranges' reads from the
 /// new owners, step by step; a step passes once its time is up and every router's shadow reads
 /// up to its end were checked clean.
+///
+/// Serving reads (`serving_reads`) runs the same steps with `read_steps`: there the share is
+/// served by the new owners alone, and a step passes once no router sent its reads back up to
+/// its end. Both keep their progress in `canary`.
 extension MigrationStateMachine {
+    /// The steps of the phase that moves reads step by step now (empty in any other phase).
+    var readPhaseSteps: [Double] {
+        switch phase {
+        case .canary: settings.canarySteps
+        case .servingReads: settings.readStepsInForce
+        default: []
+        }
+    }
+
+    /// The share of the moving ranges' reads routers serve from the new owners alone now, in
+    /// percent; nil outside `serving_reads`.
+    public var readServePercent: Double? {
+        guard phase == .servingReads, let canary, readPhaseSteps.indices.contains(canary.step) else { return nil }
+        return readPhaseSteps[canary.step]
+    }
+
     /// The share of the moving ranges' reads routers shadow-read from the new owners now, in
     /// percent; `nil` outside the canary.
     public var canaryReadPercent: Double? {
@@ -11,8 +31,12 @@ extension MigrationStateMachine {
 
     /// When the current canary step ends (wall milliseconds); nil outside the canary.
     var canaryStepEnd: UInt64? {
-        guard phase == .canary, let canary else { return nil }
-        return canary.since.adding(saturating: settings.canaryStepMillis)
+        guard let canary else { return nil }
+        switch phase {
+        case .canary: return canary.since.adding(saturating: settings.canaryStepMillis)
+        case .servingReads: return canary.since.adding(saturating: settings.readStepMillis ?? MigrationSettings.defaultReadStepMillis)
+        default: return nil
+        }
     }
 
     /// The canary's work: keep the new owners current, and check the routers' shadow reads, at
@@ -21,14 +45,16 @@ extension MigrationStateMachine {
     func canaryWork(now: UInt64) -> [MigrationWork] {
         guard let canary, let end = canaryStepEnd else { return [] }
         let since = canary.startedAt ?? canary.since
-        if now >= end && (canary.checkedUpTo ?? 0) < end { return forwardTails() + [.checkShadowReads(since: since, upTo: end)] }
-        return forwardTails() + [.checkShadowReads(since: since, upTo: min(now, end)), .waitUntil(end)]
+        // Serving reads comes after a switch: reverse replication keeps the old owners current.
+        let tails = switched ? reverseTails() : forwardTails()
+        if now >= end && (canary.checkedUpTo ?? 0) < end { return tails + [.checkShadowReads(since: since, upTo: end)] }
+        return tails + [.checkShadowReads(since: since, upTo: min(now, end)), .waitUntil(end)]
     }
 
     /// Records a clean check; only one that reaches the step's end counts (the ones in between
     /// change nothing worth a journal).
     mutating func shadowReadsChecked(upTo: UInt64) {
-        guard phase == .canary, var progress = canary, let end = canaryStepEnd, upTo >= end else { return }
+        guard phase == .canary || phase == .servingReads, var progress = canary, let end = canaryStepEnd, upTo >= end else { return }
         progress.checkedUpTo = max(progress.checkedUpTo ?? 0, upTo)
         canary = progress
     }
@@ -39,11 +65,15 @@ extension MigrationStateMachine {
     mutating func advanceCanary(now: UInt64) {
         guard var progress = canary, let end = canaryStepEnd else { return }
         guard now >= end, (progress.checkedUpTo ?? 0) >= end else { return }
-        if progress.step + 1 < settings.canarySteps.count {
+        if progress.step + 1 < readPhaseSteps.count {
             progress.step += 1
             progress.since = now
             progress.checkedUpTo = nil
             canary = progress
+            return
+        }
+        if phase == .servingReads {
+            proceedToNext(now: now)
             return
         }
         canaryPassed = true

@@ -49,6 +49,9 @@ extension MigrationStateMachine {
                 canaryPassed = false
                 fail("shadow read mismatch: \(description)")
             }
+        case .readsSentBack(let reason):
+            // Only the phase that serves reads fails on it: a router's report can outlive it.
+            if phase == .servingReads { fail("reads sent back to the old path: \(reason)") }
         case .shadowReadsChecked(let upTo):
             shadowReadsChecked(upTo: upTo)
         case .routesShown(let directive):
@@ -176,15 +179,16 @@ extension MigrationStateMachine {
                 return .accepted
             }
             if phase == .cuttingOver || phase == .rollingBack { restart(now: now) }
-            if phase == .canary || phase == .verifying {
+            if phase == .canary || phase == .verifying || phase == .servingReads {
                 // A failed proof is repaired by proving again: verify (and repair) from scratch,
-                // then, if the canary failed, run it again from its first step.
+                // then, if the canary (or serving reads) failed, run it again from its first step.
                 phase = .verifying
                 verified = false
             }
         case .rollback:
             let reversible: Set<MigrationPhase> = [
-                .planned, .preparing, .copying, .catchingUp, .verifying, .canary, .cuttingOver, .baking, .paused, .failed,
+                .planned, .preparing, .dualWriting, .recording, .copying, .catchingUp, .verifying, .canary, .servingReads,
+                .cuttingOver, .baking, .paused, .failed,
             ]
             let from = phase == .paused || phase == .failed ? interrupted ?? phase : phase
             guard reversible.contains(phase), from != .cleaningUp, from != .rollingBack || phase == .failed else {

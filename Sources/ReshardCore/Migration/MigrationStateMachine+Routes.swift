@@ -28,16 +28,22 @@ extension MigrationStateMachine {
     /// a round of tailing (rounds are at most 200 ms apart while the canary runs); rounded up to
     /// half seconds, so the directive is not rewritten every round. The epoch is the number of
     /// verifications: a router that halted on a mismatch reads again only after a new one (and it
-    /// matters only to shadow reads: without them it stays 0, so a verification does not
-    /// rewrite the directive).
+    /// matters only to shadow reads and served reads: without them it stays 0, so a verification
+    /// does not rewrite the directive). A router that sent its served reads back serves again
+    /// only at a new epoch too.
     public var routeDirective: RouteDirective? {
         guard let routingPhase, let step = settings.strategyInForce.step(routingPhase) else { return nil }
         let shadow = canaryReadPercent ?? 0
+        let serve = readServePercent.map {
+            RouteDirective.ReadServe(
+                percent: $0, maxErrorRate: settings.maxReadErrorRate ?? MigrationSettings.defaultMaxReadErrorRate,
+                maxLatencyFactor: settings.maxReadLatencyFactor ?? MigrationSettings.defaultMaxReadLatencyFactor)
+        }
         guard step.routes != .unchanged || shadow > 0 else { return nil }
         let lag = shadow > 0 ? max(settings.maxLagMillis, forward.values.map(\.lagMillis).max() ?? 0).adding(saturating: 250) : 0
         return RouteDirective(
-            migration: id, epoch: shadow > 0 ? verifications : 0, plan: plan, routes: step.routes, shadowPercent: shadow,
-            lagAllowanceMillis: lag.adding(saturating: 499) / 500 * 500)
+            migration: id, epoch: shadow > 0 || serve != nil ? verifications : 0, plan: plan, routes: step.routes, shadowPercent: shadow,
+            lagAllowanceMillis: lag.adding(saturating: 499) / 500 * 500, serve: serve)
     }
 
     /// The directive to show, when the routers' may not carry what it should.

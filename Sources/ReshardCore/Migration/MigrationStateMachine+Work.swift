@@ -12,7 +12,7 @@ extension MigrationStateMachine {
             proceedToNext(now: now)
         case .verifying where verified:
             proceedToNext(now: now)
-        case .canary:
+        case .canary, .servingReads:
             advanceCanary(now: now)
         case .cuttingOver:
             // The pause must stay short: past the budget the writes go back to the old owners and
@@ -36,7 +36,8 @@ extension MigrationStateMachine {
     /// The phase after the current one in the strategy's table: a canary without steps, or one
     /// that passed before an aborted cutover, is not run (again).
     var nextPhase: MigrationPhase {
-        let skip: Set<MigrationPhase> = canaryPassed || settings.canarySteps.isEmpty ? [.canary] : []
+        var skip: Set<MigrationPhase> = canaryPassed || settings.canarySteps.isEmpty ? [.canary] : []
+        if settings.readStepsInForce.isEmpty { skip.insert(.servingReads) }
         return settings.strategyInForce.phase(after: phase, skip: skip) ?? .done
     }
 
@@ -68,6 +69,9 @@ extension MigrationStateMachine {
             phase = .canary
             canary = CanaryProgress(step: 0, since: now, startedAt: now)
             canaryPassed = false
+        case .servingReads:
+            phase = .servingReads
+            canary = CanaryProgress(step: 0, since: now, startedAt: now)
         case .cuttingOver:
             beginCutover(now: now)
         case .baking:
@@ -191,6 +195,8 @@ extension MigrationStateMachine {
             return [.verify(verificationRequest)]
         case .canary:
             return canaryWork(now: now) + replayWork
+        case .servingReads:
+            return canaryWork(now: now)
         case .cuttingOver:
             return cutoverWork()
         case .baking:

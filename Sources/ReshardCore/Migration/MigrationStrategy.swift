@@ -82,7 +82,7 @@ public enum MigrationStrategy: String, Hashable, Sendable, Codable, CaseIterable
         case .writeNewReadOld:
             Self.switchedFirst(
                 .newestReads, copy: "repairs: copies every row the new owners lack from the old owners under the version rule",
-                reads: "reads take the newer of both owners")
+                reads: "reads take the newer of both owners", servesReadsGradually: true)
         case .routingFirst:
             Self.switchedFirst(
                 .redirectedReads, copy: "moves the rest: copies every row the new owners lack from the old owners under the version rule",
@@ -102,8 +102,22 @@ public enum MigrationStrategy: String, Hashable, Sendable, Codable, CaseIterable
     /// drained by reverse replication), and the canary is not run: the new owners serve reads
     /// from the switch on, and the verification proves them complete before reads depend on them
     /// alone (baking routes by the map).
-    private static func switchedFirst(_ routes: RouteModes, copy: String, reads: String) -> [StrategyStep] {
-        [
+    ///
+    /// `write_new_read_old` can also move its reads gradually (`serving_reads`, with `read_steps`):
+    /// once verified, the new owners alone answer a growing share of the reads, and the rest
+    /// still take the newer of both; a router that sees the new owners fail or slow down past the
+    /// thresholds sends its reads back at once, and the migration fails with reads where they were
+    /// before the step. (`routing_first` reads the new owners first from the switch on, so it has
+    /// nothing to move.)
+    private static func switchedFirst(
+        _ routes: RouteModes, copy: String, reads: String, servesReadsGradually: Bool = false
+    ) -> [StrategyStep] {
+        let serving = StrategyStep(
+            .servingReads, routes,
+            does:
+                "routers serve each read step's share of reads from the new owners alone and the rest from the newer of both, sending reads back when the new owners' error rate or latency passes max_read_error_rate or max_read_latency_factor",
+            until: "every read step passed (skipped without read_steps)")
+        return [
             prepare(.unchanged),
             StrategyStep(
                 .catchingUp, routes,
@@ -122,9 +136,7 @@ public enum MigrationStrategy: String, Hashable, Sendable, Codable, CaseIterable
                 does:
                     "compares the new owners against the old ones drained by reverse replication, repairs what differs toward the newer version (never by deleting), runs the checks",
                 until: "the comparison is clean: reads then move to the new owners alone"),
-            bake,
-            cleanup,
-        ]
+        ] + (servesReadsGradually ? [serving] : []) + [bake, cleanup]
     }
 
     private static func prepare(_ routes: RouteModes) -> StrategyStep {
@@ -179,6 +191,9 @@ public enum MigrationStrategy: String, Hashable, Sendable, Codable, CaseIterable
 
     /// Whether migrations may use it yet.
     public var isAvailable: Bool { !steps.isEmpty }
+
+    /// Whether its reads can move to the new owners step by step (`read_steps`).
+    public var servesReadsGradually: Bool { steps.contains { $0.phase == .servingReads } }
 
     /// Whether the map switches before the data is copied (`write_new_read_old`, `routing_first`).
     public var switchesFirst: Bool { steps.first { $0.phase == .cuttingOver || $0.phase == .copying }?.phase == .cuttingOver }

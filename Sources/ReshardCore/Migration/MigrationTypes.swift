@@ -11,6 +11,9 @@ public enum MigrationPhase: String, Hashable, Sendable, Codable, CaseIterable {
     case catchingUp = "catching_up"
     case verifying
     case canary
+    /// `write_new_read_old`, after the switch and a clean verification: routers serve a growing
+    /// share of the moving ranges' reads from the new owners alone (`read_steps`).
+    case servingReads = "serving_reads"
     case cuttingOver = "cutting_over"
     case baking
     case cleaningUp = "cleaning_up"
@@ -26,7 +29,7 @@ public enum MigrationPhase: String, Hashable, Sendable, Codable, CaseIterable {
     /// one: it begins in the same step that lets held writes go, which must not wait on a person
     /// (`before_cleanup` is the gate after the switch).
     public static let gateable: [MigrationPhase] = [
-        .dualWriting, .recording, .copying, .catchingUp, .verifying, .canary, .cuttingOver, .cleaningUp,
+        .dualWriting, .recording, .copying, .catchingUp, .verifying, .canary, .servingReads, .cuttingOver, .cleaningUp,
     ]
 
     /// The gate's name in the API: `before_cutover`, `before_cleanup`, or `before_` and the phase.
@@ -98,6 +101,19 @@ public struct MigrationSettings: Hashable, Sendable, Codable {
     public var canarySteps: [Double]
     /// How long each canary step lasts.
     public var canaryStepMillis: UInt64
+    /// Percentages of the moving ranges' reads served by the new owners alone, in order, once a
+    /// strategy that switched first has verified them (`write_new_read_old`); nil or empty: the
+    /// reads move at once when the verification is clean. Optional, like the ones below, so
+    /// journals written before gradual read serving still decode.
+    public var readSteps: [Double]?
+    /// How long each read step lasts; nil is `defaultReadStepMillis`.
+    public var readStepMillis: UInt64?
+    /// A router sends the reads back when more than this share of the ones it served from a new
+    /// owner failed; nil is `defaultMaxReadErrorRate`.
+    public var maxReadErrorRate: Double?
+    /// … or when the new owners' read p99 passes this multiple of the old path's; nil is
+    /// `defaultMaxReadLatencyFactor`.
+    public var maxReadLatencyFactor: Double?
     /// Phases the migration waits before until an operator approves.
     public var gates: Set<MigrationPhase>
     /// How long a migration that failed before the switch keeps its change streams, so that a
@@ -121,6 +137,16 @@ public struct MigrationSettings: Hashable, Sendable, Codable {
 
     /// The cutover budget in force.
     public var cutoverBudget: UInt64 { cutoverBudgetMillis ?? Self.defaultCutoverBudgetMillis }
+
+    /// Thirty seconds per read step, like a canary step.
+    public static let defaultReadStepMillis: UInt64 = 30_000
+    /// One read in a hundred may fail before the reads go back.
+    public static let defaultMaxReadErrorRate = 0.01
+    /// The new owners may be twice as slow as the old path before the reads go back.
+    public static let defaultMaxReadLatencyFactor = 2.0
+
+    /// The read steps in force.
+    public var readStepsInForce: [Double] { readSteps ?? [] }
 
     /// The strategy in force.
     public var strategyInForce: MigrationStrategy { strategy ?? .cdcBackfill }

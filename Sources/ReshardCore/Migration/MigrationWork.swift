@@ -108,15 +108,39 @@ public struct RouteDirective: Sendable, Hashable, Codable {
     public let shadowPercent: Double
     /// A new owner behind by a write this recent is lag, not a mismatch.
     public let lagAllowanceMillis: UInt64
+    /// The share of the moving ranges' reads the new owners serve alone (`serving_reads`); nil
+    /// outside it (optional, so directives saved before it existed still decode).
+    public let serve: ReadServe?
 
     /// A directive.
-    public init(migration: String, epoch: Int, plan: MigrationPlan, routes: RouteModes, shadowPercent: Double, lagAllowanceMillis: UInt64) {
+    public init(
+        migration: String, epoch: Int, plan: MigrationPlan, routes: RouteModes, shadowPercent: Double, lagAllowanceMillis: UInt64,
+        serve: ReadServe? = nil
+    ) {
         self.migration = migration
         self.epoch = epoch
         self.plan = plan
         self.routes = routes
         self.shadowPercent = shadowPercent
         self.lagAllowanceMillis = lagAllowanceMillis
+        self.serve = serve
+    }
+
+    /// A read step: how much the new owners serve alone, and when a router sends reads back.
+    public struct ReadServe: Sendable, Hashable, Codable {
+        /// The share of the moving ranges' reads served by the new owners alone, in percent.
+        public let percent: Double
+        /// Sent back when more than this share of the served reads failed …
+        public let maxErrorRate: Double
+        /// … or when the served reads' p99 passes this multiple of the old path's.
+        public let maxLatencyFactor: Double
+
+        /// A read step.
+        public init(percent: Double, maxErrorRate: Double, maxLatencyFactor: Double) {
+            self.percent = percent
+            self.maxErrorRate = maxErrorRate
+            self.maxLatencyFactor = maxLatencyFactor
+        }
     }
 
     /// The move whose range holds `hash`, while `generation` (the router's map) is before the
@@ -140,6 +164,7 @@ public struct RouteDirective: Sendable, Hashable, Codable {
         public let routes: RouteModes
         public let shadowPercent: Double
         public let lagAllowanceMillis: UInt64
+        public let serve: ReadServe?
 
         /// The changing parts of `directive`.
         public init(_ directive: RouteDirective) {
@@ -147,6 +172,7 @@ public struct RouteDirective: Sendable, Hashable, Codable {
             routes = directive.routes
             shadowPercent = directive.shadowPercent
             lagAllowanceMillis = directive.lagAllowanceMillis
+            serve = directive.serve
         }
     }
 }
@@ -160,6 +186,9 @@ public enum MigrationEvent: Hashable, Sendable {
     case verified(VerificationReport)
     /// A canary shadow read found a difference replication cannot explain.
     case shadowMismatch(String)
+    /// A router stopped serving reads from the new owners (`serving_reads`): their error rate or
+    /// latency passed the migration's threshold.
+    case readsSentBack(String)
     /// Every router's shadow reads up to this wall time were checked and are clean.
     case shadowReadsChecked(upTo: UInt64)
     /// The routers' directive carries these routes (nil: none).

@@ -13,9 +13,15 @@ struct CanaryReads: Sendable {
     }
 
     /// The first real mismatch any router recorded from `since` (the canary's start: earlier
-    /// ones belong to a canary that was already halted and verified again) up to `upTo`;
-    /// this process's router first, then the others as of their latest report.
+    /// ones belong to a canary that was already halted and verified again) up to `upTo`, or the
+    /// first router that sent its served reads back in that time; this process's router first,
+    /// then the others as of their latest report.
     func check(since: UInt64, upTo: UInt64) async throws -> MigrationEvent {
+        for (router, stats) in try await routers.servedReads(migration: migration) {
+            if let reason = stats.sentBack, let at = stats.sentBackAt, at >= since, at <= upTo {
+                return .readsSentBack("\(reason) (router \(router))")
+            }
+        }
         for (router, stats) in try await routers.shadowReads(migration: migration) {
             if let mismatch = stats.recent.first(where: { $0.outcome.isMismatch && $0.at >= since && $0.at <= upTo }) {
                 return .shadowMismatch("\(mismatch.description) (router \(router))")

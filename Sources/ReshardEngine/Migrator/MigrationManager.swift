@@ -267,11 +267,13 @@ public final class MigrationManager: Sendable {
             status.cutoverPauseMicros = await runner.lastCutoverPauseMicros
             status.shadow = shadowStats(id)
             status.secondWrites = secondWriteStats(id)
+            status.served = servedStats(id)
             return status
         }
         if var status = finished.withLock({ $0[id] }) {
             status.shadow = shadowStats(id)
             status.secondWrites = secondWriteStats(id)
+            status.served = servedStats(id)
             return status
         }
         guard let journal = try? await metadata.migrations().first(where: { $0.id == id })?.journal,
@@ -318,6 +320,11 @@ public final class MigrationManager: Sendable {
 
     private func shadowStats(_ id: String) -> ShadowReads.Stats? {
         let stats = router.canary.stats
+        return stats.migration == id ? stats : nil
+    }
+
+    private func servedStats(_ id: String) -> ServedReads.Stats? {
+        let stats = router.served.stats
         return stats.migration == id ? stats : nil
     }
 
@@ -384,6 +391,8 @@ public struct MigrationStatus: Sendable {
     /// What the routers' second writes (or records) did: every router's, as of its latest
     /// report, in `status`; this router's alone where the reports could not be read.
     public var secondWrites: SecondWrites.Stats?
+    /// This process's router's reads served by the new owners alone, when it served for it.
+    public var served: ServedReads.Stats?
     /// How each shard of the plan captures changes ("logical decoding …", "triggers …"): a
     /// PostgreSQL server without `wal_level = logical` falls back to triggers, which cost every
     /// write a changelog row.

@@ -28,6 +28,9 @@ public protocol RouterControl: Sendable {
     var foregroundP99Micros: UInt64? { get }
     /// Every router's shadow reads for `migration` (this process's first), by router name.
     func shadowReads(migration: String) async throws -> [(router: String, stats: ShadowReads.Stats)]
+    /// Every router's reads served by the new owners alone for `migration` (this process's
+    /// first), by router name.
+    func servedReads(migration: String) async throws -> [(router: String, stats: ServedReads.Stats)]
 }
 
 extension ShardRouter: StoreDirectory {

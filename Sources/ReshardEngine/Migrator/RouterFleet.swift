@@ -82,15 +82,35 @@ public final class RouterFleet: RouterControl {
 
     /// This process's router first, then every other router as of its latest report.
     public func shadowReads(migration: String) async throws -> [(router: String, stats: ShadowReads.Stats)] {
-        var result: [(router: String, stats: ShadowReads.Stats)] = []
-        let local = router.canary.stats
+        try await reported(migration: migration, local: router.canary.stats) { $0.shadow }
+    }
+
+    /// This process's router first, then every other router as of its latest report.
+    public func servedReads(migration: String) async throws -> [(router: String, stats: ServedReads.Stats)] {
+        try await reported(migration: migration, local: router.served.stats) { $0.served }
+    }
+
+    /// One kind of figures of every router for `migration`: `local` for this process's router,
+    /// `part` of the latest report of every other.
+    private func reported<Stats: MigrationFigures>(
+        migration: String, local: Stats, _ part: (RouterReportBody) -> Stats?
+    ) async throws -> [(router: String, stats: Stats)] {
+        var result: [(router: String, stats: Stats)] = []
         if local.migration == migration { result.append((router.name, local)) }
         for report in try await metadata.reports().sorted(by: { $0.router < $1.router }) where report.router != router.name {
             guard let body = try? JSONDecoder().decode(RouterReportBody.self, from: Data(report.report.utf8)),
-                body.shadow.migration == migration
+                let stats = part(body), stats.migration == migration
             else { continue }
-            result.append((report.router, body.shadow))
+            result.append((report.router, stats))
         }
         return result
     }
 }
+
+/// Figures a router keeps per migration.
+protocol MigrationFigures {
+    var migration: String? { get }
+}
+
+extension ShadowReads.Stats: MigrationFigures {}
+extension ServedReads.Stats: MigrationFigures {}

@@ -143,7 +143,12 @@ extension SimWorld {
             shadowRead(key, move: move, &state)
         }
         var row = (try? stores[map.owner(of: hash)]?.clientRead(table: key.table, pk: key.pk, shardKey: key.pk).value) ?? nil
-        if let routes = state.routers[index].routes, routes.routes.writes == .copyFirst,
+        // As `ServedReads.pick`: a served read takes the new owner's answer alone.
+        let servePercent = state.servedSentBackEpoch == nil ? state.routers[index].routes?.serve?.percent : nil
+        let served = servePercent.map { Double(state.random.next() % 100) < $0 } ?? false
+        if served, let routes = state.routers[index].routes, routes.switched(hash, owner: map.owner(of: hash)) != nil {
+            state.coverage.servedReads += 1
+        } else if let routes = state.routers[index].routes, routes.routes.writes == .copyFirst,
             let move = routes.switched(hash, owner: map.owner(of: hash)), routes.routes.reads != .fallback || row == nil,
             let old = stores[move.source]?.row(table: key.table, pk: key.pk), old.version > row?.version ?? 0
         {
@@ -211,6 +216,38 @@ extension SimWorld {
             release(index, &state)
         }
         state.routers[index].routes = state.directive.routes
+        if let epoch = state.servedSentBackEpoch, let routes = state.directive.routes, routes.epoch > epoch {
+            state.servedSentBackEpoch = nil
+            state.served.sentBack = nil
+            state.served.sentBackAt = nil
+        }
+    }
+
+    /// Clients read a few keys of the moving ranges through router 0 (the migrator's runner
+    /// waits out a read step at once in simulated time, so reads meant for a step are read in it).
+    func readMovingKeys(_ plan: MigrationPlan) {
+        state.withLock { state in
+            let readable = (keys + coldKeys).filter { plan.move(containing: KeyHash.of($0)) != nil }
+            guard !readable.isEmpty else { return }
+            for _ in 0..<4 {
+                let table = tables[Int(state.random.next() % UInt64(tables.count))]
+                read(Key(table: table, pk: readable[Int(state.random.next() % UInt64(readable.count))]), router: 0, &state)
+            }
+        }
+    }
+
+    /// A router sends its served reads back (as `ServedReads` does when the new owners fail or
+    /// slow down): from then on reads take the old path until a new epoch.
+    func sendServedReadsBack() {
+        state.withLock { state in
+            guard state.servedSentBackEpoch == nil, state.coverage.readsSentBack == 0, let routes = state.directive.routes,
+                routes.serve != nil
+            else { return }
+            state.servedSentBackEpoch = routes.epoch
+            state.served.sentBack = "planted by the simulation"
+            state.served.sentBackAt = clock.wallMillis
+            state.coverage.readsSentBack += 1
+        }
     }
 
     /// Router `index` adopts the current map after a fence, and the directive with it, as

@@ -62,4 +62,13 @@ extension SimWorld: StoreDirectory, RouterControl {
             return [("sim", stats)]
         }
     }
+
+    public func servedReads(migration: String) async throws -> [(router: String, stats: ServedReads.Stats)] {
+        if crashed { throw Crash() }
+        return state.withLock { state in
+            var stats = state.served
+            stats.migration = migration
+            return [("sim", stats)]
+        }
+    }
 }

@@ -88,6 +88,9 @@ public final class SimWorld: Sendable {
         /// are expected to mismatch, and verification must repair it.
         var planted: Key?
         var shadow = ShadowReads.Stats()
+        /// What the routers' served reads reported; the epoch they were sent back at.
+        var served = ServedReads.Stats()
+        var servedSentBackEpoch: Int?
         var p99Micros: UInt64 = 1_000
         var coverage = Coverage()
         var violation: String?
@@ -134,6 +137,10 @@ public final class SimWorld: Sendable {
         /// reads the old owner answered then.
         public var copiedRows = 0
         public var oldOwnerReads = 0
+        /// Reads a new owner answered alone while reads moved step by step, and times the reads
+        /// were sent back (on purpose, in `canaryHalt`).
+        public var servedReads = 0
+        public var readsSentBack = 0
 
         /// Nothing yet.
         public init() {}
@@ -155,6 +162,8 @@ public final class SimWorld: Sendable {
             recordedWrites += other.recordedWrites
             copiedRows += other.copiedRows
             oldOwnerReads += other.oldOwnerReads
+            servedReads += other.servedReads
+            readsSentBack += other.readsSentBack
         }
     }
 

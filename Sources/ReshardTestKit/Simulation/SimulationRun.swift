@@ -80,6 +80,10 @@ public struct SimulationRun: Sendable {
             gates: scenario == .gated ? [.cuttingOver, .cleaningUp] : [], cutoverBudgetMillis: 60, strategy: strategy)
         // The world's routers follow notices at once or within a few dozen steps, not a second.
         settings.routerFollowMillis = 300
+        if strategy.servesReadsGradually {
+            settings.readSteps = [50, 100]
+            settings.readStepMillis = 40
+        }
         var machine = MigrationStateMachine(id: "sim", plan: plan, tables: world.tables, settings: settings)
         machine.on(.start, now: world.clock.wallMillis)
         _ = try await world.metadata.admitMigration(id: machine.id, journal: try MigrationJournal.encode(machine))
@@ -189,6 +193,12 @@ public struct SimulationRun: Sendable {
             hook: { machine in
                 if scenario == .canaryHalt, machine.phase == .canary, (machine.routesShown?.shadowPercent ?? 0) > 0 {
                     world.plantCorruptCopy(machine.plan)
+                }
+                // Reads served step by step are sent back once, as a router does when the new
+                // owners fail or slow down: the migration fails, and the operator resumes it.
+                if machine.phase == .servingReads, machine.routesShown?.serve != nil {
+                    world.readMovingKeys(machine.plan)
+                    if scenario == .canaryHalt { world.sendServedReadsBack() }
                 }
                 // The process dies after the round's work, before its journal.
                 if world.random(1_000) < 40 { world.crash() }

@@ -30,7 +30,8 @@ import Testing
                 + "\(coverage.ackedWrites) acknowledged writes, \(coverage.crashes) crashes, \(coverage.injectedFailures) injected failures, "
                 + "second writes \(coverage.secondWrites) (\(coverage.failedSecondWrites) failed, \(coverage.queuedSecondWrites) queued, "
                 + "\(coverage.retriedSecondWrites) retried), \(coverage.copiedRows) rows copied on access, "
-                + "\(coverage.oldOwnerReads) reads answered by an old owner after the switch"
+                + "\(coverage.oldOwnerReads) reads answered by an old owner after the switch, "
+                + "\(coverage.servedReads) reads served by a new owner alone step by step (\(coverage.readsSentBack) sent back)"
         )
         guard seeds.count >= 8 else { return }
         // The runs must have exercised the hard parts, or passing means nothing.
@@ -48,10 +49,14 @@ import Testing
         if scenario != .rollbackBeforeSwitch {
             #expect(coverage.copiedRows + coverage.oldOwnerReads > 0, "the strategies that switch first should have read the old owners")
         }
+        if ![.rollbackBeforeSwitch, .rollbackDuringBake].contains(scenario) {
+            #expect(coverage.servedReads > 0, "write_new_read_old runs should have served reads step by step")
+        }
         if scenario != .rollbackBeforeSwitch { #expect(coverage.fencedWrites > 0, "a stale router should have hit a fence") }
         if scenario == .gated { #expect(totals.outcome.approvals >= 2 * seeds.count, "both gates of every run approved") }
         if scenario == .canaryHalt {
             #expect(coverage.mismatches > 0 && totals.outcome.resumes > 0, "the canary should have halted on the planted copy")
+            #expect(coverage.readsSentBack > 0, "and write_new_read_old runs should have sent their served reads back")
         }
     }
 
