@@ -209,9 +209,17 @@ import Testing
                 ("max_rows_per_second", "9223372036854775808"), ("verify_subranges", "0"), ("max_repair_passes", "11"),
                 ("latency_factor", "1e999"), ("latency_factor", "-2"), ("canary_steps", "[50,10]"), ("canary_steps", "[\"x\"]"),
                 ("bake_ms", "\"600000\""), ("bake_msx", "1"), ("checks", "[\"nodot\"]"),
+                // Reads move step by step only in write_new_read_old; the default strategy refuses them.
+                ("read_steps", "[10,100]"), ("read_step_ms", "86400001"), ("read_step_ms", "-1"),
+                ("max_read_error_rate", "1.5"), ("max_read_error_rate", "-0.1"), ("max_read_error_rate", "1e999"),
+                ("max_read_error_rate", "\"0.1\""), ("max_read_latency_factor", "1"), ("max_read_latency_factor", "1e999"),
             ]
-            for (option, value) in cases {
-                let body = #"{"kind":"add_shard","shard":"s5","options":{"\#(option)":\#(value)}}"#
+            let readCases: [(String, String)] = [
+                ("read_steps", "[50,10]"), ("read_steps", "[0,100]"), ("read_steps", "[10,10]"), ("read_steps", "[100.5]"),
+                ("read_steps", "[\"x\"]"), ("read_steps", "[-1]"), ("read_steps", "50"),
+            ]
+            for (option, value, strategy) in cases.map({ ($0, $1, "cdc_backfill") }) + readCases.map({ ($0, $1, "write_new_read_old") }) {
+                let body = #"{"kind":"add_shard","shard":"s5","strategy":"\#(strategy)","options":{"\#(option)":\#(value)}}"#
                 let response = try await api.send(.post, "/v1/migrations", json: body, headers: auth)
                 #expect(response.status == .badRequest, "\(option)=\(value)")
                 let text = String(buffer: response.body)
