@@ -46,9 +46,9 @@ import Testing
             // traffic_replay: recording, the replay, and the switch.
             Crash(name: $0, spec: $0, strategy: .trafficReplay)
         }
-        + ["catching_up", "cutting_over:publish", "copying#2", "verifying"].map {
-            // write_new_read_old: the modes shown before the switch, the switch, the copy and the
-            // verification after it.
+        + ["catching_up", "cutting_over:publish", "copying#2", "verifying", "serving_reads#2"].map {
+            // write_new_read_old: the modes shown before the switch, the switch, the copy, the
+            // verification after it, and the reads served step by step.
             Crash(name: $0, spec: $0, strategy: .writeNewReadOld)
         }
         + ["cutting_over:release", "copying#2", "baking"].map {
@@ -156,9 +156,11 @@ import Testing
     static func startMigration(port: Int, strategy: MigrationStrategy = .cdcBackfill) async throws -> String? {
         let admin = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
         defer { Task { await admin.close() } }
+        // write_new_read_old moves its reads in two steps.
+        let reads = strategy.servesReadsGradually ? #","read_steps":[50,100],"read_step_ms":200"# : ""
         let body =
             #"{"kind":"add_shard","shard":"s5","strategy":""# + strategy.rawValue
-            + #"","options":{"chunk_rows":50,"bake_ms":300,"tombstone_grace_ms":0,"canary_step_ms":50}}"#
+            + #"","options":{"chunk_rows":50,"bake_ms":300,"tombstone_grace_ms":0,"canary_step_ms":50"# + reads + "}}"
         guard let created = try? await admin.request("POST", "/v1/migrations", headers: auth, body: Array(body.utf8)) else {
             return nil  // the process died before answering; the migration was journaled before it ran
         }
