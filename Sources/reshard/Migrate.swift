@@ -86,12 +86,19 @@ struct MigrationOptions: ParsableArguments {
     var detach = false
 
     func validate() throws {
-        if let canarySteps, canarySteps != "none", canarySteps.split(separator: ",").contains(where: { Double($0) == nil }) {
-            throw ValidationError("--canary-steps takes comma-separated percentages like 1,10,50,100, or none")
+        for (option, text) in [("--canary-steps", canarySteps), ("--read-steps", readSteps)]
+        where text != nil && Self.percentages(text) == nil {
+            throw ValidationError("\(option) takes comma-separated percentages like 1,10,50,100, or none")
         }
-        if let readSteps, readSteps != "none", readSteps.split(separator: ",").contains(where: { Double($0) == nil }) {
-            throw ValidationError("--read-steps takes comma-separated percentages like 1,10,50,100, or none")
-        }
+    }
+
+    /// `1,10,50,100` as numbers, `none` as none; nil for no text or one that is not a list of
+    /// numbers (the server checks the bounds, so its words are the same for every client).
+    static func percentages(_ text: String?) -> [Double]? {
+        guard let text else { return nil }
+        if text == "none" { return [] }
+        let numbers = text.split(separator: ",", omittingEmptySubsequences: false).map { Double($0) }
+        return numbers.contains(nil) ? nil : numbers.compactMap { $0 }
     }
 
     /// The request for a migration of `kind` with these options (none sent when none is given,
@@ -104,9 +111,9 @@ struct MigrationOptions: ParsableArguments {
         options.latencyFactor = latencyFactor
         options.gates = gates.isEmpty ? nil : gates
         options.checks = checks.isEmpty ? nil : checks
-        options.canarySteps = canarySteps.map { $0 == "none" ? [] : $0.split(separator: ",").compactMap { Double($0) } }
+        options.canarySteps = Self.percentages(canarySteps)
         options.canaryStepMs = canaryStepMs
-        options.readSteps = readSteps.map { $0 == "none" ? [] : $0.split(separator: ",").compactMap { Double($0) } }
+        options.readSteps = Self.percentages(readSteps)
         options.readStepMs = readStepMs
         options.maxReadErrorRate = maxReadErrorRate
         options.maxReadLatencyFactor = maxReadLatencyFactor

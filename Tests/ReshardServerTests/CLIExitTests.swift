@@ -68,4 +68,33 @@ import Testing
         #expect(listed.contains("rolled_back") && listed.contains("done"), "\(listed)")
         #expect(listed.split(separator: "\n").count == 3, "\(listed)")
     }
+
+    /// The read-step options: a dry run of `write_new_read_old` lists `serving_reads`, a step list
+    /// that is not numbers is refused before anything is sent, and one out of bounds by the server.
+    @Test func readStepsAreParsedAndRefusedClearly() async throws {
+        let executable = try #require(ServerProcess.executable(), "no reshard executable: swift build --build-tests")
+        let scratch = try ServerScratch(executable: executable, token: Self.token, prefix: "reshard-cli")
+        defer { scratch.close() }
+        let (_, port) = try await scratch.startServing()
+        let connection = ["--url", "http://127.0.0.1:\(port)", "--token", Self.token]
+        let admin = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
+        defer { Task { await admin.close() } }
+        _ = try await admin.request("POST", "/v1/shards", headers: Self.auth, body: Array(#"{"id":"s5"}"#.utf8))
+        func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+            let output = scratch.root + "/read-steps.out"
+            let process = try launch(executable, ["migrate", "add-shard", "s5"] + arguments + connection, output: output)
+            #expect(await waitForExit(process, seconds: 30))
+            return (process.terminationStatus, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
+        }
+        let dry = try await run(["--strategy", "write_new_read_old", "--read-steps", "10,100", "--dry-run"])
+        #expect(dry.status == 0 && dry.output.contains("serving_reads"), "\(dry.output)")
+        for steps in ["10,x", "10,,100", ""] {
+            let refused = try await run(["--strategy", "write_new_read_old", "--read-steps", steps])
+            #expect(refused.status != 0 && refused.output.contains("--read-steps takes"), "\(steps): \(refused.output)")
+        }
+        let wrongStrategy = try await run(["--read-steps", "10,100", "--dry-run"])
+        #expect(wrongStrategy.status != 0 && wrongStrategy.output.contains("read_steps"), "\(wrongStrategy.output)")
+        let migrations = try await admin.request("GET", "/v1/migrations", headers: Self.auth).text
+        #expect(migrations.contains(#""migrations":[]"#), "nothing started: \(migrations)")
+    }
 }
