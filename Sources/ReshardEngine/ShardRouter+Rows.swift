@@ -86,9 +86,13 @@ extension ShardRouter {
         let started = ContinuousClock.now
         let handle: ShardHandle
         let row: StoredRow?
+        // Decided before the read: a redirect that ends while the read runs (the mover finished)
+        // must still merge the old owner, which the new one may not have caught up with then.
+        var redirect: (move: Move, reads: RouteModes.Reads)?
         do {
             (handle, row) = try await fencedRead(key, .get) { handle in
-                try await handle.store.read(table: definition.name, pk: pk, shardKey: key)
+                redirect = secondWrites.redirect(hash, owner: handle.record.id)
+                return try await handle.store.read(table: definition.name, pk: pk, shardKey: key)
             }
         } catch {
             if servedAlone {
@@ -107,7 +111,7 @@ extension ShardRouter {
                 latencyDeltaMicros: Int64(shadowRead.micros) - Int64(micros))
         }
         var answer = (row: row, shard: handle.record.id)
-        if let (move, reads) = secondWrites.redirect(hash, owner: handle.record.id) {
+        if let (move, reads) = redirect {
             if servedAlone && reads == .newest {
                 // Verified complete, the new owner answers alone: one read instead of two.
                 served.recordServed(micros: (ContinuousClock.now - started).wholeMicroseconds, failed: false, nowMillis: wallMillis())
@@ -129,10 +133,13 @@ extension ShardRouter {
         let definition = try self.table(named: table)
         try Self.validateKey(shardKey, what: "shard key", error: RouterError.invalidShardKey)
         let limit = min(max(limit, 1), Self.maxListLimit)
+        // Decided before the read, as in `get`.
+        var redirect: (move: Move, reads: RouteModes.Reads)?
         let (handle, rows) = try await fencedRead(shardKey, .list) { handle in
-            try await handle.store.rows(table: definition.name, shardKey: shardKey, limit: limit)
+            redirect = secondWrites.redirect(KeyHash.of(shardKey), owner: handle.record.id)
+            return try await handle.store.rows(table: definition.name, shardKey: shardKey, limit: limit)
         }
-        if let (move, _) = secondWrites.redirect(KeyHash.of(shardKey), owner: handle.record.id) {
+        if let (move, _) = redirect {
             let merged = try await redirectedList(
                 definition.name, shardKey: shardKey, rows: rows, from: handle, move: move, limit: limit, in: snapshot)
             return merged.compactMap { row, shard in row.body.map { RowRead(pk: row.pk, version: row.version, body: $0, shard: shard) } }
