@@ -133,10 +133,11 @@ extension ShardRouter {
         let definition = try self.table(named: table)
         try Self.validateKey(shardKey, what: "shard key", error: RouterError.invalidShardKey)
         let limit = min(max(limit, 1), Self.maxListLimit)
+        let hash = KeyHash.of(shardKey)
         // Decided before the read, as in `get`.
         var redirect: (move: Move, reads: RouteModes.Reads)?
         let (handle, rows) = try await fencedRead(shardKey, .list) { handle in
-            redirect = secondWrites.redirect(KeyHash.of(shardKey), owner: handle.record.id)
+            redirect = secondWrites.redirect(hash, owner: handle.record.id)
             return try await handle.store.rows(table: definition.name, shardKey: shardKey, limit: limit)
         }
         if let (move, _) = redirect {
