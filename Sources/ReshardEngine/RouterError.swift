@@ -1,3 +1,5 @@
+import ReshardCore
+
 /// An expected failure of a routed request, with a stable machine-readable code.
 ///
 /// The server maps `kind` to an HTTP status; the code and message travel to the client in
@@ -77,6 +79,17 @@ public struct RouterError: Error, Sendable, Hashable, CustomStringConvertible {
     }
     static func shardUnavailable(_ shard: String, _ detail: String) -> RouterError {
         RouterError(.unavailable, "shard_unavailable", "shard \(shard) failed: \(detail)", retryAfterSeconds: 1)
+    }
+
+    /// Writes of the same primary key kept overtaking this request (a table with a primary-key
+    /// lookup): nothing it did is visible, and a retry goes through.
+    static func keyContended(_ pk: String) -> RouterError {
+        RouterError(
+            .unavailable, "key_contended", "concurrent writes of the row \(quoted(pk)) overtook this request; retry", retryAfterSeconds: 1)
+    }
+    /// A lookup entry that no write of this router could have made.
+    static func corruptLookup(_ table: TableName, pk: String) -> RouterError {
+        RouterError(.unavailable, "corrupt_lookup", "the lookup entry of \(table)/\(quoted(pk)) is unreadable", retryAfterSeconds: 1)
     }
 
     private static func quoted(_ text: String) -> String {

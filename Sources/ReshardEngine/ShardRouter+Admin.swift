@@ -32,6 +32,9 @@ extension ShardRouter {
     /// table that clients can see always has storage.
     public func createTable(name: String, primaryKey: String, shardKey: String) async throws -> TableDefinition {
         guard let tableName = TableName(name) else { throw RouterError.invalidTableName(name) }
+        guard tableName.isClientName else {
+            throw RouterError.invalidTable("table names may not contain \"__\": it is reserved for the storage of shard-key changes")
+        }
         for field in [primaryKey, shardKey] where !TableDefinition.isValidField(field) {
             throw RouterError.invalidTable("field names match [a-z][a-z0-9_]{0,62}; got \"\(field.prefix(80))\"")
         }

@@ -38,7 +38,7 @@ extension ShardRouter {
             throw RouterError.pkMismatch(definition.primaryKey)
         }
         let shardKey: String
-        if definition.isShardedByPrimaryKey {
+        if definition.isShardedByPrimaryKey && definition.lookup == nil {
             shardKey = pk
         } else {
             guard let value = object[definition.shardKey] else {
@@ -50,6 +50,9 @@ extension ShardRouter {
             try Self.validateKey(text, what: "shard key", error: RouterError.invalidShardKey)
             shardKey = text
         }
+        if let lookup = definition.lookup {
+            return try await lookupWrite(definition, lookup: lookup, pk: pk, newKey: shardKey, body: object.text, given: nil)
+        }
         return try await routedWrite(definition, pk: pk, shardKey: shardKey, body: object.text)
     }
 
@@ -58,6 +61,10 @@ extension ShardRouter {
     public func delete(table: String, pk: String, shardKey: String?) async throws -> WriteReceipt {
         let definition = try self.table(named: table)
         try Self.validateKey(pk, what: "primary key", error: RouterError.invalidPrimaryKey)
+        if let lookup = definition.lookup {
+            if let shardKey { try Self.validateKey(shardKey, what: "shard key", error: RouterError.invalidShardKey) }
+            return try await lookupWrite(definition, lookup: lookup, pk: pk, newKey: nil, body: nil, given: shardKey)
+        }
         let key = try resolveShardKey(definition, pk: pk, given: shardKey)
         return try await routedWrite(definition, pk: pk, shardKey: key, body: nil)
     }
@@ -66,6 +73,10 @@ extension ShardRouter {
     public func get(table: String, pk: String, shardKey: String?) async throws -> RowRead {
         let definition = try self.table(named: table)
         try Self.validateKey(pk, what: "primary key", error: RouterError.invalidPrimaryKey)
+        if let lookup = definition.lookup {
+            if let shardKey { try Self.validateKey(shardKey, what: "shard key", error: RouterError.invalidShardKey) }
+            return try await lookupGet(definition, lookup: lookup, pk: pk, given: shardKey)
+        }
         let key = try resolveShardKey(definition, pk: pk, given: shardKey)
         var shadow = canary.pick(shardKey: key)
         if let chosen = shadow, snapshot.map.generation >= chosen.switchGeneration { shadow = nil }
@@ -74,7 +85,7 @@ extension ShardRouter {
         if let shadow, let target = snapshot.shards[shadow.move.target] {
             let started = ContinuousClock.now
             do {
-                let row = try await target.store.get(table: definition.name, pk: pk)
+                let row = try await target.store.get(table: definition.storage, pk: pk)
                 shadowRead = (row, (ContinuousClock.now - started).wholeMicroseconds)
             } catch {
                 canary.recordError(error)
@@ -92,7 +103,7 @@ extension ShardRouter {
         do {
             (handle, row) = try await fencedRead(key, .get) { handle in
                 redirect = secondWrites.redirect(hash, owner: handle.record.id)
-                return try await handle.store.read(table: definition.name, pk: pk, shardKey: key)
+                return try await handle.store.read(table: definition.storage, pk: pk, shardKey: key)
             }
         } catch {
             if servedAlone {
@@ -116,7 +127,8 @@ extension ShardRouter {
                 // Verified complete, the new owner answers alone: one read instead of two.
                 served.recordServed(micros: (ContinuousClock.now - started).wholeMicroseconds, failed: false, nowMillis: wallMillis())
             } else {
-                answer = try await redirectedRead(definition.name, pk: pk, row: row, from: handle, move: move, reads: reads, in: snapshot)
+                answer = try await redirectedRead(
+                    definition.storage, pk: pk, row: row, from: handle, move: move, reads: reads, in: snapshot)
                 // The path served reads replace (both owners), timed as their baseline.
                 if reads == .newest && served.serving {
                     served.recordOldPath(micros: (ContinuousClock.now - started).wholeMicroseconds, nowMillis: wallMillis())
@@ -138,20 +150,51 @@ extension ShardRouter {
         var redirect: (move: Move, reads: RouteModes.Reads)?
         let (handle, rows) = try await fencedRead(shardKey, .list) { handle in
             redirect = secondWrites.redirect(hash, owner: handle.record.id)
-            return try await handle.store.rows(table: definition.name, shardKey: shardKey, limit: limit)
+            return try await handle.store.rows(table: definition.storage, shardKey: shardKey, limit: limit)
         }
+        var listed = rows.map { (row: $0, shard: handle.record.id) }
         if let (move, _) = redirect {
-            let merged = try await redirectedList(
-                definition.name, shardKey: shardKey, rows: rows, from: handle, move: move, limit: limit, in: snapshot)
-            return merged.compactMap { row, shard in row.body.map { RowRead(pk: row.pk, version: row.version, body: $0, shard: shard) } }
+            listed = try await redirectedList(
+                definition.storage, shardKey: shardKey, rows: rows, from: handle, move: move, limit: limit, in: snapshot)
         }
-        return rows.compactMap { row in
-            row.body.map { RowRead(pk: row.pk, version: row.version, body: $0, shard: handle.record.id) }
+        return listed.compactMap { row, shard in
+            guard let body = row.body else { return nil }
+            // A layout with a lookup stores rows under shard key and primary key together.
+            let pk = definition.lookup == nil ? row.pk : LookupEntry.unslot(row.pk)?.pk ?? row.pk
+            return RowRead(pk: pk, version: row.version, body: body, shard: shard)
         }
     }
 
     private func routedWrite(_ definition: TableDefinition, pk: String, shardKey: String, body: String?) async throws -> WriteReceipt {
         let hash = KeyHash.of(shardKey)
+        return try await routed(shardKey, hash: hash) { handle, current in
+            let write = ClientWrite(
+                table: definition.storage, pk: pk, shardKey: shardKey, body: body,
+                proposedVersion: nextVersion(), generation: current.map.generation)
+            if let (move, _) = secondWrites.redirect(hash, owner: handle.record.id) {
+                try await copyFirst(definition.storage, pk: pk, to: handle, move: move, in: current)
+            }
+            let outcome = try await call(handle, body == nil ? .delete : .put) { try await handle.store.write(write) }
+            switch outcome {
+            case .written(let version):
+                observe(version)
+                if let second = secondWrites.pick(hash, owner: handle.record.id, generation: current.map.generation) {
+                    let row = StoredRow(table: definition.storage, pk: pk, shardKey: shardKey, version: version, body: body)
+                    await writeSecond(row, to: second, in: current)
+                }
+                return WriteReceipt(pk: pk, version: version, shard: handle.record.id, generation: current.map.generation)
+            case .notFound:
+                throw RouterError.rowNotFound
+            }
+        }
+    }
+
+    /// Runs `body` on the owner of `shardKey` (whose hash is `hash`) the way every client write
+    /// goes: after the write gate (held during a cutover of the key's range), and again on the
+    /// new owner when a fence shows that a newer map owns the key.
+    func routed<T: Sendable>(
+        _ shardKey: String, hash: UInt64, _ body: (ShardHandle, Snapshot) async throws -> T
+    ) async throws -> T {
         guard await gate.admit(hash, timeout: holdTimeout) else {
             throw RouterError.rangeMoving(generation: snapshot.map.generation + 1)
         }
@@ -159,25 +202,8 @@ extension ShardRouter {
         while true {
             let current = snapshot
             let handle = try owner(of: shardKey, in: current)
-            let write = ClientWrite(
-                table: definition.name, pk: pk, shardKey: shardKey, body: body,
-                proposedVersion: nextVersion(), generation: current.map.generation)
             do {
-                if let (move, _) = secondWrites.redirect(hash, owner: handle.record.id) {
-                    try await copyFirst(definition.name, pk: pk, to: handle, move: move, in: current)
-                }
-                let outcome = try await call(handle, body == nil ? .delete : .put) { try await handle.store.write(write) }
-                switch outcome {
-                case .written(let version):
-                    observe(version)
-                    if let second = secondWrites.pick(hash, owner: handle.record.id, generation: current.map.generation) {
-                        let row = StoredRow(table: definition.name, pk: pk, shardKey: shardKey, version: version, body: body)
-                        await writeSecond(row, to: second, in: current)
-                    }
-                    return WriteReceipt(pk: pk, version: version, shard: handle.record.id, generation: current.map.generation)
-                case .notFound:
-                    throw RouterError.rowNotFound
-                }
+                return try await body(handle, current)
             } catch let error as StoreError where error.fenceGeneration != nil {
                 guard try await awaitSwitch(from: current.map.generation, hash: hash, wait: &fenced) else {
                     fenceMetrics.record(write: true, .noNewerMap)
@@ -192,7 +218,7 @@ extension ShardRouter {
     /// may own the key: after the switch the old owner lags, so re-read the map and read again
     /// from the new owner. If no newer map exists we are inside a cutover window, where the old
     /// owner still has every acknowledged write (new ones are held or refused), so its answer stands.
-    private func fencedRead<T: Sendable>(
+    func fencedRead<T: Sendable>(
         _ shardKey: String, _ operation: ShardMetrics.Operation, _ body: (ShardHandle) async throws -> FencedRead<T>
     ) async throws -> (ShardHandle, T) {
         var current = snapshot

@@ -70,6 +70,12 @@ public protocol ShardStore: Sendable {
     /// whether the row changed.
     func writeSecond(_ row: StoredRow, routedBy generation: UInt64) async throws -> Bool
 
+    /// One write of the primary-key lookup protocol (`Placement`, `LookupEntry`): the fence check
+    /// when `placement.generation` is set (a router's write, which is then in the changelog like
+    /// a client write; without it the migrator's, which fences do not stop), then the
+    /// compare-and-set and the version decision of `Placement.decide`, all in one transaction.
+    func place(_ placement: Placement) async throws -> PlacementOutcome
+
     /// Up to `limit` rows of `table` in `range`, tombstones included, in `(hash, pk)` order,
     /// starting after `cursor`.
     func scan(table: TableName, range: HashRange, after cursor: ScanCursor?, limit: Int) async throws -> [StoredRow]
@@ -313,7 +319,7 @@ public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     /// key a client request hands it, before any SQL, so a key is refused the same way
     /// everywhere instead of being cut short by one backend and rejected by another.
     public static func check(_ key: String, _ what: String) throws(StoreError) {
-        if let problem = RowKey.problem(key) { throw invalidKey(what, problem) }
+        if let problem = RowKey.problem(key, limit: RowKey.maxStoredBytes) { throw invalidKey(what, problem) }
     }
 
     /// Throws unless `write`'s keys follow `RowKey`'s rule and its body holds no NUL byte.

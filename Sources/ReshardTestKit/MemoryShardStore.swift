@@ -16,7 +16,7 @@ public final class MemoryShardStore: ShardStore {
     public enum Operation: String, Sendable, CaseIterable {
         case ensureTable, write, read, rows, deleteRange, purgeTombstones, summarize, snapshotScan, repair, apply, scan, summary
         case openChangeStream, changes, closeChangeStream, changeStreams, changePosition, purgeChanges, fence, removeFences, fences
-        case tables
+        case tables, place
     }
 
     /// Called before each operation; throwing fails it before it changes anything.
@@ -297,6 +297,36 @@ public final class MemoryShardStore: ShardStore {
         return try state.withLock { state in
             if !ignoreFences, let fence = state.fence(over: row.hash), fence > generation { throw StoreError.fenced(at: fence) }
             return try applyLocked([row], &state) > 0
+        }
+    }
+
+    public func place(_ placement: Placement) async throws -> PlacementOutcome {
+        try await faults?(shardID, .place)
+        return try clientPlace(placement)
+    }
+
+    /// `place` without the fault hook and without suspending, for a simulation's routers, like
+    /// `clientWrite`.
+    public func clientPlace(_ placement: Placement) throws -> PlacementOutcome {
+        let row = placement.row
+        try StoreError.check(row.pk, "primary key")
+        try StoreError.check(row.shardKey, "shard key")
+        if let body = row.body, body.utf8.contains(0) { throw StoreError.invalidBody("holds a NUL byte") }
+        let now = wallMillis()
+        let ignoreFences = mutations.contains(.ignoreFences)
+        let forgetDeletes = mutations.contains(.forgetDeletes)
+        return try state.withLock { state in
+            let rows = try state.rows(row.table)
+            if let generation = placement.generation, !ignoreFences, let fence = state.fence(over: row.hash), fence > generation {
+                throw StoreError.fenced(at: fence)
+            }
+            let (outcome, version) = placement.decide(stored: rows[row.pk]?.version)
+            guard let version else { return outcome }
+            var written = row
+            written.version = version
+            state.put(written)
+            if placement.generation != nil && !(forgetDeletes && written.isDeleted) { state.record(written, at: now) }
+            return outcome
         }
     }
 

@@ -13,10 +13,12 @@ import Testing
 
     @Test func emptyAndOverlongKeysAreRefused() {
         #expect(RowKey.problem("") == .empty)
-        #expect(RowKey.problem(String(repeating: "x", count: RowKey.maxBytes + 1)) == .tooLong(bytes: RowKey.maxBytes + 1))
+        #expect(
+            RowKey.problem(String(repeating: "x", count: RowKey.maxBytes + 1))
+                == .tooLong(bytes: RowKey.maxBytes + 1, limit: RowKey.maxBytes))
         // 511 ASCII bytes plus one 4-byte scalar: 515 bytes though only 512 characters.
         let mixed = String(repeating: "x", count: RowKey.maxBytes - 1) + "😀"
-        #expect(RowKey.problem(mixed) == .tooLong(bytes: RowKey.maxBytes + 3))
+        #expect(RowKey.problem(mixed) == .tooLong(bytes: RowKey.maxBytes + 3, limit: RowKey.maxBytes))
     }
 
     @Test(arguments: [0x00, 0x01, 0x09, 0x0A, 0x0D, 0x1B, 0x1F, 0x7F, 0x80, 0x85, 0x9F] as [UInt32])

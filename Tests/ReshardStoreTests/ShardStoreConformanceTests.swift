@@ -129,7 +129,7 @@ import Testing
 
             let hostile = [
                 "victim\u{0}x", "\u{0}", "victim\u{1}", "tab\tkey", "line\nkey", "del\u{7F}", "c1\u{85}",
-                String(repeating: "k", count: RowKey.maxBytes + 1), "",
+                String(repeating: "k", count: RowKey.maxStoredBytes + 1), "",
             ]
             for key in hostile {
                 for attempt in [write(key, body: #"{"v":"evil"}"#), write(key, body: nil), write("victim", key: key)] {

@@ -47,7 +47,10 @@ public enum VersionRule {
     /// The version a client write gets given the row's current version (nil when absent).
     public static func next(current: UInt64?, proposed: UInt64) -> UInt64 {
         guard let current else { return max(proposed, 1) }
-        return max(current + 1, proposed)
+        // Saturates rather than traps: a row at the last version (only a damaged or hand-edited
+        // shard can hold one; clocks stop far below it) must not crash every write of its key.
+        let (successor, overflow) = current.addingReportingOverflow(1)
+        return overflow ? current : max(successor, proposed)
     }
 
     /// Whether an incoming copy or change replaces the stored row: strictly newer only, so

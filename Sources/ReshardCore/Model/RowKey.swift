@@ -10,12 +10,18 @@ public enum RowKey {
     /// The longest key, in UTF-8 bytes.
     public static let maxBytes = 512
 
+    /// The longest key a store keeps, in UTF-8 bytes: a layout with a primary-key lookup stores
+    /// each row under its shard key and primary key together (`LookupEntry.slot`), a length
+    /// prefix and two keys of at most `maxBytes` each. Clients never send keys this long; the
+    /// router refuses anything over `maxBytes` first.
+    public static let maxStoredBytes = 2 * maxBytes + 8
+
     /// Why a key is refused.
     public enum Problem: Sendable, Hashable, CustomStringConvertible {
         /// The key is the empty string.
         case empty
-        /// The key's UTF-8 form is longer than `maxBytes`.
-        case tooLong(bytes: Int)
+        /// The key's UTF-8 form is longer than `limit` bytes.
+        case tooLong(bytes: Int, limit: Int)
         /// The key holds a control character at this UTF-8 byte offset.
         case controlCharacter(Unicode.Scalar, offset: Int)
 
@@ -23,7 +29,7 @@ public enum RowKey {
         public var description: String {
             switch self {
             case .empty: "must not be empty"
-            case .tooLong(let bytes): "is \(bytes) bytes long; the limit is \(RowKey.maxBytes) bytes of UTF-8"
+            case .tooLong(let bytes, let limit): "is \(bytes) bytes long; the limit is \(limit) bytes of UTF-8"
             case .controlCharacter(let scalar, let offset):
                 "holds the control character U+\(Self.hex(scalar.value)) at byte \(offset); keys must be printable"
             }
@@ -36,10 +42,10 @@ public enum RowKey {
     }
 
     /// What is wrong with `key`, or `nil` when it is a legal key.
-    public static func problem(_ key: String) -> Problem? {
+    public static func problem(_ key: String, limit: Int = maxBytes) -> Problem? {
         let bytes = key.utf8.count
         if bytes == 0 { return .empty }
-        if bytes > maxBytes { return .tooLong(bytes: bytes) }
+        if bytes > limit { return .tooLong(bytes: bytes, limit: limit) }
         var offset = 0
         for scalar in key.unicodeScalars {
             if isControl(scalar) { return .controlCharacter(scalar, offset: offset) }

@@ -247,3 +247,65 @@ extension PostgresShardStore {
         }
     }
 }
+
+/// The primary-key lookup protocol's writes.
+extension PostgresShardStore {
+    public func place(_ placement: Placement) async throws -> PlacementOutcome {
+        let row = placement.row
+        try StoreError.check(row.pk, "primary key")
+        try StoreError.check(row.shardKey, "shard key")
+        if let body = row.body, body.utf8.contains(0) { throw StoreError.invalidBody("holds a NUL byte") }
+        let name = Self.quoted(row.table)
+        let hash = KeyHash.ordered(row.hash)
+        return try await run(row.table) { connection in
+            if let generation = placement.generation {
+                // The fence read takes the lock a client write takes (see the type), so a fence
+                // committed after it waits for this transaction.
+                var fence: Int64 = 0
+                let query = PostgresQuery(
+                    unsafeSQL: """
+                        SELECT coalesce(max(generation), 0) FROM (
+                            SELECT generation FROM _reshard_fences WHERE range_start <= $1 AND range_last >= $1 FOR KEY SHARE) f
+                        """,
+                    binds: {
+                        var binds = PostgresBindings()
+                        binds.append(hash)
+                        return binds
+                    }())
+                for try await found in try await connection.query(query, logger: self.logger).decode(Int64.self) { fence = found }
+                if fence > Int64(bitPattern: generation) { throw StoreError.fenced(at: UInt64(bitPattern: fence)) }
+            }
+            // Twice at most: a row inserted by another transaction after our read is locked and
+            // decided again.
+            for _ in 0..<2 {
+                var stored: UInt64?
+                let select = PostgresQuery(unsafeSQL: "SELECT version FROM \(name) WHERE pk = $1 FOR UPDATE", binds: Self.binds(row.pk))
+                for try await found in try await connection.query(select, logger: self.logger).decode(Int64.self) {
+                    stored = UInt64(bitPattern: found)
+                }
+                let (outcome, version) = placement.decide(stored: stored)
+                guard let version else { return outcome }
+                var binds = PostgresBindings()
+                binds.append(row.pk)
+                binds.append(row.shardKey)
+                binds.append(hash)
+                binds.append(Int64(bitPattern: version))
+                binds.append(row.body)
+                let sql =
+                    stored == nil
+                    ? "INSERT INTO \(name)(pk, skey, h, version, body) VALUES($1, $2, $3, $4, $5) ON CONFLICT (pk) DO NOTHING"
+                    : "UPDATE \(name) SET skey = $2, h = $3, version = $4, body = $5 WHERE pk = $1"
+                let written = try await Self.affected(
+                    connection.query(PostgresQuery(unsafeSQL: sql + " RETURNING 1", binds: binds), logger: self.logger))
+                if written > 0 { return outcome }
+            }
+            throw StoreError.backend("placement of \(row.table)/\(row.pk) raced twice with inserts of the same key")
+        }
+    }
+
+    static func affected(_ sequence: PostgresRowSequence) async throws -> Int {
+        var count = 0
+        for try await _ in sequence { count += 1 }
+        return count
+    }
+}

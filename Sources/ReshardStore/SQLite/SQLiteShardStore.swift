@@ -143,6 +143,29 @@ public final class SQLiteShardStore: ShardStore {
         }
     }
 
+    public func place(_ placement: Placement) async throws -> PlacementOutcome {
+        let row = placement.row
+        try StoreError.check(row.pk, "primary key")
+        try StoreError.check(row.shardKey, "shard key")
+        if let body = row.body, body.utf8.contains(0) { throw StoreError.invalidBody("holds a NUL byte") }
+        return try await guarded(row.table) { db in
+            if let generation = placement.generation, let fence = try Self.fence(db, over: row.hash), fence > generation {
+                throw StoreError.fenced(at: fence)
+            }
+            let select = try db.cachedStatement(sql: "SELECT version FROM \(Self.quoted(row.table)) WHERE pk = ?")
+            let stored = try Int64.fetchOne(select, arguments: [row.pk]).map { UInt64(bitPattern: $0) }
+            let (outcome, version) = placement.decide(stored: stored)
+            guard let version else { return outcome }
+            var written = row
+            written.version = version
+            // A router's placement is a client change; the migrator's is not (see `apply`).
+            if placement.generation == nil { try db.execute(sql: "INSERT INTO _reshard_uncaptured(flag) VALUES(1)") }
+            try db.cachedStatement(sql: Self.upsert(row.table, onlyNewer: false)).execute(arguments: Self.arguments(written))
+            if placement.generation == nil { try db.execute(sql: "DELETE FROM _reshard_uncaptured") }
+            return outcome
+        }
+    }
+
     public func get(table: TableName, pk: String) async throws -> StoredRow? {
         try StoreError.check(pk, "primary key")
         return try await guardedRead(table) { db in
