@@ -71,7 +71,7 @@ extension ShardRouter {
                 // An unreachable database is the operator's to fix, not a server fault.
                 throw RouterError.shardUnavailable(id, "\(error)")
             }
-            for table in snapshot.tables.keys {
+            for table in snapshot.tables.values.flatMap(\.storages) {
                 try await store.ensureTable(table)
             }
             do {
@@ -102,8 +102,9 @@ extension ShardRouter {
         var shards: [ShardInfo] = []
         for (id, handle) in current.shards.sorted(by: { $0.key < $1.key }) {
             var rows = 0
-            for table in current.tables.keys {
-                rows += try await handle.store.summary(table: table, range: .full).liveRows
+            // Rows of the tables, not of their lookups.
+            for table in current.tables.values {
+                rows += try await handle.store.summary(table: table.storage, range: .full).liveRows
             }
             handle.metrics.rows.record(rows)
             shards.append(

@@ -96,7 +96,11 @@ extension ShardRouter {
                 logger.info("learned of a shard", metadata: ["shard": "\(record.id)", "address": "\(record.location.address)"])
             }
             update { state in
-                for table in tables where state.tables[table.name] == nil { state.tables[table.name] = table }
+                // A table's layout only moves forward (a rollback publishes the old storage at a
+                // newer layout generation).
+                for table in tables where (state.tables[table.name]?.layoutGeneration ?? 0) < table.layoutGeneration {
+                    state.tables[table.name] = table
+                }
                 for (id, handle) in opened { state.shards[id] = handle }
             }
             let changed = try await refreshMapLocked()

@@ -113,15 +113,20 @@ public final class MigrationManager: Sendable {
 
     /// Plans `request`; unless it is a dry run, journals it and starts running it.
     public func create(_ request: MigrationRequest) async throws -> (id: String?, preview: MigrationPreview) {
-        let known = Set(router.tables.map(\.name))
-        if let check = request.settings.checks.first(where: { !known.contains($0.table) }) {
+        let known = Dictionary(uniqueKeysWithValues: router.tables.map { ($0.name, $0) })
+        if let check = request.settings.checks.first(where: { known[$0.table] == nil }) {
             throw RouterError(.badRequest, "unknown_table", "check \(check) names table \(check.table), which does not exist")
+        }
+        var request = request
+        // A check sums the table's rows where they are stored (its layout's storage).
+        request.settings.checks = request.settings.checks.compactMap { check in
+            known[check.table].flatMap { AggregateCheck(table: $0.storage, field: check.field) }
         }
         let preview = try await self.preview(request.kind)
         guard !request.dryRun else { return (nil, preview) }
         try requireLeader()
         let id = "m" + String(wallMillis(), radix: 36) + String(UInt32.random(in: 0...UInt32.max) % 1296, radix: 36)
-        var machine = MigrationStateMachine(id: id, plan: preview.plan, tables: router.tables.map(\.name), settings: request.settings)
+        var machine = MigrationStateMachine(id: id, plan: preview.plan, tables: router.tableNames, settings: request.settings)
         machine.estimatedRows = preview.rows
         machine.createdAt = wallMillis()
         if case .rejected(let reason) = machine.on(.start, now: wallMillis()) {
@@ -170,7 +175,7 @@ public final class MigrationManager: Sendable {
         // have hundreds of small moves).
         var rowsPerMove = Array(repeating: 0, count: plan.moves.count)
         var bytes = 0
-        let tables = router.tables.map(\.name)
+        let tables = router.tableNames
         for source in plan.sources {
             guard let store = router.store(source) else { continue }
             let indices = plan.moves.indices.filter { plan.moves[$0].source == source }
@@ -362,7 +367,7 @@ public final class MigrationManager: Sendable {
         var hashes: [UInt64] = []
         for shard in map.shards {
             guard let store = router.store(shard) else { continue }
-            for table in router.tables.map(\.name) {
+            for table in router.tableNames {
                 try await store.forEachChunk(table: table) { rows in hashes += rows.filter { !$0.isDeleted }.map(\.hash) }
             }
         }

@@ -42,6 +42,7 @@ extension ShardRouter: StoreDirectory {
         return store
     }
 
-    /// Every table's name, in order.
-    public var tableNames: [TableName] { tables.map(\.name) }
+    /// Every table's storage on the shards (its rows, and its primary-key lookup if it has one),
+    /// in order: what a range migration copies, compares and cleans up.
+    public var tableNames: [TableName] { tables.flatMap(\.storages) }
 }
