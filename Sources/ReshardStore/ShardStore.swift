@@ -124,6 +124,27 @@ public protocol ShardStore: Sendable {
     /// Every fence on this shard.
     func fences() async throws -> [Fence]
 
+    /// Retires `tables` in one transaction, like `fence` for whole tables: from now on client
+    /// writes to them (`write`, `writeSecond`, a router's `place`) are refused with
+    /// `StoreError.retired` naming `layout`, the table layout generation that replaced them, and
+    /// reads report it. The migrator's writes still pass. Returns the changelog position in that
+    /// same transaction: every client write the retirement let through is at or before it.
+    @discardableResult
+    func retire(_ tables: [TableName], layout: UInt64) async throws -> UInt64
+
+    /// Takes the retirement off `tables` (a switch that was aborted or rolled back).
+    func unretire(_ tables: [TableName]) async throws
+
+    /// The retired tables and the layout generation each was retired for.
+    func retired() async throws -> [TableName: UInt64]
+
+    /// Physically deletes up to `limit` rows of `table` and returns how many went; no changelog
+    /// entry (the cleanup of a layout that is gone, like `deleteRange`).
+    func clearTable(_ table: TableName, limit: Int) async throws -> Int
+
+    /// Removes the storage of `table` and its retirement (harmless when it has none).
+    func dropTable(_ table: TableName) async throws
+
     /// Tables that have storage on this shard.
     func tables() async throws -> [TableName]
 
@@ -209,11 +230,14 @@ public struct FencedRead<Value: Sendable>: Sendable {
     public let value: Value
     /// The highest fence generation over the key, if any.
     public let fence: UInt64?
+    /// The layout generation the table was retired for, if it was (`ShardStore.retire`).
+    public let retired: UInt64?
 
     /// A read result.
-    public init(value: Value, fence: UInt64?) {
+    public init(value: Value, fence: UInt64?, retired: UInt64? = nil) {
         self.value = value
         self.fence = fence
+        self.retired = retired
     }
 }
 
@@ -273,6 +297,7 @@ public struct RowsAtPosition: Sendable, Hashable {
 public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     private enum Code: Hashable, Sendable {
         case fenced(UInt64)
+        case retired(TableName, layout: UInt64)
         case unknownTable(TableName)
         case invalidKey(String, RowKey.Problem)
         case invalidBody(String)
@@ -283,6 +308,8 @@ public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
 
     /// A client write with a generation below the fence `generation` of its range.
     public static func fenced(at generation: UInt64) -> StoreError { StoreError(code: .fenced(generation)) }
+    /// A client write to a table retired when layout generation `layout` replaced it.
+    public static func retired(_ table: TableName, layout: UInt64) -> StoreError { StoreError(code: .retired(table, layout: layout)) }
     /// The table has no storage on this shard.
     public static func unknownTable(_ table: TableName) -> StoreError { StoreError(code: .unknownTable(table)) }
     /// A key that breaks `RowKey`'s rule: refused before it reaches SQL, on every backend alike.
@@ -301,6 +328,12 @@ public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
         return nil
     }
 
+    /// The layout generation that replaced the table, when a write met its retirement.
+    public var retiredLayout: UInt64? {
+        if case .retired(_, let layout) = code { return layout }
+        return nil
+    }
+
     /// Whether the table had no storage.
     public var isUnknownTable: Bool {
         if case .unknownTable = code { return true }
@@ -311,7 +344,7 @@ public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     public var isInvalidInput: Bool {
         switch code {
         case .invalidKey, .invalidBody: true
-        case .fenced, .unknownTable, .backend: false
+        case .fenced, .retired, .unknownTable, .backend: false
         }
     }
 
@@ -333,6 +366,7 @@ public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch code {
         case .fenced(let generation): "range fenced at generation \(generation)"
+        case .retired(let table, let layout): "table \(table) was retired for layout generation \(layout)"
         case .unknownTable(let table): "table \(table) has no storage on this shard"
         case .invalidKey(let what, let problem): "the \(what) \(problem)"
         case .invalidBody(let reason): "the body \(reason)"

@@ -16,7 +16,7 @@ public final class MemoryShardStore: ShardStore {
     public enum Operation: String, Sendable, CaseIterable {
         case ensureTable, write, read, rows, deleteRange, purgeTombstones, summarize, snapshotScan, repair, apply, scan, summary
         case openChangeStream, changes, closeChangeStream, changeStreams, changePosition, purgeChanges, fence, removeFences, fences
-        case tables, place
+        case tables, place, retire, unretire, retired, clearTable, dropTable
     }
 
     /// Called before each operation; throwing fails it before it changes anything.
@@ -46,6 +46,8 @@ public final class MemoryShardStore: ShardStore {
         /// Changes to rows or fences so far.
         var edits = 0
         var streams: Set<ChangeStreamID> = []
+        /// Retired tables and the layout generation each was retired for.
+        var retired: [TableName: UInt64] = [:]
         /// Every time a row was replaced by an older version of itself (invariant 3), as it
         /// happened: an observer's record, for checks, not a rule the store applies.
         var regressions: [String] = []
@@ -155,6 +157,7 @@ public final class MemoryShardStore: ShardStore {
             if !ignoreFences, let fence = state.fence(over: KeyHash.of(write.shardKey)), fence > write.generation {
                 throw StoreError.fenced(at: fence)
             }
+            if let layout = state.retired[write.table] { throw StoreError.retired(write.table, layout: layout) }
             let current = rows[write.pk]
             if write.body == nil && !(current.map { !$0.isDeleted } ?? false) { return .notFound }
             let version = VersionRule.next(current: current?.version, proposed: write.proposedVersion)
@@ -180,7 +183,7 @@ public final class MemoryShardStore: ShardStore {
         try StoreError.check(pk, "primary key")
         try StoreError.check(shardKey, "shard key")
         return try state.withLock { state in
-            FencedRead(value: try state.rows(table)[pk], fence: state.fence(over: KeyHash.of(shardKey)))
+            FencedRead(value: try state.rows(table)[pk], fence: state.fence(over: KeyHash.of(shardKey)), retired: state.retired[table])
         }
     }
 
@@ -189,7 +192,8 @@ public final class MemoryShardStore: ShardStore {
         return try await locked(.rows) { state in
             let rows = try state.rows(table).values.filter { $0.shardKey == shardKey && !$0.isDeleted }
             let sorted = rows.sorted { $0.pk.utf8.lexicographicallyPrecedes($1.pk.utf8) }
-            return FencedRead(value: Array(sorted.prefix(max(0, limit))), fence: state.fence(over: KeyHash.of(shardKey)))
+            return FencedRead(
+                value: Array(sorted.prefix(max(0, limit))), fence: state.fence(over: KeyHash.of(shardKey)), retired: state.retired[table])
         }
     }
 
@@ -296,6 +300,7 @@ public final class MemoryShardStore: ShardStore {
         let ignoreFences = mutations.contains(.ignoreFences)
         return try state.withLock { state in
             if !ignoreFences, let fence = state.fence(over: row.hash), fence > generation { throw StoreError.fenced(at: fence) }
+            if let layout = state.retired[row.table] { throw StoreError.retired(row.table, layout: layout) }
             return try applyLocked([row], &state) > 0
         }
     }
@@ -317,8 +322,9 @@ public final class MemoryShardStore: ShardStore {
         let forgetDeletes = mutations.contains(.forgetDeletes)
         return try state.withLock { state in
             let rows = try state.rows(row.table)
-            if let generation = placement.generation, !ignoreFences, let fence = state.fence(over: row.hash), fence > generation {
-                throw StoreError.fenced(at: fence)
+            if let generation = placement.generation {
+                if !ignoreFences, let fence = state.fence(over: row.hash), fence > generation { throw StoreError.fenced(at: fence) }
+                if let layout = state.retired[row.table] { throw StoreError.retired(row.table, layout: layout) }
             }
             let (outcome, version) = placement.decide(stored: rows[row.pk]?.version)
             guard let version else { return outcome }
@@ -401,6 +407,41 @@ public final class MemoryShardStore: ShardStore {
     public func removeFences(_ ranges: [HashRange]) async throws {
         try await locked(.removeFences) { state in
             for range in ranges { state.fences[range] = nil }
+        }
+    }
+
+    public func retire(_ tables: [TableName], layout: UInt64) async throws -> UInt64 {
+        try await locked(.retire) { state in
+            for table in tables { state.retired[table] = max(state.retired[table] ?? 0, layout) }
+            state.edits &+= 1
+            return state.head
+        }
+    }
+
+    public func unretire(_ tables: [TableName]) async throws {
+        try await locked(.unretire) { state in
+            for table in tables { state.retired[table] = nil }
+            state.edits &+= 1
+        }
+    }
+
+    public func retired() async throws -> [TableName: UInt64] {
+        try await locked(.retired) { $0.retired }
+    }
+
+    public func clearTable(_ table: TableName, limit: Int) async throws -> Int {
+        try await locked(.clearTable) { state in
+            guard let rows = state.tables[table] else { return 0 }
+            let gone = rows.keys.sorted().prefix(max(0, limit))
+            for pk in gone { state.tables[table]?[pk] = nil }
+            return gone.count
+        }
+    }
+
+    public func dropTable(_ table: TableName) async throws {
+        try await locked(.dropTable) { state in
+            state.tables[table] = nil
+            state.retired[table] = nil
         }
     }
 

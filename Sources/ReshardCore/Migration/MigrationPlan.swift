@@ -8,19 +8,42 @@ public enum MigrationKind: Hashable, Sendable, Codable {
     case rebalance
     /// One explicit range goes to a named shard.
     case moveRange(HashRange, to: ShardID)
+    /// Every row of a table is placed again by another field (its new shard key): a ghost layout
+    /// is built beside the live one, then the table switches to it alone.
+    case changeShardKey(TableName, field: String)
 
-    /// The kind's name in the API: `add_shard`, `remove_shard`, `rebalance`, `move_range`.
+    /// The kind's name in the API: `add_shard`, `remove_shard`, `rebalance`, `move_range`,
+    /// `change_shard_key`.
     public var name: String {
         switch self {
         case .addShard: "add_shard"
         case .removeShard: "remove_shard"
         case .rebalance: "rebalance"
         case .moveRange: "move_range"
+        case .changeShardKey: "change_shard_key"
         }
     }
 }
 
+/// A table's move from one layout to the next (`change_shard_key`).
+public struct Relayout: Hashable, Sendable, Codable {
+    /// The layout clients use until the switch.
+    public let from: TableDefinition
+    /// The ghost layout built beside it, which clients use after the switch.
+    public let to: TableDefinition
+
+    /// A relayout.
+    public init(from: TableDefinition, to: TableDefinition) {
+        self.from = from
+        self.to = to
+    }
+}
+
 /// A planned migration: the map before, the map after, and the moves between them.
+///
+/// A shard-key change (`relayout`) keeps the map: every shard gives its rows of the table and
+/// every shard receives some, so its moves are the map's own ranges, each from its owner to
+/// itself, and what switches is the table's layout, not the map.
 public struct MigrationPlan: Hashable, Sendable, Codable {
     /// What the operator asked for.
     public let kind: MigrationKind
@@ -32,6 +55,8 @@ public struct MigrationPlan: Hashable, Sendable, Codable {
     public let moves: [Move]
     /// The share of the hash space the ideal migration of this kind would move, for comparison.
     public let idealFraction: Double
+    /// The table's layouts, for a shard-key change.
+    public let relayout: Relayout?
 
     /// The share of the hash space this plan moves.
     public var movedFraction: Double { moves.reduce(0) { $0 + $1.range.fraction } }
@@ -72,14 +97,30 @@ public struct MigrationPlan: Hashable, Sendable, Codable {
         self.target = target
         self.moves = source.diff(to: target)
         self.idealFraction = idealFraction
+        self.relayout = nil
     }
 
-    private enum CodingKeys: String, CodingKey { case kind, source, target, idealFraction }
+    /// A shard-key change of `relayout.from.name` under `map`: every range of the map, from its
+    /// owner to itself.
+    public init(relayout: Relayout, map: ShardMap) {
+        self.kind = .changeShardKey(relayout.from.name, field: relayout.to.shardKey)
+        self.source = map
+        self.target = map
+        self.moves = map.assignments.map { Move(range: $0.range, source: $0.shard, target: $0.shard) }
+        self.idealFraction = 1
+        self.relayout = relayout
+    }
+
+    private enum CodingKeys: String, CodingKey { case kind, source, target, idealFraction, relayout }
 
     /// Decodes the two maps and recomputes the moves between them (journals that also carry the
     /// moves, as older ones do, decode the same: the moves were always that diff).
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
+        if let relayout = try container.decodeIfPresent(Relayout.self, forKey: .relayout) {
+            self.init(relayout: relayout, map: try container.decode(ShardMap.self, forKey: .source))
+            return
+        }
         self.init(
             kind: try container.decode(MigrationKind.self, forKey: .kind), source: try container.decode(ShardMap.self, forKey: .source),
             target: try container.decode(ShardMap.self, forKey: .target),
@@ -94,6 +135,7 @@ public struct MigrationPlan: Hashable, Sendable, Codable {
         try container.encode(source, forKey: .source)
         try container.encode(target, forKey: .target)
         try container.encode(idealFraction, forKey: .idealFraction)
+        try container.encodeIfPresent(relayout, forKey: .relayout)
     }
 }
 
@@ -116,6 +158,23 @@ public struct PlanError: Error, Hashable, Sendable, CustomStringConvertible {
     static let lastShard = PlanError(code: "last_shard", description: "the last shard cannot be removed")
     static let nothingToMove = PlanError(code: "nothing_to_move", description: "the plan moves nothing")
     static let noRows = PlanError(code: "no_rows", description: "rebalance needs rows to measure; the cluster is empty")
+    static func unknownTable(_ name: TableName) -> PlanError {
+        PlanError(code: "unknown_table", description: "table \(name) does not exist")
+    }
+    static func invalidField(_ field: String) -> PlanError {
+        PlanError(
+            code: "invalid_shard_key", description: "shard keys are fields named [a-z][a-z0-9_]{0,62}; got \"\(field.prefix(80))\"")
+    }
+    static func sameShardKey(_ table: TableDefinition) -> PlanError {
+        PlanError(code: "same_shard_key", description: "table \(table.name) is already placed by \(table.shardKey)")
+    }
+    static func notAddressable(_ table: TableDefinition) -> PlanError {
+        PlanError(
+            code: "shard_key_not_addressable",
+            description:
+                "table \(table.name) is placed by \(table.shardKey) without a primary-key lookup, so its rows cannot be found by primary key to be placed again; only tables placed by their primary key, or whose shard key was changed before, can change it"
+        )
+    }
 }
 
 /// Turns a migration kind into a plan. Pure: the caller passes the current map, the registered
@@ -157,6 +216,9 @@ public enum MigrationPlanner {
                 return try nonEmpty(MigrationPlan(kind: kind, source: current, target: target, idealFraction: range.fraction))
             case .rebalance:
                 return try Rebalancer.plan(current: current, shards: current.shards, rowHashes: rowHashes)
+            case .changeShardKey(let table, _):
+                // Planned from the table's definition (`changeShardKey(_:field:current:)`).
+                throw PlanError.unknownTable(table)
             }
         } catch let error as PlanError {
             throw error
@@ -164,6 +226,17 @@ public enum MigrationPlanner {
             // Painting validated maps cannot break tiling; reaching here is a planner bug.
             preconditionFailure("planner produced an invalid map: \(error)")
         }
+    }
+
+    /// The plan that places every row of `table` again by `field`, under the current map: a new
+    /// layout (storage of its own, and a primary-key lookup unless `field` is the primary key).
+    /// Only a table whose rows can be found by primary key can change (placed by it, or with a
+    /// lookup), because each change of the live layout is placed again by its primary key.
+    public static func changeShardKey(_ table: TableDefinition, field: String, current: ShardMap) throws(PlanError) -> MigrationPlan {
+        guard TableDefinition.isValidField(field), let next = table.relaid(by: field) else { throw .invalidField(field) }
+        guard field != table.shardKey else { throw .sameShardKey(table) }
+        guard table.isShardedByPrimaryKey || table.lookup != nil else { throw .notAddressable(table) }
+        return MigrationPlan(relayout: Relayout(from: table, to: next), map: current)
     }
 
     /// Adds `newcomers` (registered shards that own nothing) so that each takes exactly its

@@ -43,4 +43,48 @@ extension PostgresShardStore {
             return fences
         }
     }
+
+    @discardableResult
+    public func retire(_ tables: [TableName], layout: UInt64) async throws -> UInt64 {
+        var binds = PostgresBindings()
+        binds.append(tables.map(\.rawValue))
+        binds.append(Int64(bitPattern: layout))
+        let upsertBinds = binds
+        return try await pool.transaction(
+            "",
+            { connection in
+                // The fence's lock: it waits for every client write in flight, and a write after it
+                // reads the retirement in the statement that takes the lock (see the type).
+                try await connection.query("LOCK TABLE _reshard_fences IN EXCLUSIVE MODE", logger: self.logger)
+                try await connection.query("SELECT set_config('synchronous_commit', 'on', true)", logger: self.logger)
+                try await connection.query(
+                    PostgresQuery(
+                        unsafeSQL: """
+                            INSERT INTO _reshard_retired(tbl, layout) SELECT t, $2 FROM unnest($1::text[]) AS r(t)
+                            ON CONFLICT (tbl) DO UPDATE SET layout = greatest(_reshard_retired.layout, excluded.layout)
+                            """, binds: upsertBinds), logger: self.logger)
+                return try await Self.position(
+                    connection.query(PostgresQuery(unsafeSQL: "SELECT \(self.positionExpression)"), logger: self.logger))
+            })
+    }
+
+    public func unretire(_ tables: [TableName]) async throws {
+        guard !tables.isEmpty else { return }
+        var binds = PostgresBindings()
+        binds.append(tables.map(\.rawValue))
+        let query = PostgresQuery(unsafeSQL: "DELETE FROM _reshard_retired WHERE tbl = ANY($1)", binds: binds)
+        try await pool.withConnection { connection in try await connection.query(query, logger: self.logger) }
+    }
+
+    public func retired() async throws -> [TableName: UInt64] {
+        try await pool.withConnection { connection in
+            var retired: [TableName: UInt64] = [:]
+            for try await (name, layout) in try await connection.query("SELECT tbl, layout FROM _reshard_retired", logger: self.logger)
+                .decode((String, Int64).self)
+            {
+                if let table = TableName(name) { retired[table] = UInt64(bitPattern: layout) }
+            }
+            return retired
+        }
+    }
 }

@@ -12,6 +12,36 @@ extension PostgresShardStore {
         try await physicallyDelete(where: "body IS NULL AND version < $1", [Int64(bitPattern: version)], limit: limit)
     }
 
+    public func clearTable(_ table: TableName, limit: Int) async throws -> Int {
+        guard try await tables().contains(table) else { return 0 }
+        let name = Self.quoted(table)
+        var binds = PostgresBindings()
+        binds.append(Int64(max(0, limit)))
+        let query = PostgresQuery(
+            unsafeSQL: """
+                WITH gone AS (DELETE FROM \(name) WHERE ctid IN (SELECT ctid FROM \(name) LIMIT $1) RETURNING 1)
+                SELECT count(*) FROM gone
+                """, binds: binds)
+        return try await statement(table) { connection in try await Self.count(connection.query(query, logger: self.logger)) }
+    }
+
+    public func dropTable(_ table: TableName) async throws {
+        var name = PostgresBindings()
+        name.append(table.rawValue)
+        let binds = name
+        try await pool.transaction(
+            "",
+            { connection in
+                // The lock ensureTable takes, so a table is never created and dropped at once.
+                try await connection.query("SELECT pg_advisory_xact_lock(7405128371)", logger: self.logger)
+                try await connection.query(PostgresQuery(unsafeSQL: "DROP TABLE IF EXISTS \(Self.quoted(table))"), logger: self.logger)
+                try await connection.query(
+                    PostgresQuery(unsafeSQL: "DELETE FROM _reshard_tables WHERE name = $1", binds: binds), logger: self.logger)
+                try await connection.query(
+                    PostgresQuery(unsafeSQL: "DELETE FROM _reshard_retired WHERE tbl = $1", binds: binds), logger: self.logger)
+            })
+    }
+
     /// Deletes up to `limit` rows matching `condition` (over `$1`…) over every table, in one
     /// transaction. Logical decoding sees these deletes; the change reader drops them, because
     /// cleanup and garbage collection are not client changes.

@@ -13,10 +13,11 @@ extension PostgresShardStore {
         // One statement, so one round trip and its own transaction: the fence read (under the
         // lock described on the type), the version rule and the write.
         // `hash` is the placeholder of the key's hash in each statement.
+        // The retirement is read in the same statement, under the same lock (see `retire`).
         func fence(_ hash: String) -> String {
             """
             WITH fence AS (
-                SELECT coalesce(max(generation), 0) AS g FROM (
+                SELECT coalesce(max(generation), 0) AS g, \(Self.retiredExpression(write.table)) AS r FROM (
                     SELECT generation FROM _reshard_fences WHERE range_start <= \(hash) AND range_last >= \(hash) FOR KEY SHARE) f
             ), written AS (
             """
@@ -28,11 +29,11 @@ extension PostgresShardStore {
             statement = """
                 \(fence("$3"))
                     INSERT INTO \(name) AS t(pk, skey, h, version, body)
-                    SELECT $1, $2, $3, $4, $5 FROM fence WHERE fence.g <= $6
+                    SELECT $1, $2, $3, $4, $5 FROM fence WHERE fence.g <= $6 AND fence.r = 0
                     ON CONFLICT (pk) DO UPDATE SET skey = excluded.skey, h = excluded.h,
                         version = greatest(t.version + 1, excluded.version), body = excluded.body
                     RETURNING t.version)
-                SELECT (SELECT g FROM fence), (SELECT version FROM written)
+                SELECT (SELECT g FROM fence), (SELECT r FROM fence), (SELECT version FROM written)
                 """
             binds.append(write.shardKey)
             binds.append(hash)
@@ -43,21 +44,22 @@ extension PostgresShardStore {
             statement = """
                 \(fence("$2"))
                     UPDATE \(name) AS t SET version = greatest(t.version + 1, $3), body = NULL
-                    FROM fence WHERE t.pk = $1 AND t.body IS NOT NULL AND fence.g <= $4
+                    FROM fence WHERE t.pk = $1 AND t.body IS NOT NULL AND fence.g <= $4 AND fence.r = 0
                     RETURNING t.version)
-                SELECT (SELECT g FROM fence), (SELECT version FROM written)
+                SELECT (SELECT g FROM fence), (SELECT r FROM fence), (SELECT version FROM written)
                 """
             binds.append(hash)
             binds.append(proposed)
             binds.append(generation)
         }
         let query = PostgresQuery(unsafeSQL: statement, binds: binds)
-        let (fenceGeneration, version) = try await self.statement(write.table) { connection in
-            var result: (Int64, Int64?) = (0, nil)
-            for try await row in try await connection.query(query, logger: self.logger).decode((Int64, Int64?).self) { result = row }
+        let (fenceGeneration, retired, version) = try await self.statement(write.table) { connection in
+            var result: (Int64, Int64, Int64?) = (0, 0, nil)
+            for try await row in try await connection.query(query, logger: self.logger).decode((Int64, Int64, Int64?).self) { result = row }
             return result
         }
         if fenceGeneration > generation { throw StoreError.fenced(at: UInt64(bitPattern: fenceGeneration)) }
+        if retired != 0 { throw StoreError.retired(write.table, layout: UInt64(bitPattern: retired)) }
         guard let version else {
             if write.body == nil { return .notFound }
             throw StoreError.backend("write of \(write.table)/\(write.pk) returned no version")
@@ -72,16 +74,16 @@ extension PostgresShardStore {
         let query = PostgresQuery(
             unsafeSQL: """
                 WITH fence AS (
-                    SELECT coalesce(max(generation), 0) AS g FROM (
+                    SELECT coalesce(max(generation), 0) AS g, \(Self.retiredExpression(row.table)) AS r FROM (
                         SELECT generation FROM _reshard_fences WHERE range_start <= $3 AND range_last >= $3 FOR KEY SHARE) f
                 ), written AS (
                     INSERT INTO \(Self.quoted(row.table)) AS t(pk, skey, h, version, body)
-                    SELECT $1, $2, $3, $4, $5 FROM fence WHERE fence.g <= $6
+                    SELECT $1, $2, $3, $4, $5 FROM fence WHERE fence.g <= $6 AND fence.r = 0
                     ON CONFLICT (pk) DO UPDATE SET skey = excluded.skey, h = excluded.h, version = excluded.version,
                         body = excluded.body
                     WHERE excluded.version > t.version
                     RETURNING 1)
-                SELECT (SELECT g FROM fence), (SELECT count(*) FROM written)
+                SELECT (SELECT g FROM fence), (SELECT r FROM fence), (SELECT count(*) FROM written)
                 """,
             binds: {
                 var binds = PostgresBindings()
@@ -93,12 +95,15 @@ extension PostgresShardStore {
                 binds.append(Int64(bitPattern: generation))
                 return binds
             }())
-        let (fence, changed) = try await statement(row.table) { connection in
-            var result: (Int64, Int64) = (0, 0)
-            for try await found in try await connection.query(query, logger: self.logger).decode((Int64, Int64).self) { result = found }
+        let (fence, retired, changed) = try await statement(row.table) { connection in
+            var result: (Int64, Int64, Int64) = (0, 0, 0)
+            for try await found in try await connection.query(query, logger: self.logger).decode((Int64, Int64, Int64).self) {
+                result = found
+            }
             return result
         }
         if fence > Int64(bitPattern: generation) { throw StoreError.fenced(at: UInt64(bitPattern: fence)) }
+        if retired != 0 { throw StoreError.retired(row.table, layout: UInt64(bitPattern: retired)) }
         return changed > 0
     }
 
@@ -119,11 +124,11 @@ extension PostgresShardStore {
         let query = PostgresQuery(
             unsafeSQL: """
                 SELECT (SELECT max(generation) FROM _reshard_fences WHERE range_start <= $2 AND range_last >= $2),
-                    r.pk, r.skey, r.version, r.body
+                    \(Self.retiredExpression(table)), r.pk, r.skey, r.version, r.body
                 FROM (SELECT 1) one LEFT JOIN \(Self.quoted(table)) r ON r.pk = $1
                 """, binds: binds)
-        let (fence, rows) = try await fencedRows(query, table: table)
-        return FencedRead(value: rows.first, fence: fence)
+        let (fence, retired, rows) = try await fencedRows(query, table: table)
+        return FencedRead(value: rows.first, fence: fence, retired: retired)
     }
 
     public func rows(table: TableName, shardKey: String, limit: Int) async throws -> FencedRead<[StoredRow]> {
@@ -135,13 +140,13 @@ extension PostgresShardStore {
         let query = PostgresQuery(
             unsafeSQL: """
                 SELECT (SELECT max(generation) FROM _reshard_fences WHERE range_start <= $1 AND range_last >= $1),
-                    r.pk, r.skey, r.version, r.body
+                    \(Self.retiredExpression(table)), r.pk, r.skey, r.version, r.body
                 FROM (SELECT 1) one LEFT JOIN LATERAL (
                     SELECT pk, skey, version, body FROM \(Self.quoted(table))
                     WHERE h = $1 AND skey = $2 AND body IS NOT NULL ORDER BY pk LIMIT $3) r ON true
                 """, binds: binds)
-        let (fence, rows) = try await fencedRows(query, table: table)
-        return FencedRead(value: rows, fence: fence)
+        let (fence, retired, rows) = try await fencedRows(query, table: table)
+        return FencedRead(value: rows, fence: fence, retired: retired)
     }
 
     public func apply(_ rows: [StoredRow]) async throws -> Int {
@@ -229,18 +234,22 @@ extension PostgresShardStore {
         return PostgresQuery(unsafeSQL: sql, binds: binds)
     }
 
-    private func fencedRows(_ query: PostgresQuery, table: TableName) async throws -> (UInt64?, [StoredRow]) {
+    private func fencedRows(_ query: PostgresQuery, table: TableName) async throws -> (UInt64?, UInt64?, [StoredRow]) {
         do {
             return try await pool.withConnection { connection in
                 var fence: Int64?
+                var retired: Int64 = 0
                 var rows: [StoredRow] = []
                 let sequence = try await connection.query(query, logger: self.logger)
-                for try await (found, pk, skey, version, body) in sequence.decode((Int64?, String?, String?, Int64?, String?).self) {
+                for try await (found, layout, pk, skey, version, body) in sequence.decode(
+                    (Int64?, Int64, String?, String?, Int64?, String?).self)
+                {
                     fence = found
+                    retired = layout
                     guard let pk, let skey, let version else { continue }
                     rows.append(StoredRow(table: table, pk: pk, shardKey: skey, version: UInt64(bitPattern: version), body: body))
                 }
-                return (fence.map { UInt64(bitPattern: $0) }, rows)
+                return (fence.map { UInt64(bitPattern: $0) }, retired == 0 ? nil : UInt64(bitPattern: retired), rows)
             }
         } catch  where Self.isUndefinedTable(error) {
             throw StoreError.unknownTable(table)
@@ -274,6 +283,10 @@ extension PostgresShardStore {
                     }())
                 for try await found in try await connection.query(query, logger: self.logger).decode(Int64.self) { fence = found }
                 if fence > Int64(bitPattern: generation) { throw StoreError.fenced(at: UInt64(bitPattern: fence)) }
+                let retired = PostgresQuery(unsafeSQL: "SELECT \(Self.retiredExpression(row.table))")
+                for try await layout in try await connection.query(retired, logger: self.logger).decode(Int64.self) where layout != 0 {
+                    throw StoreError.retired(row.table, layout: UInt64(bitPattern: layout))
+                }
             }
             // Twice at most: a row inserted by another transaction after our read is locked and
             // decided again.
@@ -301,6 +314,12 @@ extension PostgresShardStore {
             }
             throw StoreError.backend("placement of \(row.table)/\(row.pk) raced twice with inserts of the same key")
         }
+    }
+
+    /// The layout generation `table` was retired for, 0 when it is not, as SQL (`TableName`
+    /// admits only `[a-z0-9_]`, so the literal needs no escaping).
+    static func retiredExpression(_ table: TableName) -> String {
+        "(SELECT coalesce(max(layout), 0) FROM _reshard_retired WHERE tbl = '\(table.rawValue)')"
     }
 
     static func affected(_ sequence: PostgresRowSequence) async throws -> Int {

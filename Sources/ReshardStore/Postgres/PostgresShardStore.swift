@@ -84,6 +84,10 @@ public final class PostgresShardStore: ShardStore {
                 """, logger: self.logger)
             try await connection.query(
                 """
+                CREATE TABLE IF NOT EXISTS _reshard_retired(tbl text COLLATE "C" PRIMARY KEY, layout bigint NOT NULL)
+                """, logger: self.logger)
+            try await connection.query(
+                """
                 CREATE TABLE IF NOT EXISTS _reshard_fences(
                     range_start bigint NOT NULL, range_last bigint NOT NULL, generation bigint NOT NULL,
                     PRIMARY KEY(range_start, range_last))

@@ -43,4 +43,46 @@ extension SQLiteShardStore {
             sql: "SELECT max(generation) FROM _reshard_fences WHERE range_start <= ? AND range_last >= ?")
         return try Int64.fetchOne(statement, arguments: [KeyHash.ordered(hash), KeyHash.ordered(hash)]).map { UInt64(bitPattern: $0) }
     }
+
+    /// The layout generation `table` was retired for, if it was.
+    static func retired(_ db: Database, _ table: TableName) throws -> UInt64? {
+        let statement = try db.cachedStatement(sql: "SELECT layout FROM _reshard_retired WHERE tbl = ?")
+        return try Int64.fetchOne(statement, arguments: [table.rawValue]).map { UInt64(bitPattern: $0) }
+    }
+
+    /// Throws `StoreError.retired` when `table` is retired: inside a client write's transaction.
+    static func refuseRetired(_ db: Database, _ table: TableName) throws {
+        if let layout = try retired(db, table) { throw StoreError.retired(table, layout: layout) }
+    }
+
+    @discardableResult
+    public func retire(_ tables: [TableName], layout: UInt64) async throws -> UInt64 {
+        // One write transaction: SQLite has one writer, so every client write the retirement let
+        // through has committed before it, and none passes after it.
+        try await pool.write { db in
+            let upsert = try db.cachedStatement(
+                sql:
+                    "INSERT INTO _reshard_retired(tbl, layout) VALUES(?, ?) ON CONFLICT(tbl) DO UPDATE SET layout = max(layout, excluded.layout)"
+            )
+            for table in tables { try upsert.execute(arguments: [table.rawValue, Int64(bitPattern: layout)]) }
+            return try Self.changePosition(db)
+        }
+    }
+
+    public func unretire(_ tables: [TableName]) async throws {
+        guard !tables.isEmpty else { return }
+        try await pool.write { db in
+            for table in tables { try db.execute(sql: "DELETE FROM _reshard_retired WHERE tbl = ?", arguments: [table.rawValue]) }
+        }
+    }
+
+    public func retired() async throws -> [TableName: UInt64] {
+        try await pool.read { db in
+            var retired: [TableName: UInt64] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT tbl, layout FROM _reshard_retired") {
+                if let table = TableName(row["tbl"]) { retired[table] = UInt64(bitPattern: row["layout"] as Int64) }
+            }
+            return retired
+        }
+    }
 }

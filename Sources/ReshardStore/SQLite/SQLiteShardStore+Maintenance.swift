@@ -14,6 +14,25 @@ extension SQLiteShardStore {
         try await physicallyDelete(where: "body IS NULL AND version < ?", [Int64(bitPattern: version)], limit: limit)
     }
 
+    public func clearTable(_ table: TableName, limit: Int) async throws -> Int {
+        guard try await tables().contains(table) else { return 0 }
+        return try await pool.write { db in
+            try db.execute(
+                sql: "DELETE FROM \(Self.quoted(table)) WHERE rowid IN (SELECT rowid FROM \(Self.quoted(table)) LIMIT ?)",
+                arguments: [max(0, limit)])
+            return db.changesCount
+        }
+    }
+
+    public func dropTable(_ table: TableName) async throws {
+        try await pool.write { db in
+            // Its triggers go with it.
+            try db.execute(sql: "DROP TABLE IF EXISTS \(Self.quoted(table))")
+            try db.execute(sql: "DELETE FROM _reshard_tables WHERE name = ?", arguments: [table.rawValue])
+            try db.execute(sql: "DELETE FROM _reshard_retired WHERE tbl = ?", arguments: [table.rawValue])
+        }
+    }
+
     /// Deletes up to `limit` rows matching `condition` over every table, in one transaction.
     /// DELETE has no trigger: cleanup and garbage collection must not look like client changes.
     private func physicallyDelete(where condition: String, _ arguments: StatementArguments, limit: Int) async throws -> Int {

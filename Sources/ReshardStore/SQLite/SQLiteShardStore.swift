@@ -67,6 +67,10 @@ public final class SQLiteShardStore: ShardStore {
                 try db.execute(sql: triggers(table))
             }
         }
+        migrator.registerMigration("v4-retired") { db in
+            // Tables a shard-key change replaced: client writes to them are refused.
+            try db.execute(sql: "CREATE TABLE _reshard_retired(tbl TEXT PRIMARY KEY NOT NULL, layout INTEGER NOT NULL)")
+        }
         return migrator
     }
 
@@ -117,6 +121,7 @@ public final class SQLiteShardStore: ShardStore {
         return try await guarded(write.table) { db in
             // Cached statements: the hot path must not re-parse SQL on every request.
             if let fence = try Self.fence(db, over: hash), fence > write.generation { throw StoreError.fenced(at: fence) }
+            try Self.refuseRetired(db, write.table)
             let select = try db.cachedStatement(sql: "SELECT version, body IS NULL AS deleted FROM \(name) WHERE pk = ?")
             let current = try Row.fetchOne(select, arguments: [write.pk])
             let currentVersion = current.map { UInt64(bitPattern: $0["version"] as Int64) }
@@ -134,6 +139,7 @@ public final class SQLiteShardStore: ShardStore {
         try StoreError.check(row.pk, "primary key")
         return try await guarded(row.table) { db in
             if let fence = try Self.fence(db, over: row.hash), fence > generation { throw StoreError.fenced(at: fence) }
+            try Self.refuseRetired(db, row.table)
             // Like a copy, kept out of this shard's changelog (see `apply`).
             try db.execute(sql: "INSERT INTO _reshard_uncaptured(flag) VALUES(1)")
             try db.cachedStatement(sql: Self.upsert(row.table, onlyNewer: true)).execute(arguments: Self.arguments(row))
@@ -149,8 +155,9 @@ public final class SQLiteShardStore: ShardStore {
         try StoreError.check(row.shardKey, "shard key")
         if let body = row.body, body.utf8.contains(0) { throw StoreError.invalidBody("holds a NUL byte") }
         return try await guarded(row.table) { db in
-            if let generation = placement.generation, let fence = try Self.fence(db, over: row.hash), fence > generation {
-                throw StoreError.fenced(at: fence)
+            if let generation = placement.generation {
+                if let fence = try Self.fence(db, over: row.hash), fence > generation { throw StoreError.fenced(at: fence) }
+                try Self.refuseRetired(db, row.table)
             }
             let select = try db.cachedStatement(sql: "SELECT version FROM \(Self.quoted(row.table)) WHERE pk = ?")
             let stored = try Int64.fetchOne(select, arguments: [row.pk]).map { UInt64(bitPattern: $0) }
@@ -180,7 +187,7 @@ public final class SQLiteShardStore: ShardStore {
         return try await guardedRead(table) { db in
             let select = try db.cachedStatement(sql: "SELECT pk, skey, version, body FROM \(Self.quoted(table)) WHERE pk = ?")
             let row = try Row.fetchOne(select, arguments: [pk]).map { Self.storedRow($0, table: table) }
-            return FencedRead(value: row, fence: try Self.fence(db, over: KeyHash.of(shardKey)))
+            return FencedRead(value: row, fence: try Self.fence(db, over: KeyHash.of(shardKey)), retired: try Self.retired(db, table))
         }
     }
 
@@ -196,7 +203,7 @@ public final class SQLiteShardStore: ShardStore {
                     """,
                 arguments: [KeyHash.ordered(hash), shardKey, limit]
             ).map { Self.storedRow($0, table: table) }
-            return FencedRead(value: rows, fence: try Self.fence(db, over: hash))
+            return FencedRead(value: rows, fence: try Self.fence(db, over: hash), retired: try Self.retired(db, table))
         }
     }
 
