@@ -57,6 +57,12 @@ public protocol MetadataStore: Sendable {
     /// Records a new table; throws `MetadataError.tableExists` when the name is taken.
     func createTable(_ table: TableDefinition) async throws
 
+    /// Replaces table `table.name`'s definition with `table`, a layout of another generation,
+    /// when its stored layout generation is `expected` (compare-and-set, like `publish`): the
+    /// switch of a shard-key change, or its rollback. Publishing the definition already stored is
+    /// harmless; otherwise a mismatch throws `MetadataError.layoutConflict`.
+    func publishLayout(_ table: TableDefinition, replacing expected: UInt64) async throws
+
     /// Every registered shard, by name.
     func shards() async throws -> [ShardRecord]
 
@@ -197,6 +203,7 @@ public struct MetadataError: Error, Sendable, Hashable, CustomStringConvertible 
         case tableExists(TableName)
         case shardExists(ShardID)
         case generationConflict(expected: UInt64?, found: UInt64?)
+        case layoutConflict(TableName, expected: UInt64, found: UInt64?)
         case corrupt(String)
         case invalidInput(String)
     }
@@ -211,6 +218,10 @@ public struct MetadataError: Error, Sendable, Hashable, CustomStringConvertible 
     public static func generationConflict(expected: UInt64?, found: UInt64?) -> MetadataError {
         MetadataError(code: .generationConflict(expected: expected, found: found))
     }
+    /// Another writer changed the table's layout first (or the table is gone: `found` nil).
+    public static func layoutConflict(_ table: TableName, expected: UInt64, found: UInt64?) -> MetadataError {
+        MetadataError(code: .layoutConflict(table, expected: expected, found: found))
+    }
     /// Stored metadata could not be read back.
     public static func corrupt(_ what: String) -> MetadataError { MetadataError(code: .corrupt(what)) }
     /// A value the metadata cannot store as given (a log body holding NUL): refused before
@@ -220,7 +231,7 @@ public struct MetadataError: Error, Sendable, Hashable, CustomStringConvertible 
     /// Whether the name was already taken.
     public var isConflict: Bool {
         switch code {
-        case .tableExists, .shardExists, .generationConflict: true
+        case .tableExists, .shardExists, .generationConflict, .layoutConflict: true
         case .corrupt, .invalidInput: false
         }
     }
@@ -232,6 +243,8 @@ public struct MetadataError: Error, Sendable, Hashable, CustomStringConvertible 
         case .shardExists(let id): "shard \(id) already exists"
         case .generationConflict(let expected, let found):
             "shard map generation is \(found.map(String.init) ?? "none"), expected \(expected.map(String.init) ?? "none")"
+        case .layoutConflict(let table, let expected, let found):
+            "table \(table)'s layout generation is \(found.map(String.init) ?? "none (no such table)"), expected \(expected)"
         case .corrupt(let what): "metadata is corrupt: \(what)"
         case .invalidInput(let what): "metadata cannot store this: \(what)"
         }

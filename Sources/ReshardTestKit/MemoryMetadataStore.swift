@@ -57,6 +57,18 @@ public final class MemoryMetadataStore: MetadataStore {
         watchers.yield(.tables)
     }
 
+    public func publishLayout(_ table: TableDefinition, replacing expected: UInt64) async throws {
+        try change("publishLayout") { state in
+            let stored = state.tables[table.name]
+            if stored == table { return }
+            guard let stored, stored.layoutGeneration == expected else {
+                throw MetadataError.layoutConflict(table.name, expected: expected, found: stored?.layoutGeneration)
+            }
+            state.tables[table.name] = table
+        }
+        watchers.yield(.tables)
+    }
+
     public func shards() async throws -> [ShardRecord] { state.withLock { $0.shards.values.sorted { $0.id < $1.id } } }
 
     public func addShard(_ shard: ShardRecord) async throws {

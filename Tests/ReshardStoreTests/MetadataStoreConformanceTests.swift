@@ -17,6 +17,33 @@ import Testing
     }
 
     @Test(arguments: ShardBackend.metadataCases)
+    func aTableLayoutIsPublishedByCompareAndSet(backend: ShardBackend) async throws {
+        try await backend.withMetadataStore { meta in
+            let orders = TableDefinition(name: TableName("orders")!, primaryKey: "id", shardKey: "id")!
+            let next = try #require(orders.relaid(by: "customer_id"))
+            await #expect(throws: MetadataError.layoutConflict(orders.name, expected: 1, found: nil)) {
+                try await meta.publishLayout(next, replacing: 1)
+            }
+            try await meta.createTable(orders)
+            let changes = meta.watch()
+            try await meta.publishLayout(next, replacing: 1)
+            #expect(try await meta.tables() == [next])
+            try await meta.publishLayout(next, replacing: 1)  // the same again: harmless
+            let third = try #require(next.relaid(by: "region"))
+            await #expect(throws: MetadataError.layoutConflict(orders.name, expected: 1, found: 2)) {
+                try await meta.publishLayout(third, replacing: 1)
+            }
+            #expect(try await meta.tables() == [next])
+            var heard = false
+            for await change in changes where change == .tables {
+                heard = true
+                break
+            }
+            #expect(heard, "watchers hear of a layout change")
+        }
+    }
+
+    @Test(arguments: ShardBackend.metadataCases)
     func shardsAreRegisteredOnce(backend: ShardBackend) async throws {
         try await backend.withMetadataStore { meta in
             let record = ShardRecord(id: ShardID("s1")!, location: .sqlite(path: "shards/s1.sqlite"))

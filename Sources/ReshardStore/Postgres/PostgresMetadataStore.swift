@@ -119,6 +119,24 @@ public final class PostgresMetadataStore: MetadataStore {
         }
     }
 
+    public func publishLayout(_ table: TableDefinition, replacing expected: UInt64) async throws {
+        let name = table.name.rawValue
+        let text = try MetadataJSON.encode(table)
+        try await write(notifying: .tables) { connection in
+            // FOR UPDATE: two publishers compare against the same stored layout one at a time.
+            var stored: TableDefinition?
+            let rows = try await connection.query(
+                "SELECT definition FROM reshard_meta_tables WHERE name = \(name) FOR UPDATE", logger: self.logger)
+            for try await found in rows.decode(String.self) { stored = try MetadataJSON.decode(TableDefinition.self, found) }
+            if stored == table { return }
+            guard let stored, stored.layoutGeneration == expected else {
+                throw MetadataError.layoutConflict(table.name, expected: expected, found: stored?.layoutGeneration)
+            }
+            try await connection.query(
+                "UPDATE reshard_meta_tables SET definition = \(text) WHERE name = \(name)", logger: self.logger)
+        }
+    }
+
     public func shards() async throws -> [ShardRecord] {
         let rows = try await run { connection in
             var rows: [(String, String, String)] = []

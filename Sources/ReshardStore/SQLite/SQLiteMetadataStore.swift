@@ -151,6 +151,20 @@ public final class SQLiteMetadataStore: MetadataStore {
         watchers.yield(.tables)
     }
 
+    public func publishLayout(_ table: ReshardCore.TableDefinition, replacing expected: UInt64) async throws {
+        let text = try MetadataJSON.encode(table)
+        try await pool.write { db in
+            let stored = try String.fetchOne(db, sql: "SELECT definition FROM tables WHERE name = ?", arguments: [table.name.rawValue])
+                .map { try MetadataJSON.decode(ReshardCore.TableDefinition.self, $0) }
+            if stored == table { return }
+            guard let stored, stored.layoutGeneration == expected else {
+                throw MetadataError.layoutConflict(table.name, expected: expected, found: stored?.layoutGeneration)
+            }
+            try db.execute(sql: "UPDATE tables SET definition = ? WHERE name = ?", arguments: [text, table.name.rawValue])
+        }
+        watchers.yield(.tables)
+    }
+
     public func shards() async throws -> [ShardRecord] {
         try await pool.read { db in
             try Row.fetchAll(db, sql: "SELECT id, backend, address FROM shards ORDER BY id").map { row in
