@@ -10,12 +10,24 @@ public struct RouterDirective: Sendable, Hashable, Codable {
         /// The held ranges.
         public var ranges: [HashRange]
         /// The generation the cutover switches to: a router that has it already holds nothing.
+        /// For a table's hold, the layout generation.
         public var generation: UInt64
+        /// The one table whose writes are held (a shard-key change), whatever their range; nil:
+        /// every table's writes to `ranges`.
+        public var table: TableName?
 
         /// A hold of `ranges` until generation `generation` is in force.
         public init(ranges: [HashRange], generation: UInt64) {
             self.ranges = ranges
             self.generation = generation
+            self.table = nil
+        }
+
+        /// A hold of every write to `table` until its layout generation `layout` is in force.
+        public init(table: TableName, layout: UInt64) {
+            self.ranges = [.full]
+            self.generation = layout
+            self.table = table
         }
     }
 
@@ -96,24 +108,32 @@ extension ShardRouter {
                 logger.info("learned of a shard", metadata: ["shard": "\(record.id)", "address": "\(record.location.address)"])
             }
             update { state in
-                // A table's layout only moves forward (a rollback publishes the old storage at a
-                // newer layout generation).
-                for table in tables where (state.tables[table.name]?.layoutGeneration ?? 0) < table.layoutGeneration {
-                    state.tables[table.name] = table
-                }
                 for (id, handle) in opened { state.shards[id] = handle }
             }
+            try await adoptTables(tables)
             let changed = try await refreshMapLocked()
             follow(try RouterDirective.decode(try await metadata.directive()))
             return changed
         }
     }
 
+    /// Puts every table of `tables` whose layout is newer than the one in use in force. A table's
+    /// layout only moves forward (a rollback publishes the old storage at a newer generation).
+    func adoptTables(_ tables: [TableDefinition]) async throws {
+        for table in tables { adoptLayout(table) }
+    }
+
     /// Puts the directive in force: holds what a cutover holds, the strategy's modes, the
     /// canary's shadow reads.
     /// (`RouterFleet` publishes it; every router, its own process's included, follows.)
     func follow(_ directive: RouterDirective?) {
-        if let hold = directive?.hold, hold.generation > shardMap.generation {
+        if let hold = directive?.hold, let table = hold.table {
+            if hold.generation > (snapshot.tables[table]?.layoutGeneration ?? 0) {
+                gate.hold(hold.ranges, table: table)
+            } else if gate.isHolding {
+                gate.release()
+            }
+        } else if let hold = directive?.hold, hold.generation > shardMap.generation {
             gate.hold(hold.ranges)
         } else if gate.isHolding {
             gate.release()

@@ -17,13 +17,14 @@ extension ShardRouter {
     /// Reads row `pk` through the lookup; with `given`, only a row placed under that shard key.
     func lookupGet(_ definition: TableDefinition, lookup: TableName, pk: String, given: String?) async throws -> RowRead {
         for _ in 0..<Self.lookupAttempts {
-            guard let entry = try await lookupEntry(lookup, pk: pk).entry, let first = PrimaryKeyLookup.firstRead(entry) else {
+            guard let entry = try await lookupEntry(lookup, pk: pk, of: definition).entry, let first = PrimaryKeyLookup.firstRead(entry)
+            else {
                 throw RouterError.rowNotFound
             }
-            var read = try await readRow(definition.storage, pk: LookupEntry.slot(pk: pk, key: first), key: first)
+            var read = try await readRow(definition.storage, pk: LookupEntry.slot(pk: pk, key: first), key: first, of: definition)
             var step = PrimaryKeyLookup.afterFirst(entry, row: read.row)
             if case .readPrevious(let previous) = step {
-                read = try await readRow(definition.storage, pk: LookupEntry.slot(pk: pk, key: previous), key: previous)
+                read = try await readRow(definition.storage, pk: LookupEntry.slot(pk: pk, key: previous), key: previous, of: definition)
                 step = PrimaryKeyLookup.afterPrevious(entry, row: read.row)
             }
             guard case .answer(let row) = step else { continue }
@@ -41,7 +42,7 @@ extension ShardRouter {
     ) async throws -> WriteReceipt {
         let storage = definition.storage
         for _ in 0..<Self.lookupAttempts {
-            let (current, stored) = try await lookupEntry(lookup, pk: pk)
+            let (current, stored) = try await lookupEntry(lookup, pk: pk, of: definition)
             // Where the row lives now. A move that may not have landed is settled first: landed,
             // or blocked by a tombstone of its version so that it never lands.
             var truth: String?
@@ -49,33 +50,33 @@ extension ShardRouter {
             case .known(let key):
                 truth = key
             case .checkLanding(let key, let previous, let version):
-                let atKey = try await readRow(storage, pk: LookupEntry.slot(pk: pk, key: key), key: key).row
+                let atKey = try await readRow(storage, pk: LookupEntry.slot(pk: pk, key: key), key: key, of: definition).row
                 switch PrimaryKeyLookup.landing(of: version, at: atKey) {
                 case .landed: truth = key
                 case .blocked: truth = previous
                 case .unknown:
                     let block = StoredRow(
                         table: storage, pk: LookupEntry.slot(pk: pk, key: key), shardKey: key, version: version, body: nil)
-                    _ = try await routedPlacement(Placement(row: block, generation: nil))
+                    _ = try await routedPlacement(Placement(row: block, generation: nil), of: definition.name)
                     // Ours or another writer's block, or the write itself if it got there first.
-                    let after = try await readRow(storage, pk: LookupEntry.slot(pk: pk, key: key), key: key).row
+                    let after = try await readRow(storage, pk: LookupEntry.slot(pk: pk, key: key), key: key, of: definition).row
                     truth = PrimaryKeyLookup.landing(of: version, at: after) == .landed ? key : previous
                 }
             }
             if body == nil {
                 guard let truth, given == nil || given == truth else { throw RouterError.rowNotFound }
-                let row = try await readRow(storage, pk: LookupEntry.slot(pk: pk, key: truth), key: truth).row
+                let row = try await readRow(storage, pk: LookupEntry.slot(pk: pk, key: truth), key: truth, of: definition).row
                 guard let row, !row.isDeleted else { throw RouterError.rowNotFound }
             }
             let proposed = LookupEntry(key: newKey, previous: truth, version: nextVersion()).row(table: lookup, pk: pk)
             let claim = Placement(row: proposed, expected: stored.map { .version($0) } ?? .absent, assignsVersion: true, generation: nil)
-            let (claimed, claimShard, generation) = try await routedPlacement(claim)
+            let (claimed, claimShard, generation) = try await routedPlacement(claim, of: definition.name)
             guard case .written(let version) = claimed else { continue }
             var shard = claimShard
             if let newKey, let body {
                 let row = StoredRow(
                     table: storage, pk: LookupEntry.slot(pk: pk, key: newKey), shardKey: newKey, version: version, body: body)
-                let (outcome, rowShard, _) = try await routedPlacement(Placement(row: row, generation: nil))
+                let (outcome, rowShard, _) = try await routedPlacement(Placement(row: row, generation: nil), of: definition.name)
                 // Not written: a later writer blocked ours (it found it not landed and left the
                 // row where it was) or overtook it. It must not be acknowledged: the later
                 // writer may have decided where the row lives without it.
@@ -87,14 +88,14 @@ extension ShardRouter {
             for key in left {
                 let tombstone = StoredRow(
                     table: storage, pk: LookupEntry.slot(pk: pk, key: key), shardKey: key, version: version, body: nil)
-                let (_, tombstoneShard, _) = try await routedPlacement(Placement(row: tombstone, generation: nil))
+                let (_, tombstoneShard, _) = try await routedPlacement(Placement(row: tombstone, generation: nil), of: definition.name)
                 if newKey == nil && key == truth { shard = tombstoneShard }
             }
             if newKey == nil {
                 // The delete landed: the entry can become a tombstone (garbage collection purges it
                 // like any other), one version on. A writer that claimed meanwhile wins.
                 let finished = StoredRow(table: lookup, pk: pk, shardKey: pk, version: version + 1, body: nil)
-                _ = try await routedPlacement(Placement(row: finished, expected: .version(version), generation: nil))
+                _ = try await routedPlacement(Placement(row: finished, expected: .version(version), generation: nil), of: definition.name)
             }
             return WriteReceipt(pk: pk, version: version, shard: shard, generation: generation)
         }
@@ -103,8 +104,10 @@ extension ShardRouter {
 
     /// The lookup entry of `pk` and the version of its lookup row (a tombstone's too: a finished
     /// delete), for the compare-and-set of the next claim.
-    private func lookupEntry(_ lookup: TableName, pk: String) async throws -> (entry: LookupEntry?, stored: UInt64?) {
-        guard let row = try await readRow(lookup, pk: pk, key: pk).row else { return (nil, nil) }
+    private func lookupEntry(_ lookup: TableName, pk: String, of definition: TableDefinition) async throws -> (
+        entry: LookupEntry?, stored: UInt64?
+    ) {
+        guard let row = try await readRow(lookup, pk: pk, key: pk, of: definition).row else { return (nil, nil) }
         if row.isDeleted { return (nil, row.version) }
         guard let entry = LookupEntry(row: row) else {
             throw RouterError.corruptLookup(lookup, pk: pk)
@@ -114,10 +117,12 @@ extension ShardRouter {
 
     /// Row `pk` of `table` placed under `key`, read from its owner like a client read (a fence
     /// above our map re-reads the map; a strategy that switched first merges the old owner).
-    func readRow(_ table: TableName, pk: String, key: String) async throws -> (row: StoredRow?, shard: ShardID) {
+    func readRow(_ table: TableName, pk: String, key: String, of definition: TableDefinition) async throws -> (
+        row: StoredRow?, shard: ShardID
+    ) {
         let hash = KeyHash.of(key)
         var redirect: (move: Move, reads: RouteModes.Reads)?
-        let (handle, row) = try await fencedRead(key, .get) { handle in
+        let (handle, row) = try await fencedRead(key, .get, of: definition) { handle in
             redirect = secondWrites.redirect(hash, owner: handle.record.id)
             return try await handle.store.read(table: table, pk: pk, shardKey: key)
         }
@@ -129,9 +134,9 @@ extension ShardRouter {
     /// refused by a fence and tried again on the newer map's owner. Returns what it did, the shard
     /// and the map generation it was routed by. `placement.generation` is replaced by the
     /// router's.
-    func routedPlacement(_ placement: Placement) async throws -> (PlacementOutcome, ShardID, UInt64) {
+    func routedPlacement(_ placement: Placement, of table: TableName) async throws -> (PlacementOutcome, ShardID, UInt64) {
         let row = placement.row
-        return try await routed(row.shardKey, hash: row.hash) { handle, current in
+        return try await routed(row.shardKey, hash: row.hash, table: table) { handle, current in
             if let (move, _) = secondWrites.redirect(row.hash, owner: handle.record.id) {
                 try await copyFirst(row.table, pk: row.pk, to: handle, move: move, in: current)
             }

@@ -31,7 +31,10 @@ extension ShardRouter {
 
     /// Upserts `body` (a JSON object) as row `pk` of `table`.
     public func put(table: String, pk: String, body: [UInt8]) async throws -> WriteReceipt {
-        let definition = try self.table(named: table)
+        try await onCurrentLayout(table) { try await put($0, pk: pk, body: body) }
+    }
+
+    private func put(_ definition: TableDefinition, pk: String, body: [UInt8]) async throws -> WriteReceipt {
         try Self.validateKey(pk, what: "primary key", error: RouterError.invalidPrimaryKey)
         let object = try JSONObject(bytes: body)
         if let field = object[definition.primaryKey], field.keyText != pk {
@@ -59,7 +62,10 @@ extension ShardRouter {
     /// Deletes row `pk` (leaving a tombstone); `shardKey` is required when the table is not
     /// sharded by its primary key.
     public func delete(table: String, pk: String, shardKey: String?) async throws -> WriteReceipt {
-        let definition = try self.table(named: table)
+        try await onCurrentLayout(table) { try await delete($0, pk: pk, shardKey: shardKey) }
+    }
+
+    private func delete(_ definition: TableDefinition, pk: String, shardKey: String?) async throws -> WriteReceipt {
         try Self.validateKey(pk, what: "primary key", error: RouterError.invalidPrimaryKey)
         if let lookup = definition.lookup {
             if let shardKey { try Self.validateKey(shardKey, what: "shard key", error: RouterError.invalidShardKey) }
@@ -71,7 +77,10 @@ extension ShardRouter {
 
     /// Reads row `pk`; tombstones read as not found.
     public func get(table: String, pk: String, shardKey: String?) async throws -> RowRead {
-        let definition = try self.table(named: table)
+        try await onCurrentLayout(table) { try await get($0, pk: pk, shardKey: shardKey) }
+    }
+
+    private func get(_ definition: TableDefinition, pk: String, shardKey: String?) async throws -> RowRead {
         try Self.validateKey(pk, what: "primary key", error: RouterError.invalidPrimaryKey)
         if let lookup = definition.lookup {
             if let shardKey { try Self.validateKey(shardKey, what: "shard key", error: RouterError.invalidShardKey) }
@@ -101,7 +110,7 @@ extension ShardRouter {
         // must still merge the old owner, which the new one may not have caught up with then.
         var redirect: (move: Move, reads: RouteModes.Reads)?
         do {
-            (handle, row) = try await fencedRead(key, .get) { handle in
+            (handle, row) = try await fencedRead(key, .get, of: definition) { handle in
                 redirect = secondWrites.redirect(hash, owner: handle.record.id)
                 return try await handle.store.read(table: definition.storage, pk: pk, shardKey: key)
             }
@@ -142,13 +151,16 @@ extension ShardRouter {
 
     /// Live rows of `table` that share `shardKey` (co-located on one shard), in pk order.
     public func list(table: String, shardKey: String, limit: Int) async throws -> [RowRead] {
-        let definition = try self.table(named: table)
+        try await onCurrentLayout(table) { try await list($0, shardKey: shardKey, limit: limit) }
+    }
+
+    private func list(_ definition: TableDefinition, shardKey: String, limit: Int) async throws -> [RowRead] {
         try Self.validateKey(shardKey, what: "shard key", error: RouterError.invalidShardKey)
         let limit = min(max(limit, 1), Self.maxListLimit)
         let hash = KeyHash.of(shardKey)
         // Decided before the read, as in `get`.
         var redirect: (move: Move, reads: RouteModes.Reads)?
-        let (handle, rows) = try await fencedRead(shardKey, .list) { handle in
+        let (handle, rows) = try await fencedRead(shardKey, .list, of: definition) { handle in
             redirect = secondWrites.redirect(hash, owner: handle.record.id)
             return try await handle.store.rows(table: definition.storage, shardKey: shardKey, limit: limit)
         }
@@ -167,7 +179,7 @@ extension ShardRouter {
 
     private func routedWrite(_ definition: TableDefinition, pk: String, shardKey: String, body: String?) async throws -> WriteReceipt {
         let hash = KeyHash.of(shardKey)
-        return try await routed(shardKey, hash: hash) { handle, current in
+        return try await routed(shardKey, hash: hash, table: definition.name) { handle, current in
             let write = ClientWrite(
                 table: definition.storage, pk: pk, shardKey: shardKey, body: body,
                 proposedVersion: nextVersion(), generation: current.map.generation)
@@ -193,9 +205,9 @@ extension ShardRouter {
     /// goes: after the write gate (held during a cutover of the key's range), and again on the
     /// new owner when a fence shows that a newer map owns the key.
     func routed<T: Sendable>(
-        _ shardKey: String, hash: UInt64, _ body: (ShardHandle, Snapshot) async throws -> T
+        _ shardKey: String, hash: UInt64, table: TableName, _ body: (ShardHandle, Snapshot) async throws -> T
     ) async throws -> T {
-        guard await gate.admit(hash, timeout: holdTimeout) else {
+        guard await gate.admit(hash, table: table, timeout: holdTimeout) else {
             throw RouterError.rangeMoving(generation: snapshot.map.generation + 1)
         }
         var fenced = FencedWriteWait(deadline: ContinuousClock.now + holdTimeout)
@@ -204,6 +216,8 @@ extension ShardRouter {
             let handle = try owner(of: shardKey, in: current)
             do {
                 return try await body(handle, current)
+            } catch let error as StoreError where error.retiredLayout != nil {
+                try await layoutMoved(table, to: error.retiredLayout ?? 0, wait: true)
             } catch let error as StoreError where error.fenceGeneration != nil {
                 guard try await awaitSwitch(from: current.map.generation, hash: hash, wait: &fenced) else {
                     fenceMetrics.record(write: true, .noNewerMap)
@@ -219,11 +233,17 @@ extension ShardRouter {
     /// from the new owner. If no newer map exists we are inside a cutover window, where the old
     /// owner still has every acknowledged write (new ones are held or refused), so its answer stands.
     func fencedRead<T: Sendable>(
-        _ shardKey: String, _ operation: ShardMetrics.Operation, _ body: (ShardHandle) async throws -> FencedRead<T>
+        _ shardKey: String, _ operation: ShardMetrics.Operation, of definition: TableDefinition,
+        _ body: (ShardHandle) async throws -> FencedRead<T>
     ) async throws -> (ShardHandle, T) {
         var current = snapshot
         var handle = try owner(of: shardKey, in: current)
         var result = try await call(handle, operation) { try await body(handle) }
+        // A retired table: a newer layout may be in force. Without one the switch is under way,
+        // writes are held or refused, and the retired layout's answer stands.
+        if let retired = result.retired, retired > definition.layoutGeneration {
+            try await layoutMoved(definition.name, to: retired, wait: false)
+        }
         if let fence = result.fence, fence > current.map.generation {
             guard try await hasNewerMap(than: current.map.generation) else {
                 fenceMetrics.record(write: false, .noNewerMap)
@@ -235,6 +255,46 @@ extension ShardRouter {
             result = try await call(handle, operation) { try await body(handle) }
         }
         return (handle, result.value)
+    }
+
+    /// Thrown when a table's layout changed under a request: it starts again on the new layout.
+    struct LayoutChanged: Error {}
+
+    /// Runs a request on table `name`'s current layout, again on a newer one when a shard-key
+    /// switch happened under it (a write refused by a retired table, a read of one).
+    func onCurrentLayout<T>(_ name: String, _ body: (TableDefinition) async throws -> T) async throws -> T {
+        for _ in 0..<3 {
+            let definition = try table(named: name)
+            do {
+                return try await body(definition)
+            } catch is LayoutChanged {
+                continue
+            }
+        }
+        throw RouterError(.unavailable, "layout_moving", "table \(name) is switching to a new layout; retry", retryAfterSeconds: 1)
+    }
+
+    /// A store said `table`'s storage was retired for layout generation `layout`: re-read the
+    /// tables, and when that layout (or a later one) is in force, start the request again on it
+    /// (`LayoutChanged`). Otherwise the switch is between its retirement and its publish: a read
+    /// goes on with what it read (`wait` false); a write waits for the publish like a held write,
+    /// and past the hold bound is answered 503.
+    func layoutMoved(_ table: TableName, to layout: UInt64, wait: Bool) async throws {
+        let deadline = ContinuousClock.now + holdTimeout
+        var pause = Duration.milliseconds(2)
+        while true {
+            try await adoptTables(try await metadata.tables())
+            if (snapshot.tables[table]?.layoutGeneration ?? 0) >= layout { throw LayoutChanged() }
+            guard wait else { return }
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { throw RouterError.rangeMoving(generation: layout) }
+            if gate.holds(0, table: table) {
+                _ = await gate.admit(0, table: table, timeout: left)
+            } else {
+                try await Task.sleep(for: min(pause, left))
+                pause = min(pause * 2, .milliseconds(50))
+            }
+        }
     }
 
     /// Re-reads the map; whether the router now routes by a newer generation than `generation`

@@ -140,6 +140,18 @@ public final class ShardRouter: Sendable {
         }
     }
 
+    /// Puts `table`, a layout just published, in force if it is newer than the one in use;
+    /// returns whether it was. The migrator calls this right after publishing a shard-key
+    /// change's switch, so held writes go to the new layout without a re-read.
+    @discardableResult
+    public func adoptLayout(_ table: TableDefinition) -> Bool {
+        state.withLock { current in
+            guard (current.tables[table.name]?.layoutGeneration ?? 0) < table.layoutGeneration else { return false }
+            current.tables[table.name] = table
+            return true
+        }
+    }
+
     func nextVersion() -> UInt64 {
         let now = wallMillis()
         return clock.withLock { $0.next(wallMillis: now) }

@@ -16,9 +16,17 @@ public final class WriteGate: Sendable {
 
     private struct State {
         var held: [HashRange] = []
+        /// The one table held (a shard-key change's switch); nil: every table's writes to `held`.
+        var table: TableName?
         var waiters: [UInt64: Waiter] = [:]
         var nextID: UInt64 = 0
         var pauses = PauseRecorder()
+
+        /// Whether a write of `table` (nil: unknown) to `hash` waits.
+        func holds(_ hash: UInt64, table: TableName?) -> Bool {
+            if let held = self.table, held != table { return false }
+            return self.held.contains { $0.contains(hash) }
+        }
     }
 
     private let state = Mutex(State())
@@ -27,8 +35,11 @@ public final class WriteGate: Sendable {
     public init() {}
 
     /// Starts holding writes to `ranges` (replacing any previous hold).
-    public func hold(_ ranges: [HashRange]) {
-        state.withLock { $0.held = ranges.sorted() }
+    public func hold(_ ranges: [HashRange], table: TableName? = nil) {
+        state.withLock { state in
+            state.held = ranges.sorted()
+            state.table = table
+        }
     }
 
     /// Lets every held write go.
@@ -36,6 +47,7 @@ public final class WriteGate: Sendable {
         let now = ContinuousClock.now
         let waiters = state.withLock { state -> [Waiter] in
             state.held = []
+            state.table = nil
             // Recorded here, not by the resumed writers: the migrator takes the figures right
             // after releasing, before those tasks have run again.
             for waiter in state.waiters.values { state.pauses.record(now - waiter.since) }
@@ -52,18 +64,20 @@ public final class WriteGate: Sendable {
     public var isHolding: Bool { state.withLock { !$0.held.isEmpty } }
 
     /// Whether writes to `hash` are held.
-    public func holds(_ hash: UInt64) -> Bool { state.withLock { state in state.held.contains { $0.contains(hash) } } }
+    public func holds(_ hash: UInt64, table: TableName? = nil) -> Bool {
+        state.withLock { state in state.holds(hash, table: table) }
+    }
 
     /// Waits while `hash` is held. Returns false when `timeout` passed first (the caller answers
     /// 503 with Retry-After); true when the write may go on.
-    public func admit(_ hash: UInt64, timeout: Duration) async -> Bool {
+    public func admit(_ hash: UInt64, table: TableName? = nil, timeout: Duration) async -> Bool {
         // Fast path: one lock and an empty check when no cutover is running.
-        guard holds(hash) else { return true }
+        guard holds(hash, table: table) else { return true }
         let start = ContinuousClock.now
         return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let id = state.withLock { state -> UInt64? in
                 // Re-check under the lock: the hold may have gone since the fast path.
-                guard state.held.contains(where: { $0.contains(hash) }) else { return nil }
+                guard state.holds(hash, table: table) else { return nil }
                 state.nextID += 1
                 state.waiters[state.nextID] = Waiter(hash: hash, since: start, continuation: continuation)
                 return state.nextID

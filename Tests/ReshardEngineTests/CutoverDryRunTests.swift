@@ -58,6 +58,7 @@ private struct NoRouters: RouterControl {
     func releaseHeldWrites() {}
     func takeWritePauses() -> PauseSummary { PauseSummary(count: 0, p50Millis: 0, p99Millis: 0, maxMillis: 0) }
     func adopt(_ map: ShardMap) -> Bool { false }
+    func adoptLayout(_ table: TableDefinition) -> Bool { false }
     func refreshShardMap() async throws -> Bool { false }
     var foregroundP99Micros: UInt64? { nil }
     func shadowReads(migration: String) async throws -> [(router: String, stats: ShadowReads.Stats)] { [] }

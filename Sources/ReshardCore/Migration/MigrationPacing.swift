@@ -63,7 +63,7 @@ public struct MigrationPacing: Hashable, Sendable, Codable {
     /// Copy and cleanup chunks: the bulk work the throttle paces.
     static func isBulk(_ work: MigrationWork) -> Bool {
         switch work {
-        case .copyChunk, .deleteChunk: true
+        case .copyChunk, .deleteChunk, .clearTable: true
         default: false
         }
     }
@@ -109,6 +109,10 @@ public struct MigrationPacing: Hashable, Sendable, Codable {
                 chunksLeft -= 1
                 // Cleanup chunks have their own size: the throttle's share of its full chunk.
                 paced.append(.deleteChunk(task: task, shard: shard, range: range, limit: max(1, rows * limit / max(1, throttle.maxChunk))))
+            case .clearTable(let task, let shard, let table, let rows):
+                guard limit > 0, chunksLeft > 0 else { continue }
+                chunksLeft -= 1
+                paced.append(.clearTable(task: task, shard: shard, table: table, limit: max(1, rows * limit / max(1, throttle.maxChunk))))
             default:
                 paced.append(item)
             }

@@ -158,7 +158,7 @@ public struct PlanError: Error, Hashable, Sendable, CustomStringConvertible {
     static let lastShard = PlanError(code: "last_shard", description: "the last shard cannot be removed")
     static let nothingToMove = PlanError(code: "nothing_to_move", description: "the plan moves nothing")
     static let noRows = PlanError(code: "no_rows", description: "rebalance needs rows to measure; the cluster is empty")
-    static func unknownTable(_ name: TableName) -> PlanError {
+    public static func unknownTable(_ name: TableName) -> PlanError {
         PlanError(code: "unknown_table", description: "table \(name) does not exist")
     }
     static func invalidField(_ field: String) -> PlanError {

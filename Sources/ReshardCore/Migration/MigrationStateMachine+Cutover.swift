@@ -32,7 +32,7 @@ extension MigrationStateMachine {
     mutating func reconcile(publishedGeneration current: UInt64) {
         guard var progress = cutover, progress.step != .release else { return }
         let reversing = (phase == .failed ? interrupted : phase) == .rollingBack
-        guard current >= (reversing ? rollbackGeneration : plan.target.generation) else { return }
+        guard current >= (reversing ? rollbackGeneration : switchGeneration) else { return }
         progress.step = .release
         cutover = progress
         // Reverse replication positions recorded at the fence may be missing from the journal; a
@@ -118,12 +118,48 @@ extension MigrationStateMachine {
         }
     }
 
+    /// A shard-key change's cutover: the same protocol for the table alone. Its writes are held,
+    /// the layout in force is retired on every shard (which fences it), the other layout is
+    /// drained to the positions read with the retirement, the table's new layout is published.
+    func relayoutCutoverWork(_ relayout: Relayout, step: CutoverStep, generation: UInt64) -> [MigrationWork] {
+        let forward = cutoverDirection == .forward
+        let shards = plan.sources
+        switch step {
+        case .hold:
+            return [.holdTable(relayout.from.name, layout: generation)]
+        case .fence:
+            return [.retire(forward ? relayout.from.storages : relayout.to.storages, layout: generation, shards: shards)]
+        case .drain:
+            let streams = forward ? self.forward : reverse
+            guard let progress = cutover else { return [] }
+            return progress.drainTo.keys.sorted().compactMap { shard in
+                let applied = streams[shard]?.position ?? 0
+                let target = progress.drainTo[shard] ?? 0
+                return applied < target ? .tail(cutoverDirection, shard: shard, after: applied, through: target) : nil
+            }
+        case .publish:
+            return forward
+                ? [.publishLayout(relayout.to, replacing: relayout.from.layoutGeneration)]
+                : [.publishLayout(relayout.from.restored(at: generation), replacing: relayout.to.layoutGeneration)]
+        case .release:
+            return [.releaseWrites]
+        }
+    }
+
+    /// Taking the fences of a switch that did not happen off (an aborted cutover, a failed
+    /// migration, a rollback before the switch).
+    var removeFencesWork: [MigrationWork] {
+        if let relayout = plan.relayout { return [.unretire(relayout.from.storages, shards: plan.sources)] }
+        return [.removeFences(ranges(byOwner: .forward))]
+    }
+
     /// The work of the current cutover step.
     func cutoverWork() -> [MigrationWork] {
         guard let progress = cutover else { return [] }
         let direction = cutoverDirection
         // The generation this cutover switches to: routers that have it hold nothing.
-        let generation = direction == .forward ? plan.target.generation : rollbackGeneration
+        let generation = direction == .forward ? switchGeneration : rollbackGeneration
+        if let relayout = plan.relayout { return relayoutCutoverWork(relayout, step: progress.step, generation: generation) }
         switch progress.step {
         case .hold:
             return [.holdWrites(plan.moves.map(\.range), generation: generation)]

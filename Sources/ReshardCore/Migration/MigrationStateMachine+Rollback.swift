@@ -54,9 +54,17 @@ extension MigrationStateMachine {
     /// Deletion tasks for every move: from the new owners (`.reverse`, rollback) or the old ones
     /// (`.forward`, cleanup).
     mutating func prepareDeletions(from side: ReplicationDirection) {
+        if let relayout = plan.relayout {
+            // The layout left behind goes whole, from every shard.
+            let tables = side == .forward ? relayout.from.storages : relayout.to.storages
+            deletions = plan.sources.flatMap { shard in
+                tables.map { DeletionTask(move: 0, shard: shard, table: $0, rows: 0, done: false) }
+            }
+            return
+        }
         deletions = plan.moves.indices.map { index in
             let move = plan.moves[index]
-            return DeletionTask(move: index, shard: side == .forward ? move.source : move.target, rows: 0, done: false)
+            return DeletionTask(move: index, shard: side == .forward ? move.source : move.target, table: nil, rows: 0, done: false)
         }
     }
 
@@ -86,7 +94,7 @@ extension MigrationStateMachine {
     /// The work of the current rollback step.
     func rollbackWork() -> [MigrationWork] {
         switch rollback {
-        case .removeFences: [.removeFences(ranges(byOwner: .forward))]
+        case .removeFences: removeFencesWork
         case .releaseHold: [.releaseWrites]
         case .fenceCopies: [.fence(ranges(byOwner: .reverse), generation: plan.target.generation, readPositions: [])]
         case .republish: [.publish(republishedMap)]

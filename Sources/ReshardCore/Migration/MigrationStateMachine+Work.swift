@@ -144,7 +144,7 @@ extension MigrationStateMachine {
         case .failed:
             // A migration that failed before the switch must not leave its ranges fenced or its
             // writes held while it waits for an operator: clients would get 503s until then.
-            if sourcesFenced && !switched { return [.removeFences(ranges(byOwner: .forward))] }
+            if sourcesFenced && !switched { return removeFencesWork }
             if holding { return [.releaseWrites] }
             // Nor keep its change streams for ever: before the switch a rollback needs none (after
             // it, reverse replication), so past the retention they go.
@@ -185,7 +185,7 @@ extension MigrationStateMachine {
             // replication keeps them current instead, so rollback stays possible.
             return Array(next) + (switched ? reverseTails() : forwardTails())
         case .catchingUp:
-            if sourcesFenced { return [.removeFences(ranges(byOwner: .forward))] }
+            if sourcesFenced { return removeFencesWork }
             if holding { return [.releaseWrites] }
             return forwardTails() + replayWork + (settling(now: now) ? settleWait : [])
         case .verifying:
@@ -244,6 +244,7 @@ extension MigrationStateMachine {
     func deletionWork() -> [MigrationWork] {
         deletions.indices.filter { !deletions[$0].done }.map { index in
             let task = deletions[index]
+            if let table = task.table { return .clearTable(task: index, shard: task.shard, table: table, limit: settings.cleanupChunkRows) }
             return .deleteChunk(task: index, shard: task.shard, range: plan.moves[task.move].range, limit: settings.cleanupChunkRows)
         }
     }

@@ -137,12 +137,16 @@ public struct MigrationStateMachine: Hashable, Sendable, Codable {
         }
     }
 
-    /// One deletion of a move's rows from one shard.
+    /// One deletion of a move's rows from one shard, or of a whole table's (a layout a shard-key
+    /// change left behind).
     public struct DeletionTask: Hashable, Sendable, Codable {
         /// Index into the plan's moves.
         public let move: Int
         /// The shard the rows are deleted from.
         public let shard: ShardID
+        /// The table cleared and dropped, for a shard-key change (nil: the move's range of every
+        /// table).
+        public var table: TableName?
         /// Rows deleted so far.
         public var rows: Int
         /// Whether the range is empty now.
@@ -209,5 +213,9 @@ public struct MigrationStateMachine: Hashable, Sendable, Codable {
     public var rowsCopied: Int { copies.reduce(0) { $0 + $1.rows } }
 
     /// The generation a rollback after the switch publishes (the old ranges, one generation on).
-    public var rollbackGeneration: UInt64 { plan.target.generation + 1 }
+    public var rollbackGeneration: UInt64 { switchGeneration + 1 }
+
+    /// The generation the switch puts in force: the new map's, or for a shard-key change the new
+    /// layout's.
+    public var switchGeneration: UInt64 { plan.relayout?.to.layoutGeneration ?? plan.target.generation }
 }

@@ -27,6 +27,20 @@ public enum MigrationWork: Hashable, Sendable {
     case removeFences([ShardID: [HashRange]])
     /// Delete up to `limit` rows of every table in `range` from `shard` (no changelog entry).
     case deleteChunk(task: Int, shard: ShardID, range: HashRange, limit: Int)
+    /// Delete up to `limit` rows of `table` from `shard`, and drop its storage once it is empty
+    /// (a layout a shard-key change left behind; no changelog entry).
+    case clearTable(task: Int, shard: ShardID, table: TableName, limit: Int)
+    /// A shard-key change's hold: every router holds writes to `table` until it uses layout
+    /// generation `layout`.
+    case holdTable(TableName, layout: UInt64)
+    /// Retire `tables` on every one of `shards` for layout generation `layout` (their client
+    /// writes are refused from then on), reading each one's changelog position in the same
+    /// transaction: a shard-key change's fence.
+    case retire([TableName], layout: UInt64, shards: [ShardID])
+    /// Take the retirement off `tables` on `shards` (an aborted switch, a rollback before it).
+    case unretire([TableName], shards: [ShardID])
+    /// Make `table` the table's layout in the metadata, replacing layout generation `replacing`.
+    case publishLayout(TableDefinition, replacing: UInt64)
     /// Purge up to `limit` tombstones older than version `before` from every table of `shard`
     /// (no changelog entry).
     case purgeTombstones(task: Int, shard: ShardID, before: UInt64, limit: Int)

@@ -91,6 +91,13 @@ public struct TableDefinition: Hashable, Sendable, Codable {
             lookup: field == primaryKey ? nil : TableName.layoutStorage(of: name, generation: generation, role: .lookup))
     }
 
+    /// This layout again at `generation`, its storage unchanged: what a rollback after the switch
+    /// of a shard-key change publishes, since a table's layout generation only grows.
+    public func restored(at generation: UInt64) -> TableDefinition {
+        TableDefinition(
+            name: name, primaryKey: primaryKey, shardKey: shardKey, layoutGeneration: max(generation, 1), storage: storage, lookup: lookup)
+    }
+
     /// Whether rows are placed by their primary key.
     public var isShardedByPrimaryKey: Bool { primaryKey == shardKey }
 

@@ -16,8 +16,10 @@ struct ChangeApplier: Sendable {
     /// PostgreSQL slot must exist before the changes it is to deliver). Reports the sources'
     /// positions, from which everything later is replayed.
     func prepare(sources: [ShardID], targets: [ShardID]) async throws -> MigrationEvent {
+        // A shard-key change builds its new layout on every shard.
+        let tables = stores.tableNames + (plan.relayout?.to.storages ?? [])
         for target in targets {
-            for table in stores.tableNames { try await stores.shardStore(target).ensureTable(table) }
+            for table in tables { try await stores.shardStore(target).ensureTable(table) }
         }
         var positions: [ShardID: UInt64] = [:]
         for shard in Set(sources).union(targets).sorted() {
@@ -33,6 +35,14 @@ struct ChangeApplier: Sendable {
         -> MigrationEvent
     {
         let read = try await stores.shardStore(shard).changes(stream, after: after, through: through, limit: batch)
+        let lag = read.oldestPendingMillis.map { now > $0 ? now - $0 : 0 } ?? 0
+        if let relayout = plan.relayout {
+            // Each change of one layout is placed again in the other by that one's shard key.
+            let rows = read.changes.map(\.row)
+            let (from, to) = direction == .forward ? (relayout.from, relayout.to) : (relayout.to, relayout.from)
+            try await LayoutWriter(layout: to, map: plan.source, stores: stores).apply(RowImage.images(rows, in: from))
+            return .tailed(direction, shard: shard, position: read.position, backlog: read.backlog, lagMillis: lag)
+        }
         var outgoing: [ShardID: [StoredRow]] = [:]
         for change in read.changes {
             guard let move = plan.move(containing: change.row.hash) else { continue }
@@ -40,7 +50,6 @@ struct ChangeApplier: Sendable {
             if from == shard { outgoing[to, default: []].append(change.row) }
         }
         for (destination, rows) in outgoing.sorted(by: { $0.key < $1.key }) { _ = try await stores.shardStore(destination).apply(rows) }
-        let lag = read.oldestPendingMillis.map { now > $0 ? now - $0 : 0 } ?? 0
         return .tailed(direction, shard: shard, position: read.position, backlog: read.backlog, lagMillis: lag)
     }
 

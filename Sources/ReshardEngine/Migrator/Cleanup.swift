@@ -14,6 +14,14 @@ struct Cleanup: Sendable {
         return .chunkDeleted(task: task, rows: deleted, done: deleted < limit)
     }
 
+    /// Deletes up to `limit` rows of `table` from `shard`, and drops the table once it is empty.
+    func clearTable(task: Int, shard: ShardID, table: TableName, limit: Int) async throws -> MigrationEvent {
+        let store = try stores.shardStore(shard)
+        let deleted = try await store.clearTable(table, limit: limit)
+        if deleted < limit { try await store.dropTable(table) }
+        return .chunkDeleted(task: task, rows: deleted, done: deleted < limit)
+    }
+
     /// Purges up to `limit` tombstones older than version `before` from every table of `shard`.
     func purgeTombstones(task: Int, shard: ShardID, before: UInt64, limit: Int) async throws -> MigrationEvent {
         let purged = try await stores.shardStore(shard).purgeTombstones(before: before, limit: limit)

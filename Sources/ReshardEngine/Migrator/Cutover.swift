@@ -16,6 +16,15 @@ protocol CutoverSteps: Sendable {
     func release() async throws
     /// Takes fences off.
     func removeFences(_ byShard: [ShardID: [HashRange]]) async throws
+    /// Every router holds writes to `table` until its layout generation `layout` is in force.
+    func holdTable(_ table: TableName, layout: UInt64) async throws
+    /// Retires `tables` on each of `shards` for layout `layout`; each shard's position read in
+    /// the same transaction.
+    func retire(_ tables: [TableName], layout: UInt64, shards: [ShardID]) async throws -> [ShardID: UInt64]
+    /// Takes the retirement off `tables` on `shards`.
+    func unretire(_ tables: [TableName], shards: [ShardID]) async throws
+    /// Makes `table` the table's layout (already in force counts as done).
+    func publishLayout(_ table: TableDefinition, replacing: UInt64) async throws
 }
 
 /// The live cutover, against the routers, the shards and the metadata store.
@@ -75,6 +84,36 @@ struct Cutover: CutoverSteps {
         // Here first: held writes must go even when the metadata cannot be written.
         routers.releaseHeldWrites()
         try await routers.publishDirective { $0.hold = nil }
+    }
+
+    func holdTable(_ table: TableName, layout: UInt64) async throws {
+        try await routers.publishDirective { $0.hold = RouterDirective.Hold(table: table, layout: layout) }
+    }
+
+    func retire(_ tables: [TableName], layout: UInt64, shards: [ShardID]) async throws -> [ShardID: UInt64] {
+        let stores = try shards.sorted().map { (shard: $0, store: try self.stores.shardStore($0)) }
+        guard concurrent else {
+            var positions: [ShardID: UInt64] = [:]
+            for (shard, store) in stores { positions[shard] = try await store.retire(tables, layout: layout) }
+            return positions
+        }
+        return try await withThrowingTaskGroup(of: (ShardID, UInt64).self) { group in
+            for (shard, store) in stores { group.addTask { (shard, try await store.retire(tables, layout: layout)) } }
+            var positions: [ShardID: UInt64] = [:]
+            for try await (shard, position) in group { positions[shard] = position }
+            return positions
+        }
+    }
+
+    func unretire(_ tables: [TableName], shards: [ShardID]) async throws {
+        for shard in shards.sorted() { try await stores.shardStore(shard).unretire(tables) }
+    }
+
+    func publishLayout(_ table: TableDefinition, replacing: UInt64) async throws {
+        // Publishing what is already stored is harmless: after a crash the machine may not know
+        // that its publish went through.
+        try await metadata.publishLayout(table, replacing: replacing)
+        _ = routers.adoptLayout(table)
     }
 
     func removeFences(_ byShard: [ShardID: [HashRange]]) async throws {
@@ -138,5 +177,27 @@ final class CutoverDryRun: CutoverSteps {
         for (shard, ranges) in byShard.sorted(by: { $0.key < $1.key }) {
             say("remove fences of \(shard): \(Self.describe(ranges))")
         }
+    }
+
+    func holdTable(_ table: TableName, layout: UInt64) async throws {
+        say("hold writes to table \(table) in every router until layout generation \(layout)")
+    }
+
+    func retire(_ tables: [TableName], layout: UInt64, shards: [ShardID]) async throws -> [ShardID: UInt64] {
+        var positions: [ShardID: UInt64] = [:]
+        for shard in shards.sorted() {
+            let position = try await stores.shardStore(shard).changePosition()
+            positions[shard] = position
+            say("retire \(tables.map(\.rawValue).joined(separator: ", ")) on \(shard) for layout \(layout) (changelog at \(position))")
+        }
+        return positions
+    }
+
+    func unretire(_ tables: [TableName], shards: [ShardID]) async throws {
+        say("take the retirement of \(tables.map(\.rawValue).joined(separator: ", ")) off \(shards.count) shard(s)")
+    }
+
+    func publishLayout(_ table: TableDefinition, replacing: UInt64) async throws {
+        say("publish layout generation \(table.layoutGeneration) of \(table.name): placed by \(table.shardKey), stored in \(table.storage)")
     }
 }

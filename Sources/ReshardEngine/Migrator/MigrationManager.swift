@@ -30,8 +30,33 @@ public struct MigrationPreview: Sendable {
     /// Bytes of row bodies and keys in the moving ranges (estimated from the rows scanned).
     public let bytes: Int
 
+    /// What a shard-key change will find in the table (nil for the other kinds).
+    public var layout: LayoutPreview? = nil
+
     /// Rows the migration is predicted to copy.
     public var rows: Int { rowsPerMove.reduce(0, +) }
+}
+
+/// A shard-key change's dry run: the rows it re-places and how they will spread.
+public struct LayoutPreview: Sendable, Hashable {
+    /// Live rows of the table, counted in full.
+    public var rows = 0
+    /// Their bytes (primary keys and bodies).
+    public var bytes = 0
+    /// Live rows each shard will hold under the new shard key.
+    public var rowsPerShard: [ShardID: Int] = [:]
+    /// Live rows with no usable value of the new shard key (missing, not a string or an integer,
+    /// or not a legal key): the migration refuses to start while there are any.
+    public var unplaceable = 0
+    /// Up to ten of their primary keys.
+    public var unplaceableExamples: [String] = []
+
+    /// Largest over mean rows per shard under the new key (1 is perfectly even).
+    public var imbalance: Double {
+        let counts = rowsPerShard.values
+        guard let largest = counts.max(), !counts.isEmpty, rows > 0 else { return 1 }
+        return Double(largest) / (Double(rows - unplaceable) / Double(counts.count))
+    }
 }
 
 /// Creates, runs, lists and resumes migrations; one at a time per cluster, because two
@@ -124,9 +149,27 @@ public final class MigrationManager: Sendable {
         }
         let preview = try await self.preview(request.kind)
         guard !request.dryRun else { return (nil, preview) }
+        if let relayout = preview.plan.relayout {
+            guard request.settings.strategyInForce == .cdcBackfill else {
+                throw RouterError(
+                    .badRequest, "invalid_option",
+                    "strategy: a shard-key change copies and catches up (cdc_backfill); it has no other strategy")
+            }
+            if let layout = preview.layout, layout.unplaceable > 0 {
+                throw RouterError(
+                    .conflict, "rows_without_shard_key",
+                    "\(layout.unplaceable) row(s) of \(relayout.from.name) have no usable \(relayout.to.shardKey) (a string or an integer key), for example \(layout.unplaceableExamples.prefix(5).joined(separator: ", ")); give them one first"
+                )
+            }
+            // Shadow reads compare a range's two owners; a shard-key change's two layouts are not
+            // compared by the canary yet, so it goes from verification to the switch.
+            request.settings.canarySteps = []
+            request.settings.readSteps = nil
+        }
         try requireLeader()
         let id = "m" + String(wallMillis(), radix: 36) + String(UInt32.random(in: 0...UInt32.max) % 1296, radix: 36)
-        var machine = MigrationStateMachine(id: id, plan: preview.plan, tables: router.tableNames, settings: request.settings)
+        let tables = preview.plan.relayout.map { [$0.from.storage] } ?? router.tableNames
+        var machine = MigrationStateMachine(id: id, plan: preview.plan, tables: tables, settings: request.settings)
         machine.estimatedRows = preview.rows
         machine.createdAt = wallMillis()
         if case .rejected(let reason) = machine.on(.start, now: wallMillis()) {
@@ -166,16 +209,22 @@ public final class MigrationManager: Sendable {
         var hashes: [UInt64] = []
         if case .rebalance = kind { hashes = try await rowHashes(current) }
         let plan: MigrationPlan
-        do {
-            plan = try MigrationPlanner.plan(kind, current: current, registered: registered, rowHashes: hashes)
+        do throws(PlanError) {
+            if case .changeShardKey(let name, let field) = kind {
+                guard let table = router.tables.first(where: { $0.name == name }) else { throw PlanError.unknownTable(name) }
+                plan = try MigrationPlanner.changeShardKey(table, field: field, current: current)
+            } else {
+                plan = try MigrationPlanner.plan(kind, current: current, registered: registered, rowHashes: hashes)
+            }
         } catch {
-            throw RouterError(error.code == "unknown_shard" ? .notFound : .badRequest, error.code, error.description)
+            throw RouterError(
+                ["unknown_shard", "unknown_table"].contains(error.code) ? .notFound : .badRequest, error.code, error.description)
         }
         // One read per old owner for all its moves, not one per move and table (plans of a ring
         // have hundreds of small moves).
         var rowsPerMove = Array(repeating: 0, count: plan.moves.count)
         var bytes = 0
-        let tables = router.tableNames
+        let tables = plan.relayout.map { [$0.from.storage] } ?? router.tableNames
         for source in plan.sources {
             guard let store = router.store(source) else { continue }
             let indices = plan.moves.indices.filter { plan.moves[$0].source == source }
@@ -188,7 +237,36 @@ public final class MigrationManager: Sendable {
                 }
             }
         }
-        return MigrationPreview(plan: plan, rowsPerMove: rowsPerMove, bytes: bytes)
+        var preview = MigrationPreview(plan: plan, rowsPerMove: rowsPerMove, bytes: bytes)
+        if let relayout = plan.relayout { preview.layout = try await layoutPreview(relayout, map: current) }
+        return preview
+    }
+
+    /// Reads every row of the table once: how many there are, where each goes under the new
+    /// shard key, and which have no usable value of it.
+    private func layoutPreview(_ relayout: Relayout, map: ShardMap) async throws -> LayoutPreview {
+        var preview = LayoutPreview()
+        for shard in map.shards { preview.rowsPerShard[shard] = 0 }
+        for source in map.shards {
+            guard let store = router.store(source) else { continue }
+            for range in map.ranges(of: source) {
+                try await store.forEachChunk(table: relayout.from.storage, range: range) { rows in
+                    for image in RowImage.images(rows, in: relayout.from) {
+                        guard let body = image.body else { continue }
+                        preview.rows += 1
+                        preview.bytes += image.pk.utf8.count + body.utf8.count
+                        let key = (try? StrictJSON.object(Array(body.utf8)).members)?[relayout.to.shardKey]?.keyText
+                        guard let key, RowKey.isValid(key) else {
+                            preview.unplaceable += 1
+                            if preview.unplaceableExamples.count < 10 { preview.unplaceableExamples.append(image.pk) }
+                            continue
+                        }
+                        preview.rowsPerShard[map.owner(of: KeyHash.of(key)), default: 0] += 1
+                    }
+                }
+            }
+        }
+        return preview
     }
 
     /// Resumes every journaled migration that had not ended (after a crash or restart).
@@ -216,11 +294,18 @@ public final class MigrationManager: Sendable {
             if let holder = try await metadata.admitMigration(id: id, journal: journal) {
                 logger.warning("another migration holds the active slot", metadata: ["migration": "\(id)", "holder": "\(holder)"])
             }
-            machine.on(.restarted(publishedGeneration: try await metadata.currentShardMap()?.generation), now: wallMillis())
+            machine.on(.restarted(publishedGeneration: try await publishedGeneration(machine.plan)), now: wallMillis())
             logger.info("resuming migration", metadata: ["migration": "\(id)", "phase": "\(machine.phase.rawValue)"])
             launch(machine, journaled: decoded)
         }
         await sweepStreams()
+    }
+
+    /// What a restarted migration compares its switch with: the current map's generation, or for
+    /// a shard-key change its table's layout generation.
+    private func publishedGeneration(_ plan: MigrationPlan) async throws -> UInt64? {
+        guard let relayout = plan.relayout else { return try await metadata.currentShardMap()?.generation }
+        return try await metadata.tables().first { $0.name == relayout.from.name }?.layoutGeneration
     }
 
     /// Closes change streams whose migration is not running: it ended, or its journal is gone,

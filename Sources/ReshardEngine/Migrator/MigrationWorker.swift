@@ -15,6 +15,7 @@ struct MigrationWorker: Sendable {
     let metadata: any MetadataStore
     let stream: ChangeStreamID
     let stores: any StoreDirectory
+    let plan: MigrationPlan
 
     /// The roles of migration `id` over `plan`.
     init(
@@ -22,6 +23,7 @@ struct MigrationWorker: Sendable {
         tailBatch: Int, concurrent: Bool = true, cutover: (any CutoverSteps)? = nil
     ) {
         self.stores = stores
+        self.plan = plan
         changes = ChangeApplier(plan: plan, stream: ChangeStreamID(migration: id), batch: tailBatch, stores: stores)
         verifier = Verifier(plan: plan, stores: stores, applier: changes)
         self.cutover = cutover ?? Cutover(routers: routers, stores: stores, metadata: metadata, concurrent: concurrent)
@@ -50,6 +52,14 @@ struct MigrationWorker: Sendable {
             try await metadata.openLogs(of: stream)
             return try await changes.prepare(sources: sources, targets: targets)
         case .copyChunk(let task, let move, let table, let after, let limit):
+            if let relayout = plan.relayout {
+                // Rows of the old layout, placed again in the new one by its shard key.
+                let rows = try await stores.shardStore(move.source).scan(table: table, range: move.range, after: after, limit: limit)
+                try await LayoutWriter(layout: relayout.to, map: plan.source, stores: stores)
+                    .apply(RowImage.images(rows, in: relayout.from))
+                let last = rows.last.map { ScanCursor(hash: $0.hash, pk: $0.pk) } ?? after
+                return .chunkCopied(task: task, last: last, rows: rows.count, done: rows.count < limit)
+            }
             return try await Backfill(source: stores.shardStore(move.source), target: stores.shardStore(move.target))
                 .copyChunk(task: task, table: table, range: move.range, after: after, limit: limit)
         case .tail(let direction, let shard, let after, let through):
@@ -72,6 +82,19 @@ struct MigrationWorker: Sendable {
             return .fencesRemoved
         case .deleteChunk(let task, let shard, let range, let limit):
             return try await cleanup.deleteChunk(task: task, shard: shard, range: range, limit: limit)
+        case .clearTable(let task, let shard, let table, let limit):
+            return try await cleanup.clearTable(task: task, shard: shard, table: table, limit: limit)
+        case .holdTable(let table, let layout):
+            try await cutover.holdTable(table, layout: layout)
+            return .writesHeld
+        case .retire(let tables, let layout, let shards):
+            return .fenced(positions: try await cutover.retire(tables, layout: layout, shards: shards))
+        case .unretire(let tables, let shards):
+            try await cutover.unretire(tables, shards: shards)
+            return .fencesRemoved
+        case .publishLayout(let table, let replacing):
+            try await cutover.publishLayout(table, replacing: replacing)
+            return .published
         case .purgeTombstones(let task, let shard, let before, let limit):
             return try await cleanup.purgeTombstones(task: task, shard: shard, before: before, limit: limit)
         case .checkShadowReads(let since, let upTo):

@@ -22,6 +22,8 @@ public protocol RouterControl: Sendable {
     func takeWritePauses() -> PauseSummary
     /// Puts `map`, just published, in force here without a re-read.
     func adopt(_ map: ShardMap) -> Bool
+    /// Puts `table`, a layout just published, in force here without a re-read.
+    func adoptLayout(_ table: TableDefinition) -> Bool
     /// Re-reads the current map.
     func refreshShardMap() async throws -> Bool
     /// The routers' recent foreground p99, microseconds (the throttle's signal).

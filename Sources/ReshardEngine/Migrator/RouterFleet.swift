@@ -54,6 +54,8 @@ public final class RouterFleet: RouterControl {
 
     public func refreshShardMap() async throws -> Bool { try await router.refreshShardMap() }
 
+    public func adoptLayout(_ table: TableDefinition) -> Bool { router.adoptLayout(table) }
+
     public var foregroundP99Micros: UInt64? { router.foregroundP99Micros }
 
     /// The second writes (and recorded writes) of every router for `migration`: this process's

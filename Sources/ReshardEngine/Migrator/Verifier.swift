@@ -48,6 +48,9 @@ struct Verifier: Sendable {
     private var sources: [ShardID] { direction == .forward ? plan.sources : plan.targets }
 
     func verify(_ request: VerificationRequest, now: UInt64) async throws -> MigrationEvent {
+        if let relayout = plan.relayout {
+            return try await RelayoutVerifier(plan: plan, relayout: relayout, stores: stores, applier: applier).verify(request, now: now)
+        }
         if request.afterSwitch && direction == .forward {
             var reversed = self
             reversed.direction = .reverse
@@ -274,22 +277,22 @@ struct Verifier: Sendable {
     private func aggregates(run: inout Run) async throws -> [AggregateCheckResult] {
         let checks = run.request.checks
         guard !checks.isEmpty else { return [] }
-        var old: [AggregateCheck: DecimalAggregate] = [:]
-        var new: [AggregateCheck: DecimalAggregate] = [:]
+        var old: [AggregateCheck: DecimalTotal] = [:]
+        var new: [AggregateCheck: DecimalTotal] = [:]
         for source in sources {
             let moves = moves.filter { $0.source == source }
             let before = try await stores.shardStore(source).summarize(
                 SummaryRequest(tables: [], ranges: moves.map(\.range), checks: checks))
             try await drain(source, to: before.position, run: &run)
-            for check in checks { old[check, default: DecimalAggregate()].add(before.aggregates[check] ?? []) }
+            for check in checks { old[check, default: DecimalTotal()].add(before.aggregates[check] ?? []) }
             for (target, ranges) in Dictionary(grouping: moves, by: \.target).mapValues({ $0.map(\.range) }) {
                 let after = try await stores.shardStore(target).summarize(SummaryRequest(tables: [], ranges: ranges, checks: checks))
-                for check in checks { new[check, default: DecimalAggregate()].add(after.aggregates[check] ?? []) }
+                for check in checks { new[check, default: DecimalTotal()].add(after.aggregates[check] ?? []) }
             }
         }
         return checks.map { check in
             AggregateCheckResult(
-                check: check, old: (old[check] ?? DecimalAggregate()).summary, new: (new[check] ?? DecimalAggregate()).summary)
+                check: check, old: (old[check] ?? DecimalTotal()).summary, new: (new[check] ?? DecimalTotal()).summary)
         }
     }
 
@@ -299,23 +302,6 @@ struct Verifier: Sendable {
         run.positions[source] = try await applier.drain(
             direction, shard: source, after: applied, through: position, now: run.now)
     }
-}
-
-/// Adds aggregate summaries of several ranges exactly.
-private struct DecimalAggregate {
-    var rows = 0
-    var numeric = 0
-    var sum = Decimal(0)
-
-    mutating func add(_ summaries: [AggregateSummary]) {
-        for summary in summaries {
-            rows += summary.rows
-            numeric += summary.numeric
-            sum += Decimal(string: summary.sum) ?? 0
-        }
-    }
-
-    var summary: AggregateSummary { AggregateSummary(rows: rows, numeric: numeric, sum: "\(sum)") }
 }
 
 /// Verification outside a migration's run, done exactly as its verifying phase does it (for

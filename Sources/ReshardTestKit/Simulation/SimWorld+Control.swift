@@ -36,6 +36,10 @@ extension SimWorld: StoreDirectory, RouterControl {
         }
     }
 
+    /// The simulation's routers route by the map alone (its scenarios move ranges, not table
+    /// layouts), so there is never a layout to adopt.
+    public func adoptLayout(_ table: TableDefinition) -> Bool { false }
+
     public func refreshShardMap() async throws -> Bool {
         if crashed { throw Crash() }
         guard let current = metadata.current else { return false }
