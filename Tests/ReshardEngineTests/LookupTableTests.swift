@@ -114,6 +114,22 @@ import Testing
         #expect(try await cluster.router.get(table: "orders", pk: "o1", shardKey: nil).body.contains("\"n\":5"))
     }
 
+    /// A lookup entry damaged on disk (a body no writer makes, control characters included) is
+    /// answered 503 corrupt_lookup by reads and writes, never a crash, and nothing is written.
+    @Test func aDamagedLookupEntryIsRefusedNotTrusted() async throws {
+        let cluster = try await Self.cluster()
+        let lookup = try #require(cluster.table.lookup)
+        for body in ["c1", "c1\nc2\nc3", "\u{1}\n", "{\"k\":\"c1\"}", "c1\u{7F}\n"] {
+            try cluster.owner("o9").plant(StoredRow(table: lookup, pk: "o9", shardKey: "o9", version: 5, body: body))
+            await #expect(throws: RouterError.corruptLookup(lookup, pk: "o9")) {
+                try await cluster.router.get(table: "orders", pk: "o9", shardKey: nil)
+            }
+            await #expect(throws: RouterError.corruptLookup(lookup, pk: "o9")) { try await cluster.put("o9", customer: "c1", n: 1) }
+            #expect(cluster.liveCopies("o9").isEmpty, "nothing written over a damaged entry")
+            #expect(try cluster.owner("o9").row(table: lookup, pk: "o9")?.body == body)
+        }
+    }
+
     /// A writer that claimed the next version and stopped (its process died) before its row
     /// landed: readers answer the row as it was, and the next writer blocks the lost write, so it
     /// can never land later, and leaves exactly one copy.

@@ -68,43 +68,10 @@ extension PostgresShardStore {
     }
 
     public func writeSecond(_ row: StoredRow, routedBy generation: UInt64) async throws -> Bool {
+        // A second write is a placement that keeps its version, fenced by the router's map.
         try StoreError.check(row.pk, "primary key")
-        // One statement, like a client write: the fence read (under the same lock) and the
-        // version rule's upsert.
-        let query = PostgresQuery(
-            unsafeSQL: """
-                WITH fence AS (
-                    SELECT coalesce(max(generation), 0) AS g, \(Self.retiredExpression(row.table)) AS r FROM (
-                        SELECT generation FROM _reshard_fences WHERE range_start <= $3 AND range_last >= $3 FOR KEY SHARE) f
-                ), written AS (
-                    INSERT INTO \(Self.quoted(row.table)) AS t(pk, skey, h, version, body)
-                    SELECT $1, $2, $3, $4, $5 FROM fence WHERE fence.g <= $6 AND fence.r = 0
-                    ON CONFLICT (pk) DO UPDATE SET skey = excluded.skey, h = excluded.h, version = excluded.version,
-                        body = excluded.body
-                    WHERE excluded.version > t.version
-                    RETURNING 1)
-                SELECT (SELECT g FROM fence), (SELECT r FROM fence), (SELECT count(*) FROM written)
-                """,
-            binds: {
-                var binds = PostgresBindings()
-                binds.append(row.pk)
-                binds.append(row.shardKey)
-                binds.append(KeyHash.ordered(row.hash))
-                binds.append(Int64(bitPattern: row.version))
-                binds.append(row.body)
-                binds.append(Int64(bitPattern: generation))
-                return binds
-            }())
-        let (fence, retired, changed) = try await statement(row.table) { connection in
-            var result: (Int64, Int64, Int64) = (0, 0, 0)
-            for try await found in try await connection.query(query, logger: self.logger).decode((Int64, Int64, Int64).self) {
-                result = found
-            }
-            return result
-        }
-        if fence > Int64(bitPattern: generation) { throw StoreError.fenced(at: UInt64(bitPattern: fence)) }
-        if retired != 0 { throw StoreError.retired(row.table, layout: UInt64(bitPattern: retired)) }
-        return changed > 0
+        if case .written = try await placeNewer(Placement(row: row, generation: generation)) { return true }
+        return false
     }
 
     public func get(table: TableName, pk: String) async throws -> StoredRow? {
