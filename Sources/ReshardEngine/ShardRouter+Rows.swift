@@ -269,9 +269,16 @@ extension ShardRouter {
                 return try await body(definition)
             } catch is LayoutChanged {
                 continue
+            } catch let error as StoreError where error.retiredLayout != nil {
+                // A store call outside `routed` met the switch: the client retries, never a 500.
+                throw Self.layoutMoving(name)
             }
         }
-        throw RouterError(.unavailable, "layout_moving", "table \(name) is switching to a new layout; retry", retryAfterSeconds: 1)
+        throw Self.layoutMoving(name)
+    }
+
+    static func layoutMoving(_ name: String) -> RouterError {
+        RouterError(.unavailable, "layout_moving", "table \(name) is switching to a new layout; retry", retryAfterSeconds: 1)
     }
 
     /// A store said `table`'s storage was retired for layout generation `layout`: re-read the
@@ -361,7 +368,8 @@ extension ShardRouter {
             return try await handle.metrics.measure(operation, window: latencies, body)
         } catch let error as RouterError {
             throw error
-        } catch let error as StoreError where error.fenceGeneration != nil {
+        } catch let error as StoreError where error.fenceGeneration != nil || error.retiredLayout != nil {
+            // The caller routes again: on a newer map (`routed`) or a newer layout (`layoutMoved`).
             throw error
         } catch let error as StoreError where error.isInvalidInput {
             // The router checks the same rule first; a store that refuses anyway still answers 400.

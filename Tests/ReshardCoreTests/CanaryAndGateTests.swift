@@ -37,6 +37,31 @@ import Testing
         return false
     }
 
+    /// A verification is made at changelog positions; one that took longer than the lag allowed
+    /// leaves the writes made meanwhile behind, and a cutover started then would hold client
+    /// writes while they drain. The machine reads the changelogs again first.
+    @Test func aSlowVerificationIsCaughtUpOnBeforeTheCutover() throws {
+        var m = try machine(MigrationSettings(maxLagMillis: 500, canarySteps: []))
+        toVerifying(&m)
+        var slow = VerificationReport(at: 1)
+        slow.micros = 2_000_000
+        slow.positions = Dictionary(uniqueKeysWithValues: m.plan.sources.map { ($0, 5) })
+        m.on(.verified(slow), now: 2_001)
+        #expect(m.phase == .verifying)
+        let work = m.work(now: 2_001)
+        #expect(!work.isEmpty && work.allSatisfy(isTail))
+        caughtUp(&m, now: 2_100)
+        m.on(.tick, now: 2_100)
+        #expect(m.phase == .cuttingOver)
+
+        var quick = try machine(MigrationSettings(maxLagMillis: 500, canarySteps: []))
+        toVerifying(&quick)
+        var report = VerificationReport(at: 1)
+        report.micros = 400_000
+        quick.on(.verified(report), now: 401)
+        #expect(quick.phase == .cuttingOver)
+    }
+
     @Test func theCanaryWalksItsStepsThenCutsOver() throws {
         var m = try machine(MigrationSettings(canarySteps: [1, 10, 50, 100], canaryStepMillis: 100))
         toVerifying(&m)

@@ -17,9 +17,7 @@ import Testing
         Array("{\"id\":\"\(pk)\",\"customer_id\":\"c\(customer)\",\"n\":\(n)}".utf8)
     }
 
-    // PostgreSQL is not in the arguments yet: under this load its switch's drain, one lookup-protocol
-    // write per change, outlasts the 1 s cutover budget and the switch is aborted five times.
-    @Test(arguments: [ShardBackend.sqlite])
+    @Test(arguments: ShardBackend.clusterCases)
     func changesTheShardKeyUnderLoadWithoutLosingAWrite(backend: ShardBackend) async throws {
         let fixture = try await RouterFixture.make(shards: 3, backend: backend)
         defer { fixture.remove() }

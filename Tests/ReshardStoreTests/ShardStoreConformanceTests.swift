@@ -258,6 +258,34 @@ import Testing
         }
     }
 
+    /// A verification drains with a bound (`through`) while no unbounded tail has run: the next
+    /// bounded reads must still move on. On PostgreSQL a bounded read does not move the slot, and
+    /// a slot a full batch behind the reader once returned the same applied changes forever (a
+    /// shard-key switch's drain stood still until its budget ran out).
+    @Test(arguments: ShardBackend.available)
+    func boundedReadsMoveOnWhenTheStreamIsFarBehindTheReader(backend: ShardBackend) async throws {
+        try await backend.withShardStore { store in
+            try await store.ensureTable(users)
+            let stream = ChangeStreamID("m_bounded")!
+            let start = try await store.openChangeStream(stream)
+            for index in 0..<30 { _ = try await store.write(write("a\(index)", proposed: UInt64(10 + index))) }
+            let first = try await store.changes(stream, after: start, through: try await store.changePosition(), limit: 1_000)
+            #expect(first.changes.count == 30)
+            for index in 0..<5 { _ = try await store.write(write("b\(index)", proposed: UInt64(100 + index))) }
+            let target = try await store.changePosition()
+            var position = first.position
+            var seen: [String] = []
+            for _ in 0..<20 where position < target {
+                let next = try await store.changes(stream, after: position, through: target, limit: 6)
+                seen += next.changes.map(\.row.pk)
+                position = next.position
+            }
+            #expect(position >= target)
+            #expect(seen == (0..<5).map { "b\($0)" })
+            try await store.closeChangeStream(stream)
+        }
+    }
+
     /// Positions are handed out when a change is made but become readable when it commits, and
     /// concurrent writers commit out of order: a reader that tails while they write must never
     /// move past a change that commits later.

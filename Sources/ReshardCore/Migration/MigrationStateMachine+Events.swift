@@ -33,8 +33,11 @@ extension MigrationStateMachine {
             record(direction, shard: shard, position: position, backlog: backlog, lag: lag)
         case .verified(let report):
             precondition(phase == .verifying, "verified in \(phase)")
+            // A verification that outlasted the lag allowed leaves the changes written meanwhile to
+            // be read again: a cutover started on its stale figures would hold writes through them.
+            let stale = report.micros / 1_000 > settings.maxLagMillis
             for (shard, position) in report.positions {
-                record(switched ? .reverse : .forward, shard: shard, position: position, backlog: 0, lag: 0)
+                record(switched ? .reverse : .forward, shard: shard, position: position, backlog: stale ? .max : 0, lag: 0)
             }
             verification = report
             verifications += 1

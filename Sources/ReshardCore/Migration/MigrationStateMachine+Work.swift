@@ -10,7 +10,7 @@ extension MigrationStateMachine {
             proceedToNext(now: now)
         case .catchingUp where !holding && !sourcesFenced && caughtUp && !settling(now: now):
             proceedToNext(now: now)
-        case .verifying where verified:
+        case .verifying where verified && (switched || caughtUp):
             proceedToNext(now: now)
         case .canary, .servingReads:
             advanceCanary(now: now)
@@ -192,6 +192,8 @@ extension MigrationStateMachine {
             // A step that settles compares only once routers write as it says (no second write
             // may land on a new owner while it is compared).
             if settling(now: now) { return forwardTails() + settleWait }
+            // Verified, but the changelog ran ahead meanwhile: caught up again before the switch.
+            if verified { return forwardTails() }
             return [.verify(verificationRequest)]
         case .canary:
             return canaryWork(now: now) + replayWork

@@ -61,21 +61,12 @@ struct LayoutWriter: Sendable {
     func apply(_ images: [RowImage]) async throws -> Int {
         guard !images.isEmpty else { return 0 }
         guard layout.lookup != nil else { return try await applyByPrimaryKey(images) }
-        // One row's images in version order, rows side by side.
-        let byKey = Dictionary(grouping: images, by: \.pk).values.map { $0.sorted { $0.version < $1.version } }
-        var changed = 0
-        var next = byKey.makeIterator()
-        try await withThrowingTaskGroup(of: Int.self) { group in
-            for _ in 0..<Self.parallelism {
-                guard let images = next.next() else { break }
-                group.addTask { try await self.place(images) }
-            }
-            while let done = try await group.next() {
-                changed += done
-                if let images = next.next() { group.addTask { try await self.place(images) } }
-            }
-        }
-        return changed
+        // Only each row's newest image: by the version rule the older ones would be overwritten
+        // (or refused) anyway, and each costs a few round trips. Rows side by side.
+        var newest: [String: RowImage] = [:]
+        for image in images where image.version >= newest[image.pk]?.version ?? 0 { newest[image.pk] = image }
+        let placed = try await concurrentMap(newest.values, width: Self.parallelism) { try await self.place($0) }
+        return placed.filter { $0 }.count
     }
 
     private func applyByPrimaryKey(_ images: [RowImage]) async throws -> Int {
@@ -90,12 +81,6 @@ struct LayoutWriter: Sendable {
         }
         var changed = 0
         for (owner, rows) in byOwner.sorted(by: { $0.key < $1.key }) { changed += try await stores.shardStore(owner).apply(rows) }
-        return changed
-    }
-
-    private func place(_ images: [RowImage]) async throws -> Int {
-        var changed = 0
-        for image in images where try await place(image) { changed += 1 }
         return changed
     }
 

@@ -76,8 +76,9 @@ struct RelayoutVerifier: Sendable {
                     let owned = chunk.rows.filter { plan.source.owner(of: $0.hash) == source }
                     let images = RowImage.images(owned, in: relayout.from)
                     move.rowsCompared += images.count
+                    let answers = try await newImages(of: images.map(\.pk))
                     for image in images {
-                        guard let difference = Self.classify(old: image, new: try await newImage(of: image.pk)) else { continue }
+                        guard let difference = Self.classify(old: image, new: answers[image.pk] ?? nil) else { continue }
                         differing += 1
                         move.differences[difference, default: 0] += 1
                         move.repaired += try await repair(image, difference)
@@ -123,6 +124,16 @@ struct RelayoutVerifier: Sendable {
         _ = try await home.repair(table: lookup, overwrite: [], remove: [pk])
     }
 
+    /// The new layout's images of rows `pks`, read side by side (each is two or three point
+    /// reads on other shards; one after another they would let a busy table's changelog run
+    /// ahead of the comparison).
+    private func newImages(of pks: [String]) async throws -> [String: RowImage?] {
+        let read = try await concurrentMap(pks, width: LayoutWriter.parallelism) { pk in (pk, try await self.newImage(of: pk)) }
+        var answers: [String: RowImage?] = [:]
+        for (pk, image) in read { answers[pk] = .some(image) }
+        return answers
+    }
+
     /// The new layout's image of row `pk`, read the way a router reads it (nil: no trace).
     private func newImage(of pk: String) async throws -> RowImage? {
         guard let lookup = relayout.to.lookup else {
@@ -158,13 +169,25 @@ struct RelayoutVerifier: Sendable {
         let newChecks = oldChecks.compactMap { AggregateCheck(table: relayout.to.storage, field: $0.field) }
         var oldRows = 0
         var oldSums = Array(repeating: DecimalTotal(), count: oldChecks.count)
+        var snapshots: [ShardID: UInt64] = [:]
         for source in plan.sources {
             let summary = try await stores.shardStore(source).summarize(
                 SummaryRequest(tables: [relayout.from.storage], ranges: plan.ranges(from: source), checks: oldChecks))
             oldRows += (summary.summaries[relayout.from.storage] ?? []).joined().reduce(0) { $0 + $1.liveRows }
             for (index, check) in oldChecks.enumerated() { oldSums[index].add(summary.aggregates[check] ?? []) }
-            try await drain(source, to: summary.position, positions: &positions, now: now)
+            snapshots[source] = summary.position
         }
+        // Every old shard's changelog is drained at once: one after another, each would fall
+        // behind the writes its turn left waiting.
+        let drained = try await withThrowingTaskGroup(of: (ShardID, UInt64).self) { group in
+            for (source, target) in snapshots {
+                let applied = positions[source] ?? 0
+                guard applied < target else { continue }
+                group.addTask { (source, try await applier.drain(.forward, shard: source, after: applied, through: target, now: now)) }
+            }
+            return try await group.reduce(into: [ShardID: UInt64]()) { $0[$1.0] = $1.1 }
+        }
+        positions.merge(drained) { max($0, $1) }
         var newRows = 0
         var newSums = Array(repeating: DecimalTotal(), count: newChecks.count)
         for shard in plan.sources {

@@ -40,11 +40,25 @@ extension PostgresShardStore {
     public func changes(_ stream: ChangeStreamID, after position: UInt64, through: UInt64?, limit: Int) async throws -> ChangeBatch {
         if usesTriggers { return try await triggerChanges(after: position, through: through, limit: limit) }
         let slot = slotName(stream)
+        // A drain runs while client writes are held, so it is one round trip that only reads;
+        // the tails before it look after the slot.
+        var batch = try await peek(slot, stream: stream, after: position, through: through, limit: limit, maintain: through == nil)
+        if batch.stalled {
+            // Someone read past the slot's confirmed point without moving it (a verification's
+            // drain reads with a bound too): a full batch of changes already applied would be
+            // peeked again on every read and nothing after them ever reached.
+            batch = try await peek(slot, stream: stream, after: position, through: through, limit: limit, maintain: true)
+        }
+        return batch.changes
+    }
+
+    /// One peek of the slot after `position`; `stalled` when a full batch held nothing after it.
+    private func peek(_ slot: String, stream: ChangeStreamID, after position: UInt64, through: UInt64?, limit: Int, maintain: Bool)
+        async throws -> (changes: ChangeBatch, stalled: Bool)
+    {
         let upto = through.map { Self.lsnText($0) }
         let (flush, lines) = try await pool.withConnection { connection in
-            // A drain runs while client writes are held, so it is one round trip that only reads;
-            // the tails before it look after the slot.
-            if through == nil { try await self.maintainSlot(connection, slot: slot, stream: stream, after: position) }
+            if maintain { try await self.maintainSlot(connection, slot: slot, stream: stream, after: position) }
             // The flush point is read first (the peek's bound depends on it): every transaction
             // committed at or before it is decoded, whatever commits while the peek runs.
             let rows = try await connection.query(
@@ -91,9 +105,10 @@ extension PostgresShardStore {
             // Every transaction committed before the flush point was decoded.
             reached = max(position, min(flush, through ?? .max))
         }
-        return ChangeBatch(
+        let batch = ChangeBatch(
             changes: changes, position: reached, backlog: limited ? max(1, changes.count) : 0,
             oldestPendingMillis: limited ? changes.last?.atMillis : nil)
+        return (batch, limited && lastCommit == nil && !maintain)
     }
 
     /// Checks that the stream is open, lets the slot free what was applied (everything up to
