@@ -5,10 +5,14 @@ extension API {
     /// strategies exist) is the server's to judge; decoding checks only the JSON's shape, and
     /// `options` strictly (see `MigrationOptions`).
     public struct CreateMigration: Codable, Sendable, Hashable {
-        /// `add_shard`, `remove_shard`, `rebalance` or `move_range`.
+        /// `add_shard`, `remove_shard`, `rebalance`, `move_range` or `change_shard_key`.
         public var kind: String
         /// The shard added, removed, or receiving the range.
         public var shard: String?
+        /// `change_shard_key`: the table placed again.
+        public var table: String?
+        /// `change_shard_key`: the field that places its rows from then on.
+        public var shardKey: String?
         /// `move_range`: the inclusive start, `0x` hex or decimal digits.
         public var start: String?
         /// `move_range`: the exclusive end, `0x` hex or decimal digits.
@@ -23,18 +27,22 @@ extension API {
         // Declared (and so decoded) in this order: a body wrong in several places is answered
         // about the first of them.
         enum CodingKeys: String, CodingKey {
-            case kind, shard, start, end, strategy
+            case kind, shard, table
+            case shardKey = "shard_key"
+            case start, end, strategy
             case dryRun = "dry_run"
             case options
         }
 
         /// A migration request.
         public init(
-            kind: String, shard: String? = nil, start: String? = nil, end: String? = nil, strategy: String? = nil, dryRun: Bool? = nil,
-            options: MigrationOptions? = nil
+            kind: String, shard: String? = nil, table: String? = nil, shardKey: String? = nil, start: String? = nil, end: String? = nil,
+            strategy: String? = nil, dryRun: Bool? = nil, options: MigrationOptions? = nil
         ) {
             self.kind = kind
             self.shard = shard
+            self.table = table
+            self.shardKey = shardKey
             self.start = start
             self.end = end
             self.strategy = strategy

@@ -26,9 +26,54 @@ extension API {
         }
     }
 
+    /// A shard-key change's prediction: the table's live rows, their bytes, and how they will
+    /// spread over the shards under the new key.
+    public struct LayoutPlan: Codable, Sendable, Hashable {
+        /// The table placed again.
+        public var table: String
+        /// The field that will place its rows.
+        public var shardKey: String
+        /// Live rows, counted in full.
+        public var rows: Int
+        /// Bytes of their primary keys and bodies.
+        public var bytes: Int
+        /// Live rows each shard will hold under the new key.
+        public var rowsPerShard: [String: Int]
+        /// Largest over mean of `rows_per_shard` (1 is perfectly even).
+        public var imbalance: Double
+        /// Rows with no usable value of the new key: the migration does not start while there are any.
+        public var unplaceable: Int
+        /// Up to ten of their primary keys.
+        public var unplaceableExamples: [String]
+
+        enum CodingKeys: String, CodingKey {
+            case table
+            case shardKey = "shard_key"
+            case rows, bytes
+            case rowsPerShard = "rows_per_shard"
+            case imbalance, unplaceable
+            case unplaceableExamples = "unplaceable_examples"
+        }
+
+        /// A prediction.
+        public init(
+            table: String, shardKey: String, rows: Int, bytes: Int, rowsPerShard: [String: Int], imbalance: Double, unplaceable: Int,
+            unplaceableExamples: [String]
+        ) {
+            self.table = table
+            self.shardKey = shardKey
+            self.rows = rows
+            self.bytes = bytes
+            self.rowsPerShard = rowsPerShard
+            self.imbalance = imbalance
+            self.unplaceable = unplaceable
+            self.unplaceableExamples = unplaceableExamples
+        }
+    }
+
     /// A migration's plan: the maps it goes between, its moves, and what it is predicted to copy.
     public struct Plan: Codable, Sendable, Hashable {
-        /// `add_shard`, `remove_shard`, `rebalance` or `move_range`.
+        /// `add_shard`, `remove_shard`, `rebalance`, `move_range` or `change_shard_key`.
         public var kind: String
         /// The generation of the map in force when the plan was made.
         public var fromGeneration: UInt64
@@ -48,9 +93,11 @@ extension API {
         public var strategy: String
         /// What each phase of the strategy will do, in order.
         public var steps: [PlanStep]
+        /// `change_shard_key`: the table's rows under the new key.
+        public var layout: LayoutPlan?
 
         enum CodingKeys: String, CodingKey {
-            case kind, strategy, steps
+            case kind, strategy, steps, layout
             case fromGeneration = "from_generation"
             case toGeneration = "to_generation"
             case moves, rows, bytes
@@ -61,8 +108,9 @@ extension API {
         /// A plan with its predictions.
         public init(
             kind: String, fromGeneration: UInt64, toGeneration: UInt64, moves: [PlanMove], rows: Int, bytes: Int, movedFraction: Double,
-            idealFraction: Double, strategy: String, steps: [PlanStep]
+            idealFraction: Double, strategy: String, steps: [PlanStep], layout: LayoutPlan? = nil
         ) {
+            self.layout = layout
             self.strategy = strategy
             self.steps = steps
             self.kind = kind

@@ -62,11 +62,22 @@ extension API.Plan {
             },
             rows: preview.rows, bytes: preview.bytes, movedFraction: plan.movedFraction, idealFraction: plan.idealFraction,
             strategy: strategy.rawValue,
-            steps: strategy.steps.map {
+            steps: strategy.steps.filter { !plan.skippedPhases.contains($0.phase) }.map {
                 API.PlanStep(
                     phase: $0.phase.rawValue, writes: $0.routes.writes.rawValue, reads: $0.routes.reads.rawValue, does: $0.does,
                     until: $0.until)
-            })
+            },
+            layout: API.LayoutPlan(plan.relayout, preview.layout))
+    }
+}
+
+extension API.LayoutPlan {
+    init?(_ relayout: Relayout?, _ layout: LayoutPreview?) {
+        guard let relayout, let layout else { return nil }
+        self.init(
+            table: relayout.from.name.rawValue, shardKey: relayout.to.shardKey, rows: layout.rows, bytes: layout.bytes,
+            rowsPerShard: Dictionary(uniqueKeysWithValues: layout.rowsPerShard.map { ($0.key.rawValue, $0.value) }),
+            imbalance: layout.imbalance, unplaceable: layout.unplaceable, unplaceableExamples: layout.unplaceableExamples)
     }
 }
 

@@ -62,9 +62,23 @@ extension MigrationRoutes {
                     .badRequest, code: "invalid_range", message: "move_range needs \"start\" and \"end\" as 0x-hex bounds, start < end")
             }
             kind = .moveRange(range, to: try shard())
+        case "change_shard_key":
+            guard let raw = body.table else {
+                throw APIError(.badRequest, code: "missing_table", message: "change_shard_key needs \"table\"")
+            }
+            guard let table = TableName(raw) else {
+                throw APIError(
+                    .badRequest, code: "invalid_table_name",
+                    message: "table names match [a-z][a-z0-9_]{0,62}; got \(String(reflecting: String(raw.prefix(80))))")
+            }
+            guard let field = body.shardKey else {
+                throw APIError(.badRequest, code: "missing_shard_key", message: "change_shard_key needs \"shard_key\", the new field")
+            }
+            kind = .changeShardKey(table, field: field)
         default:
             throw APIError(
-                .badRequest, code: "invalid_kind", message: "kind must be add_shard, remove_shard, rebalance or move_range")
+                .badRequest, code: "invalid_kind",
+                message: "kind must be add_shard, remove_shard, rebalance, move_range or change_shard_key")
         }
         var settings = MigrationSettings()
         settings.strategy = strategy

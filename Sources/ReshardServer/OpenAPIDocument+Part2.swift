@@ -122,27 +122,31 @@ extension OpenAPIDocument {
             without `start` and `end` as hash bounds, start < end), `invalid_option` (an option of the wrong
             type or out of its bounds, or an unknown option; the message names it), `invalid_gate`,
             `unknown_table` (a check names a table that does not exist), `shard_in_map`, `shard_not_in_map`,
-            `last_shard`, `nothing_to_move`, `no_rows`.
+            `last_shard`, `nothing_to_move`, `no_rows`; for `change_shard_key`: `missing_table`,
+            `invalid_table_name`, `missing_shard_key`, `invalid_shard_key`, `same_shard_key` (the table is
+            placed by that field already), `shard_key_not_addressable` (the table is placed by a field
+            other than its primary key and keeps no primary-key lookup), `invalid_option` also for a
+            strategy other than `cdc_backfill`.
           content:
             application/json:
               schema:
                 $ref: '#/components/schemas/Error'
-                properties: {error: {properties: {code: {enum: [invalid_body, invalid_kind, unsupported_strategy, missing_shard, invalid_shard_id, invalid_range, invalid_option, invalid_gate, unknown_table, shard_in_map, shard_not_in_map, last_shard, nothing_to_move, no_rows]}}}}
+                properties: {error: {properties: {code: {enum: [invalid_body, invalid_kind, unsupported_strategy, missing_shard, invalid_shard_id, invalid_range, invalid_option, invalid_gate, unknown_table, shard_in_map, shard_not_in_map, last_shard, nothing_to_move, no_rows, missing_table, invalid_table_name, missing_shard_key, invalid_shard_key, same_shard_key, shard_key_not_addressable]}}}}
         '401': {$ref: '#/components/responses/Unauthorized'}
         '404':
-          description: '`unknown_shard`: `add_shard`, `remove_shard` or `move_range` names a shard that is not registered.'
+          description: '`unknown_shard`: `add_shard`, `remove_shard` or `move_range` names a shard that is not registered; `unknown_table`: `change_shard_key` names a table that does not exist.'
           content:
             application/json:
               schema:
                 $ref: '#/components/schemas/Error'
-                properties: {error: {properties: {code: {const: unknown_shard}}}}
+                properties: {error: {properties: {code: {enum: [unknown_shard, unknown_table]}}}}
         '409':
-          description: '`migration_active` (another migration is still running), `not_leader`.'
+          description: '`migration_active` (another migration is still running), `not_leader`, `rows_without_shard_key` (`change_shard_key`: live rows have no usable value of the new field; the message counts them and names some).'
           content:
             application/json:
               schema:
                 $ref: '#/components/schemas/Error'
-                properties: {error: {properties: {code: {enum: [migration_active, not_leader]}}}}
+                properties: {error: {properties: {code: {enum: [migration_active, not_leader, rows_without_shard_key]}}}}
         '413': {$ref: '#/components/responses/BodyTooLarge'}
         '415': {$ref: '#/components/responses/UnsupportedMediaType'}
     get:
@@ -350,9 +354,5 @@ components:
 
   responses:
     Health:
-      description: The router is up.
-      content:
-        application/json:
-          schema: {$ref: '#/components/schemas/Health'}
 """####
 }

@@ -4,6 +4,10 @@
 extension OpenAPIDocument {
     /// Lines 701… of the document.
     static let part3 = ####"""
+      description: The router is up.
+      content:
+        application/json:
+          schema: {$ref: '#/components/schemas/Health'}
     Metrics:
       description: Prometheus text format 0.0.4.
       content:
@@ -215,7 +219,7 @@ extension OpenAPIDocument {
       enum: [before_dual_writing, before_recording, before_copying, before_catching_up, before_verifying, before_canary, before_serving_reads, before_cutover, before_cleanup, before_cutting_over, before_cleaning_up]
     MigrationKind:
       type: string
-      enum: [add_shard, remove_shard, rebalance, move_range]
+      enum: [add_shard, remove_shard, rebalance, move_range, change_shard_key]
     DiffCounts:
       type: object
       description: Differences by class.
@@ -350,9 +354,5 @@ extension OpenAPIDocument {
         shard: {$ref: '#/components/schemas/ShardID'}
     Cluster:
       type: object
-      required: [generation, shards, tables, ranges]
-      additionalProperties: false
-      properties:
-        generation: {$ref: '#/components/schemas/UInt64'}
 """####
 }

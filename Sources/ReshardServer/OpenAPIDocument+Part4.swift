@@ -4,6 +4,10 @@
 extension OpenAPIDocument {
     /// Lines 1051… of the document.
     static let part4 = ####"""
+      required: [generation, shards, tables, ranges]
+      additionalProperties: false
+      properties:
+        generation: {$ref: '#/components/schemas/UInt64'}
         shards:
           type: array
           items: {$ref: '#/components/schemas/ShardInfo'}
@@ -23,6 +27,14 @@ extension OpenAPIDocument {
         shard:
           type: string
           description: 'The shard: added (`add_shard`), removed (`remove_shard`), or receiving the range (`move_range`); ignored by `rebalance` (`400 missing_shard`, `400 invalid_shard_id`).'
+        table:
+          type: string
+          description: '`change_shard_key`: the table whose rows are placed again (`400 missing_table`, `400 invalid_table_name`, `404 unknown_table`).'
+          examples: [orders]
+        shard_key:
+          type: string
+          description: '`change_shard_key`: the field that places the table''s rows from the switch on, a field of every row holding a string or an integer (`400 missing_shard_key`, `400 invalid_shard_key`, `400 same_shard_key`, `409 rows_without_shard_key` when some rows have no usable value: the dry run counts them and names up to ten).'
+          examples: [customer_id]
         start:
           type: string
           pattern: '^(0[xX][0-9a-fA-F]+|[0-9]+)$'
@@ -129,6 +141,27 @@ extension OpenAPIDocument {
         bytes: {$ref: '#/components/schemas/Count', description: Bytes of keys and bodies predicted to be copied.}
         moved_fraction: {type: number, minimum: 0, maximum: 1}
         ideal_fraction: {type: number, minimum: 0, maximum: 1}
+        layout: {$ref: '#/components/schemas/LayoutPlan'}
+    LayoutPlan:
+      type: object
+      description: '`change_shard_key`: the table''s live rows, counted in full, and how they will spread under the new key. Its moves are every range of the map, each from its owner to itself: every shard gives and receives rows.'
+      required: [table, shard_key, rows, bytes, rows_per_shard, imbalance, unplaceable, unplaceable_examples]
+      additionalProperties: false
+      properties:
+        table: {type: string}
+        shard_key: {type: string}
+        rows: {$ref: '#/components/schemas/Count', description: Live rows of the table.}
+        bytes: {$ref: '#/components/schemas/Count', description: Bytes of their primary keys and bodies.}
+        rows_per_shard:
+          type: object
+          description: Live rows each shard will hold under the new key.
+          additionalProperties: {$ref: '#/components/schemas/Count'}
+        imbalance: {type: number, minimum: 0, description: 'Largest over mean of rows_per_shard; 1 is perfectly even.'}
+        unplaceable: {$ref: '#/components/schemas/Count', description: 'Rows with no usable value of the new key; while there are any the migration is refused (409 rows_without_shard_key).'}
+        unplaceable_examples:
+          type: array
+          maxItems: 10
+          items: {type: string}
     Strategy:
       type: string
       enum: [cdc_backfill, dual_write, write_new_read_old, routing_first, traffic_replay]
@@ -321,38 +354,5 @@ extension OpenAPIDocument {
       type: object
       required: [rows, numeric, sum]
       additionalProperties: false
-      properties:
-        rows: {$ref: '#/components/schemas/Count'}
-        numeric: {$ref: '#/components/schemas/Count'}
-        sum: {type: string, description: The exact decimal sum.}
-    AggregateResult:
-      type: object
-      required: [check, old, new, matches]
-      additionalProperties: false
-      properties:
-        check: {type: string}
-        old: {$ref: '#/components/schemas/AggregateSide'}
-        new: {$ref: '#/components/schemas/AggregateSide'}
-        matches: {type: boolean}
-    VerificationSummary:
-      type: object
-      required: [verifications, passed, at_ms, ms, moves, rows_compared, subranges, mismatched_subranges, differences, repaired, unresolved, aggregates]
-      additionalProperties: false
-      properties:
-        verifications: {$ref: '#/components/schemas/Count'}
-        passed: {type: boolean}
-        at_ms: {$ref: '#/components/schemas/UInt64'}
-        ms: {$ref: '#/components/schemas/Millis'}
-        moves: {$ref: '#/components/schemas/Count'}
-        rows_compared: {$ref: '#/components/schemas/Count'}
-        subranges: {$ref: '#/components/schemas/Count'}
-        mismatched_subranges: {$ref: '#/components/schemas/Count'}
-        differences: {$ref: '#/components/schemas/DiffCounts'}
-        repaired: {$ref: '#/components/schemas/Count'}
-        unresolved: {$ref: '#/components/schemas/Count'}
-        aggregates:
-          type: array
-          items: {$ref: '#/components/schemas/AggregateResult'}
-    MigrationDetail:
 """####
 }

@@ -4,6 +4,39 @@
 extension OpenAPIDocument {
     /// Lines 1401… of the document.
     static let part5 = ####"""
+      properties:
+        rows: {$ref: '#/components/schemas/Count'}
+        numeric: {$ref: '#/components/schemas/Count'}
+        sum: {type: string, description: The exact decimal sum.}
+    AggregateResult:
+      type: object
+      required: [check, old, new, matches]
+      additionalProperties: false
+      properties:
+        check: {type: string}
+        old: {$ref: '#/components/schemas/AggregateSide'}
+        new: {$ref: '#/components/schemas/AggregateSide'}
+        matches: {type: boolean}
+    VerificationSummary:
+      type: object
+      required: [verifications, passed, at_ms, ms, moves, rows_compared, subranges, mismatched_subranges, differences, repaired, unresolved, aggregates]
+      additionalProperties: false
+      properties:
+        verifications: {$ref: '#/components/schemas/Count'}
+        passed: {type: boolean}
+        at_ms: {$ref: '#/components/schemas/UInt64'}
+        ms: {$ref: '#/components/schemas/Millis'}
+        moves: {$ref: '#/components/schemas/Count'}
+        rows_compared: {$ref: '#/components/schemas/Count'}
+        subranges: {$ref: '#/components/schemas/Count'}
+        mismatched_subranges: {$ref: '#/components/schemas/Count'}
+        differences: {$ref: '#/components/schemas/DiffCounts'}
+        repaired: {$ref: '#/components/schemas/Count'}
+        unresolved: {$ref: '#/components/schemas/Count'}
+        aggregates:
+          type: array
+          items: {$ref: '#/components/schemas/AggregateResult'}
+    MigrationDetail:
       type: object
       required: [id, kind, phase, moves, rows_copied, rows_estimated, error, interrupted, from_generation, to_generation,
         copy_tasks_done, copy_tasks, forward, reverse, change_capture, cutover_step, cutover_attempts, phases, cutover_steps,

@@ -5,7 +5,7 @@ import ReshardAPI
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
-            "Move data between shards live: add, remove, rebalance, move a range; watch, verify, approve, pause, resume, roll back.",
+            "Move data between shards live: add, remove, rebalance, move a range, change a table's shard key; watch, verify, approve, pause, resume, roll back.",
         discussion: """
             Every migration copies the moving ranges in chunks while the changelog keeps the new owners current, verifies every move (sub-range checksums, row diffs of what differs, repair from the old owners), shifts reads gradually through a canary of shadow reads, cuts over with a write pause of milliseconds, keeps the old owners current during bake (so rollback loses nothing), then cleans up. Gates make it wait for an operator before named phases.
 
@@ -15,9 +15,11 @@ struct Migrate: AsyncParsableCommand {
               reshard migrate status --watch
               reshard migrate verify m1abc
               reshard migrate approve m1abc
+              reshard migrate change-shard-key orders --shard-key customer_id --dry-run
             """,
         subcommands: [
-            AddShard.self, RemoveShard.self, Rebalance.self, MoveRange.self, MigrationStatusCommand.self, Verify.self, Approve.self,
+            AddShard.self, RemoveShard.self, Rebalance.self, MoveRange.self, ChangeShardKey.self, MigrationStatusCommand.self, Verify.self,
+            Approve.self,
             Pause.self, Resume.self, Rollback.self,
         ]
     )
@@ -103,7 +105,9 @@ struct MigrationOptions: ParsableArguments {
 
     /// The request for a migration of `kind` with these options (none sent when none is given,
     /// so the server's defaults apply).
-    func request(kind: String, shard: String? = nil, start: String? = nil, end: String? = nil) -> API.CreateMigration {
+    func request(
+        kind: String, shard: String? = nil, table: String? = nil, shardKey: String? = nil, start: String? = nil, end: String? = nil
+    ) -> API.CreateMigration {
         var options = API.MigrationOptions()
         options.chunkRows = chunkRows
         options.bakeMs = bakeMs
@@ -119,7 +123,7 @@ struct MigrationOptions: ParsableArguments {
         options.maxReadLatencyFactor = maxReadLatencyFactor
         options.verifySubranges = verifySubranges
         return API.CreateMigration(
-            kind: kind, shard: shard, start: start, end: end, strategy: strategy, dryRun: dryRun,
+            kind: kind, shard: shard, table: table, shardKey: shardKey, start: start, end: end, strategy: strategy, dryRun: dryRun,
             options: options == API.MigrationOptions() ? nil : options)
     }
 }
@@ -191,6 +195,27 @@ struct MoveRange: AsyncParsableCommand {
 
     func run() async throws {
         try await startMigration(connection, options, options.request(kind: "move_range", shard: to, start: start, end: end))
+    }
+}
+
+struct ChangeShardKey: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Place a table's rows by another field, live: a new layout is built beside the old one, then switched.",
+        discussion: """
+            Every row is copied into a new layout placed by the field, kept current from the table's changelog, verified row by row, then the table alone is switched (its writes held for milliseconds). Rows are still read and written by primary key afterwards (a primary-key lookup finds them), and listed by the new field with ?shard_key=. Rows without a usable value of the field (a string or an integer) are counted by --dry-run and refuse the start. The old layout stays current during the bake, so a rollback loses nothing, and is dropped at cleanup.
+
+            Example:
+              reshard migrate change-shard-key orders --shard-key customer_id --dry-run
+              reshard migrate change-shard-key orders --shard-key customer_id --bake-ms 60000
+            """)
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var options: MigrationOptions
+    @Argument(help: "The table to place again.") var table: String
+    @Option(help: "The field that places its rows from the switch on.") var shardKey: String
+
+    func run() async throws {
+        try await startMigration(
+            connection, options, options.request(kind: "change_shard_key", table: table, shardKey: shardKey))
     }
 }
 

@@ -9,16 +9,22 @@ enum MigrationText {
                 + "\(plan.rows) rows (\(bytes(plan.bytes))), "
                 + String(format: "%.1f %% of the hash space (ideal %.1f %%)", plan.movedFraction * 100, plan.idealFraction * 100)
         ]
+        if let layout = plan.layout {
+            lines += layoutLines(layout)
+        }
         var bySource: [String: (moves: Int, rows: Int)] = [:]
-        for move in plan.moves {
+        for move in plan.moves where plan.layout == nil {
             let key = "\(move.source) → \(move.target)"
             bySource[key] = ((bySource[key]?.moves ?? 0) + 1, (bySource[key]?.rows ?? 0) + move.rows)
         }
-        lines += [""]
-        lines += TextTable.render(
-            header: ["FROM → TO", "RANGES", "ROWS"],
-            rows: bySource.sorted { $0.key < $1.key }.map { [$0.key, String($0.value.moves), String($0.value.rows)] },
-            rightAligned: [1, 2])
+        if !bySource.isEmpty { lines += [""] }
+        lines +=
+            bySource.isEmpty
+            ? []
+            : TextTable.render(
+                header: ["FROM → TO", "RANGES", "ROWS"],
+                rows: bySource.sorted { $0.key < $1.key }.map { [$0.key, String($0.value.moves), String($0.value.rows)] },
+                rightAligned: [1, 2])
         lines += ["", "strategy \(plan.strategy), phase by phase (writes and reads of the moving ranges):"]
         let width = plan.steps.map(\.phase.count).max() ?? 0
         for (index, step) in plan.steps.enumerated() {
@@ -28,6 +34,27 @@ enum MigrationText {
             lines.append("     \(String(repeating: " ", count: width))  \(step.does); ends when \(step.until)")
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// A shard-key change's dry run: rows, bytes, the spread under the new key, rows without one.
+    static func layoutLines(_ layout: API.LayoutPlan) -> [String] {
+        var lines = [
+            "",
+            "table \(layout.table) placed by \(layout.shardKey) from the switch on: \(layout.rows) live rows (\(bytes(layout.bytes))) re-placed, "
+                + String(format: "largest shard %.2f× the mean", layout.imbalance),
+            "",
+        ]
+        lines += TextTable.render(
+            header: ["SHARD", "ROWS UNDER \(layout.shardKey.uppercased())"],
+            rows: layout.rowsPerShard.sorted { $0.key < $1.key }.map { [$0.key, String($0.value)] }, rightAligned: [1])
+        if layout.unplaceable > 0 {
+            lines += [
+                "",
+                "\(layout.unplaceable) row(s) have no usable \(layout.shardKey) (a string or an integer), for example "
+                    + layout.unplaceableExamples.joined(separator: ", ") + ": the migration will not start until they have one",
+            ]
+        }
+        return lines
     }
 
     /// Every migration, oldest first, a line each.

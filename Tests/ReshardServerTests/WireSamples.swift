@@ -33,7 +33,7 @@ enum WireSamples {
         Sample(schema: "CreateMigration", minimal: API.CreateMigration(kind: "rebalance"), full: createMigration),
         Sample(schema: "MigrationOptions", minimal: API.MigrationOptions(), full: options),
         Sample(schema: "PlanMove", minimal: move, full: move),
-        Sample(schema: "Plan", minimal: plan, full: plan),
+        Sample(schema: "Plan", minimal: plan, full: layoutPlan),
         Sample(schema: "PlanStep", minimal: step, full: step),
         Sample(schema: "ReadServing", minimal: readServing(full: false), full: readServing(full: true)),
         Sample(
@@ -96,6 +96,12 @@ enum WireSamples {
     static let plan = API.Plan(
         kind: "add_shard", fromGeneration: 1, toGeneration: 2, moves: [move], rows: 3, bytes: 90, movedFraction: 0.2, idealFraction: 0.2,
         strategy: "dual_write", steps: [step])
+    static let layoutPlan = API.Plan(
+        kind: "change_shard_key", fromGeneration: 1, toGeneration: 1, moves: [move], rows: 3, bytes: 90, movedFraction: 1,
+        idealFraction: 1, strategy: "cdc_backfill", steps: [step],
+        layout: API.LayoutPlan(
+            table: "orders", shardKey: "customer_id", rows: 3, bytes: 90, rowsPerShard: ["s1": 2, "s5": 1], imbalance: 1.33, unplaceable: 1,
+            unplaceableExamples: ["o7"]))
     static let step = API.PlanStep(phase: "dual_writing", writes: "dual", reads: "owner", does: "writes both", until: "shown")
     static let unreadable = API.MigrationSummary.unreadable(id: "m0", reason: "the journal cannot be read")
     static let differences = API.DiffCounts(missingOnTarget: 1, extraOnTarget: 0, olderOnTarget: 2, newerOnTarget: 0, corrupt: 0)
@@ -129,7 +135,8 @@ enum WireSamples {
     }
 
     static let createMigration = API.CreateMigration(
-        kind: "move_range", shard: "s5", start: "0x0", end: "0x10", strategy: "cdc_backfill", dryRun: true, options: options)
+        kind: "move_range", shard: "s5", table: "orders", shardKey: "customer_id", start: "0x0", end: "0x10", strategy: "cdc_backfill",
+        dryRun: true, options: options)
 
     static func migrationSummary(full: Bool) -> API.MigrationSummary {
         API.MigrationSummary(

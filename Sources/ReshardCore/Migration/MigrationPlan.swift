@@ -58,6 +58,18 @@ public struct MigrationPlan: Hashable, Sendable, Codable {
     /// The table's layouts, for a shard-key change.
     public let relayout: Relayout?
 
+    /// Phases of the strategy's table this plan never runs. A shard-key change has no canary and
+    /// no read steps: both compare or serve a range's two owners, and its two layouts are not
+    /// two owners of a range (its verification compares every row by primary key instead).
+    public var skippedPhases: Set<MigrationPhase> { relayout == nil ? [] : [.canary, .servingReads] }
+
+    /// Why this plan cannot run under `strategy` (nil: it can). A shard-key change copies and
+    /// catches up: writes stay on the old layout until the switch.
+    public func refusal(of strategy: MigrationStrategy) -> String? {
+        guard relayout != nil, strategy != .cdcBackfill else { return nil }
+        return "strategy: a shard-key change copies and catches up (cdc_backfill); it has no other strategy"
+    }
+
     /// The share of the hash space this plan moves.
     public var movedFraction: Double { moves.reduce(0) { $0 + $1.range.fraction } }
 

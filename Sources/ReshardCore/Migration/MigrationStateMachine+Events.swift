@@ -20,6 +20,7 @@ extension MigrationStateMachine {
         case .start:
             guard phase == .planned else { return .rejected("the migration already started (\(phase.rawValue))") }
             if let violation = settings.violation() { return .rejected("\(violation)") }
+            if let refusal = plan.refusal(of: settings.strategyInForce) { return .rejected(refusal) }
             phase = .preparing
         case .prepared(let positions):
             precondition(phase == .preparing, "prepared in \(phase)")

@@ -36,7 +36,8 @@ extension MigrationStateMachine {
     /// The phase after the current one in the strategy's table: a canary without steps, or one
     /// that passed before an aborted cutover, is not run (again).
     var nextPhase: MigrationPhase {
-        var skip: Set<MigrationPhase> = canaryPassed || settings.canarySteps.isEmpty ? [.canary] : []
+        var skip = plan.skippedPhases
+        if canaryPassed || settings.canarySteps.isEmpty { skip.insert(.canary) }
         if settings.readStepsInForce.isEmpty { skip.insert(.servingReads) }
         return settings.strategyInForce.phase(after: phase, skip: skip) ?? .done
     }

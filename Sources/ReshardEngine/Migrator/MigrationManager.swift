@@ -149,22 +149,11 @@ public final class MigrationManager: Sendable {
         }
         let preview = try await self.preview(request.kind)
         guard !request.dryRun else { return (nil, preview) }
-        if let relayout = preview.plan.relayout {
-            guard request.settings.strategyInForce == .cdcBackfill else {
-                throw RouterError(
-                    .badRequest, "invalid_option",
-                    "strategy: a shard-key change copies and catches up (cdc_backfill); it has no other strategy")
-            }
-            if let layout = preview.layout, layout.unplaceable > 0 {
-                throw RouterError(
-                    .conflict, "rows_without_shard_key",
-                    "\(layout.unplaceable) row(s) of \(relayout.from.name) have no usable \(relayout.to.shardKey) (a string or an integer key), for example \(layout.unplaceableExamples.prefix(5).joined(separator: ", ")); give them one first"
-                )
-            }
-            // Shadow reads compare a range's two owners; a shard-key change's two layouts are not
-            // compared by the canary yet, so it goes from verification to the switch.
-            request.settings.canarySteps = []
-            request.settings.readSteps = nil
+        if let relayout = preview.plan.relayout, let layout = preview.layout, layout.unplaceable > 0 {
+            throw RouterError(
+                .conflict, "rows_without_shard_key",
+                "\(layout.unplaceable) row(s) of \(relayout.from.name) have no usable \(relayout.to.shardKey) (a string or an integer key), for example \(layout.unplaceableExamples.prefix(5).joined(separator: ", ")); give them one first"
+            )
         }
         try requireLeader()
         let id = "m" + String(wallMillis(), radix: 36) + String(UInt32.random(in: 0...UInt32.max) % 1296, radix: 36)
