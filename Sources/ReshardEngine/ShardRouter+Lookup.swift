@@ -85,21 +85,37 @@ extension ShardRouter {
             }
             var left = PrimaryKeyLookup.leftBehind(current, newKey: newKey)
             if let truth, truth != newKey, !left.contains(truth) { left.append(truth) }
-            for key in left {
-                let tombstone = StoredRow(
-                    table: storage, pk: LookupEntry.slot(pk: pk, key: key), shardKey: key, version: version, body: nil)
-                let (_, tombstoneShard, _) = try await routedPlacement(Placement(row: tombstone, generation: nil), of: definition.name)
-                if newKey == nil && key == truth { shard = tombstoneShard }
+            guard newKey == nil else {
+                for key in left { _ = try await leaveBehind(pk, key: key, version: version, of: definition) }
+                return WriteReceipt(pk: pk, version: version, shard: shard, generation: generation)
             }
-            if newKey == nil {
-                // The delete landed: the entry can become a tombstone (garbage collection purges it
-                // like any other), one version on. A writer that claimed meanwhile wins.
+            // A delete happened with its claim: reads by primary key find no row from then on.
+            // What follows tidies the places the row left (listings by those keys) and finishes
+            // the entry; should it fail (a switch retired the layout under it, a shard went away),
+            // the next write of the key tidies them, and the client must not be told that a delete
+            // which happened failed (a retry would then answer 404 for it).
+            do {
+                for key in left {
+                    let tombstoneShard = try await leaveBehind(pk, key: key, version: version, of: definition)
+                    if key == truth { shard = tombstoneShard }
+                }
+                // The entry becomes a tombstone (garbage collection purges it like any other), one
+                // version on. A writer that claimed meanwhile wins.
                 let finished = StoredRow(table: lookup, pk: pk, shardKey: pk, version: version + 1, body: nil)
                 _ = try await routedPlacement(Placement(row: finished, expected: .version(version), generation: nil), of: definition.name)
+            } catch {
+                logger.debug("a delete's tidying is left to the next write", metadata: ["pk": "\(pk)", "error": "\(error)"])
             }
             return WriteReceipt(pk: pk, version: version, shard: shard, generation: generation)
         }
         throw RouterError.keyContended(pk)
+    }
+
+    /// Tombstones row `pk`'s place under `key` at `version` (a place the row left); the shard.
+    private func leaveBehind(_ pk: String, key: String, version: UInt64, of definition: TableDefinition) async throws -> ShardID {
+        let tombstone = StoredRow(
+            table: definition.storage, pk: LookupEntry.slot(pk: pk, key: key), shardKey: key, version: version, body: nil)
+        return try await routedPlacement(Placement(row: tombstone, generation: nil), of: definition.name).1
     }
 
     /// The lookup entry of `pk` and the version of its lookup row (a tombstone's too: a finished

@@ -135,15 +135,22 @@ struct DemoCheck: Sendable {
 
     private func checkPlacement(into result: inout Result) async throws {
         let map = router.shardMap
-        let table = try DemoRun.table
+        let name = try DemoRun.table
+        let definition = try router.tables.first { $0.name == name }.orThrow("table")
         for id in router.registeredShards {
             guard let store = router.store(id) else { continue }
             var live = 0
             var misplaced: [String] = []
-            try await store.forEachChunk(table: table) { rows in
+            try await store.forEachChunk(table: definition.storage) { rows in
                 for row in rows {
                     if !row.isDeleted { live += 1 }
                     if map.owner(of: row.hash) != id { misplaced.append("\(row.pk) is on \(id), the map names \(map.owner(of: row.hash))") }
+                    // After a shard-key change, a live row sits under the key its body names.
+                    if definition.lookup != nil, let body = row.body,
+                        (try? StrictJSON.object(Array(body.utf8)).members[definition.shardKey]?.keyText) != row.shardKey
+                    {
+                        misplaced.append("\(row.pk) is placed under \(row.shardKey), its \(definition.shardKey) says otherwise")
+                    }
                 }
             }
             result.misplaced += misplaced.count

@@ -74,16 +74,22 @@ struct DemoReport: Codable {
             lines.append("  " + label.padding(toLength: 20, withPad: " ", startingAt: 0) + value)
         }
         if let m = migration {
+            let relayout = m.kind == "change_shard_key"
             let moved = Double(m.rowsPredicted) / Double(max(1, m.rowsAtStart))
             line(
                 "rows moved",
-                String(
-                    format: "%@ of %@ = %.1f %% (ideal 1/5 = 20.0 %%, ratio %.3f); %@ rows copied", Demo.count(m.rowsPredicted) as NSString,
-                    Demo.count(m.rowsAtStart) as NSString, moved * 100, moved / 0.2, Demo.count(m.rowsCopied) as NSString))
+                relayout
+                    ? "every row of \(DemoRun.tableName): \(Demo.count(m.rowsPredicted)) rows re-placed by \(DemoRun.newShardKey); "
+                        + "\(Demo.count(m.rowsCopied)) rows copied"
+                    : String(
+                        format: "%@ of %@ = %.1f %% (ideal 1/5 = 20.0 %%, ratio %.3f); %@ rows copied",
+                        Demo.count(m.rowsPredicted) as NSString, Demo.count(m.rowsAtStart) as NSString, moved * 100, moved / 0.2,
+                        Demo.count(m.rowsCopied) as NSString))
             line(
                 "migration",
                 String(
-                    format: "add_shard s5 by %@ %@ in %.1f s over %d ranges; copy %@ rows/s; %d cutover attempt(s)",
+                    format: "%@ by %@ %@ in %.1f s over %d ranges; copy %@ rows/s; %d cutover attempt(s)",
+                    (relayout ? "change_shard_key \(DemoRun.tableName) id → \(DemoRun.newShardKey)" : "add_shard s5") as NSString,
                     m.strategy as NSString, m.phase as NSString, m.seconds, m.moves, Demo.count(Int(m.copyRowsPerSecond)) as NSString,
                     m.cutoverAttempts))
             if m.secondWrites > 0 {
@@ -123,13 +129,19 @@ struct DemoReport: Codable {
                     m.differingSubranges, m.repaired))
             line(
                 "canary",
-                "reads shadow-read at " + m.canarySteps.map { String(format: "%.0f %%", $0) }.joined(separator: " → ")
-                    + ": \(Demo.count(m.shadowReads)) reads, \(Demo.count(m.shadowMatches)) matched, \(m.shadowLag) lag, "
-                    + "\(m.shadowMismatches) real mismatches"
-                    + (m.shadowDeltaP99Micros.map { String(format: " (new owner latency delta p99 %+.2f ms)", Double($0) / 1_000) } ?? ""))
+                m.canarySteps.isEmpty || relayout
+                    ? "none (a shard-key change is compared row by row by its verification)"
+                    : "reads shadow-read at " + m.canarySteps.map { String(format: "%.0f %%", $0) }.joined(separator: " → ")
+                        + ": \(Demo.count(m.shadowReads)) reads, \(Demo.count(m.shadowMatches)) matched, \(m.shadowLag) lag, "
+                        + "\(m.shadowMismatches) real mismatches"
+                        + (m.shadowDeltaP99Micros.map { String(format: " (new owner latency delta p99 %+.2f ms)", Double($0) / 1_000) }
+                            ?? ""))
             line(
                 "cleanup",
-                "\(Demo.count(m.rowsDeleted)) moved rows deleted from the old owners, \(Demo.count(m.tombstonesPurged)) tombstones purged")
+                (relayout
+                    ? "\(Demo.count(m.rowsDeleted)) rows of the old layout cleared and its tables dropped"
+                    : "\(Demo.count(m.rowsDeleted)) moved rows deleted from the old owners")
+                    + ", \(Demo.count(m.tombstonesPurged)) tombstones purged")
             if !m.throttleReasons.isEmpty { line("throttle", m.throttleReasons.joined(separator: "; ")) }
         }
         if let migrationError { line("migration error", migrationError) }

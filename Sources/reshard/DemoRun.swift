@@ -15,6 +15,8 @@ struct DemoRun: Sendable {
     /// What the migration did, for the report.
     struct Result: Sendable, Codable {
         var id = ""
+        /// `add_shard` or `change_shard_key`.
+        var kind = "add_shard"
         var phase = ""
         var strategy = MigrationStrategy.cdcBackfill.rawValue
         /// `dual_write`'s second writes the new owner took.
@@ -62,24 +64,33 @@ struct DemoRun: Sendable {
         }
     }
 
-    func migrate(bakeMillis: UInt64, strategy: MigrationStrategy?) async throws -> Result {
+    func migrate(bakeMillis: UInt64, strategy: MigrationStrategy?, changeShardKey: Bool = false) async throws -> Result {
         try await wait(settle, label: "baseline")
-        _ = try await router.addShard(id: "s5", location: newShardLocation)
+        if !changeShardKey { _ = try await router.addShard(id: "s5", location: newShardLocation) }
         var result = Result()
         for shard in router.shardMap.shards {
             result.rowsAtStart += try await router.store(shard)?.summary(table: try Self.table, range: .full).rows ?? 0
         }
         workload.stage.withLock { $0 = .during }
         let settings = MigrationSettings(bakeMillis: bakeMillis, tombstoneGraceMillis: 0, canaryStepMillis: 500, strategy: strategy)
-        let (created, preview) = try await migrations.create(MigrationRequest(kind: .addShard(try Self.newShard), settings: settings))
+        let kind: MigrationKind = changeShardKey ? .changeShardKey(try Self.table, field: Self.newShardKey) : .addShard(try Self.newShard)
+        let (created, preview) = try await migrations.create(MigrationRequest(kind: kind, settings: settings))
         guard let id = created else { throw DemoError("the migration was not created") }
         result.id = id
+        result.kind = kind.name
         result.rowsPredicted = preview.rows
         result.moves = preview.plan.moves.count
-        let share = Double(preview.rows) / Double(max(1, result.rowsAtStart)) * 100
-        say(
-            "adding shard s5 live (migration \(id)): \(preview.plan.moves.count) ranges, \(Demo.count(preview.rows)) rows to move "
-                + String(format: "(%.1f %% of %@; ideal 20.0 %%)", share, Demo.count(result.rowsAtStart) as NSString))
+        if let layout = preview.layout {
+            say(
+                "changing the shard key of \(Self.tableName) from id to \(Self.newShardKey) live (migration \(id)): "
+                    + "\(Demo.count(layout.rows)) live rows re-placed, "
+                    + String(format: "largest shard %.2f× the mean under the new key", layout.imbalance))
+        } else {
+            let share = Double(preview.rows) / Double(max(1, result.rowsAtStart)) * 100
+            say(
+                "adding shard s5 live (migration \(id)): \(preview.plan.moves.count) ranges, \(Demo.count(preview.rows)) rows to move "
+                    + String(format: "(%.1f %% of %@; ideal 20.0 %%)", share, Demo.count(result.rowsAtStart) as NSString))
+        }
         try await follow(id, into: &result)
         workload.stage.withLock { $0 = .after }
         try await wait(settle, label: "after")
@@ -90,6 +101,8 @@ struct DemoRun: Sendable {
     static let tableName = "accounts"
     static var table: TableName { get throws { try TableName(tableName).orThrow("table name") } }
     static var newShard: ShardID { get throws { try ShardID("s5").orThrow("shard id") } }
+    /// The field `--change-shard-key` places the table by.
+    static let newShardKey = "customer"
 
     /// Shows the migration until it ends (or fails), recording phase times and figures.
     private func follow(_ id: String, into result: inout Result) async throws {

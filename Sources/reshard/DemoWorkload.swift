@@ -58,9 +58,11 @@ final class DemoWorkload: Sendable {
 
     static func key(_ index: Int) -> String { "a\(index)" }
 
+    /// A row; its `customer` changes with `step`, so a workload's updates move rows between
+    /// customers (the field `reshard demo --change-shard-key` places rows by).
     static func body(_ index: Int, client: Int, step: Int) -> [UInt8] {
         Array(
-            #"{"id":"a\#(index)","owner":"client-\#(client)","balance":\#((index &* 7_919 &+ step) % 100_000),"note":"reshard demo row, padded to about two hundred bytes so the copy moves realistic rows ........................"}"#
+            #"{"id":"a\#(index)","owner":"client-\#(client)","customer":"c\#((index &* 7 &+ step) % 1_000)","balance":\#((index &* 7_919 &+ step) % 100_000),"note":"reshard demo row, padded to about two hundred bytes so the copy moves realistic rows ........"}"#
                 .utf8)
     }
 

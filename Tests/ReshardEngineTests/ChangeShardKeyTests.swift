@@ -17,19 +17,81 @@ import Testing
         Array("{\"id\":\"\(pk)\",\"customer_id\":\"c\(customer)\",\"n\":\(n)}".utf8)
     }
 
+    /// One writer of `orders`: updates that move its rows between customers, deletes, and a read
+    /// of each of its own writes, each acknowledged in `ledger`. It writes only keys
+    /// `o(i * writers + writer)`, so its read-back expectation is exact; `stop` is asked every 25
+    /// steps.
+    static func write(
+        router: ShardRouter, ledger: Ledger, writer: Int, writers: Int, rows: Int, steps: Int, stop: @Sendable () async -> Bool
+    ) async throws {
+        var random = SeededRandom(seed: 7 + UInt64(writer))
+        for step in 0..<steps {
+            if step % 25 == 0, await stop() { break }
+            let pk = "o\(Int(random.next() % UInt64(rows / writers)) * writers + writer)"
+            do {
+                if random.next() % 6 == 0 {
+                    let receipt = try await router.delete(table: "orders", pk: pk, shardKey: nil)
+                    ledger.acknowledge(pk, version: receipt.version, deleted: true)
+                } else {
+                    let body = Self.body(pk, customer: Int(random.next() % UInt64(Self.customers)), n: step + 1)
+                    let receipt = try await router.put(table: "orders", pk: pk, body: body)
+                    ledger.acknowledge(pk, version: receipt.version, deleted: false, body: body)
+                    let read = try await router.get(table: "orders", pk: pk, shardKey: nil)
+                    if read.version < receipt.version { ledger.violation("\(pk): read v\(read.version) after v\(receipt.version)") }
+                }
+            } catch let error as RouterError where ["not_found", "range_moving", "layout_moving"].contains(error.code) {
+                continue
+            }
+        }
+    }
+
+    /// Creates `orders` (keyed and placed by `id`) and loads `rows` rows, acknowledged in `ledger`.
+    static func load(_ router: ShardRouter, rows: Int, ledger: Ledger) async throws {
+        _ = try await router.createTable(name: "orders", primaryKey: "id", shardKey: "id")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for lane in 0..<8 {
+                group.addTask {
+                    for i in stride(from: lane, to: rows, by: 8) {
+                        let body = Self.body("o\(i)", customer: i % Self.customers, n: 0)
+                        let receipt = try await router.put(table: "orders", pk: "o\(i)", body: body)
+                        ledger.acknowledge(receipt.pk, version: receipt.version, deleted: false, body: body)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// Rows of the live test: 2,000 in the suite; `RESHARD_SHARD_KEY_ROWS=100000` runs the issue's
+    /// full-size change by hand (minutes, so not in CI).
+    static var liveRows: Int {
+        ProcessInfo.processInfo.environment["RESHARD_SHARD_KEY_ROWS"].flatMap(Int.init).map { min(max($0, 100), 1_000_000) } ?? 2_000
+    }
+
+    /// Every acknowledged write and delete of `orders` reads back by primary key.
+    static func checkLedger(_ ledger: Ledger, router: ShardRouter, atLeast rows: Int) async throws {
+        #expect(ledger.violations.isEmpty, "\(ledger.violations.prefix(5))")
+        let report = try await ledger.check { pk in
+            do {
+                let row = try await router.get(table: "orders", pk: pk, shardKey: nil)
+                return Ledger.Read(version: row.version, body: Array(row.body.utf8))
+            } catch let error as RouterError where error.code == "not_found" {
+                return nil
+            }
+        }
+        #expect(report.checked >= rows && report.isClean, "\(report)")
+    }
+
     @Test(arguments: ShardBackend.clusterCases)
     func changesTheShardKeyUnderLoadWithoutLosingAWrite(backend: ShardBackend) async throws {
         let fixture = try await RouterFixture.make(shards: 3, backend: backend)
         defer { fixture.remove() }
         let router = fixture.router
-        _ = try await router.createTable(name: "orders", primaryKey: "id", shardKey: "id")
         let ledger = Ledger()
-        let rows = 2_000
-        for i in 0..<rows {
-            let body = Self.body("o\(i)", customer: i % Self.customers, n: 0)
-            let receipt = try await router.put(table: "orders", pk: "o\(i)", body: body)
-            ledger.acknowledge(receipt.pk, version: receipt.version, deleted: false, body: body)
-        }
+        let rows = Self.liveRows
+        let loadStart = ContinuousClock.now
+        try await Self.load(router, rows: rows, ledger: ledger)
+        let loaded = ContinuousClock.now
         let manager = MigrationManager(router: router, metadata: fixture.metadata, logger: Logger(label: "test"))
         let kind = MigrationKind.changeShardKey(TableName("orders")!, field: "customer_id")
         let preview = try await manager.preview(kind)
@@ -46,28 +108,8 @@ import Testing
         try await withThrowingTaskGroup(of: Void.self) { group in
             for writer in 0..<4 {
                 group.addTask {
-                    var random = SeededRandom(seed: 7 + UInt64(writer))
-                    for step in 0..<6_000 {
-                        if step % 25 == 0, await done() { break }
-                        // Each writer its own keys, so its read-back expectation is exact.
-                        let pk = "o\(Int(random.next() % UInt64(rows / 4)) * 4 + writer)"
-                        do {
-                            if random.next() % 6 == 0 {
-                                let receipt = try await router.delete(table: "orders", pk: pk, shardKey: nil)
-                                ledger.acknowledge(pk, version: receipt.version, deleted: true)
-                            } else {
-                                let body = Self.body(pk, customer: Int(random.next() % UInt64(Self.customers)), n: step + 1)
-                                let receipt = try await router.put(table: "orders", pk: pk, body: body)
-                                ledger.acknowledge(pk, version: receipt.version, deleted: false, body: body)
-                                let read = try await router.get(table: "orders", pk: pk, shardKey: nil)
-                                if read.version < receipt.version {
-                                    ledger.violation("\(pk): read v\(read.version) after v\(receipt.version)")
-                                }
-                            }
-                        } catch let error as RouterError where ["not_found", "range_moving", "layout_moving"].contains(error.code) {
-                            continue
-                        }
-                    }
+                    try await Self.write(
+                        router: router, ledger: ledger, writer: writer, writers: 4, rows: rows, steps: max(6_000, rows * 3), stop: done)
                 }
             }
             try await group.waitForAll()
@@ -76,6 +118,13 @@ import Testing
         for _ in 0..<1_200 where !(await done()) { try await Task.sleep(for: .milliseconds(100)) }
         let status = try #require(await manager.status(migration))
         let final = status.machine
+        // The figures of a by-hand full-size run (`liveRows`), in the log.
+        let log = final.phaseLog
+        let phases = zip(log, log.dropFirst()).map { "\($0.phase.rawValue) \(Double($1.at - min($1.at, $0.at)) / 1_000) s" }
+        print(
+            "change_shard_key on \(backend): \(rows) rows loaded in \(loaded - loadStart); \(final.phase.rawValue) in "
+                + "\(Double((log.last?.at ?? 0) - (log.first?.at ?? 0)) / 1_000) s; \(phases.joined(separator: ", ")); "
+                + "writes held \(final.pausesMillis) ms; \(final.cutoverAttempts) cutover attempt(s); \(final.rowsCopied) rows copied")
         #expect(
             final.phase == .done,
             "ended in \(final.phase): \(final.failure ?? "") \(status.error ?? "") \(final.phaseLog.map { "\($0.phase.rawValue)@\($0.at % 100_000)" }) pacing \(String(describing: final.pacing))"
@@ -89,16 +138,7 @@ import Testing
             #expect(try await !fixture.openShard(shard.rawValue).tables().contains(TableName("orders")!), "old layout dropped on \(shard)")
         }
         // Every acknowledged write and delete reads back by primary key.
-        #expect(ledger.violations.isEmpty, "\(ledger.violations.prefix(5))")
-        let report = try await ledger.check { pk in
-            do {
-                let row = try await router.get(table: "orders", pk: pk, shardKey: nil)
-                return Ledger.Read(version: row.version, body: Array(row.body.utf8))
-            } catch let error as RouterError where error.code == "not_found" {
-                return nil
-            }
-        }
-        #expect(report.checked >= rows && report.isClean, "\(report)")
+        try await Self.checkLedger(ledger, router: router, atLeast: rows)
         // Every live row lives on the shard its customer names, and a customer's listing is
         // exactly its rows.
         var byCustomer: [String: Set<String>] = [:]

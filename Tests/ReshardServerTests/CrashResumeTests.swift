@@ -186,7 +186,7 @@ import Testing
     }
 
     /// Polls the migration (found by listing when its creation was never answered) until it ends.
-    private static func waitUntilDone(port: Int, answeredID: String?) async throws -> API.MigrationSummary? {
+    static func waitUntilDone(port: Int, answeredID: String?) async throws -> API.MigrationSummary? {
         let admin = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
         defer { Task { await admin.close() } }
         let listed = try await admin.request("GET", "/v1/migrations", headers: auth)

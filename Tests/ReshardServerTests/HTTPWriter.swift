@@ -91,8 +91,10 @@ struct HTTPWriter: Sendable {
             let pk = keys[Int(random.next() % UInt64(keys.count))]
             let roll = random.next() % 10
             let operation: Ledger.Operation? = roll < 2 ? .delete : roll < 7 ? .put : nil
+            // A group field that changes on most writes: a table placed by it moves rows then.
+            let group = random.next() % 16
             do {
-                try await step(open, pk: pk, operation: operation)
+                try await step(open, pk: pk, operation: operation, group: group)
                 ledger.count("answered by \(ports[target])")
             } catch {
                 // The connection broke (the server was killed); `write` noted a write whose outcome is unknown.
@@ -104,14 +106,14 @@ struct HTTPWriter: Sendable {
         for connection in connections { await connection?.close() }
     }
 
-    private func step(_ connection: HTTPConnection, pk: String, operation: Ledger.Operation?) async throws {
+    private func step(_ connection: HTTPConnection, pk: String, operation: Ledger.Operation?, group: UInt64) async throws {
         let path = "/v1/tables/kv/rows/\(pk)"
         switch operation {
         case .put:
-            let response = try await write(connection, "PUT", path, pk: pk, operation: .put)
+            let response = try await write(connection, "PUT", path, pk: pk, operation: .put, group: group)
             if try record(response, pk: pk, operation: .put) { try await readBack(connection, pk: pk) }
         case .delete:
-            let response = try await write(connection, "DELETE", path, pk: pk, operation: .delete)
+            let response = try await write(connection, "DELETE", path, pk: pk, operation: .delete, group: group)
             if response.status == 404 {
                 if let problem = ledger.contradiction(pk, read: nil) { ledger.violation("DELETE answered 404: \(problem)") }
                 return
@@ -124,10 +126,10 @@ struct HTTPWriter: Sendable {
 
     /// Sends a write; if no answer comes back, the write may or may not have happened.
     private func write(
-        _ connection: HTTPConnection, _ method: String, _ path: String, pk: String, operation: Ledger.Operation
+        _ connection: HTTPConnection, _ method: String, _ path: String, pk: String, operation: Ledger.Operation, group: UInt64
     ) async throws -> HTTPClientResponse {
         do {
-            let body: [UInt8]? = operation == .put ? Array("{\"seed\":\(seed)}".utf8) : nil
+            let body: [UInt8]? = operation == .put ? Array("{\"seed\":\(seed),\"g\":\"g\(group)\"}".utf8) : nil
             return try await connection.request(method, path, body: body, timeout: .seconds(10))
         } catch {
             ledger.uncertain(pk, operation)

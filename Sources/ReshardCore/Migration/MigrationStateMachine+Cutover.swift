@@ -138,9 +138,11 @@ extension MigrationStateMachine {
                 return applied < target ? .tail(cutoverDirection, shard: shard, after: applied, through: target) : nil
             }
         case .publish:
-            return forward
-                ? [.publishLayout(relayout.to, replacing: relayout.from.layoutGeneration)]
-                : [.publishLayout(relayout.from.restored(at: generation), replacing: relayout.to.layoutGeneration)]
+            if forward { return [.publishLayout(relayout.to, replacing: relayout.from.layoutGeneration)] }
+            // Backwards, the old layout is still retired by the switch: it must take writes again
+            // before it is published, or the released writes would be refused by its stores.
+            if sourcesFenced { return [.unretire(relayout.from.storages, shards: shards)] }
+            return [.publishLayout(relayout.from.restored(at: generation), replacing: relayout.to.layoutGeneration)]
         case .release:
             return [.releaseWrites]
         }
