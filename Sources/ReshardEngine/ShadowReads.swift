@@ -133,14 +133,26 @@ public final class ShadowReads: Sendable {
         }
     }
 
-    /// The move whose new owner should also answer this read, if the read is chosen, and the
-    /// generation the canary's plan switches to. Every GET asks, so with no canary it answers
-    /// before hashing the key.
-    func pick(shardKey: String) -> (move: Move, lagAllowanceMillis: UInt64, switchGeneration: UInt64)? {
+    /// A read chosen for a shadow read.
+    struct Pick: Sendable {
+        /// The move whose new owner also answers it (a shard-key change's moves keep their owner).
+        let move: Move
+        let lagAllowanceMillis: UInt64
+        /// The generation the canary's plan switches to: a router there reads no shadow.
+        let switchGeneration: UInt64
+        /// A shard-key change's layouts: the new one answers by primary key instead.
+        let relayout: Relayout?
+    }
+
+    /// The move whose new owner should also answer this read, if the read is chosen. Every GET
+    /// asks, so with no canary it answers before hashing the key.
+    func pick(shardKey: String) -> Pick? {
         guard let config = state.withLock({ $0.haltedEpoch == nil ? $0.config : nil }), config.shadowPercent > 0,
             let move = config.plan.move(containing: KeyHash.of(shardKey)), Double.random(in: 0..<100) < config.shadowPercent
         else { return nil }
-        return (move, config.lagAllowanceMillis, config.plan.target.generation)
+        return Pick(
+            move: move, lagAllowanceMillis: config.lagAllowanceMillis, switchGeneration: config.plan.target.generation,
+            relayout: config.plan.relayout)
     }
 
     /// Records one comparison; a real mismatch halts the canary in this router.

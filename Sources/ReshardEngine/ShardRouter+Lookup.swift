@@ -118,6 +118,15 @@ extension ShardRouter {
         return try await routedPlacement(Placement(row: tombstone, generation: nil), of: definition.name).1
     }
 
+    /// Row `pk` as `layout` (one with a lookup) holds it, read through routing like a client
+    /// read: a shard-key change's canary compares it with the old layout's row.
+    func layoutImage(_ layout: TableDefinition, pk: String) async throws -> RowImage? {
+        guard let lookup = layout.lookup else { return nil }
+        return try await RowImage.throughLookup(
+            pk, readEntry: { try await readRow(lookup, pk: pk, key: pk, of: layout).row },
+            readSlot: { key in try await readRow(layout.storage, pk: LookupEntry.slot(pk: pk, key: key), key: key, of: layout).row })
+    }
+
     /// The lookup entry of `pk` and the version of its lookup row (a tombstone's too: a finished
     /// delete), for the compare-and-set of the next claim.
     private func lookupEntry(_ lookup: TableName, pk: String, of definition: TableDefinition) async throws -> (

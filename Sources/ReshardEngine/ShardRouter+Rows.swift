@@ -88,14 +88,27 @@ extension ShardRouter {
         }
         let key = try resolveShardKey(definition, pk: pk, given: shardKey)
         var shadow = canary.pick(shardKey: key)
-        if let chosen = shadow, snapshot.map.generation >= chosen.switchGeneration { shadow = nil }
+        if let chosen = shadow {
+            if let relayout = chosen.relayout {
+                // A shard-key change's canary reads its table's new layout, until it is in force.
+                if relayout.from.name != definition.name || definition.layoutGeneration >= relayout.to.layoutGeneration { shadow = nil }
+            } else if snapshot.map.generation >= chosen.switchGeneration {
+                shadow = nil
+            }
+        }
         // The new owner first (see ShadowReads): read in this order it can lag but never lead.
         var shadowRead: (row: StoredRow?, micros: UInt64)?
-        if let shadow, let target = snapshot.shards[shadow.move.target] {
+        if let shadow {
             let started = ContinuousClock.now
             do {
-                let row = try await target.store.get(table: definition.storage, pk: pk)
-                shadowRead = (row, (ContinuousClock.now - started).wholeMicroseconds)
+                if let relayout = shadow.relayout {
+                    // Compared as images (version and content): the layouts key the row apart.
+                    let image = try await layoutImage(relayout.to, pk: pk)
+                    shadowRead = (image?.row(in: definition.storage), (ContinuousClock.now - started).wholeMicroseconds)
+                } else if let target = snapshot.shards[shadow.move.target] {
+                    let row = try await target.store.get(table: definition.storage, pk: pk)
+                    shadowRead = (row, (ContinuousClock.now - started).wholeMicroseconds)
+                }
             } catch {
                 canary.recordError(error)
             }

@@ -129,9 +129,10 @@ struct DemoReport: Codable {
                     m.differingSubranges, m.repaired))
             line(
                 "canary",
-                m.canarySteps.isEmpty || relayout
-                    ? "none (a shard-key change is compared row by row by its verification)"
-                    : "reads shadow-read at " + m.canarySteps.map { String(format: "%.0f %%", $0) }.joined(separator: " → ")
+                m.canarySteps.isEmpty
+                    ? "none"
+                    : (relayout ? "reads by primary key also read from the new layout at " : "reads shadow-read at ")
+                        + m.canarySteps.map { String(format: "%.0f %%", $0) }.joined(separator: " → ")
                         + ": \(Demo.count(m.shadowReads)) reads, \(Demo.count(m.shadowMatches)) matched, \(m.shadowLag) lag, "
                         + "\(m.shadowMismatches) real mismatches"
                         + (m.shadowDeltaP99Micros.map { String(format: " (new owner latency delta p99 %+.2f ms)", Double($0) / 1_000) }

@@ -29,7 +29,7 @@ extension HTTPAPITests {
             #expect(layout["unplaceable_examples"] as? [String] == ["lost"])
             #expect((layout["rows_per_shard"] as? [String: Int])?.values.reduce(0, +) == 60)
             let phases = (plan["steps"] as? [[String: Any]])?.compactMap { $0["phase"] as? String } ?? []
-            #expect(!phases.contains("canary") && phases.contains("cutting_over"))
+            #expect(phases.contains("canary") && !phases.contains("serving_reads") && phases.contains("cutting_over"))
 
             let long = String(repeating: "a", count: 64)
             let cases: [(String, HTTPResponse.Status, String)] = [
@@ -67,7 +67,9 @@ extension HTTPAPITests {
             let created = try await client.execute(
                 uri: "/v1/migrations", method: .post, headers: auth,
                 body: ByteBuffer(
-                    string: #"{"kind":"change_shard_key","table":"users","shard_key":"team","options":{"bake_ms":100,"chunk_rows":20}}"#))
+                    string:
+                        #"{"kind":"change_shard_key","table":"users","shard_key":"team","options":{"bake_ms":100,"chunk_rows":20,"canary_step_ms":20}}"#
+                ))
             #expect(created.status == .accepted, "\(String(buffer: created.body))")
             let id = try #require(try json(created)["id"] as? String)
             #expect(try await waitForPhase("done", of: id, client) == "done")

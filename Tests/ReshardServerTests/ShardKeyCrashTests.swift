@@ -14,7 +14,8 @@ import Testing
 /// its body names, on the shard that owns that key, with the old layout gone.
 @Suite(.serialized) struct ShardKeyCrashTests {
     static let crashes = [
-        "copying#1", "copying#2", "catching_up", "verifying", "cutting_over:fence", "cutting_over:drain", "cutting_over:publish",
+        "copying#1", "copying#2", "catching_up", "verifying", "canary#2", "cutting_over:fence", "cutting_over:drain",
+        "cutting_over:publish",
         "cutting_over:release", "baking", "cleaning_up",
     ]
 
@@ -99,7 +100,7 @@ import Testing
         let admin = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
         defer { Task { await admin.close() } }
         let body =
-            #"{"kind":"change_shard_key","table":"kv","shard_key":"g","options":{"chunk_rows":50,"bake_ms":300,"tombstone_grace_ms":0}}"#
+            #"{"kind":"change_shard_key","table":"kv","shard_key":"g","options":{"chunk_rows":50,"bake_ms":300,"tombstone_grace_ms":0,"canary_step_ms":50}}"#
         guard let created = try? await admin.request("POST", "/v1/migrations", headers: CrashResumeTests.auth, body: Array(body.utf8))
         else { return nil }
         try #require(created.status == 202, "\(created.status) \(created.text)")

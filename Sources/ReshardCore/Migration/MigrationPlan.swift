@@ -58,10 +58,10 @@ public struct MigrationPlan: Hashable, Sendable, Codable {
     /// The table's layouts, for a shard-key change.
     public let relayout: Relayout?
 
-    /// Phases of the strategy's table this plan never runs. A shard-key change has no canary and
-    /// no read steps: both compare or serve a range's two owners, and its two layouts are not
-    /// two owners of a range (its verification compares every row by primary key instead).
-    public var skippedPhases: Set<MigrationPhase> { relayout == nil ? [] : [.canary, .servingReads] }
+    /// Phases of the strategy's table this plan never runs. A shard-key change serves no reads
+    /// from its new layout before the switch (its only strategy copies and catches up); its
+    /// canary shadow-reads the new layout by primary key.
+    public var skippedPhases: Set<MigrationPhase> { relayout == nil ? [] : [.servingReads] }
 
     /// Why this plan cannot run under `strategy` (nil: it can). A shard-key change copies and
     /// catches up: writes stay on the old layout until the switch.

@@ -126,6 +126,21 @@ public struct MigrationStateMachine: Hashable, Sendable, Codable {
         // One move alone would copy one chunk at a time; cut into slices, the reads of one slice
         // overlap the writes of another (what copyParallelism is for).
         let slices = max(1, settings.copyParallelism / max(1, plan.moves.count * tables.count))
+        if plan.relayout != nil {
+            // A shard-key change copies each shard's whole table, in slices of the hash space: its
+            // moves are the map's ranges (hundreds on a ring, a few rows each), and a task per
+            // range would spend the copy on rounds. Each task names a move of its shard.
+            let perShard = max(1, settings.copyParallelism / max(1, plan.sources.count * tables.count))
+            self.copies = plan.sources.flatMap { source -> [CopyTask] in
+                guard let move = plan.moves.firstIndex(where: { $0.source == source }) else { return [] }
+                return tables.flatMap { table in
+                    HashRange.full.split(into: perShard).map {
+                        CopyTask(move: move, table: table, slice: $0, cursor: nil, rows: 0, done: false)
+                    }
+                }
+            }
+            return
+        }
         self.copies = plan.moves.indices.flatMap { move in
             tables.flatMap { table in
                 let range = plan.moves[move].range

@@ -53,10 +53,12 @@ struct MigrationWorker: Sendable {
             return try await changes.prepare(sources: sources, targets: targets)
         case .copyChunk(let task, let move, let table, let after, let limit):
             if let relayout = plan.relayout {
-                // Rows of the old layout, placed again in the new one by its shard key.
+                // Rows of the old layout, placed again in the new one by its shard key. The task
+                // scans a slice of the whole hash space: only the rows its shard owns are its.
                 let rows = try await stores.shardStore(move.source).scan(table: table, range: move.range, after: after, limit: limit)
+                let owned = rows.filter { plan.source.owner(of: $0.hash) == move.source }
                 try await LayoutWriter(layout: relayout.to, map: plan.source, stores: stores)
-                    .apply(RowImage.images(rows, in: relayout.from))
+                    .apply(RowImage.images(owned, in: relayout.from))
                 let last = rows.last.map { ScanCursor(hash: $0.hash, pk: $0.pk) } ?? after
                 return .chunkCopied(task: task, last: last, rows: rows.count, done: rows.count < limit)
             }

@@ -140,20 +140,8 @@ struct RelayoutVerifier: Sendable {
             let row = try await store(for: pk).get(table: relayout.to.storage, pk: pk)
             return row.map { RowImage(pk: pk, version: $0.version, body: $0.body) }
         }
-        guard let stored = try await store(for: pk).get(table: lookup, pk: pk) else { return nil }
-        guard let entry = LookupEntry(row: stored) else {
-            // A finished delete (a tombstone one version above the delete's), or damage.
-            return stored.isDeleted ? RowImage(pk: pk, version: stored.version - 1, body: nil) : RowImage(pk: pk, version: 0, body: "?")
-        }
-        guard let first = PrimaryKeyLookup.firstRead(entry) else { return RowImage(pk: pk, version: entry.version, body: nil) }
-        var step = PrimaryKeyLookup.afterFirst(entry, row: try await slot(pk, first))
-        if case .readPrevious(let previous) = step { step = PrimaryKeyLookup.afterPrevious(entry, row: try await slot(pk, previous)) }
-        guard case .answer(let row) = step else { return RowImage(pk: pk, version: entry.version, body: "?") }
-        // A delete reads as its entry's version; a row as its own.
-        guard let row, row.body != nil else {
-            return RowImage(pk: pk, version: entry.key == nil ? entry.version : row?.version ?? 0, body: nil)
-        }
-        return RowImage(pk: pk, version: row.version, body: row.body)
+        return try await RowImage.throughLookup(
+            pk, readEntry: { try await store(for: pk).get(table: lookup, pk: pk) }, readSlot: { try await slot(pk, $0) })
     }
 
     private func slot(_ pk: String, _ key: String) async throws -> StoredRow? {
