@@ -22,9 +22,7 @@ import Testing
         try await rollBack(at: point, backend: .sqlite)
     }
 
-    /// The points where PostgreSQL's retirement and its changelog matter: before the fence,
-    /// fenced, switched and held, and baking.
-    @Test(arguments: [Point.copying, .sourcesFenced, .switchedAndHeld, .baking])
+    @Test(arguments: points)
     func rollsBackAShardKeyChangeOnPostgreSQL(point: Point) async throws {
         guard ShardBackend.postgres.isAvailable else { return }
         try await rollBack(at: point, backend: .postgres)

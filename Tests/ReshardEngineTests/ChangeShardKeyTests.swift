@@ -26,8 +26,12 @@ import Testing
         router: ShardRouter, ledger: Ledger, writer: Int, writers: Int, rows: Int, steps: Int, stop: @Sendable () async -> Bool
     ) async throws {
         var random = SeededRandom(seed: 7 + UInt64(writer))
+        // At full size the writers keep a steady pace (about 100 steps a second each) for the
+        // whole migration instead of racing through their steps before it ends.
+        let pause: Duration? = rows > 2_000 ? .milliseconds(10) : nil
         for step in 0..<steps {
             if step % 25 == 0, await stop() { break }
+            if let pause { try await Task.sleep(for: pause) }
             let pk = "o\(Int(random.next() % UInt64(rows / writers)) * writers + writer)"
             do {
                 if random.next() % 6 == 0 {

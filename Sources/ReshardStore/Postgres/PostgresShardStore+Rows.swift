@@ -292,12 +292,7 @@ extension PostgresShardStore {
     /// of five round trips.
     private func placeNewer(_ placement: Placement) async throws -> PlacementOutcome {
         let row = placement.row
-        var binds = PostgresBindings()
-        binds.append(row.pk)
-        binds.append(row.shardKey)
-        binds.append(KeyHash.ordered(row.hash))
-        binds.append(Int64(bitPattern: row.version))
-        binds.append(row.body)
+        var binds = Self.rowBinds(row)
         // Without a generation (the migrator's write) no fence applies: a generation no fence
         // reaches, and no retirement check.
         binds.append(placement.generation.map { Int64(bitPattern: $0) } ?? Int64.max)
@@ -341,12 +336,7 @@ extension PostgresShardStore {
     private func placeExpected(_ placement: Placement, expected: Placement.Expectation) async throws -> PlacementOutcome {
         let row = placement.row
         let name = Self.quoted(row.table)
-        var binds = PostgresBindings()
-        binds.append(row.pk)
-        binds.append(row.shardKey)
-        binds.append(KeyHash.ordered(row.hash))
-        binds.append(Int64(bitPattern: row.version))
-        binds.append(row.body)
+        var binds = Self.rowBinds(row)
         let sql: String
         switch expected {
         case .absent:
@@ -389,6 +379,17 @@ extension PostgresShardStore {
     /// admits only `[a-z0-9_]`, so the literal needs no escaping).
     static func retiredExpression(_ table: TableName) -> String {
         "(SELECT coalesce(max(layout), 0) FROM _reshard_retired WHERE tbl = '\(table.rawValue)')"
+    }
+
+    /// `$1 … $5`: a row's pk, shard key, ordered hash, version and body, as the row tables store them.
+    static func rowBinds(_ row: StoredRow) -> PostgresBindings {
+        var binds = PostgresBindings()
+        binds.append(row.pk)
+        binds.append(row.shardKey)
+        binds.append(KeyHash.ordered(row.hash))
+        binds.append(Int64(bitPattern: row.version))
+        binds.append(row.body)
+        return binds
     }
 
     static func affected(_ sequence: PostgresRowSequence) async throws -> Int {
