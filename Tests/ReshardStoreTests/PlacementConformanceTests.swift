@@ -52,6 +52,49 @@ import Testing
         }
     }
 
+    /// The migrator's claim (a layout writer's): compare-and-set that keeps its version. Every
+    /// outcome, and claims of one key racing: exactly one wins, and a loser is told `conflict`
+    /// (so it reads again), never `notNewer` (which would drop an image newer than the winner's).
+    @Test(arguments: ShardBackend.available)
+    func theMigratorsCompareAndSetKeepsItsVersionAndOneRacerWins(backend: ShardBackend) async throws {
+        try await backend.withShardStore { store in
+            try await store.ensureTable(lookup)
+            func claim(_ pk: String, _ version: UInt64, _ expected: Placement.Expectation) -> Placement {
+                Placement(row: row(pk, version: version), expected: expected, generation: nil)
+            }
+            #expect(try await store.place(claim("a", 10, .absent)) == .written(version: 10))
+            #expect(try await store.place(claim("a", 11, .absent)) == .conflict(stored: 10))
+            #expect(try await store.place(claim("a", 12, .version(9))) == .conflict(stored: 10))
+            #expect(try await store.place(claim("a", 10, .version(10))) == .notNewer(stored: 10))
+            #expect(try await store.place(claim("a", 9, .version(10))) == .notNewer(stored: 10))
+            #expect(try await store.place(claim("b", 5, .version(4))) == .conflict(stored: nil))
+            #expect(try await store.place(claim("a", UInt64.max, .version(10))) == .written(version: UInt64.max))
+            #expect(try await store.get(table: lookup, pk: "a")?.version == UInt64.max)
+            #expect(try await store.get(table: lookup, pk: "b") == nil)
+            // Versions from 2^63 on rank above every smaller one in the other writes too.
+            #expect(try await store.place(Placement(row: row("c", version: 1 << 63), generation: nil)) == .written(version: 1 << 63))
+            #expect(try await store.place(Placement(row: row("c", version: 5), generation: nil)) == .notNewer(stored: 1 << 63))
+            #expect(try await store.apply([row("c", version: 7)]) == 0)
+            #expect(try await store.apply([row("c", version: UInt64.max)]) == 1)
+            #expect(try await store.get(table: lookup, pk: "c")?.version == UInt64.max)
+
+            #expect(try await store.place(claim("race", 100, .absent)) == .written(version: 100))
+            let outcomes = try await withThrowingTaskGroup(of: (UInt64, PlacementOutcome).self) { group in
+                for version in UInt64(101)...116 {
+                    group.addTask { (version, try await store.place(claim("race", version, .version(100)))) }
+                }
+                return try await group.reduce(into: [(UInt64, PlacementOutcome)]()) { $0.append($1) }
+            }
+            let winners = outcomes.filter { if case .written = $0.1 { return true } else { return false } }
+            #expect(winners.count == 1, "\(outcomes)")
+            let winner = try #require(winners.first?.0)
+            for (version, outcome) in outcomes where version != winner {
+                #expect(outcome == .conflict(stored: winner) || outcome == .conflict(stored: 100), "\(version): \(outcome)")
+            }
+            #expect(try await store.get(table: lookup, pk: "race")?.version == winner)
+        }
+    }
+
     @Test(arguments: ShardBackend.available)
     func fencesStopARoutersPlacementButNotTheMigrators(backend: ShardBackend) async throws {
         try await backend.withShardStore { store in

@@ -15,7 +15,10 @@ extension RowImage {
         guard let stored = try await readEntry() else { return nil }
         guard let entry = LookupEntry(row: stored) else {
             // A finished delete (a tombstone one version above the delete's), or damage.
-            return stored.isDeleted ? RowImage(pk: pk, version: stored.version - 1, body: nil) : RowImage(pk: pk, version: 0, body: "?")
+            // Saturating: a tombstone at version 0 in a damaged shard file must not trap a router.
+            return stored.isDeleted
+                ? RowImage(pk: pk, version: max(stored.version, 1) - 1, body: nil)
+                : RowImage(pk: pk, version: 0, body: "?")
         }
         guard let first = PrimaryKeyLookup.firstRead(entry) else { return RowImage(pk: pk, version: entry.version, body: nil) }
         var step = PrimaryKeyLookup.afterFirst(entry, row: try await readSlot(first))

@@ -159,7 +159,7 @@ extension PostgresShardStore {
                         AS r(pk, skey, h, version, body, deleted)
                     ON CONFLICT (pk) DO UPDATE SET skey = excluded.skey, h = excluded.h, version = excluded.version,
                         body = excluded.body
-                    \(onlyNewer ? "WHERE excluded.version > t.version" : "")
+                    \(onlyNewer ? "WHERE \(VersionSQL.newer("excluded.version", than: "t.version"))" : "")
                     RETURNING 1)
                 SELECT count(*) FROM written
                 """, binds: binds)
@@ -307,7 +307,7 @@ extension PostgresShardStore {
                     SELECT $1, $2, $3, $4, $5 FROM fence WHERE fence.g <= $6 AND fence.r = 0
                     ON CONFLICT (pk) DO UPDATE SET skey = excluded.skey, h = excluded.h, version = excluded.version,
                         body = excluded.body
-                    WHERE excluded.version > t.version
+                    WHERE \(VersionSQL.newer("excluded.version", than: "t.version"))
                     RETURNING 1)
                 SELECT (SELECT g FROM fence), (SELECT r FROM fence), (SELECT count(*) FROM written),
                     (SELECT version FROM \(Self.quoted(row.table)) WHERE pk = $1)
@@ -353,7 +353,7 @@ extension PostgresShardStore {
                 WITH cur AS (SELECT version FROM \(name) WHERE pk = $1 FOR UPDATE),
                 written AS (
                     UPDATE \(name) AS t SET skey = $2, h = $3, version = $4, body = $5 FROM cur
-                    WHERE t.pk = $1 AND cur.version = $6 AND $4 > cur.version RETURNING 1)
+                    WHERE t.pk = $1 AND cur.version = $6 AND \(VersionSQL.newer("$4", than: "cur.version")) RETURNING 1)
                 SELECT (SELECT count(*) FROM written), (SELECT version FROM cur)
                 """
         }

@@ -286,7 +286,7 @@ extension SQLiteShardStore {
         INSERT INTO \(quoted(table))(pk, skey, h, version, body, digest) VALUES(?, ?, ?, ?, ?, ?)
         ON CONFLICT(pk) DO UPDATE SET skey = excluded.skey, h = excluded.h, version = excluded.version,
             body = excluded.body, digest = excluded.digest
-        """ + (onlyNewer ? " WHERE excluded.version > version" : "")
+        """ + (onlyNewer ? " WHERE " + VersionSQL.newer("excluded.version", than: "version") : "")
     }
 
     static func arguments(_ row: StoredRow) -> StatementArguments {
