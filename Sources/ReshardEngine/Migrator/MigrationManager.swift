@@ -238,20 +238,21 @@ public final class MigrationManager: Sendable {
         for shard in map.shards { preview.rowsPerShard[shard] = 0 }
         for source in map.shards {
             guard let store = router.store(source) else { continue }
-            for range in map.ranges(of: source) {
-                try await store.forEachChunk(table: relayout.from.storage, range: range) { rows in
-                    for image in RowImage.images(rows, in: relayout.from) {
-                        guard let body = image.body else { continue }
-                        preview.rows += 1
-                        preview.bytes += image.pk.utf8.count + body.utf8.count
-                        let key = (try? StrictJSON.object(Array(body.utf8)).members)?[relayout.to.shardKey]?.keyText
-                        guard let key, RowKey.isValid(key) else {
-                            preview.unplaceable += 1
-                            if preview.unplaceableExamples.count < 10 { preview.unplaceableExamples.append(image.pk) }
-                            continue
-                        }
-                        preview.rowsPerShard[map.owner(of: KeyHash.of(key)), default: 0] += 1
+            // One scan of the shard's table, not one per range it owns (hundreds on a ring: the
+            // dry run and every create would pay them); rows it does not own are not its.
+            try await store.forEachChunk(table: relayout.from.storage) { rows in
+                let owned = rows.filter { map.owner(of: $0.hash) == source }
+                for image in RowImage.images(owned, in: relayout.from) {
+                    guard let body = image.body else { continue }
+                    preview.rows += 1
+                    preview.bytes += image.pk.utf8.count + body.utf8.count
+                    let key = (try? StrictJSON.object(Array(body.utf8)).members)?[relayout.to.shardKey]?.keyText
+                    guard let key, RowKey.isValid(key) else {
+                        preview.unplaceable += 1
+                        if preview.unplaceableExamples.count < 10 { preview.unplaceableExamples.append(image.pk) }
+                        continue
                     }
+                    preview.rowsPerShard[map.owner(of: KeyHash.of(key)), default: 0] += 1
                 }
             }
         }
