@@ -184,6 +184,17 @@ import Testing
         var restarted = m
         restarted.on(.restarted(publishedGeneration: 1), now: 2_060)
         #expect(restarted.pacing?.replayWaiting == nil && restarted.replayed?.position == 840)
+        // Verified after that restart: the replay is read again (it alone can tell its backlog),
+        // and the migration goes on once it is within the threshold. (Seeds 4 and 14 of the
+        // rebalance simulation stood in `verifying` for ever here.)
+        for source in restarted.plan.sources {
+            restarted.on(.tailed(.forward, shard: source, position: 10, backlog: 0, lagMillis: 0), now: 2_070)
+        }
+        restarted.on(.verified(VerificationReport(at: 2_070)), now: 2_080)
+        #expect(restarted.phase == .verifying)
+        #expect(restarted.work(now: 2_080).contains(.replay(after: 840, limit: MigrationPacing.replayBatch)))
+        restarted.finish(round: [.replayed(through: 850, applied: 10, waiting: 0)], now: 2_090)
+        #expect(restarted.phase == .cuttingOver, "(this machine has no canary steps)")
     }
 
     /// The phase log keeps 64 entries; a dual-write migration paused and resumed more often

@@ -193,8 +193,10 @@ extension MigrationStateMachine {
             // A step that settles compares only once routers write as it says (no second write
             // may land on a new owner while it is compared).
             if settling(now: now) { return forwardTails() + settleWait }
-            // Verified, but the changelog ran ahead meanwhile: caught up again before the switch.
-            if verified { return forwardTails() }
+            // Verified, but the changelog (or the replay log) ran ahead meanwhile: caught up again
+            // before the switch. The replay's backlog is not journaled, so after a restart only a
+            // replay can tell it again.
+            if verified { return forwardTails() + replayWork }
             return [.verify(verificationRequest)]
         case .canary:
             return canaryWork(now: now) + replayWork
