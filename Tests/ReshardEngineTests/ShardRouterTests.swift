@@ -141,11 +141,12 @@ import Testing
             try await store.removeFences([range])
             if heldHere { router.gate.release() }
         }
-        let started = ContinuousClock.now
+        // A write still fenced at the hold bound is refused (503), so an answer at all says it
+        // went on when the fence went, not when the bound ran out. (No timed assertion: on two
+        // loaded cores the 130 ms of this test took over 2 s.)
         let receipt = try await router.put(table: "kv", pk: "a", body: Array("{}".utf8))
         try await abandon.value
         #expect(receipt.generation == 1)
-        #expect(ContinuousClock.now - started < router.holdTimeout)
     }
 
     @Test func aStaleRouterIsFencedThenFollowsTheNewMap() async throws {
