@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Metrics
 import ReshardCore
 import ReshardEngine
@@ -105,6 +106,15 @@ import Testing
             [fixture.router.shardMap.assignment(for: KeyHash.of("a")).range], generation: generation)
     }
 
+    /// A second router over the fixture's shards whose writes wait a minute for a cutover: the
+    /// tests of fenced writes make their cutover move on after 100 ms, and on two loaded cores that
+    /// took over the default bound of 2 s (the write was refused, correctly, with a 503).
+    private func patientRouter(_ fixture: RouterFixture) async throws -> ShardRouter {
+        try await ShardRouter(
+            metadata: fixture.metadata, openStore: fixture.folder.opener, metricsFactory: NOOPMetricsHandler.instance,
+            logger: Logger(label: "test"), holdTimeout: .seconds(60))
+    }
+
     /// A write that passed the gate just before a cutover's hold meets the fence before the new
     /// map exists: it waits for the publish, like a held write, instead of failing with 503.
     @Test func aWriteFencedBeforeThePublishWaitsForTheNewMap() async throws {
@@ -113,11 +123,12 @@ import Testing
         let next = fixture.router.shardMap.withGeneration(2)
         try await fenceKeyA(fixture, owner, at: 2)
         let metadata = fixture.metadata
+        let router = try await patientRouter(fixture)
         let publisher = Task {
             try await Task.sleep(for: .milliseconds(100))
             try await metadata.publish(next, replacing: 1)
         }
-        let receipt = try await fixture.router.put(table: "kv", pk: "a", body: Array("{}".utf8))
+        let receipt = try await router.put(table: "kv", pk: "a", body: Array("{}".utf8))
         try await publisher.value
         #expect(receipt.generation == 2)
     }
@@ -132,7 +143,7 @@ import Testing
         defer { fixture.remove() }
         let range = fixture.router.shardMap.assignment(for: KeyHash.of("a")).range
         try await fenceKeyA(fixture, owner, at: 2)
-        let router = fixture.router
+        let router = try await patientRouter(fixture)
         let store = try fixture.openShard(owner.rawValue)
         let abandon = Task {
             try await Task.sleep(for: .milliseconds(30))
@@ -142,8 +153,8 @@ import Testing
             if heldHere { router.gate.release() }
         }
         // A write still fenced at the hold bound is refused (503), so an answer at all says it
-        // went on when the fence went, not when the bound ran out. (No timed assertion: on two
-        // loaded cores the 130 ms of this test took over 2 s.)
+        // went on when the fence went. (No timed assertion: on two loaded cores the 130 ms of
+        // this test took over 2 s.)
         let receipt = try await router.put(table: "kv", pk: "a", body: Array("{}".utf8))
         try await abandon.value
         #expect(receipt.generation == 1)
