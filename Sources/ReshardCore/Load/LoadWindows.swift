@@ -159,6 +159,36 @@ public struct LoadWindows: Sendable, Hashable {
         return sum
     }
 
+    /// Each bucket's load over `windows`, summed in window order (so the same windows always
+    /// give the same doubles).
+    public static func bucketLoads(_ windows: [Window], signal: LoadSignal) -> [UInt16: Double] {
+        var sums: [UInt16: Double] = [:]
+        for window in windows {
+            for (bucket, counts) in window.buckets { sums[bucket, default: 0] += counts.value(of: signal) }
+        }
+        return sums
+    }
+
+    /// The load of `buckets` each shard of `map` owns: a bucket that several ranges share is
+    /// split between their shards by the share of its hashes each covers.
+    public static func shardLoads(_ buckets: [UInt16: Double], map: ShardMap) -> [ShardID: Double] {
+        var loads = Dictionary(uniqueKeysWithValues: map.shards.map { ($0, 0.0) })
+        for bucket in buckets.keys.sorted() {
+            let value = buckets[bucket, default: 0]
+            let whole = range(of: bucket)
+            let width = Double(whole.last - whole.start) + 1
+            var hash = whole.start
+            while true {
+                let owner = map.assignment(for: hash)
+                let last = min(owner.range.last, whole.last)
+                loads[owner.shard, default: 0] += value * (Double(last - hash) + 1) / width
+                guard last < whole.last else { break }
+                hash = last + 1
+            }
+        }
+        return loads
+    }
+
     /// The windows that are over at `now` (the current one is still filling), oldest first,
     /// with an empty window for each one nobody recorded in: a quiet window is a cool one.
     public func completeWindows(now: UInt64) -> [Window] {
