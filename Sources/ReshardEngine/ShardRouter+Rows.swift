@@ -53,10 +53,12 @@ extension ShardRouter {
             try Self.validateKey(text, what: "shard key", error: RouterError.invalidShardKey)
             shardKey = text
         }
-        if let lookup = definition.lookup {
-            return try await lookupWrite(definition, lookup: lookup, pk: pk, newKey: shardKey, body: object.text, given: nil)
+        return try await measured(definition.name, key: shardKey, write: true, bytes: body.count) {
+            if let lookup = definition.lookup {
+                return try await lookupWrite(definition, lookup: lookup, pk: pk, newKey: shardKey, body: object.text, given: nil)
+            }
+            return try await routedWrite(definition, pk: pk, shardKey: shardKey, body: object.text)
         }
-        return try await routedWrite(definition, pk: pk, shardKey: shardKey, body: object.text)
     }
 
     /// Deletes row `pk` (leaving a tombstone); `shardKey` is required when the table is not
@@ -69,10 +71,15 @@ extension ShardRouter {
         try Self.validateKey(pk, what: "primary key", error: RouterError.invalidPrimaryKey)
         if let lookup = definition.lookup {
             if let shardKey { try Self.validateKey(shardKey, what: "shard key", error: RouterError.invalidShardKey) }
-            return try await lookupWrite(definition, lookup: lookup, pk: pk, newKey: nil, body: nil, given: shardKey)
+            // Without the shard key, counted where the request lands first: the lookup entry.
+            return try await measured(definition.name, key: shardKey ?? pk, write: true, bytes: 0) {
+                try await lookupWrite(definition, lookup: lookup, pk: pk, newKey: nil, body: nil, given: shardKey)
+            }
         }
         let key = try resolveShardKey(definition, pk: pk, given: shardKey)
-        return try await routedWrite(definition, pk: pk, shardKey: key, body: nil)
+        return try await measured(definition.name, key: key, write: true, bytes: 0) {
+            try await routedWrite(definition, pk: pk, shardKey: key, body: nil)
+        }
     }
 
     /// Reads row `pk`; tombstones read as not found.
@@ -84,9 +91,17 @@ extension ShardRouter {
         try Self.validateKey(pk, what: "primary key", error: RouterError.invalidPrimaryKey)
         if let lookup = definition.lookup {
             if let shardKey { try Self.validateKey(shardKey, what: "shard key", error: RouterError.invalidShardKey) }
-            return try await lookupGet(definition, lookup: lookup, pk: pk, given: shardKey)
+            return try await measured(definition.name, key: shardKey ?? pk, write: false, bytes: 0) {
+                try await lookupGet(definition, lookup: lookup, pk: pk, given: shardKey)
+            }
         }
         let key = try resolveShardKey(definition, pk: pk, given: shardKey)
+        return try await measured(definition.name, key: key, write: false, bytes: 0) {
+            try await routedGet(definition, pk: pk, key: key)
+        }
+    }
+
+    private func routedGet(_ definition: TableDefinition, pk: String, key: String) async throws -> RowRead {
         var shadow = canary.pick(shardKey: key)
         if let chosen = shadow {
             if let relayout = chosen.relayout {
@@ -169,6 +184,12 @@ extension ShardRouter {
 
     private func list(_ definition: TableDefinition, shardKey: String, limit: Int) async throws -> [RowRead] {
         try Self.validateKey(shardKey, what: "shard key", error: RouterError.invalidShardKey)
+        return try await measured(definition.name, key: shardKey, write: false, bytes: 0) {
+            try await routedList(definition, shardKey: shardKey, limit: limit)
+        }
+    }
+
+    private func routedList(_ definition: TableDefinition, shardKey: String, limit: Int) async throws -> [RowRead] {
         let limit = min(max(limit, 1), Self.maxListLimit)
         let hash = KeyHash.of(shardKey)
         // Decided before the read, as in `get`.
@@ -395,7 +416,47 @@ extension ShardRouter {
         }
     }
 
+    /// Runs a client request for `key` of `table` and counts it in `load`, failed or not (a
+    /// refused request cost the shard too): `bytes` sent, plus those of the rows answered.
+    func measured<T: RowPayload>(
+        _ table: TableName, key: String, write: Bool, bytes: Int, _ body: () async throws -> T
+    ) async throws -> T {
+        let started = ContinuousClock.now
+        func count(_ answered: Int) {
+            let hash = KeyHash.of(key)
+            let counts = LoadCounts(
+                reads: write ? 0 : 1, writes: write ? 1 : 0, bytes: UInt64(max(0, bytes)).adding(saturating: UInt64(max(0, answered))),
+                micros: (ContinuousClock.now - started).wholeMicroseconds)
+            load.record(table: table, key: key, hash: hash, shard: snapshot.map.owner(of: hash), counts, now: wallMillis())
+        }
+        do {
+            let result = try await body()
+            count(result.payloadBytes)
+            return result
+        } catch {
+            count(0)
+            throw error
+        }
+    }
+
     static func validateKey(_ key: String, what: String, error: (String) -> RouterError) throws(RouterError) {
         if let problem = RowKey.problem(key) { throw error("the \(what) \(problem)") }
     }
+}
+
+/// What a request answered, in bytes of row bodies (for the load statistics).
+protocol RowPayload {
+    var payloadBytes: Int { get }
+}
+
+extension WriteReceipt: RowPayload {
+    var payloadBytes: Int { 0 }
+}
+
+extension RowRead: RowPayload {
+    var payloadBytes: Int { body.utf8.count }
+}
+
+extension Array: RowPayload where Element == RowRead {
+    var payloadBytes: Int { reduce(0) { $0 + $1.body.utf8.count } }
 }

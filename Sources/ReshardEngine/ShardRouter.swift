@@ -54,6 +54,8 @@ public final class ShardRouter: Sendable {
     public let name: String
     /// Requests that met a fence above the generation they were routed by.
     let fenceMetrics: FenceMetrics
+    /// This router's load per hash bucket and its most requested keys, for hot-spot reports.
+    public let load = LoadRecorder()
 
     /// Loads tables, shards and the current shard map from `metadata` and opens every shard.
     /// Throws when no shard map was ever published (see `ClusterBootstrap`).

@@ -87,3 +87,54 @@ extension API {
         Double(micros) / 1_000
     }
 }
+
+extension API.LoadReport {
+    init(_ view: LoadView, rules: HotSpotRules, top: Int) {
+        let report = view.report
+        let total = report.load.values.sorted().reduce(0, +)
+        let ranked = report.load.keys.sorted { (report.load[$1] ?? 0, $0) < (report.load[$0] ?? 0, $1) }
+        self.init(
+            router: view.router, windowMs: LoadWindows.lastMinute.windowMillis, windows: view.windows, signal: rules.signal.rawValue,
+            generation: view.generation,
+            shards: ranked.map { shard in
+                let load = report.load[shard] ?? 0
+                return API.ShardLoad(
+                    shard: shard.rawValue, load: load, share: total > 0 ? load / total : 0,
+                    topKeys: (view.keys[shard]?.top(top) ?? []).map { API.TopKey(key: $0.key, count: $0.count, error: $0.error) })
+            },
+            maxOverMean: report.maxOverMean, predictedMaxOverMean: report.predictedMaxOverMean,
+            finding: API.LoadFinding(report.finding, rules: rules))
+    }
+}
+
+extension API.LoadFinding {
+    init(_ finding: HotSpotFinding, rules: HotSpotRules) {
+        let factor = "\(rules.hotFactor)"
+        switch finding {
+        case .notEnoughData(let windows, let needed):
+            self.init(kind: "not_enough_data", advice: "\(windows) of the \(needed) complete windows needed have passed; ask again later")
+        case .balanced:
+            self.init(kind: "balanced", advice: "no shard stayed above \(factor)x the mean load")
+        case .warming(let shard, let windows):
+            self.init(
+                kind: "warming", shard: shard.rawValue, hotWindows: windows,
+                advice:
+                    "\(shard) was above \(factor)x the mean in \(windows) of the last \(rules.sustainedWindows) windows: not yet sustained")
+        case .hotKey(let shard, let key, let share):
+            self.init(
+                kind: "hot_key", shard: shard.rawValue, key: key, share: share,
+                advice:
+                    "one key holds at least \(Int((share * 100).rounded(.down))) % of \(shard)'s requests: moving ranges cannot spread it; cache it, replicate its reads, or salt the key"
+            )
+        case .move(let range, let from, let to):
+            self.init(
+                kind: "move", shard: from.rawValue,
+                range: API.RangeAssignment(start: range.startHex, end: range.endHex, shard: to.rawValue),
+                advice: "move \(range.startHex)..\(range.endHex) from \(from) to \(to) (POST /v1/migrations move_range)")
+        case .noWorthwhileMove(let shard):
+            self.init(
+                kind: "no_worthwhile_move", shard: shard.rawValue,
+                advice: "\(shard) is hot, but no part of its ranges moves at least \(Int(rules.minimumGain * 100)) % of the mean load")
+        }
+    }
+}

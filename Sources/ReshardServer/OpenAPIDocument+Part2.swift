@@ -59,6 +59,32 @@ extension OpenAPIDocument {
         '200': {$ref: '#/components/responses/Cluster'}
         '401': {$ref: '#/components/responses/Unauthorized'}
 
+  /v1/load:
+    get:
+      operationId: getLoad
+      tags: [admin]
+      summary: This router's load per shard, the most requested keys, and the hot-spot planner's finding.
+      description: 'Load is counted per 4,096 hash buckets in one-second windows (the last minute kept) and read against the shard map in force; top keys (`table/key`) are sampled per shard over the last 10 to 20 s. A shard is hot when above 1.1x the mean in each of the last `windows` complete windows; a key holding over a quarter of a hot shard''s samples is reported (`hot_key`), never split. Each router reports its own traffic. The top keys are application data, hence the token.'
+      security: [{bearer: []}]
+      parameters: &loadParameters
+        - {name: signal, in: query, required: false, description: 'What load is measured by (`400 invalid_signal`).', schema: {type: string, enum: [requests, bytes, time], default: requests}}
+        - {name: top, in: query, required: false, description: 'Top keys listed per shard, 1…64 (`400 invalid_top`).', schema: {type: integer, minimum: 1, maximum: 64, default: 10}}
+        - {name: windows, in: query, required: false, description: 'Complete windows a shard must stay hot in, 1…59 (`400 invalid_windows`).', schema: {type: integer, minimum: 1, maximum: 59, default: 10}}
+      responses:
+        '200': {$ref: '#/components/responses/LoadReport'}
+        '400': {$ref: '#/components/responses/LoadBadRequest'}
+        '401': {$ref: '#/components/responses/Unauthorized'}
+    head:
+      operationId: headLoad
+      tags: [admin]
+      summary: GET /v1/load without a body.
+      security: [{bearer: []}]
+      parameters: *loadParameters
+      responses:
+        '200': {$ref: '#/components/responses/LoadReport'}
+        '400': {$ref: '#/components/responses/LoadBadRequest'}
+        '401': {$ref: '#/components/responses/Unauthorized'}
+
   /v1/migrations:
     post:
       operationId: createMigration
@@ -328,31 +354,5 @@ components:
       in: query
       required: false
       description: |
-        Required when the table is sharded by a field other than its primary key (`400 missing_shard_key`);
-        for a table sharded by its primary key it must equal `{pk}` or be left out (`400 invalid_shard_key`).
-      schema: {$ref: '#/components/schemas/Key'}
-    ShardKeyForList:
-      name: shard_key
-      in: query
-      required: true
-      description: The shard key whose rows to list (`400 missing_shard_key` without it).
-      schema: {$ref: '#/components/schemas/Key'}
-      examples:
-        customer: {value: c7}
-    Limit:
-      name: limit
-      in: query
-      required: false
-      description: At most this many rows, 1…1000 (`400 invalid_limit`).
-      schema: {type: integer, minimum: 1, maximum: 1000, default: 100}
-    MigrationID:
-      name: id
-      in: path
-      required: true
-      description: A migration id as `POST /v1/migrations` answered it (`404 unknown_migration` otherwise).
-      schema: {type: string, minLength: 1}
-
-  responses:
-    Health:
 """####
 }

@@ -4,6 +4,32 @@
 extension OpenAPIDocument {
     /// Lines 701… of the document.
     static let part3 = ####"""
+        Required when the table is sharded by a field other than its primary key (`400 missing_shard_key`);
+        for a table sharded by its primary key it must equal `{pk}` or be left out (`400 invalid_shard_key`).
+      schema: {$ref: '#/components/schemas/Key'}
+    ShardKeyForList:
+      name: shard_key
+      in: query
+      required: true
+      description: The shard key whose rows to list (`400 missing_shard_key` without it).
+      schema: {$ref: '#/components/schemas/Key'}
+      examples:
+        customer: {value: c7}
+    Limit:
+      name: limit
+      in: query
+      required: false
+      description: At most this many rows, 1…1000 (`400 invalid_limit`).
+      schema: {type: integer, minimum: 1, maximum: 1000, default: 100}
+    MigrationID:
+      name: id
+      in: path
+      required: true
+      description: A migration id as `POST /v1/migrations` answered it (`404 unknown_migration` otherwise).
+      schema: {type: string, minLength: 1}
+
+  responses:
+    Health:
       description: The router is up.
       content:
         application/json:
@@ -42,6 +68,18 @@ extension OpenAPIDocument {
       content:
         application/json:
           schema: {$ref: '#/components/schemas/Cluster'}
+    LoadReport:
+      description: This router's load and the planner's finding.
+      content:
+        application/json:
+          schema: {$ref: '#/components/schemas/LoadReport'}
+    LoadBadRequest:
+      description: '`invalid_signal`, `invalid_top`, `invalid_windows`, `invalid_query` (a malformed `%`-escape or non-UTF-8 text in the query, or a parameter given twice).'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+            properties: {error: {properties: {code: {enum: [invalid_signal, invalid_top, invalid_windows, invalid_query]}}}}
     MigrationList:
       description: The migrations.
       content:
@@ -316,43 +354,5 @@ extension OpenAPIDocument {
           pattern: '^postgres(ql)?://'
           description: A PostgreSQL database, `postgres://USER@HOST[:PORT]/DATABASE` (no password). Without it, a SQLite file in the data folder.
           examples: ['postgres://reshard@127.0.0.1:5432/shard5']
-    ShardCreated:
-      type: object
-      required: [id, backend, address, ranges]
-      additionalProperties: false
-      properties:
-        id: {$ref: '#/components/schemas/ShardID'}
-        backend: {type: string, enum: [sqlite, postgres]}
-        address: {type: string, description: The SQLite file or the PostgreSQL URL (never a password).}
-        ranges: {type: integer, const: 0, description: A new shard owns no range.}
-    ShardInfo:
-      type: object
-      required: [id, backend, address, ranges, fraction, rows]
-      additionalProperties: false
-      properties:
-        id: {$ref: '#/components/schemas/ShardID'}
-        backend: {type: string, enum: [sqlite, postgres]}
-        address: {type: string}
-        ranges: {$ref: '#/components/schemas/Count', description: Ranges of the current map it owns.}
-        fraction: {type: number, minimum: 0, maximum: 1, description: Its share of the hash space.}
-        rows: {$ref: '#/components/schemas/Count', description: Live rows over every table.}
-    ShardList:
-      type: object
-      required: [shards]
-      additionalProperties: false
-      properties:
-        shards:
-          type: array
-          items: {$ref: '#/components/schemas/ShardInfo'}
-    RangeAssignment:
-      type: object
-      required: [start, end, shard]
-      additionalProperties: false
-      properties:
-        start: {$ref: '#/components/schemas/HashStart'}
-        end: {$ref: '#/components/schemas/HashEnd'}
-        shard: {$ref: '#/components/schemas/ShardID'}
-    Cluster:
-      type: object
 """####
 }

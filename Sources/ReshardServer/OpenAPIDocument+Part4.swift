@@ -4,6 +4,44 @@
 extension OpenAPIDocument {
     /// Lines 1051… of the document.
     static let part4 = ####"""
+    ShardCreated:
+      type: object
+      required: [id, backend, address, ranges]
+      additionalProperties: false
+      properties:
+        id: {$ref: '#/components/schemas/ShardID'}
+        backend: {type: string, enum: [sqlite, postgres]}
+        address: {type: string, description: The SQLite file or the PostgreSQL URL (never a password).}
+        ranges: {type: integer, const: 0, description: A new shard owns no range.}
+    ShardInfo:
+      type: object
+      required: [id, backend, address, ranges, fraction, rows]
+      additionalProperties: false
+      properties:
+        id: {$ref: '#/components/schemas/ShardID'}
+        backend: {type: string, enum: [sqlite, postgres]}
+        address: {type: string}
+        ranges: {$ref: '#/components/schemas/Count', description: Ranges of the current map it owns.}
+        fraction: {type: number, minimum: 0, maximum: 1, description: Its share of the hash space.}
+        rows: {$ref: '#/components/schemas/Count', description: Live rows over every table.}
+    ShardList:
+      type: object
+      required: [shards]
+      additionalProperties: false
+      properties:
+        shards:
+          type: array
+          items: {$ref: '#/components/schemas/ShardInfo'}
+    RangeAssignment:
+      type: object
+      required: [start, end, shard]
+      additionalProperties: false
+      properties:
+        start: {$ref: '#/components/schemas/HashStart'}
+        end: {$ref: '#/components/schemas/HashEnd'}
+        shard: {$ref: '#/components/schemas/ShardID'}
+    Cluster:
+      type: object
       required: [generation, shards, tables, ranges]
       additionalProperties: false
       properties:
@@ -18,6 +56,59 @@ extension OpenAPIDocument {
           type: array
           description: Every range of the map, sorted; they tile the hash space exactly once.
           items: {$ref: '#/components/schemas/RangeAssignment'}
+
+    LoadReport:
+      type: object
+      required: [router, window_ms, windows, signal, generation, shards, max_over_mean, predicted_max_over_mean, finding]
+      additionalProperties: false
+      properties:
+        router: {type: string, description: The router that measured.}
+        window_ms: {$ref: '#/components/schemas/UInt64'}
+        windows: {$ref: '#/components/schemas/Count', description: Complete windows judged.}
+        signal: {type: string, enum: [requests, bytes, time]}
+        generation: {$ref: '#/components/schemas/UInt64'}
+        shards:
+          type: array
+          description: Every shard of the map, busiest first.
+          items: {$ref: '#/components/schemas/ShardLoad'}
+        max_over_mean: {type: number, minimum: 0, description: The busiest shard's load over the mean (1 when there is none).}
+        predicted_max_over_mean: {type: [number, 'null'], minimum: 0, description: The same after the proposed move.}
+        finding: {$ref: '#/components/schemas/LoadFinding'}
+    ShardLoad:
+      type: object
+      required: [shard, load, share, top_keys]
+      additionalProperties: false
+      properties:
+        shard: {$ref: '#/components/schemas/ShardID'}
+        load: {type: number, minimum: 0}
+        share: {type: number, minimum: 0, maximum: 1}
+        top_keys:
+          type: array
+          items: {$ref: '#/components/schemas/TopKey'}
+    TopKey:
+      type: object
+      required: [key, count, error]
+      additionalProperties: false
+      properties:
+        key: {type: string, description: '`table/key`.'}
+        count: {$ref: '#/components/schemas/UInt64', description: An upper bound of its requests.}
+        error: {$ref: '#/components/schemas/UInt64', description: 'The possible overcount: `count - error` is a lower bound.'}
+    LoadFinding:
+      type: object
+      required: [kind, shard, key, share, hot_windows, range, advice]
+      additionalProperties: false
+      properties:
+        kind: {type: string, enum: [not_enough_data, balanced, warming, hot_key, move, no_worthwhile_move]}
+        shard: {type: [string, 'null'], description: The hot shard.}
+        key: {type: [string, 'null'], description: 'The hot key (`hot_key`).'}
+        share: {type: [number, 'null'], minimum: 0, maximum: 1, description: 'Its guaranteed share of the shard''s requests (`hot_key`).'}
+        hot_windows: {type: [integer, 'null'], minimum: 0, description: 'Windows it was hot in (`warming`).'}
+        range:
+          oneOf:
+            - {$ref: '#/components/schemas/RangeAssignment'}
+            - {type: 'null'}
+          description: 'The range to move and the shard to move it to (`move`).'
+        advice: {type: string}
 
     CreateMigration:
       type: object
@@ -263,96 +354,5 @@ extension OpenAPIDocument {
         plan: {$ref: '#/components/schemas/Plan'}
     MigrationSummary:
       type: object
-      required: [id, kind, phase, moves, rows_copied, rows_estimated, error]
-      additionalProperties: false
-      properties:
-        id: {type: string}
-        kind:
-          description: '`unknown` for a migration whose journal cannot be read (see `UnreadableMigration`).'
-          oneOf:
-            - {$ref: '#/components/schemas/MigrationKind'}
-            - {type: string, const: unknown}
-        phase: {$ref: '#/components/schemas/Phase'}
-        moves: {$ref: '#/components/schemas/Count'}
-        rows_copied: {$ref: '#/components/schemas/Count'}
-        rows_estimated: {type: [integer, 'null'], minimum: 0}
-        error: {type: [string, 'null'], description: The last error, if a step is being retried or the migration failed.}
-    UnreadableMigration:
-      type: object
-      description: |
-        A migration whose journal this build cannot read: it stands failed with the reason in `error`,
-        and commands on it are refused (`409 command_rejected`). Nothing else about it is known.
-      required: [id, kind, phase, moves, rows_copied, rows_estimated, error]
-      additionalProperties: false
-      properties:
-        id: {type: string}
-        kind: {type: string, const: unknown}
-        phase: {type: string, const: failed}
-        moves: {type: integer, const: 0}
-        rows_copied: {type: integer, const: 0}
-        rows_estimated: {type: 'null'}
-        error: {type: string}
-    MigrationList:
-      type: object
-      required: [migrations]
-      additionalProperties: false
-      properties:
-        migrations:
-          type: array
-          items: {$ref: '#/components/schemas/MigrationSummary'}
-    StreamProgress:
-      type: object
-      required: [position, backlog, lag_ms]
-      additionalProperties: false
-      properties:
-        position: {$ref: '#/components/schemas/UInt64', description: The last changelog position applied.}
-        backlog: {type: [integer, 'null'], minimum: 0, description: Changes behind the head at the last read; null when not read yet.}
-        lag_ms: {$ref: '#/components/schemas/UInt64', description: Age of the oldest unapplied change.}
-    CanaryState:
-      type: object
-      required: [steps, step_ms, step, percent, passed]
-      additionalProperties: false
-      properties:
-        steps:
-          type: array
-          items: {type: number}
-        step_ms: {$ref: '#/components/schemas/UInt64'}
-        step: {type: [integer, 'null'], minimum: 0, description: The current step's index, in the canary phase.}
-        percent: {type: [number, 'null'], description: The share of reads shadow-read now.}
-        passed: {type: boolean}
-    ShadowComparison:
-      type: object
-      required: [table, pk, source_version, target_version, result, at_ms]
-      additionalProperties: false
-      properties:
-        table: {$ref: '#/components/schemas/TableName'}
-        pk: {type: string}
-        source_version: {type: [integer, 'null'], minimum: 0, maximum: 18446744073709551615}
-        target_version: {type: [integer, 'null'], minimum: 0, maximum: 18446744073709551615}
-        result: {type: string, enum: [match, lag, missing_on_target, extra_on_target, older_on_target, newer_on_target, corrupt]}
-        at_ms: {$ref: '#/components/schemas/UInt64'}
-    ShadowReads:
-      type: object
-      required: [active, halted, percent, reads, matches, lag, mismatches, errors, latency_delta_p50_us, latency_delta_p99_us, recent]
-      additionalProperties: false
-      properties:
-        active: {type: boolean}
-        halted: {type: boolean}
-        percent: {type: number}
-        reads: {$ref: '#/components/schemas/Count'}
-        matches: {$ref: '#/components/schemas/Count'}
-        lag: {$ref: '#/components/schemas/Count'}
-        mismatches: {$ref: '#/components/schemas/Count'}
-        errors: {$ref: '#/components/schemas/Count'}
-        latency_delta_p50_us: {type: [integer, 'null'], description: New-owner minus old-owner read latency, microseconds (may be negative).}
-        latency_delta_p99_us: {type: [integer, 'null']}
-        recent:
-          type: array
-          description: The last non-matching reads, newest first.
-          items: {$ref: '#/components/schemas/ShadowComparison'}
-    AggregateSide:
-      type: object
-      required: [rows, numeric, sum]
-      additionalProperties: false
 """####
 }

@@ -4,6 +4,97 @@
 extension OpenAPIDocument {
     /// Lines 1401… of the document.
     static let part5 = ####"""
+      required: [id, kind, phase, moves, rows_copied, rows_estimated, error]
+      additionalProperties: false
+      properties:
+        id: {type: string}
+        kind:
+          description: '`unknown` for a migration whose journal cannot be read (see `UnreadableMigration`).'
+          oneOf:
+            - {$ref: '#/components/schemas/MigrationKind'}
+            - {type: string, const: unknown}
+        phase: {$ref: '#/components/schemas/Phase'}
+        moves: {$ref: '#/components/schemas/Count'}
+        rows_copied: {$ref: '#/components/schemas/Count'}
+        rows_estimated: {type: [integer, 'null'], minimum: 0}
+        error: {type: [string, 'null'], description: The last error, if a step is being retried or the migration failed.}
+    UnreadableMigration:
+      type: object
+      description: |
+        A migration whose journal this build cannot read: it stands failed with the reason in `error`,
+        and commands on it are refused (`409 command_rejected`). Nothing else about it is known.
+      required: [id, kind, phase, moves, rows_copied, rows_estimated, error]
+      additionalProperties: false
+      properties:
+        id: {type: string}
+        kind: {type: string, const: unknown}
+        phase: {type: string, const: failed}
+        moves: {type: integer, const: 0}
+        rows_copied: {type: integer, const: 0}
+        rows_estimated: {type: 'null'}
+        error: {type: string}
+    MigrationList:
+      type: object
+      required: [migrations]
+      additionalProperties: false
+      properties:
+        migrations:
+          type: array
+          items: {$ref: '#/components/schemas/MigrationSummary'}
+    StreamProgress:
+      type: object
+      required: [position, backlog, lag_ms]
+      additionalProperties: false
+      properties:
+        position: {$ref: '#/components/schemas/UInt64', description: The last changelog position applied.}
+        backlog: {type: [integer, 'null'], minimum: 0, description: Changes behind the head at the last read; null when not read yet.}
+        lag_ms: {$ref: '#/components/schemas/UInt64', description: Age of the oldest unapplied change.}
+    CanaryState:
+      type: object
+      required: [steps, step_ms, step, percent, passed]
+      additionalProperties: false
+      properties:
+        steps:
+          type: array
+          items: {type: number}
+        step_ms: {$ref: '#/components/schemas/UInt64'}
+        step: {type: [integer, 'null'], minimum: 0, description: The current step's index, in the canary phase.}
+        percent: {type: [number, 'null'], description: The share of reads shadow-read now.}
+        passed: {type: boolean}
+    ShadowComparison:
+      type: object
+      required: [table, pk, source_version, target_version, result, at_ms]
+      additionalProperties: false
+      properties:
+        table: {$ref: '#/components/schemas/TableName'}
+        pk: {type: string}
+        source_version: {type: [integer, 'null'], minimum: 0, maximum: 18446744073709551615}
+        target_version: {type: [integer, 'null'], minimum: 0, maximum: 18446744073709551615}
+        result: {type: string, enum: [match, lag, missing_on_target, extra_on_target, older_on_target, newer_on_target, corrupt]}
+        at_ms: {$ref: '#/components/schemas/UInt64'}
+    ShadowReads:
+      type: object
+      required: [active, halted, percent, reads, matches, lag, mismatches, errors, latency_delta_p50_us, latency_delta_p99_us, recent]
+      additionalProperties: false
+      properties:
+        active: {type: boolean}
+        halted: {type: boolean}
+        percent: {type: number}
+        reads: {$ref: '#/components/schemas/Count'}
+        matches: {$ref: '#/components/schemas/Count'}
+        lag: {$ref: '#/components/schemas/Count'}
+        mismatches: {$ref: '#/components/schemas/Count'}
+        errors: {$ref: '#/components/schemas/Count'}
+        latency_delta_p50_us: {type: [integer, 'null'], description: New-owner minus old-owner read latency, microseconds (may be negative).}
+        latency_delta_p99_us: {type: [integer, 'null']}
+        recent:
+          type: array
+          description: The last non-matching reads, newest first.
+          items: {$ref: '#/components/schemas/ShadowComparison'}
+    AggregateSide:
+      type: object
+      required: [rows, numeric, sum]
+      additionalProperties: false
       properties:
         rows: {$ref: '#/components/schemas/Count'}
         numeric: {$ref: '#/components/schemas/Count'}

@@ -37,6 +37,17 @@ enum RequestInput {
         return parameters
     }
 
+    /// A count from the query: digits only (`Int` also takes a sign), within `range`; else
+    /// `400 invalid_<name>`.
+    static func count(_ text: String?, name: String, in range: ClosedRange<Int>, default value: Int) throws -> Int {
+        guard let text else { return value }
+        guard text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }), let parsed = Int(text), range.contains(parsed)
+        else {
+            throw APIError(.badRequest, code: "invalid_\(name)", message: "\(name) must be \(range.lowerBound)…\(range.upperBound)")
+        }
+        return parsed
+    }
+
     /// Refuses a body whose declared type is not JSON (`415 unsupported_media_type`). A request
     /// without a Content-Type is read as JSON, as the routes document.
     static func requireJSON(_ request: Request) throws {

@@ -48,9 +48,25 @@ struct AdminRoutes {
         group.get("cluster") { _, _ -> Response in
             try jsonResponse(.ok, API.Cluster(try await router.cluster()))
         }
+        group.get("load") { request, _ -> Response in
+            let query = try RequestInput.query(request)
+            var signal = LoadSignal.requests
+            if let text = query["signal"] {
+                guard let chosen = LoadSignal(rawValue: text) else {
+                    throw APIError(.badRequest, code: "invalid_signal", message: "signal must be requests, bytes or time")
+                }
+                signal = chosen
+            }
+            let top = try RequestInput.count(query["top"], name: "top", in: 1...LoadRecorder.keyCapacity, default: 10)
+            let windows = try RequestInput.count(
+                query["windows"], name: "windows", in: 1...(LoadWindows.lastMinute.windowCount - 1), default: 10)
+            let rules = HotSpotRules(signal: signal, sustainedWindows: windows)
+            return try jsonResponse(.ok, API.LoadReport(router.loadView(rules: rules), rules: rules, top: top))
+        }
         refuseOtherMethods(on: group, path: "tables", allowed: [.get, .post])
         refuseOtherMethods(on: group, path: "shards", allowed: [.get, .post])
         refuseOtherMethods(on: group, path: "cluster", allowed: [.get])
+        refuseOtherMethods(on: group, path: "load", allowed: [.get])
     }
 
     private func decode<T: Decodable>(_ request: Request) async throws -> T {

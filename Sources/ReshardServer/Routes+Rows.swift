@@ -50,16 +50,7 @@ struct RowRoutes {
         guard let shardKey = query["shard_key"] else {
             throw APIError(.badRequest, code: "missing_shard_key", message: "listing rows needs ?shard_key=")
         }
-        var limit = 100
-        if let text = query["limit"] {
-            // Digits only: Int() also takes a sign ("+5").
-            guard text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }), let parsed = Int(text),
-                (1...ShardRouter.maxListLimit).contains(parsed)
-            else {
-                throw APIError(.badRequest, code: "invalid_limit", message: "limit must be 1…\(ShardRouter.maxListLimit)")
-            }
-            limit = parsed
-        }
+        let limit = try RequestInput.count(query["limit"], name: "limit", in: 1...ShardRouter.maxListLimit, default: 100)
         let rows = try await router.list(table: table, shardKey: shardKey, limit: limit)
         let body = JSONText.object([
             ("shard_key", JSONText.quoted(shardKey)),

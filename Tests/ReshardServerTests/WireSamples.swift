@@ -27,7 +27,20 @@ enum WireSamples {
         Sample(schema: "ShardList", minimal: API.ShardList(shards: []), full: API.ShardList(shards: [shard])),
         Sample(schema: "RangeAssignment", minimal: range, full: range),
         Sample(schema: "Cluster", minimal: cluster, full: cluster),
+        Sample(schema: "TopKey", minimal: topKey, full: topKey),
+        Sample(schema: "ShardLoad", minimal: shardLoad, full: shardLoad),
+        Sample(schema: "LoadFinding", minimal: API.LoadFinding(kind: "balanced", advice: "a"), full: moveFinding),
+        Sample(schema: "LoadReport", minimal: loadReport(predicted: nil), full: loadReport(predicted: 1.05)),
     ]
+
+    static let topKey = API.TopKey(key: "orders/c7", count: 9, error: 1)
+    static let shardLoad = API.ShardLoad(shard: "s1", load: 10, share: 0.5, topKeys: [topKey])
+    static let moveFinding = API.LoadFinding(kind: "move", shard: "s1", key: "k", share: 0.3, hotWindows: 10, range: range, advice: "a")
+    static func loadReport(predicted: Double?) -> API.LoadReport {
+        API.LoadReport(
+            router: "r", windowMs: 1_000, windows: 10, signal: "requests", generation: 1, shards: [shardLoad], maxOverMean: 1.5,
+            predictedMaxOverMean: predicted, finding: moveFinding)
+    }
 
     static let migrations: [Sample] = [
         Sample(schema: "CreateMigration", minimal: API.CreateMigration(kind: "rebalance"), full: createMigration),

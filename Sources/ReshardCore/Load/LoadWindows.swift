@@ -76,9 +76,16 @@ public struct LoadWindows: Sendable, Hashable {
     /// 1…`maxWindowCount`.
     public init?(windowMillis: UInt64, windowCount: Int) {
         guard windowMillis > 0, (1...Self.maxWindowCount).contains(windowCount) else { return nil }
-        self.windowMillis = windowMillis
-        self.windowCount = windowCount
+        self.init(validMillis: windowMillis, count: windowCount)
     }
+
+    private init(validMillis: UInt64, count: Int) {
+        self.windowMillis = validMillis
+        self.windowCount = count
+    }
+
+    /// One-second windows over the last minute: what a router keeps.
+    public static let lastMinute = LoadWindows(validMillis: 1_000, count: 60)
 
     /// The bucket `hash` falls in.
     public static func bucket(of hash: UInt64) -> UInt16 { UInt16(truncatingIfNeeded: hash >> UInt64(64 - bucketBits)) }

@@ -1,0 +1,53 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import ReshardAPI
+import Testing
+
+extension HTTPAPITests {
+    /// `GET /v1/load`: the admin token, each shard of the map, the most requested key on top,
+    /// and a 400 for every malformed parameter (the report is read-only: nothing to write).
+    @Test func theLoadReportNamesTheHotKeyAndRefusesBadParameters() async throws {
+        let auth = auth
+        try await withAPI { client in
+            for index in 0..<30 {
+                let put = try await client.execute(
+                    uri: "/v1/tables/users/rows/hot", method: .put, body: ByteBuffer(string: #"{"n":\#(index)}"#))
+                #expect(put.status == .ok)
+            }
+            for index in 0..<10 {
+                _ = try await client.execute(uri: "/v1/tables/users/rows/u\(index)", method: .put, body: ByteBuffer(string: "{}"))
+            }
+            _ = try await client.execute(uri: "/v1/tables/users/rows/missing", method: .get)
+            try expectError(try await client.execute(uri: "/v1/load", method: .get), .unauthorized, "unauthorized")
+
+            let response = try await client.execute(uri: "/v1/load?top=3&signal=bytes&windows=1", method: .get, headers: auth)
+            #expect(response.status == .ok)
+            let report = try API.decode(API.LoadReport.self, from: Data(buffer: response.body))
+            #expect(report.signal == "bytes" && report.windows <= 1 && report.windowMs == 1_000)
+            #expect(report.shards.count == 4 && report.shards.allSatisfy { $0.topKeys.count <= 3 })
+            let keys = report.shards.flatMap(\.topKeys)
+            let hot = try #require(keys.first { $0.key == "users/hot" })
+            #expect(hot.count == 30 && hot.error == 0, "\(keys)")
+            #expect(keys.allSatisfy { $0.count <= 30 })
+            #expect(keys.contains { $0.key == "users/missing" }, "a read that found nothing still cost its shard")
+            #expect(!report.finding.advice.isEmpty)
+
+            let bad: [(String, String)] = [
+                ("signal=rows", "invalid_signal"), ("signal=", "invalid_signal"), ("signal=%00", "invalid_signal"),
+                ("top=0", "invalid_top"), ("top=65", "invalid_top"), ("top=-1", "invalid_top"), ("top=+5", "invalid_top"),
+                ("top=18446744073709551616", "invalid_top"), ("top=1e1", "invalid_top"), ("windows=0", "invalid_windows"),
+                ("windows=60", "invalid_windows"), ("signal=bytes&signal=time", "invalid_query"), ("top=%zz", "invalid_query"),
+                ("signal=%C3%28", "invalid_query"),
+            ]
+            for (query, code) in bad {
+                try expectError(try await client.execute(uri: "/v1/load?\(query)", method: .get, headers: auth), .badRequest, code)
+            }
+            let head = try await client.execute(uri: "/v1/load", method: .head, headers: auth)
+            #expect(head.status == .ok && head.body.readableBytes == 0)
+            let post = try await client.execute(uri: "/v1/load", method: .post, headers: auth)
+            #expect(post.status == .methodNotAllowed)
+        }
+    }
+}
