@@ -28,8 +28,9 @@ public final class LoadRecorder: Sendable {
     public func record(table: TableName, key: String, hash: UInt64, shard: ShardID, _ counts: LoadCounts, now: UInt64) {
         state.withLock { state in
             state.windows.record(hash: hash, counts, now: now)
+            // A clock that stepped back counts into the current period instead of wiping it.
             let period = now / Self.keyPeriodMillis
-            if period != state.keyPeriod {
+            if period > state.keyPeriod {
                 state.previousKeys = period == state.keyPeriod + 1 ? state.keys : [:]
                 state.keys = [:]
                 state.keyPeriod = period

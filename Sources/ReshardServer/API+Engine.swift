@@ -91,12 +91,11 @@ extension API {
 extension API.LoadReport {
     init(_ view: LoadView, rules: HotSpotRules, top: Int) {
         let report = view.report
-        let total = report.load.values.sorted().reduce(0, +)
-        let ranked = report.load.keys.sorted { (report.load[$1] ?? 0, $0) < (report.load[$0] ?? 0, $1) }
+        let total = report.ranked.reduce(0) { $0 + (report.load[$1] ?? 0) }
         self.init(
             router: view.router, windowMs: LoadWindows.lastMinute.windowMillis, windows: view.windows, signal: rules.signal.rawValue,
             generation: view.generation,
-            shards: ranked.map { shard in
+            shards: report.ranked.map { shard in
                 let load = report.load[shard] ?? 0
                 return API.ShardLoad(
                     shard: shard.rawValue, load: load, share: total > 0 ? load / total : 0,

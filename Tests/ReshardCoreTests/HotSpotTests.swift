@@ -88,6 +88,7 @@ import Testing
         let width = UInt64(1) << 52
         #expect(report.finding == .move(range: HashRange(start: 0, last: 192 * width - 1), from: s1, to: s4))
         #expect(abs(report.maxOverMean - 25_600.0 / 14_080) < 1e-9)
+        #expect(report.ranked == ["s1", "s2", "s3", "s4"].compactMap(ShardID.init), "busiest first, equal loads by id")
         let predicted = try #require(report.predictedMaxOverMean)
         #expect(abs(predicted - 17_920.0 / 14_080) < 1e-9)
 

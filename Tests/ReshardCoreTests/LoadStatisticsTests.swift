@@ -74,13 +74,22 @@ import Testing
         load.record(hash: width, LoadCounts(reads: 40), now: 0)
         load.record(hash: .max, LoadCounts(writes: 8, micros: 80), now: 0)
         let window = try #require(load.windows.first)
-        #expect(LoadWindows.load(in: .full, of: window, signal: .requests) == 148)
-        #expect(LoadWindows.load(in: .full, of: window, signal: .bytes) == 1_000)
-        #expect(LoadWindows.load(in: .full, of: window, signal: .time) == 80)
-        #expect(LoadWindows.load(in: HashRange(start: 0, last: width - 1), of: window, signal: .requests) == 100)
-        #expect(LoadWindows.load(in: HashRange(start: 0, last: width / 2 - 1), of: window, signal: .requests) == 50)
-        #expect(LoadWindows.load(in: HashRange(start: width / 4, last: width + width / 2 - 1), of: window, signal: .requests) == 95)
-        #expect(LoadWindows.load(in: HashRange(start: .max, last: .max), of: window, signal: .requests) == 8 / Double(width))
+        #expect(LoadWindows.load(in: .full, of: LoadWindows.bucketLoads([window], signal: .requests)) == 148)
+        #expect(LoadWindows.load(in: .full, of: LoadWindows.bucketLoads([window], signal: .bytes)) == 1_000)
+        #expect(LoadWindows.load(in: .full, of: LoadWindows.bucketLoads([window], signal: .time)) == 80)
+        #expect(LoadWindows.load(in: HashRange(start: 0, last: width - 1), of: LoadWindows.bucketLoads([window], signal: .requests)) == 100)
+        #expect(
+            LoadWindows.load(in: HashRange(start: 0, last: width / 2 - 1), of: LoadWindows.bucketLoads([window], signal: .requests)) == 50)
+        #expect(
+            LoadWindows.load(
+                in: HashRange(start: width / 4, last: width + width / 2 - 1), of: LoadWindows.bucketLoads([window], signal: .requests))
+                == 95)
+        #expect(
+            LoadWindows.load(in: HashRange(start: .max, last: .max), of: LoadWindows.bucketLoads([window], signal: .requests)) == 8
+                / Double(width))
+
+        #expect(LoadWindows.share(of: 1, coveredBy: HashRange(start: 0, last: width - 1)) == 0, "apart")
+        #expect(LoadWindows.share(of: 0, coveredBy: HashRange(start: width - 1, last: .max)) == 1 / Double(width))
 
         var random = SeededRandom(seed: 7)
         var cuts = (0..<50).map { _ in random.next() }.sorted()
@@ -88,10 +97,10 @@ import Testing
         var start: UInt64 = 0
         var sum = 0.0
         for cut in cuts where cut > start {
-            sum += LoadWindows.load(in: HashRange(start: start, last: cut - 1), of: window, signal: .requests)
+            sum += LoadWindows.load(in: HashRange(start: start, last: cut - 1), of: LoadWindows.bucketLoads([window], signal: .requests))
             start = cut
         }
-        sum += LoadWindows.load(in: HashRange(start: start, last: .max), of: window, signal: .requests)
+        sum += LoadWindows.load(in: HashRange(start: start, last: .max), of: LoadWindows.bucketLoads([window], signal: .requests))
         #expect(abs(sum - 148) < 1e-9)
     }
 

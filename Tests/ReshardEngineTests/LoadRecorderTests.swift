@@ -32,5 +32,10 @@ import Testing
         recorder.record(table: table, key: "d", hash: 0, shard: s1, LoadCounts(reads: 1), now: 45_000)
         #expect(recorder.report(now: 45_000).keys[s1]?.top(5).map(\.key) == ["t/d"], "periods apart: nothing carried over")
         #expect(recorder.report(now: 200_000).windows.windows.isEmpty, "a minute later the windows are gone")
+
+        // A clock that steps back into the last period counts into the current one.
+        recorder.record(table: table, key: "e", hash: 0, shard: s1, LoadCounts(reads: 1), now: 39_999)
+        let stepped = try #require(recorder.report(now: 45_000).keys[s1]?.top(5))
+        #expect(stepped.map(\.key) == ["t/d", "t/e"] && stepped.map(\.count) == [1, 1])
     }
 }

@@ -49,6 +49,8 @@ public enum HotSpotFinding: Sendable, Hashable {
 public struct HotSpotReport: Sendable, Hashable {
     /// Each shard's load summed over the windows judged.
     public let load: [ShardID: Double]
+    /// The shards, busiest first (equal loads by id).
+    public let ranked: [ShardID]
     /// The busiest shard's load over the mean, now and after the proposed move.
     public let maxOverMean: Double
     public let predictedMaxOverMean: Double?
@@ -68,6 +70,7 @@ public struct HotSpotReport: Sendable, Hashable {
         let mean = shards.isEmpty ? 0 : total / Double(shards.count)
         // The busiest shard and the coolest; equal loads are ranked by id, so the answer is stable.
         let ranked = shards.sorted { (load[$1] ?? 0, $0) < (load[$0] ?? 0, $1) }
+        self.ranked = ranked
         guard let hot = ranked.first, let cool = ranked.last, mean > 0 else {
             self.maxOverMean = 1
             self.predictedMaxOverMean = nil
@@ -133,11 +136,10 @@ public struct HotSpotReport: Sendable, Hashable {
             return loaded.filter { $0 >= first && $0 <= last }.map { bucket in
                 let whole = LoadWindows.range(of: bucket)
                 let segment = HashRange(start: max(whole.start, range.start), last: min(whole.last, range.last))
-                let share = (Double(segment.last - segment.start) + 1) / (Double(whole.last - whole.start) + 1)
-                return (segment, buckets[bucket, default: 0] * share)
+                return (segment, buckets[bucket, default: 0] * LoadWindows.share(of: bucket, coveredBy: range))
             }
         }
-        func load(_ range: HashRange) -> Double { segments(range).reduce(0) { $0 + $1.load } }
+        func load(_ range: HashRange) -> Double { LoadWindows.load(in: range, of: buckets) }
         let weighed = ranges.map { ($0, load($0)) }
         guard let (range, rangeLoad) = weighed.max(by: { ($0.1, $1.0) < ($1.1, $0.0) }), rangeLoad > 0 else { return nil }
         if rangeLoad <= wanted { return (range, rangeLoad) }

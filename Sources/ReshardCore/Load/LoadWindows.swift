@@ -145,25 +145,24 @@ public struct LoadWindows: Sendable, Hashable {
         windows.removeAll { $0.epoch < oldest }
     }
 
-    /// The load of window `window` that fell in `range`: whole buckets inside it, and of a bucket
-    /// the range cuts, the share of its hashes the range covers.
-    public static func load(in range: HashRange, of window: Window, signal: LoadSignal) -> Double {
+    /// The share of `bucket`'s hashes that `range` covers (0 when they do not meet): the
+    /// load of a bucket a range cuts is apportioned by it.
+    public static func share(of bucket: UInt16, coveredBy range: HashRange) -> Double {
+        let whole = Self.range(of: bucket)
+        guard whole.last >= range.start, whole.start <= range.last else { return 0 }
+        return (Double(min(whole.last, range.last) - max(whole.start, range.start)) + 1) / (Double(whole.last - whole.start) + 1)
+    }
+
+    /// The load of `buckets` (each bucket's sum, `bucketLoads`) that falls in `range`: whole
+    /// buckets inside it, and of a bucket it cuts, the share it covers.
+    public static func load(in range: HashRange, of buckets: [UInt16: Double]) -> Double {
         let first = bucket(of: range.start)
         let last = bucket(of: range.last)
-        var sum = 0.0
         // In bucket order: a sum of doubles depends on its order, and a dictionary's differs
         // from process to process.
-        for index in window.buckets.keys.sorted() where index >= first && index <= last {
-            let value = window.buckets[index, default: LoadCounts()].value(of: signal)
-            guard index == first || index == last else {
-                sum += value
-                continue
-            }
-            let whole = Self.range(of: index)
-            let covered = Double(min(whole.last, range.last) - max(whole.start, range.start)) + 1
-            sum += value * covered / (Double(whole.last - whole.start) + 1)
+        return buckets.keys.sorted().filter { $0 >= first && $0 <= last }.reduce(0) {
+            $0 + buckets[$1, default: 0] * share(of: $1, coveredBy: range)
         }
-        return sum
     }
 
     /// Each bucket's load over `windows`, summed in window order (so the same windows always
@@ -183,12 +182,11 @@ public struct LoadWindows: Sendable, Hashable {
         for bucket in buckets.keys.sorted() {
             let value = buckets[bucket, default: 0]
             let whole = range(of: bucket)
-            let width = Double(whole.last - whole.start) + 1
             var hash = whole.start
             while true {
                 let owner = map.assignment(for: hash)
                 let last = min(owner.range.last, whole.last)
-                loads[owner.shard, default: 0] += value * (Double(last - hash) + 1) / width
+                loads[owner.shard, default: 0] += value * share(of: bucket, coveredBy: HashRange(start: hash, last: last))
                 guard last < whole.last else { break }
                 hash = last + 1
             }
