@@ -1,9 +1,12 @@
 extension API {
-    /// `GET /v1/load`: where this router's requests went, per shard and per range of the map,
-    /// the most requested keys per shard, and what the hot-spot planner makes of it.
+    /// `GET /v1/load`: where the routers' requests went, per shard of the map, the most
+    /// requested keys per shard, and what the hot-spot planner makes of it.
     public struct LoadReport: Codable, Sendable, Hashable {
-        /// The router that measured (each router reports its own traffic).
+        /// The router that answered.
         public var router: String
+        /// The routers whose load is counted: the one that answered, then every other that
+        /// reported its load in the last minute.
+        public var routers: [String]
         /// The length of a window, and how many complete windows were judged.
         public var windowMs: UInt64
         public var windows: Int
@@ -19,15 +22,17 @@ extension API {
         public var finding: LoadFinding
 
         enum CodingKeys: String, CodingKey {
-            case router, windowMs = "window_ms", windows, signal, generation, shards, maxOverMean = "max_over_mean"
+            case router, routers, windowMs = "window_ms", windows, signal, generation, shards, maxOverMean = "max_over_mean"
             case predictedMaxOverMean = "predicted_max_over_mean", finding
         }
 
         public init(
-            router: String, windowMs: UInt64, windows: Int, signal: String, generation: UInt64, shards: [ShardLoad], maxOverMean: Double,
+            router: String, routers: [String], windowMs: UInt64, windows: Int, signal: String, generation: UInt64, shards: [ShardLoad],
+            maxOverMean: Double,
             predictedMaxOverMean: Double?, finding: LoadFinding
         ) {
             self.router = router
+            self.routers = routers
             self.windowMs = windowMs
             self.windows = windows
             self.signal = signal
@@ -41,6 +46,7 @@ extension API {
         public func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encode(router, forKey: .router)
+            try container.encode(routers, forKey: .routers)
             try container.encode(windowMs, forKey: .windowMs)
             try container.encode(windows, forKey: .windows)
             try container.encode(signal, forKey: .signal)

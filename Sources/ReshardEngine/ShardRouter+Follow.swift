@@ -65,6 +65,8 @@ public struct RouterReportBody: Sendable, Hashable, Codable {
     public var secondWrites: SecondWrites.Stats?
     /// The reads the router served from the new owners alone (optional, like `secondWrites`).
     public var served: ServedReads.Stats?
+    /// The router's load (optional: only a router that saw requests lately reports it).
+    public var load: LoadSnapshot?
 }
 
 extension ShardRouter {
@@ -81,10 +83,14 @@ extension ShardRouter {
                 }
             }
             group.addTask {
+                let clock = ContinuousClock()
+                var loadReported = clock.now
                 while !Task.isCancelled {
                     try? await Task.sleep(for: interval)
                     await self.refreshLogged()
-                    await self.reportShadowReads()
+                    let reportLoad = clock.now - loadReported >= LoadSnapshot.reportEvery
+                    if reportLoad { loadReported = clock.now }
+                    await self.report(load: reportLoad)
                 }
             }
             await group.next()
@@ -181,24 +187,28 @@ extension ShardRouter {
     }
 
     /// Saves this router's canary and second-write figures while a migration routes through it
-    /// (and once after it stops).
-    private func reportShadowReads() async {
+    /// (and once after it stops), and, when `load` is true or a migration's figures are saved
+    /// anyway, its load of the last windows (for `GET /v1/load` on every router).
+    func report(load includeLoad: Bool) async {
         let stats = canary.stats
         let second = secondWrites.stats
         let shadowing = stats.migration != nil && (stats.active || stats.reads > 0)
         let writing = second.migration != nil && (second.active || second.attempts > 0)
         let serving = served.stats
         let reading = serving.migration != nil && (serving.active || serving.served > 0 || serving.sentBack != nil)
-        guard shadowing || writing || reading else { return }
+        let migrating = shadowing || writing || reading
+        let snapshot = migrating || includeLoad ? LoadSnapshot(load, now: wallMillis()) : nil
+        guard migrating || snapshot != nil else { return }
         do {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             let report = RouterReportBody(
-                shadow: stats, secondWrites: second.migration == nil ? nil : second, served: serving.migration == nil ? nil : serving)
+                shadow: stats, secondWrites: second.migration == nil ? nil : second, served: serving.migration == nil ? nil : serving,
+                load: snapshot)
             let body = String(decoding: try encoder.encode(report), as: UTF8.self)
             try await metadata.saveReport(router: name, report: body)
         } catch {
-            logger.warning("could not report shadow reads", metadata: ["error": "\(error)"])
+            logger.warning("could not report this router's figures", metadata: ["error": "\(error)"])
         }
     }
 }

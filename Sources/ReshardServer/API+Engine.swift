@@ -93,7 +93,8 @@ extension API.LoadReport {
         let report = view.report
         let total = report.ranked.reduce(0) { $0 + (report.load[$1] ?? 0) }
         self.init(
-            router: view.router, windowMs: LoadWindows.lastMinute.windowMillis, windows: view.windows, signal: rules.signal.rawValue,
+            router: view.router, routers: view.routers, windowMs: LoadWindows.lastMinute.windowMillis, windows: view.windows,
+            signal: rules.signal.rawValue,
             generation: view.generation,
             shards: report.ranked.map { shard in
                 let load = report.load[shard] ?? 0

@@ -63,13 +63,13 @@ extension OpenAPIDocument {
     get:
       operationId: getLoad
       tags: [admin]
-      summary: This router's load per shard, the most requested keys, and the hot-spot planner's finding.
-      description: 'Load is counted per 4,096 hash buckets in one-second windows (the last minute kept) and read against the shard map in force; top keys (`table/key`) are sampled per shard over the last 10 to 20 s. A shard is hot when above 1.1x the mean in each of the last `windows` complete windows; a key holding over a quarter of a hot shard''s samples is reported (`hot_key`), never split. Each router reports its own traffic. The top keys are application data, hence the token.'
+      summary: Every router's load per shard, the most requested keys, and the hot-spot planner's finding.
+      description: 'Load is counted per 4,096 hash buckets in one-second windows (the last minute kept) and read against the shard map in force; top keys (`table/key`) are sampled per shard over the last 10 to 20 s. A shard is hot when above 1.1x the mean in each of the last `windows` complete windows; a key holding over a quarter of a hot shard''s samples is reported (`hot_key`), never split. The answering router merges its own load with the last report of every other router (routers report their last 15 windows every 5 s through the metadata store; a report over a minute old is left out) and judges up to the oldest report merged. The top keys are application data, hence the token.'
       security: [{bearer: []}]
       parameters: &loadParameters
         - {name: signal, in: query, required: false, description: 'What load is measured by (`400 invalid_signal`).', schema: {type: string, enum: [requests, bytes, time], default: requests}}
         - {name: top, in: query, required: false, description: 'Top keys listed per shard, 1…64 (`400 invalid_top`).', schema: {type: integer, minimum: 1, maximum: 64, default: 10}}
-        - {name: windows, in: query, required: false, description: 'Complete windows a shard must stay hot in, 1…59 (`400 invalid_windows`).', schema: {type: integer, minimum: 1, maximum: 59, default: 10}}
+        - {name: windows, in: query, required: false, description: 'Complete windows a shard must stay hot in, 1…15 (`400 invalid_windows`).', schema: {type: integer, minimum: 1, maximum: 15, default: 10}}
       responses:
         '200': {$ref: '#/components/responses/LoadReport'}
         '400': {$ref: '#/components/responses/LoadBadRequest'}

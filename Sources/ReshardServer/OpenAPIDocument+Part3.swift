@@ -69,7 +69,7 @@ extension OpenAPIDocument {
         application/json:
           schema: {$ref: '#/components/schemas/Cluster'}
     LoadReport:
-      description: This router's load and the planner's finding.
+      description: The routers' load and the planner's finding.
       content:
         application/json:
           schema: {$ref: '#/components/schemas/LoadReport'}

@@ -59,10 +59,11 @@ extension OpenAPIDocument {
 
     LoadReport:
       type: object
-      required: [router, window_ms, windows, signal, generation, shards, max_over_mean, predicted_max_over_mean, finding]
+      required: [router, routers, window_ms, windows, signal, generation, shards, max_over_mean, predicted_max_over_mean, finding]
       additionalProperties: false
       properties:
-        router: {type: string, description: The router that measured.}
+        router: {type: string, description: The router that answered.}
+        routers: {type: array, items: {type: string}, description: 'The routers whose load is counted: the one that answered, then every other that reported in the last minute.'}
         window_ms: {$ref: '#/components/schemas/UInt64'}
         windows: {$ref: '#/components/schemas/Count', description: Complete windows judged.}
         signal: {type: string, enum: [requests, bytes, time]}
@@ -353,6 +354,5 @@ extension OpenAPIDocument {
         dry_run: {type: boolean, const: false}
         plan: {$ref: '#/components/schemas/Plan'}
     MigrationSummary:
-      type: object
 """####
 }

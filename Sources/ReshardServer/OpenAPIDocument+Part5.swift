@@ -4,6 +4,7 @@
 extension OpenAPIDocument {
     /// Lines 1401… of the document.
     static let part5 = ####"""
+      type: object
       required: [id, kind, phase, moves, rows_copied, rows_estimated, error]
       additionalProperties: false
       properties:

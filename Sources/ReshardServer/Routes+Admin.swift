@@ -59,9 +59,9 @@ struct AdminRoutes {
             }
             let top = try RequestInput.count(query["top"], name: "top", in: 1...LoadRecorder.keyCapacity, default: 10)
             let windows = try RequestInput.count(
-                query["windows"], name: "windows", in: 1...(LoadWindows.lastMinute.windowCount - 1), default: 10)
+                query["windows"], name: "windows", in: 1...LoadSnapshot.reportedWindows, default: 10)
             let rules = HotSpotRules(signal: signal, sustainedWindows: windows)
-            return try jsonResponse(.ok, API.LoadReport(router.loadView(rules: rules), rules: rules, top: top))
+            return try jsonResponse(.ok, API.LoadReport(try await router.clusterLoadView(rules: rules), rules: rules, top: top))
         }
         refuseOtherMethods(on: group, path: "tables", allowed: [.get, .post])
         refuseOtherMethods(on: group, path: "shards", allowed: [.get, .post])

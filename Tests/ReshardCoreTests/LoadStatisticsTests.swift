@@ -218,4 +218,32 @@ import Testing
         for key in ["b", "a", "c"] { again.record(key) }
         #expect(again == top)
     }
+
+    /// A summary sent as its parts comes back equal; parts that break its rules are refused.
+    @Test func aSummaryRoundTripsThroughItsParts() throws {
+        var top = try #require(TopKeys(capacity: 3))
+        for key in ["a", "b", "a", "c", "d", "a", "e"] { top.record(key) }
+        let rebuilt = try #require(TopKeys(capacity: top.capacity, total: top.total, entries: top.entries))
+        #expect(rebuilt == top)
+        let entry = TopKeys.Entry(key: "k", count: 2, error: 0)
+        #expect(TopKeys(capacity: 0, total: 2, entries: []) == nil)
+        #expect(TopKeys(capacity: TopKeys.maxCapacity + 1, total: 2, entries: []) == nil)
+        #expect(TopKeys(capacity: 1, total: 4, entries: [entry, TopKeys.Entry(key: "j", count: 2, error: 0)]) == nil)
+        #expect(TopKeys(capacity: 2, total: 4, entries: [entry, entry]) == nil)
+        #expect(TopKeys(capacity: 2, total: 4, entries: [TopKeys.Entry(key: "k", count: 1, error: 2)]) == nil)
+        #expect(TopKeys(capacity: 2, total: 1, entries: [entry]) == nil)
+        #expect(TopKeys(capacity: 2, total: .max, entries: [TopKeys.Entry(key: "k", count: .max, error: .max)]) != nil)
+    }
+
+    /// Another router's buckets add back by bucket and window; a bucket past the hash space (a
+    /// damaged report) is counted as dropped, never used as a range.
+    @Test func recordedBucketsAddBackAndStrayOnesAreDropped() throws {
+        var load = try windows(count: 3)
+        load.record(bucket: 7, epoch: 5, LoadCounts(reads: 2))
+        load.record(bucket: 7, epoch: 5, LoadCounts(writes: 1))
+        load.record(bucket: UInt16(LoadWindows.bucketCount), epoch: 5, LoadCounts(reads: 9))
+        load.record(bucket: .max, epoch: 5, LoadCounts(reads: 1))
+        #expect(load.windows.count == 1 && load.windows[0].buckets == [7: LoadCounts(reads: 2, writes: 1)])
+        #expect(load.dropped == 10)
+    }
 }

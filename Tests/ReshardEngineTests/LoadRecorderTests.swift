@@ -1,4 +1,9 @@
+import Foundation
+import Logging
+import Metrics
 import ReshardCore
+import ReshardTestKit
+import Synchronization
 import Testing
 
 @testable import ReshardEngine
@@ -37,5 +42,78 @@ import Testing
         recorder.record(table: table, key: "e", hash: 0, shard: s1, LoadCounts(reads: 1), now: 39_999)
         let stepped = try #require(recorder.report(now: 45_000).keys[s1]?.top(5))
         #expect(stepped.map(\.key) == ["t/d", "t/e"] && stepped.map(\.count) == [1, 1])
+    }
+}
+
+/// Routers merge their load through the metadata store: every router's report counts, a stale
+/// or damaged one is left out, and the merged view is judged up to the oldest report.
+@Suite struct ClusterLoadTests {
+    final class Wall: Sendable {
+        let millis = Mutex<UInt64>(100_000)
+        func read() -> UInt64 { millis.withLock { $0 } }
+        func set(_ value: UInt64) { millis.withLock { $0 = value } }
+    }
+
+    func router(_ fixture: RouterFixture, name: String, wall: Wall) async throws -> ShardRouter {
+        try await ShardRouter(
+            metadata: fixture.metadata, openStore: fixture.folder.opener, metricsFactory: NOOPMetricsHandler.instance,
+            logger: Logger(label: "test"), name: name, wallMillis: { wall.read() })
+    }
+
+    /// `count` requests of key `key` in each second of `seconds`, against the shard owning `hash`.
+    func load(_ router: ShardRouter, key: String, hash: UInt64, count: Int, seconds: Range<UInt64>) {
+        let shard = router.shardMap.assignment(for: hash).shard
+        for second in seconds {
+            for index in 0..<count {
+                router.load.record(
+                    table: TableName("t")!, key: key, hash: hash, shard: shard, LoadCounts(reads: 1, bytes: 4),
+                    now: second * 1_000 + UInt64(index))
+            }
+        }
+    }
+
+    @Test func everyRoutersReportIsMergedAndDamagedOnesAreLeftOut() async throws {
+        let fixture = try await RouterFixture.make()
+        defer { fixture.remove() }
+        let wall = Wall()
+        let first = try await router(fixture, name: "r1", wall: wall)
+        let second = try await router(fixture, name: "r2", wall: wall)
+        let third = try await router(fixture, name: "r3", wall: wall)
+        let map = first.shardMap
+        // The middle of each shard's widest range: a bucket no other shard shares.
+        func middle(_ shard: ShardID) throws -> UInt64 {
+            let widest = try #require(map.ranges(of: shard).max { $0.last - $0.start < $1.last - $1.start })
+            return widest.start + (widest.last - widest.start) / 2
+        }
+        let hotShard = map.shards[0]
+        let coolShard = map.shards[1]
+        let hot = try middle(hotShard)
+        let cool = try middle(coolShard)
+        load(first, key: "a", hash: hot, count: 30, seconds: 100..<115)
+        load(second, key: "b", hash: hot, count: 20, seconds: 100..<115)
+        load(second, key: "c", hash: cool, count: 10, seconds: 100..<115)
+        wall.set(115_500)
+        await second.report(load: true)
+        let rules = HotSpotRules(sustainedWindows: 10)
+
+        let alone = first.loadView(rules: rules)
+        #expect(alone.routers == ["r1"] && alone.report.load[hotShard] == 300)
+        let merged = try await first.clusterLoadView(rules: rules)
+        #expect(merged.routers == ["r1", "r2"])
+        #expect(merged.report.load[hotShard] == 500 && merged.report.load[coolShard] == 100)
+        #expect(Set(merged.keys[hotShard]?.top(5).map(\.key) ?? []) == ["t/a", "t/b"])
+
+        // A damaged report (a bucket past the hash space) is left out whole; a stale one too.
+        let broken = RouterReportBody(
+            shadow: ShadowReads.Stats(), secondWrites: nil, served: nil,
+            load: LoadSnapshot(
+                asOfMillis: 115_500, windowMillis: 1_000, windows: [.init(epoch: 114, buckets: [[4_096, 1, 0, 0, 0]])], keys: [:]))
+        try await fixture.metadata.saveReport(router: "r3", report: String(decoding: try JSONEncoder().encode(broken), as: UTF8.self))
+        #expect(try await first.clusterLoadView(rules: rules).routers == ["r1", "r2"])
+        load(third, key: "d", hash: cool, count: 5, seconds: 100..<115)
+        await third.report(load: true)
+        #expect(try await first.clusterLoadView(rules: rules).routers == ["r1", "r2", "r3"])
+        wall.set(115_500 + LoadSnapshot.staleAfterMillis)
+        #expect(try await first.clusterLoadView(rules: rules).routers == ["r1"], "a report a minute old is from a router that stopped")
     }
 }

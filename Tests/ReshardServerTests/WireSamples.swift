@@ -38,7 +38,8 @@ enum WireSamples {
     static let moveFinding = API.LoadFinding(kind: "move", shard: "s1", key: "k", share: 0.3, hotWindows: 10, range: range, advice: "a")
     static func loadReport(predicted: Double?) -> API.LoadReport {
         API.LoadReport(
-            router: "r", windowMs: 1_000, windows: 10, signal: "requests", generation: 1, shards: [shardLoad], maxOverMean: 1.5,
+            router: "r", routers: ["r", "r2"], windowMs: 1_000, windows: 10, signal: "requests", generation: 1, shards: [shardLoad],
+            maxOverMean: 1.5,
             predictedMaxOverMean: predicted, finding: moveFinding)
     }
 

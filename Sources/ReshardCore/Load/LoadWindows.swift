@@ -105,6 +105,16 @@ public struct LoadWindows: Sendable, Hashable {
         add(counts, bucket: Self.bucket(of: hash), epoch: epoch(at: now))
     }
 
+    /// Counts `counts` against `bucket` in window `epoch`: how another router's report is added
+    /// back. A bucket outside the hash space (a damaged report) is counted as dropped.
+    public mutating func record(bucket: UInt16, epoch: UInt64, _ counts: LoadCounts) {
+        guard Int(bucket) < Self.bucketCount else {
+            dropped = dropped.adding(saturating: counts.requests)
+            return
+        }
+        add(counts, bucket: bucket, epoch: epoch)
+    }
+
     /// Drops the windows that have aged out at `now`, so a quiet router's report decays too.
     public mutating func age(now: UInt64) {
         let current = epoch(at: now)

@@ -13,6 +13,12 @@ public struct TopKeys: Sendable, Hashable {
         public let key: String
         public var count: UInt64
         public var error: UInt64
+
+        public init(key: String, count: UInt64, error: UInt64) {
+            self.key = key
+            self.count = count
+            self.error = error
+        }
     }
 
     /// At most this many counters; bounds a decoded document too.
@@ -27,6 +33,24 @@ public struct TopKeys: Sendable, Hashable {
         guard (1...Self.maxCapacity).contains(capacity) else { return nil }
         self.capacity = capacity
     }
+
+    /// A summary rebuilt from its parts (another router's report); nil when they break its
+    /// rules: a capacity out of range, more entries than it, a key twice, an error above its
+    /// count, or a count above the total.
+    public init?(capacity: Int, total: UInt64, entries: [Entry]) {
+        guard (1...Self.maxCapacity).contains(capacity), entries.count <= capacity else { return nil }
+        var counters: [String: Entry] = [:]
+        for entry in entries {
+            guard entry.error <= entry.count, entry.count <= total, counters[entry.key] == nil else { return nil }
+            counters[entry.key] = entry
+        }
+        self.capacity = capacity
+        self.total = total
+        self.counters = counters
+    }
+
+    /// Every counted key, largest first: with `capacity` and `total`, what `init(capacity:total:entries:)` takes back.
+    public var entries: [Entry] { Self.ranked(counters.values) }
 
     /// Counts `weight` occurrences of `key`.
     public mutating func record(_ key: String, weight: UInt64 = 1) {
