@@ -14,6 +14,6 @@ struct Reshard: AsyncParsableCommand {
               reshard serve --data ./reshard-data --shards 4
               reshard status --data ./reshard-data
             """,
-        subcommands: [Demo.self, Serve.self, Status.self, Migrate.self]
+        subcommands: [Demo.self, Serve.self, Status.self, Load.self, Migrate.self]
     )
 }

@@ -97,4 +97,32 @@ import Testing
         let migrations = try await admin.request("GET", "/v1/migrations", headers: Self.auth).text
         #expect(migrations.contains(#""migrations":[]"#), "nothing started: \(migrations)")
     }
+
+    /// `reshard load` asks a live router and prints its table, or its JSON; bad options are
+    /// refused before anything is sent.
+    @Test func loadPrintsTheRoutersLoadAndRefusesBadOptions() async throws {
+        let executable = try #require(ServerProcess.executable(), "no reshard executable: swift build --build-tests")
+        let scratch = try ServerScratch(executable: executable, token: Self.token, prefix: "reshard-cli")
+        defer { scratch.close() }
+        let (_, port) = try await scratch.startServing()
+        let connection = ["--url", "http://127.0.0.1:\(port)", "--token", Self.token]
+        let admin = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
+        defer { Task { await admin.close() } }
+        _ = try await admin.request("POST", "/v1/tables", headers: Self.auth, body: Array(#"{"name":"kv","primary_key":"k"}"#.utf8))
+        for n in 0..<20 { _ = try await admin.request("PUT", "/v1/tables/kv/rows/k\(n)", body: Array(#"{"v":1}"#.utf8)) }
+        func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+            let output = scratch.root + "/load.out"
+            let process = try launch(executable, ["load"] + arguments + connection, output: output)
+            #expect(await waitForExit(process, seconds: 30))
+            return (process.terminationStatus, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
+        }
+        let table = try await run(["--propose"])
+        #expect(table.status == 0 && table.output.contains("SHARD") && table.output.contains("proposal: none"), "\(table.output)")
+        let json = try await run(["--json", "--windows", "1"])
+        #expect(json.status == 0 && json.output.contains(#""routers""#) && json.output.contains(#""finding""#), "\(json.output)")
+        for bad in [["--signal", "rows"], ["--windows", "16"], ["--top", "0"], ["--windows", "-1"]] {
+            let refused = try await run(bad)
+            #expect(refused.status != 0 && refused.output.contains("Error:"), "\(bad): \(refused.output)")
+        }
+    }
 }
