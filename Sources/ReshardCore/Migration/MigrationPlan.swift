@@ -6,20 +6,27 @@ public enum MigrationKind: Hashable, Sendable, Codable {
     case removeShard(ShardID)
     /// Same shards, ranges re-cut so rows per shard are even (by measured row hashes).
     case rebalance
+    /// Same shards, ranges re-cut so the routers' measured load (a mix of signals, rows
+    /// perhaps among them) is even per shard, cut on the routers' hash buckets.
+    case rebalanceLoad(LoadMix)
     /// One explicit range goes to a named shard.
     case moveRange(HashRange, to: ShardID)
+    /// Part of a hot shard's hottest range goes to the coolest shard: the planner's `move`
+    /// finding, run (`HotSpotReport`). Moves like `moveRange`; named apart so history says why.
+    case splitHotRange(HashRange, from: ShardID, to: ShardID)
     /// Every row of a table is placed again by another field (its new shard key): a ghost layout
     /// is built beside the live one, then the table switches to it alone.
     case changeShardKey(TableName, field: String)
 
-    /// The kind's name in the API: `add_shard`, `remove_shard`, `rebalance`, `move_range`,
-    /// `change_shard_key`.
+    /// The kind's name in the API: `add_shard`, `remove_shard`, `rebalance` (by rows or by
+    /// load), `move_range`, `split_hot_range`, `change_shard_key`.
     public var name: String {
         switch self {
         case .addShard: "add_shard"
         case .removeShard: "remove_shard"
-        case .rebalance: "rebalance"
+        case .rebalance, .rebalanceLoad: "rebalance"
         case .moveRange: "move_range"
+        case .splitHotRange: "split_hot_range"
         case .changeShardKey: "change_shard_key"
         }
     }
@@ -170,6 +177,18 @@ public struct PlanError: Error, Hashable, Sendable, CustomStringConvertible {
     static let lastShard = PlanError(code: "last_shard", description: "the last shard cannot be removed")
     static let nothingToMove = PlanError(code: "nothing_to_move", description: "the plan moves nothing")
     static let noRows = PlanError(code: "no_rows", description: "rebalance needs rows to measure; the cluster is empty")
+    static let noLoad = PlanError(
+        code: "no_load_data", description: "a load rebalance needs measured load; the routers have counted none of the signals it weighs")
+    static func alreadyBalanced(_ imbalance: Double, hotFactor: Double) -> PlanError {
+        PlanError(
+            code: "already_balanced",
+            description:
+                "the busiest shard carries \((imbalance * 100).rounded() / 100)x the mean load, within \(hotFactor)x; nothing to move")
+    }
+    static func rangeNotOwned(_ range: HashRange, by shard: ShardID) -> PlanError {
+        PlanError(
+            code: "range_not_owned", description: "shard \(shard) does not own all of \(range); the map changed since it was measured")
+    }
     public static func unknownTable(_ name: TableName) -> PlanError {
         PlanError(code: "unknown_table", description: "table \(name) does not exist")
     }
@@ -192,9 +211,11 @@ public struct PlanError: Error, Hashable, Sendable, CustomStringConvertible {
 /// Turns a migration kind into a plan. Pure: the caller passes the current map, the registered
 /// shards and, for rebalance, the hashes of the rows (or a uniform sample of them).
 public enum MigrationPlanner {
-    /// The plan for `kind` from `current`, publishing `current.generation + 1`.
+    /// The plan for `kind` from `current`, publishing `current.generation + 1`. A load
+    /// rebalance evens out `loadHistogram` (`LoadMix.histogram`).
     public static func plan(
-        _ kind: MigrationKind, current: ShardMap, registered: Set<ShardID>, rowHashes: [UInt64] = [], virtualNodes: Int = 256
+        _ kind: MigrationKind, current: ShardMap, registered: Set<ShardID>, rowHashes: [UInt64] = [],
+        loadHistogram: [UInt16: Double] = [:], virtualNodes: Int = 256
     ) throws(PlanError) -> MigrationPlan {
         let generation = current.generation + 1
         let ring = RingPlacement(virtualNodes: virtualNodes)
@@ -226,8 +247,23 @@ public enum MigrationPlanner {
                 guard registered.contains(shard) else { throw PlanError.unknownShard(shard) }
                 let target = try current.painting([RangeAssignment(range: range, shard: shard)], generation: generation)
                 return try nonEmpty(MigrationPlan(kind: kind, source: current, target: target, idealFraction: range.fraction))
+            case .splitHotRange(let range, let from, let to):
+                guard registered.contains(to) else { throw PlanError.unknownShard(to) }
+                guard current.ranges(of: from).contains(where: { $0.start <= range.start && range.last <= $0.last }) else {
+                    throw PlanError.rangeNotOwned(range, by: from)
+                }
+                let target = try current.painting([RangeAssignment(range: range, shard: to)], generation: generation)
+                return try nonEmpty(MigrationPlan(kind: kind, source: current, target: target, idealFraction: range.fraction))
             case .rebalance:
                 return try Rebalancer.plan(current: current, shards: current.shards, rowHashes: rowHashes)
+            case .rebalanceLoad:
+                // Hysteresis: a cluster within the planner's hot factor is left alone, so a
+                // rebalance run again right after one moves nothing back.
+                let imbalance = LoadMix.maxOverMean(loadHistogram, map: current)
+                let hotFactor = HotSpotRules().hotFactor
+                guard loadHistogram.values.contains(where: { $0 > 0 }) else { throw PlanError.noLoad }
+                guard imbalance > hotFactor else { throw PlanError.alreadyBalanced(imbalance, hotFactor: hotFactor) }
+                return try LoadBalancer.plan(current: current, histogram: loadHistogram, kind: kind)
             case .changeShardKey(let table, _):
                 // Planned from the table's definition (`changeShardKey(_:field:current:)`).
                 throw PlanError.unknownTable(table)
