@@ -5,7 +5,8 @@ extension API {
     /// strategies exist) is the server's to judge; decoding checks only the JSON's shape, and
     /// `options` strictly (see `MigrationOptions`).
     public struct CreateMigration: Codable, Sendable, Hashable {
-        /// `add_shard`, `remove_shard`, `rebalance`, `move_range` or `change_shard_key`.
+        /// `add_shard`, `remove_shard`, `rebalance`, `move_range`, `split_hot_range` or
+        /// `change_shard_key`.
         public var kind: String
         /// The shard added, removed, or receiving the range.
         public var shard: String?
@@ -17,6 +18,11 @@ extension API {
         public var start: String?
         /// `move_range`: the exclusive end, `0x` hex or decimal digits.
         public var end: String?
+        /// `rebalance`: what to even out, `rows` (the default), `requests`, `bytes`, `time`, or
+        /// `mix` (by `weights`); `split_hot_range`: the load signal that finds the hot range.
+        public var signal: String?
+        /// `rebalance` with `signal` `mix`: each part's weight.
+        public var weights: LoadWeights?
         /// Only `cdc_backfill` today.
         public var strategy: String?
         /// Plan only, change nothing; nil is false.
@@ -29,7 +35,7 @@ extension API {
         enum CodingKeys: String, CodingKey {
             case kind, shard, table
             case shardKey = "shard_key"
-            case start, end, strategy
+            case start, end, signal, weights, strategy
             case dryRun = "dry_run"
             case options
         }
@@ -37,8 +43,11 @@ extension API {
         /// A migration request.
         public init(
             kind: String, shard: String? = nil, table: String? = nil, shardKey: String? = nil, start: String? = nil, end: String? = nil,
-            strategy: String? = nil, dryRun: Bool? = nil, options: MigrationOptions? = nil
+            signal: String? = nil, weights: LoadWeights? = nil, strategy: String? = nil, dryRun: Bool? = nil,
+            options: MigrationOptions? = nil
         ) {
+            self.signal = signal
+            self.weights = weights
             self.kind = kind
             self.shard = shard
             self.table = table
@@ -48,6 +57,22 @@ extension API {
             self.strategy = strategy
             self.dryRun = dryRun
             self.options = options
+        }
+    }
+
+    /// The weights of a `mix` rebalance: each part (rows, and the routers' requests, bytes and
+    /// time) counts as its share of its own total, times its weight; a missing weight is 0.
+    public struct LoadWeights: Codable, Sendable, Hashable {
+        public var rows: Double?
+        public var requests: Double?
+        public var bytes: Double?
+        public var time: Double?
+
+        public init(rows: Double? = nil, requests: Double? = nil, bytes: Double? = nil, time: Double? = nil) {
+            self.rows = rows
+            self.requests = requests
+            self.bytes = bytes
+            self.time = time
         }
     }
 

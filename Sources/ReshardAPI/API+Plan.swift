@@ -71,6 +71,32 @@ extension API {
         }
     }
 
+    /// What a load-aware plan weighs and the balance it predicts.
+    public struct BalancePlan: Codable, Sendable, Hashable {
+        /// The weight of each part: rows, requests, bytes, time.
+        public var weights: LoadWeights
+        /// Complete one-second windows weighed, and the routers whose load they hold.
+        public var windows: Int
+        public var routers: [String]
+        /// The busiest shard's load over the mean under the map in force, and under the plan's.
+        public var maxOverMean: Double
+        public var predictedMaxOverMean: Double
+
+        enum CodingKeys: String, CodingKey {
+            case weights, windows, routers
+            case maxOverMean = "max_over_mean"
+            case predictedMaxOverMean = "predicted_max_over_mean"
+        }
+
+        public init(weights: LoadWeights, windows: Int, routers: [String], maxOverMean: Double, predictedMaxOverMean: Double) {
+            self.weights = weights
+            self.windows = windows
+            self.routers = routers
+            self.maxOverMean = maxOverMean
+            self.predictedMaxOverMean = predictedMaxOverMean
+        }
+    }
+
     /// A migration's plan: the maps it goes between, its moves, and what it is predicted to copy.
     public struct Plan: Codable, Sendable, Hashable {
         /// `add_shard`, `remove_shard`, `rebalance`, `move_range` or `change_shard_key`.
@@ -95,9 +121,11 @@ extension API {
         public var steps: [PlanStep]
         /// `change_shard_key`: the table's rows under the new key.
         public var layout: LayoutPlan?
+        /// A load-aware kind: the balance it predicts by the routers' measured load.
+        public var balance: BalancePlan?
 
         enum CodingKeys: String, CodingKey {
-            case kind, strategy, steps, layout
+            case kind, strategy, steps, layout, balance
             case fromGeneration = "from_generation"
             case toGeneration = "to_generation"
             case moves, rows, bytes
@@ -108,9 +136,10 @@ extension API {
         /// A plan with its predictions.
         public init(
             kind: String, fromGeneration: UInt64, toGeneration: UInt64, moves: [PlanMove], rows: Int, bytes: Int, movedFraction: Double,
-            idealFraction: Double, strategy: String, steps: [PlanStep], layout: LayoutPlan? = nil
+            idealFraction: Double, strategy: String, steps: [PlanStep], layout: LayoutPlan? = nil, balance: BalancePlan? = nil
         ) {
             self.layout = layout
+            self.balance = balance
             self.strategy = strategy
             self.steps = steps
             self.kind = kind

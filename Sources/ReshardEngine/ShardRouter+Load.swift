@@ -23,9 +23,16 @@ extension ShardRouter {
     }
 
     /// The load of every router: this one's as it stands and every other's as of its last
-    /// report (`LoadSnapshot`), judged by `rules` over the map in force. Judged up to the
-    /// oldest report merged, so a window another router has not reported yet does not look cool.
+    /// report (`LoadSnapshot`), judged by `rules` over the map in force.
     public func clusterLoadView(rules: HotSpotRules) async throws -> LoadView {
+        let load = try await clusterLoad()
+        return judge(windows: load.windows, keys: load.keys, routers: load.routers, now: load.judgedAt, rules: rules)
+    }
+
+    /// Every router's windows and top keys merged, and the moment to judge them at: the oldest
+    /// report merged, so a window another router has not reported yet does not look cool.
+    /// Reports over a minute old (a router that stopped) and damaged ones are left out.
+    public func clusterLoad() async throws -> (windows: LoadWindows, keys: [ShardID: TopKeys], routers: [String], judgedAt: UInt64) {
         let now = wallMillis()
         var (windows, keys) = load.report(now: now)
         var routers = [name]
@@ -41,7 +48,7 @@ extension ShardRouter {
             routers.append(report.router)
             judgedAt = min(judgedAt, snapshot.asOfMillis)
         }
-        return judge(windows: windows, keys: keys, routers: routers, now: judgedAt, rules: rules)
+        return (windows, keys, routers, judgedAt)
     }
 
     private func judge(windows: LoadWindows, keys: [ShardID: TopKeys], routers: [String], now: UInt64, rules: HotSpotRules) -> LoadView {

@@ -67,7 +67,14 @@ extension API.Plan {
                     phase: $0.phase.rawValue, writes: $0.routes.writes.rawValue, reads: $0.routes.reads.rawValue, does: $0.does,
                     until: $0.until)
             },
-            layout: API.LayoutPlan(plan.relayout, preview.layout))
+            layout: API.LayoutPlan(plan.relayout, preview.layout),
+            balance: preview.balance.map { balance in
+                API.BalancePlan(
+                    weights: API.LoadWeights(
+                        rows: balance.mix.rows, requests: balance.mix.requests, bytes: balance.mix.bytes, time: balance.mix.time),
+                    windows: balance.windows, routers: balance.routers, maxOverMean: balance.maxOverMean,
+                    predictedMaxOverMean: balance.predictedMaxOverMean)
+            })
     }
 }
 

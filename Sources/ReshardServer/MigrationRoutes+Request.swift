@@ -42,20 +42,72 @@ extension MigrationRoutes {
         return strategy
     }
 
+    /// What a `rebalance` evens out: rows (no signal, or `rows`), one load signal, or a `mix`
+    /// by its weights.
+    static func rebalanceKind(_ body: API.CreateMigration) throws -> MigrationKind {
+        switch body.signal {
+        case nil, "rows":
+            guard body.weights == nil else {
+                throw APIError(.badRequest, code: "invalid_weights", message: "\"weights\" go with \"signal\": \"mix\"")
+            }
+            return .rebalance
+        case "mix":
+            guard let weights = body.weights else {
+                throw APIError(
+                    .badRequest, code: "invalid_weights", message: "a mix rebalance needs \"weights\" (rows, requests, bytes, time)")
+            }
+            let mix = LoadMix(rows: weights.rows ?? 0, requests: weights.requests ?? 0, bytes: weights.bytes ?? 0, time: weights.time ?? 0)
+            if let violation = mix.violation { throw APIError(.badRequest, code: "invalid_weights", message: violation) }
+            return .rebalanceLoad(mix)
+        case let name?:
+            guard let signal = LoadSignal(rawValue: name) else { throw invalidSignal(name, mix: true) }
+            guard body.weights == nil else {
+                throw APIError(.badRequest, code: "invalid_weights", message: "\"weights\" go with \"signal\": \"mix\"")
+            }
+            return .rebalanceLoad(LoadMix(signal))
+        }
+    }
+
+    /// The load signal that finds a `split_hot_range`'s range (requests by default).
+    static func splitSignal(_ body: API.CreateMigration) throws -> LoadSignal {
+        guard body.weights == nil else { throw APIError(.badRequest, code: "invalid_weights", message: "split_hot_range takes no weights") }
+        guard let name = body.signal else { return .requests }
+        guard let signal = LoadSignal(rawValue: name) else { throw invalidSignal(name, mix: false) }
+        return signal
+    }
+
+    private static func invalidSignal(_ name: String, mix: Bool) -> APIError {
+        APIError(
+            .badRequest, code: "invalid_signal",
+            message:
+                "signal must be \(mix ? "rows, requests, bytes, time or mix" : "requests, bytes or time"), not \(String(reflecting: String(name.prefix(64))))"
+        )
+    }
+
     /// The engine's request from the API's: names resolved, options applied over the defaults
     /// and held to the core's bounds.
-    static func migrationRequest(_ body: API.CreateMigration) throws -> MigrationRequest {
+    static func migrationRequest(_ body: API.CreateMigration, splitHotRange: MigrationKind? = nil) throws -> MigrationRequest {
         let strategy = try body.strategy.map(Self.strategy)
         func shard() throws -> ShardID {
             guard let raw = body.shard else { throw APIError(.badRequest, code: "missing_shard", message: "\(body.kind) needs \"shard\"") }
             guard let id = ShardID(raw) else { throw APIError(.badRequest, code: "invalid_shard_id", message: "invalid shard id \(raw)") }
             return id
         }
+        if !["rebalance", "split_hot_range"].contains(body.kind), body.signal != nil || body.weights != nil {
+            throw APIError(
+                .badRequest, code: "invalid_signal", message: "\"signal\" and \"weights\" apply to rebalance and split_hot_range")
+        }
         let kind: MigrationKind
         switch body.kind {
         case "add_shard": kind = .addShard(try shard())
         case "remove_shard": kind = .removeShard(try shard())
-        case "rebalance": kind = .rebalance
+        case "rebalance": kind = try rebalanceKind(body)
+        case "split_hot_range":
+            _ = try splitSignal(body)
+            guard let splitHotRange else {
+                throw APIError(.conflict, code: "no_hot_range", message: "no hot range was found to split")
+            }
+            kind = splitHotRange
         case "move_range":
             guard let start = body.start, let end = body.end, let range = HashRange(startText: start, endText: end) else {
                 throw APIError(
@@ -78,7 +130,7 @@ extension MigrationRoutes {
         default:
             throw APIError(
                 .badRequest, code: "invalid_kind",
-                message: "kind must be add_shard, remove_shard, rebalance, move_range or change_shard_key")
+                message: "kind must be add_shard, remove_shard, rebalance, move_range, split_hot_range or change_shard_key")
         }
         var settings = MigrationSettings()
         settings.strategy = strategy

@@ -98,7 +98,10 @@ extension OpenAPIDocument {
 
         `add_shard` takes a registered shard that owns no range; `remove_shard` a shard of the map;
         `move_range` moves `[start, end)` to `shard`; `rebalance` evens measured rows over the
-        shards. Planning errors: `404 unknown_shard` (the shard is not registered, whatever the
+        shards, or with `signal` the routers' measured load (`requests`, `bytes`, `time`, or a `mix`
+        by `weights`), cut on their hash buckets, and answers the balance it predicts in
+        `plan.balance`; `split_hot_range` runs the hot-spot finding of `GET /v1/load` (part of the
+        hot shard's hottest range to the coolest shard). Planning errors: `404 unknown_shard` (the shard is not registered, whatever the
         kind), `400` `shard_in_map`, `shard_not_in_map`, `last_shard`, `nothing_to_move`, `no_rows`.
       security: [{bearer: []}]
       requestBody:
@@ -109,6 +112,12 @@ extension OpenAPIDocument {
             examples:
               dryRunRebalance:
                 value: {kind: rebalance, dry_run: true}
+              dryRunRebalanceByRequests:
+                value: {kind: rebalance, signal: requests, dry_run: true}
+              dryRunMix:
+                value: {kind: rebalance, signal: mix, weights: {rows: 1, requests: 2}, dry_run: true}
+              dryRunSplitHotRange:
+                value: {kind: split_hot_range, dry_run: true}
               dryRunMoveRange:
                 value: {kind: move_range, start: '0x0000000000000000', end: '0x1000000000000000', shard: s1, dry_run: true}
       responses:
@@ -152,12 +161,14 @@ extension OpenAPIDocument {
             `invalid_table_name`, `missing_shard_key`, `invalid_shard_key`, `same_shard_key` (the table is
             placed by that field already), `shard_key_not_addressable` (the table is placed by a field
             other than its primary key and keeps no primary-key lookup), `invalid_option` also for a
-            strategy other than `cdc_backfill`.
+            strategy other than `cdc_backfill`; `invalid_signal` (an unknown signal, or a signal for a kind
+            other than `rebalance` and `split_hot_range`), `invalid_weights` (weights without `mix`, a mix
+            without weights, a weight outside 0…1000, or all zero).
           content:
             application/json:
               schema:
                 $ref: '#/components/schemas/Error'
-                properties: {error: {properties: {code: {enum: [invalid_body, invalid_kind, unsupported_strategy, missing_shard, invalid_shard_id, invalid_range, invalid_option, invalid_gate, unknown_table, shard_in_map, shard_not_in_map, last_shard, nothing_to_move, no_rows, missing_table, invalid_table_name, missing_shard_key, invalid_shard_key, same_shard_key, shard_key_not_addressable]}}}}
+                properties: {error: {properties: {code: {enum: [invalid_body, invalid_kind, unsupported_strategy, missing_shard, invalid_shard_id, invalid_range, invalid_option, invalid_gate, unknown_table, shard_in_map, shard_not_in_map, last_shard, nothing_to_move, no_rows, missing_table, invalid_table_name, missing_shard_key, invalid_shard_key, same_shard_key, shard_key_not_addressable, invalid_signal, invalid_weights]}}}}
         '401': {$ref: '#/components/responses/Unauthorized'}
         '404':
           description: '`unknown_shard`: `add_shard`, `remove_shard` or `move_range` names a shard that is not registered; `unknown_table`: `change_shard_key` names a table that does not exist.'
@@ -167,12 +178,12 @@ extension OpenAPIDocument {
                 $ref: '#/components/schemas/Error'
                 properties: {error: {properties: {code: {enum: [unknown_shard, unknown_table]}}}}
         '409':
-          description: '`migration_active` (another migration is still running), `not_leader`, `rows_without_shard_key` (`change_shard_key`: live rows have no usable value of the new field; the message counts them and names some).'
+          description: '`migration_active` (another migration is still running), `not_leader`, `rows_without_shard_key` (`change_shard_key`: live rows have no usable value of the new field; the message counts them and names some). Load-aware kinds: `hot_key` (one key holds over a quarter of the busiest shard''s requests: no cut spreads it; the message names it and the mitigations), `already_balanced` (the busiest shard is within 1.1x the mean), `no_load_data` (the routers counted none of the signals weighed), `no_hot_range` (no shard stayed hot, or no move is worth it), `not_enough_load_data` (fewer than 10 complete windows yet), `range_not_owned` (the map changed under the hot range).'
           content:
             application/json:
               schema:
                 $ref: '#/components/schemas/Error'
-                properties: {error: {properties: {code: {enum: [migration_active, not_leader, rows_without_shard_key]}}}}
+                properties: {error: {properties: {code: {enum: [migration_active, not_leader, rows_without_shard_key, hot_key, already_balanced, no_load_data, no_hot_range, not_enough_load_data, range_not_owned]}}}}
         '413': {$ref: '#/components/responses/BodyTooLarge'}
         '415': {$ref: '#/components/responses/UnsupportedMediaType'}
     get:
@@ -343,16 +354,5 @@ components:
     PrimaryKey:
       name: pk
       in: path
-      required: true
-      description: The primary key, percent-decoded. 1 to 512 bytes of UTF-8, no control character (`400 invalid_pk`).
-      schema: {$ref: '#/components/schemas/Key'}
-      examples:
-        user: {value: '42'}
-        order: {value: o1}
-    ShardKeyForRow:
-      name: shard_key
-      in: query
-      required: false
-      description: |
 """####
 }

@@ -4,6 +4,17 @@
 extension OpenAPIDocument {
     /// Lines 701… of the document.
     static let part3 = ####"""
+      required: true
+      description: The primary key, percent-decoded. 1 to 512 bytes of UTF-8, no control character (`400 invalid_pk`).
+      schema: {$ref: '#/components/schemas/Key'}
+      examples:
+        user: {value: '42'}
+        order: {value: o1}
+    ShardKeyForRow:
+      name: shard_key
+      in: query
+      required: false
+      description: |
         Required when the table is sharded by a field other than its primary key (`400 missing_shard_key`);
         for a table sharded by its primary key it must equal `{pk}` or be left out (`400 invalid_shard_key`).
       schema: {$ref: '#/components/schemas/Key'}
@@ -257,7 +268,7 @@ extension OpenAPIDocument {
       enum: [before_dual_writing, before_recording, before_copying, before_catching_up, before_verifying, before_canary, before_serving_reads, before_cutover, before_cleanup, before_cutting_over, before_cleaning_up]
     MigrationKind:
       type: string
-      enum: [add_shard, remove_shard, rebalance, move_range, change_shard_key]
+      enum: [add_shard, remove_shard, rebalance, move_range, split_hot_range, change_shard_key]
     DiffCounts:
       type: object
       description: Differences by class.
@@ -343,16 +354,5 @@ extension OpenAPIDocument {
         tables:
           type: array
           items: {$ref: '#/components/schemas/Table'}
-
-    CreateShard:
-      type: object
-      required: [id]
-      properties:
-        id: {$ref: '#/components/schemas/ShardID'}
-        url:
-          type: string
-          pattern: '^postgres(ql)?://'
-          description: A PostgreSQL database, `postgres://USER@HOST[:PORT]/DATABASE` (no password). Without it, a SQLite file in the data folder.
-          examples: ['postgres://reshard@127.0.0.1:5432/shard5']
 """####
 }

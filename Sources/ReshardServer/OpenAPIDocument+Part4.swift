@@ -4,6 +4,17 @@
 extension OpenAPIDocument {
     /// Lines 1051… of the document.
     static let part4 = ####"""
+
+    CreateShard:
+      type: object
+      required: [id]
+      properties:
+        id: {$ref: '#/components/schemas/ShardID'}
+        url:
+          type: string
+          pattern: '^postgres(ql)?://'
+          description: A PostgreSQL database, `postgres://USER@HOST[:PORT]/DATABASE` (no password). Without it, a SQLite file in the data folder.
+          examples: ['postgres://reshard@127.0.0.1:5432/shard5']
     ShardCreated:
       type: object
       required: [id, backend, address, ranges]
@@ -137,6 +148,19 @@ extension OpenAPIDocument {
           pattern: '^(0[xX][0-9a-fA-F]+|[0-9]+)$'
           description: '`move_range`: the exclusive end, `0x` hex or decimal digits, at most `0x10000000000000000` (18446744073709551616).'
           examples: ['0x1000000000000000']
+        signal:
+          type: string
+          enum: [rows, requests, bytes, time, mix]
+          description: '`rebalance`: what to even out, `rows` (the default: measured row hashes), one load signal of the routers (their last 10 complete one-second windows, merged), or `mix` by `weights`. `split_hot_range`: the signal that finds the hot range (`requests` by default; `rows` and `mix` are refused).'
+        weights:
+          type: object
+          additionalProperties: false
+          description: '`rebalance` with `signal: mix`: each part counts as its share of its own total, times its weight (0…1000, at least one above 0); a missing weight is 0.'
+          properties:
+            rows: {type: number, minimum: 0, maximum: 1000}
+            requests: {type: number, minimum: 0, maximum: 1000}
+            bytes: {type: number, minimum: 0, maximum: 1000}
+            time: {type: number, minimum: 0, maximum: 1000}
         strategy:
           type: string
           enum: [cdc_backfill, dual_write, write_new_read_old, routing_first, traffic_replay]
@@ -234,6 +258,26 @@ extension OpenAPIDocument {
         moved_fraction: {type: number, minimum: 0, maximum: 1}
         ideal_fraction: {type: number, minimum: 0, maximum: 1}
         layout: {$ref: '#/components/schemas/LayoutPlan'}
+        balance: {$ref: '#/components/schemas/BalancePlan'}
+    BalancePlan:
+      type: object
+      description: 'A load-aware plan (`rebalance` by load, `split_hot_range`): what it weighs and the balance it predicts by the routers'' measured load.'
+      required: [weights, windows, routers, max_over_mean, predicted_max_over_mean]
+      additionalProperties: false
+      properties:
+        weights:
+          type: object
+          required: [rows, requests, bytes, time]
+          additionalProperties: false
+          properties:
+            rows: {type: number, minimum: 0}
+            requests: {type: number, minimum: 0}
+            bytes: {type: number, minimum: 0}
+            time: {type: number, minimum: 0}
+        windows: {$ref: '#/components/schemas/Count', description: Complete one-second windows weighed.}
+        routers: {type: array, items: {type: string}, description: The routers whose load was weighed.}
+        max_over_mean: {type: number, minimum: 0, description: The busiest shard's load over the mean under the map in force.}
+        predicted_max_over_mean: {type: number, minimum: 0, description: The same under the plan's map.}
     LayoutPlan:
       type: object
       description: '`change_shard_key`: the table''s live rows, counted in full, and how they will spread under the new key. Its moves are every range of the map, each from its owner to itself: every shard gives and receives rows.'
@@ -310,49 +354,5 @@ extension OpenAPIDocument {
       type: object
       description: |
         `write_new_read_old`: the read steps (`read_steps`), where they are, and what this server's router served from
-        the new owners alone (`served`, failed ones included, and `errors`) beside the reads that took the old path
-        (both owners). `sent_back` says why the router sent its reads back, if it did.
-      required: [steps, step_ms, step, percent, max_error_rate, max_latency_factor, active, served, errors, old_path, served_p99_ms, old_path_p99_ms, sent_back]
-      additionalProperties: false
-      properties:
-        steps:
-          type: array
-          items: {type: number, exclusiveMinimum: 0, maximum: 100}
-        step_ms: {$ref: '#/components/schemas/UInt64'}
-        step: {type: [integer, 'null'], minimum: 0}
-        percent: {type: [number, 'null'], minimum: 0, maximum: 100}
-        max_error_rate: {type: number, minimum: 0, maximum: 1}
-        max_latency_factor: {type: number}
-        active: {type: boolean}
-        served: {$ref: '#/components/schemas/Count'}
-        errors: {$ref: '#/components/schemas/Count'}
-        old_path: {$ref: '#/components/schemas/Count'}
-        served_p99_ms: {type: [number, 'null'], minimum: 0}
-        old_path_p99_ms: {type: [number, 'null'], minimum: 0}
-        sent_back: {type: [string, 'null']}
-    Redirects:
-      type: object
-      description: 'The strategies that switch first: rows this server''s router copied onto a new owner on access, and reads an old owner answered.'
-      required: [copied, old_owner_reads]
-      additionalProperties: false
-      properties:
-        copied: {$ref: '#/components/schemas/Count'}
-        old_owner_reads: {$ref: '#/components/schemas/Count'}
-    MigrationDryRun:
-      type: object
-      required: [dry_run, plan]
-      additionalProperties: false
-      properties:
-        dry_run: {type: boolean, const: true}
-        plan: {$ref: '#/components/schemas/Plan'}
-    MigrationCreated:
-      type: object
-      required: [id, dry_run, plan]
-      additionalProperties: false
-      properties:
-        id: {type: string}
-        dry_run: {type: boolean, const: false}
-        plan: {$ref: '#/components/schemas/Plan'}
-    MigrationSummary:
 """####
 }

@@ -4,6 +4,50 @@
 extension OpenAPIDocument {
     /// Lines 1401… of the document.
     static let part5 = ####"""
+        the new owners alone (`served`, failed ones included, and `errors`) beside the reads that took the old path
+        (both owners). `sent_back` says why the router sent its reads back, if it did.
+      required: [steps, step_ms, step, percent, max_error_rate, max_latency_factor, active, served, errors, old_path, served_p99_ms, old_path_p99_ms, sent_back]
+      additionalProperties: false
+      properties:
+        steps:
+          type: array
+          items: {type: number, exclusiveMinimum: 0, maximum: 100}
+        step_ms: {$ref: '#/components/schemas/UInt64'}
+        step: {type: [integer, 'null'], minimum: 0}
+        percent: {type: [number, 'null'], minimum: 0, maximum: 100}
+        max_error_rate: {type: number, minimum: 0, maximum: 1}
+        max_latency_factor: {type: number}
+        active: {type: boolean}
+        served: {$ref: '#/components/schemas/Count'}
+        errors: {$ref: '#/components/schemas/Count'}
+        old_path: {$ref: '#/components/schemas/Count'}
+        served_p99_ms: {type: [number, 'null'], minimum: 0}
+        old_path_p99_ms: {type: [number, 'null'], minimum: 0}
+        sent_back: {type: [string, 'null']}
+    Redirects:
+      type: object
+      description: 'The strategies that switch first: rows this server''s router copied onto a new owner on access, and reads an old owner answered.'
+      required: [copied, old_owner_reads]
+      additionalProperties: false
+      properties:
+        copied: {$ref: '#/components/schemas/Count'}
+        old_owner_reads: {$ref: '#/components/schemas/Count'}
+    MigrationDryRun:
+      type: object
+      required: [dry_run, plan]
+      additionalProperties: false
+      properties:
+        dry_run: {type: boolean, const: true}
+        plan: {$ref: '#/components/schemas/Plan'}
+    MigrationCreated:
+      type: object
+      required: [id, dry_run, plan]
+      additionalProperties: false
+      properties:
+        id: {type: string}
+        dry_run: {type: boolean, const: false}
+        plan: {$ref: '#/components/schemas/Plan'}
+    MigrationSummary:
       type: object
       required: [id, kind, phase, moves, rows_copied, rows_estimated, error]
       additionalProperties: false
@@ -310,27 +354,5 @@ extension OpenAPIDocument {
               additionalProperties: {$ref: '#/components/schemas/UInt64'}
             unresolved:
               type: array
-              maxItems: 100
-              items: {type: string}
-            moves:
-              type: array
-              items: {$ref: '#/components/schemas/MoveVerification'}
-    Approve:
-      type: object
-      properties:
-        gate:
-          $ref: '#/components/schemas/GateRequest'
-          description: 'The gate to approve (`400 invalid_gate`); default: the one the migration waits at.'
-    CommandResult:
-      type: object
-      required: [id, phase]
-      additionalProperties: false
-      properties:
-        id: {type: string}
-        phase:
-          description: The phase after the command (`unknown` if the migration vanished meanwhile).
-          oneOf:
-            - {$ref: '#/components/schemas/Phase'}
-            - {type: string, const: unknown}
 """####
 }

@@ -13,7 +13,9 @@ struct MigrationRoutes {
     func register(on group: RouterGroup<BasicRequestContext>) {
         group.post("migrations") { request, _ -> Response in
             let body: API.CreateMigration = try await decodeJSON(request, maxBytes: maxBodyBytes)
-            let migration = try Self.migrationRequest(body)
+            // The hot range is found from the routers' load, which only the engine reads.
+            let split = body.kind == "split_hot_range" ? try await manager.hotRangeKind(signal: try Self.splitSignal(body)) : nil
+            let migration = try Self.migrationRequest(body, splitHotRange: split)
             let (id, preview) = try await manager.create(migration)
             return try jsonResponse(
                 id == nil ? .ok : .accepted,

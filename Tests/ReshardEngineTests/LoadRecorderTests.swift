@@ -48,13 +48,7 @@ import Testing
 /// Routers merge their load through the metadata store: every router's report counts, a stale
 /// or damaged one is left out, and the merged view is judged up to the oldest report.
 @Suite struct ClusterLoadTests {
-    final class Wall: Sendable {
-        let millis = Mutex<UInt64>(100_000)
-        func read() -> UInt64 { millis.withLock { $0 } }
-        func set(_ value: UInt64) { millis.withLock { $0 = value } }
-    }
-
-    func router(_ fixture: RouterFixture, name: String, wall: Wall) async throws -> ShardRouter {
+    func router(_ fixture: RouterFixture, name: String, wall: ManualWall) async throws -> ShardRouter {
         try await ShardRouter(
             metadata: fixture.metadata, openStore: fixture.folder.opener, metricsFactory: NOOPMetricsHandler.instance,
             logger: Logger(label: "test"), name: name, wallMillis: { wall.read() })
@@ -75,7 +69,7 @@ import Testing
     @Test func everyRoutersReportIsMergedAndDamagedOnesAreLeftOut() async throws {
         let fixture = try await RouterFixture.make()
         defer { fixture.remove() }
-        let wall = Wall()
+        let wall = ManualWall(100_000)
         let first = try await router(fixture, name: "r1", wall: wall)
         let second = try await router(fixture, name: "r2", wall: wall)
         let third = try await router(fixture, name: "r3", wall: wall)

@@ -50,4 +50,40 @@ extension HTTPAPITests {
             #expect(post.status == .methodNotAllowed)
         }
     }
+
+    /// The load-aware kinds refuse what they cannot do with a 4xx and a code, and start nothing:
+    /// a signal where none applies, weights without a mix, a mix without weights or with bad
+    /// weights, and (on a router with no load yet) nothing to weigh or split.
+    @Test func loadAwareMigrationsRefuseBadRequestsAndStartNothing() async throws {
+        let auth = auth
+        try await withAPI { client in
+            let bad: [(String, HTTPResponse.Status, String)] = [
+                (#"{"kind":"add_shard","shard":"s1","signal":"requests"}"#, .badRequest, "invalid_signal"),
+                (#"{"kind":"move_range","start":"0x0","end":"0x10","shard":"s1","weights":{"rows":1}}"#, .badRequest, "invalid_signal"),
+                (#"{"kind":"rebalance","signal":"rowz"}"#, .badRequest, "invalid_signal"),
+                (#"{"kind":"rebalance","signal":"requests\u0000"}"#, .badRequest, "invalid_signal"),
+                (#"{"kind":"rebalance","signal":"mix"}"#, .badRequest, "invalid_weights"),
+                (#"{"kind":"rebalance","signal":"requests","weights":{"rows":1}}"#, .badRequest, "invalid_weights"),
+                (#"{"kind":"rebalance","weights":{"rows":1}}"#, .badRequest, "invalid_weights"),
+                (#"{"kind":"rebalance","signal":"mix","weights":{}}"#, .badRequest, "invalid_weights"),
+                (#"{"kind":"rebalance","signal":"mix","weights":{"rows":0,"requests":0}}"#, .badRequest, "invalid_weights"),
+                (#"{"kind":"rebalance","signal":"mix","weights":{"rows":-1,"requests":1}}"#, .badRequest, "invalid_weights"),
+                (#"{"kind":"rebalance","signal":"mix","weights":{"requests":1001}}"#, .badRequest, "invalid_weights"),
+                (#"{"kind":"rebalance","signal":"mix","weights":{"requests":1e999}}"#, .badRequest, "invalid_body"),
+                (#"{"kind":"rebalance","signal":"mix","weights":{"requests":"1"}}"#, .badRequest, "invalid_body"),
+                (#"{"kind":"split_hot_range","signal":"rows"}"#, .badRequest, "invalid_signal"),
+                (#"{"kind":"split_hot_range","signal":"mix"}"#, .badRequest, "invalid_signal"),
+                (#"{"kind":"split_hot_range","weights":{"requests":1}}"#, .badRequest, "invalid_weights"),
+                (#"{"kind":"rebalance","signal":"requests"}"#, .conflict, "no_load_data"),
+                (#"{"kind":"rebalance","signal":"bytes","dry_run":true}"#, .conflict, "no_load_data"),
+                (#"{"kind":"split_hot_range"}"#, .conflict, "no_hot_range"),
+            ]
+            for (body, status, code) in bad {
+                let response = try await client.execute(uri: "/v1/migrations", method: .post, headers: auth, body: ByteBuffer(string: body))
+                try expectError(response, status, code)
+            }
+            let list = try await client.execute(uri: "/v1/migrations", method: .get, headers: auth)
+            #expect(String(buffer: list.body).contains(#""migrations":[]"#), "nothing started")
+        }
+    }
 }

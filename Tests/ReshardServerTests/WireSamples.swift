@@ -115,7 +115,10 @@ enum WireSamples {
         idealFraction: 1, strategy: "cdc_backfill", steps: [step],
         layout: API.LayoutPlan(
             table: "orders", shardKey: "customer_id", rows: 3, bytes: 90, rowsPerShard: ["s1": 2, "s5": 1], imbalance: 1.33, unplaceable: 1,
-            unplaceableExamples: ["o7"]))
+            unplaceableExamples: ["o7"]),
+        balance: API.BalancePlan(
+            weights: API.LoadWeights(rows: 1, requests: 2, bytes: 0, time: 0), windows: 10, routers: ["r1", "r2"], maxOverMean: 2.5,
+            predictedMaxOverMean: 1.04))
     static let step = API.PlanStep(phase: "dual_writing", writes: "dual", reads: "owner", does: "writes both", until: "shown")
     static let unreadable = API.MigrationSummary.unreadable(id: "m0", reason: "the journal cannot be read")
     static let differences = API.DiffCounts(missingOnTarget: 1, extraOnTarget: 0, olderOnTarget: 2, newerOnTarget: 0, corrupt: 0)
@@ -149,7 +152,8 @@ enum WireSamples {
     }
 
     static let createMigration = API.CreateMigration(
-        kind: "move_range", shard: "s5", table: "orders", shardKey: "customer_id", start: "0x0", end: "0x10", strategy: "cdc_backfill",
+        kind: "move_range", shard: "s5", table: "orders", shardKey: "customer_id", start: "0x0", end: "0x10", signal: "mix",
+        weights: API.LoadWeights(rows: 1, requests: 2.5, bytes: 0, time: 1), strategy: "cdc_backfill",
         dryRun: true, options: options)
 
     static func migrationSummary(full: Bool) -> API.MigrationSummary {

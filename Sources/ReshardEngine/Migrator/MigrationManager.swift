@@ -32,9 +32,23 @@ public struct MigrationPreview: Sendable {
 
     /// What a shard-key change will find in the table (nil for the other kinds).
     public var layout: LayoutPreview? = nil
+    /// What a load-aware kind (`rebalance` by load, `split_hot_range`) predicts of the balance.
+    public var balance: BalancePreview? = nil
 
     /// Rows the migration is predicted to copy.
     public var rows: Int { rowsPerMove.reduce(0, +) }
+}
+
+/// The balance a load-aware plan predicts, by the load the routers measured.
+public struct BalancePreview: Sendable, Hashable {
+    /// What is weighed.
+    public var mix: LoadMix
+    /// The complete windows and the routers whose load was weighed.
+    public var windows: Int
+    public var routers: [String]
+    /// The busiest shard's share over the mean, under the map in force and under the plan's.
+    public var maxOverMean: Double
+    public var predictedMaxOverMean: Double
 }
 
 /// A shard-key change's dry run: the rows it re-places and how they will spread.
@@ -197,17 +211,25 @@ public final class MigrationManager: Sendable {
         let registered = Set(router.snapshot.shards.keys)
         var hashes: [UInt64] = []
         if case .rebalance = kind { hashes = try await rowHashes(current) }
+        if case .rebalanceLoad(let mix) = kind, mix.rows > 0 { hashes = try await rowHashes(current) }
+        let weighed = try await weighedLoad(kind, rowHashes: hashes)
         let plan: MigrationPlan
         do throws(PlanError) {
             if case .changeShardKey(let name, let field) = kind {
                 guard let table = router.tables.first(where: { $0.name == name }) else { throw PlanError.unknownTable(name) }
                 plan = try MigrationPlanner.changeShardKey(table, field: field, current: current)
             } else {
-                plan = try MigrationPlanner.plan(kind, current: current, registered: registered, rowHashes: hashes)
+                plan = try MigrationPlanner.plan(
+                    kind, current: current, registered: registered, rowHashes: hashes, loadHistogram: weighed?.histogram ?? [:])
             }
         } catch {
-            throw RouterError(
-                ["unknown_shard", "unknown_table"].contains(error.code) ? .notFound : .badRequest, error.code, error.description)
+            let status: RouterError.Kind =
+                switch error.code {
+                case "unknown_shard", "unknown_table": .notFound
+                case "already_balanced", "no_load_data", "range_not_owned": .conflict
+                default: .badRequest
+                }
+            throw RouterError(status, error.code, error.description)
         }
         // One read per old owner for all its moves, not one per move and table (plans of a ring
         // have hundreds of small moves).
@@ -228,7 +250,60 @@ public final class MigrationManager: Sendable {
         }
         var preview = MigrationPreview(plan: plan, rowsPerMove: rowsPerMove, bytes: bytes)
         if let relayout = plan.relayout { preview.layout = try await layoutPreview(relayout, map: current) }
+        if let weighed {
+            preview.balance = BalancePreview(
+                mix: weighed.mix, windows: weighed.windows, routers: weighed.routers,
+                maxOverMean: LoadMix.maxOverMean(weighed.histogram, map: current),
+                predictedMaxOverMean: LoadMix.maxOverMean(weighed.histogram, map: plan.target))
+        }
         return preview
+    }
+
+    /// The hot-spot finding's move, judged by `signal` on every router's load, as the kind that
+    /// runs it; an error naming the finding when it proposes no move.
+    public func hotRangeKind(signal: LoadSignal) async throws -> MigrationKind {
+        let rules = HotSpotRules(signal: signal)
+        switch try await router.clusterLoadView(rules: rules).report.finding {
+        case .move(let range, let from, let to):
+            return .splitHotRange(range, from: from, to: to)
+        case .hotKey(let shard, let key, let share):
+            throw RouterError.hotKey(shard, key: key, share: share)
+        case .notEnoughData(let windows, let needed):
+            throw RouterError(
+                .conflict, "not_enough_load_data",
+                "\(windows) of the \(needed) complete windows of load needed have passed; try again later")
+        case .balanced, .warming:
+            throw RouterError(
+                .conflict, "no_hot_range",
+                "no shard stayed above \(rules.hotFactor)x the mean \(signal) in each of the last \(rules.sustainedWindows) s")
+        case .noWorthwhileMove(let shard):
+            throw RouterError(
+                .conflict, "no_hot_range",
+                "\(shard) is hot, but no part of its ranges moves at least \(Int(rules.minimumGain * 100)) % of the mean load")
+        }
+    }
+
+    /// The routers' load a load-aware kind weighs (nil for the others): every router's last
+    /// `sustainedWindows` complete windows. A load rebalance is refused when one key is the heat
+    /// of the busiest shard: no cut of ranges spreads one key.
+    private func weighedLoad(_ kind: MigrationKind, rowHashes: [UInt64]) async throws -> (
+        mix: LoadMix, histogram: [UInt16: Double], windows: Int, routers: [String]
+    )? {
+        let mix: LoadMix
+        switch kind {
+        case .rebalanceLoad(let weights): mix = weights
+        case .splitHotRange: mix = LoadMix(.requests)
+        default: return nil
+        }
+        let load = try await router.clusterLoad()
+        let rules = HotSpotRules(signal: mix.signals.first ?? .requests)
+        let windows = Array(load.windows.completeWindows(now: load.judgedAt).suffix(rules.sustainedWindows))
+        if case .rebalanceLoad = kind, !mix.signals.isEmpty {
+            let report = HotSpotReport(map: router.shardMap, windows: windows, topKeys: load.keys, rules: rules)
+            if case .hotKey(let shard, let key, let share) = report.finding { throw RouterError.hotKey(shard, key: key, share: share) }
+        }
+        let loads = Dictionary(uniqueKeysWithValues: mix.signals.map { ($0, LoadWindows.bucketLoads(windows, signal: $0)) })
+        return (mix, mix.histogram(loads: loads, rowHashes: rowHashes), windows.count, load.routers)
     }
 
     /// Reads every row of the table once: how many there are, where each goes under the new
