@@ -8,7 +8,7 @@ struct Load: AsyncParsableCommand {
         discussion: """
             Asks a running router (GET /v1/load), which merges its own load with every other router's last report. A shard is hot when it stays above 1.1x the mean in each of the last --windows one-second windows; one key holding over a quarter of a hot shard's requests is reported as a hot key (cache it, replicate its reads, or salt it), never split.
 
-            With --propose it prints the migration that would spread the heat and the balance it predicts, as a command to run; it starts nothing.
+            With --propose, when a shard stayed hot, it plans (as a dry run) the load rebalance that would spread the heat and prints its moves and the balance it predicts, with the command that runs it; it starts nothing.
 
             Example:
               reshard load
@@ -34,19 +34,29 @@ struct Load: AsyncParsableCommand {
     func run() async throws {
         let api = try await connection.connect()
         let report: API.LoadReport = try await api.get("/v1/load?signal=\(signal)&windows=\(windows)&top=\(top)")
+        var proposal: Result<API.Plan, any Error>?
+        if propose, report.finding.kind == "move" {
+            do {
+                let planned: API.MigrationCreated = try await api.post(
+                    "/v1/migrations", body: API.CreateMigration(kind: "rebalance", signal: signal, dryRun: true))
+                proposal = .success(planned.plan)
+            } catch {
+                proposal = .failure(error)
+            }
+        }
         await api.close()
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
-            print(LoadText.render(report, propose: propose))
+            print(LoadText.render(report, propose: propose, proposal: proposal))
         }
     }
 }
 
 enum LoadText {
-    static func render(_ report: API.LoadReport, propose: Bool) -> String {
+    static func render(_ report: API.LoadReport, propose: Bool, proposal: Result<API.Plan, any Error>? = nil) -> String {
         var lines = [
             "Load by \(report.signal) over \(report.windows) complete \(report.windowMs) ms windows, routers \(report.routers.joined(separator: ", ")), "
                 + "shard map generation \(report.generation)",
@@ -66,14 +76,25 @@ enum LoadText {
         ]
         guard propose else { return lines.joined(separator: "\n") }
         lines.append("")
-        if report.finding.kind == "move", let range = report.finding.range, let from = report.finding.shard {
-            let predicted = report.predictedMaxOverMean.map { String(format: "%.2fx", $0) } ?? "unknown"
+        switch proposal {
+        case .success(let plan)?:
+            let sources = Set(plan.moves.map(\.source)).sorted().joined(separator: ", ")
+            let targets = Set(plan.moves.map(\.target)).sorted().joined(separator: ", ")
             lines += [
-                "proposal: move \(range.start)..\(range.end) from \(from) to \(range.shard); "
-                    + String(format: "busiest shard %.2fx the mean now, %@ predicted after", report.maxOverMean, predicted),
-                "  reshard migrate move-range --start \(range.start) --end \(range.end) --to \(range.shard)",
+                "proposal: rebalance by \(report.signal): \(plan.moves.count) ranges from \(sources) to \(targets), \(plan.rows) rows"
             ]
-        } else {
+            if let balance = plan.balance { lines.append("  " + MigrationText.balanceLine(balance)) }
+            lines.append("  reshard migrate rebalance --signal \(report.signal)")
+            if let range = report.finding.range, let from = report.finding.shard {
+                let predicted = report.predictedMaxOverMean.map { String(format: "%.2fx", $0) } ?? "unknown"
+                lines += [
+                    "or one step: move \(range.start)..\(range.end) from \(from) to \(range.shard) (\(predicted) predicted after)",
+                    "  reshard migrate split-hot-range --signal \(report.signal)",
+                ]
+            }
+        case .failure(let error)?:
+            lines.append("proposal: none (the rebalance was refused: \(error))")
+        default:
             lines.append("proposal: none (\(report.finding.kind))")
         }
         return lines.joined(separator: "\n")

@@ -18,7 +18,8 @@ struct Migrate: AsyncParsableCommand {
               reshard migrate change-shard-key orders --shard-key customer_id --dry-run
             """,
         subcommands: [
-            AddShard.self, RemoveShard.self, Rebalance.self, MoveRange.self, ChangeShardKey.self, MigrationStatusCommand.self, Verify.self,
+            AddShard.self, RemoveShard.self, Rebalance.self, SplitHotRange.self, MoveRange.self, ChangeShardKey.self,
+            MigrationStatusCommand.self, Verify.self,
             Approve.self,
             Pause.self, Resume.self, Rollback.self,
         ]
@@ -173,13 +174,71 @@ struct RemoveShard: AsyncParsableCommand {
 
 struct Rebalance: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Re-cut the ranges so every shard holds the same number of rows.",
-        discussion: "Example:\n  reshard migrate rebalance --dry-run")
+        abstract: "Re-cut the ranges so every shard holds the same rows, or carries the same load.",
+        discussion: """
+            By rows (the default), by the routers' measured requests, bytes or time (their last 10 s, every router's merged), or by a weighted mix. A load rebalance is refused when one key is the heat (cache it, replicate its reads, or salt it) and when the busiest shard is within 1.1x the mean already.
+
+            Example:
+              reshard migrate rebalance --dry-run
+              reshard migrate rebalance --signal requests --dry-run
+              reshard migrate rebalance --signal mix --weights rows=1,requests=2
+            """)
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var options: MigrationOptions
+    @Option(help: "What to even out: rows, requests, bytes, time or mix.") var signal: String?
+    @Option(help: "For --signal mix: part=weight pairs, comma-separated (rows, requests, bytes, time; 0...1000).") var weights: String?
+
+    func validate() throws {
+        if weights != nil, signal != "mix" { throw ValidationError("--weights go with --signal mix") }
+        if signal == "mix" { _ = try Self.parseWeights(weights ?? "") }
+    }
 
     func run() async throws {
-        try await startMigration(connection, options, options.request(kind: "rebalance"))
+        var request = options.request(kind: "rebalance")
+        request.signal = signal
+        if let weights { request.weights = try Self.parseWeights(weights) }
+        try await startMigration(connection, options, request)
+    }
+
+    /// `rows=1,requests=2` as the API's weights; each part at most once.
+    static func parseWeights(_ text: String) throws -> API.LoadWeights {
+        var weights = API.LoadWeights()
+        var seen: Set<String> = []
+        for pair in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let parts = pair.split(separator: "=", omittingEmptySubsequences: false)
+            guard parts.count == 2, let value = Double(parts[1]), value.isFinite, seen.insert(String(parts[0])).inserted else {
+                throw ValidationError("--weights takes part=weight pairs such as rows=1,requests=2, each part once")
+            }
+            switch parts[0] {
+            case "rows": weights.rows = value
+            case "requests": weights.requests = value
+            case "bytes": weights.bytes = value
+            case "time": weights.time = value
+            default: throw ValidationError("--weights parts are rows, requests, bytes and time, not \(parts[0])")
+            }
+        }
+        return weights
+    }
+}
+
+struct SplitHotRange: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "split-hot-range",
+        abstract: "Move part of the hot shard's hottest range to the coolest shard, as `reshard load` finds it.",
+        discussion: """
+            Runs the hot-spot finding of GET /v1/load: a shard above 1.1x the mean in each of the last 10 s gives the front of its hottest range, cut where the load meets the coolest shard halfway. Refused when no shard stayed hot, when one key is the heat, or when no move is worth it.
+
+            Example:
+              reshard migrate split-hot-range --dry-run
+            """)
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var options: MigrationOptions
+    @Option(help: "The load signal that finds the hot range: requests, bytes or time.") var signal = "requests"
+
+    func run() async throws {
+        var request = options.request(kind: "split_hot_range")
+        request.signal = signal
+        try await startMigration(connection, options, request)
     }
 }
 

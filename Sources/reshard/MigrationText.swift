@@ -12,6 +12,7 @@ enum MigrationText {
         if let layout = plan.layout {
             lines += layoutLines(layout)
         }
+        if let balance = plan.balance { lines.append(balanceLine(balance)) }
         var bySource: [String: (moves: Int, rows: Int)] = [:]
         for move in plan.moves where plan.layout == nil {
             let key = "\(move.source) → \(move.target)"
@@ -34,6 +35,17 @@ enum MigrationText {
             lines.append("     \(String(repeating: " ", count: width))  \(step.does); ends when \(step.until)")
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// What a load-aware plan weighs and the balance it predicts.
+    static func balanceLine(_ balance: API.BalancePlan) -> String {
+        let weights = [
+            ("rows", balance.weights.rows), ("requests", balance.weights.requests), ("bytes", balance.weights.bytes),
+            ("time", balance.weights.time),
+        ].compactMap { name, weight in (weight ?? 0) > 0 ? "\(name) \(weight ?? 0)" : nil }.joined(separator: ", ")
+        return String(
+            format: "by %@ over %d s of routers %@: busiest shard %.2fx the mean now, %.2fx predicted after", weights, balance.windows,
+            balance.routers.joined(separator: ", "), balance.maxOverMean, balance.predictedMaxOverMean)
     }
 
     /// A shard-key change's dry run: rows, bytes, the spread under the new key, rows without one.
