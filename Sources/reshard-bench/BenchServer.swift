@@ -28,9 +28,11 @@ struct LoopbackServer: Sendable {
     }
 
     /// Reshard's HTTP server over a benchmark cluster's router.
-    static func reshard(_ cluster: ScratchCluster, migrations: MigrationManager) async throws -> LoopbackServer {
+    static func reshard(_ cluster: ScratchCluster, migrations: MigrationManager, token: String = UUID().uuidString) async throws
+        -> LoopbackServer
+    {
         let configuration = ServerConfiguration(
-            port: 0, adminToken: UUID().uuidString, newShardLocation: { .sqlite(path: cluster.folder.relativeShardPath($0)) })
+            port: 0, adminToken: token, newShardLocation: { .sqlite(path: cluster.folder.relativeShardPath($0)) })
         return try await start { bound in
             ReshardApplication.make(
                 shardRouter: cluster.router, configuration: configuration, registry: PrometheusCollectorRegistry(), logger: benchLogger(),

@@ -19,7 +19,7 @@ struct ReshardBench: AsyncParsableCommand {
             """,
         subcommands: [
             BenchAll.self, RouterBench.self, CopyBench.self, CutoverBench.self, LatencyBench.self, PlacementBench.self, VerifyBench.self,
-            SimulationBench.self, StrategyBench.self,
+            SimulationBench.self, StrategyBench.self, HotspotBench.self,
         ],
         defaultSubcommand: BenchAll.self
     )
@@ -77,6 +77,7 @@ struct BenchAll: AsyncParsableCommand {
             try await LatencyBench.measure(
                 environment: environment, rows: quick ? 50_000 : 300_000, rate: 600, settle: quick ? 3 : 8, out: options.out)
         }
+        await scenario("hotspot") { try await HotspotBench.measure(environment: environment, keys: 20_000, rate: 1_500) }
 
         let summary = BenchSummary(
             date: Self.now(), quick: quick, seconds: seconds(since: started), backends: environment.backends.map(\.rawValue),
