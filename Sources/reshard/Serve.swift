@@ -84,7 +84,27 @@ struct Serve: AsyncParsableCommand {
         help: "On SIGTERM or SIGINT, how long requests in flight may finish before they are cut (0…600000).")
     var shutdownGraceMillis = 10_000
 
+    @Flag(
+        name: .customLong("auto-rebalance"),
+        help: "Start a load rebalance on its own when a shard stays hot (off by default; the migrator leader only).")
+    var autoRebalance = false
+
+    @Option(name: .customLong("auto-rebalance-signal"), help: "What auto-rebalance evens out: requests, bytes or time.")
+    var autoRebalanceSignal = "requests"
+
+    @Option(
+        name: .customLong("auto-rebalance-gate"),
+        help: "A gate every automatic rebalance waits at for an operator (e.g. before_cutover); repeat for several.")
+    var autoRebalanceGates: [String] = []
+
     func validate() throws {
+        guard LoadSignal(rawValue: autoRebalanceSignal) != nil else {
+            throw ValidationError("--auto-rebalance-signal must be requests, bytes or time")
+        }
+        for gate in autoRebalanceGates where MigrationPhase(gate: gate) == nil {
+            throw ValidationError(
+                "unknown --auto-rebalance-gate \(gate); gates are \(MigrationPhase.gateable.map(\.gateName).joined(separator: ", "))")
+        }
         guard (1...1024).contains(shards) else { throw ValidationError("--shards must be 1…1024") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
         guard (50...600_000).contains(refreshMillis) else { throw ValidationError("--refresh-ms must be 50…600000") }
@@ -186,6 +206,13 @@ struct Serve: AsyncParsableCommand {
             // (journaled ones continue from their checkpoints).
             group.addTask { await router.follow(every: refresh, notifications: notifications) }
             group.addTask { await migrations.lead(metadata.leadership("migrator")) }
+            if autoRebalance {
+                var settings = MigrationSettings()
+                settings.gates = Set(autoRebalanceGates.compactMap { MigrationPhase(gate: $0) })
+                let policy = AutoRebalancePolicy(rules: HotSpotRules(signal: LoadSignal(rawValue: autoRebalanceSignal) ?? .requests))
+                logger.notice("auto-rebalance is on", metadata: ["signal": "\(autoRebalanceSignal)", "gates": "\(autoRebalanceGates)"])
+                group.addTask { await migrations.autoRebalance(policy, settings: settings) }
+            }
             group.addTask {
                 // A graceful shutdown waits for requests in flight, but never forever: past the
                 // grace they are cancelled (a client holding a body open cannot stall SIGTERM).

@@ -102,3 +102,26 @@ import Testing
         }
     }
 }
+
+/// Automatic action only on a sustained, splittable hot spot, with nothing running, after a cooldown.
+@Suite struct AutoRebalancePolicyTests {
+    let s1 = ShardID("s1")!
+    let s2 = ShardID("s2")!
+
+    @Test func onlyASustainedMoveStartsAndOnlyAfterTheCooldown() {
+        let policy = AutoRebalancePolicy(cooldownMillis: 60_000)
+        let move = HotSpotFinding.move(range: HashRange(start: 0, last: 99), from: s1, to: s2)
+        #expect(policy.shouldStart(finding: move, migrationActive: false, lastEndedMillis: nil, now: 0))
+        #expect(!policy.shouldStart(finding: move, migrationActive: true, lastEndedMillis: nil, now: 0))
+        #expect(!policy.shouldStart(finding: move, migrationActive: false, lastEndedMillis: 100_000, now: 159_999))
+        #expect(policy.shouldStart(finding: move, migrationActive: false, lastEndedMillis: 100_000, now: 160_000))
+        #expect(!policy.shouldStart(finding: move, migrationActive: false, lastEndedMillis: 200_000, now: 100_000), "a clock behind waits")
+        let others: [HotSpotFinding] = [
+            .notEnoughData(windows: 3, needed: 10), .balanced, .warming(s1, hotWindows: 9), .hotKey(s1, key: "t/k", share: 0.5),
+            .noWorthwhileMove(s1),
+        ]
+        for finding in others {
+            #expect(!policy.shouldStart(finding: finding, migrationActive: false, lastEndedMillis: nil, now: .max), "\(finding)")
+        }
+    }
+}

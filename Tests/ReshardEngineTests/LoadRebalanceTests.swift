@@ -110,6 +110,42 @@ import Testing
     }
 }
 
+extension LoadRebalanceTests {
+    /// With auto-rebalance on, a sustained hot spot starts a load rebalance on its own, through
+    /// the normal admission and gates: it waits at its gate, and no second one is started.
+    @Test func autoRebalanceStartsOneLoadRebalanceThatWaitsAtItsGate() async throws {
+        let fixture = try await RouterFixture.make()
+        defer { fixture.remove() }
+        let wall = ManualWall(100_000)
+        let router = try await router(fixture, wall: wall)
+        let manager = MigrationManager(router: router, metadata: fixture.metadata, logger: Logger(label: "test"))
+        var settings = MigrationSettings()
+        settings.gates = [.copying]
+        let auto = Task { await manager.autoRebalance(AutoRebalancePolicy(), settings: settings, every: .milliseconds(20)) }
+        defer { auto.cancel() }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await manager.list().isEmpty, "no load, no migration")
+
+        zipf(router, hot: router.shardMap.shards[1], seconds: 100..<112)
+        wall.set(112_000)
+        var started: [MigrationStatus] = []
+        for _ in 0..<500 where started.isEmpty {
+            try await Task.sleep(for: .milliseconds(20))
+            started = try await manager.list()
+        }
+        let migration = try #require(started.first)
+        #expect(migration.machine.plan.kind == .rebalanceLoad(LoadMix(.requests)))
+        for _ in 0..<500 where (await manager.status(migration.machine.id))?.machine.awaitingApproval == nil {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(await manager.status(migration.machine.id)?.machine.awaitingApproval == .copying)
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await manager.list().count == 1, "one at a time")
+        auto.cancel()
+        await manager.stopAll()
+    }
+}
+
 /// A wall clock a test sets.
 final class ManualWall: Sendable {
     private let millis: Mutex<UInt64>

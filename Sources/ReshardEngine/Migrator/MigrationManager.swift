@@ -144,6 +144,36 @@ public final class MigrationManager: Sendable {
         }
     }
 
+    /// Starts a load rebalance on its own while this process leads, whenever `policy` says so
+    /// (checked every `interval`), with `settings` (their gates hold it like any migration's);
+    /// until cancelled. A refusal (another migration admitted first, a balance already within
+    /// bounds) is logged and tried again at the next check.
+    public func autoRebalance(_ policy: AutoRebalancePolicy, settings: MigrationSettings, every interval: Duration = .seconds(5)) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            guard isLeader else { continue }
+            do {
+                let machines = try await list().map(\.machine)
+                let active = machines.contains { !$0.phase.isTerminal }
+                let lastEnded = machines.filter(\.phase.isTerminal).compactMap { $0.phaseLog.last?.at }.max()
+                let finding = try await router.clusterLoadView(rules: policy.rules).report.finding
+                guard policy.shouldStart(finding: finding, migrationActive: active, lastEndedMillis: lastEnded, now: wallMillis()) else {
+                    continue
+                }
+                let kind = MigrationKind.rebalanceLoad(LoadMix(policy.rules.signal))
+                let (id, preview) = try await create(MigrationRequest(kind: kind, settings: settings))
+                logger.notice(
+                    "auto_rebalance started a load rebalance",
+                    metadata: [
+                        "migration": "\(id ?? "")", "moves": "\(preview.plan.moves.count)",
+                        "predicted_max_over_mean": "\(preview.balance?.predictedMaxOverMean ?? 0)",
+                    ])
+            } catch {
+                logger.info("auto_rebalance did not start a migration", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
     private func requireLeader() throws {
         guard isLeader else {
             throw RouterError(.conflict, "not_leader", "another process runs the migrations; send migration commands to it")
