@@ -164,6 +164,8 @@ public enum MetadataChange: String, Sendable, Hashable, CaseIterable {
     case shards
     /// The directive was replaced.
     case directive
+    /// An event was appended to the cluster's event log.
+    case events
 }
 
 /// One router's last report.
