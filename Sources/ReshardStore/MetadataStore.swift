@@ -59,8 +59,10 @@ public protocol MetadataStore: Sendable {
 
     /// Replaces table `table.name`'s definition with `table`, a layout of another generation,
     /// when its stored layout generation is `expected` (compare-and-set, like `publish`): the
-    /// switch of a shard-key change, or its rollback. Publishing the definition already stored is
-    /// harmless; otherwise a mismatch throws `MetadataError.layoutConflict`.
+    /// switch of a shard-key change, or its rollback. Appends a `.layout` event in the same
+    /// transaction and notifies watchers with `.tables` and `.events`. Publishing the definition
+    /// already stored is harmless and appends nothing; otherwise a mismatch throws
+    /// `MetadataError.layoutConflict` and appends nothing.
     func publishLayout(_ table: TableDefinition, replacing expected: UInt64) async throws
 
     /// Every registered shard, by name.
@@ -76,7 +78,10 @@ public protocol MetadataStore: Sendable {
     func shardMap(generation: UInt64) async throws -> ShardMap?
 
     /// Publishes `map` only if the current generation is `expected` (nil: none yet) and
-    /// `map.generation` is greater; otherwise throws `MetadataError.generationConflict`.
+    /// `map.generation` is greater; otherwise throws `MetadataError.generationConflict` and
+    /// appends nothing. Appends, in the same transaction, a `.shardMap` event with the moves from
+    /// the map replaced, so no map is ever published without its event; notifies watchers with
+    /// `.shardMap` and `.events`.
     func publish(_ map: ShardMap, replacing expected: UInt64?) async throws
 
     /// Stores the journal of a migration (its state machine, encoded), replacing the last one.
@@ -141,6 +146,23 @@ public protocol MetadataStore: Sendable {
     /// are refused until it is opened again, and then start again at position 1.
     func dropLogs(of migration: ChangeStreamID) async throws
 
+    /// Up to `limit` events of the cluster's event log after `position`, oldest first; `limit`
+    /// is brought into `MetadataEvent.readLimits`, so a reader pages through the log. A reader
+    /// that has read through position P never later finds a new event at or below P.
+    func events(after position: UInt64, limit: Int) async throws -> [StoredEvent]
+
+    /// Appends `event` to the cluster's event log at the next position, trims the log to the
+    /// newest `MetadataEvent.retained` in the same transaction, notifies watchers with `.events`
+    /// and returns the position. For what no other write implies (a cleanup): `publish` and
+    /// `publishLayout` append their own events. Appends from several processes and handles are
+    /// serialized, so positions follow commit order.
+    func recordEvent(_ event: MetadataEvent) async throws -> UInt64
+
+    /// The oldest position the event log keeps and the last ever appended: (0, 0) before the first
+    /// event, otherwise 1 ≤ first ≤ last, since a trim keeps the newest events. A reader that has
+    /// read through P has missed events when P + 1 < first, and must start over.
+    func eventBounds() async throws -> (first: UInt64, last: UInt64)
+
     /// What other processes (and this one) change from now on. A notification can be lost (a
     /// dropped connection, a process on another SQLite handle), so watchers also re-read on a
     /// timer; after a reconnect the stream yields every kind once, because anything may have
@@ -164,6 +186,8 @@ public enum MetadataChange: String, Sendable, Hashable, CaseIterable {
     case shards
     /// The directive was replaced.
     case directive
+    /// An event was appended to the cluster's event log.
+    case events
 }
 
 /// One router's last report.

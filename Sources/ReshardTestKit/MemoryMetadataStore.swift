@@ -20,6 +20,7 @@ public final class MemoryMetadataStore: MetadataStore {
         var directive: String?
         var reports: [String: RouterReport] = [:]
         var logs: [MigrationLogID: MemoryLog] = [:]
+        var events = MemoryEvents()
 
         mutating func save(id: String, journal: String) {
             if let index = migrations.firstIndex(where: { $0.id == id }) {
@@ -35,11 +36,18 @@ public final class MemoryMetadataStore: MetadataStore {
     private let leaders = ProcessLeaders()
     private let faults: Faults?
     private let wallMillis: @Sendable () -> UInt64
+    private let eventsRetained: Int
 
-    /// Empty metadata.
-    public init(wallMillis: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }, faults: Faults? = nil) {
+    /// Empty metadata, keeping the newest `eventsRetained` events (a test lowers it to see the
+    /// log trimmed).
+    public init(
+        wallMillis: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }, faults: Faults? = nil,
+        eventsRetained: Int = MetadataEvent.retained
+    ) {
+        precondition(eventsRetained >= 1, "the event log keeps at least its newest event")
         self.wallMillis = wallMillis
         self.faults = faults
+        self.eventsRetained = eventsRetained
     }
 
     private func change<T>(_ what: String, _ body: (inout State) throws -> T) throws -> T {
@@ -58,14 +66,19 @@ public final class MemoryMetadataStore: MetadataStore {
     }
 
     public func publishLayout(_ table: TableDefinition, replacing expected: UInt64) async throws {
-        try change("publishLayout") { state in
+        let now = wallMillis()
+        let switched = try change("publishLayout") { state -> Bool in
             let stored = state.tables[table.name]
-            if stored == table { return }
+            if stored == table { return false }
             guard let stored, stored.layoutGeneration == expected else {
                 throw MetadataError.layoutConflict(table.name, expected: expected, found: stored?.layoutGeneration)
             }
             state.tables[table.name] = table
+            state.events.append(.switched(table, from: expected), at: now, retaining: eventsRetained)
+            return true
         }
+        // `.events` first, as PostgreSQL notifies it: whoever hears the other kind has heard both.
+        if switched { watchers.yield(.events) }
         watchers.yield(.tables)
     }
 
@@ -92,13 +105,16 @@ public final class MemoryMetadataStore: MetadataStore {
     public var currentDirective: String? { state.withLock { $0.directive } }
 
     public func publish(_ map: ShardMap, replacing expected: UInt64?) async throws {
+        let now = wallMillis()
         try change("publish") { state in
             let current = state.maps.keys.max()
             guard current == expected, map.generation > (current ?? 0) else {
                 throw MetadataError.generationConflict(expected: expected, found: current)
             }
+            state.events.append(.published(map, replacing: current.flatMap { state.maps[$0] }), at: now, retaining: eventsRetained)
             state.maps[map.generation] = map
         }
+        watchers.yield(.events)
         watchers.yield(.shardMap)
     }
 
@@ -183,6 +199,27 @@ public final class MemoryMetadataStore: MetadataStore {
         }
     }
 
+    public func events(after position: UInt64, limit: Int) async throws -> [StoredEvent] {
+        state.withLock { state in
+            let kept = state.events.kept
+            let start = kept.firstIndex { $0.position > position } ?? kept.endIndex
+            return Array(kept[start...].prefix(MetadataEvent.clampedReadLimit(limit)))
+        }
+    }
+
+    public func recordEvent(_ event: MetadataEvent) async throws -> UInt64 {
+        let now = wallMillis()
+        let position = try change("recordEvent") { state in
+            state.events.append(event, at: now, retaining: eventsRetained)
+        }
+        watchers.yield(.events)
+        return position
+    }
+
+    public func eventBounds() async throws -> (first: UInt64, last: UInt64) {
+        state.withLock { state in (state.events.kept.first?.position ?? 0, state.events.last) }
+    }
+
     public func watch() -> AsyncStream<MetadataChange> { watchers.stream() }
 
     public func leadership(_ name: String) -> any LeadershipLease { ProcessLeadership(name: name, holders: leaders) }
@@ -203,6 +240,22 @@ private struct MemoryLog {
             last += 1
             entries.append(LogEntry(position: last, body: body))
         }
+        return last
+    }
+}
+
+/// The cluster's event log in memory: the newest events, oldest first, and the last position
+/// ever appended.
+private struct MemoryEvents {
+    var last: UInt64 = 0
+    var kept: [StoredEvent] = []
+
+    /// Appends `event` and drops what falls out of the newest `retained`; its position.
+    @discardableResult
+    mutating func append(_ event: MetadataEvent, at millis: UInt64, retaining retained: Int) -> UInt64 {
+        last += 1
+        kept.append(StoredEvent(position: last, atMillis: millis, event: event))
+        if kept.count > retained { kept.removeFirst(kept.count - retained) }
         return last
     }
 }

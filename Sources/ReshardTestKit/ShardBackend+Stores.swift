@@ -41,22 +41,27 @@ extension ShardBackend {
     }
 
     /// Runs `body` with a fresh, empty metadata store of this backend, then closes and removes it.
-    public func withMetadataStore(_ body: (any MetadataStore) async throws -> Void) async throws {
-        try await withMetadataStores { first, _ in try await body(first) }
+    /// It keeps the newest `eventsRetained` events (a test lowers it to see the log trimmed).
+    public func withMetadataStore(
+        eventsRetained: Int = MetadataEvent.retained, _ body: (any MetadataStore) async throws -> Void
+    ) async throws {
+        try await withMetadataStores(eventsRetained: eventsRetained) { first, _ in try await body(first) }
     }
 
     /// Runs `body` with two handles on one fresh, empty metadata store of this backend, then
     /// closes both and removes it. On PostgreSQL they are two store instances, as two processes
     /// would open; on SQLite both are the same handle, since a second SQLite handle on the same
-    /// file would hear only its own changes. `body` may close either handle itself.
+    /// file would hear only its own changes. `body` may close either handle itself. Both keep the
+    /// newest `eventsRetained` events.
     public func withMetadataStores(
+        eventsRetained: Int = MetadataEvent.retained,
         _ body: (_ first: any MetadataStore, _ second: any MetadataStore) async throws -> Void
     ) async throws {
         switch self {
         case .sqlite:
             let folder = try TemporaryFolder()
             defer { folder.remove() }
-            let store = try SQLiteMetadataStore(path: folder.path + "/meta.sqlite")
+            let store = try SQLiteMetadataStore(path: folder.path + "/meta.sqlite", eventsRetained: eventsRetained)
             do {
                 try await body(store, store)
             } catch {
@@ -65,14 +70,17 @@ extension ShardBackend {
             }
             await store.close()
         case .memory:
-            let store = MemoryMetadataStore()
+            let store = MemoryMetadataStore(eventsRetained: eventsRetained)
             try await body(store, store)
             await store.close()
         case .postgres, .postgresTriggers:
             let database = try await PostgresScratch.createDatabase(on: try loneServer())
             var stores: [PostgresMetadataStore] = []
             do {
-                for _ in 0..<2 { stores.append(try await PostgresMetadataStore.open(endpoint: database, logger: Self.logger)) }
+                for _ in 0..<2 {
+                    stores.append(
+                        try await PostgresMetadataStore.open(endpoint: database, logger: Self.logger, eventsRetained: eventsRetained))
+                }
                 try await body(stores[0], stores[1])
             } catch {
                 for store in stores { await store.close() }

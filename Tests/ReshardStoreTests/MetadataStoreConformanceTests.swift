@@ -183,6 +183,8 @@ extension MetadataStoreConformanceTests {
             try await writer.saveDirective(nil)
             try await expectHeard(.directive, heard)
             #expect(try await watcher.directive() == nil)
+            _ = try await writer.recordEvent(MetadataEvent(kind: .cleanup, generation: 1))
+            try await expectHeard(.events, heard)
 
             await watcher.close()
             #expect(try await eventually { heard.isFinished }, "closing the store finishes its watch streams")
@@ -278,7 +280,7 @@ extension MetadataStoreConformanceTests {
 }
 
 /// Records what a watch stream yields, for tests to wait on.
-private final class ChangeRecorder: Sendable {
+final class ChangeRecorder: Sendable {
     private let state = Mutex<(changes: [MetadataChange], finished: Bool)>(([], false))
 
     init(_ stream: AsyncStream<MetadataChange>) {
@@ -296,7 +298,7 @@ private final class ChangeRecorder: Sendable {
 
 /// Waits (bounded) until `heard` has recorded `change`, then forgets what it recorded: every
 /// change made before this one has been heard by then, as notifications arrive in commit order.
-private func expectHeard(
+func expectHeard(
     _ change: MetadataChange, _ heard: ChangeRecorder, sourceLocation: SourceLocation = #_sourceLocation
 ) async throws {
     #expect(try await eventually { heard.contains(change) }, "watcher heard \(change.rawValue)", sourceLocation: sourceLocation)
@@ -306,7 +308,7 @@ private func expectHeard(
 /// Polls `condition` every 50 ms for up to `limit`; whether it held. Bounds a wait, never times
 /// one: the bound is far above the milliseconds a notification takes, because on a loaded
 /// machine the task that records it has been seen to wait over 5 s for a thread.
-private func eventually(within limit: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws -> Bool {
+func eventually(within limit: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws -> Bool {
     let deadline = ContinuousClock.now + limit
     while true {
         if try await condition() { return true }

@@ -41,4 +41,60 @@ import Testing
         #expect(try await reopened.migrations().map(\.journal) == ["{\"phase\":\"copying\"}"])
         await reopened.close()
     }
+
+    /// Events recorded through two handles on one file, serialized only by its write lock, get
+    /// gapless positions, each where its record said.
+    @Test func eventsThroughTwoHandlesOnOneFileGetGaplessPositions() async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let path = folder.path + "/meta.sqlite"
+        let stores = [try SQLiteMetadataStore(path: path), try SQLiteMetadataStore(path: path)]
+        let recorded = try await withThrowingTaskGroup(of: [UInt64: UInt64].self) { group in
+            for (handle, store) in stores.enumerated() {
+                group.addTask {
+                    var recorded: [UInt64: UInt64] = [:]
+                    for round in 0..<50 {
+                        let generation = UInt64(handle * 1000 + round)
+                        recorded[try await store.recordEvent(MetadataEvent(kind: .cleanup, generation: generation))] = generation
+                    }
+                    return recorded
+                }
+            }
+            return try await group.reduce(into: [UInt64: UInt64]()) { $0.merge($1) { old, _ in old } }
+        }
+        let stored = try await stores[1].events(after: 0, limit: .max)
+        #expect(stored.map(\.position) == Array(1...100))
+        #expect(stored.allSatisfy { recorded[$0.position] == $0.event.generation })
+        for store in stores { await store.close() }
+    }
+
+    /// A metadata file from before the event log gains it when opened: the next publish appends
+    /// the first event, with the moves from the map published before, and positions survive a reopen.
+    @Test func aFileFromBeforeTheEventLogGainsItWhenReopened() async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let path = folder.path + "/meta.sqlite"
+        let ids = [ShardID("s1")!, ShardID("s2")!, ShardID("s3")!]
+        let first = try EvenPlacement().shardMap(for: Array(ids.prefix(2)), generation: 1)
+        let second = try EvenPlacement().shardMap(for: ids, generation: 2)
+        try await SQLiteMetadataStore(path: path).publish(first, replacing: nil)
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { db in
+            try db.execute(sql: "DROP TABLE events; DROP TABLE event_head")
+            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v6-events'")
+        }
+        try queue.close()
+
+        let reopened = try SQLiteMetadataStore(path: path)
+        #expect(try await reopened.eventBounds() == (0, 0))
+        try await reopened.publish(second, replacing: 1)
+        let expected = MetadataEvent(kind: .shardMap, generation: 2, previousGeneration: 1, moves: first.diff(to: second))
+        #expect(try await reopened.events(after: 0, limit: 10).map(\.event) == [expected])
+        await reopened.close()
+
+        let again = try SQLiteMetadataStore(path: path)
+        #expect(try await again.recordEvent(MetadataEvent(kind: .cleanup, generation: 2)) == 2)
+        #expect(try await again.eventBounds() == (1, 2))
+        await again.close()
+    }
 }

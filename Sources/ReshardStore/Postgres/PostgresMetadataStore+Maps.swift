@@ -33,15 +33,19 @@ extension PostgresMetadataStore {
             // reading the same current generation before the first commits: two publishers
             // cannot both win, even with different new generations.
             try await connection.query("LOCK TABLE reshard_meta_shard_maps IN SHARE ROW EXCLUSIVE MODE", logger: self.logger)
-            let current = try await Self.first(
-                Int64?.self,
-                connection.query("SELECT max(generation) FROM reshard_meta_shard_maps", logger: self.logger)
-            )?.map { UInt64(bitPattern: $0) }
+            var row: (generation: Int64, map: String)?
+            let rows = try await connection.query(
+                "SELECT generation, map FROM reshard_meta_shard_maps ORDER BY generation DESC LIMIT 1", logger: self.logger)
+            for try await found in rows.decode((Int64, String).self) { row = found }
+            let current = row.map { UInt64(bitPattern: $0.generation) }
             guard current == expected, map.generation > (current ?? 0) else {
                 throw MetadataError.generationConflict(expected: expected, found: current)
             }
+            // The map replaced, read under the lock: the event's moves are exactly what changed.
+            let previous = try row.map { try MetadataJSON.decode(ShardMap.self, $0.map) }
             try await connection.query(
                 "INSERT INTO reshard_meta_shard_maps(generation, map) VALUES(\(generation), \(text))", logger: self.logger)
+            _ = try await self.appendEvent(MetadataJSON.encode(MetadataEvent.published(map, replacing: previous)), on: connection)
         }
     }
 }

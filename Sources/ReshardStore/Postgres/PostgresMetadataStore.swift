@@ -18,6 +18,8 @@ public final class PostgresMetadataStore: MetadataStore {
     private let watchers: MetadataWatchers
     private let listener: PostgresMetadataListener
     private let leases: PostgresLeaseRegistry
+    /// How many of the newest events the event log keeps.
+    let eventsRetained: Int
 
     /// The `NOTIFY` channel; the payload is a `MetadataChange.rawValue`.
     static let channel = "reshard_metadata"
@@ -60,13 +62,33 @@ public final class PostgresMetadataStore: MetadataStore {
         CREATE TABLE IF NOT EXISTS reshard_meta_log_entries(
             log text COLLATE "C" NOT NULL, position bigint NOT NULL, body text NOT NULL, PRIMARY KEY (log, position))
         """,
+        // The head's one row keeps the last position after older events are trimmed, so
+        // positions are never reused, and its row lock serializes appends (see `appendEvent`).
+        """
+        CREATE TABLE IF NOT EXISTS reshard_meta_event_head(id integer PRIMARY KEY CHECK (id = 1), last bigint NOT NULL)
+        """,
+        """
+        INSERT INTO reshard_meta_event_head(id, last) VALUES (1, 0) ON CONFLICT (id) DO NOTHING
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS reshard_meta_events(position bigint PRIMARY KEY, at_ms bigint NOT NULL, body text NOT NULL)
+        """,
     ]
 
     /// Connects to `endpoint` and creates the metadata tables if they are missing. Throws
     /// `StoreError.backend` naming the endpoint (without its password) when the database cannot
     /// be reached within the pool's lease timeout.
     public static func open(endpoint: PostgresEndpoint, logger: Logger) async throws -> PostgresMetadataStore {
-        let store = PostgresMetadataStore(endpoint: endpoint, logger: logger)
+        try await open(endpoint: endpoint, logger: logger, eventsRetained: MetadataEvent.retained)
+    }
+
+    /// `open(endpoint:logger:)`, keeping the newest `eventsRetained` events rather than
+    /// `MetadataEvent.retained`: tests see the log trimmed without appending ten thousand events.
+    package static func open(endpoint: PostgresEndpoint, logger: Logger, eventsRetained: Int) async throws
+        -> PostgresMetadataStore
+    {
+        precondition(eventsRetained >= 1, "the event log keeps at least its newest event")
+        let store = PostgresMetadataStore(endpoint: endpoint, logger: logger, eventsRetained: eventsRetained)
         do {
             try await Self.transaction(store.pool, logger: logger) { connection in
                 // Two processes opening a new metadata database at once must not both create it:
@@ -83,9 +105,10 @@ public final class PostgresMetadataStore: MetadataStore {
         return store
     }
 
-    private init(endpoint: PostgresEndpoint, logger: Logger) {
+    private init(endpoint: PostgresEndpoint, logger: Logger, eventsRetained: Int) {
         self.endpoint = endpoint
         self.logger = logger
+        self.eventsRetained = eventsRetained
         pool = PostgresPool(endpoint: endpoint, logger: logger)
         let watchers = MetadataWatchers()
         self.watchers = watchers
@@ -122,6 +145,7 @@ public final class PostgresMetadataStore: MetadataStore {
     public func publishLayout(_ table: TableDefinition, replacing expected: UInt64) async throws {
         let name = table.name.rawValue
         let text = try MetadataJSON.encode(table)
+        let event = try MetadataJSON.encode(MetadataEvent.switched(table, from: expected))
         try await write(notifying: .tables) { connection in
             // FOR UPDATE: two publishers compare against the same stored layout one at a time.
             var stored: TableDefinition?
@@ -134,6 +158,7 @@ public final class PostgresMetadataStore: MetadataStore {
             }
             try await connection.query(
                 "UPDATE reshard_meta_tables SET definition = \(text) WHERE name = \(name)", logger: self.logger)
+            _ = try await self.appendEvent(event, on: connection)
         }
     }
 

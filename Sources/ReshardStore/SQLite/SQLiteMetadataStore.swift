@@ -8,11 +8,21 @@ import ReshardCore
 /// handle only, and leadership is a flag of this handle.
 public final class SQLiteMetadataStore: MetadataStore {
     let pool: DatabasePool
-    private let watchers = MetadataWatchers()
+    let watchers = MetadataWatchers()
     private let leaders = ProcessLeaders()
+    /// How many of the newest events the event log keeps.
+    let eventsRetained: Int
 
     /// Opens (creating if needed) the metadata file at `path`.
-    public init(path: String) throws {
+    public convenience init(path: String) throws {
+        try self.init(path: path, eventsRetained: MetadataEvent.retained)
+    }
+
+    /// Opens the metadata file at `path`, keeping the newest `eventsRetained` events rather than
+    /// `MetadataEvent.retained`: tests see the log trimmed without appending ten thousand events.
+    package init(path: String, eventsRetained: Int) throws {
+        precondition(eventsRetained >= 1, "the event log keeps at least its newest event")
+        self.eventsRetained = eventsRetained
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         pool = try DatabasePool(path: path, configuration: configuration)
@@ -56,6 +66,17 @@ public final class SQLiteMetadataStore: MetadataStore {
                     CREATE TABLE log_heads(log TEXT PRIMARY KEY NOT NULL, last INTEGER NOT NULL) WITHOUT ROWID;
                     CREATE TABLE log_entries(
                         log TEXT NOT NULL, position INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY(log, position));
+                    """
+            )
+        }
+        migrator.registerMigration("v6-events") { db in
+            // The head keeps the last position after older events are trimmed, so positions are
+            // never reused; `position` is the rowid, so a read after a position is a range scan.
+            try db.execute(
+                sql: """
+                    CREATE TABLE event_head(id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL);
+                    INSERT INTO event_head(id, last) VALUES(1, 0);
+                    CREATE TABLE events(position INTEGER PRIMARY KEY NOT NULL, at_ms INTEGER NOT NULL, body TEXT NOT NULL);
                     """
             )
         }
@@ -153,15 +174,20 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     public func publishLayout(_ table: ReshardCore.TableDefinition, replacing expected: UInt64) async throws {
         let text = try MetadataJSON.encode(table)
-        try await pool.write { db in
+        let event = try MetadataJSON.encode(MetadataEvent.switched(table, from: expected))
+        let switched = try await pool.write { db -> Bool in
             let stored = try String.fetchOne(db, sql: "SELECT definition FROM tables WHERE name = ?", arguments: [table.name.rawValue])
                 .map { try MetadataJSON.decode(ReshardCore.TableDefinition.self, $0) }
-            if stored == table { return }
+            if stored == table { return false }
             guard let stored, stored.layoutGeneration == expected else {
                 throw MetadataError.layoutConflict(table.name, expected: expected, found: stored?.layoutGeneration)
             }
             try db.execute(sql: "UPDATE tables SET definition = ? WHERE name = ?", arguments: [text, table.name.rawValue])
+            _ = try self.appendEvent(event, in: db)
+            return true
         }
+        // `.events` first, as PostgreSQL notifies it: whoever hears the other kind has heard both.
+        if switched { watchers.yield(.events) }
         watchers.yield(.tables)
     }
 
@@ -207,16 +233,21 @@ public final class SQLiteMetadataStore: MetadataStore {
     public func publish(_ map: ShardMap, replacing expected: UInt64?) async throws {
         let text = try MetadataJSON.encode(map)
         try await pool.write { db in
-            // The read and the insert share one write transaction: two publishers cannot both win.
-            let current = try Int64.fetchOne(db, sql: "SELECT max(generation) FROM shard_maps").map { UInt64(bitPattern: $0) }
+            // The read and the insert share one write transaction: two publishers cannot both win,
+            // and the event's moves are from the map this one replaces.
+            let row = try Row.fetchOne(db, sql: "SELECT generation, map FROM shard_maps ORDER BY generation DESC LIMIT 1")
+            let current = row.map { UInt64(bitPattern: $0["generation"]) }
             guard current == expected, map.generation > (current ?? 0) else {
                 throw MetadataError.generationConflict(expected: expected, found: current)
             }
+            let previous = try row.map { try MetadataJSON.decode(ShardMap.self, $0["map"]) }
             try db.execute(
                 sql: "INSERT INTO shard_maps(generation, map) VALUES(?, ?)",
                 arguments: [Int64(bitPattern: map.generation), text]
             )
+            _ = try self.appendEvent(MetadataJSON.encode(MetadataEvent.published(map, replacing: previous)), in: db)
         }
+        watchers.yield(.events)
         watchers.yield(.shardMap)
     }
 }
