@@ -79,7 +79,9 @@ extension ShardRouter {
         await withTaskGroup(of: Void.self) { group in
             if let changes {
                 group.addTask {
-                    for await _ in changes { await self.refreshLogged() }
+                    // An event-log append always comes with the change it records (or is a
+                    // cleanup, which changes nothing a router holds): nothing to re-read for it.
+                    for await change in changes where change != .events { await self.refreshLogged() }
                 }
             }
             group.addTask {

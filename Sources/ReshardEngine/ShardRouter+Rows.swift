@@ -371,7 +371,7 @@ extension ShardRouter {
         return true
     }
 
-    func table(named name: String) throws(RouterError) -> TableDefinition {
+    public func table(named name: String) throws(RouterError) -> TableDefinition {
         guard let tableName = TableName(name) else { throw .invalidTableName(name) }
         guard let definition = snapshot.tables[tableName] else { throw .unknownTable(name) }
         return definition

@@ -1,5 +1,8 @@
+import HTTPTypes
 import Hummingbird
 import Metrics
+import ReshardCore
+import ReshardEngine
 import Synchronization
 
 /// Admits a request only with `Authorization: Bearer <token>`, compared in constant time.
@@ -89,5 +92,31 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
             cache.withLock { $0[key] = made }
             return made
         }
+    }
+}
+
+/// Tags every data response (an error too: a cache may keep a miss) with the shard map
+/// generation in force when the request arrived (`Reshard-Generation`), and for a table's
+/// routes its layout generation (`Reshard-Layout-Generation`), so a client cache can tag its
+/// entries and drop those older than an event of `GET /v1/events` for their range or table.
+/// Read before routing: a tag is never newer than the map the request was routed by.
+struct GenerationMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+    let router: ShardRouter
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let generation = router.shardMap.generation
+        let layout = context.parameters.get("table").flatMap { try? router.table(named: $0).layoutGeneration }
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as APIError {
+            response = try error.response(from: request, context: context)
+        } catch let error as RouterError {
+            response = try APIError(error).response(from: request, context: context)
+        }
+        response.headers[.reshardGeneration] = String(generation)
+        if let layout { response.headers[.reshardLayoutGeneration] = String(layout) }
+        return response
     }
 }

@@ -143,6 +143,9 @@ paths:
       responses:
         '200':
           description: Written.
+          headers:
+            Reshard-Generation: {$ref: '#/components/headers/ReshardGeneration'}
+            Reshard-Layout-Generation: {$ref: '#/components/headers/ReshardLayoutGeneration'}
           content:
             application/json:
               schema: {$ref: '#/components/schemas/WriteReceipt'}
@@ -195,6 +198,9 @@ paths:
       responses:
         '200':
           description: Deleted.
+          headers:
+            Reshard-Generation: {$ref: '#/components/headers/ReshardGeneration'}
+            Reshard-Layout-Generation: {$ref: '#/components/headers/ReshardLayoutGeneration'}
           content:
             application/json:
               schema: {$ref: '#/components/schemas/DeleteReceipt'}
@@ -348,11 +354,5 @@ paths:
             AddShard:
               operationId: createMigration
               requestBody: {kind: add_shard, shard: $response.body#/id, dry_run: true}
-        '400':
-          description: '`invalid_body` (not a JSON object, `id` missing, a `url` that is not a `postgres://USER@HOST[:PORT]/DATABASE` URL or that holds a password), `invalid_shard_id`.'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/Error'
 """####
 }

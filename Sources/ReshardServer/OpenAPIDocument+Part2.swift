@@ -4,6 +4,12 @@
 extension OpenAPIDocument {
     /// Lines 351… of the document.
     static let part2 = ####"""
+        '400':
+          description: '`invalid_body` (not a JSON object, `id` missing, a `url` that is not a `postgres://USER@HOST[:PORT]/DATABASE` URL or that holds a password), `invalid_shard_id`.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
                 properties: {error: {properties: {code: {enum: [invalid_body, invalid_shard_id]}}}}
         '401': {$ref: '#/components/responses/Unauthorized'}
         '409':
@@ -58,6 +64,66 @@ extension OpenAPIDocument {
       responses:
         '200': {$ref: '#/components/responses/Cluster'}
         '401': {$ref: '#/components/responses/Unauthorized'}
+
+  /v1/events:
+    get:
+      operationId: getEvents
+      tags: [rows]
+      summary: The cluster's events as Server-Sent Events, for caches to follow.
+      description: |
+        Every published shard map (`shard_map`: a cutover, a rollback), table layout switch (`layout`:
+        a shard-key change) and migration cleanup (`cleanup`) is an event of the cluster's event log,
+        appended by the metadata store in the transaction that publishes the map or layout, so every
+        router streams the same events at the same positions. Each SSE message is `id: <position>`,
+        `event: <kind>` and `data: <ClusterEvent JSON>`; a cache drops its entries of the `moves`
+        ranges (or of `table`) tagged with an older generation (`Reshard-Generation`).
+
+        A new stream starts with `event: hello` (`EventStreamStart`: the last position, whose id it
+        carries, and the generation in force) and goes on with the events after it. A client that
+        reconnects with `Last-Event-ID` (or `?after=`) gets every event after that position exactly
+        once, in order; when that position is no longer kept (the newest 10,000 are) or is ahead of
+        the log, the stream starts with `event: reset` instead: drop the whole cache. A comment line
+        every 10 s keeps the connection open. Open to applications (no token: events carry ranges,
+        shards, tables and generations, no row data). At most 256 streams per router
+        (`503 too_many_streams`).
+      parameters:
+        - {name: Last-Event-ID, in: header, required: false, description: 'The position to resume after, digits only (`400 invalid_last_event_id`).', schema: {type: string}}
+        - {name: after, in: query, required: false, description: 'The same as `Last-Event-ID`, for clients that cannot set headers.', schema: {type: string}}
+        - {name: max_ms, in: query, required: false, description: 'End the stream after this many milliseconds, 0…86400000 (`400 invalid_max_ms`); without it the stream lasts until the client goes.', schema: {type: integer, minimum: 0, maximum: 86400000}}
+      responses:
+        '200':
+          description: 'The stream: `text/event-stream` messages (`hello` or `reset` first, then `shard_map`, `layout` and `cleanup` events whose `data` is a `ClusterEvent`).'
+          content:
+            text/event-stream:
+              schema: {type: string}
+        '400':
+          description: '`invalid_last_event_id`, `invalid_max_ms`, `invalid_query`.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+                properties: {error: {properties: {code: {enum: [invalid_last_event_id, invalid_max_ms, invalid_query]}}}}
+        '503':
+          description: '`too_many_streams`.'
+          headers:
+            Retry-After: {$ref: '#/components/headers/RetryAfter'}
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+                properties: {error: {properties: {code: {enum: [too_many_streams]}}}}
+    head:
+      operationId: headEvents
+      tags: [rows]
+      summary: The headers a stream of events starts with, and no stream.
+      parameters:
+        - {name: Last-Event-ID, in: header, required: false, schema: {type: string}}
+        - {name: after, in: query, required: false, schema: {type: string}}
+        - {name: max_ms, in: query, required: false, schema: {type: integer, minimum: 0, maximum: 86400000}}
+      responses:
+        '200': {description: 'As GET, without a body.'}
+        '400': {description: 'As GET.'}
+        '503': {description: 'As GET.'}
 
   /v1/load:
     get:
@@ -288,71 +354,5 @@ extension OpenAPIDocument {
       - $ref: '#/components/parameters/MigrationID'
     post:
       operationId: pauseMigration
-      tags: [migrations]
-      summary: Pause a running migration.
-      security: [{bearer: []}]
-      responses:
-        '200': {$ref: '#/components/responses/CommandAccepted'}
-        '400': {$ref: '#/components/responses/InvalidPath'}
-        '401': {$ref: '#/components/responses/Unauthorized'}
-        '404': {$ref: '#/components/responses/UnknownMigration'}
-        '409': {$ref: '#/components/responses/CommandRejected'}
-  /v1/migrations/{id}/resume:
-    parameters:
-      - $ref: '#/components/parameters/MigrationID'
-    post:
-      operationId: resumeMigration
-      tags: [migrations]
-      summary: Resume a paused or failed migration.
-      security: [{bearer: []}]
-      responses:
-        '200': {$ref: '#/components/responses/CommandAccepted'}
-        '400': {$ref: '#/components/responses/InvalidPath'}
-        '401': {$ref: '#/components/responses/Unauthorized'}
-        '404': {$ref: '#/components/responses/UnknownMigration'}
-        '409': {$ref: '#/components/responses/CommandRejected'}
-  /v1/migrations/{id}/rollback:
-    parameters:
-      - $ref: '#/components/parameters/MigrationID'
-    post:
-      operationId: rollbackMigration
-      tags: [migrations]
-      summary: Roll a migration back (any phase before cleanup; nothing is lost).
-      security: [{bearer: []}]
-      responses:
-        '200': {$ref: '#/components/responses/CommandAccepted'}
-        '400': {$ref: '#/components/responses/InvalidPath'}
-        '401': {$ref: '#/components/responses/Unauthorized'}
-        '404': {$ref: '#/components/responses/UnknownMigration'}
-        '409': {$ref: '#/components/responses/CommandRejected'}
-
-components:
-  securitySchemes:
-    bearer:
-      type: http
-      scheme: bearer
-      description: The admin token (`<data>/admin-token`, `--admin-token` or `$RESHARD_ADMIN_TOKEN`).
-
-  headers:
-    RetryAfter:
-      description: Seconds after which a retry may succeed.
-      schema: {type: string, pattern: '^[0-9]+$'}
-    WWWAuthenticate:
-      description: Always `Bearer`.
-      schema: {type: string, const: Bearer}
-
-  parameters:
-    Table:
-      name: table
-      in: path
-      required: true
-      description: A table name, `[a-z][a-z0-9_]{0,62}` (`400 invalid_table_name`; an unknown table is `404 unknown_table`).
-      schema: {type: string, pattern: '^[a-z][a-z0-9_]{0,62}$'}
-      examples:
-        users: {value: users}
-        orders: {value: orders}
-    PrimaryKey:
-      name: pk
-      in: path
 """####
 }

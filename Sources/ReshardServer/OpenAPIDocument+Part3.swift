@@ -4,6 +4,78 @@
 extension OpenAPIDocument {
     /// Lines 701… of the document.
     static let part3 = ####"""
+      tags: [migrations]
+      summary: Pause a running migration.
+      security: [{bearer: []}]
+      responses:
+        '200': {$ref: '#/components/responses/CommandAccepted'}
+        '400': {$ref: '#/components/responses/InvalidPath'}
+        '401': {$ref: '#/components/responses/Unauthorized'}
+        '404': {$ref: '#/components/responses/UnknownMigration'}
+        '409': {$ref: '#/components/responses/CommandRejected'}
+  /v1/migrations/{id}/resume:
+    parameters:
+      - $ref: '#/components/parameters/MigrationID'
+    post:
+      operationId: resumeMigration
+      tags: [migrations]
+      summary: Resume a paused or failed migration.
+      security: [{bearer: []}]
+      responses:
+        '200': {$ref: '#/components/responses/CommandAccepted'}
+        '400': {$ref: '#/components/responses/InvalidPath'}
+        '401': {$ref: '#/components/responses/Unauthorized'}
+        '404': {$ref: '#/components/responses/UnknownMigration'}
+        '409': {$ref: '#/components/responses/CommandRejected'}
+  /v1/migrations/{id}/rollback:
+    parameters:
+      - $ref: '#/components/parameters/MigrationID'
+    post:
+      operationId: rollbackMigration
+      tags: [migrations]
+      summary: Roll a migration back (any phase before cleanup; nothing is lost).
+      security: [{bearer: []}]
+      responses:
+        '200': {$ref: '#/components/responses/CommandAccepted'}
+        '400': {$ref: '#/components/responses/InvalidPath'}
+        '401': {$ref: '#/components/responses/Unauthorized'}
+        '404': {$ref: '#/components/responses/UnknownMigration'}
+        '409': {$ref: '#/components/responses/CommandRejected'}
+
+components:
+  securitySchemes:
+    bearer:
+      type: http
+      scheme: bearer
+      description: The admin token (`<data>/admin-token`, `--admin-token` or `$RESHARD_ADMIN_TOKEN`).
+
+  headers:
+    ReshardGeneration:
+      description: 'The shard map generation in force when the request arrived (never newer than the one it was routed by): a client cache tags what it keeps with it, and drops entries of a range older than a `shard_map` or `cleanup` event of `GET /v1/events` for that range.'
+      schema: {type: string, pattern: '^[0-9]+$'}
+    ReshardLayoutGeneration:
+      description: 'The table''s layout generation when the request arrived: a `layout` event of `GET /v1/events` for the table invalidates entries tagged with an older one (a shard-key change moves every row).'
+      schema: {type: string, pattern: '^[0-9]+$'}
+    RetryAfter:
+      description: Seconds after which a retry may succeed.
+      schema: {type: string, pattern: '^[0-9]+$'}
+    WWWAuthenticate:
+      description: Always `Bearer`.
+      schema: {type: string, const: Bearer}
+
+  parameters:
+    Table:
+      name: table
+      in: path
+      required: true
+      description: A table name, `[a-z][a-z0-9_]{0,62}` (`400 invalid_table_name`; an unknown table is `404 unknown_table`).
+      schema: {type: string, pattern: '^[a-z][a-z0-9_]{0,62}$'}
+      examples:
+        users: {value: users}
+        orders: {value: orders}
+    PrimaryKey:
+      name: pk
+      in: path
       required: true
       description: The primary key, percent-decoded. 1 to 512 bytes of UTF-8, no control character (`400 invalid_pk`).
       schema: {$ref: '#/components/schemas/Key'}
@@ -56,11 +128,17 @@ extension OpenAPIDocument {
         application/yaml: {}
     RowRead:
       description: The row.
+      headers:
+        Reshard-Generation: {$ref: '#/components/headers/ReshardGeneration'}
+        Reshard-Layout-Generation: {$ref: '#/components/headers/ReshardLayoutGeneration'}
       content:
         application/json:
           schema: {$ref: '#/components/schemas/Row'}
     RowList:
       description: The live rows with this shard key, at most `limit`.
+      headers:
+        Reshard-Generation: {$ref: '#/components/headers/ReshardGeneration'}
+        Reshard-Layout-Generation: {$ref: '#/components/headers/ReshardLayoutGeneration'}
       content:
         application/json:
           schema: {$ref: '#/components/schemas/RowList'}
@@ -276,83 +354,5 @@ extension OpenAPIDocument {
       additionalProperties: false
       properties:
         missing_on_target: {$ref: '#/components/schemas/Count'}
-        extra_on_target: {$ref: '#/components/schemas/Count'}
-        older_on_target: {$ref: '#/components/schemas/Count'}
-        newer_on_target: {$ref: '#/components/schemas/Count'}
-        corrupt: {$ref: '#/components/schemas/Count'}
-
-    RowBody:
-      type: object
-      description: Any JSON object; stored and returned verbatim.
-      additionalProperties: true
-    WriteReceipt:
-      type: object
-      required: [pk, version, shard, generation]
-      additionalProperties: false
-      properties:
-        pk: {type: string}
-        version: {$ref: '#/components/schemas/UInt64'}
-        shard: {$ref: '#/components/schemas/ShardID'}
-        generation: {$ref: '#/components/schemas/UInt64'}
-    DeleteReceipt:
-      type: object
-      required: [pk, version, shard, generation, deleted]
-      additionalProperties: false
-      properties:
-        pk: {type: string}
-        version: {$ref: '#/components/schemas/UInt64', description: The tombstone's version.}
-        shard: {$ref: '#/components/schemas/ShardID'}
-        generation: {$ref: '#/components/schemas/UInt64'}
-        deleted: {type: boolean, const: true}
-    Row:
-      type: object
-      required: [pk, version, shard, row]
-      additionalProperties: false
-      properties:
-        pk: {type: string}
-        version: {$ref: '#/components/schemas/UInt64'}
-        shard: {$ref: '#/components/schemas/ShardID'}
-        row: {$ref: '#/components/schemas/RowBody'}
-    RowList:
-      type: object
-      required: [shard_key, rows]
-      additionalProperties: false
-      properties:
-        shard_key: {type: string}
-        rows:
-          type: array
-          maxItems: 1000
-          items: {$ref: '#/components/schemas/Row'}
-    Health:
-      type: object
-      required: [status, generation]
-      additionalProperties: false
-      properties:
-        status: {type: string, const: ok}
-        generation: {$ref: '#/components/schemas/UInt64'}
-
-    CreateTable:
-      type: object
-      required: [name, primary_key]
-      properties:
-        name: {$ref: '#/components/schemas/TableName'}
-        primary_key: {$ref: '#/components/schemas/FieldName', description: The JSON field holding the primary key.}
-        shard_key: {$ref: '#/components/schemas/FieldName', description: 'The JSON field whose value places the row; default: the primary key.'}
-    Table:
-      type: object
-      required: [name, primary_key, shard_key]
-      additionalProperties: false
-      properties:
-        name: {$ref: '#/components/schemas/TableName'}
-        primary_key: {$ref: '#/components/schemas/FieldName'}
-        shard_key: {$ref: '#/components/schemas/FieldName'}
-    TableList:
-      type: object
-      required: [tables]
-      additionalProperties: false
-      properties:
-        tables:
-          type: array
-          items: {$ref: '#/components/schemas/Table'}
 """####
 }

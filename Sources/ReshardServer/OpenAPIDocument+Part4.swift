@@ -4,6 +4,84 @@
 extension OpenAPIDocument {
     /// Lines 1051… of the document.
     static let part4 = ####"""
+        extra_on_target: {$ref: '#/components/schemas/Count'}
+        older_on_target: {$ref: '#/components/schemas/Count'}
+        newer_on_target: {$ref: '#/components/schemas/Count'}
+        corrupt: {$ref: '#/components/schemas/Count'}
+
+    RowBody:
+      type: object
+      description: Any JSON object; stored and returned verbatim.
+      additionalProperties: true
+    WriteReceipt:
+      type: object
+      required: [pk, version, shard, generation]
+      additionalProperties: false
+      properties:
+        pk: {type: string}
+        version: {$ref: '#/components/schemas/UInt64'}
+        shard: {$ref: '#/components/schemas/ShardID'}
+        generation: {$ref: '#/components/schemas/UInt64'}
+    DeleteReceipt:
+      type: object
+      required: [pk, version, shard, generation, deleted]
+      additionalProperties: false
+      properties:
+        pk: {type: string}
+        version: {$ref: '#/components/schemas/UInt64', description: The tombstone's version.}
+        shard: {$ref: '#/components/schemas/ShardID'}
+        generation: {$ref: '#/components/schemas/UInt64'}
+        deleted: {type: boolean, const: true}
+    Row:
+      type: object
+      required: [pk, version, shard, row]
+      additionalProperties: false
+      properties:
+        pk: {type: string}
+        version: {$ref: '#/components/schemas/UInt64'}
+        shard: {$ref: '#/components/schemas/ShardID'}
+        row: {$ref: '#/components/schemas/RowBody'}
+    RowList:
+      type: object
+      required: [shard_key, rows]
+      additionalProperties: false
+      properties:
+        shard_key: {type: string}
+        rows:
+          type: array
+          maxItems: 1000
+          items: {$ref: '#/components/schemas/Row'}
+    Health:
+      type: object
+      required: [status, generation]
+      additionalProperties: false
+      properties:
+        status: {type: string, const: ok}
+        generation: {$ref: '#/components/schemas/UInt64'}
+
+    CreateTable:
+      type: object
+      required: [name, primary_key]
+      properties:
+        name: {$ref: '#/components/schemas/TableName'}
+        primary_key: {$ref: '#/components/schemas/FieldName', description: The JSON field holding the primary key.}
+        shard_key: {$ref: '#/components/schemas/FieldName', description: 'The JSON field whose value places the row; default: the primary key.'}
+    Table:
+      type: object
+      required: [name, primary_key, shard_key]
+      additionalProperties: false
+      properties:
+        name: {$ref: '#/components/schemas/TableName'}
+        primary_key: {$ref: '#/components/schemas/FieldName'}
+        shard_key: {$ref: '#/components/schemas/FieldName'}
+    TableList:
+      type: object
+      required: [tables]
+      additionalProperties: false
+      properties:
+        tables:
+          type: array
+          items: {$ref: '#/components/schemas/Table'}
 
     CreateShard:
       type: object
@@ -259,100 +337,22 @@ extension OpenAPIDocument {
         ideal_fraction: {type: number, minimum: 0, maximum: 1}
         layout: {$ref: '#/components/schemas/LayoutPlan'}
         balance: {$ref: '#/components/schemas/BalancePlan'}
-    BalancePlan:
+    ClusterEvent:
       type: object
-      description: 'A load-aware plan (`rebalance` by load, `split_hot_range`): what it weighs and the balance it predicts by the routers'' measured load.'
-      required: [weights, windows, routers, max_over_mean, predicted_max_over_mean]
+      description: 'One event of `GET /v1/events` (an SSE message''s `data`) and a webhook''s body.'
+      required: [position, at_ms, kind, generation, previous_generation, table, moves, migration]
       additionalProperties: false
       properties:
-        weights:
-          type: object
-          required: [rows, requests, bytes, time]
-          additionalProperties: false
-          properties:
-            rows: {type: number, minimum: 0}
-            requests: {type: number, minimum: 0}
-            bytes: {type: number, minimum: 0}
-            time: {type: number, minimum: 0}
-        windows: {$ref: '#/components/schemas/Count', description: Complete one-second windows weighed.}
-        routers: {type: array, items: {type: string}, description: The routers whose load was weighed.}
-        max_over_mean: {type: number, minimum: 0, description: The busiest shard's load over the mean under the map in force.}
-        predicted_max_over_mean: {type: number, minimum: 0, description: The same under the plan's map.}
-    LayoutPlan:
-      type: object
-      description: '`change_shard_key`: the table''s live rows, counted in full, and how they will spread under the new key. Its moves are every range of the map, each from its owner to itself: every shard gives and receives rows.'
-      required: [table, shard_key, rows, bytes, rows_per_shard, imbalance, unplaceable, unplaceable_examples]
-      additionalProperties: false
-      properties:
-        table: {type: string}
-        shard_key: {type: string}
-        rows: {$ref: '#/components/schemas/Count', description: Live rows of the table.}
-        bytes: {$ref: '#/components/schemas/Count', description: Bytes of their primary keys and bodies.}
-        rows_per_shard:
-          type: object
-          description: Live rows each shard will hold under the new key.
-          additionalProperties: {$ref: '#/components/schemas/Count'}
-        imbalance: {type: number, minimum: 0, description: 'Largest over mean of rows_per_shard; 1 is perfectly even.'}
-        unplaceable: {$ref: '#/components/schemas/Count', description: 'Rows with no usable value of the new key; while there are any the migration is refused (409 rows_without_shard_key).'}
-        unplaceable_examples:
+        position: {$ref: '#/components/schemas/UInt64', description: 'The event''s position in the cluster''s event log (the SSE id): 1, 2, …, never reused.'}
+        at_ms: {$ref: '#/components/schemas/UInt64', description: When the metadata store recorded it (its clock).}
+        kind: {type: string, enum: [shard_map, layout, cleanup]}
+        generation: {$ref: '#/components/schemas/UInt64', description: 'The map generation (`shard_map`, `cleanup`), or the table''s layout generation (`layout`).'}
+        previous_generation: {type: [integer, 'null'], minimum: 0, maximum: 18446744073709551615, description: The generation replaced (null for the first map).}
+        table: {type: [string, 'null'], description: '`layout`, and a shard-key change''s `cleanup`: the table.'}
+        moves:
           type: array
-          maxItems: 10
-          items: {type: string}
-    Strategy:
-      type: string
-      enum: [cdc_backfill, dual_write, write_new_read_old, routing_first, traffic_replay]
-      description: How a migration moves data while clients use it (README, "Strategies").
-    PlanStep:
-      type: object
-      required: [phase, writes, reads, does, until]
-      additionalProperties: false
-      properties:
-        phase: {$ref: '#/components/schemas/Phase'}
-        writes: {type: string, enum: [owner, dual, record, copy_first], description: 'Where routers send the moving ranges'' writes: the map''s owner, both owners, or the owner and the replay log.'}
-        reads: {type: string, enum: [owner, newest, fallback], description: 'Where routers read the moving ranges from.'}
-        does: {type: string}
-        until: {type: string}
-    Routes:
-      type: object
-      required: [writes, reads, shadow_percent]
-      additionalProperties: false
-      properties:
-        writes: {type: string, enum: [owner, dual, record, copy_first]}
-        reads: {type: string, enum: [owner, newest, fallback]}
-        shadow_percent: {type: number, minimum: 0, maximum: 100}
-    SecondWrites:
-      type: object
-      description: |
-        `dual_write`'s second writes: every router's (`active`, `written`, `queued`, `unqueued`; each other
-        router's as of its latest report, about once a second), and the migration's retry queue (`waiting`,
-        `retried`, `reconcile`, `retry_error`).
-      required: [active, written, queued, unqueued, waiting, retried, reconcile, retry_error]
-      additionalProperties: false
-      properties:
-        active: {type: boolean}
-        written: {$ref: '#/components/schemas/Count'}
-        queued: {$ref: '#/components/schemas/Count'}
-        unqueued: {$ref: '#/components/schemas/Count', description: Failed second writes left to the changelog.}
-        waiting: {$ref: '#/components/schemas/Count', description: Failed second writes of every router waiting in the retry queue.}
-        retried: {$ref: '#/components/schemas/Count'}
-        reconcile: {type: boolean, description: 'Retries keep failing: the waiting writes are left to the changelog and verification.'}
-        retry_error: {type: [string, 'null']}
-    Replay:
-      type: object
-      description: |
-        `traffic_replay`: the writes every router recorded (`recorded`, `unrecorded`; each other router's as
-        of its latest report), and the migration's replay of them on the new owners.
-      required: [recorded, unrecorded, replayed, waiting, position]
-      additionalProperties: false
-      properties:
-        recorded: {$ref: '#/components/schemas/Count'}
-        unrecorded: {$ref: '#/components/schemas/Count', description: Client writes left to the changelog.}
-        replayed: {$ref: '#/components/schemas/Count'}
-        waiting: {type: [integer, 'null'], minimum: 0, description: Recorded writes not replayed yet; null before the first replay.}
-        position: {$ref: '#/components/schemas/UInt64'}
-    ReadServing:
-      type: object
-      description: |
-        `write_new_read_old`: the read steps (`read_steps`), where they are, and what this server's router served from
+          description: The ranges whose owner changed, `[start, end)` from `from` to `to` (empty for the first map and a layout switch).
+          items:
+            type: object
 """####
 }

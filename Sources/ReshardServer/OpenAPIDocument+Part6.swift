@@ -4,6 +4,118 @@
 extension OpenAPIDocument {
     /// Lines 1751… of the document.
     static let part6 = ####"""
+            type: object
+            required: [writes_held, p50_ms, p99_ms, max_ms]
+            additionalProperties: false
+            properties:
+              writes_held: {$ref: '#/components/schemas/Count'}
+              p50_ms: {type: number, minimum: 0}
+              p99_ms: {type: number, minimum: 0}
+              max_ms: {type: number, minimum: 0}
+        rows_deleted: {$ref: '#/components/schemas/Count'}
+        tombstones_purged: {$ref: '#/components/schemas/Count'}
+        rollback_step:
+          oneOf:
+            - {type: string, enum: [removeFences, releaseHold, reverseCutover, deleteCopies, finish]}
+            - {type: 'null'}
+        mismatches:
+          type: array
+          maxItems: 20
+          description: What kept the last verification from passing (the first 20).
+          items: {type: string}
+        awaiting_approval:
+          oneOf:
+            - type: object
+              required: [gate, since_ms, waiting_ms]
+              additionalProperties: false
+              properties:
+                gate: {$ref: '#/components/schemas/Gate'}
+                since_ms: {type: [integer, 'null'], minimum: 0}
+                waiting_ms: {type: [integer, 'null'], minimum: 0}
+            - {type: 'null'}
+        gates:
+          type: array
+          items: {$ref: '#/components/schemas/Gate'}
+        approved:
+          type: array
+          items: {$ref: '#/components/schemas/Gate'}
+        bake_ms: {$ref: '#/components/schemas/UInt64'}
+        bake_until_ms: {type: [integer, 'null'], minimum: 0}
+        canary: {$ref: '#/components/schemas/CanaryState'}
+        shadow_reads:
+          oneOf:
+            - {$ref: '#/components/schemas/ShadowReads'}
+            - {type: 'null'}
+        verification:
+          oneOf:
+            - {$ref: '#/components/schemas/VerificationSummary'}
+            - {type: 'null'}
+        strategy: {$ref: '#/components/schemas/Strategy'}
+        routes:
+          description: What routers do to the moving ranges now; `null` when they route by the map alone.
+          oneOf:
+            - {$ref: '#/components/schemas/Routes'}
+            - {type: 'null'}
+        second_writes:
+          oneOf:
+            - {$ref: '#/components/schemas/SecondWrites'}
+            - {type: 'null'}
+        replay:
+          oneOf:
+            - {$ref: '#/components/schemas/Replay'}
+            - {type: 'null'}
+        reads:
+          oneOf:
+            - {$ref: '#/components/schemas/ReadServing'}
+            - {type: 'null'}
+        redirects:
+          oneOf:
+            - {$ref: '#/components/schemas/Redirects'}
+            - {type: 'null'}
+    MoveVerification:
+      type: object
+      required: [move, start, end, source, target, rows_compared, subranges, mismatched_subranges, differences, repaired, passes, clean, ms]
+      additionalProperties: false
+      properties:
+        move: {$ref: '#/components/schemas/Count', description: Index into the plan's moves.}
+        start: {oneOf: [{$ref: '#/components/schemas/HashStart'}, {type: 'null'}]}
+        end: {oneOf: [{$ref: '#/components/schemas/HashEnd'}, {type: 'null'}]}
+        source: {oneOf: [{$ref: '#/components/schemas/ShardID'}, {type: 'null'}]}
+        target: {oneOf: [{$ref: '#/components/schemas/ShardID'}, {type: 'null'}]}
+        rows_compared: {$ref: '#/components/schemas/Count'}
+        subranges: {$ref: '#/components/schemas/Count'}
+        mismatched_subranges: {$ref: '#/components/schemas/Count'}
+        differences: {$ref: '#/components/schemas/DiffCounts'}
+        repaired: {$ref: '#/components/schemas/Count'}
+        passes: {$ref: '#/components/schemas/Count'}
+        clean: {type: boolean}
+        ms: {$ref: '#/components/schemas/Millis'}
+    VerificationReport:
+      oneOf:
+        - title: NotVerifiedYet
+          type: object
+          required: [id, phase, verifications, moves]
+          additionalProperties: false
+          properties:
+            id: {type: string}
+            phase: {$ref: '#/components/schemas/Phase'}
+            verifications: {type: integer, const: 0}
+            moves: {type: array, maxItems: 0}
+        - title: Verified
+          type: object
+          required: [id, phase, verifications, summary, positions, unresolved, moves]
+          additionalProperties: false
+          properties:
+            id: {type: string}
+            phase: {$ref: '#/components/schemas/Phase'}
+            verifications: {$ref: '#/components/schemas/Count'}
+            summary: {$ref: '#/components/schemas/VerificationSummary'}
+            positions:
+              type: object
+              description: The old owners' changelog positions compared at, by shard.
+              additionalProperties: {$ref: '#/components/schemas/UInt64'}
+            unresolved:
+              type: array
               maxItems: 100
               items: {type: string}
             moves:

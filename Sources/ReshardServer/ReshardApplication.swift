@@ -44,7 +44,9 @@ public enum ReshardApplication {
                 body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml + "\n")))
         }
 
-        RowRoutes(router: shardRouter, maxBodyBytes: configuration.maxBodyBytes).register(on: router.group("v1"))
+        RowRoutes(router: shardRouter, maxBodyBytes: configuration.maxBodyBytes).register(
+            on: router.group("v1").add(middleware: GenerationMiddleware(router: shardRouter)))
+        EventRoutes(router: shardRouter, streams: EventStreams()).register(on: router.group("v1"))
         let admin = router.group("v1").add(middleware: BearerTokenMiddleware(token: configuration.adminToken))
         AdminRoutes(
             router: shardRouter, maxBodyBytes: configuration.maxBodyBytes, newShardLocation: configuration.newShardLocation

@@ -44,6 +44,16 @@ enum WireSamples {
     }
 
     static let migrations: [Sample] = [
+        Sample(
+            schema: "ClusterEvent",
+            minimal: API.ClusterEvent(
+                position: 1, atMs: 5, kind: "shard_map", generation: 1, previousGeneration: nil, table: nil, moves: [], migration: nil),
+            full: API.ClusterEvent(
+                position: 9, atMs: 1_796_598_150_103, kind: "cleanup", generation: 3, previousGeneration: 2, table: "orders",
+                moves: [API.EventMove(start: "0x0000000000000000", end: "0x0012af933327b206", from: "s2", to: "s5")], migration: "m1")),
+        Sample(
+            schema: "EventStreamStart", minimal: API.EventStreamStart(position: 0, oldest: 0, generation: 1),
+            full: API.EventStreamStart(position: .max, oldest: 17, generation: .max)),
         Sample(schema: "CreateMigration", minimal: API.CreateMigration(kind: "rebalance"), full: createMigration),
         Sample(schema: "MigrationOptions", minimal: API.MigrationOptions(), full: options),
         Sample(schema: "PlanMove", minimal: move, full: move),

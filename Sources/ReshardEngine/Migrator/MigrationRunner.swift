@@ -27,6 +27,8 @@ public actor MigrationRunner {
     private var machine: MigrationStateMachine
     private let worker: MigrationWorker
     private let routers: any RouterControl
+    /// Whether this runner recorded the migration's cleanup event.
+    private var cleanupAnnounced = false
     private let metadata: any MetadataStore
     private let logger: Logger
     private let clock: any Clock<Duration>
@@ -212,6 +214,16 @@ public actor MigrationRunner {
     private func journal(command: Bool = false) async {
         let now = wallMillis()
         guard machine.journalDue(since: journaled, now: now, command: command) else { return }
+        if machine.phase == .done && !cleanupAnnounced {
+            // Before the journal that says done: a crash between the two announces it again on
+            // resume (a cache drops a range twice), never not at all.
+            do {
+                try await ClusterEvents(metadata: metadata).recordCleanup(migration: id, plan: machine.plan)
+                cleanupAnnounced = true
+            } catch {
+                logger.warning("could not record the cleanup event", metadata: ["migration": "\(id)", "error": "\(error)"])
+            }
+        }
         do {
             try await metadata.saveMigration(id: id, journal: try journalWriter.encode(machine))
             // An ended migration lets the next one in; `MigrationManager.admit` frees the slot
