@@ -95,7 +95,15 @@ extension OpenAPIDocument {
           description: 'The stream: `text/event-stream` messages (`hello` or `reset` first, then `shard_map`, `layout` and `cleanup` events whose `data` is a `ClusterEvent`).'
           content:
             text/event-stream:
-              schema: {type: string}
+              schema:
+                type: object
+                description: 'One SSE message (comment lines, the keep-alives, are not messages).'
+                required: [id, event, data]
+                properties:
+                  id: {type: string, pattern: '^[0-9]+$', description: The event's position (for hello and reset, the last position).}
+                  event: {type: string, enum: [hello, reset, shard_map, layout, cleanup]}
+                  data: {type: string, description: '`EventStreamStart` JSON for hello and reset, `ClusterEvent` JSON otherwise, on one line.'}
+                  retry: {type: integer, minimum: 0, description: 'Milliseconds to wait before reconnecting (1000), on the first message.'}
         '400':
           description: '`invalid_last_event_id`, `invalid_max_ms`, `invalid_query`.'
           content:
@@ -346,13 +354,5 @@ extension OpenAPIDocument {
                 properties: {error: {properties: {code: {enum: [invalid_body, invalid_gate, invalid_path]}}}}
         '401': {$ref: '#/components/responses/Unauthorized'}
         '404': {$ref: '#/components/responses/UnknownMigration'}
-        '409': {$ref: '#/components/responses/CommandRejected'}
-        '413': {$ref: '#/components/responses/BodyTooLarge'}
-        '415': {$ref: '#/components/responses/UnsupportedMediaType'}
-  /v1/migrations/{id}/pause:
-    parameters:
-      - $ref: '#/components/parameters/MigrationID'
-    post:
-      operationId: pauseMigration
 """####
 }

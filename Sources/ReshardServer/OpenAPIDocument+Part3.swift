@@ -4,6 +4,14 @@
 extension OpenAPIDocument {
     /// Lines 701… of the document.
     static let part3 = ####"""
+        '409': {$ref: '#/components/responses/CommandRejected'}
+        '413': {$ref: '#/components/responses/BodyTooLarge'}
+        '415': {$ref: '#/components/responses/UnsupportedMediaType'}
+  /v1/migrations/{id}/pause:
+    parameters:
+      - $ref: '#/components/parameters/MigrationID'
+    post:
+      operationId: pauseMigration
       tags: [migrations]
       summary: Pause a running migration.
       security: [{bearer: []}]
@@ -346,13 +354,5 @@ components:
       enum: [before_dual_writing, before_recording, before_copying, before_catching_up, before_verifying, before_canary, before_serving_reads, before_cutover, before_cleanup, before_cutting_over, before_cleaning_up]
     MigrationKind:
       type: string
-      enum: [add_shard, remove_shard, rebalance, move_range, split_hot_range, change_shard_key]
-    DiffCounts:
-      type: object
-      description: Differences by class.
-      required: [missing_on_target, extra_on_target, older_on_target, newer_on_target, corrupt]
-      additionalProperties: false
-      properties:
-        missing_on_target: {$ref: '#/components/schemas/Count'}
 """####
 }

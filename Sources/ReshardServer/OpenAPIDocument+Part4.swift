@@ -4,6 +4,14 @@
 extension OpenAPIDocument {
     /// Lines 1051… of the document.
     static let part4 = ####"""
+      enum: [add_shard, remove_shard, rebalance, move_range, split_hot_range, change_shard_key]
+    DiffCounts:
+      type: object
+      description: Differences by class.
+      required: [missing_on_target, extra_on_target, older_on_target, newer_on_target, corrupt]
+      additionalProperties: false
+      properties:
+        missing_on_target: {$ref: '#/components/schemas/Count'}
         extra_on_target: {$ref: '#/components/schemas/Count'}
         older_on_target: {$ref: '#/components/schemas/Count'}
         newer_on_target: {$ref: '#/components/schemas/Count'}
@@ -346,13 +354,5 @@ extension OpenAPIDocument {
         position: {$ref: '#/components/schemas/UInt64', description: 'The event''s position in the cluster''s event log (the SSE id): 1, 2, …, never reused.'}
         at_ms: {$ref: '#/components/schemas/UInt64', description: When the metadata store recorded it (its clock).}
         kind: {type: string, enum: [shard_map, layout, cleanup]}
-        generation: {$ref: '#/components/schemas/UInt64', description: 'The map generation (`shard_map`, `cleanup`), or the table''s layout generation (`layout`).'}
-        previous_generation: {type: [integer, 'null'], minimum: 0, maximum: 18446744073709551615, description: The generation replaced (null for the first map).}
-        table: {type: [string, 'null'], description: '`layout`, and a shard-key change''s `cleanup`: the table.'}
-        moves:
-          type: array
-          description: The ranges whose owner changed, `[start, end)` from `from` to `to` (empty for the first map and a layout switch).
-          items:
-            type: object
 """####
 }

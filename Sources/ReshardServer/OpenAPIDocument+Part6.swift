@@ -4,6 +4,14 @@
 extension OpenAPIDocument {
     /// Lines 1751… of the document.
     static let part6 = ####"""
+          required: [chunk_rows, reason]
+          additionalProperties: false
+          properties:
+            chunk_rows: {type: [integer, 'null']}
+            reason: {type: [string, 'null']}
+        write_pauses:
+          type: array
+          items:
             type: object
             required: [writes_held, p50_ms, p99_ms, max_ms]
             additionalProperties: false

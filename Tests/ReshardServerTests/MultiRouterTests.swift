@@ -90,6 +90,10 @@ struct MultiRouterTests {
             ], port: 0)
         let portB = try #require(await b.boundPort(), "router B did not start:\n\(b.logTail)")
         try #require(await b.waitUntilHealthy(port: portB), "router B is not healthy:\n\(b.logTail)")
+        // A cache follows the cluster's events through deaf router B, whose stream reads the
+        // event log A's migrator appends to in the shared metadata.
+        let follower = try EventStreamClient(port: portB)
+        try #require(await follower.wait { $0.contains { $0.event == "hello" } }.first?.event == "hello", "no hello from B")
         // C and D are deaf as B is, and serve nothing until the add is done: their first request
         // meets the switch they missed for certain (B's first, amid the load, may fall anywhere).
         var deaf: [(server: ServerProcess, port: Int)] = []
@@ -133,6 +137,12 @@ struct MultiRouterTests {
             portA, #"{"kind":"add_shard","shard":"s5","strategy":"dual_write","options":\#(Self.fastOptions)}"#)
         let addStatus = try await Self.waitForPhase(portA, added, ["done", "rolled_back", "failed"])
         try #require(addStatus?.phase == "done", "add_shard: \(String(describing: addStatus))\n\(a.logTail)")
+        let addEvents = try EventStreamTests.events(
+            await follower.wait { (try? EventStreamTests.events($0).contains { $0.migration == added }) ?? false })
+        follower.close()
+        #expect(addEvents.filter { $0.kind == "shard_map" }.map(\.generation) == [2], "\(addEvents)")
+        #expect(addEvents.contains { $0.kind == "cleanup" && $0.migration == added })
+        let lastSeen = try #require(addEvents.last?.position)
         let detail = try await Self.request(portA, "GET", "/v1/migrations/\(added)")
         #expect(detail.text.contains(#""change_capture":{"s1":"logical decoding (test_decoding)","s2""#), "\(detail.text)")
         // The status sums the routers' second writes (A's live, the others' from their reports).
@@ -185,6 +195,14 @@ struct MultiRouterTests {
         let removeStatus = try await Self.waitForPhase(portB, removed, ["done", "rolled_back", "failed"])
         try #require(removeStatus?.phase == "done", "remove_shard: \(String(describing: removeStatus))\n\(b.logTail)")
         #expect(b.log.contains("resuming migration"), "\(b.logTail)")
+        // Back through B with Last-Event-ID: what was missed, once, in order, across the handover.
+        let resumed = try EventStreamClient(port: portB, lastEventID: String(lastSeen))
+        let removeEvents = try EventStreamTests.events(
+            await resumed.wait { (try? EventStreamTests.events($0).contains { $0.migration == removed }) ?? false })
+        resumed.close()
+        #expect(removeEvents.map(\.position) == Array((lastSeen + 1)...(lastSeen + UInt64(removeEvents.count))), "\(removeEvents)")
+        #expect(removeEvents.filter { $0.kind == "shard_map" }.map(\.generation) == [3], "\(removeEvents)")
+        #expect(removeEvents.filter { $0.kind == "shard_map" }.allSatisfy { $0.moves.allSatisfy { $0.from == "s1" } })
         let notLeader = try await Self.request(portA, "POST", "/v1/migrations/\(removed)/pause", "{}")
         #expect(notLeader.status == 409 && notLeader.text.contains("not_leader"), "\(notLeader.status) \(notLeader.text)")
         #expect(!restarted.log.contains("this process now runs the migrations"))
