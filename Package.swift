@@ -56,7 +56,7 @@ let package = Package(
         .target(
             name: "ReshardServer",
             dependencies: [
-                "ReshardEngine", "ReshardStore", "ReshardCore", "ReshardAPI",
+                "ReshardEngine", "ReshardStore", "ReshardCore", "ReshardAPI", "ReshardClient",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

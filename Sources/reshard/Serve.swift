@@ -97,7 +97,15 @@ struct Serve: AsyncParsableCommand {
         help: "A gate every automatic rebalance waits at for an operator (e.g. before_cutover); repeat for several.")
     var autoRebalanceGates: [String] = []
 
+    @Option(
+        name: .customLong("webhook"),
+        help: "An http:// URL every cluster event (map published, layout switched, cleanup) is POSTed to; repeat for several.")
+    var webhooks: [String] = []
+
     func validate() throws {
+        for url in webhooks where WebhookTarget(url) == nil {
+            throw ValidationError("--webhook \(url.prefix(200)): an http://host[:port]/path URL, without user info or fragment")
+        }
         guard LoadSignal(rawValue: autoRebalanceSignal) != nil else {
             throw ValidationError("--auto-rebalance-signal must be requests, bytes or time")
         }
@@ -206,6 +214,12 @@ struct Serve: AsyncParsableCommand {
             // (journaled ones continue from their checkpoints).
             group.addTask { await router.follow(every: refresh, notifications: notifications) }
             group.addTask { await migrations.lead(metadata.leadership("migrator")) }
+            if !webhooks.isEmpty {
+                let dispatcher = WebhookDispatcher(
+                    targets: webhooks.compactMap(WebhookTarget.init), router: router, metadata: metadata,
+                    isLeader: { migrations.isLeader }, logger: logger)
+                group.addTask { await dispatcher.run() }
+            }
             if autoRebalance {
                 var settings = MigrationSettings()
                 settings.gates = Set(autoRebalanceGates.compactMap { MigrationPhase(gate: $0) })
