@@ -101,9 +101,6 @@ public struct RouterError: Error, Sendable, Hashable, CustomStringConvertible {
 extension RouterError {
     /// One key is the heat of `shard`: no cut of ranges spreads it (409 `hot_key`).
     public static func hotKey(_ shard: ShardID, key: String, share: Double) -> RouterError {
-        RouterError(
-            .conflict, "hot_key",
-            "one key, \(key), holds at least \(Int((share * 100).rounded(.down))) % of \(shard)'s requests: moving ranges cannot spread it; cache it, replicate its reads, or salt the key"
-        )
+        RouterError(.conflict, "hot_key", HotSpotFinding.hotKey(shard, key: key, share: share).advice(rules: HotSpotRules()))
     }
 }

@@ -116,32 +116,21 @@ extension API.LoadReport {
 
 extension API.LoadFinding {
     init(_ finding: HotSpotFinding, rules: HotSpotRules) {
-        let factor = "\(rules.hotFactor)"
+        let advice = finding.advice(rules: rules)
         switch finding {
-        case .notEnoughData(let windows, let needed):
-            self.init(kind: "not_enough_data", advice: "\(windows) of the \(needed) complete windows needed have passed; ask again later")
-        case .balanced:
-            self.init(kind: "balanced", advice: "no shard stayed above \(factor)x the mean load")
+        case .notEnoughData, .balanced:
+            self.init(kind: finding.name, advice: advice)
         case .warming(let shard, let windows):
-            self.init(
-                kind: "warming", shard: shard.rawValue, hotWindows: windows,
-                advice:
-                    "\(shard) was above \(factor)x the mean in \(windows) of the last \(rules.sustainedWindows) windows: not yet sustained")
+            self.init(kind: finding.name, shard: shard.rawValue, hotWindows: windows, advice: advice)
         case .hotKey(let shard, let key, let share):
-            self.init(
-                kind: "hot_key", shard: shard.rawValue, key: key, share: share,
-                advice:
-                    "one key holds at least \(Int((share * 100).rounded(.down))) % of \(shard)'s requests: moving ranges cannot spread it; cache it, replicate its reads, or salt the key"
-            )
+            self.init(kind: finding.name, shard: shard.rawValue, key: key, share: share, advice: advice)
         case .move(let range, let from, let to):
             self.init(
-                kind: "move", shard: from.rawValue,
+                kind: finding.name, shard: from.rawValue,
                 range: API.RangeAssignment(start: range.startHex, end: range.endHex, shard: to.rawValue),
-                advice: "move \(range.startHex)..\(range.endHex) from \(from) to \(to) (POST /v1/migrations move_range)")
+                advice: advice)
         case .noWorthwhileMove(let shard):
-            self.init(
-                kind: "no_worthwhile_move", shard: shard.rawValue,
-                advice: "\(shard) is hot, but no part of its ranges moves at least \(Int(rules.minimumGain * 100)) % of the mean load")
+            self.init(kind: finding.name, shard: shard.rawValue, advice: advice)
         }
     }
 }

@@ -125,3 +125,20 @@ import Testing
         }
     }
 }
+
+/// One sentence per finding, shared by `GET /v1/load` and the load-aware refusals.
+@Suite struct HotSpotAdviceTests {
+    @Test func everyFindingHasItsNameAndAdvice() {
+        let s1 = ShardID("s1")!
+        let findings: [HotSpotFinding] = [
+            .notEnoughData(windows: 3, needed: 10), .balanced, .warming(s1, hotWindows: 9), .hotKey(s1, key: "t/k", share: 0.5),
+            .move(range: HashRange(start: 0, last: 99), from: s1, to: ShardID("s2")!), .noWorthwhileMove(s1),
+        ]
+        #expect(Set(findings.map(\.name)).count == findings.count)
+        let rules = HotSpotRules()
+        #expect(findings.allSatisfy { !$0.advice(rules: rules).isEmpty })
+        let hot = HotSpotFinding.hotKey(s1, key: "t/k", share: 0.5).advice(rules: rules)
+        #expect(hot.contains("t/k") && hot.contains("50 %") && hot.contains("salt the key"))
+        #expect(findings[4].advice(rules: rules).contains("split-hot-range"))
+    }
+}

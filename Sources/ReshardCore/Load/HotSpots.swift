@@ -162,3 +162,35 @@ public struct HotSpotReport: Sendable, Hashable {
         return nil
     }
 }
+
+extension HotSpotFinding {
+    /// The finding's name in the API.
+    public var name: String {
+        switch self {
+        case .notEnoughData: "not_enough_data"
+        case .balanced: "balanced"
+        case .warming: "warming"
+        case .hotKey: "hot_key"
+        case .move: "move"
+        case .noWorthwhileMove: "no_worthwhile_move"
+        }
+    }
+
+    /// What it means and what to do, in one sentence (the API's `advice`, the refusals' message).
+    public func advice(rules: HotSpotRules) -> String {
+        switch self {
+        case .notEnoughData(let windows, let needed):
+            "\(windows) of the \(needed) complete windows needed have passed; ask again later"
+        case .balanced:
+            "no shard stayed above \(rules.hotFactor)x the mean load"
+        case .warming(let shard, let windows):
+            "\(shard) was above \(rules.hotFactor)x the mean in \(windows) of the last \(rules.sustainedWindows) windows: not yet sustained"
+        case .hotKey(let shard, let key, let share):
+            "one key, \(key), holds at least \(Int((share * 100).rounded(.down))) % of \(shard)'s requests: moving ranges cannot spread it; cache it, replicate its reads, or salt the key"
+        case .move(let range, let from, let to):
+            "move \(range.startHex)..\(range.endHex) from \(from) to \(to) (reshard migrate split-hot-range), or spread every hot range (reshard migrate rebalance --signal \(rules.signal.rawValue))"
+        case .noWorthwhileMove(let shard):
+            "\(shard) is hot, but no part of its ranges moves at least \(Int(rules.minimumGain * 100)) % of the mean load"
+        }
+    }
+}

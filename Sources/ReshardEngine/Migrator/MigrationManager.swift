@@ -293,23 +293,16 @@ public final class MigrationManager: Sendable {
     /// runs it; an error naming the finding when it proposes no move.
     public func hotRangeKind(signal: LoadSignal) async throws -> MigrationKind {
         let rules = HotSpotRules(signal: signal)
-        switch try await router.clusterLoadView(rules: rules).report.finding {
+        let finding = try await router.clusterLoadView(rules: rules).report.finding
+        switch finding {
         case .move(let range, let from, let to):
             return .splitHotRange(range, from: from, to: to)
         case .hotKey(let shard, let key, let share):
             throw RouterError.hotKey(shard, key: key, share: share)
-        case .notEnoughData(let windows, let needed):
-            throw RouterError(
-                .conflict, "not_enough_load_data",
-                "\(windows) of the \(needed) complete windows of load needed have passed; try again later")
-        case .balanced, .warming:
-            throw RouterError(
-                .conflict, "no_hot_range",
-                "no shard stayed above \(rules.hotFactor)x the mean \(signal) in each of the last \(rules.sustainedWindows) s")
-        case .noWorthwhileMove(let shard):
-            throw RouterError(
-                .conflict, "no_hot_range",
-                "\(shard) is hot, but no part of its ranges moves at least \(Int(rules.minimumGain * 100)) % of the mean load")
+        case .notEnoughData:
+            throw RouterError(.conflict, "not_enough_load_data", finding.advice(rules: rules))
+        case .balanced, .warming, .noWorthwhileMove:
+            throw RouterError(.conflict, "no_hot_range", finding.advice(rules: rules))
         }
     }
 
