@@ -1,4 +1,5 @@
 import ReshardCore
+import Synchronization
 
 /// A change that caches must hear about.
 public struct MetadataEvent: Sendable, Hashable, Codable {
@@ -118,5 +119,31 @@ enum StoredEvents {
         guard atMillis >= 0 else { throw MetadataError.corrupt("the event at position \(position) was stored at \(atMillis) ms") }
         let event = try MetadataJSON.decode(MetadataEvent.self, body)
         return StoredEvent(position: UInt64(position), atMillis: UInt64(atMillis), event: event)
+    }
+}
+
+/// The newest shard map a store handle published or read. A published map never changes, so
+/// the event of publishing over generation G can be prepared from the remembered map of G
+/// before the publishing transaction, instead of reading and decoding the replaced map (tens
+/// of kilobytes of JSON for a ring) inside it, where a cutover holds writes.
+package final class RememberedMap: Sendable {
+    private let map = Mutex<ShardMap?>(nil)
+
+    package init() {}
+
+    /// Keeps `map` if it is newer than the one kept.
+    package func remember(_ newer: ShardMap?) {
+        guard let newer else { return }
+        map.withLock { kept in
+            if (kept?.generation ?? 0) < newer.generation { kept = newer }
+        }
+    }
+
+    /// The event body of publishing `new` over generation `expected`, when the map it replaces
+    /// is at hand (or there is none); nil otherwise, and the store reads the replaced map itself.
+    package func preparedEvent(_ new: ShardMap, replacing expected: UInt64?) throws -> String? {
+        guard let expected else { return try MetadataJSON.encode(MetadataEvent.published(new, replacing: nil)) }
+        guard let previous = map.withLock({ $0 }), previous.generation == expected else { return nil }
+        return try MetadataJSON.encode(MetadataEvent.published(new, replacing: previous))
     }
 }

@@ -11,7 +11,9 @@ extension PostgresMetadataStore {
                 connection.query(
                     "SELECT map FROM reshard_meta_shard_maps ORDER BY generation DESC LIMIT 1", logger: self.logger))
         }
-        return try text.map { try MetadataJSON.decode(ShardMap.self, $0) }
+        let map = try text.map { try MetadataJSON.decode(ShardMap.self, $0) }
+        remembered.remember(map)
+        return map
     }
 
     public func shardMap(generation: UInt64) async throws -> ShardMap? {
@@ -27,25 +29,35 @@ extension PostgresMetadataStore {
     public func publish(_ map: ShardMap, replacing expected: UInt64?) async throws {
         let text = try MetadataJSON.encode(map)
         let generation = Int64(bitPattern: map.generation)
+        let prepared = try remembered.preparedEvent(map, replacing: expected)
         try await write(notifying: .shardMap) { connection in
             // The check and the insert share one transaction, and this lock (which conflicts
             // with itself and with every insert, not with reads) keeps a second publisher from
             // reading the same current generation before the first commits: two publishers
             // cannot both win, even with different new generations.
             try await connection.query("LOCK TABLE reshard_meta_shard_maps IN SHARE ROW EXCLUSIVE MODE", logger: self.logger)
-            var row: (generation: Int64, map: String)?
-            let rows = try await connection.query(
-                "SELECT generation, map FROM reshard_meta_shard_maps ORDER BY generation DESC LIMIT 1", logger: self.logger)
-            for try await found in rows.decode((Int64, String).self) { row = found }
-            let current = row.map { UInt64(bitPattern: $0.generation) }
+            let current = try await Self.first(
+                Int64?.self, connection.query("SELECT max(generation) FROM reshard_meta_shard_maps", logger: self.logger)
+            )?.map { UInt64(bitPattern: $0) }
             guard current == expected, map.generation > (current ?? 0) else {
                 throw MetadataError.generationConflict(expected: expected, found: current)
             }
-            // The map replaced, read under the lock: the event's moves are exactly what changed.
-            let previous = try row.map { try MetadataJSON.decode(ShardMap.self, $0.map) }
+            let body: String
+            if let prepared {
+                body = prepared
+            } else {
+                // The map replaced, read under the lock: the event's moves are exactly what changed.
+                let stored = Int64(bitPattern: current ?? 0)
+                let previous = try await Self.first(
+                    String.self,
+                    connection.query("SELECT map FROM reshard_meta_shard_maps WHERE generation = \(stored)", logger: self.logger)
+                ).map { try MetadataJSON.decode(ShardMap.self, $0) }
+                body = try MetadataJSON.encode(MetadataEvent.published(map, replacing: previous))
+            }
             try await connection.query(
                 "INSERT INTO reshard_meta_shard_maps(generation, map) VALUES(\(generation), \(text))", logger: self.logger)
-            _ = try await self.appendEvent(MetadataJSON.encode(MetadataEvent.published(map, replacing: previous)), on: connection)
+            _ = try await self.appendEvent(body, on: connection)
         }
+        remembered.remember(map)
     }
 }

@@ -16,6 +16,8 @@ public final class PostgresMetadataStore: MetadataStore {
     let pool: PostgresPool
     let logger: Logger
     private let watchers: MetadataWatchers
+    /// The newest map this handle published or read (`RememberedMap`).
+    let remembered = RememberedMap()
     private let listener: PostgresMetadataListener
     private let leases: PostgresLeaseRegistry
     /// How many of the newest events the event log keeps.

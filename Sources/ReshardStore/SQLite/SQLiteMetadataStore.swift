@@ -10,6 +10,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     let pool: DatabasePool
     let watchers = MetadataWatchers()
     private let leaders = ProcessLeaders()
+    private let remembered = RememberedMap()
     /// How many of the newest events the event log keeps.
     let eventsRetained: Int
 
@@ -220,7 +221,9 @@ public final class SQLiteMetadataStore: MetadataStore {
         let text = try await pool.read { db in
             try String.fetchOne(db, sql: "SELECT map FROM shard_maps ORDER BY generation DESC LIMIT 1")
         }
-        return try text.map { try MetadataJSON.decode(ShardMap.self, $0) }
+        let map = try text.map { try MetadataJSON.decode(ShardMap.self, $0) }
+        remembered.remember(map)
+        return map
     }
 
     public func shardMap(generation: UInt64) async throws -> ShardMap? {
@@ -232,21 +235,30 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     public func publish(_ map: ShardMap, replacing expected: UInt64?) async throws {
         let text = try MetadataJSON.encode(map)
+        let prepared = try remembered.preparedEvent(map, replacing: expected)
         try await pool.write { db in
             // The read and the insert share one write transaction: two publishers cannot both win,
             // and the event's moves are from the map this one replaces.
-            let row = try Row.fetchOne(db, sql: "SELECT generation, map FROM shard_maps ORDER BY generation DESC LIMIT 1")
-            let current = row.map { UInt64(bitPattern: $0["generation"]) }
+            let current = try Int64.fetchOne(db, sql: "SELECT max(generation) FROM shard_maps").map { UInt64(bitPattern: $0) }
             guard current == expected, map.generation > (current ?? 0) else {
                 throw MetadataError.generationConflict(expected: expected, found: current)
             }
-            let previous = try row.map { try MetadataJSON.decode(ShardMap.self, $0["map"]) }
+            let body: String
+            if let prepared {
+                body = prepared
+            } else {
+                let previous = try String.fetchOne(
+                    db, sql: "SELECT map FROM shard_maps WHERE generation = ?", arguments: [Int64(bitPattern: current ?? 0)]
+                ).map { try MetadataJSON.decode(ShardMap.self, $0) }
+                body = try MetadataJSON.encode(MetadataEvent.published(map, replacing: previous))
+            }
             try db.execute(
                 sql: "INSERT INTO shard_maps(generation, map) VALUES(?, ?)",
                 arguments: [Int64(bitPattern: map.generation), text]
             )
-            _ = try self.appendEvent(MetadataJSON.encode(MetadataEvent.published(map, replacing: previous)), in: db)
+            _ = try self.appendEvent(body, in: db)
         }
+        remembered.remember(map)
         watchers.yield(.events)
         watchers.yield(.shardMap)
     }
