@@ -66,13 +66,17 @@ public struct LoadSnapshot: Sendable, Hashable, Codable {
             })
     }
 
-    /// Adds this report into `windows` and `keys`; false, adding nothing, when it does not hold
-    /// together (another window length, a malformed row, a summary that breaks its rules): a
-    /// damaged report is left out rather than half counted.
-    func merge(into windows: inout LoadWindows, keys: inout [ShardID: TopKeys]) -> Bool {
+    /// Adds this report into `windows` and `keys` (the reader's, at its clock `now`); false,
+    /// adding nothing, when it does not hold together (another window length, a malformed row, a
+    /// summary that breaks its rules, a window further ahead of the reader's clock than any
+    /// report's span: merged, it would age out every window the reader keeps). A damaged report
+    /// is left out rather than half counted.
+    func merge(into windows: inout LoadWindows, keys: inout [ShardID: TopKeys], now: UInt64) -> Bool {
         guard windowMillis == windows.windowMillis else { return false }
+        let latest = windows.epoch(at: now).addingReportingOverflow(UInt64(Self.reportedWindows)).partialValue
         var rows: [(bucket: UInt16, epoch: UInt64, counts: LoadCounts)] = []
         for window in self.windows {
+            guard window.epoch <= latest else { return false }
             for row in window.buckets {
                 guard row.count == 5, row[0] < UInt64(LoadWindows.bucketCount) else { return false }
                 rows.append((UInt16(row[0]), window.epoch, LoadCounts(reads: row[1], writes: row[2], bytes: row[3], micros: row[4])))

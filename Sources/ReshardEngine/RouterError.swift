@@ -99,8 +99,16 @@ public struct RouterError: Error, Sendable, Hashable, CustomStringConvertible {
 }
 
 extension RouterError {
-    /// One key is the heat of `shard`: no cut of ranges spreads it (409 `hot_key`).
-    public static func hotKey(_ shard: ShardID, key: String, share: Double) -> RouterError {
-        RouterError(.conflict, "hot_key", HotSpotFinding.hotKey(shard, key: key, share: share).advice(rules: HotSpotRules()))
+    /// A plan that cannot be made, as answered: an unknown shard or table is not found, a
+    /// refusal that depends on the cluster's state (its load, its map) a conflict, the rest a
+    /// bad request.
+    public init(_ error: PlanError) {
+        let kind: Kind =
+            switch error.code {
+            case "unknown_shard", "unknown_table": .notFound
+            case "already_balanced", "no_load_data", "range_not_owned", "hot_key", "no_hot_range", "not_enough_load_data": .conflict
+            default: .badRequest
+            }
+        self.init(kind, error.code, error.description)
     }
 }

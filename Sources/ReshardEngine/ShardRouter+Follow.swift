@@ -199,6 +199,8 @@ extension ShardRouter {
         let serving = served.stats
         let reading = serving.migration != nil && (serving.active || serving.served > 0 || serving.sentBack != nil)
         let migrating = shadowing || writing || reading
+        // A report replaces the router's last one, so one saved for a migration carries the load
+        // too, or the load would vanish from the merged view between load reports.
         let snapshot = migrating || includeLoad ? LoadSnapshot(load, now: wallMillis()) : nil
         guard migrating || snapshot != nil else { return }
         do {

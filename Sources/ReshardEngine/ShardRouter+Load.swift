@@ -41,7 +41,7 @@ extension ShardRouter {
             guard let body = try? JSONDecoder().decode(RouterReportBody.self, from: Data(report.report.utf8)), let snapshot = body.load,
                 now - min(now, snapshot.asOfMillis) < LoadSnapshot.staleAfterMillis
             else { continue }
-            guard snapshot.merge(into: &windows, keys: &keys) else {
+            guard snapshot.merge(into: &windows, keys: &keys, now: now) else {
                 logger.warning("left out a router's load report that does not hold together", metadata: ["router": "\(report.router)"])
                 continue
             }

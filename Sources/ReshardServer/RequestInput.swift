@@ -41,11 +41,17 @@ enum RequestInput {
     /// `400 invalid_<name>`.
     static func count(_ text: String?, name: String, in range: ClosedRange<Int>, default value: Int) throws -> Int {
         guard let text else { return value }
-        guard text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }), let parsed = Int(text), range.contains(parsed)
-        else {
+        guard let digits = unsigned(text), let parsed = Int(exactly: digits), range.contains(parsed) else {
             throw APIError(.badRequest, code: "invalid_\(name)", message: "\(name) must be \(range.lowerBound)…\(range.upperBound)")
         }
         return parsed
+    }
+
+    /// `text` as an unsigned number: ASCII digits only (no sign, space or `+`, which `UInt64`
+    /// would take or refuse unevenly), at most 2^64-1; else nil.
+    static func unsigned(_ text: String) -> UInt64? {
+        guard !text.isEmpty, text.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else { return nil }
+        return UInt64(text)
     }
 
     /// Refuses a body whose declared type is not JSON (`415 unsupported_media_type`). A request

@@ -35,7 +35,7 @@ struct EventRoutes {
             let resume = try Self.lastEventID(request, query: query)
             guard streams.enter() else {
                 throw APIError(
-                    .serviceUnavailable, code: "too_many_streams", message: "\(Self.maxStreams) event streams are open; retry later",
+                    .serviceUnavailable, code: "too_many_streams", message: "\(streams.limit) event streams are open; retry later",
                     headers: [.retryAfter: "1"])
             }
             let bounds: (first: UInt64, last: UInt64)
@@ -79,10 +79,7 @@ struct EventRoutes {
         }
         let text = header.first ?? query["after"]
         guard let text else { return nil }
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
-        guard !trimmed.isEmpty, trimmed.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
-            let position = UInt64(trimmed)
-        else {
+        guard let position = RequestInput.unsigned(text.trimmingCharacters(in: .whitespaces)) else {
             throw APIError(
                 .badRequest, code: "invalid_last_event_id",
                 message: "Last-Event-ID (or after) is an event's position, digits only, at most 18446744073709551615")
@@ -156,10 +153,13 @@ final class WakeFlag: Sendable {
 /// Counts the open event streams, to bound them.
 final class EventStreams: Sendable {
     private let open = Mutex(0)
+    let limit: Int
+
+    init(limit: Int = EventRoutes.maxStreams) { self.limit = limit }
 
     func enter() -> Bool {
         open.withLock { open in
-            guard open < EventRoutes.maxStreams else { return false }
+            guard open < limit else { return false }
             open += 1
             return true
         }

@@ -62,8 +62,7 @@ public final class WebhookDispatcher: Sendable {
     }
 
     /// The report name a webhook's position is saved under.
-    static func cursorName(_ target: WebhookTarget) -> String { "webhook \(target)" }
-    package static func cursorNameForTests(_ target: WebhookTarget) -> String { cursorName(target) }
+    package static func cursorName(_ target: WebhookTarget) -> String { "webhook \(target)" }
 
     /// Delivers until cancelled.
     public func run() async {

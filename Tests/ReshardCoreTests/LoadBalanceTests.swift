@@ -128,7 +128,7 @@ import Testing
 
 /// One sentence per finding, shared by `GET /v1/load` and the load-aware refusals.
 @Suite struct HotSpotAdviceTests {
-    @Test func everyFindingHasItsNameAndAdvice() {
+    @Test func everyFindingHasItsNameAndAdvice() throws {
         let s1 = ShardID("s1")!
         let findings: [HotSpotFinding] = [
             .notEnoughData(windows: 3, needed: 10), .balanced, .warming(s1, hotWindows: 9), .hotKey(s1, key: "t/k", share: 0.5),
@@ -140,5 +140,37 @@ import Testing
         let hot = HotSpotFinding.hotKey(s1, key: "t/k", share: 0.5).advice(rules: rules)
         #expect(hot.contains("t/k") && hot.contains("50 %") && hot.contains("salt the key"))
         #expect(findings[4].advice(rules: rules).contains("split-hot-range"))
+
+        // Only a move is run; every other finding says why not, by a code of its own.
+        #expect(try findings[4].splitKind(rules: rules) == .splitHotRange(HashRange(start: 0, last: 99), from: s1, to: ShardID("s2")!))
+        let codes = findings.enumerated().filter { $0.offset != 4 }.map { _, finding -> String in
+            do throws(PlanError) {
+                _ = try finding.splitKind(rules: rules)
+                return "planned"
+            } catch {
+                return error.code
+            }
+        }
+        #expect(codes == ["not_enough_load_data", "no_hot_range", "no_hot_range", "hot_key", "no_hot_range"])
+    }
+
+    /// A load rebalance weighs the last 10 windows; one key that is the busiest shard's heat
+    /// refuses it before anything is planned.
+    @Test func weighingRefusesACelebrityKey() throws {
+        let map = try RingPlacement().shardMap(for: ["s1", "s2"].compactMap(ShardID.init), generation: 1)
+        let hot = map.owner(of: 0)
+        let windows = (0..<12).map { epoch in
+            LoadWindows.Window(epoch: UInt64(epoch), buckets: [0: LoadCounts(reads: 90), 2_048: LoadCounts(reads: 10)])
+        }
+        var keys = try #require(TopKeys(capacity: 8))
+        keys.record("t/celebrity", weight: 600)
+        keys.record("t/other", weight: 300)
+        let weighed = try LoadMix(.requests).weigh(windows: windows, topKeys: [:], rowHashes: [], map: map)
+        #expect(weighed.windows == 10)
+        #expect(abs(weighed.histogram.values.reduce(0, +) - 1) < 1e-9)
+        #expect(throws: PlanError.self) {
+            try LoadMix(.requests).weigh(windows: windows, topKeys: [hot: keys], rowHashes: [], map: map)
+        }
+        #expect(try LoadMix(rows: 1).weigh(windows: windows, topKeys: [hot: keys], rowHashes: [0], map: map).histogram == [0: 1])
     }
 }

@@ -104,6 +104,17 @@ import Testing
                 asOfMillis: 115_500, windowMillis: 1_000, windows: [.init(epoch: 114, buckets: [[4_096, 1, 0, 0, 0]])], keys: [:]))
         try await fixture.metadata.saveReport(router: "r3", report: String(decoding: try JSONEncoder().encode(broken), as: UTF8.self))
         #expect(try await first.clusterLoadView(rules: rules).routers == ["r1", "r2"])
+        // So is one whose windows lie far ahead of the reader's clock: merged, they would age out
+        // every window the reader keeps.
+        for epoch in [UInt64.max, 115 + UInt64(LoadSnapshot.reportedWindows) + 1] {
+            let ahead = RouterReportBody(
+                shadow: ShadowReads.Stats(), secondWrites: nil, served: nil,
+                load: LoadSnapshot(
+                    asOfMillis: 115_500, windowMillis: 1_000, windows: [.init(epoch: epoch, buckets: [[1, 1, 0, 0, 0]])], keys: [:]))
+            try await fixture.metadata.saveReport(router: "r3", report: String(decoding: try JSONEncoder().encode(ahead), as: UTF8.self))
+            let view = try await first.clusterLoadView(rules: rules)
+            #expect(view.routers == ["r1", "r2"] && view.report.load[hotShard] == 500, "epoch \(epoch)")
+        }
         load(third, key: "d", hash: cool, count: 5, seconds: 100..<115)
         await third.report(load: true)
         #expect(try await first.clusterLoadView(rules: rules).routers == ["r1", "r2", "r3"])

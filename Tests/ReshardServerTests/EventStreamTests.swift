@@ -86,10 +86,32 @@ import Testing
         let reset = await ahead.wait { $0.contains { $0.event == "reset" } }
         ahead.close()
         #expect(reset.first?.event == "reset" && reset.first?.id == String(missed.last?.position ?? 0))
-        for bad in ["x", "-1", "18446744073709551616", "1 2", ""] {
+        let maxed = try EventStreamClient(port: port, lastEventID: "18446744073709551615")
+        let maxReset = await maxed.wait { $0.contains { $0.event == "reset" } }
+        maxed.close()
+        #expect(maxReset.first?.event == "reset", "2^64-1 is ahead of every log: \(maxReset)")
+        for bad in ["x", "-1", "+1", "18446744073709551616", "1 2", "", "٣"] {
             let refused = try await Self.request(port, "GET", "/v1/events", headers: [("Last-Event-ID", bad)])
             #expect(refused.status == 400 && refused.text.contains("invalid_last_event_id"), "\(bad): \(refused.status) \(refused.text)")
         }
+        // A control character, which Reshard's own client refuses to send, sent raw.
+        let control = try EventStreamClient(port: port, lastEventID: "1\u{7}")
+        for _ in 0..<250 where control.status == nil { try await Task.sleep(for: .milliseconds(20)) }
+        control.close()
+        #expect(control.status == 400, "a control character in Last-Event-ID: \(String(describing: control.status))")
+        let twice = try await Self.request(port, "GET", "/v1/events", headers: [("Last-Event-ID", "1"), ("Last-Event-ID", "2")])
+        #expect(twice.status == 400 && twice.text.contains("invalid_last_event_id"), "\(twice.text)")
+        for (query, code) in [
+            ("after=%00", "invalid_last_event_id"), ("after=%FF", "invalid_query"), ("after=1&after=2", "invalid_query"),
+            ("max_ms=86400001", "invalid_max_ms"), ("max_ms=18446744073709551615", "invalid_max_ms"),
+        ] {
+            let refused = try await Self.request(port, "GET", "/v1/events?\(query)", headers: [])
+            #expect(refused.status == 400 && refused.text.contains(code), "\(query): \(refused.status) \(refused.text)")
+        }
+        let head = try await Self.request(port, "HEAD", "/v1/events", headers: [])
+        #expect(head.status == 200 && head.body.isEmpty && head.headers.contains { $0.1.hasPrefix("text/event-stream") })
+        let post = try await Self.request(port, "POST", "/v1/events", "{}", headers: [])
+        #expect(post.status == 405)
         let bounded = try await Self.request(port, "GET", "/v1/events?max_ms=100&after=\(last)", headers: [])
         #expect(bounded.status == 200 && bounded.text.contains("event: shard_map"), "\(bounded.text.prefix(300))")
         let badMax = try await Self.request(port, "GET", "/v1/events?max_ms=-1", headers: [])

@@ -11,3 +11,18 @@ import Testing
         #expect(names.map(\.rawName) == ["Reshard-Generation", "Reshard-Layout-Generation", "Last-Event-ID", "X-Accel-Buffering"])
     }
 }
+
+/// The bound on open event streams: a stream past it is refused, and a closed one frees its place.
+@Suite struct EventStreamBoundTests {
+    @Test func streamsPastTheLimitAreRefusedUntilOneLeaves() async {
+        let streams = EventStreams(limit: 3)
+        let entered = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<10 { group.addTask { streams.enter() } }
+            return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(entered == 3)
+        #expect(!streams.enter())
+        streams.leave()
+        #expect(streams.enter() && !streams.enter())
+    }
+}

@@ -86,7 +86,7 @@ import Testing
             }
             var running = Task { [dispatcher = dispatcher()] in await dispatcher.run() }
             // A new webhook starts at the log's end: it saves that position first.
-            let cursor = WebhookDispatcher.cursorNameForTests(target)
+            let cursor = WebhookDispatcher.cursorName(target)
             for _ in 0..<500 where try await metadata.reports().first(where: { $0.router == cursor }) == nil {
                 try await Task.sleep(for: .milliseconds(10))
             }

@@ -194,3 +194,16 @@ extension HotSpotFinding {
         }
     }
 }
+
+extension HotSpotFinding {
+    /// The migration that runs this finding's move (`split_hot_range`), or why there is none:
+    /// `hot_key`, `not_enough_load_data`, or `no_hot_range` (nothing hot, or no move worth it).
+    public func splitKind(rules: HotSpotRules) throws(PlanError) -> MigrationKind {
+        switch self {
+        case .move(let range, let from, let to): return .splitHotRange(range, from: from, to: to)
+        case .hotKey: throw PlanError.hotKey(self, rules: rules)
+        case .notEnoughData: throw PlanError(code: "not_enough_load_data", description: advice(rules: rules))
+        case .balanced, .warming, .noWorthwhileMove: throw PlanError(code: "no_hot_range", description: advice(rules: rules))
+        }
+    }
+}

@@ -83,3 +83,23 @@ public struct LoadMix: Sendable, Hashable, Codable {
         return (shards.map { loads[$0] ?? 0 }.max() ?? 0) / (total / Double(shards.count))
     }
 }
+
+extension LoadMix {
+    /// What a load-aware plan evens out, from the routers' complete windows (oldest first):
+    /// the histogram of the last `rules.sustainedWindows` of them, and how many were weighed.
+    /// A rebalance is refused (`hot_key`) when one key is the heat of the busiest shard: no cut
+    /// of ranges spreads one key.
+    public func weigh(
+        windows complete: [LoadWindows.Window], topKeys: [ShardID: TopKeys], rowHashes: [UInt64], map: ShardMap
+    ) throws(PlanError) -> (histogram: [UInt16: Double], windows: Int) {
+        let rules = HotSpotRules(signal: signals.first ?? .requests)
+        let windows = Array(complete.suffix(rules.sustainedWindows))
+        if !signals.isEmpty,
+            case .hotKey(let shard, let key, let share) = HotSpotReport(map: map, windows: windows, topKeys: topKeys, rules: rules).finding
+        {
+            throw PlanError.hotKey(.hotKey(shard, key: key, share: share), rules: rules)
+        }
+        let loads = Dictionary(uniqueKeysWithValues: signals.map { ($0, LoadWindows.bucketLoads(windows, signal: $0)) })
+        return (histogram(loads: loads, rowHashes: rowHashes), windows.count)
+    }
+}

@@ -179,6 +179,9 @@ public struct PlanError: Error, Hashable, Sendable, CustomStringConvertible {
     static let noRows = PlanError(code: "no_rows", description: "rebalance needs rows to measure; the cluster is empty")
     static let noLoad = PlanError(
         code: "no_load_data", description: "a load rebalance needs measured load; the routers have counted none of the signals it weighs")
+    static func hotKey(_ finding: HotSpotFinding, rules: HotSpotRules) -> PlanError {
+        PlanError(code: "hot_key", description: finding.advice(rules: rules))
+    }
     static func alreadyBalanced(_ imbalance: Double, hotFactor: Double) -> PlanError {
         PlanError(
             code: "already_balanced",

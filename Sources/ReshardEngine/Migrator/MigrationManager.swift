@@ -241,10 +241,23 @@ public final class MigrationManager: Sendable {
         let registered = Set(router.snapshot.shards.keys)
         var hashes: [UInt64] = []
         if case .rebalance = kind { hashes = try await rowHashes(current) }
-        if case .rebalanceLoad(let mix) = kind, mix.rows > 0 { hashes = try await rowHashes(current) }
-        let weighed = try await weighedLoad(kind, rowHashes: hashes)
+        // A load-aware kind weighs every router's load: a rebalance its mix, a split requests.
+        let mix: LoadMix? =
+            switch kind {
+            case .rebalanceLoad(let weights): weights
+            case .splitHotRange: LoadMix(.requests)
+            default: nil
+            }
+        if let mix, mix.rows > 0 { hashes = try await rowHashes(current) }
+        let load = mix == nil ? nil : try await router.clusterLoad()
         let plan: MigrationPlan
+        var weighed: (histogram: [UInt16: Double], windows: Int)?
         do throws(PlanError) {
+            if let mix, let load {
+                weighed = try mix.weigh(
+                    windows: load.windows.completeWindows(now: load.judgedAt), topKeys: load.keys,
+                    rowHashes: hashes, map: current)
+            }
             if case .changeShardKey(let name, let field) = kind {
                 guard let table = router.tables.first(where: { $0.name == name }) else { throw PlanError.unknownTable(name) }
                 plan = try MigrationPlanner.changeShardKey(table, field: field, current: current)
@@ -253,13 +266,7 @@ public final class MigrationManager: Sendable {
                     kind, current: current, registered: registered, rowHashes: hashes, loadHistogram: weighed?.histogram ?? [:])
             }
         } catch {
-            let status: RouterError.Kind =
-                switch error.code {
-                case "unknown_shard", "unknown_table": .notFound
-                case "already_balanced", "no_load_data", "range_not_owned": .conflict
-                default: .badRequest
-                }
-            throw RouterError(status, error.code, error.description)
+            throw RouterError(error)
         }
         // One read per old owner for all its moves, not one per move and table (plans of a ring
         // have hundreds of small moves).
@@ -280,9 +287,9 @@ public final class MigrationManager: Sendable {
         }
         var preview = MigrationPreview(plan: plan, rowsPerMove: rowsPerMove, bytes: bytes)
         if let relayout = plan.relayout { preview.layout = try await layoutPreview(relayout, map: current) }
-        if let weighed {
+        if let mix, let load, let weighed {
             preview.balance = BalancePreview(
-                mix: weighed.mix, windows: weighed.windows, routers: weighed.routers,
+                mix: mix, windows: weighed.windows, routers: load.routers,
                 maxOverMean: LoadMix.maxOverMean(weighed.histogram, map: current),
                 predictedMaxOverMean: LoadMix.maxOverMean(weighed.histogram, map: plan.target))
         }
@@ -294,39 +301,11 @@ public final class MigrationManager: Sendable {
     public func hotRangeKind(signal: LoadSignal) async throws -> MigrationKind {
         let rules = HotSpotRules(signal: signal)
         let finding = try await router.clusterLoadView(rules: rules).report.finding
-        switch finding {
-        case .move(let range, let from, let to):
-            return .splitHotRange(range, from: from, to: to)
-        case .hotKey(let shard, let key, let share):
-            throw RouterError.hotKey(shard, key: key, share: share)
-        case .notEnoughData:
-            throw RouterError(.conflict, "not_enough_load_data", finding.advice(rules: rules))
-        case .balanced, .warming, .noWorthwhileMove:
-            throw RouterError(.conflict, "no_hot_range", finding.advice(rules: rules))
+        do throws(PlanError) {
+            return try finding.splitKind(rules: rules)
+        } catch {
+            throw RouterError(error)
         }
-    }
-
-    /// The routers' load a load-aware kind weighs (nil for the others): every router's last
-    /// `sustainedWindows` complete windows. A load rebalance is refused when one key is the heat
-    /// of the busiest shard: no cut of ranges spreads one key.
-    private func weighedLoad(_ kind: MigrationKind, rowHashes: [UInt64]) async throws -> (
-        mix: LoadMix, histogram: [UInt16: Double], windows: Int, routers: [String]
-    )? {
-        let mix: LoadMix
-        switch kind {
-        case .rebalanceLoad(let weights): mix = weights
-        case .splitHotRange: mix = LoadMix(.requests)
-        default: return nil
-        }
-        let load = try await router.clusterLoad()
-        let rules = HotSpotRules(signal: mix.signals.first ?? .requests)
-        let windows = Array(load.windows.completeWindows(now: load.judgedAt).suffix(rules.sustainedWindows))
-        if case .rebalanceLoad = kind, !mix.signals.isEmpty {
-            let report = HotSpotReport(map: router.shardMap, windows: windows, topKeys: load.keys, rules: rules)
-            if case .hotKey(let shard, let key, let share) = report.finding { throw RouterError.hotKey(shard, key: key, share: share) }
-        }
-        let loads = Dictionary(uniqueKeysWithValues: mix.signals.map { ($0, LoadWindows.bucketLoads(windows, signal: $0)) })
-        return (mix, mix.histogram(loads: loads, rowHashes: rowHashes), windows.count, load.routers)
     }
 
     /// Reads every row of the table once: how many there are, where each goes under the new
