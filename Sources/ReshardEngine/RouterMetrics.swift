@@ -30,15 +30,15 @@ struct ShardMetrics: Sendable {
         rows = Gauge(label: "reshard_shard_rows", dimensions: [("shard", shard)], factory: factory)
     }
 
-    /// Times `body` as one operation on this shard.
-    func measure<T>(_ operation: Operation, window: LatencyWindow, _ body: () async throws -> T) async throws -> T {
+    /// Times `body` as one operation on `shard` (this metrics' shard).
+    func measure<T>(_ operation: Operation, shard: ShardID, window: LatencyWindow, _ body: () async throws -> T) async throws -> T {
         let start = ContinuousClock.now
         counters[operation]?.increment()
         do {
             let result = try await body()
             let elapsed = ContinuousClock.now - start
             timers[operation]?.record(duration: elapsed)
-            window.record(micros: elapsed.wholeMicroseconds)
+            window.record(micros: elapsed.wholeMicroseconds, shard: shard)
             return result
         } catch {
             errors[operation]?.increment()
@@ -47,33 +47,60 @@ struct ShardMetrics: Sendable {
     }
 }
 
-/// The latencies of the router's shard calls over the last two seconds, for the migration
-/// throttle's view of the foreground. A fixed ring bounds memory; entries older than the horizon
-/// do not count, so an idle router reports no p99 rather than a stale one.
+/// The latencies of the router's shard calls: the last two seconds sample by sample, for the
+/// migration throttle's view of the foreground, and the per-second history the dashboard and the
+/// migration report chart. A fixed ring bounds memory; entries older than the horizon do not
+/// count, so an idle router reports no p99 rather than a stale one. Both live under one lock, so
+/// a request pays for one critical section.
 final class LatencyWindow: Sendable {
     private struct Sample {
         var at: ContinuousClock.Instant
         var micros: UInt64
     }
 
+    private struct State {
+        var samples: [Sample?] = Array(repeating: nil, count: LatencyWindow.capacity)
+        var next = 0
+        var history = LatencyHistory()
+    }
+
     private static let capacity = 2_048
     private static let horizon: Duration = .seconds(2)
-    private let ring = Mutex<(samples: [Sample?], next: Int)>((Array(repeating: nil, count: LatencyWindow.capacity), 0))
+    private let state = Mutex(State())
+    private let wallMillis: @Sendable () -> UInt64
 
-    func record(micros: UInt64) {
+    init(wallMillis: @escaping @Sendable () -> UInt64) {
+        self.wallMillis = wallMillis
+    }
+
+    func record(micros: UInt64, shard: ShardID) {
         let sample = Sample(at: .now, micros: micros)
-        ring.withLock { ring in
-            ring.samples[ring.next] = sample
-            ring.next = (ring.next + 1) % Self.capacity
+        let now = wallMillis()
+        state.withLock { state in
+            state.samples[state.next] = sample
+            state.next = (state.next + 1) % Self.capacity
+            state.history.record(micros: micros, shard: shard, nowMillis: now)
         }
     }
 
     /// The 99th percentile of the recent calls, or nil when there were none.
     var p99Micros: UInt64? {
         let cutoff = ContinuousClock.now - Self.horizon
-        let values = ring.withLock { ring in ring.samples.compactMap { $0 }.filter { $0.at >= cutoff }.map(\.micros) }.sorted()
+        let values = state.withLock { state in state.samples.compactMap { $0 }.filter { $0.at >= cutoff }.map(\.micros) }.sorted()
         guard !values.isEmpty else { return nil }
         return values[min(values.count - 1, values.count * 99 / 100)]
+    }
+
+    /// The complete seconds since `fromSecond` (seconds since 1970), oldest first.
+    func seconds(from fromSecond: UInt64) -> [LatencySecond] {
+        let now = wallMillis()
+        return state.withLock { $0.history.seconds(from: fromSecond, nowMillis: now) }
+    }
+
+    /// `shard`'s requests per second and p99 over its last few complete seconds.
+    func recent(_ shard: ShardID) -> (requestsPerSecond: Double, p99Micros: UInt64?) {
+        let now = wallMillis()
+        return state.withLock { $0.history.recent(shard, nowMillis: now) }
     }
 }
 

@@ -15,6 +15,8 @@ public struct ShardInfo: Sendable, Hashable {
     public let fraction: Double
     /// Live rows over every table.
     public let rows: Int
+    /// Bytes of keys and bodies over every table (what a copy of them would move).
+    public var bytes: Int = 0
 }
 
 /// The cluster as one router sees it.
@@ -102,9 +104,12 @@ extension ShardRouter {
         var shards: [ShardInfo] = []
         for (id, handle) in current.shards.sorted(by: { $0.key < $1.key }) {
             var rows = 0
+            var bytes = 0
             // Rows of the tables, not of their lookups.
             for table in current.tables.values {
-                rows += try await handle.store.summary(table: table.storage, range: .full).liveRows
+                let summary = try await handle.store.summary(table: table.storage, range: .full)
+                rows += summary.liveRows
+                bytes += summary.bytes
             }
             handle.metrics.rows.record(rows)
             shards.append(
@@ -114,7 +119,8 @@ extension ShardRouter {
                     address: handle.record.location.address,
                     ranges: current.map.ranges(of: id).count,
                     fraction: current.map.fraction(ownedBy: id),
-                    rows: rows
+                    rows: rows,
+                    bytes: bytes
                 ))
         }
         return ClusterInfo(map: current.map, shards: shards, tables: current.tables.values.sorted { $0.name < $1.name })

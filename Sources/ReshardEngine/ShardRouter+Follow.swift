@@ -67,6 +67,10 @@ public struct RouterReportBody: Sendable, Hashable, Codable {
     public var served: ServedReads.Stats?
     /// The router's load (optional: only a router that saw requests lately reports it).
     public var load: LoadSnapshot?
+    /// The map generation the router routes by (optional, like `load`: older reports lack it).
+    public var generation: UInt64?
+    /// Whether the router's process runs the migrations; nil when it runs no migrator.
+    public var leader: Bool?
 }
 
 extension ShardRouter {
@@ -202,17 +206,51 @@ extension ShardRouter {
         // A report replaces the router's last one, so one saved for a migration carries the load
         // too, or the load would vanish from the merged view between load reports.
         let snapshot = migrating || includeLoad ? LoadSnapshot(load, now: wallMillis()) : nil
-        guard migrating || snapshot != nil else { return }
+        // Every few seconds a router reports even when idle, so the routers' list (generation
+        // seen, leader) stays current.
+        guard migrating || includeLoad else { return }
         do {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             let report = RouterReportBody(
                 shadow: stats, secondWrites: second.migration == nil ? nil : second, served: serving.migration == nil ? nil : serving,
-                load: snapshot)
+                load: snapshot, generation: shardMap.generation, leader: migratorLeader)
             let body = String(decoding: try encoder.encode(report), as: UTF8.self)
             try await metadata.saveReport(router: name, report: body)
         } catch {
             logger.warning("could not report this router's figures", metadata: ["error": "\(error)"])
         }
+    }
+}
+
+/// One router as the metadata last heard from it.
+public struct RouterSeen: Sendable, Hashable {
+    /// The router's name.
+    public var name: String
+    /// The map generation it routed by when it last reported; nil for an older router's report.
+    public var generation: UInt64?
+    /// Whether its process runs the migrations; nil when it runs no migrator or did not say.
+    public var leader: Bool?
+    /// How long ago it reported, milliseconds (0 for this router, which is asked directly).
+    public var ageMillis: UInt64
+}
+
+extension ShardRouter {
+    /// A router that said nothing for this long (three report intervals) is taken for gone.
+    static let silentAfterMillis: UInt64 = 15_000
+
+    /// Every router that reported lately (within `silentAfterMillis`), this one first
+    /// with its live figures, then the others by name. Entries that are not a router's report
+    /// (a webhook's saved position shares the table) are left out.
+    public func routersSeen() async throws -> [RouterSeen] {
+        let now = wallMillis()
+        var seen = [RouterSeen(name: name, generation: shardMap.generation, leader: migratorLeader, ageMillis: 0)]
+        for report in try await metadata.reports().sorted(by: { $0.router < $1.router }) where report.router != name {
+            let age = now - min(now, report.savedAtMillis)
+            guard age < Self.silentAfterMillis else { continue }
+            guard let body = try? JSONDecoder().decode(RouterReportBody.self, from: Data(report.report.utf8)) else { continue }
+            seen.append(RouterSeen(name: report.router, generation: body.generation, leader: body.leader, ageMillis: age))
+        }
+        return seen
     }
 }

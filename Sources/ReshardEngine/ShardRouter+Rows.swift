@@ -399,7 +399,7 @@ extension ShardRouter {
     /// Runs a store call with its metrics; backend failures become a retryable 503, never a crash.
     func call<T>(_ handle: ShardHandle, _ operation: ShardMetrics.Operation, _ body: () async throws -> T) async throws -> T {
         do {
-            return try await handle.metrics.measure(operation, window: latencies, body)
+            return try await handle.metrics.measure(operation, shard: handle.record.id, window: latencies, body)
         } catch let error as RouterError {
             throw error
         } catch let error as StoreError where error.fenceGeneration != nil || error.retiredLayout != nil {

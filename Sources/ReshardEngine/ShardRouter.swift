@@ -33,10 +33,16 @@ public final class ShardRouter: Sendable {
     let wallMillis: @Sendable () -> UInt64
     private let state: Mutex<Snapshot>
     private let clock = Mutex(HybridLogicalClock())
-    /// Recent foreground latencies, for the migration throttle.
-    let latencies = LatencyWindow()
+    /// Recent foreground latencies, for the migration throttle, and their per-second history.
+    let latencies: LatencyWindow
     /// The 99th percentile of the router's recent shard calls, microseconds.
     public var foregroundP99Micros: UInt64? { latencies.p99Micros }
+    /// The router's foreground latency per complete second since `fromSecond` (seconds since
+    /// 1970; the last hour at most), oldest first, for charts.
+    public func foregroundLatency(from fromSecond: UInt64 = 0) -> [LatencySecond] { latencies.seconds(from: fromSecond) }
+    /// `shard`'s requests per second and p99 (microseconds) through this router, over its last
+    /// few complete seconds.
+    public func shardTraffic(_ shard: ShardID) -> (requestsPerSecond: Double, p99Micros: UInt64?) { latencies.recent(shard) }
     /// Holds writes of ranges that are cutting over.
     public let gate = WriteGate()
     /// The shadow reads of a migration's canary.
@@ -56,6 +62,11 @@ public final class ShardRouter: Sendable {
     let fenceMetrics: FenceMetrics
     /// This router's load per hash bucket and its most requested keys, for hot-spot reports.
     public let load = LoadRecorder()
+    private let migrator = Mutex<Bool?>(nil)
+    /// Whether this router's process runs the migrations: nil when it has no migrator.
+    public var migratorLeader: Bool? { migrator.withLock { $0 } }
+    /// Called by the process's migration manager whenever its leadership changes.
+    public func noteMigrator(leading: Bool) { migrator.withLock { $0 = leading } }
 
     /// Loads tables, shards and the current shard map from `metadata` and opens every shard.
     /// Throws when no shard map was ever published (see `ClusterBootstrap`).
@@ -88,6 +99,7 @@ public final class ShardRouter: Sendable {
         self.metricsFactory = metricsFactory
         self.logger = logger
         self.wallMillis = wallMillis
+        self.latencies = LatencyWindow(wallMillis: wallMillis)
         self.holdTimeout = holdTimeout
         self.name = name
         self.canary = ShadowReads(logger: logger, factory: metricsFactory)

@@ -11,6 +11,7 @@ extension HTTPField.Name {
     static let lastEventID = token("Last-Event-ID")
     /// Tells a buffering proxy (nginx) to pass an event stream on as it is written.
     static let accelBuffering = token("X-Accel-Buffering")
+    static let referrerPolicy = token("Referrer-Policy")
 
-    static let reshardNames: [HTTPField.Name] = [reshardGeneration, reshardLayoutGeneration, lastEventID, accelBuffering]
+    static let reshardNames: [HTTPField.Name] = [reshardGeneration, reshardLayoutGeneration, lastEventID, accelBuffering, referrerPolicy]
 }

@@ -44,6 +44,7 @@ public enum ReshardApplication {
                 body: ResponseBody(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml + "\n")))
         }
 
+        DashboardRoutes(source: DashboardSource(router: shardRouter, migrations: migrations)).register(on: router)
         RowRoutes(router: shardRouter, maxBodyBytes: configuration.maxBodyBytes).register(
             on: router.group("v1").add(middleware: GenerationMiddleware(router: shardRouter)))
         EventRoutes(router: shardRouter, streams: EventStreams()).register(on: router.group("v1"))

@@ -8,7 +8,10 @@ import Testing
     @Test func everyNameIsAValidToken() {
         let names = HTTPField.Name.reshardNames
         #expect(!names.contains(.via))
-        #expect(names.map(\.rawName) == ["Reshard-Generation", "Reshard-Layout-Generation", "Last-Event-ID", "X-Accel-Buffering"])
+        #expect(
+            names.map(\.rawName) == [
+                "Reshard-Generation", "Reshard-Layout-Generation", "Last-Event-ID", "X-Accel-Buffering", "Referrer-Policy",
+            ])
     }
 }
 

@@ -102,10 +102,19 @@ public final class MigrationManager: Sendable {
         self.metadata = metadata
         self.logger = logger
         self.wallMillis = wallMillis
+        // Without a lease this process is the only migrator until `lead` says otherwise.
+        router.noteMigrator(leading: true)
     }
 
     /// Whether this process runs the migrations (it holds the lease, or there is none).
     public var isLeader: Bool { leading.withLock { $0 ?? true } }
+
+    /// Records leadership here and on the router, whose reports tell the other routers (and the
+    /// dashboard) which process leads.
+    private func setLeading(_ value: Bool) {
+        leading.withLock { $0 = value }
+        router.noteMigrator(leading: value)
+    }
 
     /// Runs migrations only while this process holds `lease`, until cancelled. Several processes
     /// share one metadata store; each calls this and at most one leads. The leader resumes every
@@ -113,13 +122,13 @@ public final class MigrationManager: Sendable {
     /// lost, so another process can take over from the journals (a step in flight finishes: every
     /// step is idempotent and the map is published by compare-and-set).
     public func lead(_ lease: any LeadershipLease, every interval: Duration = .seconds(1)) async {
-        leading.withLock { $0 = false }
+        setLeading(false)
         while !Task.isCancelled {
             if !isLeader {
                 do {
                     if try await lease.tryAcquire() {
                         try await fleet.prepareToLead()
-                        leading.withLock { $0 = true }
+                        setLeading(true)
                         logger.notice("this process now runs the migrations")
                         try await resumeAll()
                     }
@@ -128,11 +137,11 @@ public final class MigrationManager: Sendable {
                     // next round, here or in another process, starts from the journals again.
                     logger.warning("could not take over the migrations", metadata: ["error": "\(error)"])
                     if isLeader { await stopAll() }
-                    leading.withLock { $0 = false }
+                    setLeading(false)
                     await lease.release()
                 }
             } else if !lease.isHeld {
-                leading.withLock { $0 = false }
+                setLeading(false)
                 logger.error("lost the migrator lease; stopping this process's migrations")
                 await stopAll()
             }
@@ -447,6 +456,20 @@ public final class MigrationManager: Sendable {
         var result: [MigrationStatus] = []
         for (id, _) in try await metadata.migrations() {
             if let status = await status(id) { result.append(status) }
+        }
+        return result
+    }
+
+    /// Every migration's state machine, oldest first, from one read of the journals and without
+    /// asking shards or other routers anything: for views polled every second.
+    public func machines() async throws -> [MigrationStatus] {
+        var result: [MigrationStatus] = []
+        for (id, journal) in try await metadata.migrations() {
+            if runners.withLock({ $0[id] }) != nil || finished.withLock({ $0[id] }) != nil {
+                if let status = await machineStatus(id) { result.append(status) }
+            } else if let machine = try? MigrationJournal.decode(journal) {
+                result.append(MigrationStatus(machine: machine, error: machine.failure, pauses: []))
+            }
         }
         return result
     }
