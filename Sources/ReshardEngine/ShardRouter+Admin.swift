@@ -15,6 +15,9 @@ public struct ShardInfo: Sendable, Hashable {
     public let fraction: Double
     /// Live rows over every table.
     public let rows: Int
+    /// How it captures changes for migrations (`triggers`, `logical decoding …`); nil when the
+    /// store could not say.
+    public var changeCapture: String? = nil
 }
 
 /// The cluster as one router sees it.
@@ -114,7 +117,8 @@ extension ShardRouter {
                     address: handle.record.location.address,
                     ranges: current.map.ranges(of: id).count,
                     fraction: current.map.fraction(ownedBy: id),
-                    rows: rows
+                    rows: rows,
+                    changeCapture: try? await handle.store.changeCapture()
                 ))
         }
         return ClusterInfo(map: current.map, shards: shards, tables: current.tables.values.sorted { $0.name < $1.name })
