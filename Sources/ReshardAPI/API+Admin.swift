@@ -117,19 +117,38 @@ extension API {
         public var fraction: Double
         /// Live rows over every table.
         public var rows: Int
+        /// How the shard captures changes for migrations (`triggers`, `logical decoding …`); nil
+        /// when the shard could not say.
+        public var changeCapture: String?
 
         enum CodingKeys: String, CodingKey {
             case id, backend, address, ranges, fraction, rows
+            case changeCapture = "change_capture"
         }
 
         /// A shard's figures.
-        public init(id: String, backend: String, address: String, ranges: Int, fraction: Double, rows: Int) {
+        public init(
+            id: String, backend: String, address: String, ranges: Int, fraction: Double, rows: Int, changeCapture: String? = nil
+        ) {
             self.id = id
             self.backend = backend
             self.address = address
             self.ranges = ranges
             self.fraction = fraction
             self.rows = rows
+            self.changeCapture = changeCapture
+        }
+
+        /// Writes every member, `null` for a change capture the shard could not name.
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(id, forKey: .id)
+            try container.encode(backend, forKey: .backend)
+            try container.encode(address, forKey: .address)
+            try container.encode(ranges, forKey: .ranges)
+            try container.encode(fraction, forKey: .fraction)
+            try container.encode(rows, forKey: .rows)
+            try container.encodeNullable(changeCapture, forKey: .changeCapture)
         }
     }
 

@@ -11,23 +11,28 @@ extension API {
         public var percent: Double?
         /// Whether the canary passed.
         public var passed: Bool
+        /// When the current step's time is up, milliseconds of wall time, in the canary phase
+        /// only (the step passes then, once every router's shadow reads up to it were checked).
+        public var stepEndsMs: UInt64?
 
         enum CodingKeys: String, CodingKey {
             case steps
             case stepMs = "step_ms"
             case step, percent, passed
+            case stepEndsMs = "step_ends_ms"
         }
 
         /// A canary's state.
-        public init(steps: [Double], stepMs: UInt64, step: Int?, percent: Double?, passed: Bool) {
+        public init(steps: [Double], stepMs: UInt64, step: Int?, percent: Double?, passed: Bool, stepEndsMs: UInt64? = nil) {
             self.steps = steps
             self.stepMs = stepMs
             self.step = step
             self.percent = percent
             self.passed = passed
+            self.stepEndsMs = stepEndsMs
         }
 
-        /// Writes every member, `null` outside the canary phase for step and percent.
+        /// Writes every member, `null` outside the canary phase for step, percent and the step's end.
         public func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encode(steps, forKey: .steps)
@@ -35,6 +40,7 @@ extension API {
             try container.encodeNullable(step, forKey: .step)
             try container.encodeNullable(percent, forKey: .percent)
             try container.encode(passed, forKey: .passed)
+            try container.encodeNullable(stepEndsMs, forKey: .stepEndsMs)
         }
     }
 

@@ -18,6 +18,10 @@ extension API {
         public var rowsEstimated: Int?
         /// The last error, if a step is being retried or the migration failed.
         public var error: String?
+        /// When it was created, milliseconds of wall time.
+        public var startedMs: UInt64?
+        /// When it ended `done` or `rolled_back`, milliseconds of wall time; nil until then.
+        public var endedMs: UInt64?
         /// The phase a pause or failure interrupted.
         public var interrupted: String?
         /// The generation of the map the migration started from.
@@ -89,7 +93,10 @@ extension API {
             case id, kind, phase, moves
             case rowsCopied = "rows_copied"
             case rowsEstimated = "rows_estimated"
-            case error, interrupted
+            case error
+            case startedMs = "started_ms"
+            case endedMs = "ended_ms"
+            case interrupted
             case fromGeneration = "from_generation"
             case toGeneration = "to_generation"
             case copyTasksDone = "copy_tasks_done"
@@ -120,10 +127,11 @@ extension API {
         /// The members of the brief form, which every status begins with.
         public var summary: MigrationSummary {
             MigrationSummary(
-                id: id, kind: kind, phase: phase, moves: moves, rowsCopied: rowsCopied, rowsEstimated: rowsEstimated, error: error)
+                id: id, kind: kind, phase: phase, moves: moves, rowsCopied: rowsCopied, rowsEstimated: rowsEstimated, error: error,
+                startedMs: startedMs, endedMs: endedMs)
         }
 
-        /// A status from its brief form and the rest; `summary` gives the first seven members.
+        /// A status from its brief form and the rest; `summary` gives the first nine members.
         public init(
             summary: MigrationSummary, interrupted: String?, fromGeneration: UInt64, toGeneration: UInt64, copyTasksDone: Int,
             copyTasks: Int, forward: [String: StreamProgress], reverse: [String: StreamProgress], changeCapture: [String: String],
@@ -146,6 +154,8 @@ extension API {
             rowsCopied = summary.rowsCopied
             rowsEstimated = summary.rowsEstimated
             error = summary.error
+            startedMs = summary.startedMs
+            endedMs = summary.endedMs
             self.interrupted = interrupted
             self.fromGeneration = fromGeneration
             self.toGeneration = toGeneration
@@ -184,6 +194,8 @@ extension API {
             try container.encode(rowsCopied, forKey: .rowsCopied)
             try container.encodeNullable(rowsEstimated, forKey: .rowsEstimated)
             try container.encodeNullable(error, forKey: .error)
+            try container.encodeNullable(startedMs, forKey: .startedMs)
+            try container.encodeNullable(endedMs, forKey: .endedMs)
             try container.encodeNullable(interrupted, forKey: .interrupted)
             try container.encode(fromGeneration, forKey: .fromGeneration)
             try container.encode(toGeneration, forKey: .toGeneration)

@@ -17,16 +17,26 @@ extension API {
         public var rowsEstimated: Int?
         /// The last error, if a step is being retried or the migration failed.
         public var error: String?
+        /// When it was created, milliseconds of wall time; nil when unknown (an unreadable journal).
+        public var startedMs: UInt64?
+        /// When it ended `done` or `rolled_back`, milliseconds of wall time; nil while it has not
+        /// (a failed migration has not ended: it can be resumed or rolled back).
+        public var endedMs: UInt64?
 
         enum CodingKeys: String, CodingKey {
             case id, kind, phase, moves
             case rowsCopied = "rows_copied"
             case rowsEstimated = "rows_estimated"
             case error
+            case startedMs = "started_ms"
+            case endedMs = "ended_ms"
         }
 
         /// A migration in brief.
-        public init(id: String, kind: String, phase: String, moves: Int, rowsCopied: Int, rowsEstimated: Int?, error: String?) {
+        public init(
+            id: String, kind: String, phase: String, moves: Int, rowsCopied: Int, rowsEstimated: Int?, error: String?,
+            startedMs: UInt64? = nil, endedMs: UInt64? = nil
+        ) {
             self.id = id
             self.kind = kind
             self.phase = phase
@@ -34,6 +44,8 @@ extension API {
             self.rowsCopied = rowsCopied
             self.rowsEstimated = rowsEstimated
             self.error = error
+            self.startedMs = startedMs
+            self.endedMs = endedMs
         }
 
         /// A migration whose journal cannot be read: failed, with why; nothing else is known.
@@ -51,6 +63,8 @@ extension API {
             try container.encode(rowsCopied, forKey: .rowsCopied)
             try container.encodeNullable(rowsEstimated, forKey: .rowsEstimated)
             try container.encodeNullable(error, forKey: .error)
+            try container.encodeNullable(startedMs, forKey: .startedMs)
+            try container.encodeNullable(endedMs, forKey: .endedMs)
         }
     }
 
@@ -142,23 +156,28 @@ extension API {
         public var chunkRows: Int?
         /// Why it slows the copy down; nil when it does not.
         public var reason: String?
+        /// The operator's ceiling on copied rows per second in force; nil for none.
+        public var maxRowsPerSecond: Int?
 
         enum CodingKeys: String, CodingKey {
             case chunkRows = "chunk_rows"
             case reason
+            case maxRowsPerSecond = "max_rows_per_second"
         }
 
         /// A throttle's state.
-        public init(chunkRows: Int?, reason: String?) {
+        public init(chunkRows: Int?, reason: String?, maxRowsPerSecond: Int? = nil) {
             self.chunkRows = chunkRows
             self.reason = reason
+            self.maxRowsPerSecond = maxRowsPerSecond
         }
 
-        /// Writes both members, `null` when absent.
+        /// Writes every member, `null` when absent.
         public func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encodeNullable(chunkRows, forKey: .chunkRows)
             try container.encodeNullable(reason, forKey: .reason)
+            try container.encodeNullable(maxRowsPerSecond, forKey: .maxRowsPerSecond)
         }
     }
 

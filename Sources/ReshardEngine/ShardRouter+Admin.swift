@@ -17,6 +17,9 @@ public struct ShardInfo: Sendable, Hashable {
     public let rows: Int
     /// Bytes of keys and bodies over every table (what a copy of them would move).
     public var bytes: Int = 0
+    /// How it captures changes for migrations (`triggers`, `logical decoding …`); nil when the
+    /// store could not say.
+    public var changeCapture: String? = nil
 }
 
 /// The cluster as one router sees it.
@@ -120,7 +123,8 @@ extension ShardRouter {
                     ranges: current.map.ranges(of: id).count,
                     fraction: current.map.fraction(ownedBy: id),
                     rows: rows,
-                    bytes: bytes
+                    bytes: bytes,
+                    changeCapture: try? await handle.store.changeCapture()
                 ))
         }
         return ClusterInfo(map: current.map, shards: shards, tables: current.tables.values.sorted { $0.name < $1.name })

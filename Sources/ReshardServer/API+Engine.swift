@@ -36,7 +36,7 @@ extension API.ShardInfo {
     init(_ shard: ReshardEngine.ShardInfo) {
         self.init(
             id: shard.id.rawValue, backend: shard.backend, address: shard.address, ranges: shard.ranges, fraction: shard.fraction,
-            rows: shard.rows)
+            rows: shard.rows, changeCapture: shard.changeCapture)
     }
 }
 

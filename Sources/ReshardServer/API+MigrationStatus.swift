@@ -10,7 +10,8 @@ extension API.MigrationSummary {
         let m = status.machine
         self.init(
             id: m.id, kind: m.plan.kind.name, phase: m.phase.rawValue, moves: m.plan.moves.count, rowsCopied: m.rowsCopied,
-            rowsEstimated: m.estimatedRows, error: status.error)
+            rowsEstimated: m.estimatedRows, error: status.error, startedMs: m.createdAt ?? m.phaseLog.first?.at,
+            endedMs: m.phase.isTerminal ? m.phaseLog.last?.at : nil)
     }
 }
 
@@ -35,7 +36,8 @@ extension API.MigrationDetail {
             cutoverAttempts: m.cutoverAttempts,
             phases: m.phaseLog.map { API.PhaseMark(phase: $0.phase.rawValue, atMs: $0.at) },
             cutoverSteps: status.cutoverSteps.map { API.CutoverStepTiming(step: $0.step.rawValue, ms: API.millis($0.micros)) },
-            throttle: API.Throttle(chunkRows: status.throttleChunkRows, reason: status.throttleReason),
+            throttle: API.Throttle(
+                chunkRows: status.throttleChunkRows, reason: status.throttleReason, maxRowsPerSecond: m.settings.maxRowsPerSecond),
             writePauses: status.pauses.map {
                 API.WritePause(writesHeld: $0.count, p50Ms: $0.p50Millis, p99Ms: $0.p99Millis, maxMs: $0.maxMillis)
             },
@@ -50,7 +52,7 @@ extension API.MigrationDetail {
             bakeUntilMs: m.bakeUntil,
             canary: API.CanaryState(
                 steps: m.settings.canarySteps, stepMs: m.settings.canaryStepMillis, step: m.phase == .canary ? m.canary?.step : nil,
-                percent: m.canaryReadPercent, passed: m.canaryPassed),
+                percent: m.canaryReadPercent, passed: m.canaryPassed, stepEndsMs: m.phase == .canary ? m.canaryStepEnd : nil),
             shadowReads: status.shadow.map(API.ShadowReads.init),
             verification: m.verification.map { API.VerificationSummary($0, verifications: m.verifications) },
             strategy: m.settings.strategyInForce.rawValue,

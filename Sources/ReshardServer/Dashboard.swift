@@ -45,9 +45,7 @@ actor DashboardSource {
         if let counts, ContinuousClock.now - counts.at < Self.countsFresh { return counts.shards }
         var shards: [ShardID: ShardCounts] = [:]
         for shard in try await router.cluster().shards {
-            shards[shard.id] = ShardCounts(
-                rows: shard.rows, bytes: shard.bytes, backend: shard.backend,
-                changeCapture: try? await router.store(shard.id)?.changeCapture())
+            shards[shard.id] = ShardCounts(rows: shard.rows, bytes: shard.bytes, backend: shard.backend, changeCapture: shard.changeCapture)
         }
         counts = (ContinuousClock.now, shards)
         return shards

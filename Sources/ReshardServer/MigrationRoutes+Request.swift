@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import ReshardAPI
 import ReshardCore
@@ -17,6 +18,41 @@ extension MigrationRoutes {
         guard let name = body.gate else { return nil }
         guard let gate = MigrationPhase(gate: name) else { throw Self.invalidGate(name) }
         return gate
+    }
+
+    /// The change a `settings` body asks for, with each value checked against the core's bounds
+    /// before anything is sent to the migration (a refusal there would change nothing either,
+    /// but would answer 409 for what is a bad request).
+    func adjustment(_ request: Request) async throws -> MigrationAdjustment {
+        try RequestInput.requireJSON(request)
+        let bytes = Array(buffer: try await request.body.collect(upTo: maxBodyBytes))
+        let body: API.ChangeMigrationSettings
+        do {
+            _ = try StrictJSON.object(bytes)
+        } catch {
+            throw APIError.invalidBody("the body must be one JSON object in UTF-8: \(error)")
+        }
+        do {
+            body = try JSONDecoder().decode(API.ChangeMigrationSettings.self, from: Data(bytes))
+        } catch let error as API.OptionError {
+            let message =
+                error.reason == .unknown
+                ? "unknown setting \(error.option.prefix(64)); the settings a running migration takes are \(API.ChangeMigrationSettings.names.joined(separator: ", "))"
+                : "\(error.option) must be \(MigrationSettings.rules[error.option] ?? "a whole number")"
+            throw APIError(.badRequest, code: "invalid_option", message: message)
+        } catch let error as DecodingError {
+            throw APIError(decoding: error)
+        }
+        guard body.maxRowsPerSecond != nil || body.bakeMs != nil else {
+            throw APIError.invalidBody("name max_rows_per_second, bake_ms or both")
+        }
+        var probe = MigrationSettings()
+        if let rate = body.maxRowsPerSecond { probe.maxRowsPerSecond = rate }
+        if let bake = body.bakeMs { probe.bakeMillis = bake }
+        if let violation = probe.violation() {
+            throw APIError(.badRequest, code: "invalid_option", message: "\(violation)")
+        }
+        return MigrationAdjustment(maxRowsPerSecond: body.maxRowsPerSecond, bakeMillis: body.bakeMs)
     }
 
     private static func invalidGate(_ name: String) -> APIError {

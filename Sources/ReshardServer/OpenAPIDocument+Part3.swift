@@ -49,6 +49,48 @@ extension OpenAPIDocument {
         '401': {$ref: '#/components/responses/Unauthorized'}
         '404': {$ref: '#/components/responses/UnknownMigration'}
         '409': {$ref: '#/components/responses/CommandRejected'}
+  /v1/migrations/{id}/settings:
+    parameters:
+      - $ref: '#/components/parameters/MigrationID'
+    post:
+      operationId: changeMigrationSettings
+      tags: [migrations]
+      summary: Change a migration's copy ceiling or bake time while it runs.
+      description: |
+        Takes effect at the migration's next round and is journaled, so a migration resumed after
+        a restart keeps it. A bake under way ends `bake_ms` after it began (a shorter bake may end
+        at once). Each value must be within the bounds of the option of the same name at creation;
+        nothing changes when any value is refused. `409 command_rejected` for a migration that has
+        ended (`done`, `rolled_back`).
+      security: [{bearer: []}]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/ChangeMigrationSettings'}
+            examples:
+              slower:
+                value: {max_rows_per_second: 500}
+              shorterBake:
+                value: {bake_ms: 60000}
+      responses:
+        '200':
+          description: The settings in force after the change.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/MigrationSettingsChanged'}
+        '400':
+          description: '`invalid_option` (an unknown member, a `null`, a value of the wrong type or out of bounds), `invalid_body` (not one JSON object, or neither member given), `invalid_path`.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+                properties: {error: {properties: {code: {enum: [invalid_option, invalid_body, invalid_path]}}}}
+        '401': {$ref: '#/components/responses/Unauthorized'}
+        '404': {$ref: '#/components/responses/UnknownMigration'}
+        '409': {$ref: '#/components/responses/CommandRejected'}
+        '413': {$ref: '#/components/responses/BodyTooLarge'}
+        '415': {$ref: '#/components/responses/UnsupportedMediaType'}
 
 components:
   securitySchemes:
@@ -312,47 +354,5 @@ components:
       minimum: 0
       maximum: 18446744073709551615
       description: An unsigned 64-bit integer, as a JSON number.
-    Count:
-      type: integer
-      minimum: 0
-    Millis:
-      type: number
-      minimum: 0
-      description: Milliseconds with three decimals.
-    Key:
-      type: string
-      minLength: 1
-      maxLength: 512
-      pattern: '^[^\u0000-\u001F\u007F-\u009F]+$'
-      description: 1 to 512 bytes of UTF-8 with no control character (U+0000–U+001F, U+007F–U+009F).
-    TableName:
-      type: string
-      pattern: '^[a-z][a-z0-9_]{0,62}$'
-    FieldName:
-      type: string
-      pattern: '^[a-z][a-z0-9_]{0,62}$'
-    ShardID:
-      type: string
-      pattern: '^[a-z][a-z0-9_-]{0,31}$'
-    HashStart:
-      type: string
-      pattern: '^0x[0-9a-f]{16}$'
-      description: An inclusive range start, `0x` and 16 lowercase hex digits.
-    HashEnd:
-      type: string
-      pattern: '^0x([0-9a-f]{16}|10000000000000000)$'
-      description: An exclusive range end; `0x10000000000000000` is the end of the space.
-    Phase:
-      type: string
-      enum: [planned, preparing, dual_writing, recording, copying, catching_up, verifying, canary, serving_reads, cutting_over, baking, cleaning_up, done, paused, rolling_back, rolled_back, failed]
-    Gate:
-      type: string
-      enum: [before_dual_writing, before_recording, before_copying, before_catching_up, before_verifying, before_canary, before_serving_reads, before_cutover, before_cleanup]
-    GateRequest:
-      type: string
-      description: A gate; `before_cutting_over` and `before_cleaning_up` are accepted for `before_cutover` and `before_cleanup`.
-      enum: [before_dual_writing, before_recording, before_copying, before_catching_up, before_verifying, before_canary, before_serving_reads, before_cutover, before_cleanup, before_cutting_over, before_cleaning_up]
-    MigrationKind:
-      type: string
 """####
 }

@@ -4,6 +4,48 @@
 extension OpenAPIDocument {
     /// Lines 1051… of the document.
     static let part4 = ####"""
+    Count:
+      type: integer
+      minimum: 0
+    Millis:
+      type: number
+      minimum: 0
+      description: Milliseconds with three decimals.
+    Key:
+      type: string
+      minLength: 1
+      maxLength: 512
+      pattern: '^[^\u0000-\u001F\u007F-\u009F]+$'
+      description: 1 to 512 bytes of UTF-8 with no control character (U+0000–U+001F, U+007F–U+009F).
+    TableName:
+      type: string
+      pattern: '^[a-z][a-z0-9_]{0,62}$'
+    FieldName:
+      type: string
+      pattern: '^[a-z][a-z0-9_]{0,62}$'
+    ShardID:
+      type: string
+      pattern: '^[a-z][a-z0-9_-]{0,31}$'
+    HashStart:
+      type: string
+      pattern: '^0x[0-9a-f]{16}$'
+      description: An inclusive range start, `0x` and 16 lowercase hex digits.
+    HashEnd:
+      type: string
+      pattern: '^0x([0-9a-f]{16}|10000000000000000)$'
+      description: An exclusive range end; `0x10000000000000000` is the end of the space.
+    Phase:
+      type: string
+      enum: [planned, preparing, dual_writing, recording, copying, catching_up, verifying, canary, serving_reads, cutting_over, baking, cleaning_up, done, paused, rolling_back, rolled_back, failed]
+    Gate:
+      type: string
+      enum: [before_dual_writing, before_recording, before_copying, before_catching_up, before_verifying, before_canary, before_serving_reads, before_cutover, before_cleanup]
+    GateRequest:
+      type: string
+      description: A gate; `before_cutting_over` and `before_cleaning_up` are accepted for `before_cutover` and `before_cleanup`.
+      enum: [before_dual_writing, before_recording, before_copying, before_catching_up, before_verifying, before_canary, before_serving_reads, before_cutover, before_cleanup, before_cutting_over, before_cleaning_up]
+    MigrationKind:
+      type: string
       enum: [add_shard, remove_shard, rebalance, move_range, split_hot_range, change_shard_key]
     DiffCounts:
       type: object
@@ -112,7 +154,7 @@ extension OpenAPIDocument {
         ranges: {type: integer, const: 0, description: A new shard owns no range.}
     ShardInfo:
       type: object
-      required: [id, backend, address, ranges, fraction, rows]
+      required: [id, backend, address, ranges, fraction, rows, change_capture]
       additionalProperties: false
       properties:
         id: {$ref: '#/components/schemas/ShardID'}
@@ -121,6 +163,7 @@ extension OpenAPIDocument {
         ranges: {$ref: '#/components/schemas/Count', description: Ranges of the current map it owns.}
         fraction: {type: number, minimum: 0, maximum: 1, description: Its share of the hash space.}
         rows: {$ref: '#/components/schemas/Count', description: Live rows over every table.}
+        change_capture: {type: [string, 'null'], description: 'How it captures changes for migrations (`triggers`, `logical decoding …`); null when it could not say.'}
     ShardList:
       type: object
       required: [shards]
@@ -311,48 +354,5 @@ extension OpenAPIDocument {
           description: Phases the migration waits before until an operator approves.
           items: {$ref: '#/components/schemas/GateRequest'}
         failed_stream_retention_ms: {type: integer, minimum: 0, maximum: 604800000, default: 900000, description: How long a migration that failed before the switch keeps its change streams (at most a week).}
-        cutover_budget_ms: {type: integer, minimum: 1, maximum: 60000, default: 1000, description: How long writes may be held before the switch; past it the cutover attempt is aborted and tried again after catching up (at most a minute).}
-        router_follow_ms: {type: integer, minimum: 1, maximum: 600000, default: 2000, description: 'How long a mode shown to routers (dual writes, recording, the pause of second writes) takes to reach every one: twice the routers'' --refresh-ms. A step that settles waits this long after showing it.'}
-    PlanMove:
-      type: object
-      required: [start, end, source, target, rows]
-      additionalProperties: false
-      properties:
-        start: {$ref: '#/components/schemas/HashStart'}
-        end: {$ref: '#/components/schemas/HashEnd'}
-        source: {$ref: '#/components/schemas/ShardID'}
-        target: {$ref: '#/components/schemas/ShardID'}
-        rows: {$ref: '#/components/schemas/Count', description: Rows (tombstones included) in the range over every table.}
-    Plan:
-      type: object
-      required: [kind, from_generation, to_generation, moves, rows, bytes, moved_fraction, ideal_fraction, strategy, steps]
-      additionalProperties: false
-      properties:
-        kind: {$ref: '#/components/schemas/MigrationKind'}
-        strategy: {$ref: '#/components/schemas/Strategy'}
-        steps:
-          type: array
-          description: What each phase of the strategy will do, in order.
-          items: {$ref: '#/components/schemas/PlanStep'}
-        from_generation: {$ref: '#/components/schemas/UInt64'}
-        to_generation: {$ref: '#/components/schemas/UInt64'}
-        moves:
-          type: array
-          items: {$ref: '#/components/schemas/PlanMove'}
-        rows: {$ref: '#/components/schemas/Count', description: Rows predicted to be copied.}
-        bytes: {$ref: '#/components/schemas/Count', description: Bytes of keys and bodies predicted to be copied.}
-        moved_fraction: {type: number, minimum: 0, maximum: 1}
-        ideal_fraction: {type: number, minimum: 0, maximum: 1}
-        layout: {$ref: '#/components/schemas/LayoutPlan'}
-        balance: {$ref: '#/components/schemas/BalancePlan'}
-    ClusterEvent:
-      type: object
-      description: 'One event of `GET /v1/events` (an SSE message''s `data`) and a webhook''s body.'
-      required: [position, at_ms, kind, generation, previous_generation, table, moves, migration]
-      additionalProperties: false
-      properties:
-        position: {$ref: '#/components/schemas/UInt64', description: 'The event''s position in the cluster''s event log (the SSE id): 1, 2, …, never reused.'}
-        at_ms: {$ref: '#/components/schemas/UInt64', description: When the metadata store recorded it (its clock).}
-        kind: {type: string, enum: [shard_map, layout, cleanup]}
 """####
 }

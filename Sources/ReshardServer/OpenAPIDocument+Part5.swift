@@ -4,6 +4,49 @@
 extension OpenAPIDocument {
     /// Lines 1401… of the document.
     static let part5 = ####"""
+        cutover_budget_ms: {type: integer, minimum: 1, maximum: 60000, default: 1000, description: How long writes may be held before the switch; past it the cutover attempt is aborted and tried again after catching up (at most a minute).}
+        router_follow_ms: {type: integer, minimum: 1, maximum: 600000, default: 2000, description: 'How long a mode shown to routers (dual writes, recording, the pause of second writes) takes to reach every one: twice the routers'' --refresh-ms. A step that settles waits this long after showing it.'}
+    PlanMove:
+      type: object
+      required: [start, end, source, target, rows]
+      additionalProperties: false
+      properties:
+        start: {$ref: '#/components/schemas/HashStart'}
+        end: {$ref: '#/components/schemas/HashEnd'}
+        source: {$ref: '#/components/schemas/ShardID'}
+        target: {$ref: '#/components/schemas/ShardID'}
+        rows: {$ref: '#/components/schemas/Count', description: Rows (tombstones included) in the range over every table.}
+    Plan:
+      type: object
+      required: [kind, from_generation, to_generation, moves, rows, bytes, moved_fraction, ideal_fraction, strategy, steps]
+      additionalProperties: false
+      properties:
+        kind: {$ref: '#/components/schemas/MigrationKind'}
+        strategy: {$ref: '#/components/schemas/Strategy'}
+        steps:
+          type: array
+          description: What each phase of the strategy will do, in order.
+          items: {$ref: '#/components/schemas/PlanStep'}
+        from_generation: {$ref: '#/components/schemas/UInt64'}
+        to_generation: {$ref: '#/components/schemas/UInt64'}
+        moves:
+          type: array
+          items: {$ref: '#/components/schemas/PlanMove'}
+        rows: {$ref: '#/components/schemas/Count', description: Rows predicted to be copied.}
+        bytes: {$ref: '#/components/schemas/Count', description: Bytes of keys and bodies predicted to be copied.}
+        moved_fraction: {type: number, minimum: 0, maximum: 1}
+        ideal_fraction: {type: number, minimum: 0, maximum: 1}
+        layout: {$ref: '#/components/schemas/LayoutPlan'}
+        balance: {$ref: '#/components/schemas/BalancePlan'}
+    ClusterEvent:
+      type: object
+      description: 'One event of `GET /v1/events` (an SSE message''s `data`) and a webhook''s body.'
+      required: [position, at_ms, kind, generation, previous_generation, table, moves, migration]
+      additionalProperties: false
+      properties:
+        position: {$ref: '#/components/schemas/UInt64', description: 'The event''s position in the cluster''s event log (the SSE id): 1, 2, …, never reused.'}
+        at_ms: {$ref: '#/components/schemas/UInt64', description: When the metadata store recorded it (its clock).}
+        kind: {type: string, enum: [shard_map, layout, cleanup]}
         generation: {$ref: '#/components/schemas/UInt64', description: 'The map generation (`shard_map`, `cleanup`), or the table''s layout generation (`layout`).'}
         previous_generation: {type: [integer, 'null'], minimum: 0, maximum: 18446744073709551615, description: The generation replaced (null for the first map).}
         table: {type: [string, 'null'], description: '`layout`, and a shard-key change''s `cleanup`: the table.'}
@@ -169,7 +212,7 @@ extension OpenAPIDocument {
         plan: {$ref: '#/components/schemas/Plan'}
     MigrationSummary:
       type: object
-      required: [id, kind, phase, moves, rows_copied, rows_estimated, error]
+      required: [id, kind, phase, moves, rows_copied, rows_estimated, error, started_ms, ended_ms]
       additionalProperties: false
       properties:
         id: {type: string}
@@ -183,12 +226,14 @@ extension OpenAPIDocument {
         rows_copied: {$ref: '#/components/schemas/Count'}
         rows_estimated: {type: [integer, 'null'], minimum: 0}
         error: {type: [string, 'null'], description: The last error, if a step is being retried or the migration failed.}
+        started_ms: {type: [integer, 'null'], minimum: 0, description: When it was created (wall milliseconds); null when unknown.}
+        ended_ms: {type: [integer, 'null'], minimum: 0, description: 'When it ended `done` or `rolled_back` (wall milliseconds); null until then (a failed migration has not ended).'}
     UnreadableMigration:
       type: object
       description: |
         A migration whose journal this build cannot read: it stands failed with the reason in `error`,
         and commands on it are refused (`409 command_rejected`). Nothing else about it is known.
-      required: [id, kind, phase, moves, rows_copied, rows_estimated, error]
+      required: [id, kind, phase, moves, rows_copied, rows_estimated, error, started_ms, ended_ms]
       additionalProperties: false
       properties:
         id: {type: string}
@@ -198,6 +243,8 @@ extension OpenAPIDocument {
         rows_copied: {type: integer, const: 0}
         rows_estimated: {type: 'null'}
         error: {type: string}
+        started_ms: {type: 'null'}
+        ended_ms: {type: 'null'}
     MigrationList:
       type: object
       required: [migrations]
@@ -216,7 +263,7 @@ extension OpenAPIDocument {
         lag_ms: {$ref: '#/components/schemas/UInt64', description: Age of the oldest unapplied change.}
     CanaryState:
       type: object
-      required: [steps, step_ms, step, percent, passed]
+      required: [steps, step_ms, step, percent, passed, step_ends_ms]
       additionalProperties: false
       properties:
         steps:
@@ -226,6 +273,7 @@ extension OpenAPIDocument {
         step: {type: [integer, 'null'], minimum: 0, description: The current step's index, in the canary phase.}
         percent: {type: [number, 'null'], description: The share of reads shadow-read now.}
         passed: {type: boolean}
+        step_ends_ms: {type: [integer, 'null'], minimum: 0, description: 'When the current step''s time is up (wall milliseconds), in the canary phase; it passes then, once every router''s shadow reads up to it were checked.'}
     ShadowComparison:
       type: object
       required: [table, pk, source_version, target_version, result, at_ms]
@@ -294,7 +342,7 @@ extension OpenAPIDocument {
           items: {$ref: '#/components/schemas/AggregateResult'}
     MigrationDetail:
       type: object
-      required: [id, kind, phase, moves, rows_copied, rows_estimated, error, interrupted, from_generation, to_generation,
+      required: [id, kind, phase, moves, rows_copied, rows_estimated, error, started_ms, ended_ms, interrupted, from_generation, to_generation,
         copy_tasks_done, copy_tasks, forward, reverse, change_capture, cutover_step, cutover_attempts, phases, cutover_steps,
         throttle, write_pauses, rows_deleted, tombstones_purged, rollback_step, mismatches, awaiting_approval, gates, approved,
         bake_ms, bake_until_ms, canary, shadow_reads, verification, strategy, routes, second_writes, replay, reads, redirects]
@@ -306,53 +354,5 @@ extension OpenAPIDocument {
         moves: {$ref: '#/components/schemas/Count'}
         rows_copied: {$ref: '#/components/schemas/Count'}
         rows_estimated: {type: [integer, 'null'], minimum: 0}
-        error: {type: [string, 'null']}
-        interrupted:
-          description: The phase a pause or failure interrupted.
-          oneOf:
-            - {$ref: '#/components/schemas/Phase'}
-            - {type: 'null'}
-        from_generation: {$ref: '#/components/schemas/UInt64'}
-        to_generation: {$ref: '#/components/schemas/UInt64'}
-        copy_tasks_done: {$ref: '#/components/schemas/Count'}
-        copy_tasks: {$ref: '#/components/schemas/Count'}
-        forward:
-          type: object
-          description: Old owner → new owner replication, by old owner.
-          additionalProperties: {$ref: '#/components/schemas/StreamProgress'}
-        reverse:
-          type: object
-          description: New owner → old owner replication during bake, by new owner.
-          additionalProperties: {$ref: '#/components/schemas/StreamProgress'}
-        change_capture:
-          type: object
-          description: How each shard of the plan captures changes.
-          additionalProperties: {type: string}
-        cutover_step:
-          oneOf:
-            - {type: string, enum: [hold, fence, drain, publish, release]}
-            - {type: 'null'}
-        cutover_attempts: {$ref: '#/components/schemas/Count'}
-        phases:
-          type: array
-          items:
-            type: object
-            required: [phase, at_ms]
-            additionalProperties: false
-            properties:
-              phase: {$ref: '#/components/schemas/Phase'}
-              at_ms: {$ref: '#/components/schemas/UInt64'}
-        cutover_steps:
-          type: array
-          description: How long each step of the latest cutover took (while this process runs the migration).
-          items:
-            type: object
-            required: [step, ms]
-            additionalProperties: false
-            properties:
-              step: {type: string, enum: [hold, fence, drain, publish, release]}
-              ms: {$ref: '#/components/schemas/Millis'}
-        throttle:
-          type: object
 """####
 }

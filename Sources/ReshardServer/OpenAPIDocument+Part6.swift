@@ -4,11 +4,62 @@
 extension OpenAPIDocument {
     /// Lines 1751… of the document.
     static let part6 = ####"""
-          required: [chunk_rows, reason]
+        error: {type: [string, 'null']}
+        started_ms: {type: [integer, 'null'], minimum: 0, description: When it was created (wall milliseconds).}
+        ended_ms: {type: [integer, 'null'], minimum: 0, description: 'When it ended `done` or `rolled_back` (wall milliseconds); null until then.'}
+        interrupted:
+          description: The phase a pause or failure interrupted.
+          oneOf:
+            - {$ref: '#/components/schemas/Phase'}
+            - {type: 'null'}
+        from_generation: {$ref: '#/components/schemas/UInt64'}
+        to_generation: {$ref: '#/components/schemas/UInt64'}
+        copy_tasks_done: {$ref: '#/components/schemas/Count'}
+        copy_tasks: {$ref: '#/components/schemas/Count'}
+        forward:
+          type: object
+          description: Old owner → new owner replication, by old owner.
+          additionalProperties: {$ref: '#/components/schemas/StreamProgress'}
+        reverse:
+          type: object
+          description: New owner → old owner replication during bake, by new owner.
+          additionalProperties: {$ref: '#/components/schemas/StreamProgress'}
+        change_capture:
+          type: object
+          description: How each shard of the plan captures changes.
+          additionalProperties: {type: string}
+        cutover_step:
+          oneOf:
+            - {type: string, enum: [hold, fence, drain, publish, release]}
+            - {type: 'null'}
+        cutover_attempts: {$ref: '#/components/schemas/Count'}
+        phases:
+          type: array
+          items:
+            type: object
+            required: [phase, at_ms]
+            additionalProperties: false
+            properties:
+              phase: {$ref: '#/components/schemas/Phase'}
+              at_ms: {$ref: '#/components/schemas/UInt64'}
+        cutover_steps:
+          type: array
+          description: How long each step of the latest cutover took (while this process runs the migration).
+          items:
+            type: object
+            required: [step, ms]
+            additionalProperties: false
+            properties:
+              step: {type: string, enum: [hold, fence, drain, publish, release]}
+              ms: {$ref: '#/components/schemas/Millis'}
+        throttle:
+          type: object
+          required: [chunk_rows, reason, max_rows_per_second]
           additionalProperties: false
           properties:
             chunk_rows: {type: [integer, 'null']}
             reason: {type: [string, 'null']}
+            max_rows_per_second: {type: [integer, 'null'], minimum: 1, description: 'The operator''s ceiling on copied rows per second in force (`POST /v1/migrations/{id}/settings` changes it); null for none.'}
         write_pauses:
           type: array
           items:
@@ -135,6 +186,24 @@ extension OpenAPIDocument {
         gate:
           $ref: '#/components/schemas/GateRequest'
           description: 'The gate to approve (`400 invalid_gate`); default: the one the migration waits at.'
+    ChangeMigrationSettings:
+      type: object
+      description: At least one member; any other member is `400 invalid_option`.
+      minProperties: 1
+      additionalProperties: false
+      properties:
+        max_rows_per_second: {type: integer, minimum: 1, maximum: 1000000, description: A new ceiling on copied rows per second.}
+        bake_ms: {type: integer, minimum: 0, maximum: 31536000000, description: 'A new bake length (at most a year); a bake under way ends this long after it began.'}
+    MigrationSettingsChanged:
+      type: object
+      required: [id, phase, max_rows_per_second, bake_ms, bake_until_ms]
+      additionalProperties: false
+      properties:
+        id: {type: string}
+        phase: {$ref: '#/components/schemas/Phase'}
+        max_rows_per_second: {type: [integer, 'null'], minimum: 1, description: The ceiling in force; null for none.}
+        bake_ms: {$ref: '#/components/schemas/UInt64'}
+        bake_until_ms: {type: [integer, 'null'], minimum: 0, description: When the bake ends (wall milliseconds), once it began.}
     CommandResult:
       type: object
       required: [id, phase]

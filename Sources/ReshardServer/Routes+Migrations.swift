@@ -5,7 +5,7 @@ import ReshardCore
 import ReshardEngine
 
 /// Admin routes for migrations: create (or dry-run), list, inspect, read the verification report,
-/// approve, pause, resume, roll back.
+/// approve, pause, resume, roll back, change the copy ceiling and the bake.
 struct MigrationRoutes {
     let manager: MigrationManager
     let maxBodyBytes: Int
@@ -60,12 +60,24 @@ struct MigrationRoutes {
             case "resume": event = .resume
             case "rollback": event = .rollback
             case "approve": event = .approve(try await approvedGate(request))
-            default: throw APIError(.notFound, code: "unknown_command", message: "commands are approve, pause, resume and rollback")
+            case "settings": event = .adjust(try await adjustment(request))
+            default:
+                throw APIError(.notFound, code: "unknown_command", message: "commands are approve, pause, resume, rollback and settings")
             }
             switch try await manager.command(id, event) {
             case .accepted:
-                let phase = await manager.status(id)?.machine.phase.rawValue ?? "unknown"
-                return try jsonResponse(.ok, API.CommandResult(id: id, phase: phase))
+                guard name == "settings" else {
+                    let phase = await manager.status(id)?.machine.phase.rawValue ?? "unknown"
+                    return try jsonResponse(.ok, API.CommandResult(id: id, phase: phase))
+                }
+                guard let machine = await manager.status(id)?.machine else {
+                    throw APIError(.notFound, code: "unknown_migration", message: "no migration \(id)")
+                }
+                return try jsonResponse(
+                    .ok,
+                    API.MigrationSettingsChanged(
+                        id: id, phase: machine.phase.rawValue, maxRowsPerSecond: machine.settings.maxRowsPerSecond,
+                        bakeMs: machine.settings.bakeMillis, bakeUntilMs: machine.bakeUntil))
             case .rejected(let reason):
                 throw APIError(.conflict, code: "command_rejected", message: reason)
             }

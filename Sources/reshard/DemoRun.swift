@@ -108,7 +108,6 @@ struct DemoRun: Sendable {
     private func follow(_ id: String, into result: inout Result) async throws {
         let started = ContinuousClock.now
         var reported = 0  // phase-log entries already shown as finished
-        var lastLine = ContinuousClock.now
         let display = ProgressDisplay()
         while true {
             guard let status = await migrations.status(id) else { throw DemoError("migration \(id) vanished") }
@@ -136,10 +135,7 @@ struct DemoRun: Sendable {
             line += " lag \(lag)"
             if let p99 = workload.takeWindowP99() { line += String(format: " · clients p99 %.1f ms", Double(p99) / 1_000) }
             if let reason = status.throttleReason { line += " · throttle: \(reason)" }
-            if display.isTerminal || now - lastLine >= .seconds(2) {
-                display.update(line)
-                lastLine = now
-            }
+            display.update("  " + line, state: machine.phase.rawValue)
             if machine.phase.isTerminal || machine.phase == .failed {
                 result.phase = machine.phase.rawValue
                 result.strategy = machine.settings.strategyInForce.rawValue
@@ -187,30 +183,10 @@ struct DemoRun: Sendable {
     }
 }
 
-/// One progress line, redrawn in place on a terminal and printed as separate lines otherwise
-/// (a log file or CI output should not fill with carriage returns).
-final class ProgressDisplay: Sendable {
-    let isTerminal = isatty(STDOUT_FILENO) != 0
-
-    func update(_ line: String) {
-        if isTerminal {
-            FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + line).utf8))
-        } else {
-            say("  " + line)
-        }
-    }
-
-    /// Ends the redrawn line with a permanent one.
-    func finish(_ line: String) {
-        if isTerminal { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
-        say(line)
-    }
-}
-
 /// Writes a line to standard output at once: the demo's progress must show as it happens also
 /// when the output goes to a file or a pipe, where `print` would buffer it.
 func say(_ text: String = "") {
-    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    emit(text + "\n")
 }
 
 struct DemoError: Error, CustomStringConvertible {

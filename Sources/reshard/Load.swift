@@ -46,9 +46,7 @@ struct Load: AsyncParsableCommand {
         }
         await api.close()
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try WireJSON.print(report)
         } else {
             print(LoadText.render(report, propose: propose, proposal: proposal))
         }

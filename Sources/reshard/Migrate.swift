@@ -13,13 +13,15 @@ struct Migrate: AsyncParsableCommand {
               reshard migrate add-shard s5 --dry-run
               reshard migrate add-shard s5 --gate before_cutover --check orders.amount
               reshard migrate status --watch
+              reshard migrate list --json
+              reshard migrate set m1abc --max-rows-per-second 500 --bake-ms 60000
               reshard migrate verify m1abc
               reshard migrate approve m1abc
               reshard migrate change-shard-key orders --shard-key customer_id --dry-run
             """,
         subcommands: [
             AddShard.self, RemoveShard.self, Rebalance.self, SplitHotRange.self, MoveRange.self, ChangeShardKey.self,
-            MigrationStatusCommand.self, Verify.self,
+            MigrationStatusCommand.self, MigrationListCommand.self, SetSettings.self, Verify.self,
             Approve.self,
             Pause.self, Resume.self, Rollback.self,
         ]
@@ -278,41 +280,6 @@ struct ChangeShardKey: AsyncParsableCommand {
     }
 }
 
-struct MigrationStatusCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "status",
-        abstract: "List every migration, or show one: phase, progress, lag, write pauses.",
-        discussion: """
-            Without an id, lists every migration (oldest first); with one, or with --watch (the latest by default), shows it in full. \
-            --watch exits non-zero when the migration ends failed or rolled back.
-
-            Example:
-              reshard migrate status
-              reshard migrate status m1abc
-              reshard migrate status --watch
-            """)
-    @OptionGroup var connection: ConnectionOptions
-    @Argument(help: "The migration id (default: list them all; with --watch, the latest).") var id: String?
-    @Flag(help: "Refresh until the migration ends, with a progress bar and ETA.") var watch = false
-
-    func run() async throws {
-        let api = try await connection.connect()
-        defer { Task { await api.close() } }
-        guard id != nil || watch else {
-            let list: API.MigrationList = try await api.get("/v1/migrations")
-            print(MigrationText.list(list))
-            return
-        }
-        guard let target = try await migrationID(id, api) else { return }
-        if watch {
-            try await MigrationWatch.watch(api, id: target)
-        } else {
-            let answer: API.MigrationStatus = try await api.get("/v1/migrations/\(target)")
-            print(MigrationText.status(answer))
-        }
-    }
-}
-
 struct Approve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Let a migration waiting at a gate go on (or approve a later gate ahead of time).",
@@ -320,9 +287,10 @@ struct Approve: AsyncParsableCommand {
     @OptionGroup var connection: ConnectionOptions
     @Argument(help: "The migration id.") var id: String
     @Option(help: "The gate to approve (default: the one the migration waits at).") var gate: String?
+    @Flag(help: "Print the answer as JSON (the id and the phase it left the migration in).") var json = false
 
     func run() async throws {
-        try await sendCommand(connection, id, "approve", approval: API.Approve(gate: gate))
+        try await sendCommand(connection, id, "approve", approval: API.Approve(gate: gate), json: json)
     }
 }
 
@@ -333,13 +301,14 @@ struct Verify: AsyncParsableCommand {
     @OptionGroup var connection: ConnectionOptions
     @Argument(help: "The migration id (default: the latest).") var id: String?
     @Flag(help: "List every move, not only those with differences and the slowest.") var all = false
+    @Flag(help: "Print the report as JSON (GET /v1/migrations/{id}/verification's body).") var json = false
 
     func run() async throws {
         let api = try await connection.connect()
         defer { Task { await api.close() } }
         guard let target = try await migrationID(id, api) else { return }
         let report: API.VerificationReport = try await api.get("/v1/migrations/\(target)/verification")
-        print(VerificationText.report(report, all: all))
+        if json { try WireJSON.print(report) } else { print(VerificationText.report(report, all: all)) }
     }
 }
 
@@ -348,7 +317,8 @@ struct Pause: AsyncParsableCommand {
         abstract: "Pause a migration while it copies, catches up or cleans up.", discussion: "Example:\n  reshard migrate pause m1abc")
     @OptionGroup var connection: ConnectionOptions
     @Argument(help: "The migration id.") var id: String
-    func run() async throws { try await sendCommand(connection, id, "pause") }
+    @Flag(help: "Print the answer as JSON (the id and the phase it left the migration in).") var json = false
+    func run() async throws { try await sendCommand(connection, id, "pause", json: json) }
 }
 
 struct Resume: AsyncParsableCommand {
@@ -356,7 +326,8 @@ struct Resume: AsyncParsableCommand {
         abstract: "Resume a paused or failed migration.", discussion: "Example:\n  reshard migrate resume m1abc")
     @OptionGroup var connection: ConnectionOptions
     @Argument(help: "The migration id.") var id: String
-    func run() async throws { try await sendCommand(connection, id, "resume") }
+    @Flag(help: "Print the answer as JSON (the id and the phase it left the migration in).") var json = false
+    func run() async throws { try await sendCommand(connection, id, "resume", json: json) }
 }
 
 struct Rollback: AsyncParsableCommand {
@@ -365,7 +336,8 @@ struct Rollback: AsyncParsableCommand {
         discussion: "Example:\n  reshard migrate rollback m1abc")
     @OptionGroup var connection: ConnectionOptions
     @Argument(help: "The migration id.") var id: String
-    func run() async throws { try await sendCommand(connection, id, "rollback") }
+    @Flag(help: "Print the answer as JSON (the id and the phase it left the migration in).") var json = false
+    func run() async throws { try await sendCommand(connection, id, "rollback", json: json) }
 }
 
 /// `id`, or the latest migration's when none is given; nil (after saying so) when there is none.
@@ -373,7 +345,8 @@ func migrationID(_ id: String?, _ api: AdminAPI) async throws -> String? {
     if let id { return id }
     let list: API.MigrationList = try await api.get("/v1/migrations")
     guard let latest = list.migrations.last?.id else {
-        print("no migrations yet")
+        // Standard error: standard output is for the command's document (`--json`).
+        FileHandle.standardError.write(Data("no migrations yet\n".utf8))
         return nil
     }
     return latest
@@ -381,11 +354,13 @@ func migrationID(_ id: String?, _ api: AdminAPI) async throws -> String? {
 
 /// Sends `command` (with its approval body, for approve; pause, resume and rollback read none)
 /// and prints the phase it left the migration in.
-func sendCommand(_ connection: ConnectionOptions, _ id: String, _ command: String, approval: API.Approve? = nil) async throws {
+func sendCommand(
+    _ connection: ConnectionOptions, _ id: String, _ command: String, approval: API.Approve? = nil, json: Bool = false
+) async throws {
     let api = try await connection.connect()
     let path = "/v1/migrations/\(id)/\(command)"
     let answer: API.CommandResult
     if let approval { answer = try await api.post(path, body: approval) } else { answer = try await api.post(path) }
-    print("migration \(answer.id): \(command) accepted, now \(answer.phase)")
     await api.close()
+    if json { try WireJSON.print(answer) } else { print("migration \(answer.id): \(command) accepted, now \(answer.phase)") }
 }

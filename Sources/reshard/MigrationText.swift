@@ -69,34 +69,43 @@ enum MigrationText {
         return lines
     }
 
-    /// Every migration, oldest first, a line each.
+    /// Every migration, oldest first, a line each: id, kind, phase, when it started and ended
+    /// (UTC), rows copied of the estimate, and the last error.
     static func list(_ list: API.MigrationList) -> String {
         guard !list.migrations.isEmpty else { return "no migrations yet" }
-        let header = ["id", "kind", "phase", "moves", "rows copied", "error"]
         let rows = list.migrations.map { item in
             [
-                item.id, item.kind, item.phase, String(item.moves),
+                item.id, item.kind, item.phase, item.startedMs.map(time) ?? "-", item.endedMs.map(time) ?? "-",
                 "\(item.rowsCopied)" + (item.rowsEstimated.map { " of \($0)" } ?? ""), item.error ?? "",
             ]
         }
-        let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
-        return ([header] + rows).map { row in
-            row.indices.map { row[$0].padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
-                .trimmingCharacters(in: .whitespaces)
-        }.joined(separator: "\n")
+        return TextTable.render(
+            header: ["ID", "KIND", "PHASE", "STARTED", "ENDED", "ROWS COPIED", "ERROR"], rows: rows, rightAligned: []
+        ).joined(separator: "\n")
+    }
+
+    /// Wall milliseconds as an ISO 8601 UTC time to the second, the same on every machine.
+    static func time(_ millis: UInt64) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        return formatter.string(from: Date(timeIntervalSince1970: Double(millis) / 1_000))
     }
 
     /// What `migrate status ID` prints: the full status, or the short form of a migration whose
     /// journal the server could not read (its id, `failed`, and why).
-    static func status(_ answer: API.MigrationStatus) -> String {
+    static func status(_ answer: API.MigrationStatus, nowMillis: UInt64 = wallMillisNow()) -> String {
         switch answer {
-        case .detail(let detail): status(detail)
+        case .detail(let detail): status(detail, nowMillis: nowMillis)
         case .unreadable(let item): "migration \(item.id) (\(item.kind)): \(item.phase)" + (item.error.map { "\n  error: \($0)" } ?? "")
         }
     }
 
-    static func status(_ status: API.MigrationDetail) -> String {
+    static func status(_ status: API.MigrationDetail, nowMillis: UInt64 = wallMillisNow()) -> String {
         var lines = ["migration \(status.id) (\(status.kind), \(status.strategy)): \(status.phase)"]
+        if let started = status.startedMs {
+            lines.append("  started  \(time(started))" + (status.endedMs.map { ", ended \(time($0))" } ?? ""))
+        }
+        if let countdown = WatchLine.countdown(status, nowMillis: nowMillis) { lines.append("  now      " + countdown) }
         let estimate = status.rowsEstimated ?? 0
         lines.append("  copied   \(status.rowsCopied) of \(estimate) rows, \(status.moves) moves")
         let lag = status.forward.sorted { $0.key < $1.key }.map {
@@ -144,6 +153,7 @@ enum MigrationText {
             }
         }
         if let reason = status.throttle.reason { lines.append("  throttle \(reason) (chunk \(status.throttle.chunkRows ?? 0) rows)") }
+        if let ceiling = status.throttle.maxRowsPerSecond { lines.append("  ceiling  \(ceiling) copied rows per second") }
         if status.rowsDeleted > 0 || status.tombstonesPurged > 0 {
             lines.append(
                 "  cleanup  \(status.rowsDeleted) rows deleted from the old owners, \(status.tombstonesPurged) old tombstones purged")
@@ -156,44 +166,6 @@ enum MigrationText {
 
     static func bytes(_ count: Int) -> String {
         count >= 1 << 20 ? String(format: "%.1f MiB", Double(count) / 1_048_576) : String(format: "%.1f KiB", Double(count) / 1024)
-    }
-}
-
-/// `--watch`: one line redrawn in place with a progress bar, rate and ETA, until the end.
-enum MigrationWatch {
-    /// Redraws the migration's progress until it ends; throws (so the command exits non-zero)
-    /// unless it ended done.
-    static func watch(_ api: AdminAPI, id: String) async throws {
-        var lastPhase = ""
-        while true {
-            let status: API.MigrationDetail = try await api.get("/v1/migrations/\(id)")
-            if status.phase != lastPhase {
-                if !lastPhase.isEmpty { print("") }
-                lastPhase = status.phase
-            }
-            let now = UInt64(max(0, Date().timeIntervalSince1970 * 1000))
-            let rate = ProgressLine.copyRate(copied: status.rowsCopied, phases: status.phases, nowMillis: now)
-            var line = ProgressLine.render(phase: status.phase, copied: status.rowsCopied, estimated: status.rowsEstimated, rate: rate)
-            if let awaiting = status.awaitingApproval {
-                line = "\(status.phase): waiting for approval \(awaiting.gate) (reshard migrate approve \(id))"
-            } else if let percent = status.canary.percent {
-                line = String(format: "canary: %.0f %% of the moving ranges' reads shadow-read from the new owners", percent)
-            }
-            FileHandle.standardOutput.write(Data(("\r" + line + "   ").utf8))
-            if ["done", "rolled_back", "failed"].contains(status.phase) {
-                print("\n" + MigrationText.status(status))
-                try requireDone(status)
-                return
-            }
-            try await Task.sleep(for: .milliseconds(500))
-        }
-    }
-
-    /// Throws unless the migration ended done: a script that waits for a migration must be
-    /// able to tell a failure or a rollback from success by the exit status.
-    static func requireDone(_ status: API.MigrationDetail) throws {
-        guard status.phase != "done" else { return }
-        throw CLIError("migration \(status.id) ended \(status.phase)" + (status.error.map { ": \($0)" } ?? ""))
     }
 }
 

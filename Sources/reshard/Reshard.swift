@@ -1,4 +1,5 @@
 import ArgumentParser
+import ReshardAPI
 
 /// The `reshard` command line.
 @main
@@ -13,7 +14,9 @@ struct Reshard: AsyncParsableCommand {
               reshard demo
               reshard serve --data ./reshard-data --shards 4
               reshard status --data ./reshard-data
+              reshard --generate-completion-script bash > /etc/bash_completion.d/reshard
             """,
-        subcommands: [Demo.self, Serve.self, Status.self, Load.self, Migrate.self]
+        version: BuildInfo.version,
+        subcommands: [Demo.self, Serve.self, Status.self, Load.self, Shard.self, Migrate.self]
     )
 }

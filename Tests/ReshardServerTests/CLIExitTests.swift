@@ -1,4 +1,5 @@
 import Foundation
+import ReshardAPI
 import ReshardClient
 import Testing
 
@@ -54,6 +55,8 @@ import Testing
         let printed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
         #expect(watcher.terminationStatus != 0, "exited 0 after a rollback:\n\(printed.suffix(500))")
         #expect(printed.contains("ended rolled_back"), "\(printed.suffix(500))")
+        // Its output went to a file: plain lines, never a carriage return or an escape.
+        #expect(!printed.contains("\r") && !printed.contains("\u{1B}"), "\(printed.debugDescription.suffix(500))")
 
         // A done migration exits 0, and status without an id lists both.
         let done = try launch(
@@ -61,7 +64,10 @@ import Testing
             ["migrate", "add-shard", "s5", "--bake-ms", "0", "--canary-steps", "none", "--latency-factor", "0"] + connection,
             output: scratch.root + "/done.out")
         #expect(await waitForExit(done, seconds: 90), "the second migration did not end")
-        #expect(done.terminationStatus == 0, "\((try? String(contentsOfFile: scratch.root + "/done.out", encoding: .utf8)) ?? "")")
+        let donePrinted = (try? String(contentsOfFile: scratch.root + "/done.out", encoding: .utf8)) ?? ""
+        #expect(done.terminationStatus == 0, "\(donePrinted)")
+        #expect(!donePrinted.contains("\r") && !donePrinted.contains("\u{1B}"), "\(donePrinted.debugDescription.suffix(500))")
+        #expect(donePrinted.contains("migration") && donePrinted.contains(": done"), "\(donePrinted.suffix(500))")
         let list = try launch(executable, ["migrate", "status"] + connection, output: scratch.root + "/list.out")
         #expect(await waitForExit(list, seconds: 30))
         let listed = (try? String(contentsOfFile: scratch.root + "/list.out", encoding: .utf8)) ?? ""
@@ -124,5 +130,99 @@ import Testing
             let refused = try await run(bad)
             #expect(refused.status != 0 && refused.output.contains("Error:"), "\(bad): \(refused.output)")
         }
+    }
+
+    /// Runs `reshard` with `arguments` to its end; standard output and error apart, so a
+    /// `--json` output can be read as the one document it must be.
+    func run(_ executable: String, _ arguments: [String], in folder: String) async throws -> (status: Int32, out: String, err: String) {
+        let out = folder + "/run.out"
+        let err = folder + "/run.err"
+        for file in [out, err] { _ = FileManager.default.createFile(atPath: file, contents: nil) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
+        try process.run()
+        #expect(await waitForExit(process, seconds: 30), "\(arguments) did not end")
+        return (
+            process.terminationStatus, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
+            (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
+        )
+    }
+
+    /// What a script uses: the version, completions, shards, the migration list, the status and
+    /// a running migration's settings, each `--json` one API document on standard output.
+    @Test func scriptsGetTheVersionCompletionsAndOneJSONDocumentPerCommand() async throws {
+        let executable = try #require(ServerProcess.executable(), "no reshard executable: swift build --build-tests")
+        let scratch = try ServerScratch(executable: executable, token: Self.token, prefix: "reshard-cli")
+        defer { scratch.close() }
+        let version = try await run(executable, ["--version"], in: scratch.root)
+        #expect(version.status == 0 && version.out == BuildInfo.version + "\n", "\(version)")
+        for shell in ["bash", "zsh", "fish"] {
+            let script = try await run(executable, ["--generate-completion-script", shell], in: scratch.root)
+            #expect(script.status == 0 && script.out.contains("reshard") && script.out.contains("migrate"), "\(shell): \(script.err)")
+        }
+
+        let (_, port) = try await scratch.startServing()
+        let connection = ["--url", "http://127.0.0.1:\(port)", "--token", Self.token]
+        let admin = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
+        defer { Task { await admin.close() } }
+        _ = try await admin.request("POST", "/v1/tables", headers: Self.auth, body: Array(#"{"name":"kv","primary_key":"k"}"#.utf8))
+        for n in 0..<40 { _ = try await admin.request("PUT", "/v1/tables/kv/rows/k\(n)", body: Array(#"{"v":1}"#.utf8)) }
+
+        let added = try await run(executable, ["shard", "add", "s5", "--json"] + connection, in: scratch.root)
+        #expect(added.status == 0, "\(added)")
+        #expect(try API.decode(API.ShardCreated.self, from: Data(added.out.utf8)).id == "s5")
+        let again = try await run(executable, ["shard", "add", "s5"] + connection, in: scratch.root)
+        #expect(again.status != 0 && again.err.contains("shard_exists"), "\(again)")
+        let shards = try await run(executable, ["shard", "list", "--json"] + connection, in: scratch.root)
+        let listed = try API.decode(API.ShardList.self, from: Data(shards.out.utf8))
+        #expect(listed.shards.map(\.id).contains("s5") && listed.shards.allSatisfy { $0.changeCapture == "triggers" }, "\(shards.out)")
+
+        let idle = try await run(executable, ["status", "--json"] + connection, in: scratch.root)
+        let idleDocument = try #require(try JSONSerialization.jsonObject(with: Data(idle.out.utf8)) as? [String: Any], "\(idle)")
+        #expect(idleDocument["active_migration"] is NSNull)
+        let noneYet = try await run(executable, ["migrate", "list", "--json"] + connection, in: scratch.root)
+        #expect(try API.decode(API.MigrationList.self, from: Data(noneYet.out.utf8)).migrations.isEmpty, "\(noneYet)")
+
+        let started = try await run(
+            executable,
+            ["migrate", "add-shard", "s5", "--gate", "before_copying", "--max-rows-per-second", "300", "--detach"] + connection,
+            in: scratch.root)
+        #expect(started.status == 0, "\(started)")
+        let list = try await run(executable, ["migrate", "list", "--json"] + connection, in: scratch.root)
+        let migration = try #require(try API.decode(API.MigrationList.self, from: Data(list.out.utf8)).migrations.first, "\(list)")
+        #expect(migration.startedMs != nil && migration.endedMs == nil)
+        let table = try await run(executable, ["migrate", "list"] + connection, in: scratch.root)
+        #expect(table.status == 0 && table.out.contains(migration.id) && table.out.contains("STARTED"), "\(table)")
+
+        let status = try await run(executable, ["status", "--json"] + connection, in: scratch.root)
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(status.out.utf8)) as? [String: Any], "\(status)")
+        #expect((document["active_migration"] as? [String: Any])?["id"] as? String == migration.id, "\(status.out)")
+        let text = try await run(executable, ["status"] + connection, in: scratch.root)
+        #expect(text.out.contains("migration  \(migration.id) (add_shard)") && text.out.contains("capture    "), "\(text.out)")
+
+        let set = try await run(
+            executable, ["migrate", "set", migration.id, "--max-rows-per-second", "700", "--bake-ms", "1000", "--json"] + connection,
+            in: scratch.root)
+        let changed = try API.decode(API.MigrationSettingsChanged.self, from: Data(set.out.utf8))
+        #expect(set.status == 0 && changed.maxRowsPerSecond == 700 && changed.bakeMs == 1_000, "\(set)")
+        for bad in [["--max-rows-per-second", "0"], ["--bake-ms", "-1"], ["--max-rows-per-second", "many"], []] {
+            let refused = try await run(executable, ["migrate", "set", migration.id] + bad + connection, in: scratch.root)
+            #expect(refused.status != 0 && refused.out.isEmpty && !refused.err.isEmpty, "\(bad): \(refused)")
+        }
+        let detail = try await run(executable, ["migrate", "status", migration.id, "--json"] + connection, in: scratch.root)
+        guard case .detail(let shown) = try API.decode(API.MigrationStatus.self, from: Data(detail.out.utf8)) else {
+            Issue.record("no detail: \(detail)")
+            return
+        }
+        #expect(shown.throttle.maxRowsPerSecond == 700 && shown.bakeMs == 1_000, "\(detail.out)")
+        let both = try await run(executable, ["migrate", "status", "--watch", "--json"] + connection, in: scratch.root)
+        #expect(both.status != 0 && both.out.isEmpty, "\(both)")
+
+        let rollback = try await run(executable, ["migrate", "rollback", migration.id, "--json"] + connection, in: scratch.root)
+        #expect(try API.decode(API.CommandResult.self, from: Data(rollback.out.utf8)).id == migration.id, "\(rollback)")
     }
 }

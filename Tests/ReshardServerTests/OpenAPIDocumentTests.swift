@@ -22,6 +22,7 @@ import Testing
             "/v1/shards", "/v1/cluster", "/v1/load", "/v1/events", "/v1/migrations", "/v1/migrations/{id}",
             "/v1/migrations/{id}/verification",
             "/v1/migrations/{id}/approve", "/v1/migrations/{id}/pause", "/v1/migrations/{id}/resume", "/v1/migrations/{id}/rollback",
+            "/v1/migrations/{id}/settings",
         ]
         for template in templates {
             #expect(file.contains("\n  \(template):"), "\(template) is not a path of openapi.yaml")

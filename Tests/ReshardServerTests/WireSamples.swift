@@ -83,6 +83,13 @@ enum WireSamples {
         Sample(
             schema: "CommandResult", minimal: API.CommandResult(id: "m1", phase: "paused"),
             full: API.CommandResult(id: "m1", phase: "paused")),
+        Sample(
+            schema: "ChangeMigrationSettings", minimal: API.ChangeMigrationSettings(bakeMs: 0),
+            full: API.ChangeMigrationSettings(maxRowsPerSecond: 500, bakeMs: 60_000)),
+        Sample(
+            schema: "MigrationSettingsChanged",
+            minimal: API.MigrationSettingsChanged(id: "m1", phase: "copying", maxRowsPerSecond: nil, bakeMs: 600_000, bakeUntilMs: nil),
+            full: API.MigrationSettingsChanged(id: "m1", phase: "baking", maxRowsPerSecond: 500, bakeMs: 60_000, bakeUntilMs: 9_000)),
     ]
 
     static let status: [Sample] = [
@@ -113,7 +120,8 @@ enum WireSamples {
     static let row = API.RowMetadata(pk: "42", version: 7, shard: "s1")
     static let table = API.Table(name: "users", primaryKey: "id", shardKey: "id")
     static let created = API.ShardCreated(id: "s5", backend: "sqlite", address: "s5.sqlite")
-    static let shard = API.ShardInfo(id: "s1", backend: "sqlite", address: "s1.sqlite", ranges: 2, fraction: 0.25, rows: 10)
+    static let shard = API.ShardInfo(
+        id: "s1", backend: "sqlite", address: "s1.sqlite", ranges: 2, fraction: 0.25, rows: 10, changeCapture: "triggers")
     static let range = API.RangeAssignment(start: "0x0000000000000000", end: "0x10000000000000000", shard: "s1")
     static let cluster = API.Cluster(generation: 1, shards: [shard], tables: [table], ranges: [range])
     static let move = API.PlanMove(start: "0x0000000000000000", end: "0x1000000000000000", source: "s1", target: "s5", rows: 3)
@@ -169,11 +177,12 @@ enum WireSamples {
     static func migrationSummary(full: Bool) -> API.MigrationSummary {
         API.MigrationSummary(
             id: "m1", kind: "rebalance", phase: "copying", moves: 2, rowsCopied: 5, rowsEstimated: full ? 9 : nil,
-            error: full ? "retrying" : nil)
+            error: full ? "retrying" : nil, startedMs: full ? 1_796_598_150_103 : nil, endedMs: full ? 1_796_598_160_000 : nil)
     }
 
     static func canary(full: Bool) -> API.CanaryState {
-        API.CanaryState(steps: [1, 10], stepMs: 30, step: full ? 1 : nil, percent: full ? 10 : nil, passed: false)
+        API.CanaryState(
+            steps: [1, 10], stepMs: 30, step: full ? 1 : nil, percent: full ? 10 : nil, passed: false, stepEndsMs: full ? 9_000 : nil)
     }
 
     static func comparison(full: Bool) -> API.ShadowComparison {
@@ -206,7 +215,7 @@ enum WireSamples {
             copyTasksDone: 1, copyTasks: 2, forward: ["s1": stream], reverse: [:], changeCapture: ["s1": "triggers"],
             cutoverStep: full ? "drain" : nil, cutoverAttempts: 1, phases: [API.PhaseMark(phase: "planned", atMs: 1)],
             cutoverSteps: [API.CutoverStepTiming(step: "hold", ms: 0.25)],
-            throttle: API.Throttle(chunkRows: full ? 100 : nil, reason: full ? "lag" : nil),
+            throttle: API.Throttle(chunkRows: full ? 100 : nil, reason: full ? "lag" : nil, maxRowsPerSecond: full ? 500 : nil),
             writePauses: [API.WritePause(writesHeld: 2, p50Ms: 1, p99Ms: 2.5, maxMs: 3)], rowsDeleted: 0, tombstonesPurged: 0,
             rollbackStep: full ? "finish" : nil, mismatches: [],
             awaitingApproval: full ? API.AwaitingApproval(gate: "before_cutover", sinceMs: nil, waitingMs: nil) : nil,

@@ -29,8 +29,8 @@ extension MigrationStateMachine {
         return settings.canarySteps[canary.step]
     }
 
-    /// When the current canary step ends (wall milliseconds); nil outside the canary.
-    var canaryStepEnd: UInt64? {
+    /// When the current canary (or read) step ends (wall milliseconds); nil outside them.
+    public var canaryStepEnd: UInt64? {
         guard let canary else { return nil }
         switch phase {
         case .canary: return canary.since.adding(saturating: settings.canaryStepMillis)

@@ -105,6 +105,8 @@ extension MigrationStateMachine {
             stepFailed(reason, now: now)
         case .pause, .resume, .rollback, .approve:
             return onCommand(event, now: now)
+        case .adjust(let adjustment):
+            return adjust(adjustment, now: now)
         case .failed(let reason):
             guard !phase.isTerminal else { return .rejected("the migration has ended") }
             fail(reason)

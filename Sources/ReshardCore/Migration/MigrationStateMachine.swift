@@ -37,8 +37,9 @@ public struct MigrationStateMachine: Hashable, Sendable, Codable {
     public let plan: MigrationPlan
     /// The tables copied (tables created later reach the targets through the changelog).
     public let tables: [TableName]
-    /// Thresholds and sizes.
-    public let settings: MigrationSettings
+    /// Thresholds and sizes; an operator may change the copy ceiling and the bake of a running
+    /// migration (`.adjust`), everything else is fixed when it is created.
+    public internal(set) var settings: MigrationSettings
 
     /// The current phase.
     public internal(set) var phase: MigrationPhase = .planned

@@ -62,7 +62,8 @@ public struct ReplayProgress: Hashable, Sendable, Codable {
     }
 }
 
-/// Knobs of one migration, fixed when it is created.
+/// Knobs of one migration, fixed when it is created except for the copy ceiling and the bake
+/// (`MigrationAdjustment`).
 public struct MigrationSettings: Hashable, Sendable, Codable {
     /// Rows per copy chunk (the throttle may use fewer).
     public var chunkRows: Int

@@ -232,6 +232,8 @@ public enum MigrationEvent: Hashable, Sendable {
     case rollback
     /// The operator approves the gate the migration waits at (nil), or a named gate ahead of time.
     case approve(MigrationPhase?)
+    /// The operator changes the copy ceiling or the bake of a migration that has not ended.
+    case adjust(MigrationAdjustment)
     case failed(reason: String)
     /// The process restarted from the journal; `publishedGeneration` is the current map's
     /// generation (nil: none could be read), which tells whether a cutover that was in flight

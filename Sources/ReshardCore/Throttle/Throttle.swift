@@ -5,8 +5,8 @@
 /// The signals are the ones the field uses (gh-ost, the seeds): a rows-per-second ceiling, the
 /// router's foreground p99 against its pre-migration baseline, and catch-up lag that grows.
 public struct Throttle: Sendable, Hashable, Codable {
-    /// The operator's ceiling, if any.
-    public let maxRowsPerSecond: Int?
+    /// The operator's ceiling, if any (`setCeiling` changes it while the copy runs).
+    public private(set) var maxRowsPerSecond: Int?
     /// Foreground p99 above `latencyFactor` × baseline counts as hurting the application; nil
     /// turns the latency signal off.
     public let latencyFactor: Double?
@@ -65,6 +65,12 @@ public struct Throttle: Sendable, Hashable, Codable {
         self.maxChunk = max(1, maxChunk)
         self.minChunk = max(1, min(minChunk, maxChunk))
         self.chunkRows = self.maxChunk
+    }
+
+    /// A new operator's ceiling, in force from the next decision; the chunk size and what the
+    /// throttle learned of the foreground stay, so a change does not restart its slow-down.
+    public mutating func setCeiling(maxRowsPerSecond: Int?) {
+        self.maxRowsPerSecond = maxRowsPerSecond.map { max(1, $0) }
     }
 
     /// Records the foreground p99 before any copy work (the reference for "hurting").
