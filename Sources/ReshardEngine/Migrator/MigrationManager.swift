@@ -204,6 +204,7 @@ public final class MigrationManager: Sendable {
         let tables = preview.plan.relayout.map { [$0.from.storage] } ?? router.tableNames
         var machine = MigrationStateMachine(id: id, plan: preview.plan, tables: tables, settings: request.settings)
         machine.estimatedRows = preview.rows
+        machine.estimatedBytes = preview.layout?.bytes ?? preview.bytes
         machine.createdAt = wallMillis()
         if case .rejected(let reason) = machine.on(.start, now: wallMillis()) {
             throw RouterError(.badRequest, "invalid_option", reason)
