@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import ReshardCore
 import ReshardStore
 import Synchronization
@@ -89,6 +90,10 @@ public final class MigrationManager: Sendable {
     /// Whether this process runs migrations: nil without a lease (one process, always), else
     /// whether it holds the migrator lease now.
     private let leading = Mutex<Bool?>(nil)
+    /// The migrations this process runs, on `/metrics`.
+    private let metrics: MigrationMetrics
+    /// 1 while this process runs the migrations.
+    private let leaderGauge: Gauge
 
     /// A manager over `router`'s shards, journaling to `metadata`.
     public init(
@@ -102,10 +107,18 @@ public final class MigrationManager: Sendable {
         self.metadata = metadata
         self.logger = logger
         self.wallMillis = wallMillis
+        self.metrics = MigrationMetrics(factory: router.metricsFactory)
+        self.leaderGauge = Gauge(label: "reshard_migrator_leader", dimensions: [("router", router.name)], factory: router.metricsFactory)
+        leaderGauge.record(1)
     }
 
     /// Whether this process runs the migrations (it holds the lease, or there is none).
     public var isLeader: Bool { leading.withLock { $0 ?? true } }
+
+    private func setLeading(_ value: Bool) {
+        leading.withLock { $0 = value }
+        leaderGauge.record(value ? 1 : 0)
+    }
 
     /// Runs migrations only while this process holds `lease`, until cancelled. Several processes
     /// share one metadata store; each calls this and at most one leads. The leader resumes every
@@ -113,13 +126,13 @@ public final class MigrationManager: Sendable {
     /// lost, so another process can take over from the journals (a step in flight finishes: every
     /// step is idempotent and the map is published by compare-and-set).
     public func lead(_ lease: any LeadershipLease, every interval: Duration = .seconds(1)) async {
-        leading.withLock { $0 = false }
+        setLeading(false)
         while !Task.isCancelled {
             if !isLeader {
                 do {
                     if try await lease.tryAcquire() {
                         try await fleet.prepareToLead()
-                        leading.withLock { $0 = true }
+                        setLeading(true)
                         logger.notice("this process now runs the migrations")
                         try await resumeAll()
                     }
@@ -128,11 +141,11 @@ public final class MigrationManager: Sendable {
                     // next round, here or in another process, starts from the journals again.
                     logger.warning("could not take over the migrations", metadata: ["error": "\(error)"])
                     if isLeader { await stopAll() }
-                    leading.withLock { $0 = false }
+                    setLeading(false)
                     await lease.release()
                 }
             } else if !lease.isHeld {
-                leading.withLock { $0 = false }
+                setLeading(false)
                 logger.error("lost the migrator lease; stopping this process's migrations")
                 await stopAll()
             }
@@ -495,7 +508,7 @@ public final class MigrationManager: Sendable {
     private func launch(_ machine: MigrationStateMachine, journaled: MigrationStateMachine? = nil) {
         let runner = MigrationRunner(
             machine: machine, stores: router, routers: fleet, metadata: metadata, logger: logger, wallMillis: wallMillis, hook: hook,
-            journaled: journaled ?? machine)
+            journaled: journaled ?? machine, metrics: metrics)
         let id = machine.id
         let task = Task {
             await runner.run()
@@ -510,6 +523,7 @@ public final class MigrationManager: Sendable {
             if state.phase.isTerminal {
                 self.logger.info("migration ended", metadata: ["migration": "\(id)", "phase": "\(state.phase.rawValue)"])
             } else {
+                self.metrics.forget(id)
                 self.logger.notice("migration stopped here", metadata: ["migration": "\(id)", "phase": "\(state.phase.rawValue)"])
             }
         }
