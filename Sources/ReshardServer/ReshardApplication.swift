@@ -29,8 +29,10 @@ public enum ReshardApplication {
             try jsonResponse(.ok, API.Health(generation: shardRouter.shardMap.generation))
         }
         let refresher = GaugeRefresher(router: shardRouter)
+        let gauges = ServerMetrics(router: shardRouter, factory: PrometheusMetricsFactory(registry: registry))
         router.get("metrics") { _, _ -> Response in
             await refresher.refreshIfStale()
+            gauges.refresh()
             return Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -82,6 +84,7 @@ public enum ReshardApplication {
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "reshard",
                 availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections, logger: logger)),
+            services: [ReplicationSlotSampler(router: shardRouter, factory: PrometheusMetricsFactory(registry: registry), logger: logger)],
             onServerRunning: onServerRunning,
             logger: logger
         )

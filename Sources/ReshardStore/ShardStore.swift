@@ -105,6 +105,11 @@ public protocol ShardStore: Sendable {
     /// is gone.
     func changeStreams() async throws -> [ChangeStreamID]
 
+    /// The replication slots of this shard's database, each with the WAL it keeps the server
+    /// from recycling, for `/metrics`: empty where no slot keeps changes (SQLite's changelog
+    /// table, the in-memory store).
+    func replicationSlots() async throws -> [ReplicationSlotUsage]
+
     /// The current changelog position: every change committed so far is at or before it.
     func changePosition() async throws -> UInt64
 
@@ -153,6 +158,9 @@ public protocol ShardStore: Sendable {
 }
 
 extension ShardStore {
+    /// No slots: only PostgreSQL keeps changes in them.
+    public func replicationSlots() async throws -> [ReplicationSlotUsage] { [] }
+
     /// Hands every row of `table` in `range` (tombstones included) to `body`, one chunked scan
     /// of `chunk` rows at a time, so memory stays bounded whatever the table's size.
     public func forEachChunk(
@@ -165,6 +173,24 @@ extension ShardStore {
             guard let last = rows.last, rows.count == chunk else { return }
             cursor = ScanCursor(hash: last.hash, pk: last.pk)
         }
+    }
+}
+
+/// One replication slot and what it retains.
+public struct ReplicationSlotUsage: Sendable, Hashable {
+    /// The slot's name (Reshard's are `reshard_<migration>_<database hash>`).
+    public var name: String
+    /// Whether a session is reading it now.
+    public var active: Bool
+    /// WAL bytes from the slot's restart point to the server's current position: what it keeps
+    /// on disk (nil when the slot has no restart point yet).
+    public var retainedBytes: UInt64?
+
+    /// A slot's figures.
+    public init(name: String, active: Bool, retainedBytes: UInt64?) {
+        self.name = name
+        self.active = active
+        self.retainedBytes = retainedBytes
     }
 }
 

@@ -140,7 +140,7 @@ import Testing
         m.on(.start, now: 0)
         m.on(.prepared(positions: [:]), now: 0)
         let cursor = ScanCursor(hash: 77, pk: "k")
-        m.on(.chunkCopied(task: 0, last: cursor, rows: 100, done: false), now: 0)
+        m.on(.chunkCopied(task: 0, last: cursor, rows: 100, done: false, bytes: 4_000), now: 0)
         var restored = m  // what the journal holds
         restored.on(.restarted(publishedGeneration: nil), now: 1)
         guard case .copyChunk(0, _, _, let after, _) = restored.phaseWork(now: 1).first else {
@@ -149,6 +149,7 @@ import Testing
         }
         #expect(after == cursor)
         #expect(restored.rowsCopied == 100)
+        #expect(restored.bytesCopied == 4_000, "bytes copied are progress, journaled with the rows")
     }
 
     /// The runner does not journal while writes are held, so after a crash the journal may say

@@ -23,11 +23,13 @@ import Testing
         #expect(paused.maxChunks == 0)
         #expect(paused.delayMillis == 1_000)
         #expect(paused.reason?.hasPrefix("paused: foreground p99 2.5 ms") == true)
+        #expect(throttle.cause == .foregroundLatency)
         // Healthy again: chunks grow back, one doubling per five healthy rounds.
         var sizes: [Int] = []
         for _ in 0..<10 { sizes.append(throttle.decide(foregroundP99Micros: 900, backlog: 0).chunkRows) }
         #expect(sizes == [100, 100, 100, 100, 200, 200, 200, 200, 200, 400])
         #expect(throttle.reason == nil)
+        #expect(throttle.cause == nil, "the cause clears with the reason")
         #expect(throttle.decide(foregroundP99Micros: 900, backlog: 0).maxChunks == nil)
     }
 
@@ -85,6 +87,7 @@ import Testing
         for backlog in [10, 20, 30, 40] { chunk = throttle.decide(foregroundP99Micros: nil, backlog: backlog).chunkRows }
         #expect(chunk == 400)
         #expect(throttle.reason?.contains("lag is growing") == true)
+        #expect(throttle.cause == .lagGrowing)
     }
 
     @Test func theRateCeilingSpacesChunks() {
@@ -96,6 +99,7 @@ import Testing
         #expect(decision.delayMillis == 0)
         #expect(decision.maxChunks == nil)
         #expect(decision.reason == "rate limit 500 rows/s")
+        #expect(throttle.cause == .rateLimit)
         // After a round of 500 rows the next starts a second later (the round in between runs within it).
         #expect(throttle.decide(foregroundP99Micros: nil, backlog: 0, lastChunkMicros: 200_000, lastChunkRows: 500).delayMillis == 1_000)
     }

@@ -131,7 +131,7 @@ public struct MigrationPacing: Hashable, Sendable, Codable {
         guard bulkRound else { return }
         lastBulkMicros = micros
         lastBulkRows = events.reduce(0) { sum, event in
-            if case .chunkCopied(_, _, let rows, _) = event { return sum + rows }
+            if case .chunkCopied(_, _, let rows, _, _) = event { return sum + rows }
             return sum
         }
     }

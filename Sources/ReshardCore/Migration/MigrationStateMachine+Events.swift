@@ -25,9 +25,11 @@ extension MigrationStateMachine {
         case .prepared(let positions):
             precondition(phase == .preparing, "prepared in \(phase)")
             for source in plan.sources { forward[source] = StreamProgress(position: positions[source] ?? 0, backlog: 0, lagMillis: 0) }
-        case .chunkCopied(let task, let last, let rows, let done):
+        case .chunkCopied(let task, let last, let rows, let done, let bytes):
             precondition(copies.indices.contains(task), "no copy task \(task)")
             copies[task].rows += rows
+            // Left nil until something is copied, so a journal that never copied reads as before.
+            if bytes > 0 { copies[task].bytes = (copies[task].bytes ?? 0) + bytes }
             if let last { copies[task].cursor = last }
             copies[task].done = copies[task].done || done
         case .tailed(let direction, let shard, let position, let backlog, let lag):

@@ -81,6 +81,7 @@ extension MigrationStateMachine {
         JournalMember("routesShownAt") { $0.routesShownAt },
         JournalMember("pacing") { $0.pacing },
         JournalMember("estimatedRows") { $0.estimatedRows },
+        JournalMember("estimatedBytes") { $0.estimatedBytes },
         JournalMember("createdAt") { $0.createdAt },
     ]
 }

@@ -115,6 +115,8 @@ public struct MigrationStateMachine: Hashable, Sendable, Codable {
     public internal(set) var pacing: MigrationPacing?
     /// Rows the plan was predicted to copy (for progress and ETA), if known.
     public var estimatedRows: Int?
+    /// Bytes of keys and bodies the plan was predicted to copy, if known.
+    public var estimatedBytes: Int?
     /// When the migration was created (milliseconds), for rates and ETA.
     public var createdAt: UInt64?
 
@@ -227,6 +229,9 @@ public struct MigrationStateMachine: Hashable, Sendable, Codable {
 
     /// Rows copied so far over every move.
     public var rowsCopied: Int { copies.reduce(0) { $0 + $1.rows } }
+
+    /// Bytes of keys and bodies copied so far over every move.
+    public var bytesCopied: Int { copies.reduce(0) { $0 + ($1.bytes ?? 0) } }
 
     /// The generation a rollback after the switch publishes (the old ranges, one generation on).
     public var rollbackGeneration: UInt64 { switchGeneration + 1 }

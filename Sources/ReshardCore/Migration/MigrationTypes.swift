@@ -209,6 +209,9 @@ public struct CopyTask: Hashable, Sendable, Codable {
     public var rows: Int
     /// Whether the scan reached the end of the range.
     public var done: Bool
+    /// Bytes of keys and bodies copied so far (a redone chunk counts again); optional so
+    /// journals written before it existed still decode.
+    public var bytes: Int? = nil
 }
 
 /// How far one changelog has been applied.

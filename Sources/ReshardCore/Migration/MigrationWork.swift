@@ -195,7 +195,9 @@ public struct RouteDirective: Sendable, Hashable, Codable {
 public enum MigrationEvent: Hashable, Sendable {
     case start
     case prepared(positions: [ShardID: UInt64])
-    case chunkCopied(task: Int, last: ScanCursor?, rows: Int, done: Bool)
+    /// `bytes` is what the chunk's keys and bodies weigh (as a range summary counts them), for
+    /// progress only: a chunk redone after a crash counts again, like its rows.
+    case chunkCopied(task: Int, last: ScanCursor?, rows: Int, done: Bool, bytes: Int = 0)
     case tailed(ReplicationDirection, shard: ShardID, position: UInt64, backlog: Int, lagMillis: UInt64)
     case verified(VerificationReport)
     /// A canary shadow read found a difference replication cannot explain.

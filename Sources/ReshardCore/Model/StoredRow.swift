@@ -26,6 +26,9 @@ public struct StoredRow: Hashable, Sendable {
     /// Whether the row is a tombstone.
     public var isDeleted: Bool { body == nil }
 
+    /// What the row weighs where a range summary counts bytes: its key's and body's UTF-8 bytes.
+    public var payloadBytes: Int { pk.utf8.count + (body?.utf8.count ?? 0) }
+
     /// The row's contribution to a range checksum.
     public var digest: UInt64 { RowDigest.of(pk: pk, version: version, body: body) }
 }

@@ -26,10 +26,23 @@ public struct Throttle: Sendable, Hashable, Codable {
     public private(set) var chunkRows: Int
     /// Why the throttle is slowing down or pausing, if it is.
     public private(set) var reason: String?
+    /// The signal behind `reason`, one of a few: what a metric label can carry (the reason
+    /// itself holds figures, and would make a new series at every change).
+    public private(set) var cause: Cause?
     private var lastBacklog: Int?
     private var growingRounds = 0
     private var healthyRounds = 0
     private var pausedRounds = 0
+
+    /// The signals that slow a copy down.
+    public enum Cause: String, Sendable, Hashable, Codable, CaseIterable {
+        /// The foreground p99 is over its multiple of the baseline (or was re-baselined).
+        case foregroundLatency = "foreground_latency"
+        /// The old owners' changelog backlog kept growing.
+        case lagGrowing = "lag_growing"
+        /// The operator's rows-per-second ceiling.
+        case rateLimit = "rate_limit"
+    }
 
     /// What to do before the next copy chunk.
     public struct Decision: Sendable, Hashable {
@@ -98,11 +111,13 @@ public struct Throttle: Sendable, Hashable, Codable {
         foregroundP99Micros: UInt64?, backlog: Int, lastChunkMicros: UInt64? = nil, lastChunkRows: Int? = nil, copying: Bool = true
     ) -> Decision {
         var slowReason: String?
+        var slowCause: Cause?
         var latencyHurts = false
         if let factor = latencyFactor, let baseline = baselineP99Micros, let p99 = foregroundP99Micros,
             Double(p99) > factor * Double(baseline)
         {
             slowReason = "foreground p99 \(Self.millis(p99)) ms is over \(factor)x the baseline \(Self.millis(baseline)) ms"
+            slowCause = .foregroundLatency
             latencyHurts = true
         }
         if let last = lastBacklog, backlog > last {
@@ -113,9 +128,11 @@ public struct Throttle: Sendable, Hashable, Codable {
         lastBacklog = backlog
         if slowReason == nil && growingRounds >= 3 {
             slowReason = "catch-up lag is growing (\(backlog) changes behind)"
+            slowCause = .lagGrowing
         }
         if let slowReason {
             healthyRounds = 0
+            cause = slowCause
             if chunkRows > minChunk {
                 chunkRows = max(minChunk, chunkRows / 2)
                 reason = "halving chunks: " + slowReason
@@ -134,6 +151,7 @@ public struct Throttle: Sendable, Hashable, Codable {
                 // becomes the reference, so the copy resumes and is judged against that.
                 pausedRounds = 0
                 baselineP99Micros = max(1, p99)
+                cause = .foregroundLatency
                 reason = "re-baselined at \(Self.millis(p99)) ms: pausing the copy did not bring the foreground p99 down"
             } else {
                 pausedRounds = 0
@@ -146,7 +164,10 @@ public struct Throttle: Sendable, Hashable, Codable {
                 chunkRows = min(maxChunk, chunkRows * 2)
                 healthyRounds = 0
             }
-            if chunkRows == maxChunk { reason = nil }
+            if chunkRows == maxChunk {
+                reason = nil
+                cause = nil
+            }
         }
         var delay: UInt64 = 0
         if chunkRows < maxChunk, let last = lastChunkMicros {
@@ -163,7 +184,10 @@ public struct Throttle: Sendable, Hashable, Codable {
             if let copied = lastChunkRows {
                 delay = max(delay, UInt64(max(0, copied)) * 1_000 / UInt64(ceiling))
             }
-            if reason == nil { reason = "rate limit \(ceiling) rows/s" }
+            if reason == nil {
+                reason = "rate limit \(ceiling) rows/s"
+                cause = .rateLimit
+            }
         }
         return Decision(chunkRows: rows, delayMillis: delay, reason: reason, maxChunks: chunkRows < maxChunk ? 1 : nil)
     }

@@ -13,7 +13,8 @@ struct Backfill: Sendable {
         let rows = try await read(table: table, range: range, after: after, limit: limit)
         try await write(rows)
         let last = rows.last.map { ScanCursor(hash: $0.hash, pk: $0.pk) } ?? after
-        return .chunkCopied(task: task, last: last, rows: rows.count, done: rows.count < limit)
+        return .chunkCopied(
+            task: task, last: last, rows: rows.count, done: rows.count < limit, bytes: rows.reduce(0) { $0 + $1.payloadBytes })
     }
 
     /// The read half of a chunk. Between it and `write`, client writes and changelog deliveries

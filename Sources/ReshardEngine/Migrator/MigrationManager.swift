@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import ReshardCore
 import ReshardStore
 import Synchronization
@@ -89,6 +90,10 @@ public final class MigrationManager: Sendable {
     /// Whether this process runs migrations: nil without a lease (one process, always), else
     /// whether it holds the migrator lease now.
     private let leading = Mutex<Bool?>(nil)
+    /// The migrations this process runs, on `/metrics`.
+    private let metrics: MigrationMetrics
+    /// 1 while this process runs the migrations.
+    private let leaderGauge: Gauge
 
     /// A manager over `router`'s shards, journaling to `metadata`.
     public init(
@@ -102,17 +107,21 @@ public final class MigrationManager: Sendable {
         self.metadata = metadata
         self.logger = logger
         self.wallMillis = wallMillis
+        self.metrics = MigrationMetrics(factory: router.metricsFactory)
+        self.leaderGauge = Gauge(label: "reshard_migrator_leader", dimensions: [("router", router.name)], factory: router.metricsFactory)
         // Without a lease this process is the only migrator until `lead` says otherwise.
+        leaderGauge.record(1)
         router.noteMigrator(leading: true)
     }
 
     /// Whether this process runs the migrations (it holds the lease, or there is none).
     public var isLeader: Bool { leading.withLock { $0 ?? true } }
 
-    /// Records leadership here and on the router, whose reports tell the other routers (and the
-    /// dashboard) which process leads.
+    /// Records leadership here, on the gauge, and on the router, whose reports tell the other
+    /// routers (and the dashboard) which process leads.
     private func setLeading(_ value: Bool) {
         leading.withLock { $0 = value }
+        leaderGauge.record(value ? 1 : 0)
         router.noteMigrator(leading: value)
     }
 
@@ -213,6 +222,7 @@ public final class MigrationManager: Sendable {
         let tables = preview.plan.relayout.map { [$0.from.storage] } ?? router.tableNames
         var machine = MigrationStateMachine(id: id, plan: preview.plan, tables: tables, settings: request.settings)
         machine.estimatedRows = preview.rows
+        machine.estimatedBytes = preview.layout?.bytes ?? preview.bytes
         machine.createdAt = wallMillis()
         if case .rejected(let reason) = machine.on(.start, now: wallMillis()) {
             throw RouterError(.badRequest, "invalid_option", reason)
@@ -517,7 +527,7 @@ public final class MigrationManager: Sendable {
     private func launch(_ machine: MigrationStateMachine, journaled: MigrationStateMachine? = nil) {
         let runner = MigrationRunner(
             machine: machine, stores: router, routers: fleet, metadata: metadata, logger: logger, wallMillis: wallMillis, hook: hook,
-            journaled: journaled ?? machine)
+            journaled: journaled ?? machine, metrics: metrics)
         let id = machine.id
         let task = Task {
             await runner.run()
@@ -532,6 +542,7 @@ public final class MigrationManager: Sendable {
             if state.phase.isTerminal {
                 self.logger.info("migration ended", metadata: ["migration": "\(id)", "phase": "\(state.phase.rawValue)"])
             } else {
+                self.metrics.forget(id)
                 self.logger.notice("migration stopped here", metadata: ["migration": "\(id)", "phase": "\(state.phase.rawValue)"])
             }
         }

@@ -36,6 +36,8 @@ public actor MigrationRunner {
     /// Runs a round's items (nil: side by side in a task group).
     private let executor: RoundExecutor?
     private let hook: MigrationRoundHook?
+    /// Where the machine is shown after every turn (nil: nowhere, as in a simulation).
+    private let metrics: MigrationMetrics?
     private var commands: [(MigrationEvent, CheckedContinuation<MigrationOutcome, Never>)] = []
     private var pauses: [PauseSummary] = []
     private var running = false
@@ -65,8 +67,10 @@ public actor MigrationRunner {
         machine: MigrationStateMachine, stores: any StoreDirectory, routers: any RouterControl, metadata: any MetadataStore,
         logger: Logger, tailBatch: Int = 1_000, clock: any Clock<Duration> = ContinuousClock(),
         wallMillis: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) },
-        hook: MigrationRoundHook? = nil, executor: RoundExecutor? = nil, journaled: MigrationStateMachine? = nil
+        hook: MigrationRoundHook? = nil, executor: RoundExecutor? = nil, journaled: MigrationStateMachine? = nil,
+        metrics: MigrationMetrics? = nil
     ) {
+        self.metrics = metrics
         self.id = machine.id
         self.machine = machine
         self.worker = MigrationWorker(
@@ -109,6 +113,7 @@ public actor MigrationRunner {
         // With no loop to pick it up (not started, or ended), apply it now rather than wait forever.
         guard running else {
             let outcome = machine.on(event, now: wallMillis())
+            metrics?.observe(machine)
             await journal(command: true)
             return outcome
         }
@@ -136,6 +141,8 @@ public actor MigrationRunner {
         await applyCommands()
         let work = machine.nextRound(now: wallMillis(), foregroundP99Micros: routers.foregroundP99Micros)
         if work.isEmpty {
+            // A gate the machine just began to wait at.
+            metrics?.observe(machine)
             if machine.phase.isTerminal { return false }
             // Nothing until an operator acts.
             try? await clock.sleep(for: .milliseconds(50))
@@ -158,9 +165,18 @@ public actor MigrationRunner {
         let ended = ContinuousClock.now
         if let step { cutoverSteps.append(CutoverStepTiming(step: step, micros: (ended - started).wholeMicroseconds)) }
         if step == .release, let holdStarted { cutoverPause = ended - holdStarted }
+        // A forward hold ends with its release, or with the abort that let the writes go to the
+        // old owners (the round after the abort, out of the cutover phase).
+        if let holdStarted, events.contains(.writesReleased) {
+            metrics?.recordWriteHold(ended - holdStarted, switched: step == .release)
+            self.holdStarted = nil
+        }
         if machine.cutover?.step == .release, events.contains(.writesReleased) { pauses.append(routers.takeWritePauses()) }
         machine.finish(round: events, now: wallMillis(), elapsedMicros: (ended - started).wholeMicroseconds)
         for event in await hook?(machine) ?? [] { machine.on(event, now: wallMillis()) }
+        // Before the journal's await, so that whoever reads the machine's state (status) finds
+        // the gauges already showing it. A few dozen stores, beside a round's shard I/O.
+        metrics?.observe(machine)
         await journal()
         report(events, from: before)
     }
@@ -207,6 +223,7 @@ public actor MigrationRunner {
             let outcome = machine.on(event, now: wallMillis())
             continuation.resume(returning: outcome)
         }
+        metrics?.observe(machine)
         await journal(command: true)
     }
 

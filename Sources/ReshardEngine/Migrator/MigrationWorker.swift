@@ -60,7 +60,8 @@ struct MigrationWorker: Sendable {
                 try await LayoutWriter(layout: relayout.to, map: plan.source, stores: stores)
                     .apply(RowImage.images(owned, in: relayout.from))
                 let last = rows.last.map { ScanCursor(hash: $0.hash, pk: $0.pk) } ?? after
-                return .chunkCopied(task: task, last: last, rows: rows.count, done: rows.count < limit)
+                return .chunkCopied(
+                    task: task, last: last, rows: rows.count, done: rows.count < limit, bytes: rows.reduce(0) { $0 + $1.payloadBytes })
             }
             return try await Backfill(source: stores.shardStore(move.source), target: stores.shardStore(move.target))
                 .copyChunk(task: task, table: table, range: move.range, after: after, limit: limit)
