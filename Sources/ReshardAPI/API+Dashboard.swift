@@ -141,7 +141,11 @@ extension API.Dashboard {
         public var rowsCopied: Int
         /// Rows the plan expected to copy, once known.
         public var rowsEstimated: Int?
-        /// Copy tasks finished and in all.
+        /// Bytes of keys and bodies copied so far.
+        public var bytesCopied: Int
+        /// Bytes the plan expected to copy, once known.
+        public var bytesEstimated: Int?
+        /// Copy tasks finished.
         public var copyTasksDone: Int
         /// Copy tasks in all.
         public var copyTasks: Int
@@ -181,6 +185,8 @@ extension API.Dashboard {
             case moves
             case rowsCopied = "rows_copied"
             case rowsEstimated = "rows_estimated"
+            case bytesCopied = "bytes_copied"
+            case bytesEstimated = "bytes_estimated"
             case copyTasksDone = "copy_tasks_done"
             case copyTasks = "copy_tasks"
             case lagChanges = "lag_changes"
@@ -195,8 +201,13 @@ extension API.Dashboard {
             case bakeUntilMs = "bake_until_ms"
         }
 
-        /// The dashboard's view of a migration's full status, with the moves it makes.
-        public init(_ detail: API.MigrationDetail, moves: [Move], verification: [API.MoveVerification]) {
+        /// The dashboard's view of a migration's full status, with the moves it makes and the
+        /// bytes it copied of those expected.
+        public init(
+            _ detail: API.MigrationDetail, moves: [Move], verification: [API.MoveVerification], bytesCopied: Int, bytesEstimated: Int?
+        ) {
+            self.bytesCopied = bytesCopied
+            self.bytesEstimated = bytesEstimated
             id = detail.id
             kind = detail.kind
             strategy = detail.strategy

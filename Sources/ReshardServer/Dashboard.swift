@@ -80,7 +80,8 @@ actor DashboardSource {
                 API.Dashboard.Move(start: $0.range.startHex, end: $0.range.endHex, from: $0.source.rawValue, to: $0.target.rawValue)
             }
             migration = API.Dashboard.Migration(
-                API.MigrationDetail(status, now: now), moves: moves, verification: API.VerificationReport(status).moves)
+                API.MigrationDetail(status, now: now), moves: moves, verification: API.VerificationReport(status).moves,
+                bytesCopied: status.machine.bytesCopied, bytesEstimated: status.machine.estimatedBytes)
         }
         let routers = try await router.routersSeen().map {
             API.Dashboard.Router(name: $0.name, generation: $0.generation, leader: $0.leader, ageMs: $0.ageMillis)

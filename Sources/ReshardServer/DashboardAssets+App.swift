@@ -64,6 +64,7 @@ function renderMigration(d) {
   $("progress").dataset.progress = percent.toFixed(1);
   $("progress-bar").style.width = `${percent}%`;
   text("rows", `${number(m.rows_copied)} of ${total === null || total === undefined ? "?" : number(total)}`);
+  text("bytes", `${bytes(m.bytes_copied)} of ${m.bytes_estimated === null || m.bytes_estimated === undefined ? "?" : bytes(m.bytes_estimated)}`);
   text("tasks", `${m.copy_tasks_done} of ${m.copy_tasks}`);
   const { rate, eta } = rateAndEta(m, d.now_ms);
   text("rate", rate === null ? "–" : `${number(Math.round(rate))} rows/s`);

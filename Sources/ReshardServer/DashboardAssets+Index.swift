@@ -47,6 +47,7 @@ extension DashboardAssets {
       <div class="bar"><div id="progress-bar"></div></div>
       <dl class="figures">
         <dt>rows copied</dt><dd id="rows"></dd>
+        <dt>bytes copied</dt><dd id="bytes"></dd>
         <dt>copy tasks</dt><dd id="tasks"></dd>
         <dt>rate</dt><dd id="rate"></dd>
         <dt>ETA</dt><dd id="eta"></dd>

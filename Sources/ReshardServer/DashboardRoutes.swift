@@ -37,6 +37,10 @@ struct DashboardRoutes {
         router.group("v1").get("dashboard") { _, _ -> Response in
             try jsonResponse(.ok, try await source.dashboard())
         }
+        let root = router.group()
+        refuseOtherMethods(on: root, path: "/", allowed: [.get])
+        refuseOtherMethods(on: root, path: "dashboard/:file", allowed: [.get])
+        refuseOtherMethods(on: root, path: "v1/dashboard", allowed: [.get])
     }
 
     static func asset(_ name: String) throws -> Response {

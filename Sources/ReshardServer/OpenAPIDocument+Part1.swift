@@ -103,6 +103,74 @@ paths:
       responses:
         '200': {$ref: '#/components/responses/Metrics'}
 
+  /:
+    get:
+      operationId: getDashboard
+      tags: [service]
+      summary: The dashboard, a page that shows the cluster and its migration live.
+      description: 'Plain HTML, JavaScript and CSS embedded in the binary (nothing is fetched from elsewhere; a Content-Security-Policy of `''self''` says so). The page polls `GET /v1/dashboard` every second and follows `GET /v1/events`; its approve, pause, resume and roll-back buttons send the admin token the operator types, kept in the tab''s sessionStorage only.'
+      responses:
+        '200':
+          description: The page.
+          content:
+            text/html: {schema: {type: string}}
+    head:
+      operationId: headDashboard
+      tags: [service]
+      summary: GET / without a body.
+      responses:
+        '200': {description: 'As GET, without a body.'}
+
+  /dashboard/{file}:
+    get:
+      operationId: getDashboardFile
+      tags: [service]
+      summary: One of the dashboard's files (`app.js`, `chart.js`, `style.css`, `index.html`).
+      parameters:
+        - {name: file, in: path, required: true, schema: {type: string}}
+      responses:
+        '200':
+          description: The file.
+          content:
+            text/javascript: {schema: {type: string}}
+            text/css: {schema: {type: string}}
+            text/html: {schema: {type: string}}
+        '400': {$ref: '#/components/responses/InvalidPath'}
+        '404':
+          description: '`not_found`: the dashboard has no such file.'
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Error'}
+    head:
+      operationId: headDashboardFile
+      tags: [service]
+      summary: GET /dashboard/{file} without a body.
+      parameters:
+        - {name: file, in: path, required: true, schema: {type: string}}
+      responses:
+        '200': {description: 'As GET, without a body.'}
+        '400': {description: 'As GET.'}
+        '404': {description: 'As GET.'}
+
+  /v1/dashboard:
+    get:
+      operationId: getDashboardFigures
+      tags: [service]
+      summary: What the dashboard shows, open without the token.
+      description: 'An allow-list of figures: hash ranges and owners, shard names and backends, row and byte counts, requests per second and p99 per shard through the answering router, the migration under way (else the last one) with its phases, progress, lag, throttle, gates, canary, shadow-read counts, write pauses, bake and per-move verification counts, the migration history, the routers heard from in the last 15 s, and the answering router''s foreground latency per second over the last five minutes. Nothing that names a key, a row, an address or an error text: those stay on the admin routes. Gathered at most once a second however many pages poll; row and byte counts at most every 5 s.'
+      responses:
+        '200':
+          description: The figures.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Dashboard'}
+    head:
+      operationId: headDashboardFigures
+      tags: [service]
+      summary: GET /v1/dashboard without a body.
+      responses:
+        '200': {description: 'As GET, without a body.'}
+
   /openapi.yaml:
     get:
       operationId: getOpenAPI
@@ -286,73 +354,5 @@ paths:
               operationId: putRow
               parameters: {table: $response.body#/name}
             GetRow:
-              operationId: getRow
-              parameters: {table: $response.body#/name}
-            ListRows:
-              operationId: listRows
-              parameters: {table: $response.body#/name}
-        '400':
-          description: '`invalid_body` (not a JSON object, or `name`/`primary_key` missing or not strings), `invalid_table_name`, `invalid_table` (a field name that does not match `[a-z][a-z0-9_]{0,62}`).'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/Error'
-                properties: {error: {properties: {code: {enum: [invalid_body, invalid_table_name, invalid_table]}}}}
-        '401': {$ref: '#/components/responses/Unauthorized'}
-        '409':
-          description: '`table_exists`.'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/Error'
-                properties: {error: {properties: {code: {const: table_exists}}}}
-        '413': {$ref: '#/components/responses/BodyTooLarge'}
-        '415': {$ref: '#/components/responses/UnsupportedMediaType'}
-    get:
-      operationId: listTables
-      tags: [admin]
-      summary: Every table, in name order.
-      security: [{bearer: []}]
-      responses:
-        '200': {$ref: '#/components/responses/TableList'}
-        '401': {$ref: '#/components/responses/Unauthorized'}
-    head:
-      operationId: headTables
-      tags: [admin]
-      summary: GET /v1/tables without a body.
-      security: [{bearer: []}]
-      responses:
-        '200': {$ref: '#/components/responses/TableList'}
-        '401': {$ref: '#/components/responses/Unauthorized'}
-
-  /v1/shards:
-    post:
-      operationId: createShard
-      tags: [admin]
-      summary: Register a new, empty shard with storage for every table.
-      description: |
-        The shard owns no range until a migration moves data to it. Without `url` it is a SQLite
-        file in the server's data folder; with `url` it is that PostgreSQL database (no password in
-        the URL: every process reads `PGPASSWORD`). `503 shard_unavailable` when the database cannot
-        be opened.
-      security: [{bearer: []}]
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema: {$ref: '#/components/schemas/CreateShard'}
-            examples:
-              sqlite:
-                value: {id: s5}
-      responses:
-        '201':
-          description: Registered.
-          content:
-            application/json:
-              schema: {$ref: '#/components/schemas/ShardCreated'}
-          links:
-            AddShard:
-              operationId: createMigration
-              requestBody: {kind: add_shard, shard: $response.body#/id, dry_run: true}
 """####
 }

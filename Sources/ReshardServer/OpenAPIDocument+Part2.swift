@@ -4,6 +4,74 @@
 extension OpenAPIDocument {
     /// Lines 351… of the document.
     static let part2 = ####"""
+              operationId: getRow
+              parameters: {table: $response.body#/name}
+            ListRows:
+              operationId: listRows
+              parameters: {table: $response.body#/name}
+        '400':
+          description: '`invalid_body` (not a JSON object, or `name`/`primary_key` missing or not strings), `invalid_table_name`, `invalid_table` (a field name that does not match `[a-z][a-z0-9_]{0,62}`).'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+                properties: {error: {properties: {code: {enum: [invalid_body, invalid_table_name, invalid_table]}}}}
+        '401': {$ref: '#/components/responses/Unauthorized'}
+        '409':
+          description: '`table_exists`.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+                properties: {error: {properties: {code: {const: table_exists}}}}
+        '413': {$ref: '#/components/responses/BodyTooLarge'}
+        '415': {$ref: '#/components/responses/UnsupportedMediaType'}
+    get:
+      operationId: listTables
+      tags: [admin]
+      summary: Every table, in name order.
+      security: [{bearer: []}]
+      responses:
+        '200': {$ref: '#/components/responses/TableList'}
+        '401': {$ref: '#/components/responses/Unauthorized'}
+    head:
+      operationId: headTables
+      tags: [admin]
+      summary: GET /v1/tables without a body.
+      security: [{bearer: []}]
+      responses:
+        '200': {$ref: '#/components/responses/TableList'}
+        '401': {$ref: '#/components/responses/Unauthorized'}
+
+  /v1/shards:
+    post:
+      operationId: createShard
+      tags: [admin]
+      summary: Register a new, empty shard with storage for every table.
+      description: |
+        The shard owns no range until a migration moves data to it. Without `url` it is a SQLite
+        file in the server's data folder; with `url` it is that PostgreSQL database (no password in
+        the URL: every process reads `PGPASSWORD`). `503 shard_unavailable` when the database cannot
+        be opened.
+      security: [{bearer: []}]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/CreateShard'}
+            examples:
+              sqlite:
+                value: {id: s5}
+      responses:
+        '201':
+          description: Registered.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/ShardCreated'}
+          links:
+            AddShard:
+              operationId: createMigration
+              requestBody: {kind: add_shard, shard: $response.body#/id, dry_run: true}
         '400':
           description: '`invalid_body` (not a JSON object, `id` missing, a `url` that is not a `postgres://USER@HOST[:PORT]/DATABASE` URL or that holds a password), `invalid_shard_id`.'
           content:
@@ -286,73 +354,5 @@ extension OpenAPIDocument {
       summary: A migration's full status.
       security: [{bearer: []}]
       responses:
-        '200': {$ref: '#/components/responses/MigrationStatus'}
-        '400': {$ref: '#/components/responses/InvalidPath'}
-        '401': {$ref: '#/components/responses/Unauthorized'}
-        '404': {$ref: '#/components/responses/UnknownMigration'}
-    head:
-      operationId: headMigration
-      tags: [migrations]
-      summary: GET of a migration without a body.
-      security: [{bearer: []}]
-      responses:
-        '200': {$ref: '#/components/responses/MigrationStatus'}
-        '400': {$ref: '#/components/responses/InvalidPath'}
-        '401': {$ref: '#/components/responses/Unauthorized'}
-        '404': {$ref: '#/components/responses/UnknownMigration'}
-
-  /v1/migrations/{id}/verification:
-    parameters:
-      - $ref: '#/components/parameters/MigrationID'
-    get:
-      operationId: getMigrationVerification
-      tags: [migrations]
-      summary: The last verification's full report.
-      description: |
-        Any other report name (`GET /v1/migrations/{id}/{name}`) is `404 unknown_report`.
-      security: [{bearer: []}]
-      responses:
-        '200': {$ref: '#/components/responses/Verification'}
-        '400': {$ref: '#/components/responses/InvalidPath'}
-        '401': {$ref: '#/components/responses/Unauthorized'}
-        '404': {$ref: '#/components/responses/UnknownMigration'}
-    head:
-      operationId: headMigrationVerification
-      tags: [migrations]
-      summary: GET of the verification report without a body.
-      security: [{bearer: []}]
-      responses:
-        '200': {$ref: '#/components/responses/Verification'}
-        '400': {$ref: '#/components/responses/InvalidPath'}
-        '401': {$ref: '#/components/responses/Unauthorized'}
-        '404': {$ref: '#/components/responses/UnknownMigration'}
-
-  /v1/migrations/{id}/approve:
-    parameters:
-      - $ref: '#/components/parameters/MigrationID'
-    post:
-      operationId: approveMigration
-      tags: [migrations]
-      summary: Let a migration waiting at a gate go on, or approve a later gate ahead of time.
-      description: |
-        An empty body, `{}` or `{"gate":null}` approves the gate the migration waits at. Any other
-        command name (`POST /v1/migrations/{id}/{name}`) is `404 unknown_command`.
-      security: [{bearer: []}]
-      requestBody:
-        required: false
-        content:
-          application/json:
-            schema: {$ref: '#/components/schemas/Approve'}
-      responses:
-        '200': {$ref: '#/components/responses/CommandAccepted'}
-        '400':
-          description: '`invalid_body` (a body that is not empty nor `{"gate": string}`), `invalid_gate`, `invalid_path`.'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/Error'
-                properties: {error: {properties: {code: {enum: [invalid_body, invalid_gate, invalid_path]}}}}
-        '401': {$ref: '#/components/responses/Unauthorized'}
-        '404': {$ref: '#/components/responses/UnknownMigration'}
 """####
 }

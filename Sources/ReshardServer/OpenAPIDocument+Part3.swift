@@ -4,6 +4,74 @@
 extension OpenAPIDocument {
     /// Lines 701… of the document.
     static let part3 = ####"""
+        '200': {$ref: '#/components/responses/MigrationStatus'}
+        '400': {$ref: '#/components/responses/InvalidPath'}
+        '401': {$ref: '#/components/responses/Unauthorized'}
+        '404': {$ref: '#/components/responses/UnknownMigration'}
+    head:
+      operationId: headMigration
+      tags: [migrations]
+      summary: GET of a migration without a body.
+      security: [{bearer: []}]
+      responses:
+        '200': {$ref: '#/components/responses/MigrationStatus'}
+        '400': {$ref: '#/components/responses/InvalidPath'}
+        '401': {$ref: '#/components/responses/Unauthorized'}
+        '404': {$ref: '#/components/responses/UnknownMigration'}
+
+  /v1/migrations/{id}/verification:
+    parameters:
+      - $ref: '#/components/parameters/MigrationID'
+    get:
+      operationId: getMigrationVerification
+      tags: [migrations]
+      summary: The last verification's full report.
+      description: |
+        Any other report name (`GET /v1/migrations/{id}/{name}`) is `404 unknown_report`.
+      security: [{bearer: []}]
+      responses:
+        '200': {$ref: '#/components/responses/Verification'}
+        '400': {$ref: '#/components/responses/InvalidPath'}
+        '401': {$ref: '#/components/responses/Unauthorized'}
+        '404': {$ref: '#/components/responses/UnknownMigration'}
+    head:
+      operationId: headMigrationVerification
+      tags: [migrations]
+      summary: GET of the verification report without a body.
+      security: [{bearer: []}]
+      responses:
+        '200': {$ref: '#/components/responses/Verification'}
+        '400': {$ref: '#/components/responses/InvalidPath'}
+        '401': {$ref: '#/components/responses/Unauthorized'}
+        '404': {$ref: '#/components/responses/UnknownMigration'}
+
+  /v1/migrations/{id}/approve:
+    parameters:
+      - $ref: '#/components/parameters/MigrationID'
+    post:
+      operationId: approveMigration
+      tags: [migrations]
+      summary: Let a migration waiting at a gate go on, or approve a later gate ahead of time.
+      description: |
+        An empty body, `{}` or `{"gate":null}` approves the gate the migration waits at. Any other
+        command name (`POST /v1/migrations/{id}/{name}`) is `404 unknown_command`.
+      security: [{bearer: []}]
+      requestBody:
+        required: false
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/Approve'}
+      responses:
+        '200': {$ref: '#/components/responses/CommandAccepted'}
+        '400':
+          description: '`invalid_body` (a body that is not empty nor `{"gate": string}`), `invalid_gate`, `invalid_path`.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+                properties: {error: {properties: {code: {enum: [invalid_body, invalid_gate, invalid_path]}}}}
+        '401': {$ref: '#/components/responses/Unauthorized'}
+        '404': {$ref: '#/components/responses/UnknownMigration'}
         '409': {$ref: '#/components/responses/CommandRejected'}
         '413': {$ref: '#/components/responses/BodyTooLarge'}
         '415': {$ref: '#/components/responses/UnsupportedMediaType'}
@@ -286,73 +354,5 @@ components:
             properties: {error: {properties: {code: {enum: [unknown_table, no_route]}}}}
     RowNotFound:
       description: '`not_found` (no such row, or only its tombstone), `unknown_table`; `no_route` for a path that is not a route.'
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/Error'
-            properties: {error: {properties: {code: {enum: [not_found, unknown_table, no_route]}}}}
-    UnknownMigration:
-      description: '`unknown_migration`; `no_route` for a path that is not a route.'
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/Error'
-            properties: {error: {properties: {code: {enum: [unknown_migration, no_route]}}}}
-    Unauthorized:
-      description: '`unauthorized`: no `Authorization: Bearer <admin token>`, or another token.'
-      headers:
-        WWW-Authenticate: {$ref: '#/components/headers/WWWAuthenticate'}
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/Error'
-            properties: {error: {properties: {code: {const: unauthorized}}}}
-    BodyTooLarge:
-      description: '`body_too_large`: the body is over 1 MiB (1048576 bytes).'
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/Error'
-            properties: {error: {properties: {code: {const: body_too_large}}}}
-    UnsupportedMediaType:
-      description: '`unsupported_media_type`: a `Content-Type` other than `application/json` (with or without parameters).'
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/Error'
-            properties: {error: {properties: {code: {const: unsupported_media_type}}}}
-    RowUnavailable:
-      description: |
-        `range_moving` (the key's range is cutting over and the write was held past 2 s, or a fence
-        refused it), `shard_unavailable` (the owning shard failed), `unknown_shard` (a newer map names a
-        shard this router cannot find). Retry after `Retry-After` seconds.
-      headers:
-        Retry-After: {$ref: '#/components/headers/RetryAfter'}
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/Error'
-            properties: {error: {properties: {code: {enum: [range_moving, shard_unavailable, unknown_shard]}}}}
-
-  schemas:
-    Error:
-      type: object
-      description: Every error answer.
-      required: [error]
-      additionalProperties: false
-      properties:
-        error:
-          type: object
-          required: [code, message]
-          additionalProperties: false
-          properties:
-            code: {type: string, pattern: '^[a-z0-9_]+$', description: A stable snake_case code.}
-            message: {type: string, description: A sentence for humans.}
-
-    UInt64:
-      type: integer
-      minimum: 0
-      maximum: 18446744073709551615
-      description: An unsigned 64-bit integer, as a JSON number.
 """####
 }

@@ -4,6 +4,74 @@
 extension OpenAPIDocument {
     /// Lines 1051… of the document.
     static let part4 = ####"""
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+            properties: {error: {properties: {code: {enum: [not_found, unknown_table, no_route]}}}}
+    UnknownMigration:
+      description: '`unknown_migration`; `no_route` for a path that is not a route.'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+            properties: {error: {properties: {code: {enum: [unknown_migration, no_route]}}}}
+    Unauthorized:
+      description: '`unauthorized`: no `Authorization: Bearer <admin token>`, or another token.'
+      headers:
+        WWW-Authenticate: {$ref: '#/components/headers/WWWAuthenticate'}
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+            properties: {error: {properties: {code: {const: unauthorized}}}}
+    BodyTooLarge:
+      description: '`body_too_large`: the body is over 1 MiB (1048576 bytes).'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+            properties: {error: {properties: {code: {const: body_too_large}}}}
+    UnsupportedMediaType:
+      description: '`unsupported_media_type`: a `Content-Type` other than `application/json` (with or without parameters).'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+            properties: {error: {properties: {code: {const: unsupported_media_type}}}}
+    RowUnavailable:
+      description: |
+        `range_moving` (the key's range is cutting over and the write was held past 2 s, or a fence
+        refused it), `shard_unavailable` (the owning shard failed), `unknown_shard` (a newer map names a
+        shard this router cannot find). Retry after `Retry-After` seconds.
+      headers:
+        Retry-After: {$ref: '#/components/headers/RetryAfter'}
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+            properties: {error: {properties: {code: {enum: [range_moving, shard_unavailable, unknown_shard]}}}}
+
+  schemas:
+    Error:
+      type: object
+      description: Every error answer.
+      required: [error]
+      additionalProperties: false
+      properties:
+        error:
+          type: object
+          required: [code, message]
+          additionalProperties: false
+          properties:
+            code: {type: string, pattern: '^[a-z0-9_]+$', description: A stable snake_case code.}
+            message: {type: string, description: A sentence for humans.}
+
+    UInt64:
+      type: integer
+      minimum: 0
+      maximum: 18446744073709551615
+      description: An unsigned 64-bit integer, as a JSON number.
     Count:
       type: integer
       minimum: 0
@@ -197,162 +265,94 @@ extension OpenAPIDocument {
           description: Every range of the map, sorted; they tile the hash space exactly once.
           items: {$ref: '#/components/schemas/RangeAssignment'}
 
-    LoadReport:
+    Dashboard:
       type: object
-      required: [router, routers, window_ms, windows, signal, generation, shards, max_over_mean, predicted_max_over_mean, finding]
+      required: [version, now_ms, generation, router, ranges, shards, history, routers, latency]
       additionalProperties: false
       properties:
-        router: {type: string, description: The router that answered.}
-        routers: {type: array, items: {type: string}, description: 'The routers whose load is counted: the one that answered, then every other that reported in the last minute.'}
-        window_ms: {$ref: '#/components/schemas/UInt64'}
-        windows: {$ref: '#/components/schemas/Count', description: Complete windows judged.}
-        signal: {type: string, enum: [requests, bytes, time]}
+        version: {type: string, description: This build's version.}
+        now_ms: {$ref: '#/components/schemas/UInt64'}
         generation: {$ref: '#/components/schemas/UInt64'}
-        shards:
-          type: array
-          description: Every shard of the map, busiest first.
-          items: {$ref: '#/components/schemas/ShardLoad'}
-        max_over_mean: {type: number, minimum: 0, description: The busiest shard's load over the mean (1 when there is none).}
-        predicted_max_over_mean: {type: [number, 'null'], minimum: 0, description: The same after the proposed move.}
-        finding: {$ref: '#/components/schemas/LoadFinding'}
-    ShardLoad:
+        router: {type: string, description: The router that answered.}
+        ranges: {type: array, items: {$ref: '#/components/schemas/RangeAssignment'}}
+        shards: {type: array, items: {$ref: '#/components/schemas/DashboardShard'}}
+        migration: {$ref: '#/components/schemas/DashboardMigration'}
+        history: {type: array, items: {$ref: '#/components/schemas/DashboardRun'}, description: Every migration, oldest first.}
+        routers: {type: array, items: {$ref: '#/components/schemas/DashboardRouter'}, description: 'The routers heard from in the last 15 s, the answering one first.'}
+        latency: {type: array, items: {$ref: '#/components/schemas/DashboardSecond'}, description: 'The answering router''s foreground latency per complete second, the last five minutes; seconds without requests are absent.'}
+    DashboardShard:
       type: object
-      required: [shard, load, share, top_keys]
+      required: [id, backend, rows, bytes, fraction, requests_per_second]
       additionalProperties: false
       properties:
-        shard: {$ref: '#/components/schemas/ShardID'}
-        load: {type: number, minimum: 0}
-        share: {type: number, minimum: 0, maximum: 1}
-        top_keys:
-          type: array
-          items: {$ref: '#/components/schemas/TopKey'}
-    TopKey:
+        id: {$ref: '#/components/schemas/ShardID'}
+        backend: {type: string}
+        rows: {$ref: '#/components/schemas/Count'}
+        bytes: {$ref: '#/components/schemas/Count'}
+        fraction: {type: number, minimum: 0, maximum: 1}
+        requests_per_second: {type: number, minimum: 0}
+        p99_ms: {type: number, minimum: 0, description: Absent without requests lately.}
+        change_capture: {type: string}
+    DashboardMove:
       type: object
-      required: [key, count, error]
+      required: [start, end, from, to]
       additionalProperties: false
       properties:
-        key: {type: string, description: '`table/key`.'}
-        count: {$ref: '#/components/schemas/UInt64', description: An upper bound of its requests.}
-        error: {$ref: '#/components/schemas/UInt64', description: 'The possible overcount: `count - error` is a lower bound.'}
-    LoadFinding:
+        start: {$ref: '#/components/schemas/HashStart'}
+        end: {$ref: '#/components/schemas/HashEnd'}
+        from: {$ref: '#/components/schemas/ShardID'}
+        to: {$ref: '#/components/schemas/ShardID'}
+    DashboardMigration:
       type: object
-      required: [kind, shard, key, share, hot_windows, range, advice]
+      description: 'The migration under way, else the last one; the admin route `GET /v1/migrations/{id}` has the rest (error texts, mismatched keys, shadow-read keys, aggregates).'
+      required: [id, kind, strategy, phase, erring, phases, from_generation, to_generation, moves, rows_copied, bytes_copied, copy_tasks_done, copy_tasks, lag_ms, throttle, verification, canary, gates, approved, write_pauses, bake_ms]
       additionalProperties: false
       properties:
-        kind: {type: string, enum: [not_enough_data, balanced, warming, hot_key, move, no_worthwhile_move]}
-        shard: {type: [string, 'null'], description: The hot shard.}
-        key: {type: [string, 'null'], description: 'The hot key (`hot_key`).'}
-        share: {type: [number, 'null'], minimum: 0, maximum: 1, description: 'Its guaranteed share of the shard''s requests (`hot_key`).'}
-        hot_windows: {type: [integer, 'null'], minimum: 0, description: 'Windows it was hot in (`warming`).'}
-        range:
-          oneOf:
-            - {$ref: '#/components/schemas/RangeAssignment'}
-            - {type: 'null'}
-          description: 'The range to move and the shard to move it to (`move`).'
-        advice: {type: string}
-
-    CreateMigration:
-      type: object
-      required: [kind]
-      properties:
+        id: {type: string}
         kind: {$ref: '#/components/schemas/MigrationKind'}
-        shard:
-          type: string
-          description: 'The shard: added (`add_shard`), removed (`remove_shard`), or receiving the range (`move_range`); ignored by `rebalance` (`400 missing_shard`, `400 invalid_shard_id`).'
-        table:
-          type: string
-          description: '`change_shard_key`: the table whose rows are placed again (`400 missing_table`, `400 invalid_table_name`, `404 unknown_table`).'
-          examples: [orders]
-        shard_key:
-          type: string
-          description: '`change_shard_key`: the field that places the table''s rows from the switch on, a field of every row holding a string or an integer (`400 missing_shard_key`, `400 invalid_shard_key`, `400 same_shard_key`, `409 rows_without_shard_key` when some rows have no usable value: the dry run counts them and names up to ten).'
-          examples: [customer_id]
-        start:
-          type: string
-          pattern: '^(0[xX][0-9a-fA-F]+|[0-9]+)$'
-          description: '`move_range`: the inclusive start, `0x` hex or decimal digits (no sign, no spaces).'
-          examples: ['0x0000000000000000']
-        end:
-          type: string
-          pattern: '^(0[xX][0-9a-fA-F]+|[0-9]+)$'
-          description: '`move_range`: the exclusive end, `0x` hex or decimal digits, at most `0x10000000000000000` (18446744073709551616).'
-          examples: ['0x1000000000000000']
-        signal:
-          type: string
-          enum: [rows, requests, bytes, time, mix]
-          description: '`rebalance`: what to even out, `rows` (the default: measured row hashes), one load signal of the routers (their last 10 complete one-second windows, merged), or `mix` by `weights`. `split_hot_range`: the signal that finds the hot range (`requests` by default; `rows` and `mix` are refused).'
-        weights:
-          type: object
-          additionalProperties: false
-          description: '`rebalance` with `signal: mix`: each part counts as its share of its own total, times its weight (0…1000, at least one above 0); a missing weight is 0.'
-          properties:
-            rows: {type: number, minimum: 0, maximum: 1000}
-            requests: {type: number, minimum: 0, maximum: 1000}
-            bytes: {type: number, minimum: 0, maximum: 1000}
-            time: {type: number, minimum: 0, maximum: 1000}
-        strategy:
-          type: string
-          enum: [cdc_backfill, dual_write, write_new_read_old, routing_first, traffic_replay]
-          default: cdc_backfill
-          description: |
-            How data moves while clients use it (README, "Strategies"). `cdc_backfill`: a chunked copy and
-            the changelog, writes on the old owner until the cutover. `dual_write`: from `dual_writing` on,
-            routers write each client write to the old owner, then to the new owner at the same version.
-            `traffic_replay`: from `recording` on, routers record each client write in a log the migrator
-            replays on the new owner after the copy. `write_new_read_old` and `routing_first` switch the map
-            first: writes go to the new owners (copying the old row first where it is missing), reads take the newer
-            of both owners or fall back to the old owner and copy on access, while a mover copies the rest. Strategies not yet available are refused with `400 unsupported_strategy`.
-        dry_run:
-          type: boolean
-          default: false
-          description: Plan only; change nothing.
-        options: {$ref: '#/components/schemas/MigrationOptions'}
-    MigrationOptions:
+        strategy: {$ref: '#/components/schemas/Strategy'}
+        phase: {$ref: '#/components/schemas/Phase'}
+        erring: {type: boolean, description: Whether a step failed lately (it is retried; the reason is on the admin route).}
+        phases: {$ref: '#/components/schemas/MigrationDetail/properties/phases'}
+        from_generation: {$ref: '#/components/schemas/UInt64'}
+        to_generation: {$ref: '#/components/schemas/UInt64'}
+        moves: {type: array, items: {$ref: '#/components/schemas/DashboardMove'}}
+        rows_copied: {$ref: '#/components/schemas/Count'}
+        rows_estimated: {$ref: '#/components/schemas/Count'}
+        bytes_copied: {$ref: '#/components/schemas/Count'}
+        bytes_estimated: {$ref: '#/components/schemas/Count'}
+        copy_tasks_done: {$ref: '#/components/schemas/Count'}
+        copy_tasks: {$ref: '#/components/schemas/Count'}
+        lag_changes: {$ref: '#/components/schemas/Count'}
+        lag_ms: {$ref: '#/components/schemas/UInt64'}
+        throttle: {$ref: '#/components/schemas/MigrationDetail/properties/throttle'}
+        verification: {type: array, items: {$ref: '#/components/schemas/MoveVerification'}}
+        verified: {type: boolean}
+        canary: {$ref: '#/components/schemas/CanaryState'}
+        shadow_reads: {$ref: '#/components/schemas/ShadowReads'}
+        awaiting_approval: {$ref: '#/components/schemas/MigrationDetail/properties/awaiting_approval'}
+        gates: {type: array, items: {$ref: '#/components/schemas/Gate'}}
+        approved: {type: array, items: {$ref: '#/components/schemas/Gate'}}
+        cutover_step: {type: string, enum: [hold, fence, drain, publish, release]}
+        write_pauses: {$ref: '#/components/schemas/MigrationDetail/properties/write_pauses'}
+        bake_ms: {$ref: '#/components/schemas/UInt64'}
+        bake_until_ms: {$ref: '#/components/schemas/UInt64'}
+    DashboardRun:
       type: object
-      description: |
-        An option of the wrong type or out of its bounds, and a member that is not an option, is
-        `400 invalid_option`, whose message names it.
+      required: [id, kind, phase, rows_copied]
       additionalProperties: false
       properties:
-        chunk_rows: {type: integer, minimum: 1, maximum: 1000000, default: 1000, description: Rows per copy chunk.}
-        max_lag_changes: {type: integer, minimum: 1, maximum: 1000000, default: 100, description: Catch-up is done when every old owner's backlog is at most this many changes …}
-        max_lag_ms: {type: integer, minimum: 0, maximum: 31536000000, default: 1000, description: … and its oldest unapplied change is at most this old.}
-        bake_ms: {type: integer, minimum: 0, maximum: 31536000000, default: 600000, description: How long reverse replication keeps the old owners current before cleanup.}
-        cleanup_chunk_rows: {type: integer, minimum: 1, maximum: 1000000, default: 1000, description: Rows deleted per cleanup chunk.}
-        max_rows_per_second: {type: integer, minimum: 1, maximum: 1000000, description: 'A ceiling on copied rows per second (default: none).'}
-        latency_factor:
-          type: number
-          default: 2
-          description: Slow the copy when the router's p99 passes this multiple of its baseline; 0 turns it off; else 1.1…100.
-          anyOf:
-            - const: 0
-            - {minimum: 1.1, maximum: 100}
-        tombstone_grace_ms: {type: integer, minimum: 0, maximum: 31536000000, default: 600000, description: Cleanup purges tombstones older than its start minus this.}
-        verify_subranges: {type: integer, minimum: 1, maximum: 65536, default: 256, description: Sub-ranges each move is compared in.}
-        max_repair_passes: {type: integer, minimum: 1, maximum: 10, default: 3, description: Compare-and-repair passes before verification fails the migration.}
-        checks:
-          type: array
-          description: Aggregate checks, `table.field` (`400 invalid_option`; an unknown table is `400 unknown_table`).
-          items: {type: string, pattern: '^[a-z][a-z0-9_]{0,62}\.[A-Za-z_][A-Za-z0-9_]{0,62}$'}
-        canary_steps:
-          type: array
-          description: Strictly rising percentages in (0, 100] of the moving ranges' reads to shadow-read, `[]` for no canary.
-          default: [1, 10, 50, 100]
-          maxItems: 100
-          items: {type: number, exclusiveMinimum: 0, maximum: 100}
-        canary_step_ms: {type: integer, minimum: 0, maximum: 86400000, default: 30000, description: How long each canary step lasts (at most a day).}
-        read_steps:
-          type: array
-          description: '`write_new_read_old` only (`400 invalid_option` otherwise): strictly rising percentages in (0, 100] of the moving ranges'' reads the new owners serve alone after a clean verification, one step each `read_step_ms`; `[]` or absent: all at once.'
-          maxItems: 100
-          items: {type: number, exclusiveMinimum: 0, maximum: 100}
-        read_step_ms: {type: integer, minimum: 0, maximum: 86400000, default: 30000, description: How long each read step lasts (at most a day).}
-        max_read_error_rate: {type: number, minimum: 0, maximum: 1, default: 0.01, description: 'A router sends its reads back (and the migration fails) when more than this share of the reads it served from the new owners failed, once it served 100.'}
-        max_read_latency_factor: {type: number, minimum: 1.1, maximum: 100, default: 2, description: 'A router sends its reads back (and the migration fails) when the served reads'' p99 passes this multiple of the old path''s (both owners) by over a millisecond, once it timed 200 of each.'}
-        gates:
-          type: array
-          description: Phases the migration waits before until an operator approves.
-          items: {$ref: '#/components/schemas/GateRequest'}
-        failed_stream_retention_ms: {type: integer, minimum: 0, maximum: 604800000, default: 900000, description: How long a migration that failed before the switch keeps its change streams (at most a week).}
+        id: {type: string}
+        kind: {$ref: '#/components/schemas/MigrationKind'}
+        phase: {$ref: '#/components/schemas/Phase'}
+        started_ms: {$ref: '#/components/schemas/UInt64'}
+        ended_ms: {$ref: '#/components/schemas/UInt64'}
+        rows_copied: {$ref: '#/components/schemas/Count'}
+    DashboardRouter:
+      type: object
+      required: [name, age_ms]
+      additionalProperties: false
+      properties:
+        name: {type: string}
 """####
 }

@@ -4,6 +4,176 @@
 extension OpenAPIDocument {
     /// Lines 1751… of the document.
     static let part6 = ####"""
+        served_p99_ms: {type: [number, 'null'], minimum: 0}
+        old_path_p99_ms: {type: [number, 'null'], minimum: 0}
+        sent_back: {type: [string, 'null']}
+    Redirects:
+      type: object
+      description: 'The strategies that switch first: rows this server''s router copied onto a new owner on access, and reads an old owner answered.'
+      required: [copied, old_owner_reads]
+      additionalProperties: false
+      properties:
+        copied: {$ref: '#/components/schemas/Count'}
+        old_owner_reads: {$ref: '#/components/schemas/Count'}
+    MigrationDryRun:
+      type: object
+      required: [dry_run, plan]
+      additionalProperties: false
+      properties:
+        dry_run: {type: boolean, const: true}
+        plan: {$ref: '#/components/schemas/Plan'}
+    MigrationCreated:
+      type: object
+      required: [id, dry_run, plan]
+      additionalProperties: false
+      properties:
+        id: {type: string}
+        dry_run: {type: boolean, const: false}
+        plan: {$ref: '#/components/schemas/Plan'}
+    MigrationSummary:
+      type: object
+      required: [id, kind, phase, moves, rows_copied, rows_estimated, error, started_ms, ended_ms]
+      additionalProperties: false
+      properties:
+        id: {type: string}
+        kind:
+          description: '`unknown` for a migration whose journal cannot be read (see `UnreadableMigration`).'
+          oneOf:
+            - {$ref: '#/components/schemas/MigrationKind'}
+            - {type: string, const: unknown}
+        phase: {$ref: '#/components/schemas/Phase'}
+        moves: {$ref: '#/components/schemas/Count'}
+        rows_copied: {$ref: '#/components/schemas/Count'}
+        rows_estimated: {type: [integer, 'null'], minimum: 0}
+        error: {type: [string, 'null'], description: The last error, if a step is being retried or the migration failed.}
+        started_ms: {type: [integer, 'null'], minimum: 0, description: When it was created (wall milliseconds); null when unknown.}
+        ended_ms: {type: [integer, 'null'], minimum: 0, description: 'When it ended `done` or `rolled_back` (wall milliseconds); null until then (a failed migration has not ended).'}
+    UnreadableMigration:
+      type: object
+      description: |
+        A migration whose journal this build cannot read: it stands failed with the reason in `error`,
+        and commands on it are refused (`409 command_rejected`). Nothing else about it is known.
+      required: [id, kind, phase, moves, rows_copied, rows_estimated, error, started_ms, ended_ms]
+      additionalProperties: false
+      properties:
+        id: {type: string}
+        kind: {type: string, const: unknown}
+        phase: {type: string, const: failed}
+        moves: {type: integer, const: 0}
+        rows_copied: {type: integer, const: 0}
+        rows_estimated: {type: 'null'}
+        error: {type: string}
+        started_ms: {type: 'null'}
+        ended_ms: {type: 'null'}
+    MigrationList:
+      type: object
+      required: [migrations]
+      additionalProperties: false
+      properties:
+        migrations:
+          type: array
+          items: {$ref: '#/components/schemas/MigrationSummary'}
+    StreamProgress:
+      type: object
+      required: [position, backlog, lag_ms]
+      additionalProperties: false
+      properties:
+        position: {$ref: '#/components/schemas/UInt64', description: The last changelog position applied.}
+        backlog: {type: [integer, 'null'], minimum: 0, description: Changes behind the head at the last read; null when not read yet.}
+        lag_ms: {$ref: '#/components/schemas/UInt64', description: Age of the oldest unapplied change.}
+    CanaryState:
+      type: object
+      required: [steps, step_ms, step, percent, passed, step_ends_ms]
+      additionalProperties: false
+      properties:
+        steps:
+          type: array
+          items: {type: number}
+        step_ms: {$ref: '#/components/schemas/UInt64'}
+        step: {type: [integer, 'null'], minimum: 0, description: The current step's index, in the canary phase.}
+        percent: {type: [number, 'null'], description: The share of reads shadow-read now.}
+        passed: {type: boolean}
+        step_ends_ms: {type: [integer, 'null'], minimum: 0, description: 'When the current step''s time is up (wall milliseconds), in the canary phase; it passes then, once every router''s shadow reads up to it were checked.'}
+    ShadowComparison:
+      type: object
+      required: [table, pk, source_version, target_version, result, at_ms]
+      additionalProperties: false
+      properties:
+        table: {$ref: '#/components/schemas/TableName'}
+        pk: {type: string}
+        source_version: {type: [integer, 'null'], minimum: 0, maximum: 18446744073709551615}
+        target_version: {type: [integer, 'null'], minimum: 0, maximum: 18446744073709551615}
+        result: {type: string, enum: [match, lag, missing_on_target, extra_on_target, older_on_target, newer_on_target, corrupt]}
+        at_ms: {$ref: '#/components/schemas/UInt64'}
+    ShadowReads:
+      type: object
+      required: [active, halted, percent, reads, matches, lag, mismatches, errors, latency_delta_p50_us, latency_delta_p99_us, recent]
+      additionalProperties: false
+      properties:
+        active: {type: boolean}
+        halted: {type: boolean}
+        percent: {type: number}
+        reads: {$ref: '#/components/schemas/Count'}
+        matches: {$ref: '#/components/schemas/Count'}
+        lag: {$ref: '#/components/schemas/Count'}
+        mismatches: {$ref: '#/components/schemas/Count'}
+        errors: {$ref: '#/components/schemas/Count'}
+        latency_delta_p50_us: {type: [integer, 'null'], description: New-owner minus old-owner read latency, microseconds (may be negative).}
+        latency_delta_p99_us: {type: [integer, 'null']}
+        recent:
+          type: array
+          description: The last non-matching reads, newest first.
+          items: {$ref: '#/components/schemas/ShadowComparison'}
+    AggregateSide:
+      type: object
+      required: [rows, numeric, sum]
+      additionalProperties: false
+      properties:
+        rows: {$ref: '#/components/schemas/Count'}
+        numeric: {$ref: '#/components/schemas/Count'}
+        sum: {type: string, description: The exact decimal sum.}
+    AggregateResult:
+      type: object
+      required: [check, old, new, matches]
+      additionalProperties: false
+      properties:
+        check: {type: string}
+        old: {$ref: '#/components/schemas/AggregateSide'}
+        new: {$ref: '#/components/schemas/AggregateSide'}
+        matches: {type: boolean}
+    VerificationSummary:
+      type: object
+      required: [verifications, passed, at_ms, ms, moves, rows_compared, subranges, mismatched_subranges, differences, repaired, unresolved, aggregates]
+      additionalProperties: false
+      properties:
+        verifications: {$ref: '#/components/schemas/Count'}
+        passed: {type: boolean}
+        at_ms: {$ref: '#/components/schemas/UInt64'}
+        ms: {$ref: '#/components/schemas/Millis'}
+        moves: {$ref: '#/components/schemas/Count'}
+        rows_compared: {$ref: '#/components/schemas/Count'}
+        subranges: {$ref: '#/components/schemas/Count'}
+        mismatched_subranges: {$ref: '#/components/schemas/Count'}
+        differences: {$ref: '#/components/schemas/DiffCounts'}
+        repaired: {$ref: '#/components/schemas/Count'}
+        unresolved: {$ref: '#/components/schemas/Count'}
+        aggregates:
+          type: array
+          items: {$ref: '#/components/schemas/AggregateResult'}
+    MigrationDetail:
+      type: object
+      required: [id, kind, phase, moves, rows_copied, rows_estimated, error, started_ms, ended_ms, interrupted, from_generation, to_generation,
+        copy_tasks_done, copy_tasks, forward, reverse, change_capture, cutover_step, cutover_attempts, phases, cutover_steps,
+        throttle, write_pauses, rows_deleted, tombstones_purged, rollback_step, mismatches, awaiting_approval, gates, approved,
+        bake_ms, bake_until_ms, canary, shadow_reads, verification, strategy, routes, second_writes, replay, reads, redirects]
+      additionalProperties: false
+      properties:
+        id: {type: string}
+        kind: {$ref: '#/components/schemas/MigrationKind'}
+        phase: {$ref: '#/components/schemas/Phase'}
+        moves: {$ref: '#/components/schemas/Count'}
+        rows_copied: {$ref: '#/components/schemas/Count'}
+        rows_estimated: {type: [integer, 'null'], minimum: 0}
         error: {type: [string, 'null']}
         started_ms: {type: [integer, 'null'], minimum: 0, description: When it was created (wall milliseconds).}
         ended_ms: {type: [integer, 'null'], minimum: 0, description: 'When it ended `done` or `rolled_back` (wall milliseconds); null until then.'}
@@ -184,36 +354,5 @@ extension OpenAPIDocument {
       type: object
       properties:
         gate:
-          $ref: '#/components/schemas/GateRequest'
-          description: 'The gate to approve (`400 invalid_gate`); default: the one the migration waits at.'
-    ChangeMigrationSettings:
-      type: object
-      description: At least one member; any other member is `400 invalid_option`.
-      minProperties: 1
-      additionalProperties: false
-      properties:
-        max_rows_per_second: {type: integer, minimum: 1, maximum: 1000000, description: A new ceiling on copied rows per second.}
-        bake_ms: {type: integer, minimum: 0, maximum: 31536000000, description: 'A new bake length (at most a year); a bake under way ends this long after it began.'}
-    MigrationSettingsChanged:
-      type: object
-      required: [id, phase, max_rows_per_second, bake_ms, bake_until_ms]
-      additionalProperties: false
-      properties:
-        id: {type: string}
-        phase: {$ref: '#/components/schemas/Phase'}
-        max_rows_per_second: {type: [integer, 'null'], minimum: 1, description: The ceiling in force; null for none.}
-        bake_ms: {$ref: '#/components/schemas/UInt64'}
-        bake_until_ms: {type: [integer, 'null'], minimum: 0, description: When the bake ends (wall milliseconds), once it began.}
-    CommandResult:
-      type: object
-      required: [id, phase]
-      additionalProperties: false
-      properties:
-        id: {type: string}
-        phase:
-          description: The phase after the command (`unknown` if the migration vanished meanwhile).
-          oneOf:
-            - {$ref: '#/components/schemas/Phase'}
-            - {type: string, const: unknown}
 """####
 }

@@ -5,5 +5,5 @@
 enum OpenAPIDocument {
     /// The document's YAML text, byte for byte the repository's `openapi.yaml` (its parts
     /// end without their last line break).
-    static let yaml = [part1, part2, part3, part4, part5, part6].joined(separator: "\n")
+    static let yaml = [part1, part2, part3, part4, part5, part6, part7].joined(separator: "\n")
 }

@@ -5,7 +5,7 @@ import ReshardAPI
 enum WireSamples {
     typealias Sample = WireSchemaTests.Sample
 
-    static let all: [Sample] = service + admin + migrations + status + proof
+    static let all: [Sample] = service + admin + migrations + status + proof + dashboard
 
     static let service: [Sample] = [
         Sample(schema: "Error", minimal: API.ErrorBody(code: "c", message: "m"), full: API.ErrorBody(code: "c", message: "m")),
