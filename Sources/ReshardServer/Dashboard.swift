@@ -87,14 +87,18 @@ actor DashboardSource {
             API.Dashboard.Router(name: $0.name, generation: $0.generation, leader: $0.leader, ageMs: $0.ageMillis)
         }
         let since = now / 1_000 - min(now / 1_000, Self.chartSeconds)
-        let latency = router.foregroundLatency(from: since).map {
-            API.Dashboard.Second(
-                atMs: $0.second * 1_000, requests: $0.count, p50Ms: Double($0.p50Micros) / 1_000, p99Ms: Double($0.p99Micros) / 1_000,
-                maxMs: Double($0.maxMicros) / 1_000)
-        }
+        let latency = router.foregroundLatency(from: since).map(API.Dashboard.Second.init)
         return API.Dashboard(
             version: BuildInfo.version, nowMs: now, generation: map.generation, router: router.name,
             ranges: map.assignments.map { API.RangeAssignment(start: $0.range.startHex, end: $0.range.endHex, shard: $0.shard.rawValue) },
             shards: shards, migration: migration, history: history, routers: routers, latency: latency)
+    }
+}
+
+extension API.Dashboard.Second {
+    init(_ second: LatencySecond) {
+        self.init(
+            atMs: second.second * 1_000, requests: second.count, p50Ms: Double(second.p50Micros) / 1_000,
+            p99Ms: Double(second.p99Micros) / 1_000, maxMs: Double(second.maxMicros) / 1_000)
     }
 }

@@ -27,7 +27,8 @@ extension OpenAPIDocument {
       tags: [migrations]
       summary: The last verification's full report.
       description: |
-        Any other report name (`GET /v1/migrations/{id}/{name}`) is `404 unknown_report`.
+        The other report is `GET /v1/migrations/{id}/report`; any other name
+        (`GET /v1/migrations/{id}/{name}`) is `404 unknown_report`.
       security: [{bearer: []}]
       responses:
         '200': {$ref: '#/components/responses/Verification'}
@@ -41,6 +42,38 @@ extension OpenAPIDocument {
       security: [{bearer: []}]
       responses:
         '200': {$ref: '#/components/responses/Verification'}
+        '400': {$ref: '#/components/responses/InvalidPath'}
+        '401': {$ref: '#/components/responses/Unauthorized'}
+        '404': {$ref: '#/components/responses/UnknownMigration'}
+
+  /v1/migrations/{id}/report:
+    parameters:
+      - $ref: '#/components/parameters/MigrationID'
+    get:
+      operationId: getMigrationReport
+      tags: [migrations]
+      summary: What `reshard migrate report` draws.
+      description: |
+        The migration's full status, the bytes it copied and expected, and the answering router's
+        foreground latency per second from a minute before the migration began to a minute after it
+        ended (as far as the router still holds it: its last hour since it started).
+      security: [{bearer: []}]
+      responses:
+        '200':
+          description: The report.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/MigrationReport'}
+        '400': {$ref: '#/components/responses/InvalidPath'}
+        '401': {$ref: '#/components/responses/Unauthorized'}
+        '404': {$ref: '#/components/responses/UnknownMigration'}
+    head:
+      operationId: headMigrationReport
+      tags: [migrations]
+      summary: GET of the report without a body.
+      security: [{bearer: []}]
+      responses:
+        '200': {description: 'As GET, without a body.'}
         '400': {$ref: '#/components/responses/InvalidPath'}
         '401': {$ref: '#/components/responses/Unauthorized'}
         '404': {$ref: '#/components/responses/UnknownMigration'}
@@ -321,38 +354,5 @@ components:
       description: '`invalid_table_name`, `invalid_pk`, `invalid_shard_key`, `missing_shard_key`, `invalid_path`, `invalid_query` (a malformed `%`-escape or non-UTF-8 text in the query, or a parameter given twice), `invalid_request` (a shard refused the key).'
       content:
         application/json:
-          schema:
-            $ref: '#/components/schemas/Error'
-            properties: {error: {properties: {code: {enum: [invalid_table_name, invalid_pk, invalid_shard_key, missing_shard_key, invalid_path, invalid_query, invalid_request]}}}}
-    ListBadRequest:
-      description: '`invalid_table_name`, `missing_shard_key`, `invalid_shard_key`, `invalid_limit`, `invalid_path`, `invalid_query` (a malformed `%`-escape or non-UTF-8 text in the query, or a parameter given twice), `invalid_request` (a shard refused the key).'
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/Error'
-            properties: {error: {properties: {code: {enum: [invalid_table_name, missing_shard_key, invalid_shard_key, invalid_limit, invalid_path, invalid_query, invalid_request]}}}}
-    MissingPrimaryKey:
-      description: '`invalid_pk`: the primary key must not be empty.'
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/Error'
-            properties: {error: {properties: {code: {const: invalid_pk}}}}
-    InvalidPath:
-      description: '`invalid_path`: a malformed `%`-escape in the path.'
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/Error'
-            properties: {error: {properties: {code: {const: invalid_path}}}}
-    TableNotFound:
-      description: '`unknown_table`; `no_route` for a path that is not a route.'
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/Error'
-            properties: {error: {properties: {code: {enum: [unknown_table, no_route]}}}}
-    RowNotFound:
-      description: '`not_found` (no such row, or only its tombstone), `unknown_table`; `no_route` for a path that is not a route.'
 """####
 }

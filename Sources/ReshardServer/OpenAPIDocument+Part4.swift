@@ -4,6 +4,39 @@
 extension OpenAPIDocument {
     /// Lines 1051… of the document.
     static let part4 = ####"""
+          schema:
+            $ref: '#/components/schemas/Error'
+            properties: {error: {properties: {code: {enum: [invalid_table_name, invalid_pk, invalid_shard_key, missing_shard_key, invalid_path, invalid_query, invalid_request]}}}}
+    ListBadRequest:
+      description: '`invalid_table_name`, `missing_shard_key`, `invalid_shard_key`, `invalid_limit`, `invalid_path`, `invalid_query` (a malformed `%`-escape or non-UTF-8 text in the query, or a parameter given twice), `invalid_request` (a shard refused the key).'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+            properties: {error: {properties: {code: {enum: [invalid_table_name, missing_shard_key, invalid_shard_key, invalid_limit, invalid_path, invalid_query, invalid_request]}}}}
+    MissingPrimaryKey:
+      description: '`invalid_pk`: the primary key must not be empty.'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+            properties: {error: {properties: {code: {const: invalid_pk}}}}
+    InvalidPath:
+      description: '`invalid_path`: a malformed `%`-escape in the path.'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+            properties: {error: {properties: {code: {const: invalid_path}}}}
+    TableNotFound:
+      description: '`unknown_table`; `no_route` for a path that is not a route.'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+            properties: {error: {properties: {code: {enum: [unknown_table, no_route]}}}}
+    RowNotFound:
+      description: '`not_found` (no such row, or only its tombstone), `unknown_table`; `no_route` for a path that is not a route.'
       content:
         application/json:
           schema:
@@ -265,6 +298,16 @@ extension OpenAPIDocument {
           description: Every range of the map, sorted; they tile the hash space exactly once.
           items: {$ref: '#/components/schemas/RangeAssignment'}
 
+    MigrationReport:
+      type: object
+      required: [migration, bytes_copied, router, latency]
+      additionalProperties: false
+      properties:
+        migration: {$ref: '#/components/schemas/MigrationDetail'}
+        bytes_copied: {$ref: '#/components/schemas/Count'}
+        bytes_estimated: {$ref: '#/components/schemas/Count'}
+        router: {type: string, description: The router whose latency this is.}
+        latency: {type: array, items: {$ref: '#/components/schemas/DashboardSecond'}}
     Dashboard:
       type: object
       required: [version, now_ms, generation, router, ranges, shards, history, routers, latency]
@@ -311,48 +354,5 @@ extension OpenAPIDocument {
         id: {type: string}
         kind: {$ref: '#/components/schemas/MigrationKind'}
         strategy: {$ref: '#/components/schemas/Strategy'}
-        phase: {$ref: '#/components/schemas/Phase'}
-        erring: {type: boolean, description: Whether a step failed lately (it is retried; the reason is on the admin route).}
-        phases: {$ref: '#/components/schemas/MigrationDetail/properties/phases'}
-        from_generation: {$ref: '#/components/schemas/UInt64'}
-        to_generation: {$ref: '#/components/schemas/UInt64'}
-        moves: {type: array, items: {$ref: '#/components/schemas/DashboardMove'}}
-        rows_copied: {$ref: '#/components/schemas/Count'}
-        rows_estimated: {$ref: '#/components/schemas/Count'}
-        bytes_copied: {$ref: '#/components/schemas/Count'}
-        bytes_estimated: {$ref: '#/components/schemas/Count'}
-        copy_tasks_done: {$ref: '#/components/schemas/Count'}
-        copy_tasks: {$ref: '#/components/schemas/Count'}
-        lag_changes: {$ref: '#/components/schemas/Count'}
-        lag_ms: {$ref: '#/components/schemas/UInt64'}
-        throttle: {$ref: '#/components/schemas/MigrationDetail/properties/throttle'}
-        verification: {type: array, items: {$ref: '#/components/schemas/MoveVerification'}}
-        verified: {type: boolean}
-        canary: {$ref: '#/components/schemas/CanaryState'}
-        shadow_reads: {$ref: '#/components/schemas/ShadowReads'}
-        awaiting_approval: {$ref: '#/components/schemas/MigrationDetail/properties/awaiting_approval'}
-        gates: {type: array, items: {$ref: '#/components/schemas/Gate'}}
-        approved: {type: array, items: {$ref: '#/components/schemas/Gate'}}
-        cutover_step: {type: string, enum: [hold, fence, drain, publish, release]}
-        write_pauses: {$ref: '#/components/schemas/MigrationDetail/properties/write_pauses'}
-        bake_ms: {$ref: '#/components/schemas/UInt64'}
-        bake_until_ms: {$ref: '#/components/schemas/UInt64'}
-    DashboardRun:
-      type: object
-      required: [id, kind, phase, rows_copied]
-      additionalProperties: false
-      properties:
-        id: {type: string}
-        kind: {$ref: '#/components/schemas/MigrationKind'}
-        phase: {$ref: '#/components/schemas/Phase'}
-        started_ms: {$ref: '#/components/schemas/UInt64'}
-        ended_ms: {$ref: '#/components/schemas/UInt64'}
-        rows_copied: {$ref: '#/components/schemas/Count'}
-    DashboardRouter:
-      type: object
-      required: [name, age_ms]
-      additionalProperties: false
-      properties:
-        name: {type: string}
 """####
 }

@@ -4,6 +4,49 @@
 extension OpenAPIDocument {
     /// Lines 1401… of the document.
     static let part5 = ####"""
+        phase: {$ref: '#/components/schemas/Phase'}
+        erring: {type: boolean, description: Whether a step failed lately (it is retried; the reason is on the admin route).}
+        phases: {$ref: '#/components/schemas/MigrationDetail/properties/phases'}
+        from_generation: {$ref: '#/components/schemas/UInt64'}
+        to_generation: {$ref: '#/components/schemas/UInt64'}
+        moves: {type: array, items: {$ref: '#/components/schemas/DashboardMove'}}
+        rows_copied: {$ref: '#/components/schemas/Count'}
+        rows_estimated: {$ref: '#/components/schemas/Count'}
+        bytes_copied: {$ref: '#/components/schemas/Count'}
+        bytes_estimated: {$ref: '#/components/schemas/Count'}
+        copy_tasks_done: {$ref: '#/components/schemas/Count'}
+        copy_tasks: {$ref: '#/components/schemas/Count'}
+        lag_changes: {$ref: '#/components/schemas/Count'}
+        lag_ms: {$ref: '#/components/schemas/UInt64'}
+        throttle: {$ref: '#/components/schemas/MigrationDetail/properties/throttle'}
+        verification: {type: array, items: {$ref: '#/components/schemas/MoveVerification'}}
+        verified: {type: boolean}
+        canary: {$ref: '#/components/schemas/CanaryState'}
+        shadow_reads: {$ref: '#/components/schemas/ShadowReads'}
+        awaiting_approval: {$ref: '#/components/schemas/MigrationDetail/properties/awaiting_approval'}
+        gates: {type: array, items: {$ref: '#/components/schemas/Gate'}}
+        approved: {type: array, items: {$ref: '#/components/schemas/Gate'}}
+        cutover_step: {type: string, enum: [hold, fence, drain, publish, release]}
+        write_pauses: {$ref: '#/components/schemas/MigrationDetail/properties/write_pauses'}
+        bake_ms: {$ref: '#/components/schemas/UInt64'}
+        bake_until_ms: {$ref: '#/components/schemas/UInt64'}
+    DashboardRun:
+      type: object
+      required: [id, kind, phase, rows_copied]
+      additionalProperties: false
+      properties:
+        id: {type: string}
+        kind: {$ref: '#/components/schemas/MigrationKind'}
+        phase: {$ref: '#/components/schemas/Phase'}
+        started_ms: {$ref: '#/components/schemas/UInt64'}
+        ended_ms: {$ref: '#/components/schemas/UInt64'}
+        rows_copied: {$ref: '#/components/schemas/Count'}
+    DashboardRouter:
+      type: object
+      required: [name, age_ms]
+      additionalProperties: false
+      properties:
+        name: {type: string}
         generation: {$ref: '#/components/schemas/UInt64'}
         leader: {type: boolean, description: Whether its process runs the migrations; absent when it runs no migrator.}
         age_ms: {$ref: '#/components/schemas/UInt64'}
@@ -311,48 +354,5 @@ extension OpenAPIDocument {
         `retried`, `reconcile`, `retry_error`).
       required: [active, written, queued, unqueued, waiting, retried, reconcile, retry_error]
       additionalProperties: false
-      properties:
-        active: {type: boolean}
-        written: {$ref: '#/components/schemas/Count'}
-        queued: {$ref: '#/components/schemas/Count'}
-        unqueued: {$ref: '#/components/schemas/Count', description: Failed second writes left to the changelog.}
-        waiting: {$ref: '#/components/schemas/Count', description: Failed second writes of every router waiting in the retry queue.}
-        retried: {$ref: '#/components/schemas/Count'}
-        reconcile: {type: boolean, description: 'Retries keep failing: the waiting writes are left to the changelog and verification.'}
-        retry_error: {type: [string, 'null']}
-    Replay:
-      type: object
-      description: |
-        `traffic_replay`: the writes every router recorded (`recorded`, `unrecorded`; each other router's as
-        of its latest report), and the migration's replay of them on the new owners.
-      required: [recorded, unrecorded, replayed, waiting, position]
-      additionalProperties: false
-      properties:
-        recorded: {$ref: '#/components/schemas/Count'}
-        unrecorded: {$ref: '#/components/schemas/Count', description: Client writes left to the changelog.}
-        replayed: {$ref: '#/components/schemas/Count'}
-        waiting: {type: [integer, 'null'], minimum: 0, description: Recorded writes not replayed yet; null before the first replay.}
-        position: {$ref: '#/components/schemas/UInt64'}
-    ReadServing:
-      type: object
-      description: |
-        `write_new_read_old`: the read steps (`read_steps`), where they are, and what this server's router served from
-        the new owners alone (`served`, failed ones included, and `errors`) beside the reads that took the old path
-        (both owners). `sent_back` says why the router sent its reads back, if it did.
-      required: [steps, step_ms, step, percent, max_error_rate, max_latency_factor, active, served, errors, old_path, served_p99_ms, old_path_p99_ms, sent_back]
-      additionalProperties: false
-      properties:
-        steps:
-          type: array
-          items: {type: number, exclusiveMinimum: 0, maximum: 100}
-        step_ms: {$ref: '#/components/schemas/UInt64'}
-        step: {type: [integer, 'null'], minimum: 0}
-        percent: {type: [number, 'null'], minimum: 0, maximum: 100}
-        max_error_rate: {type: number, minimum: 0, maximum: 1}
-        max_latency_factor: {type: number}
-        active: {type: boolean}
-        served: {$ref: '#/components/schemas/Count'}
-        errors: {$ref: '#/components/schemas/Count'}
-        old_path: {$ref: '#/components/schemas/Count'}
 """####
 }

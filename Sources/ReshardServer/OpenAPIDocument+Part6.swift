@@ -4,6 +4,49 @@
 extension OpenAPIDocument {
     /// Lines 1751… of the document.
     static let part6 = ####"""
+      properties:
+        active: {type: boolean}
+        written: {$ref: '#/components/schemas/Count'}
+        queued: {$ref: '#/components/schemas/Count'}
+        unqueued: {$ref: '#/components/schemas/Count', description: Failed second writes left to the changelog.}
+        waiting: {$ref: '#/components/schemas/Count', description: Failed second writes of every router waiting in the retry queue.}
+        retried: {$ref: '#/components/schemas/Count'}
+        reconcile: {type: boolean, description: 'Retries keep failing: the waiting writes are left to the changelog and verification.'}
+        retry_error: {type: [string, 'null']}
+    Replay:
+      type: object
+      description: |
+        `traffic_replay`: the writes every router recorded (`recorded`, `unrecorded`; each other router's as
+        of its latest report), and the migration's replay of them on the new owners.
+      required: [recorded, unrecorded, replayed, waiting, position]
+      additionalProperties: false
+      properties:
+        recorded: {$ref: '#/components/schemas/Count'}
+        unrecorded: {$ref: '#/components/schemas/Count', description: Client writes left to the changelog.}
+        replayed: {$ref: '#/components/schemas/Count'}
+        waiting: {type: [integer, 'null'], minimum: 0, description: Recorded writes not replayed yet; null before the first replay.}
+        position: {$ref: '#/components/schemas/UInt64'}
+    ReadServing:
+      type: object
+      description: |
+        `write_new_read_old`: the read steps (`read_steps`), where they are, and what this server's router served from
+        the new owners alone (`served`, failed ones included, and `errors`) beside the reads that took the old path
+        (both owners). `sent_back` says why the router sent its reads back, if it did.
+      required: [steps, step_ms, step, percent, max_error_rate, max_latency_factor, active, served, errors, old_path, served_p99_ms, old_path_p99_ms, sent_back]
+      additionalProperties: false
+      properties:
+        steps:
+          type: array
+          items: {type: number, exclusiveMinimum: 0, maximum: 100}
+        step_ms: {$ref: '#/components/schemas/UInt64'}
+        step: {type: [integer, 'null'], minimum: 0}
+        percent: {type: [number, 'null'], minimum: 0, maximum: 100}
+        max_error_rate: {type: number, minimum: 0, maximum: 1}
+        max_latency_factor: {type: number}
+        active: {type: boolean}
+        served: {$ref: '#/components/schemas/Count'}
+        errors: {$ref: '#/components/schemas/Count'}
+        old_path: {$ref: '#/components/schemas/Count'}
         served_p99_ms: {type: [number, 'null'], minimum: 0}
         old_path_p99_ms: {type: [number, 'null'], minimum: 0}
         sent_back: {type: [string, 'null']}
@@ -311,48 +354,5 @@ extension OpenAPIDocument {
         end: {oneOf: [{$ref: '#/components/schemas/HashEnd'}, {type: 'null'}]}
         source: {oneOf: [{$ref: '#/components/schemas/ShardID'}, {type: 'null'}]}
         target: {oneOf: [{$ref: '#/components/schemas/ShardID'}, {type: 'null'}]}
-        rows_compared: {$ref: '#/components/schemas/Count'}
-        subranges: {$ref: '#/components/schemas/Count'}
-        mismatched_subranges: {$ref: '#/components/schemas/Count'}
-        differences: {$ref: '#/components/schemas/DiffCounts'}
-        repaired: {$ref: '#/components/schemas/Count'}
-        passes: {$ref: '#/components/schemas/Count'}
-        clean: {type: boolean}
-        ms: {$ref: '#/components/schemas/Millis'}
-    VerificationReport:
-      oneOf:
-        - title: NotVerifiedYet
-          type: object
-          required: [id, phase, verifications, moves]
-          additionalProperties: false
-          properties:
-            id: {type: string}
-            phase: {$ref: '#/components/schemas/Phase'}
-            verifications: {type: integer, const: 0}
-            moves: {type: array, maxItems: 0}
-        - title: Verified
-          type: object
-          required: [id, phase, verifications, summary, positions, unresolved, moves]
-          additionalProperties: false
-          properties:
-            id: {type: string}
-            phase: {$ref: '#/components/schemas/Phase'}
-            verifications: {$ref: '#/components/schemas/Count'}
-            summary: {$ref: '#/components/schemas/VerificationSummary'}
-            positions:
-              type: object
-              description: The old owners' changelog positions compared at, by shard.
-              additionalProperties: {$ref: '#/components/schemas/UInt64'}
-            unresolved:
-              type: array
-              maxItems: 100
-              items: {type: string}
-            moves:
-              type: array
-              items: {$ref: '#/components/schemas/MoveVerification'}
-    Approve:
-      type: object
-      properties:
-        gate:
 """####
 }

@@ -4,6 +4,49 @@
 extension OpenAPIDocument {
     /// Lines 2101… of the document.
     static let part7 = ####"""
+        rows_compared: {$ref: '#/components/schemas/Count'}
+        subranges: {$ref: '#/components/schemas/Count'}
+        mismatched_subranges: {$ref: '#/components/schemas/Count'}
+        differences: {$ref: '#/components/schemas/DiffCounts'}
+        repaired: {$ref: '#/components/schemas/Count'}
+        passes: {$ref: '#/components/schemas/Count'}
+        clean: {type: boolean}
+        ms: {$ref: '#/components/schemas/Millis'}
+    VerificationReport:
+      oneOf:
+        - title: NotVerifiedYet
+          type: object
+          required: [id, phase, verifications, moves]
+          additionalProperties: false
+          properties:
+            id: {type: string}
+            phase: {$ref: '#/components/schemas/Phase'}
+            verifications: {type: integer, const: 0}
+            moves: {type: array, maxItems: 0}
+        - title: Verified
+          type: object
+          required: [id, phase, verifications, summary, positions, unresolved, moves]
+          additionalProperties: false
+          properties:
+            id: {type: string}
+            phase: {$ref: '#/components/schemas/Phase'}
+            verifications: {$ref: '#/components/schemas/Count'}
+            summary: {$ref: '#/components/schemas/VerificationSummary'}
+            positions:
+              type: object
+              description: The old owners' changelog positions compared at, by shard.
+              additionalProperties: {$ref: '#/components/schemas/UInt64'}
+            unresolved:
+              type: array
+              maxItems: 100
+              items: {type: string}
+            moves:
+              type: array
+              items: {$ref: '#/components/schemas/MoveVerification'}
+    Approve:
+      type: object
+      properties:
+        gate:
           $ref: '#/components/schemas/GateRequest'
           description: 'The gate to approve (`400 invalid_gate`); default: the one the migration waits at.'
     ChangeMigrationSettings:

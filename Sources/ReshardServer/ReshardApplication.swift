@@ -55,7 +55,7 @@ public enum ReshardApplication {
             router: shardRouter, maxBodyBytes: configuration.maxBodyBytes, newShardLocation: configuration.newShardLocation
         ).register(on: admin)
         if let migrations {
-            MigrationRoutes(manager: migrations, maxBodyBytes: configuration.maxBodyBytes).register(on: admin)
+            MigrationRoutes(manager: migrations, router: shardRouter, maxBodyBytes: configuration.maxBodyBytes).register(on: admin)
         }
         return router
     }

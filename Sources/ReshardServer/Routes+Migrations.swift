@@ -8,6 +8,8 @@ import ReshardEngine
 /// approve, pause, resume, roll back, change the copy ceiling and the bake.
 struct MigrationRoutes {
     let manager: MigrationManager
+    /// The router whose foreground latency a migration's report charts.
+    let router: ShardRouter
     let maxBodyBytes: Int
 
     func register(on group: RouterGroup<BasicRequestContext>) {
@@ -42,14 +44,17 @@ struct MigrationRoutes {
         // One parameter name per path position (Hummingbird requires it): GET reads reports.
         group.get("migrations/:id/:command") { _, context -> Response in
             let id = try RequestInput.path(context, "id")
-            guard try RequestInput.path(context, "command") == "verification" else {
+            let report = try RequestInput.path(context, "command")
+            guard report == "verification" || report == "report" else {
                 throw APIError(
-                    .notFound, code: "unknown_report", message: "the report of a migration is at /v1/migrations/{id}/verification")
+                    .notFound, code: "unknown_report",
+                    message: "a migration's reports are at /v1/migrations/{id}/verification and /v1/migrations/{id}/report")
             }
             guard let status = await manager.status(id) else {
                 throw APIError(.notFound, code: "unknown_migration", message: "no migration \(id)")
             }
-            return try jsonResponse(.ok, API.VerificationReport(status))
+            if report == "verification" { return try jsonResponse(.ok, API.VerificationReport(status)) }
+            return try jsonResponse(.ok, Self.report(status, router: router))
         }
         group.post("migrations/:id/:command") { request, context -> Response in
             let id = try RequestInput.path(context, "id")
@@ -85,5 +90,21 @@ struct MigrationRoutes {
         refuseOtherMethods(on: group, path: "migrations", allowed: [.get, .post])
         refuseOtherMethods(on: group, path: "migrations/:id", allowed: [.get])
         refuseOtherMethods(on: group, path: "migrations/:id/:command", allowed: [.get, .post])
+    }
+
+    /// The report's window: a minute either side of the migration, so the chart shows the
+    /// foreground before and after it too.
+    static let reportMarginSeconds: UInt64 = 60
+
+    static func report(_ status: ReshardEngine.MigrationStatus, router: ShardRouter) -> API.MigrationReport {
+        let now = UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+        let marks = status.machine.phaseLog
+        let start = (marks.first?.at ?? now) / 1_000
+        let end = status.machine.phase.isTerminal ? (marks.last?.at ?? now) / 1_000 + reportMarginSeconds : .max
+        let seconds = router.foregroundLatency(from: start - min(start, reportMarginSeconds)).filter { $0.second <= end }
+        return API.MigrationReport(
+            migration: API.MigrationDetail(status, now: now), bytesCopied: status.machine.bytesCopied,
+            bytesEstimated: status.machine.estimatedBytes, router: router.name,
+            latency: seconds.map(API.Dashboard.Second.init))
     }
 }

@@ -21,7 +21,7 @@ struct Migrate: AsyncParsableCommand {
             """,
         subcommands: [
             AddShard.self, RemoveShard.self, Rebalance.self, SplitHotRange.self, MoveRange.self, ChangeShardKey.self,
-            MigrationStatusCommand.self, MigrationListCommand.self, SetSettings.self, Verify.self,
+            MigrationStatusCommand.self, MigrationListCommand.self, MigrationReportCommand.self, SetSettings.self, Verify.self,
             Approve.self,
             Pause.self, Resume.self, Rollback.self,
         ]

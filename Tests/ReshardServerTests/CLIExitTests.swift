@@ -73,6 +73,35 @@ import Testing
         let listed = (try? String(contentsOfFile: scratch.root + "/list.out", encoding: .utf8)) ?? ""
         #expect(listed.contains("rolled_back") && listed.contains("done"), "\(listed)")
         #expect(listed.split(separator: "\n").count == 3, "\(listed)")
+
+        // The report of the latest (the done one): text, a page with the chart, the chart alone.
+        let html = scratch.root + "/report.html"
+        let svg = scratch.root + "/report.svg"
+        let report = try launch(
+            executable, ["migrate", "report", "--html", html, "--svg", svg] + connection, output: scratch.root + "/report.out")
+        #expect(await waitForExit(report, seconds: 30))
+        let text = (try? String(contentsOfFile: scratch.root + "/report.out", encoding: .utf8)) ?? ""
+        #expect(report.terminationStatus == 0, "\(text)")
+        for label in ["migration", "took", "copied", "phases", "write pause #1", "verification", "cleanup", "foreground p99"] {
+            #expect(text.contains("  \(label)"), "no \(label) in the report:\n\(text)")
+        }
+        #expect(text.contains("add_shard by cdc_backfill, done"), "\(text)")
+        // Every row the plan expected was copied: "N of N rows".
+        let copied = text.split(separator: "\n").first { $0.contains("  copied") }.map(String.init) ?? ""
+        let counts = copied.split(separator: " ").compactMap { Int($0) }
+        #expect(counts.count >= 2 && counts[0] == counts[1] && counts[0] > 0, "\(copied)")
+        let page = (try? String(contentsOfFile: html, encoding: .utf8)) ?? ""
+        #expect(page.hasPrefix("<!doctype html>") && page.contains("<svg") && page.contains("polyline") && page.contains("Phase timeline"))
+        #expect(page.contains("cleaning_up") && !page.contains("src=") && !page.contains("href="), "self-contained: nothing fetched")
+        let chart = (try? String(contentsOfFile: svg, encoding: .utf8)) ?? ""
+        #expect(chart.hasPrefix("<svg") && chart.hasSuffix("</svg>") && chart.contains("<title>copying</title>"))
+        let json = try launch(executable, ["migrate", "report", "--json"] + connection, output: scratch.root + "/report.json")
+        #expect(await waitForExit(json, seconds: 30))
+        let document = try API.decode(API.MigrationReport.self, from: Data(contentsOf: URL(fileURLWithPath: scratch.root + "/report.json")))
+        #expect(document.migration.phase == "done" && document.bytesCopied > 0 && !document.router.isEmpty)
+        let unknown = try launch(executable, ["migrate", "report", "nope"] + connection, output: scratch.root + "/unknown.out")
+        #expect(await waitForExit(unknown, seconds: 30))
+        #expect(unknown.terminationStatus != 0)
     }
 
     /// The read-step options: a dry run of `write_new_read_old` lists `serving_reads`, a step list

@@ -21,7 +21,7 @@ import Testing
             "/", "/dashboard/{file}", "/v1/dashboard", "/healthz", "/metrics", "/openapi.yaml", "/v1/tables", "/v1/tables/{table}/rows",
             "/v1/tables/{table}/rows/{pk}",
             "/v1/shards", "/v1/cluster", "/v1/load", "/v1/events", "/v1/migrations", "/v1/migrations/{id}",
-            "/v1/migrations/{id}/verification",
+            "/v1/migrations/{id}/verification", "/v1/migrations/{id}/report",
             "/v1/migrations/{id}/approve", "/v1/migrations/{id}/pause", "/v1/migrations/{id}/resume", "/v1/migrations/{id}/rollback",
             "/v1/migrations/{id}/settings",
         ]

@@ -10,6 +10,11 @@ extension WireSamples {
         Sample(schema: "DashboardRun", minimal: dashboardRun(full: false), full: dashboardRun(full: true)),
         Sample(schema: "DashboardRouter", minimal: dashboardRouter(full: false), full: dashboardRouter(full: true)),
         Sample(schema: "DashboardSecond", minimal: dashboardSecond, full: dashboardSecond),
+        Sample(
+            schema: "MigrationReport",
+            minimal: API.MigrationReport(migration: detail(full: false), bytesCopied: 0, bytesEstimated: nil, router: "r1", latency: []),
+            full: API.MigrationReport(
+                migration: detail(full: true), bytesCopied: 300, bytesEstimated: 900, router: "r1", latency: [dashboardSecond])),
     ]
 
     static let dashboardMove = API.Dashboard.Move(start: "0x0000000000000000", end: "0x0100000000000000", from: "s1", to: "s5")
