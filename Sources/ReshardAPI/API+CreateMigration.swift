@@ -158,21 +158,11 @@ extension API {
         /// No option set: every default.
         public init() {}
 
-        /// Any member name, to find the ones that are not options.
-        private struct AnyKey: CodingKey {
-            let stringValue: String
-            var intValue: Int? { nil }
-            init(stringValue: String) { self.stringValue = stringValue }
-            init?(intValue: Int) { nil }
-        }
-
         /// Reads the options, refusing a member that is not one and a value of the wrong type
         /// or size with an `OptionError` naming it (the first unknown member in name order, so
         /// the answer does not depend on the order the client wrote them in).
         public init(from decoder: any Decoder) throws {
-            if let unknown = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue).sorted().first(where: {
-                CodingKeys(rawValue: $0) == nil
-            }) {
+            if let unknown = try decoder.firstUnknownMember(of: CodingKeys.self) {
                 throw OptionError.unknown(unknown)
             }
             let container = try decoder.container(keyedBy: CodingKeys.self)

@@ -73,19 +73,23 @@ extension API.Dashboard {
         /// How the shard captures changes (`logical_decoding`, `triggers`, `changelog`); nil when
         /// it could not be asked.
         public var changeCapture: String?
+        /// The replication slots of its database (PostgreSQL; none elsewhere).
+        public var slots: [Slot]
 
         enum CodingKeys: String, CodingKey {
             case id, backend, rows, bytes, fraction
             case requestsPerSecond = "requests_per_second"
             case p99Ms = "p99_ms"
             case changeCapture = "change_capture"
+            case slots
         }
 
         /// A shard's figures.
         public init(
             id: String, backend: String, rows: Int, bytes: Int, fraction: Double, requestsPerSecond: Double, p99Ms: Double?,
-            changeCapture: String?
+            changeCapture: String?, slots: [Slot] = []
         ) {
+            self.slots = slots
             self.id = id
             self.backend = backend
             self.rows = rows
@@ -97,25 +101,30 @@ extension API.Dashboard {
         }
     }
 
-    /// One range a migration moves.
-    public struct Move: Codable, Sendable, Hashable {
-        /// The inclusive start, as in `RangeAssignment`.
-        public var start: String
-        /// The exclusive end.
-        public var end: String
-        /// The old owner.
-        public var from: String
-        /// The new owner.
-        public var to: String
+    /// A replication slot and the WAL it keeps the server from recycling.
+    public struct Slot: Codable, Sendable, Hashable {
+        /// Its name (Reshard's are `reshard_<migration>_<database hash>`).
+        public var name: String
+        /// Whether a session reads it now.
+        public var active: Bool
+        /// WAL bytes from its restart point to the server's position; nil before it has one.
+        public var retainedBytes: UInt64?
 
-        /// A move.
-        public init(start: String, end: String, from: String, to: String) {
-            self.start = start
-            self.end = end
-            self.from = from
-            self.to = to
+        enum CodingKeys: String, CodingKey {
+            case name, active
+            case retainedBytes = "retained_bytes"
+        }
+
+        /// A slot.
+        public init(name: String, active: Bool, retainedBytes: UInt64?) {
+            self.name = name
+            self.active = active
+            self.retainedBytes = retainedBytes
         }
     }
+
+    /// One range a migration moves: the same four members as an event's move.
+    public typealias Move = API.EventMove
 
     /// The migration under way, without what could quote the data (error texts, keys).
     public struct Migration: Codable, Sendable, Hashable {

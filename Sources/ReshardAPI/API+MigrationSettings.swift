@@ -24,19 +24,10 @@ extension API {
             self.bakeMs = bakeMs
         }
 
-        private struct AnyKey: CodingKey {
-            let stringValue: String
-            var intValue: Int? { nil }
-            init(stringValue: String) { self.stringValue = stringValue }
-            init?(intValue: Int) { nil }
-        }
-
         /// Reads the change, refusing an unknown member (the first in name order), a `null` and
         /// a value of the wrong type or size with an `OptionError` naming it.
         public init(from decoder: any Decoder) throws {
-            if let unknown = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue).sorted().first(where: {
-                CodingKeys(rawValue: $0) == nil
-            }) {
+            if let unknown = try decoder.firstUnknownMember(of: CodingKeys.self) {
                 throw OptionError.unknown(unknown)
             }
             let container = try decoder.container(keyedBy: CodingKeys.self)

@@ -23,6 +23,7 @@ actor DashboardSource {
         var bytes: Int
         var backend: String
         var changeCapture: String?
+        var slots: [API.Dashboard.Slot]
     }
 
     init(router: ShardRouter, migrations: MigrationManager?) {
@@ -45,7 +46,12 @@ actor DashboardSource {
         if let counts, ContinuousClock.now - counts.at < Self.countsFresh { return counts.shards }
         var shards: [ShardID: ShardCounts] = [:]
         for shard in try await router.cluster().shards {
-            shards[shard.id] = ShardCounts(rows: shard.rows, bytes: shard.bytes, backend: shard.backend, changeCapture: shard.changeCapture)
+            // Slots are asked here, with the counts, so a page polling every second costs each
+            // shard one query every few seconds at most.
+            let slots = (try? await router.store(shard.id)?.replicationSlots()) ?? []
+            shards[shard.id] = ShardCounts(
+                rows: shard.rows, bytes: shard.bytes, backend: shard.backend, changeCapture: shard.changeCapture,
+                slots: slots.map { API.Dashboard.Slot(name: $0.name, active: $0.active, retainedBytes: $0.retainedBytes) })
         }
         counts = (ContinuousClock.now, shards)
         return shards
@@ -61,7 +67,7 @@ actor DashboardSource {
             return API.Dashboard.Shard(
                 id: id.rawValue, backend: count?.backend ?? "unknown", rows: count?.rows ?? 0, bytes: count?.bytes ?? 0,
                 fraction: map.fraction(ownedBy: id), requestsPerSecond: traffic.requestsPerSecond,
-                p99Ms: traffic.p99Micros.map { Double($0) / 1_000 }, changeCapture: count?.changeCapture)
+                p99Ms: traffic.p99Micros.map { Double($0) / 1_000 }, changeCapture: count?.changeCapture, slots: count?.slots ?? [])
         }
         let machines = try await migrations?.machines() ?? []
         let history = machines.map { status in

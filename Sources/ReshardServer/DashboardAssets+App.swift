@@ -122,7 +122,8 @@ function render(d) {
   renderMigration(d);
   renderLatency($("latency"), d.latency, d.migration ? d.migration.phases : [], d.now_ms);
   fillTable("shards", d.shards.map((s) => [s.id, s.backend, number(s.rows), bytes(s.bytes), `${(s.fraction * 100).toFixed(1)} %`,
-    s.requests_per_second.toFixed(1), s.p99_ms === null || s.p99_ms === undefined ? "–" : s.p99_ms.toFixed(2), s.change_capture || "–"]));
+    s.requests_per_second.toFixed(1), s.p99_ms === null || s.p99_ms === undefined ? "–" : s.p99_ms.toFixed(2), s.change_capture || "–",
+    s.slots.length === 0 ? "–" : s.slots.map((slot) => `${slot.name} (${slot.active ? "active" : "idle"}, ${slot.retained_bytes === null || slot.retained_bytes === undefined ? "?" : bytes(slot.retained_bytes)} retained)`).join(", ")]));
   fillTable("routers", d.routers.map((r) => [r.name, r.generation === null || r.generation === undefined ? "?" : r.generation,
     r.leader === true ? "leader" : r.leader === false ? "standby" : "none", r.age_ms === 0 ? "this router" : `${formatDuration(r.age_ms)} ago`]));
   fillTable("history", d.history.slice().reverse().map((h) => [h.id, h.kind, h.phase, clock(h.started_ms), clock(h.ended_ms),

@@ -325,7 +325,7 @@ extension OpenAPIDocument {
         latency: {type: array, items: {$ref: '#/components/schemas/DashboardSecond'}, description: 'The answering router''s foreground latency per complete second, the last five minutes; seconds without requests are absent.'}
     DashboardShard:
       type: object
-      required: [id, backend, rows, bytes, fraction, requests_per_second]
+      required: [id, backend, rows, bytes, fraction, requests_per_second, slots]
       additionalProperties: false
       properties:
         id: {$ref: '#/components/schemas/ShardID'}
@@ -336,6 +336,15 @@ extension OpenAPIDocument {
         requests_per_second: {type: number, minimum: 0}
         p99_ms: {type: number, minimum: 0, description: Absent without requests lately.}
         change_capture: {type: string}
+        slots: {type: array, items: {$ref: '#/components/schemas/DashboardSlot'}, description: 'The replication slots of the shard''s database (PostgreSQL; none elsewhere), asked at most every 5 s.'}
+    DashboardSlot:
+      type: object
+      required: [name, active]
+      additionalProperties: false
+      properties:
+        name: {type: string}
+        active: {type: boolean, description: Whether a session reads the slot now.}
+        retained_bytes: {$ref: '#/components/schemas/UInt64'}
     DashboardMove:
       type: object
       required: [start, end, from, to]
@@ -345,14 +354,5 @@ extension OpenAPIDocument {
         end: {$ref: '#/components/schemas/HashEnd'}
         from: {$ref: '#/components/schemas/ShardID'}
         to: {$ref: '#/components/schemas/ShardID'}
-    DashboardMigration:
-      type: object
-      description: 'The migration under way, else the last one; the admin route `GET /v1/migrations/{id}` has the rest (error texts, mismatched keys, shadow-read keys, aggregates).'
-      required: [id, kind, strategy, phase, erring, phases, from_generation, to_generation, moves, rows_copied, bytes_copied, copy_tasks_done, copy_tasks, lag_ms, throttle, verification, canary, gates, approved, write_pauses, bake_ms]
-      additionalProperties: false
-      properties:
-        id: {type: string}
-        kind: {$ref: '#/components/schemas/MigrationKind'}
-        strategy: {$ref: '#/components/schemas/Strategy'}
 """####
 }

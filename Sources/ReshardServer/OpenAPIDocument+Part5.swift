@@ -4,6 +4,15 @@
 extension OpenAPIDocument {
     /// Lines 1401… of the document.
     static let part5 = ####"""
+    DashboardMigration:
+      type: object
+      description: 'The migration under way, else the last one; the admin route `GET /v1/migrations/{id}` has the rest (error texts, mismatched keys, shadow-read keys, aggregates).'
+      required: [id, kind, strategy, phase, erring, phases, from_generation, to_generation, moves, rows_copied, bytes_copied, copy_tasks_done, copy_tasks, lag_ms, throttle, verification, canary, gates, approved, write_pauses, bake_ms]
+      additionalProperties: false
+      properties:
+        id: {type: string}
+        kind: {$ref: '#/components/schemas/MigrationKind'}
+        strategy: {$ref: '#/components/schemas/Strategy'}
         phase: {$ref: '#/components/schemas/Phase'}
         erring: {type: boolean, description: Whether a step failed lately (it is retried; the reason is on the admin route).}
         phases: {$ref: '#/components/schemas/MigrationDetail/properties/phases'}
@@ -345,14 +354,5 @@ extension OpenAPIDocument {
       properties:
         writes: {type: string, enum: [owner, dual, record, copy_first]}
         reads: {type: string, enum: [owner, newest, fallback]}
-        shadow_percent: {type: number, minimum: 0, maximum: 100}
-    SecondWrites:
-      type: object
-      description: |
-        `dual_write`'s second writes: every router's (`active`, `written`, `queued`, `unqueued`; each other
-        router's as of its latest report, about once a second), and the migration's retry queue (`waiting`,
-        `retried`, `reconcile`, `retry_error`).
-      required: [active, written, queued, unqueued, waiting, retried, reconcile, retry_error]
-      additionalProperties: false
 """####
 }

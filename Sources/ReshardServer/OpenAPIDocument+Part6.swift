@@ -4,6 +4,15 @@
 extension OpenAPIDocument {
     /// Lines 1751… of the document.
     static let part6 = ####"""
+        shadow_percent: {type: number, minimum: 0, maximum: 100}
+    SecondWrites:
+      type: object
+      description: |
+        `dual_write`'s second writes: every router's (`active`, `written`, `queued`, `unqueued`; each other
+        router's as of its latest report, about once a second), and the migration's retry queue (`waiting`,
+        `retried`, `reconcile`, `retry_error`).
+      required: [active, written, queued, unqueued, waiting, retried, reconcile, retry_error]
+      additionalProperties: false
       properties:
         active: {type: boolean}
         written: {$ref: '#/components/schemas/Count'}
@@ -345,14 +354,5 @@ extension OpenAPIDocument {
             - {$ref: '#/components/schemas/Redirects'}
             - {type: 'null'}
     MoveVerification:
-      type: object
-      required: [move, start, end, source, target, rows_compared, subranges, mismatched_subranges, differences, repaired, passes, clean, ms]
-      additionalProperties: false
-      properties:
-        move: {$ref: '#/components/schemas/Count', description: Index into the plan's moves.}
-        start: {oneOf: [{$ref: '#/components/schemas/HashStart'}, {type: 'null'}]}
-        end: {oneOf: [{$ref: '#/components/schemas/HashEnd'}, {type: 'null'}]}
-        source: {oneOf: [{$ref: '#/components/schemas/ShardID'}, {type: 'null'}]}
-        target: {oneOf: [{$ref: '#/components/schemas/ShardID'}, {type: 'null'}]}
 """####
 }

@@ -4,6 +4,15 @@
 extension OpenAPIDocument {
     /// Lines 2101… of the document.
     static let part7 = ####"""
+      type: object
+      required: [move, start, end, source, target, rows_compared, subranges, mismatched_subranges, differences, repaired, passes, clean, ms]
+      additionalProperties: false
+      properties:
+        move: {$ref: '#/components/schemas/Count', description: Index into the plan's moves.}
+        start: {oneOf: [{$ref: '#/components/schemas/HashStart'}, {type: 'null'}]}
+        end: {oneOf: [{$ref: '#/components/schemas/HashEnd'}, {type: 'null'}]}
+        source: {oneOf: [{$ref: '#/components/schemas/ShardID'}, {type: 'null'}]}
+        target: {oneOf: [{$ref: '#/components/schemas/ShardID'}, {type: 'null'}]}
         rows_compared: {$ref: '#/components/schemas/Count'}
         subranges: {$ref: '#/components/schemas/Count'}
         mismatched_subranges: {$ref: '#/components/schemas/Count'}

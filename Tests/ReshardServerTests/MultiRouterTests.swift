@@ -206,6 +206,12 @@ struct MultiRouterTests {
         let notLeader = try await Self.request(portA, "POST", "/v1/migrations/\(removed)/pause", "{}")
         #expect(notLeader.status == 409 && notLeader.text.contains("not_leader"), "\(notLeader.status) \(notLeader.text)")
         #expect(!restarted.log.contains("this process now runs the migrations"))
+        // Each dashboard names its own router and whether it leads: B since the handover, not A.
+        for (port, name, leads) in [(portB, "router-b", true), (portA, "router-a", false)] {
+            let view = try API.decode(API.Dashboard.self, from: Data(try await Self.request(port, "GET", "/v1/dashboard").body))
+            #expect(view.router == name && view.routers.first?.name == name && view.routers.first?.leader == leads, "\(view.routers)")
+            #expect(view.generation == 3 && view.history.count == 2 && view.migration?.id == removed, "\(view.history)")
+        }
         try await Self.waitForAnswers(ledger, ports: ports, each: 100)
         stop.set()
         await load.value

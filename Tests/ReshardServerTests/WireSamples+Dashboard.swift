@@ -6,6 +6,9 @@ extension WireSamples {
         Sample(schema: "Dashboard", minimal: dashboard(full: false), full: dashboard(full: true)),
         Sample(schema: "DashboardShard", minimal: dashboardShard(full: false), full: dashboardShard(full: true)),
         Sample(schema: "DashboardMove", minimal: dashboardMove, full: dashboardMove),
+        Sample(
+            schema: "DashboardSlot", minimal: API.Dashboard.Slot(name: "s", active: false, retainedBytes: nil),
+            full: API.Dashboard.Slot(name: "s", active: true, retainedBytes: 1)),
         Sample(schema: "DashboardMigration", minimal: dashboardMigration(full: false), full: dashboardMigration(full: true)),
         Sample(schema: "DashboardRun", minimal: dashboardRun(full: false), full: dashboardRun(full: true)),
         Sample(schema: "DashboardRouter", minimal: dashboardRouter(full: false), full: dashboardRouter(full: true)),
@@ -23,7 +26,8 @@ extension WireSamples {
     static func dashboardShard(full: Bool) -> API.Dashboard.Shard {
         API.Dashboard.Shard(
             id: "s1", backend: "sqlite", rows: 10, bytes: 300, fraction: 0.25, requestsPerSecond: full ? 12.5 : 0, p99Ms: full ? 1.5 : nil,
-            changeCapture: full ? "triggers" : nil)
+            changeCapture: full ? "logical decoding" : nil,
+            slots: full ? [API.Dashboard.Slot(name: "reshard_m1_ab12", active: true, retainedBytes: 4_096)] : [])
     }
 
     static func dashboardMigration(full: Bool) -> API.Dashboard.Migration {
