@@ -111,6 +111,7 @@ import Testing
             }
         }
         try? FileManager.default.removeItem(at: shots)
+        try? FileManager.default.removeItem(at: Self.profile)
     }
 
     /// A bounded mix of writes, deletes and reads until cancelled (at most 20,000 requests).
@@ -181,10 +182,10 @@ import Testing
 
     /// Headless, no GPU, no first-run chatter; the sandbox needs user namespaces a root
     /// container lacks. The virtual time budget lets the page's first polls finish.
+    static let profile = FileManager.default.temporaryDirectory.appendingPathComponent("reshard-chromium-\(UUID().uuidString)")
     static let browserFlags = [
         "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars", "--no-first-run",
-        "--virtual-time-budget=3000",
-        "--user-data-dir=\(FileManager.default.temporaryDirectory.path)/reshard-chromium-\(UUID().uuidString)",
+        "--virtual-time-budget=3000", "--user-data-dir=\(profile.path)",
     ]
 
     /// Runs Chromium to its end (killed after 60 s) with its output in a file, so no thread
