@@ -69,16 +69,18 @@ import Testing
         try await body(server, port)
     }
 
-    /// The metrics page. Tried three times: with a 500 ms idle timeout, a client starved of CPU
-    /// on two loaded cores can see a fresh connection cut before its request is written, which
-    /// is the server doing what this suite asks of it.
+    /// The metrics page. Tried up to ten times, a moment apart: with a 500 ms idle timeout, a
+    /// client starved of CPU on two loaded cores can see a fresh connection cut before its
+    /// request is written, which is the server doing what this suite asks of it (three tries
+    /// were once not enough while a release build shared the machine).
     func metrics(port: Int) async throws -> String {
-        for attempt in 1...3 {
+        for attempt in 1...10 {
             let connection = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
             defer { Task { await connection.close() } }
             do {
                 return try await connection.request("GET", "/metrics").text
-            } catch let error as HTTPClientError where error == .connectionClosed && attempt < 3 {
+            } catch let error as HTTPClientError where error == .connectionClosed && attempt < 10 {
+                try await Task.sleep(for: .milliseconds(100))
                 continue
             }
         }
