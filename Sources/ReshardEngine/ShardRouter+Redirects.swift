@@ -69,7 +69,10 @@ extension ShardRouter {
             // The new owner's live list leaves out its tombstones: ask it about this key alone.
             let mine = try await call(handle, .get) { try await handle.store.get(table: table, pk: row.pk) }
             if let mine, mine.version >= row.version {
-                if mine.body == nil { merged[row.pk] = nil }
+                // As new as the old owner's: its tombstone hides the row, and a live row answers
+                // itself, also one the copy (or a write) put there after the new owner's list was
+                // read, which that list lacks.
+                merged[row.pk] = mine.body == nil ? nil : (mine, handle.record.id)
                 continue
             }
             merged[row.pk] = (row, move.source)

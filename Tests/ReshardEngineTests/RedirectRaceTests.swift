@@ -67,4 +67,58 @@ import Testing
         #expect(listed == ["{\"n\":1}"])
         #expect(!armed.withLock { $0 })
     }
+
+    /// A listing of a switched-first move whose copy of the row lands on the new owner between
+    /// the new owner's list (without it) and the merge's look at the key there (with it, as new
+    /// as the old owner's): the row is answered from the new owner, never dropped.
+    @Test func aCopyLandingDuringAListingIsListedOnce() async throws {
+        let (s1, s2) = (ShardID("s1")!, ShardID("s2")!)
+        let armed = Mutex(false)
+        let source = Mutex<MemoryShardStore?>(nil)
+        let target = Mutex<MemoryShardStore?>(nil)
+        let landing = Mutex<(table: TableName, pk: String)?>(nil)
+        // The first point read of the new owner after arming finds the copy just made.
+        let faults: MemoryShardStore.Faults = { shard, operation in
+            guard shard == s2, operation == .read else { return }
+            let fire = armed.withLock { armed in
+                defer { armed = false }
+                return armed
+            }
+            guard fire, let (table, pk) = landing.withLock({ $0 }), let row = source.withLock({ $0 })?.row(table: table, pk: pk) else {
+                return
+            }
+            target.withLock { $0 }?.plant(row)
+        }
+        let old = MemoryShardStore(shardID: s1, faults: faults)
+        let new = MemoryShardStore(shardID: s2, faults: faults)
+        source.withLock { $0 = old }
+        target.withLock { $0 = new }
+        let stores = [s1: old, s2: new]
+        let metadata = MemoryMetadataStore()
+        for id in [s1, s2] { try await metadata.addShard(ShardRecord(id: id, location: .sqlite(path: "memory/\(id)"))) }
+        let current = try RingPlacement(virtualNodes: 4).shardMap(for: [s1], generation: 1)
+        try await metadata.publish(current, replacing: nil)
+        let router = try await ShardRouter(
+            metadata: metadata,
+            openStore: { record in
+                guard let store = stores[record.id] else { throw StoreError.backend("no store \(record.id)") }
+                return store
+            }, metricsFactory: NOOPMetricsHandler.instance, logger: Logger(label: "test"))
+        let table = try await router.createTable(name: "kv", primaryKey: "k", shardKey: "k")
+        let plan = try MigrationPlanner.plan(.addShard(s2), current: current, registered: [s1, s2], virtualNodes: 4)
+        let pk = try #require((0..<1_000).map { "k\($0)" }.first { plan.move(containing: KeyHash.of($0)) != nil })
+        _ = try await router.put(table: "kv", pk: pk, body: Array("{\"n\":1}".utf8))
+        landing.withLock { $0 = (table.storage, pk) }
+
+        try await metadata.publish(plan.target, replacing: current.generation)
+        #expect(try await router.refreshShardMap())
+        let directive = RouteDirective(
+            migration: "m_copy_race", epoch: 0, plan: plan, routes: .newestReads, shadowPercent: 0, lagAllowanceMillis: 0)
+        router.follow(RouterDirective(routes: directive))
+
+        armed.withLock { $0 = true }
+        let listed = try await router.list(table: "kv", shardKey: pk, limit: 10)
+        #expect(!armed.withLock { $0 }, "the merge looked the key up on the new owner")
+        #expect(listed.map(\.body) == ["{\"n\":1}"] && listed.first?.shard == s2, "\(listed)")
+    }
 }
