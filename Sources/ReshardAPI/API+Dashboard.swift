@@ -66,7 +66,8 @@ extension API.Dashboard {
         public var bytes: Int
         /// Share of the hash space it owns, 0…1.
         public var fraction: Double
-        /// Requests per second through this router, over the last complete seconds.
+        /// Calls to the shard per second through this router, over the last complete seconds (a
+        /// client request makes one or more: a write may read first, a canary reads both owners).
         public var requestsPerSecond: Double
         /// Their 99th percentile, milliseconds; nil without requests.
         public var p99Ms: Double?

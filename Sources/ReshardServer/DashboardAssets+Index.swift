@@ -88,7 +88,7 @@ extension DashboardAssets {
 
   <section>
     <h2>Shards</h2>
-    <table id="shards"><thead><tr><th>shard</th><th>backend</th><th>rows</th><th>bytes</th><th>hash share</th><th>requests/s</th><th>p99 ms</th><th>change capture</th><th>replication slots</th></tr></thead><tbody></tbody></table>
+    <table id="shards"><thead><tr><th>shard</th><th>backend</th><th>rows</th><th>bytes</th><th>hash share</th><th>shard calls/s</th><th>p99 ms</th><th>change capture</th><th>replication slots</th></tr></thead><tbody></tbody></table>
   </section>
 
   <section>

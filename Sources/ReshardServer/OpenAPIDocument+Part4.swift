@@ -333,7 +333,7 @@ extension OpenAPIDocument {
         rows: {$ref: '#/components/schemas/Count'}
         bytes: {$ref: '#/components/schemas/Count'}
         fraction: {type: number, minimum: 0, maximum: 1}
-        requests_per_second: {type: number, minimum: 0}
+        requests_per_second: {type: number, minimum: 0, description: 'Calls to the shard per second through the answering router over its last complete seconds (a client request makes one or more).'}
         p99_ms: {type: number, minimum: 0, description: Absent without requests lately.}
         change_capture: {type: string}
         slots: {type: array, items: {$ref: '#/components/schemas/DashboardSlot'}, description: 'The replication slots of the shard''s database (PostgreSQL; none elsewhere), asked at most every 5 s.'}

@@ -101,7 +101,7 @@ struct Demo: AsyncParsableCommand {
             port = bound
             break
         }
-        say("router on http://127.0.0.1:\(port); to watch from another terminal:")
+        say("router and dashboard on http://127.0.0.1:\(port) (open it in a browser); to watch from another terminal:")
         say("  reshard migrate status --watch --url http://127.0.0.1:\(port) --data \(cluster.folder.path)")
 
         let workload = DemoWorkload(port: port, clients: clients, keys: rows + rows / 10, opsPerSecond: rate)
