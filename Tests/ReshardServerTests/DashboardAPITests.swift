@@ -64,6 +64,13 @@ extension HTTPAPITests {
                 #expect(post.status == .methodNotAllowed, "\(uri)")
             }
 
+            // The report route refuses hostile ids with a 4xx JSON error, and needs the token.
+            try expectError(try await client.execute(uri: "/v1/migrations/m1/report", method: .get), .unauthorized, "unauthorized")
+            for hostile in ["%00", "%FF", "m%0A1", "18446744073709551615", "-1", String(repeating: "m", count: 4_000)] {
+                let response = try await client.execute(uri: "/v1/migrations/\(hostile)/report", method: .get, headers: auth)
+                #expect(response.status == .notFound || response.status == .badRequest, "\(hostile.prefix(20)): \(response.status)")
+                #expect(response.headers[.contentType]?.hasPrefix("application/json") == true)
+            }
             // No token needed, and nothing that quotes the data or where it lives.
             let response = try await client.execute(uri: "/v1/dashboard", method: .get)
             #expect(response.status == .ok)
