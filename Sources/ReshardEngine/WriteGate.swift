@@ -21,6 +21,12 @@ public final class WriteGate: Sendable {
         var waiters: [UInt64: Waiter] = [:]
         var nextID: UInt64 = 0
         var pauses = PauseRecorder()
+        var observer: (@Sendable (Duration) -> Void)?
+
+        mutating func record(_ wait: Duration) {
+            pauses.record(wait)
+            observer?(wait)
+        }
 
         /// Whether a write of `table` (nil: unknown) to `hash` waits.
         func holds(_ hash: UInt64, table: TableName?) -> Bool {
@@ -50,7 +56,7 @@ public final class WriteGate: Sendable {
             state.table = nil
             // Recorded here, not by the resumed writers: the migrator takes the figures right
             // after releasing, before those tasks have run again.
-            for waiter in state.waiters.values { state.pauses.record(now - waiter.since) }
+            for waiter in state.waiters.values { state.record(now - waiter.since) }
             defer { state.waiters = [:] }
             return Array(state.waiters.values)
         }
@@ -97,10 +103,17 @@ public final class WriteGate: Sendable {
         let now = ContinuousClock.now
         let waiter = state.withLock { state -> Waiter? in
             guard let waiter = state.waiters.removeValue(forKey: id) else { return nil }
-            state.pauses.record(now - waiter.since)
+            state.record(now - waiter.since)
             return waiter
         }
         waiter?.continuation.resume(returning: false)
+    }
+
+    /// Calls `observer` with every held write's wait as it ends (released or timed out), under
+    /// the gate's lock, so it must be quick. The cutover benchmark collects the waits of every
+    /// held write this way; the migrator's per-cutover summary keeps only percentiles.
+    public func observeWaits(_ observer: (@Sendable (Duration) -> Void)?) {
+        state.withLock { $0.observer = observer }
     }
 
     /// Pause figures of every write that was held, then clears them.

@@ -34,11 +34,17 @@ final class BenchLoad: Sendable {
     /// Percent of requests that are PUTs.
     let writePercent: Int
     let maxSamples: Int
+    /// When set, the only keys the clients use (e.g. those of a moving range).
+    let keyPool: [Int]?
     /// Wall-clock milliseconds when the load started, to line samples up with the phase log.
     let startedAtWallMillis = Mutex<UInt64>(0)
     private let stopped = Atomic(false)
 
-    init(port: Int, table: String, clients: Int, keys: Int, ratePerSecond: Int, writePercent: Int, maxSamples: Int = 2_000_000) {
+    init(
+        port: Int, table: String, clients: Int, keys: Int, ratePerSecond: Int, writePercent: Int, maxSamples: Int = 2_000_000,
+        keyPool: [Int]? = nil
+    ) {
+        self.keyPool = keyPool
         self.port = port
         self.table = table
         self.clients = clients
@@ -77,7 +83,7 @@ final class BenchLoad: Sendable {
         while !stopped.load(ordering: .relaxed) && samples.count < limit {
             next += interval
             if next > .now { try await Task.sleep(until: next) }
-            let key = Int(random.next() % UInt64(keys))
+            let key = keyPool.map { $0[Int(random.next() % UInt64($0.count))] } ?? Int(random.next() % UInt64(keys))
             let isWrite = Int(random.next() % 100) < writePercent
             let path = "/v1/tables/\(table)/rows/k\(key)"
             let started = ContinuousClock.now

@@ -65,6 +65,7 @@ struct RouterBench: AsyncParsableCommand {
                 _ = try await BenchData.load(cluster, table: benchTable, rows: rows)
                 let server = try await LoopbackServer.reshard(cluster, migrations: manager)
                 let bare = try await BareServer.start()
+                let bareStore = try await BareStoreServer.start(cluster)
                 PeakMemory.reset()
                 do {
                     results += try await measureAll(
@@ -72,16 +73,15 @@ struct RouterBench: AsyncParsableCommand {
                         targets: [
                             ("direct", { try Self.directClient(cluster) }),
                             ("bare", { try await .http(port: bare.port, prefix: "/bare") }),
+                            ("bare_store", { try await .http(port: bareStore.port, prefix: "/store") }),
                             ("reshard", { try await .http(port: server.port, prefix: "") }),
                         ])
                 } catch {
-                    await bare.stop()
-                    await server.stop()
+                    for running in [bare, bareStore, server] { await running.stop() }
                     throw error
                 }
                 peaks[backend.rawValue] = PeakMemory.peakBytes
-                await bare.stop()
-                await server.stop()
+                for running in [bare, bareStore, server] { await running.stop() }
             }
         }
         return RouterBenchReport(results: results, rows: rows, requests: requests, peakMemoryBytes: peaks, skipped: environment.skipped)
@@ -133,6 +133,48 @@ struct RouterBench: AsyncParsableCommand {
         return results
     }
 
+}
+
+/// The honest baseline: a Hummingbird route on the same paths that makes the same store call
+/// the router makes (the owner by the map, then `read` or `write`) and answers the same JSON,
+/// with no gate, no fences followed, no canary, no load statistics and no metrics. What the
+/// router costs is the difference between this and Reshard's route.
+enum BareStoreServer {
+    static func start(_ cluster: ScratchCluster) async throws -> LoopbackServer {
+        let map = cluster.router.shardMap
+        let table = try TableName(benchTable).orThrow("table name")
+        var stores: [ShardID: any ShardStore] = [:]
+        for shard in map.shards { stores[shard] = try cluster.router.store(shard).orThrow("store \(shard)") }
+        let owners = stores
+        let router = Router()
+        router.get("store/v1/tables/:table/rows/:pk") { _, context in
+            let pk = try context.parameters.require("pk")
+            let owner = map.owner(of: KeyHash.of(pk))
+            guard let store = owners[owner], let row = try await store.read(table: table, pk: pk, shardKey: pk).value, let body = row.body
+            else { return Response(status: .notFound) }
+            let text = #"{"pk":"\#(row.pk)","version":\#(row.version),"shard":"\#(owner.rawValue)","row":\#(body)}"#
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+        }
+        router.put("store/v1/tables/:table/rows/:pk") { request, context in
+            let pk = try context.parameters.require("pk")
+            let body = try await request.body.collect(upTo: 1 << 20)
+            let owner = map.owner(of: KeyHash.of(pk))
+            guard let store = owners[owner] else { return Response(status: .notFound) }
+            let write = ClientWrite(
+                table: table, pk: pk, shardKey: pk, body: String(buffer: body),
+                proposedVersion: HybridLogicalClock.timestamp(millis: wallMillis()), generation: map.generation)
+            guard case .written(let version) = try await store.write(write) else { return Response(status: .notFound) }
+            let text = #"{"pk":"\#(pk)","version":\#(version),"shard":"\#(owner.rawValue)","generation":\#(map.generation)}"#
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+        }
+        return try await LoopbackServer.start { bound in
+            Application(
+                router: router, configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
+                onServerRunning: { bound($0.localAddress?.port ?? 0) }, logger: benchLogger())
+        }
+    }
 }
 
 /// The HTTP baseline: the same paths, answered with a fixed body and no storage.

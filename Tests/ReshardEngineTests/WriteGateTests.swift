@@ -4,6 +4,7 @@ import Metrics
 import ReshardCore
 import ReshardEngine
 import ReshardStore
+import Synchronization
 import Testing
 
 @Suite struct WriteGateTests {
@@ -44,5 +45,34 @@ import Testing
         await #expect(throws: RouterError.self) { try await router.get(table: "kv", pk: "a", shardKey: nil) }
         router.gate.release()
         #expect(try await router.put(table: "kv", pk: "a", body: Array("{}".utf8)).pk == "a")
+    }
+
+    @Test func anObserverSeesEveryHeldWritesWaitReleasedOrTimedOut() async throws {
+        let gate = WriteGate()
+        let seen = Mutex<[Duration]>([])
+        gate.observeWaits { wait in seen.withLock { $0.append(wait) } }
+        let hash = KeyHash.of("a")
+        gate.hold([HashRange(start: hash, last: hash)])
+        let released = (0..<3).map { _ in Task { await gate.admit(hash, timeout: .seconds(30)) } }
+        for _ in 0..<1_000 where gate.waiting < 3 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(gate.waiting == 3)
+        gate.release()
+        for task in released { #expect(await task.value) }
+        #expect(seen.withLock { $0.count } == 3)
+        // A write that gives up is held too, and seen once.
+        gate.hold([HashRange(start: hash, last: hash)])
+        #expect(!(await gate.admit(hash, timeout: .milliseconds(20))))
+        gate.release()
+        #expect(seen.withLock { $0.count } == 4)
+        #expect(seen.withLock { $0.allSatisfy { $0 > .zero } })
+        // Not held, not seen; and a removed observer sees nothing.
+        #expect(await gate.admit(hash, timeout: .seconds(1)))
+        gate.observeWaits(nil)
+        gate.hold([HashRange(start: hash, last: hash)])
+        let late = Task { await gate.admit(hash, timeout: .seconds(30)) }
+        for _ in 0..<1_000 where gate.waiting == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        gate.release()
+        #expect(await late.value)
+        #expect(seen.withLock { $0.count } == 4)
     }
 }

@@ -244,26 +244,39 @@ public final class SQLiteShardStore: ShardStore {
     }
 
     /// Applies each batch of rows in one immediate transaction; returns the rows changed per batch.
+    ///
+    /// The rows go in primary-key order, whichever batch they came from: a copy reads in hash
+    /// order, which is random primary-key order, and inserting it as it comes walks the whole
+    /// primary-key index for every row; sorted, consecutive inserts land on the same or the next
+    /// leaf page, as a bulk load's do. Rows of one key keep their order (the version rule makes
+    /// the outcome the same in any order; keeping it also keeps the first of equal versions).
     private static func apply(_ db: Database, _ batches: [[StoredRow]]) throws -> [Int] {
-        var counts: [Int] = []
+        var order: [(batch: Int, index: Int)] = []
+        order.reserveCapacity(batches.reduce(0) { $0 + $1.count })
+        for (batch, rows) in batches.enumerated() { for index in rows.indices { order.append((batch, index)) } }
+        order.sort { lhs, rhs in
+            let left = batches[lhs.batch][lhs.index]
+            let right = batches[rhs.batch][rhs.index]
+            if left.table != right.table { return left.table < right.table }
+            if left.pk != right.pk { return left.pk.utf8.lexicographicallyPrecedes(right.pk.utf8) }
+            return (lhs.batch, lhs.index) < (rhs.batch, rhs.index)
+        }
+        var counts = Array(repeating: 0, count: batches.count)
         try db.inTransaction(.immediate) {
             try db.execute(sql: "INSERT INTO _reshard_uncaptured(flag) VALUES(1)")
             // One compiled statement per table for the whole transaction: compiling per row (and
             // GRDB's authorizer pass over each compile) cost more than the inserts.
             var statements: [TableName: Statement] = [:]
-            for rows in batches {
-                var changed = 0
-                for row in rows {
-                    do {
-                        let statement = try statements[row.table] ?? db.cachedStatement(sql: Self.upsert(row.table, onlyNewer: true))
-                        statements[row.table] = statement
-                        try statement.execute(arguments: Self.arguments(row))
-                    } catch let error as DatabaseError where Self.isNoSuchTable(error) {
-                        throw StoreError.unknownTable(row.table)
-                    }
-                    changed += db.changesCount
+            for (batch, index) in order {
+                let row = batches[batch][index]
+                do {
+                    let statement = try statements[row.table] ?? db.cachedStatement(sql: Self.upsert(row.table, onlyNewer: true))
+                    statements[row.table] = statement
+                    try statement.execute(arguments: Self.arguments(row))
+                } catch let error as DatabaseError where Self.isNoSuchTable(error) {
+                    throw StoreError.unknownTable(row.table)
                 }
-                counts.append(changed)
+                counts[batch] += db.changesCount
             }
             try db.execute(sql: "DELETE FROM _reshard_uncaptured")
             return .commit
