@@ -43,6 +43,42 @@ import Testing
         }
     }
 
+    /// Applies in any order, several at once (SQLite writes what queued in one transaction, in
+    /// primary-key order), leave each key at its newest version, the first of equal versions,
+    /// and count each apply's own changes. Keys differ in ways byte order and text order disagree
+    /// on (case, non-ASCII, a prefix of another).
+    @Test(arguments: ShardBackend.available)
+    func concurrentUnorderedAppliesKeepTheNewestOfEachKey(backend: ShardBackend) async throws {
+        try await backend.withShardStore { store in
+            try await store.ensureTable(users)
+            let keys = ["b", "B", "a", "ab", "a\u{e9}", "\u{e9}", "z9", "z10", "\u{1F600}", "k"]
+            // Each batch writes every key twice, newer first, then an equal version with another body.
+            let batches: [[StoredRow]] = (0..<8).map { batch in
+                keys.reversed().flatMap { key in
+                    let version = UInt64(10 + (batch * 7 + key.unicodeScalars.count * 3) % 8)
+                    return [
+                        row(key, version: version, body: "{\"b\":\(batch)}"), row(key, version: version - 1, body: "{\"old\":true}"),
+                        row(key, version: version, body: "{\"second\":\(batch)}"),
+                    ]
+                }
+            }
+            let changed = try await withThrowingTaskGroup(of: Int.self) { group in
+                for rows in batches { group.addTask { try await store.apply(rows) } }
+                var total = 0
+                for try await count in group { total += count }
+                return total
+            }
+            #expect(changed >= keys.count)
+            for key in keys {
+                let newest = batches.flatMap { $0 }.filter { $0.pk == key }.map(\.version).max()
+                let stored = try await store.get(table: users, pk: key)
+                #expect(stored?.version == newest, "\(key)")
+                // Whichever batch landed it, its first row of that version, never the equal one after it.
+                #expect(stored?.body?.hasPrefix("{\"b\":") == true, "\(key): \(stored?.body ?? "nil")")
+            }
+        }
+    }
+
     /// A router's second write keeps the old owner's version, obeys the version rule like a copy,
     /// and is refused, with nothing written, on a range fenced above the generation it was
     /// routed by (a rolled-back migration's copies).

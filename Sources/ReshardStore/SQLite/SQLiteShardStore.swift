@@ -209,8 +209,12 @@ public final class SQLiteShardStore: ShardStore {
 
     public func apply(_ rows: [StoredRow]) async throws -> Int {
         guard !rows.isEmpty else { return 0 }
+        // Everything per row that needs no database is done here, by the caller, and not by
+        // the one writer every apply and client write queues for: the digest (an MD5) and the
+        // primary-key order the writer inserts in (see `apply(_:_:)`).
+        let prepared = PreparedRows(rows)
         return try await withCheckedThrowingContinuation { continuation in
-            if applies.enqueue(rows, continuation) {
+            if applies.enqueue(prepared, continuation) {
                 Task { await self.flushApplies() }
             }
         }
@@ -248,33 +252,23 @@ public final class SQLiteShardStore: ShardStore {
     /// The rows go in primary-key order, whichever batch they came from: a copy reads in hash
     /// order, which is random primary-key order, and inserting it as it comes walks the whole
     /// primary-key index for every row; sorted, consecutive inserts land on the same or the next
-    /// leaf page, as a bulk load's do. Rows of one key keep their order (the version rule makes
-    /// the outcome the same in any order; keeping it also keeps the first of equal versions).
-    private static func apply(_ db: Database, _ batches: [[StoredRow]]) throws -> [Int] {
-        var order: [(batch: Int, index: Int)] = []
-        order.reserveCapacity(batches.reduce(0) { $0 + $1.count })
-        for (batch, rows) in batches.enumerated() { for index in rows.indices { order.append((batch, index)) } }
-        order.sort { lhs, rhs in
-            let left = batches[lhs.batch][lhs.index]
-            let right = batches[rhs.batch][rhs.index]
-            if left.table != right.table { return left.table < right.table }
-            if left.pk != right.pk { return left.pk.utf8.lexicographicallyPrecedes(right.pk.utf8) }
-            return (lhs.batch, lhs.index) < (rhs.batch, rhs.index)
-        }
+    /// leaf page, as a bulk load's do. Each batch comes sorted; they are merged here. Rows of
+    /// one key keep their order (the version rule makes the outcome the same in any order;
+    /// keeping it also keeps the first of equal versions).
+    private static func apply(_ db: Database, _ batches: [PreparedRows]) throws -> [Int] {
         var counts = Array(repeating: 0, count: batches.count)
         try db.inTransaction(.immediate) {
             try db.execute(sql: "INSERT INTO _reshard_uncaptured(flag) VALUES(1)")
             // One compiled statement per table for the whole transaction: compiling per row (and
             // GRDB's authorizer pass over each compile) cost more than the inserts.
             var statements: [TableName: Statement] = [:]
-            for (batch, index) in order {
-                let row = batches[batch][index]
+            try PreparedRows.merge(batches) { batch, row in
                 do {
-                    let statement = try statements[row.table] ?? db.cachedStatement(sql: Self.upsert(row.table, onlyNewer: true))
-                    statements[row.table] = statement
-                    try statement.execute(arguments: Self.arguments(row))
+                    let statement = try statements[row.row.table] ?? db.cachedStatement(sql: Self.upsert(row.row.table, onlyNewer: true))
+                    statements[row.row.table] = statement
+                    try statement.execute(arguments: Self.arguments(row.row, digest: row.digest))
                 } catch let error as DatabaseError where Self.isNoSuchTable(error) {
-                    throw StoreError.unknownTable(row.table)
+                    throw StoreError.unknownTable(row.row.table)
                 }
                 counts[batch] += db.changesCount
             }
@@ -303,10 +297,11 @@ extension SQLiteShardStore {
     }
 
     static func arguments(_ row: StoredRow) -> StatementArguments {
-        [
-            row.pk, row.shardKey, KeyHash.ordered(row.hash), Int64(bitPattern: row.version), row.body,
-            Int64(bitPattern: row.digest),
-        ]
+        arguments(row, digest: row.digest)
+    }
+
+    static func arguments(_ row: StoredRow, digest: UInt64) -> StatementArguments {
+        [row.pk, row.shardKey, KeyHash.ordered(row.hash), Int64(bitPattern: row.version), row.body, Int64(bitPattern: digest)]
     }
 
     static func storedRow(_ row: Row, table: TableName) -> StoredRow {
@@ -357,7 +352,7 @@ extension SQLiteShardStore {
 /// The applies waiting for the writer, and whether a flush is running.
 private final class ApplyQueue: Sendable {
     struct Request {
-        let rows: [StoredRow]
+        let rows: PreparedRows
         let continuation: CheckedContinuation<Int, any Error>
     }
 
@@ -368,7 +363,7 @@ private final class ApplyQueue: Sendable {
     private let state = Mutex<(pending: [Request], flushing: Bool)>(([], false))
 
     /// Queues a request; true when the caller must start the flush (none is running).
-    func enqueue(_ rows: [StoredRow], _ continuation: CheckedContinuation<Int, any Error>) -> Bool {
+    func enqueue(_ rows: PreparedRows, _ continuation: CheckedContinuation<Int, any Error>) -> Bool {
         state.withLock { state in
             state.pending.append(Request(rows: rows, continuation: continuation))
             guard !state.flushing else { return false }
@@ -395,6 +390,52 @@ private final class ApplyQueue: Sendable {
             let taken = Array(state.pending.prefix(count))
             state.pending.removeFirst(count)
             return taken
+        }
+    }
+}
+
+/// An apply's rows in (table, primary key) order, each with its digest, made ready by the
+/// caller so that the writer only binds and steps.
+struct PreparedRows: Sendable {
+    struct Row: Sendable {
+        let row: StoredRow
+        let digest: UInt64
+    }
+
+    let rows: [Row]
+    var count: Int { rows.count }
+
+    init(_ rows: [StoredRow]) {
+        // Stable: rows of one key keep the order they came in.
+        self.rows = rows.enumerated().sorted { lhs, rhs in
+            if Self.precedes(lhs.element, rhs.element) { return true }
+            if Self.precedes(rhs.element, lhs.element) { return false }
+            return lhs.offset < rhs.offset
+        }.map { Row(row: $0.element, digest: $0.element.digest) }
+    }
+
+    /// (table, primary key) order; keys compare as UTF-8 bytes, SQLite's BINARY collation.
+    static func precedes(_ lhs: StoredRow, _ rhs: StoredRow) -> Bool {
+        if lhs.table != rhs.table { return lhs.table < rhs.table }
+        return lhs.pk.utf8.lexicographicallyPrecedes(rhs.pk.utf8)
+    }
+
+    /// Visits the rows of every batch in one (table, primary key) order, with the index of the
+    /// batch each came from; of equal keys, the earlier batch's first.
+    static func merge(_ batches: [PreparedRows], _ visit: (Int, Row) throws -> Void) throws {
+        var next = Array(repeating: 0, count: batches.count)
+        while true {
+            var chosen: Int?
+            for (batch, rows) in batches.enumerated() where next[batch] < rows.count {
+                guard let best = chosen else {
+                    chosen = batch
+                    continue
+                }
+                if precedes(rows.rows[next[batch]].row, batches[best].rows[next[best]].row) { chosen = batch }
+            }
+            guard let batch = chosen else { return }
+            try visit(batch, batches[batch].rows[next[batch]])
+            next[batch] += 1
         }
     }
 }
