@@ -35,7 +35,7 @@ struct CutoverBench: AsyncParsableCommand {
     var rate = 1_000
 
     @Option(help: "Writes per second into the moving slice, on top of --rate.")
-    var sliceRate = 3_000
+    var sliceRate = 1_500
 
     func validate() throws {
         if let cutovers, !(1...400).contains(cutovers) { throw ValidationError("--cutovers must be 1…400") }
@@ -52,7 +52,7 @@ struct CutoverBench: AsyncParsableCommand {
         ).present(out: options.out)
     }
 
-    static func measure(environment: BenchEnvironment, cutovers: Int, minHeld: Int = 1_000, rate: Int, sliceRate: Int = 3_000)
+    static func measure(environment: BenchEnvironment, cutovers: Int, minHeld: Int = 1_000, rate: Int, sliceRate: Int = 1_500)
         async throws -> BenchFile<CutoverReport>
     {
         try await BenchFile.measure("cutover", environment) { backend in

@@ -59,6 +59,7 @@ struct RouterBench: AsyncParsableCommand {
     static func measure(environment: BenchEnvironment, levels: [Int], requests: Int, rows: Int) async throws -> RouterBenchReport {
         var results: [Scenario.Result] = []
         var peaks: [String: Int] = [:]
+        var ceiling: PgbenchCeiling?
         for backend in environment.backends {
             try await withBenchCluster("router", backend: backend, shards: 4, servers: environment.servers) { cluster, manager in
                 say("router, \(backend.rawValue): preloading \(grouped(rows)) rows …")
@@ -82,9 +83,11 @@ struct RouterBench: AsyncParsableCommand {
                 }
                 peaks[backend.rawValue] = PeakMemory.peakBytes
                 for running in [bare, bareStore, server] { await running.stop() }
+                if backend == .postgres { ceiling = try PgbenchCeiling.measure(cluster, rows: rows) }
             }
         }
-        return RouterBenchReport(results: results, rows: rows, requests: requests, peakMemoryBytes: peaks, skipped: environment.skipped)
+        return RouterBenchReport(
+            results: results, rows: rows, requests: requests, peakMemoryBytes: peaks, pgbench: ceiling, skipped: environment.skipped)
     }
 
     /// Calls the owning shard's store in process, as the router does after parsing a request.
@@ -174,6 +177,51 @@ enum BareStoreServer {
                 router: router, configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
                 onServerRunning: { bound($0.localAddress?.port ?? 0) }, logger: benchLogger())
         }
+    }
+}
+
+/// PostgreSQL's own ceiling for the router's read: pgbench running the store's primary-key
+/// `SELECT` against every shard's database at once, as many clients per shard as the store's
+/// pool has connections, 4,000 reads each (a count, not `-T`: pgbench started from this process
+/// never saw its timer fire). Three keys in four belong to another shard and
+/// find nothing, a little cheaper than a hit: the figure is a ceiling.
+struct PgbenchCeiling: Codable, Sendable {
+    let clients: Int
+    let readsPerClient: Int
+    let transactionsPerSecond: Double
+
+    static func measure(_ cluster: ScratchCluster, rows: Int) throws -> PgbenchCeiling? {
+        guard let pgbench = BenchProcess.find("pgbench") else {
+            say("router, postgres: no pgbench, so no ceiling figure")
+            return nil
+        }
+        let endpoints = cluster.router.shardMap.shards.compactMap { try? cluster.router.store($0) as? PostgresShardStore }.map(\.endpoint)
+        guard !endpoints.isEmpty else { return nil }
+        let script = NSTemporaryDirectory() + "reshard-pgbench-\(UUID().uuidString).sql"
+        defer { try? FileManager.default.removeItem(atPath: script) }
+        try """
+        \\set k random(0, \(max(0, rows - 1)))
+        SELECT pk, skey, version, body FROM r_\(benchTable) WHERE pk = 'k' || :k;
+
+        """.write(toFile: script, atomically: true, encoding: .utf8)
+        let reads = 4_000
+        // One pgbench per shard database, all at once; each prints its own tps line.
+        let commands = endpoints.map { endpoint in
+            "timeout 120 \"$PGBENCH\" -n -M prepared -c \(endpoint.poolSize) -j 1 -t \(reads) -f \"$SCRIPT\" '\(endpoint.description)' &"
+        }
+        let (status, output) = BenchProcess.run(
+            "/bin/bash", ["-c", commands.joined(separator: "\n") + "\nwait"],
+            environment: ["PGBENCH": pgbench, "SCRIPT": script])
+        guard status == 0 else { throw BenchError("pgbench failed (\(status)): \(output.suffix(500))") }
+        let tps = output.split(separator: "\n").filter { $0.hasPrefix("tps = ") }.compactMap { line in
+            Double(line.dropFirst(6).prefix { $0 != " " })
+        }
+        guard tps.count == endpoints.count else { throw BenchError("pgbench printed \(tps.count) tps lines: \(output.suffix(500))") }
+        let total = tps.reduce(0, +)
+        say(
+            "router, postgres: pgbench point reads on \(endpoints.count) shard databases, \(endpoints.map(\.poolSize).reduce(0, +)) clients: \(Int(total)) tps"
+        )
+        return PgbenchCeiling(clients: endpoints.map(\.poolSize).reduce(0, +), readsPerClient: reads, transactionsPerSecond: total)
     }
 }
 

@@ -23,9 +23,14 @@ struct RouterBenchReport: BenchResult, Codable {
     let ratios: [Ratio]
     /// Peak resident memory of the process during each backend's scenarios.
     let peakMemoryBytes: [String: Int]
+    /// PostgreSQL's own ceiling for the same point read, without Reshard or HTTP.
+    let pgbench: PgbenchCeiling?
     let skipped: String?
 
-    init(results: [Scenario.Result], rows: Int, requests: Int, peakMemoryBytes: [String: Int], skipped: String?) {
+    init(
+        results: [Scenario.Result], rows: Int, requests: Int, peakMemoryBytes: [String: Int], pgbench: PgbenchCeiling?, skipped: String?
+    ) {
+        self.pgbench = pgbench
         date = ISO8601DateFormatter().string(from: Date())
         self.rows = rows
         requestsPerScenario = requests
@@ -92,6 +97,15 @@ struct RouterBenchReport: BenchResult, Codable {
                     + "| \(ratio.p99AddedOverBareStoreMicros) | \(String(format: "%.2f", ratio.throughputVsBare)) "
                     + "| \(String(format: "%.2f", ratio.throughputVsDirect)) | \(ratio.p99AddedOverDirectMicros) |"
             )
+        }
+        if let pgbench {
+            lines += [
+                "",
+                String(
+                    format:
+                        "PostgreSQL's own ceiling for the read (pgbench, the same SELECT, %d clients over the shard databases, %d reads each): %.0f tps",
+                    pgbench.clients, pgbench.readsPerClient, pgbench.transactionsPerSecond),
+            ]
         }
         lines += ["", TargetCheck.markdown(checks)]
         return lines.joined(separator: "\n")

@@ -23,6 +23,8 @@ public final class PostgresShardStore: ShardStore {
     public let shardID: ShardID
     /// The connections.
     let pool: PostgresPool
+    /// The database this shard lives in (the benchmarks point pgbench at it).
+    public var endpoint: PostgresEndpoint { pool.endpoint }
     let logger: Logger
     /// One exported-snapshot read at a time: each holds two connections for a moment.
     let snapshotLock = AsyncSerialLock()
