@@ -23,10 +23,12 @@ struct ScaleBench: AsyncParsableCommand {
 
     @OptionGroup var options: BenchOptions
 
-    @Option(help: "Shards before the add, 1…10,000 (1000 or 1e3).")
+    // Unconditional, so that `--shards -5` reaches the check and its sentence instead of
+    // being taken for an unknown flag.
+    @Option(parsing: .unconditional, help: "Shards before the add, 1…10,000 (1000 or 1e3).")
     var shards = "1000"
 
-    @Option(help: "Rows in the cluster, 1…1e12 (1000000000 or 1e9).")
+    @Option(parsing: .unconditional, help: "Rows in the cluster, 1…1e12 (1000000000 or 1e9).")
     var rows = "1e9"
 
     static let maximumShards = 10_000

@@ -103,4 +103,22 @@ import Testing
         #expect(ScaleCount.plain(10_000) == "10,000")
         #expect(ScaleCount.plain(1_500_000) == "1,500,000")
     }
+
+    @Test(arguments: [
+        ["--rows", "-5"], ["--rows", "0"], ["--shards", "-5"], ["--rows", "abc"], ["--rows", "1e13"], ["--shards", "1e5"],
+    ])
+    func theCommandRefusesBadCountsWithTheirSentence(arguments: [String]) {
+        do {
+            _ = try ScaleBench.parse(arguments)
+            Issue.record("\(arguments) was accepted")
+        } catch {
+            let message = ScaleBench.message(for: error)
+            #expect(message.contains(arguments[0]) && message.contains("must be"), "\(message)")
+        }
+    }
+
+    @Test func theCommandTakesEitherSpelling() throws {
+        #expect(try ScaleBench.parse(["--rows", "1000000000", "--shards", "1e3"]).rows == "1000000000")
+        #expect(try ScaleBench.parse([]).rows == "1e9")
+    }
 }
