@@ -19,7 +19,7 @@ struct ReshardBench: AsyncParsableCommand {
             """,
         subcommands: [
             BenchAll.self, RouterBench.self, CopyBench.self, CutoverBench.self, LatencyBench.self, PlacementBench.self, VerifyBench.self,
-            SimulationBench.self, StrategyBench.self, HotspotBench.self,
+            SimulationBench.self, StrategyBench.self, HotspotBench.self, ScaleBench.self,
         ],
         defaultSubcommand: BenchAll.self
     )
@@ -64,6 +64,7 @@ struct BenchAll: AsyncParsableCommand {
         }
 
         await scenario("placement") { try PlacementBench.measure(rows: quick ? 200_000 : 1_000_000) }
+        await scenario("scale") { try await ScaleBench.measure(environment: environment, shards: 1_000, rows: 1_000_000_000, quick: quick) }
         await scenario("router") {
             try await RouterBench.measure(environment: environment, levels: [1, 16, 64], requests: quick ? 5_000 : 20_000, rows: 10_000)
         }
