@@ -118,19 +118,27 @@ extension PostgresShardStore {
 
     public func apply(_ rows: [StoredRow]) async throws -> Int {
         guard !rows.isEmpty else { return 0 }
-        let byTable = Dictionary(grouping: rows, by: \.table)
-        let first = rows[0].table
+        let byTable = Dictionary(grouping: rows, by: \.table).mapValues(Self.latest).sorted(by: { $0.key < $1.key })
+        let first = byTable[0].key
         if byTable.count == 1 {
             // A cutover's drain (writes held) feels every round trip.
-            return try await statement(first) { connection in
-                try await self.upsert(connection, Self.latest(rows), into: Self.quoted(first), onlyNewer: true)
+            guard byTable[0].value.count >= Self.copyThreshold else {
+                return try await statement(first) { connection in
+                    try await self.upsert(connection, byTable[0].value, into: Self.quoted(first), onlyNewer: true)
+                }
             }
+            return try await bulkApply(byTable[0].value, table: first)
         }
         return try await run(first) { connection in
             var changed = 0
-            for (table, tableRows) in byTable.sorted(by: { $0.key < $1.key }) {
+            for (index, (table, tableRows)) in byTable.enumerated() {
                 do {
-                    changed += try await self.upsert(connection, Self.latest(tableRows), into: Self.quoted(table), onlyNewer: true)
+                    if tableRows.count >= Self.copyThreshold {
+                        changed += try await self.stagedUpsert(
+                            connection, tableRows, into: Self.quoted(table), clearAfter: index + 1 < byTable.count)
+                    } else {
+                        changed += try await self.upsert(connection, tableRows, into: Self.quoted(table), onlyNewer: true)
+                    }
                 } catch  where Self.isUndefinedTable(error) {
                     throw StoreError.unknownTable(table)
                 }
