@@ -31,15 +31,25 @@ extension PostgresShardStore {
     /// Writes `rows` (one per pk, all of `table`, at least `copyThreshold` of them) with the
     /// version rule; returns how many rows changed.
     func bulkApply(_ rows: [StoredRow], table: TableName) async throws -> Int {
+        // A copy chunk almost never meets a stored key, so `COPY` is tried at once: a look for
+        // stored keys first would cost every row a second primary-key descent. After a batch
+        // met one (catch-up batches of changed rows do, every time), the table's next batches
+        // look first, until a look finds none, so they do not pay for a refused `COPY` each.
+        let look = bulkConflicts.withLock { $0.contains(table) }
         var pks = PostgresBindings()
         pks.append(rows.map(\.pk))
         let anyStored = PostgresQuery(
             unsafeSQL: "SELECT EXISTS (SELECT 1 FROM \(Self.quoted(table)) WHERE pk = ANY($1::text[]))", binds: pks)
         let inserted = try await statement(table) { connection in
-            for try await stored in try await connection.query(anyStored, logger: self.logger).decode(Bool.self) where stored {
-                return false
+            if look {
+                for try await stored in try await connection.query(anyStored, logger: self.logger).decode(Bool.self) where stored {
+                    return false
+                }
             }
             return try await self.insertByCopy(connection, rows, table: table)
+        }
+        bulkConflicts.withLock { conflicts in
+            if inserted { conflicts.remove(table) } else { conflicts.insert(table) }
         }
         if inserted { return rows.count }
         return try await run(table) { connection in

@@ -30,6 +30,8 @@ public final class PostgresShardStore: ShardStore {
     let snapshotLock = AsyncSerialLock()
     /// When the WAL decoding restart point was last nudged (see `nudgeRestartPoint`).
     let lastNudge = Mutex<ContinuousClock.Instant?>(nil)
+    /// Tables whose last bulk apply met a stored key (see `bulkApply`).
+    let bulkConflicts = Mutex<Set<TableName>>([])
     /// Logical decoding, or the trigger-fed changelog where the server cannot decode.
     public let capture: PostgresChangeCapture
 
