@@ -76,7 +76,8 @@ extension PostgresShardStore {
         let name = Self.quoted(table)
         return try await run(table) { connection in
             // Whatever the version: this is the repair the version rule cannot make.
-            var changed = try await self.upsert(connection, Self.latest(rows), into: name, onlyNewer: false)
+            var changed = try await self.upsert(
+                connection, Self.latest(rows).sorted { $0.pk.utf8.lexicographicallyPrecedes($1.pk.utf8) }, into: name, onlyNewer: false)
             if !pks.isEmpty {
                 var binds = PostgresBindings()
                 binds.append(pks)

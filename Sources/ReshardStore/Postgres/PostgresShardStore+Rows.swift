@@ -118,7 +118,12 @@ extension PostgresShardStore {
 
     public func apply(_ rows: [StoredRow]) async throws -> Int {
         guard !rows.isEmpty else { return 0 }
-        let byTable = Dictionary(grouping: rows, by: \.table).mapValues(Self.latest).sorted(by: { $0.key < $1.key })
+        // In primary-key order: applies that run at once (a copy's slices, a changelog tail) on
+        // overlapping keys then take their row locks in one order and cannot deadlock (they did,
+        // every few cutovers, with clients writing into the moving range).
+        let byTable = Dictionary(grouping: rows, by: \.table)
+            .mapValues { Self.latest($0).sorted { $0.pk.utf8.lexicographicallyPrecedes($1.pk.utf8) } }
+            .sorted(by: { $0.key < $1.key })
         let first = byTable[0].key
         if byTable.count == 1 {
             // A cutover's drain (writes held) feels every round trip.
