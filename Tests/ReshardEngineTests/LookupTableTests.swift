@@ -40,20 +40,11 @@ import Testing
     static func cluster(shards: Int = 4, faults: MemoryShardStore.Faults? = nil) async throws -> Cluster {
         let ids = (1...shards).map { ShardID("s\($0)")! }
         let stores = Dictionary(uniqueKeysWithValues: ids.map { ($0, MemoryShardStore(shardID: $0, faults: faults)) })
-        let metadata = MemoryMetadataStore()
-        for id in ids { try await metadata.addShard(ShardRecord(id: id, location: .sqlite(path: "memory/\(id)"))) }
         let map = try RingPlacement(virtualNodes: 16).shardMap(for: ids, generation: 1)
-        try await metadata.publish(map, replacing: nil)
         let first = try #require(TableDefinition(name: TableName("orders")!, primaryKey: "id", shardKey: "id"))
         let table = try #require(first.relaid(by: "customer_id"))
         for store in stores.values { for storage in table.storages { try await store.ensureTable(storage) } }
-        try await metadata.createTable(table)
-        let router = try await ShardRouter(
-            metadata: metadata,
-            openStore: { record in
-                guard let store = stores[record.id] else { throw StoreError.backend("no store \(record.id)") }
-                return store
-            }, metricsFactory: NOOPMetricsHandler.instance, logger: Logger(label: "test"))
+        let router = try await MemoryRouter.make(stores, map: map) { try await $0.createTable(table) }.router
         return Cluster(router: router, stores: stores, table: table, map: map)
     }
 

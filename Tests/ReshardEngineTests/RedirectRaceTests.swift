@@ -32,16 +32,9 @@ import Testing
             routerBox.withLock { $0 }?.follow(nil)
         }
         let stores = [s1: MemoryShardStore(shardID: s1, faults: faults), s2: MemoryShardStore(shardID: s2, faults: faults)]
-        let metadata = MemoryMetadataStore()
-        for id in [s1, s2] { try await metadata.addShard(ShardRecord(id: id, location: .sqlite(path: "memory/\(id)"))) }
         let current = try RingPlacement(virtualNodes: 4).shardMap(for: [s1], generation: 1)
-        try await metadata.publish(current, replacing: nil)
-        let router = try await ShardRouter(
-            metadata: metadata,
-            openStore: { record in
-                guard let store = stores[record.id] else { throw StoreError.backend("no store \(record.id)") }
-                return store
-            }, metricsFactory: NOOPMetricsHandler.instance, logger: Logger(label: "test"))
+        let made = try await MemoryRouter.make(stores, map: current)
+        let (router, metadata) = (made.router, made.metadata)
         routerBox.withLock { $0 = router }
         _ = try await router.createTable(name: "kv", primaryKey: "k", shardKey: "k")
         let plan = try MigrationPlanner.plan(.addShard(s2), current: current, registered: [s1, s2], virtualNodes: 4)
@@ -94,16 +87,9 @@ import Testing
         source.withLock { $0 = old }
         target.withLock { $0 = new }
         let stores = [s1: old, s2: new]
-        let metadata = MemoryMetadataStore()
-        for id in [s1, s2] { try await metadata.addShard(ShardRecord(id: id, location: .sqlite(path: "memory/\(id)"))) }
         let current = try RingPlacement(virtualNodes: 4).shardMap(for: [s1], generation: 1)
-        try await metadata.publish(current, replacing: nil)
-        let router = try await ShardRouter(
-            metadata: metadata,
-            openStore: { record in
-                guard let store = stores[record.id] else { throw StoreError.backend("no store \(record.id)") }
-                return store
-            }, metricsFactory: NOOPMetricsHandler.instance, logger: Logger(label: "test"))
+        let made = try await MemoryRouter.make(stores, map: current)
+        let (router, metadata) = (made.router, made.metadata)
         let table = try await router.createTable(name: "kv", primaryKey: "k", shardKey: "k")
         let plan = try MigrationPlanner.plan(.addShard(s2), current: current, registered: [s1, s2], virtualNodes: 4)
         let pk = try #require((0..<1_000).map { "k\($0)" }.first { plan.move(containing: KeyHash.of($0)) != nil })

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import ReshardCore
 import ReshardEngine
 import ReshardStore
@@ -50,5 +51,29 @@ struct FixedStores: StoreDirectory {
     func shardStore(_ shard: ShardID) throws -> any ShardStore {
         guard let store = stores[shard] else { throw StoreError.backend("shard \(shard) is not in this test") }
         return store
+    }
+}
+
+/// A router over in-memory shards whose faults a test injects, and the metadata it follows:
+/// every store registered, `map` published as the first map, and `prepare` run before the
+/// router opens (a table a test creates in the metadata, say).
+struct MemoryRouter {
+    let router: ShardRouter
+    let metadata: MemoryMetadataStore
+
+    static func make(
+        _ stores: [ShardID: MemoryShardStore], map: ShardMap, prepare: (MemoryMetadataStore) async throws -> Void = { _ in }
+    ) async throws -> MemoryRouter {
+        let metadata = MemoryMetadataStore()
+        for id in stores.keys.sorted() { try await metadata.addShard(ShardRecord(id: id, location: .sqlite(path: "memory/\(id)"))) }
+        try await metadata.publish(map, replacing: nil)
+        try await prepare(metadata)
+        let router = try await ShardRouter(
+            metadata: metadata,
+            openStore: { record in
+                guard let store = stores[record.id] else { throw StoreError.backend("no store \(record.id)") }
+                return store
+            }, metricsFactory: NOOPMetricsHandler.instance, logger: Logger(label: "test"))
+        return MemoryRouter(router: router, metadata: metadata)
     }
 }

@@ -23,16 +23,9 @@ import Testing
             if shard == s4, operation == .apply, down.withLock({ $0 }) { throw StoreError.backend("s4 is unreachable") }
         }
         let stores = Dictionary(uniqueKeysWithValues: ids.map { ($0, MemoryShardStore(shardID: $0, faults: faults)) })
-        let metadata = MemoryMetadataStore()
-        for id in ids { try await metadata.addShard(ShardRecord(id: id, location: .sqlite(path: "memory/\(id)"))) }
         let current = try RingPlacement().shardMap(for: Array(ids.prefix(3)), generation: 1)
-        try await metadata.publish(current, replacing: nil)
-        let router = try await ShardRouter(
-            metadata: metadata,
-            openStore: { record in
-                guard let store = stores[record.id] else { throw StoreError.backend("no store \(record.id)") }
-                return store
-            }, metricsFactory: NOOPMetricsHandler.instance, logger: Logger(label: "test"))
+        let made = try await MemoryRouter.make(stores, map: current)
+        let (router, metadata) = (made.router, made.metadata)
         _ = try await router.createTable(name: "kv", primaryKey: "k", shardKey: "k")
         let plan = try MigrationPlanner.plan(.addShard(s4), current: current, registered: Set(ids))
         let moving = (0..<400).map { "k\($0)" }.filter { plan.move(containing: KeyHash.of($0)) != nil }.prefix(30)
