@@ -20,6 +20,12 @@ struct RequestReadTimeout: Error, CustomStringConvertible {
 /// Hummingbird's idle timeout covers a client that sends nothing (headers included, since a
 /// partial head decodes to no part), but it is reset by every body part, so a client trickling
 /// a byte a second could hold a connection and its buffer forever. One instance per connection.
+///
+/// The timer is armed only when a socket read ends with a request still incomplete: most
+/// requests arrive whole in one read, and a timer scheduled and cancelled for each of them is
+/// work (an allocation, a heap insert and removal on the event loop) on every request for the
+/// rare slow one. The deadline counts from the end of the read that brought the head,
+/// microseconds after it.
 final class RequestReadDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -28,36 +34,48 @@ final class RequestReadDeadlineHandler: ChannelDuplexHandler, RemovableChannelHa
 
     private let timeout: TimeAmount
     private var deadline: Scheduled<Void>?
+    /// A head has arrived and its request's end has not.
+    private var incomplete = false
 
     init(timeout: TimeAmount) { self.timeout = timeout }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head:
-            deadline?.cancel()
+            disarm()
+            incomplete = true
+        case .body:
+            break
+        case .end:
+            disarm()
+            incomplete = false
+        }
+        context.fireChannelRead(data)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if incomplete, deadline == nil {
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
             deadline = context.eventLoop.scheduleTask(in: timeout) {
                 // The route reading the body sees this error; the close frees the buffer.
                 bound.value.fireErrorCaught(RequestReadTimeout())
                 bound.value.close(promise: nil)
             }
-        case .body:
-            break
-        case .end:
-            deadline?.cancel()
-            deadline = nil
         }
-        context.fireChannelRead(data)
+        context.fireChannelReadComplete()
+    }
+
+    private func disarm() {
+        deadline?.cancel()
+        deadline = nil
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        deadline?.cancel()
-        deadline = nil
+        disarm()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        deadline?.cancel()
-        deadline = nil
+        disarm()
         context.fireChannelInactive()
     }
 }
