@@ -73,6 +73,7 @@ struct RouterBench: AsyncParsableCommand {
                         backend: backend.rawValue, levels: levels, requests: requests, rows: rows,
                         targets: [
                             ("direct", { try Self.directClient(cluster) }),
+                            ("engine", { Self.engineClient(cluster) }),
                             ("bare", { try await .http(port: bare.port, prefix: "/bare") }),
                             ("bare_store", { try await .http(port: bareStore.port, prefix: "/store") }),
                             ("reshard", { try await .http(port: server.port, prefix: "") }),
@@ -103,13 +104,31 @@ struct RouterBench: AsyncParsableCommand {
                 guard let store = owners[map.owner(of: KeyHash.of(pk))] else { return false }
                 switch operation {
                 case .get:
-                    return try await store.get(table: table, pk: pk) != nil
+                    return try await store.read(table: table, pk: pk, shardKey: pk).value != nil
                 case .put:
                     let body = String(decoding: BenchLoad.body(key, step: 1), as: UTF8.self)
                     let write = ClientWrite(
                         table: table, pk: pk, shardKey: pk, body: body, proposedVersion: HybridLogicalClock.timestamp(millis: wallMillis()),
                         generation: map.generation)
                     _ = try await store.write(write)
+                    return true
+                }
+            }, close: {})
+    }
+
+    /// Calls the router's engine in process (routing, gate, fences, load statistics, metrics;
+    /// no HTTP): with `direct`, what the engine costs; with `bare_store`, what HTTP costs.
+    static func engineClient(_ cluster: ScratchCluster) -> Scenario.Client {
+        let router = cluster.router
+        return Scenario.Client(
+            send: { operation, key in
+                let pk = "k\(key)"
+                switch operation {
+                case .get:
+                    _ = try await router.get(table: benchTable, pk: pk, shardKey: nil)
+                    return true
+                case .put:
+                    _ = try await router.put(table: benchTable, pk: pk, body: BenchLoad.body(key, step: 1))
                     return true
                 }
             }, close: {})

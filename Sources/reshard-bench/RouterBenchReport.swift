@@ -13,6 +13,9 @@ struct RouterBenchReport: BenchResult, Codable {
         let p99AddedOverBareStoreMicros: Int64
         let throughputVsDirect: Double
         let p99AddedOverDirectMicros: Int64
+        /// Wall microseconds per request the router's engine called in process (no HTTP) adds
+        /// over the store call alone, at this concurrency: routing's own cost, apart from HTTP's.
+        let engineAddedMicros: Double?
     }
 
     var benchmark = "router-overhead"
@@ -46,6 +49,7 @@ struct RouterBenchReport: BenchResult, Codable {
                 }
             }
             guard let bare = find("bare"), let bareStore = find("bare_store"), let direct = find("direct") else { continue }
+            let engineAdded = find("engine").map { 1e6 / $0.throughput - 1e6 / direct.throughput }
             ratios.append(
                 Ratio(
                     backend: reshard.backend, operation: reshard.operation.rawValue, connections: reshard.connections,
@@ -54,7 +58,7 @@ struct RouterBenchReport: BenchResult, Codable {
                     throughputVsBareStore: reshard.throughput / bareStore.throughput,
                     p99AddedOverBareStoreMicros: Int64(reshard.p99Micros) - Int64(bareStore.p99Micros),
                     throughputVsDirect: reshard.throughput / direct.throughput,
-                    p99AddedOverDirectMicros: Int64(reshard.p99Micros) - Int64(direct.p99Micros)))
+                    p99AddedOverDirectMicros: Int64(reshard.p99Micros) - Int64(direct.p99Micros), engineAddedMicros: engineAdded))
         }
         self.ratios = ratios
     }
@@ -88,14 +92,15 @@ struct RouterBenchReport: BenchResult, Codable {
         }
         lines += [
             "",
-            "| backend | op | conns | reshard/bare store req/s | p99 added over bare store µs | reshard/bare req/s | reshard/direct req/s | p99 added over direct µs |",
-            "|---|---|---:|---:|---:|---:|---:|---:|",
+            "| backend | op | conns | reshard/bare store req/s | p99 added over bare store µs | reshard/bare req/s | reshard/direct req/s | p99 added over direct µs | engine µs/req over direct |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for ratio in ratios {
             lines.append(
                 "| \(ratio.backend) | \(ratio.operation) | \(ratio.connections) | \(String(format: "%.2f", ratio.throughputVsBareStore)) "
                     + "| \(ratio.p99AddedOverBareStoreMicros) | \(String(format: "%.2f", ratio.throughputVsBare)) "
-                    + "| \(String(format: "%.2f", ratio.throughputVsDirect)) | \(ratio.p99AddedOverDirectMicros) |"
+                    + "| \(String(format: "%.2f", ratio.throughputVsDirect)) | \(ratio.p99AddedOverDirectMicros) "
+                    + "| \(ratio.engineAddedMicros.map { String(format: "%.1f", $0) } ?? "–") |"
             )
         }
         if let pgbench {
