@@ -111,6 +111,8 @@ public final class PostgresPool: Sendable {
     /// Longest wait for a pooled connection (a lease, not the query it runs).
     let leaseTimeout: Duration
     let logger: Logger
+    /// The hot statements, prepared once per connection.
+    let statements = PostgresPreparedStatements()
 
     /// Starts a pool; connections open on first use.
     public init(endpoint: PostgresEndpoint, logger: Logger, leaseTimeout: Duration = .seconds(5)) {

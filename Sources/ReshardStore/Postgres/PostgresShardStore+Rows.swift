@@ -22,40 +22,40 @@ extension PostgresShardStore {
             ), written AS (
             """
         }
+        // Every parameter is cast: the statement is prepared without types (see
+        // `PostgresPreparedStatements`), and one only in a select list would be taken for text.
         let statement: String
-        var binds = PostgresBindings()
-        binds.append(write.pk)
+        var binds: [PostgresData] = [PostgresData(string: write.pk)]
         if let body = write.body {
             statement = """
-                \(fence("$3"))
+                \(fence("$3::bigint"))
                     INSERT INTO \(name) AS t(pk, skey, h, version, body)
-                    SELECT $1, $2, $3, $4, $5 FROM fence WHERE fence.g <= $6 AND fence.r = 0
+                    SELECT $1::text, $2::text, $3::bigint, $4::bigint, $5::text FROM fence WHERE fence.g <= $6::bigint AND fence.r = 0
                     ON CONFLICT (pk) DO UPDATE SET skey = excluded.skey, h = excluded.h,
                         version = greatest(t.version + 1, excluded.version), body = excluded.body
                     RETURNING t.version)
                 SELECT (SELECT g FROM fence), (SELECT r FROM fence), (SELECT version FROM written)
                 """
-            binds.append(write.shardKey)
-            binds.append(hash)
-            binds.append(proposed)
-            binds.append(body)
-            binds.append(generation)
+            binds += [
+                PostgresData(string: write.shardKey), PostgresData(int64: hash), PostgresData(int64: proposed), PostgresData(string: body),
+            ]
+            binds.append(PostgresData(int64: generation))
         } else {
             statement = """
-                \(fence("$2"))
-                    UPDATE \(name) AS t SET version = greatest(t.version + 1, $3), body = NULL
-                    FROM fence WHERE t.pk = $1 AND t.body IS NOT NULL AND fence.g <= $4 AND fence.r = 0
+                \(fence("$2::bigint"))
+                    UPDATE \(name) AS t SET version = greatest(t.version + 1, $3::bigint), body = NULL
+                    FROM fence WHERE t.pk = $1::text AND t.body IS NOT NULL AND fence.g <= $4::bigint AND fence.r = 0
                     RETURNING t.version)
                 SELECT (SELECT g FROM fence), (SELECT r FROM fence), (SELECT version FROM written)
                 """
-            binds.append(hash)
-            binds.append(proposed)
-            binds.append(generation)
+            binds += [PostgresData(int64: hash), PostgresData(int64: proposed), PostgresData(int64: generation)]
         }
-        let query = PostgresQuery(unsafeSQL: statement, binds: binds)
-        let (fenceGeneration, retired, version) = try await self.statement(write.table) { connection in
+        let statements = pool.statements
+        let (fenceGeneration, retired, version) = try await self.statement(write.table) { [binds] connection in
             var result: (Int64, Int64, Int64?) = (0, 0, nil)
-            for try await row in try await connection.query(query, logger: self.logger).decode((Int64, Int64, Int64?).self) { result = row }
+            for row in try await statements.run(statement, binds, on: connection) {
+                result = (try row.required(0), try row.required(1), try row.value(2))
+            }
             return result
         }
         if fenceGeneration > generation { throw StoreError.fenced(at: UInt64(bitPattern: fenceGeneration)) }
@@ -85,34 +85,29 @@ extension PostgresShardStore {
         try StoreError.check(pk, "primary key")
         try StoreError.check(shardKey, "shard key")
         // One statement is one snapshot: the row and the fence agree.
-        var binds = PostgresBindings()
-        binds.append(pk)
-        binds.append(KeyHash.ordered(KeyHash.of(shardKey)))
-        let query = PostgresQuery(
-            unsafeSQL: """
-                SELECT (SELECT max(generation) FROM _reshard_fences WHERE range_start <= $2 AND range_last >= $2),
-                    \(Self.retiredExpression(table)), r.pk, r.skey, r.version, r.body
-                FROM (SELECT 1) one LEFT JOIN \(Self.quoted(table)) r ON r.pk = $1
-                """, binds: binds)
-        let (fence, retired, rows) = try await fencedRows(query, table: table)
+        let sql = """
+            SELECT (SELECT max(generation) FROM _reshard_fences WHERE range_start <= $2::bigint AND range_last >= $2::bigint),
+                \(Self.retiredExpression(table)), r.pk, r.skey, r.version, r.body
+            FROM (SELECT 1) one LEFT JOIN \(Self.quoted(table)) r ON r.pk = $1::text
+            """
+        let binds = [PostgresData(string: pk), PostgresData(int64: KeyHash.ordered(KeyHash.of(shardKey)))]
+        let (fence, retired, rows) = try await fencedRows(sql, binds, table: table)
         return FencedRead(value: rows.first, fence: fence, retired: retired)
     }
 
     public func rows(table: TableName, shardKey: String, limit: Int) async throws -> FencedRead<[StoredRow]> {
         try StoreError.check(shardKey, "shard key")
-        var binds = PostgresBindings()
-        binds.append(KeyHash.ordered(KeyHash.of(shardKey)))
-        binds.append(shardKey)
-        binds.append(Int64(limit))
-        let query = PostgresQuery(
-            unsafeSQL: """
-                SELECT (SELECT max(generation) FROM _reshard_fences WHERE range_start <= $1 AND range_last >= $1),
-                    \(Self.retiredExpression(table)), r.pk, r.skey, r.version, r.body
-                FROM (SELECT 1) one LEFT JOIN LATERAL (
-                    SELECT pk, skey, version, body FROM \(Self.quoted(table))
-                    WHERE h = $1 AND skey = $2 AND body IS NOT NULL ORDER BY pk LIMIT $3) r ON true
-                """, binds: binds)
-        let (fence, retired, rows) = try await fencedRows(query, table: table)
+        let sql = """
+            SELECT (SELECT max(generation) FROM _reshard_fences WHERE range_start <= $1::bigint AND range_last >= $1::bigint),
+                \(Self.retiredExpression(table)), r.pk, r.skey, r.version, r.body
+            FROM (SELECT 1) one LEFT JOIN LATERAL (
+                SELECT pk, skey, version, body FROM \(Self.quoted(table))
+                WHERE h = $1::bigint AND skey = $2::text AND body IS NOT NULL ORDER BY pk LIMIT $3::bigint) r ON true
+            """
+        let binds = [
+            PostgresData(int64: KeyHash.ordered(KeyHash.of(shardKey))), PostgresData(string: shardKey), PostgresData(int64: Int64(limit)),
+        ]
+        let (fence, retired, rows) = try await fencedRows(sql, binds, table: table)
         return FencedRead(value: rows, fence: fence, retired: retired)
     }
 
@@ -214,19 +209,20 @@ extension PostgresShardStore {
         return PostgresQuery(unsafeSQL: sql, binds: binds)
     }
 
-    private func fencedRows(_ query: PostgresQuery, table: TableName) async throws -> (UInt64?, UInt64?, [StoredRow]) {
+    private func fencedRows(_ sql: String, _ binds: [PostgresData], table: TableName) async throws -> (UInt64?, UInt64?, [StoredRow]) {
+        let statements = pool.statements
         do {
             return try await pool.withConnection { connection in
                 var fence: Int64?
                 var retired: Int64 = 0
                 var rows: [StoredRow] = []
-                let sequence = try await connection.query(query, logger: self.logger)
-                for try await (found, layout, pk, skey, version, body) in sequence.decode(
-                    (Int64?, Int64, String?, String?, Int64?, String?).self)
-                {
-                    fence = found
-                    retired = layout
-                    guard let pk, let skey, let version else { continue }
+                for row in try await statements.run(sql, binds, on: connection) {
+                    fence = try row.value(0)
+                    retired = try row.required(1)
+                    guard let pk = try row.value(2, as: String.self), let skey = try row.value(3, as: String.self),
+                        let version = try row.value(4, as: Int64.self)
+                    else { continue }
+                    let body = try row.value(5, as: String.self)
                     rows.append(StoredRow(table: table, pk: pk, shardKey: skey, version: UInt64(bitPattern: version), body: body))
                 }
                 return (fence.map { UInt64(bitPattern: $0) }, retired == 0 ? nil : UInt64(bitPattern: retired), rows)

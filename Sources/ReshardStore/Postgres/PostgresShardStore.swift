@@ -176,6 +176,8 @@ public final class PostgresShardStore: ShardStore {
             throw StoreError.unknownTable(table)
         } catch let error as PSQLError {
             throw StoreError.backend(Self.message(error))
+        } catch let error as PostgresError {
+            throw StoreError.backend(Self.message(error))
         }
     }
 
@@ -213,7 +215,7 @@ public final class PostgresShardStore: ShardStore {
     static func quoted(_ table: TableName) -> String { "\"r_\(table.rawValue)\"" }
 
     static func isUndefinedTable(_ error: any Error) -> Bool {
-        (error as? PSQLError)?.serverInfo?[.sqlState] == "42P01"
+        PostgresPreparedStatements.sqlState(error) == "42P01"
     }
 
     /// The server's message, or the client's error, for logs and errors (PostgresNIO's own
@@ -223,6 +225,8 @@ public final class PostgresShardStore: ShardStore {
             if let message = error.serverInfo?[.message] { return message }
             return "\(error.code)"
         }
+        // What a prepared statement's failure arrives as (see `PostgresPreparedStatements`).
+        if case .server(let server) = error as? PostgresError, let message = server.fields[.message] { return message }
         return "\(error)"
     }
 }
