@@ -105,3 +105,122 @@ import Testing
         }
     }
 }
+
+/// `PostgresPool.withConnection`'s bounds, kept by `PostgresCallWatch`. The checks are of
+/// order, not time (a loaded machine can stretch any time): each answer must come while the
+/// call it waits behind is still running.
+@Suite struct PostgresPoolWaitTests {
+    func pool(size: Int, leaseTimeout: Duration) throws -> PostgresPool? {
+        guard let base = PostgresScratch.servers().first else { return nil }
+        let endpoint = try PostgresEndpoint(url: "postgres://\(base.user)@\(base.host):\(base.port)/postgres?pool=\(size)")
+        return PostgresPool(endpoint: endpoint, logger: .init(label: "test"), leaseTimeout: leaseTimeout)
+    }
+
+    /// A call that finds every connection busy gives up after the lease timeout, with an error
+    /// that says so, and the pool serves again once the connection is free.
+    @Test func aCallWaitingForABusyPoolGivesUpAfterTheLeaseTimeout() async throws {
+        guard let pool = try pool(size: 1, leaseTimeout: .milliseconds(300)) else { return }
+        let holder = try #require(try self.pool(size: 1, leaseTimeout: .seconds(30)))
+        let busy = Mutex(false)
+        // The connection is opened first: on a loaded machine opening it can take longer than
+        // the lease timeout under test.
+        for attempt in 1...50 {
+            do {
+                try await pool.withConnection { _ in }
+                break
+            } catch  where attempt < 50 {}
+        }
+        let holding = Task {
+            try await pool.withConnection { connection in
+                busy.withLock { $0 = true }
+                try await connection.query("SELECT pg_sleep(20), 'reshard-lease-test'", logger: pool.logger)
+            }
+        }
+        while !busy.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(20)) }
+        await #expect {
+            try await pool.withConnection { try await $0.query("SELECT 1", logger: pool.logger) }
+        } throws: { error in
+            "\(error)".contains("no connection to") && "\(error)".contains("within")
+        }
+        try await cancelSleepers("reshard-lease-test", with: holder)
+        _ = await holding.result
+        let one = try await pool.withConnection { connection in
+            var found: Int32 = 0
+            for try await value in try await connection.query("SELECT 1", logger: pool.logger).decode(Int32.self) { found = value }
+            return found
+        }
+        #expect(one == 1)
+        await pool.close()
+        await holder.close()
+    }
+
+    /// A caller cancelled while it waits for a lease is answered at once (while the call ahead
+    /// of it still runs), and its body never runs on the connection it would have got.
+    @Test func aCallerCancelledWhileWaitingIsAnsweredAndItsBodyNeverRuns() async throws {
+        guard let pool = try pool(size: 1, leaseTimeout: .seconds(60)) else { return }
+        let holder = try #require(try self.pool(size: 1, leaseTimeout: .seconds(30)))
+        let ran = Mutex(false)
+        let busy = Mutex(false)
+        let holding = Task {
+            try await pool.withConnection { connection in
+                busy.withLock { $0 = true }
+                try await connection.query("SELECT pg_sleep(20), 'reshard-cancel-test'", logger: pool.logger)
+            }
+        }
+        while !busy.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(20)) }
+        let waiting = Task {
+            try await pool.withConnection { _ in ran.withLock { $0 = true } }
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        waiting.cancel()
+        await #expect(throws: CancellationError.self) { try await waiting.value }
+        try await cancelSleepers("reshard-cancel-test", with: holder)
+        _ = await holding.result
+        try await pool.withConnection { try await $0.query("SELECT 1", logger: pool.logger) }
+        #expect(!ran.withLock { $0 })
+        await pool.close()
+        await holder.close()
+    }
+
+    /// A connection the server ends under a running query answers its caller with an error,
+    /// not a wait for ever, and hands its lease back: a pool of one serves the next call.
+    @Test func aConnectionEndedUnderAQueryAnswersWithAnErrorAndFreesItsLease() async throws {
+        guard let pool = try pool(size: 1, leaseTimeout: .seconds(30)) else { return }
+        let admin = try #require(try self.pool(size: 1, leaseTimeout: .seconds(30)))
+        let busy = Mutex(false)
+        let sleeping = Task {
+            try await pool.withConnection { connection in
+                busy.withLock { $0 = true }
+                return try await connection.query("SELECT pg_sleep(20), 'reshard-ended-test'", logger: pool.logger).collect().count
+            }
+        }
+        while !busy.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(20)) }
+        try await Task.sleep(for: .milliseconds(100))
+        try await admin.withConnection { connection in
+            try await connection.query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%reshard-ended-test%' AND pid <> pg_backend_pid()",
+                logger: admin.logger)
+        }
+        await #expect(throws: (any Error).self) { try await sleeping.value }
+        // The pool may hand out the ended connection once more before it sees it closed (the
+        // call then fails at once); it must not stay leased, or the next call would time out.
+        for attempt in 1...3 {
+            do {
+                try await pool.withConnection { try await $0.query("SELECT 1", logger: pool.logger) }
+                break
+            } catch  where attempt < 3 && "\(String(reflecting: error))".contains("ClosedConnection") {}
+        }
+        await pool.close()
+        await admin.close()
+    }
+
+    /// Ends the `pg_sleep` call tagged `tag` early, so it does not outlive its test's checks.
+    private func cancelSleepers(_ tag: String, with admin: PostgresPool) async throws {
+        let pattern = "%\(tag)%"
+        try await admin.withConnection { connection in
+            try await connection.query(
+                "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE \(pattern) AND pid <> pg_backend_pid()",
+                logger: admin.logger)
+        }
+    }
+}

@@ -147,38 +147,36 @@ public final class PostgresPool: Sendable {
 
     /// Runs `body` on a pooled connection, waiting at most `leaseTimeout` for one. Once leased,
     /// the body runs to completion: cutting a query off half-way could leave a transaction open,
-    /// so only the wait for the lease itself is abandoned.
+    /// so only the wait for the lease itself is abandoned (on the timeout, or when the caller is
+    /// cancelled). A connection that closes under the body answers the caller with an error
+    /// (see `PostgresCallWatch`).
     @discardableResult
     public func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        let leased = LeaseFlag()
         let client = client
-        let timeout = leaseTimeout
-        return try await withThrowingTaskGroup(of: Lease<T>.self) { group in
-            group.addTask {
-                .done(
-                    try await client.withConnection { connection in
-                        leased.set()
-                        // PostgresNIO 1.33 can leave a query on a connection that just closed waiting
-                        // for ever; the guard answers with an error instead (see `PostgresSession`).
-                        return try await PostgresSession.guarded(connection) { try await body(connection) }
-                    })
-            }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return .timedOut
-            }
-            while let next = try await group.next() {
-                switch next {
-                case .done(let value):
-                    group.cancelAll()
-                    return value
-                case .timedOut where !leased.isSet:
-                    group.cancelAll()
-                    throw StoreError.backend("no connection to \(endpoint) within \(timeout)")
-                case .timedOut: continue
+        let outcome = Outcome<T>()
+        let watch = PostgresCallWatch.shared
+        let id = watch.register(leaseTimeout: leaseTimeout, endpoint: endpoint.description) { outcome.settle(.failure($0)) }
+        let task = Task {
+            let result = await Result {
+                try await client.withConnection { connection in
+                    // The body runs in a task of its own so that a connection lost under it
+                    // (a query PostgresNIO never completes) can still be handed back to the
+                    // pool, which drops it: otherwise each loss would hold a pool slot for ever.
+                    let done = Outcome<T>()
+                    // Given up while waiting (timed out or cancelled): its caller has its answer.
+                    guard watch.leased(id, connection, lost: { done.settle(.failure($0)) }) else { throw CancellationError() }
+                    Task { done.settle(await Result { try await body(connection) }) }
+                    return try await done.value()
                 }
             }
-            throw StoreError.backend("connection to \(endpoint) ended without a result")
+            watch.finish(id)
+            outcome.settle(result)
+        }
+        watch.attach(id, task: task)
+        return try await withTaskCancellationHandler {
+            try await outcome.value()
+        } onCancel: {
+            watch.cancel(id)
         }
     }
 
@@ -199,18 +197,11 @@ public final class PostgresPool: Sendable {
             }
         }
     }
-
-    private enum Lease<T: Sendable>: Sendable {
-        case done(T)
-        case timedOut
-    }
 }
 
-/// A flag set once: whether a lease was granted, or which of two racers came first.
+/// A flag set once: which of two racers came first.
 private final class LeaseFlag: Sendable {
     private let state = Mutex(false)
-    func set() { state.withLock { $0 = true } }
-    var isSet: Bool { state.withLock { $0 } }
 
     /// Sets the flag; true for the first caller only.
     func claim() -> Bool {

@@ -290,7 +290,7 @@ enum PostgresSession {
 }
 
 /// The first of several results (an operation's, a closed connection, a timeout), for one waiter.
-private final class Outcome<T: Sendable>: Sendable {
+final class Outcome<T: Sendable>: Sendable {
     private let state = Mutex<(result: Result<T, any Error>?, waiter: CheckedContinuation<T, any Error>?)>((nil, nil))
 
     var isSettled: Bool { state.withLock { $0.result != nil } }
@@ -324,7 +324,7 @@ private final class Outcome<T: Sendable>: Sendable {
 
 extension Result where Failure == any Error {
     /// The result of `body`, thrown error included.
-    fileprivate init(_ body: () async throws -> Success) async {
+    init(_ body: () async throws -> Success) async {
         do {
             self = .success(try await body())
         } catch {
