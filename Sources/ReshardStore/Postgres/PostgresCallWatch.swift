@@ -42,9 +42,6 @@ final class PostgresCallWatch: Sendable {
 
     private let state = Mutex(State())
 
-    /// Calls in flight (for tests).
-    var inFlight: Int { state.withLock { $0.calls.count } }
-
     /// Registers a call waiting for a lease; `fail` answers its caller.
     func register(leaseTimeout: Duration, endpoint: String, fail: @escaping @Sendable (any Error) -> Void) -> UInt64 {
         let (id, startTicker) = state.withLock { state -> (UInt64, Bool) in

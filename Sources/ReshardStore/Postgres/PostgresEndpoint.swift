@@ -113,10 +113,13 @@ public final class PostgresPool: Sendable {
     let logger: Logger
     /// The hot statements, prepared once per connection.
     let statements = PostgresPreparedStatements()
+    /// `endpoint.description`, built once rather than for every call's registration.
+    private let name: String
 
     /// Starts a pool; connections open on first use.
     public init(endpoint: PostgresEndpoint, logger: Logger, leaseTimeout: Duration = .seconds(5)) {
         self.endpoint = endpoint
+        name = endpoint.description
         self.logger = logger
         self.leaseTimeout = leaseTimeout
         let client = PostgresClient(configuration: endpoint.configuration, backgroundLogger: logger)
@@ -155,7 +158,7 @@ public final class PostgresPool: Sendable {
         let client = client
         let outcome = Outcome<T>()
         let watch = PostgresCallWatch.shared
-        let id = watch.register(leaseTimeout: leaseTimeout, endpoint: endpoint.description) { outcome.settle(.failure($0)) }
+        let id = watch.register(leaseTimeout: leaseTimeout, endpoint: name) { outcome.settle(.failure($0)) }
         let task = Task {
             let result = await Result {
                 try await client.withConnection { connection in
@@ -192,7 +195,9 @@ public final class PostgresPool: Sendable {
                 try await connection.query("COMMIT", logger: logger)
                 return result
             } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
+                // A closed connection has rolled back already; a query written to it would
+                // never be answered.
+                if !connection.isClosed { _ = try? await connection.query("ROLLBACK", logger: logger) }
                 throw error
             }
         }

@@ -237,8 +237,8 @@ enum PostgresSession {
     /// closed (its fix, vapor/postgres-nio#487, was reverted by #501), so awaiting one can hang
     /// for good when a server restarts or ends a session. An abandoned operation stays
     /// suspended: a small leak per lost connection, for a caller that always gets an answer.
-    /// Pooled connections pass `abandonOnCancel: false`: the pool must not get a connection
-    /// back while a query may still run on it.
+    /// For dedicated connections (leadership, notifications, liveness checks); pooled calls get
+    /// the same answer from `PostgresCallWatch` without a watch task per query.
     static func guarded<T: Sendable>(
         _ connection: PostgresConnection, timeout: Duration? = nil, abandonOnCancel: Bool = false,
         _ operation: @escaping @Sendable () async throws -> T

@@ -92,7 +92,7 @@ public final class PostgresMetadataStore: MetadataStore {
         precondition(eventsRetained >= 1, "the event log keeps at least its newest event")
         let store = PostgresMetadataStore(endpoint: endpoint, logger: logger, eventsRetained: eventsRetained)
         do {
-            try await Self.transaction(store.pool, logger: logger) { connection in
+            try await store.pool.transaction { connection in
                 // Two processes opening a new metadata database at once must not both create it:
                 // CREATE TABLE IF NOT EXISTS alone races on the catalog.
                 try await connection.query("SELECT pg_advisory_xact_lock(\(Self.schemaLockKey))", logger: logger)
@@ -223,11 +223,7 @@ public final class PostgresMetadataStore: MetadataStore {
     /// Runs `body` on a pooled connection (autocommit: each statement its own transaction),
     /// with the store's errors.
     func run<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        try await failures {
-            try await self.pool.withConnection { connection in
-                try await PostgresSession.guarded(connection) { try await body(connection) }
-            }
-        }
+        try await failures { try await self.pool.withConnection(body) }
     }
 
     /// Runs `body` in a transaction that also notifies `change`: PostgreSQL delivers the
@@ -237,7 +233,7 @@ public final class PostgresMetadataStore: MetadataStore {
     {
         let payload = change.rawValue
         try await failures {
-            try await Self.transaction(self.pool, logger: self.logger) { connection in
+            try await self.pool.transaction { connection in
                 try await body(connection)
                 try await connection.query("SELECT pg_notify(\(Self.channel), \(payload))", logger: self.logger)
             }
@@ -247,29 +243,7 @@ public final class PostgresMetadataStore: MetadataStore {
     /// Runs `body` in a transaction that notifies nobody (what changes no watcher waits for),
     /// with the store's errors.
     func inTransaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        try await failures { try await Self.transaction(self.pool, logger: self.logger, body) }
-    }
-
-    /// `PostgresPool.transaction`, but it throws rather than hangs when the connection is lost
-    /// (see `PostgresSession.guarded`).
-    private static func transaction<T: Sendable>(
-        _ pool: PostgresPool, logger: Logger, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
-    ) async throws -> T {
-        try await pool.withConnection { connection in
-            try await PostgresSession.guarded(connection) {
-                try await connection.query("BEGIN", logger: logger)
-                do {
-                    let result = try await body(connection)
-                    try await connection.query("COMMIT", logger: logger)
-                    return result
-                } catch {
-                    // A closed connection has rolled back already; a query written to it would
-                    // never be answered.
-                    if !connection.isClosed { _ = try? await connection.query("ROLLBACK", logger: logger) }
-                    throw error
-                }
-            }
-        }
+        try await failures { try await self.pool.transaction("", body) }
     }
 
     /// Passes the metadata's own errors through and names the endpoint in every other one.

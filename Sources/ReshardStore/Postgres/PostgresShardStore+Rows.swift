@@ -38,8 +38,8 @@ extension PostgresShardStore {
                 """
             binds += [
                 PostgresData(string: write.shardKey), PostgresData(int64: hash), PostgresData(int64: proposed), PostgresData(string: body),
+                PostgresData(int64: generation),
             ]
-            binds.append(PostgresData(int64: generation))
         } else {
             statement = """
                 \(fence("$2::bigint"))
