@@ -124,12 +124,7 @@ import Testing
         let busy = Mutex(false)
         // The connection is opened first: on a loaded machine opening it can take longer than
         // the lease timeout under test.
-        for attempt in 1...50 {
-            do {
-                try await pool.withConnection { _ in }
-                break
-            } catch  where attempt < 50 {}
-        }
+        _ = try await selectOne(pool)
         let holding = Task {
             try await pool.withConnection { connection in
                 busy.withLock { $0 = true }
@@ -144,12 +139,7 @@ import Testing
         }
         try await cancelSleepers("reshard-lease-test", with: holder)
         _ = await holding.result
-        let one = try await pool.withConnection { connection in
-            var found: Int32 = 0
-            for try await value in try await connection.query("SELECT 1", logger: pool.logger).decode(Int32.self) { found = value }
-            return found
-        }
-        #expect(one == 1)
+        #expect(try await selectOne(pool) == 1)
         await pool.close()
         await holder.close()
     }
@@ -212,6 +202,24 @@ import Testing
         }
         await pool.close()
         await admin.close()
+    }
+
+    /// `SELECT 1` through a pool with a short lease timeout, tried again while the pool answers
+    /// "no connection within": on a loaded machine the lease the call before handed back can
+    /// reach the next caller later than the timeout under test. What is checked is that the
+    /// pool serves again, not how soon.
+    private func selectOne(_ pool: PostgresPool) async throws -> Int32 {
+        let once = {
+            try await pool.withConnection { connection in
+                var found: Int32 = 0
+                for try await value in try await connection.query("SELECT 1", logger: pool.logger).decode(Int32.self) { found = value }
+                return found
+            }
+        }
+        for _ in 1..<50 {
+            do { return try await once() } catch  where "\(error)".contains("within") {}
+        }
+        return try await once()
     }
 
     /// Ends the `pg_sleep` call tagged `tag` early, so it does not outlive its test's checks.
