@@ -141,6 +141,15 @@ package final class RememberedMap: Sendable {
 
     /// The event body of publishing `new` over generation `expected`, when the map it replaces
     /// is at hand (or there is none); nil otherwise, and the store reads the replaced map itself.
+    /// The kept map when it is of `generation`: a published map never changes, so a store that
+    /// finds its newest generation unchanged need not read and decode it again.
+    package func kept(generation: UInt64) -> ShardMap? {
+        map.withLock { kept in kept?.generation == generation ? kept : nil }
+    }
+
+    /// The kept map's generation, if any.
+    package var keptGeneration: UInt64? { map.withLock { $0?.generation } }
+
     package func preparedEvent(_ new: ShardMap, replacing expected: UInt64?) throws -> String? {
         guard let expected else { return try MetadataJSON.encode(MetadataEvent.published(new, replacing: nil)) }
         guard let previous = map.withLock({ $0 }), previous.generation == expected else { return nil }

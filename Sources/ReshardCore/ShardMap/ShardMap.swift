@@ -88,40 +88,18 @@ public struct ShardMap: Hashable, Sendable, Codable {
             try self.init(generation: generation, assignments: container.decode([RangeAssignment].self, forKey: .assignments))
             return
         }
-        var starts: [(UInt64, ShardID)] = []
-        for entry in layout.split(separator: ",", omittingEmptySubsequences: false) {
-            let parts = entry.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2, let start = UInt64(parts[0], radix: 16), let shard = ShardID(String(parts[1])) else {
-                throw DecodingError.dataCorruptedError(forKey: .layout, in: container, debugDescription: "bad layout entry \(entry)")
-            }
-            starts.append((start, shard))
+        do {
+            self = try ShardMap(generation: generation, layout: Array(layout.utf8))
+        } catch {
+            throw DecodingError.dataCorruptedError(forKey: .layout, in: container, debugDescription: error.description)
         }
-        guard starts.indices.dropFirst().allSatisfy({ starts[$0].0 > starts[$0 - 1].0 }) else {
-            throw DecodingError.dataCorruptedError(forKey: .layout, in: container, debugDescription: "layout starts must increase")
-        }
-        // Contiguous ranges: each ends where the next starts, the last at the top of the space.
-        let assignments = starts.indices.map { index in
-            let last = index + 1 < starts.count ? starts[index + 1].0 - 1 : .max
-            return RangeAssignment(range: HashRange(start: starts[index].0, last: last), shard: starts[index].1)
-        }
-        try self.init(generation: generation, assignments: assignments)
     }
 
-    /// Encodes as `{"generation":N,"layout":"<start hex>=<shard>,…"}`: ranges are contiguous, so
-    /// their starts say everything, and one string encodes and parses an order of magnitude faster
-    /// than a list of objects. That matters because a map is published while writes are held.
+    /// Encodes as `{"generation":N,"layout":"<start hex>=<shard>,…"}` (`layoutBytes`).
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(generation, forKey: .generation)
-        var layout = ""
-        layout.reserveCapacity(assignments.count * 24)
-        for (index, assignment) in assignments.enumerated() {
-            if index > 0 { layout.append(",") }
-            layout.append(String(assignment.range.start, radix: 16))
-            layout.append("=")
-            layout.append(assignment.shard.rawValue)
-        }
-        try container.encode(layout, forKey: .layout)
+        try container.encode(String(decoding: layoutBytes, as: UTF8.self), forKey: .layout)
     }
 
     /// The assignment whose range holds `hash`, found by binary search in O(log n).
@@ -156,7 +134,8 @@ public struct ShardMap: Hashable, Sendable, Codable {
         ShardMap(generation: generation, validated: assignments)
     }
 
-    private init(generation: UInt64, validated: [RangeAssignment]) {
+    /// `validated` must already be sorted, contiguous, covering and merged.
+    init(generation: UInt64, validated: [RangeAssignment]) {
         self.generation = generation
         self.assignments = validated
     }

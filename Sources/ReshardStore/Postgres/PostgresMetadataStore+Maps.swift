@@ -5,13 +5,26 @@ import ReshardCore
 /// Shard maps by generation.
 extension PostgresMetadataStore {
     public func currentShardMap() async throws -> ShardMap? {
-        let text = try await run { connection in
-            try await Self.first(
-                String.self,
-                connection.query(
-                    "SELECT map FROM reshard_meta_shard_maps ORDER BY generation DESC LIMIT 1", logger: self.logger))
+        // Routers ask this by the hundred while writes are fenced: the map's text (megabytes at
+        // 1,000 shards) is only read when its generation is not the one already at hand.
+        let known = remembered.keptGeneration.map { Int64(bitPattern: $0) }
+        let row = try await run { connection in
+            let rows = try await connection.query(
+                """
+                SELECT generation, CASE WHEN generation = \(known) THEN NULL ELSE map END
+                FROM reshard_meta_shard_maps ORDER BY generation DESC LIMIT 1
+                """, logger: self.logger)
+            var found: (Int64, String?)?
+            for try await row in rows.decode((Int64, String?).self) where found == nil { found = row }
+            return found
         }
-        let map = try text.map { try MetadataJSON.decode(ShardMap.self, $0) }
+        guard let (stored, text) = row else { return nil }
+        let generation = UInt64(bitPattern: stored)
+        guard let text else {
+            if let map = remembered.kept(generation: generation) { return map }
+            return try await shardMap(generation: generation)
+        }
+        let map = try StoredShardMap.decode(text)
         remembered.remember(map)
         return map
     }
@@ -23,11 +36,11 @@ extension PostgresMetadataStore {
                 String.self,
                 connection.query("SELECT map FROM reshard_meta_shard_maps WHERE generation = \(stored)", logger: self.logger))
         }
-        return try text.map { try MetadataJSON.decode(ShardMap.self, $0) }
+        return try text.map { try StoredShardMap.decode($0) }
     }
 
     public func publish(_ map: ShardMap, replacing expected: UInt64?) async throws {
-        let text = try MetadataJSON.encode(map)
+        let text = StoredShardMap.encode(map)
         let generation = Int64(bitPattern: map.generation)
         let prepared = try remembered.preparedEvent(map, replacing: expected)
         try await write(notifying: .shardMap) { connection in
@@ -51,7 +64,7 @@ extension PostgresMetadataStore {
                 let previous = try await Self.first(
                     String.self,
                     connection.query("SELECT map FROM reshard_meta_shard_maps WHERE generation = \(stored)", logger: self.logger)
-                ).map { try MetadataJSON.decode(ShardMap.self, $0) }
+                ).map { try StoredShardMap.decode($0) }
                 body = try MetadataJSON.encode(MetadataEvent.published(map, replacing: previous))
             }
             try await connection.query(

@@ -218,10 +218,22 @@ public final class SQLiteMetadataStore: MetadataStore {
     }
 
     public func currentShardMap() async throws -> ShardMap? {
-        let text = try await pool.read { db in
-            try String.fetchOne(db, sql: "SELECT map FROM shard_maps ORDER BY generation DESC LIMIT 1")
+        // Routers ask this by the hundred while writes are fenced: the map's text (megabytes at
+        // 1,000 shards) is only read when its generation is not the one already at hand.
+        let known = remembered.keptGeneration.map { Int64(bitPattern: $0) }
+        let row = try await pool.read { db in
+            try Row.fetchOne(
+                db,
+                sql: "SELECT generation, CASE WHEN generation = ? THEN NULL ELSE map END FROM shard_maps ORDER BY generation DESC LIMIT 1",
+                arguments: [known])
         }
-        let map = try text.map { try MetadataJSON.decode(ShardMap.self, $0) }
+        guard let row else { return nil }
+        let generation = UInt64(bitPattern: row[0] as Int64)
+        guard let text = row[1] as String? else {
+            if let map = remembered.kept(generation: generation) { return map }
+            return try await shardMap(generation: generation)
+        }
+        let map = try StoredShardMap.decode(text)
         remembered.remember(map)
         return map
     }
@@ -230,11 +242,11 @@ public final class SQLiteMetadataStore: MetadataStore {
         let text = try await pool.read { db in
             try String.fetchOne(db, sql: "SELECT map FROM shard_maps WHERE generation = ?", arguments: [Int64(bitPattern: generation)])
         }
-        return try text.map { try MetadataJSON.decode(ShardMap.self, $0) }
+        return try text.map { try StoredShardMap.decode($0) }
     }
 
     public func publish(_ map: ShardMap, replacing expected: UInt64?) async throws {
-        let text = try MetadataJSON.encode(map)
+        let text = StoredShardMap.encode(map)
         let prepared = try remembered.preparedEvent(map, replacing: expected)
         try await pool.write { db in
             // The read and the insert share one write transaction: two publishers cannot both win,
@@ -249,7 +261,7 @@ public final class SQLiteMetadataStore: MetadataStore {
             } else {
                 let previous = try String.fetchOne(
                     db, sql: "SELECT map FROM shard_maps WHERE generation = ?", arguments: [Int64(bitPattern: current ?? 0)]
-                ).map { try MetadataJSON.decode(ShardMap.self, $0) }
+                ).map { try StoredShardMap.decode($0) }
                 body = try MetadataJSON.encode(MetadataEvent.published(map, replacing: previous))
             }
             try db.execute(
