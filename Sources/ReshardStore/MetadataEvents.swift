@@ -121,38 +121,3 @@ enum StoredEvents {
         return StoredEvent(position: UInt64(position), atMillis: UInt64(atMillis), event: event)
     }
 }
-
-/// The newest shard map a store handle published or read. A published map never changes, so
-/// the event of publishing over generation G can be prepared from the remembered map of G
-/// before the publishing transaction, instead of reading and decoding the replaced map (tens
-/// of kilobytes of JSON for a ring) inside it, where a cutover holds writes.
-package final class RememberedMap: Sendable {
-    private let map = Mutex<ShardMap?>(nil)
-
-    package init() {}
-
-    /// Keeps `map` if it is newer than the one kept.
-    package func remember(_ newer: ShardMap?) {
-        guard let newer else { return }
-        map.withLock { kept in
-            if (kept?.generation ?? 0) < newer.generation { kept = newer }
-        }
-    }
-
-    /// The event body of publishing `new` over generation `expected`, when the map it replaces
-    /// is at hand (or there is none); nil otherwise, and the store reads the replaced map itself.
-    /// The kept map when it is of `generation`: a published map never changes, so a store that
-    /// finds its newest generation unchanged need not read and decode it again.
-    package func kept(generation: UInt64) -> ShardMap? {
-        map.withLock { kept in kept?.generation == generation ? kept : nil }
-    }
-
-    /// The kept map's generation, if any.
-    package var keptGeneration: UInt64? { map.withLock { $0?.generation } }
-
-    package func preparedEvent(_ new: ShardMap, replacing expected: UInt64?) throws -> String? {
-        guard let expected else { return try MetadataJSON.encode(MetadataEvent.published(new, replacing: nil)) }
-        guard let previous = map.withLock({ $0 }), previous.generation == expected else { return nil }
-        return try MetadataJSON.encode(MetadataEvent.published(new, replacing: previous))
-    }
-}

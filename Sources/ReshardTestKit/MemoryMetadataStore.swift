@@ -118,6 +118,9 @@ public final class MemoryMetadataStore: MetadataStore {
         watchers.yield(.shardMap)
     }
 
+    /// Maps in memory are kept whole: nothing to write.
+    public func snapshotShardMaps() async throws {}
+
     public func saveMigration(id: String, journal: String) async throws {
         try change("saveMigration") { $0.save(id: id, journal: journal) }
     }

@@ -18,6 +18,8 @@ struct ScaleMetadata {
         let samples: Int
         let publishMillis: Double
         let pickupMillis: Double
+        /// Writing the whole map after the hold (`snapshotShardMaps`): the publish kept its moves.
+        let snapshotMillis: Double
         let journalBytes: Int
         let journalSaveMillis: Double
     }
@@ -40,11 +42,13 @@ struct ScaleMetadata {
     }
 
     /// Publishes the plan's target and source in turn, `samples` times, each at the next
-    /// generation and replacing the last, and has the router follow each; then saves the
-    /// journal of a migration of `plan` `samples` times.
+    /// generation and replacing the last, has the router follow each, and takes the snapshot a
+    /// cutover takes after its hold; then saves the journal of a migration of `plan` `samples`
+    /// times.
     mutating func measure(_ name: String, _ plan: MigrationPlan, backend: String, samples: Int) async throws -> Figures {
         var publishes: [Double] = []
         var pickups: [Double] = []
+        var snapshots: [Double] = []
         for index in 0..<samples {
             let map = (index % 2 == 0 ? plan.target : plan.source).withGeneration(generation + 1)
             var started = ContinuousClock.now
@@ -54,6 +58,9 @@ struct ScaleMetadata {
             started = ContinuousClock.now
             guard try await router.refreshShardMap() else { throw BenchError("the router did not take generation \(generation)") }
             pickups.append(seconds(since: started) * 1_000)
+            started = ContinuousClock.now
+            try await store.snapshotShardMaps()
+            snapshots.append(seconds(since: started) * 1_000)
         }
         let table = try TableName(benchTable).orThrow("table name")
         let machine = MigrationStateMachine(id: "scale-\(generation)", plan: plan, tables: [table], settings: MigrationSettings())
@@ -66,7 +73,8 @@ struct ScaleMetadata {
         }
         return Figures(
             plan: name, metadata: backend, ranges: plan.target.assignments.count, samples: samples, publishMillis: median(publishes),
-            pickupMillis: median(pickups), journalBytes: journal.utf8.count, journalSaveMillis: median(saves))
+            pickupMillis: median(pickups), snapshotMillis: median(snapshots), journalBytes: journal.utf8.count,
+            journalSaveMillis: median(saves))
     }
 
     /// Runs `body` on SQLite metadata in a fresh temporary folder, removed afterwards.

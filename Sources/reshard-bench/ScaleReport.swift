@@ -68,14 +68,16 @@ struct ScaleReport: BenchResult, Codable {
                     map.encodeMillis, map.decodeMillis))
         }
         lines += [
-            "", "| metadata | published plan | ranges after | publish ms | router pickup ms | journal KiB | journal save ms |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+            "",
+            "| metadata | published plan | ranges after | publish ms | router pickup ms | snapshot after the hold ms | journal KiB | journal save ms |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for figures in metadata {
             lines.append(
                 String(
-                    format: "| %@ | %@ | %@ | %.2f | %.2f | %.0f | %.2f |", figures.metadata as NSString, figures.plan as NSString,
-                    grouped(figures.ranges) as NSString, figures.publishMillis, figures.pickupMillis, Double(figures.journalBytes) / 1_024,
+                    format: "| %@ | %@ | %@ | %.2f | %.2f | %.2f | %.0f | %.2f |", figures.metadata as NSString, figures.plan as NSString,
+                    grouped(figures.ranges) as NSString, figures.publishMillis, figures.pickupMillis, figures.snapshotMillis,
+                    Double(figures.journalBytes) / 1_024,
                     figures.journalSaveMillis))
         }
         lines += [
@@ -128,7 +130,7 @@ struct ScaleReport: BenchResult, Codable {
         row("migrator memory: the measured move's + the maps") { m, p in Self.bytes(Double(p.moveAddedBytes) + m.mapMemoryBytes) }
         row("map after: ranges") { m, _ in grouped(m.plan.rangesAfter) }
         row("publish (inside the write hold)") { m, _ in String(format: "%.1f ms", m.rates.publishMillis) }
-        row("each router's pickup (read, decode, install)") { m, _ in String(format: "%.1f ms", m.rates.pickupMillis) }
+        row("each router's pickup (read, apply the moves, install)") { m, _ in String(format: "%.1f ms", m.rates.pickupMillis) }
         if let ring = maps.last {
             row("each request's map lookup") { _, _ in String(format: "%.0f ns", ring.lookupNanos) }
         }

@@ -111,3 +111,52 @@ import Testing
         }
     }
 }
+
+/// `ShardMap.applying(_:generation:)`, the inverse of `diff(to:)`: how a metadata store keeps a
+/// published map as the moves from the map it replaced.
+@Suite struct ShardMapMovesTests {
+    @Test func applyingTheDiffOfRandomMapsGivesTheNewMap() throws {
+        var random = SeededRandom(seed: 0xd1ff)
+        let names = [shard("a"), shard("b"), shard("c"), shard("d")]
+        let layouts = ShardMapLayoutTests()
+        for ranges in [0, 1, 3, 17, 300] {
+            for _ in 0..<40 {
+                let old = try layouts.randomMap(&random, ranges: ranges, names: names)
+                let new = try layouts.randomMap(&random, ranges: Int(random.next() % UInt64(ranges + 2)), names: names)
+                let moves = old.diff(to: new)
+                #expect(try old.applying(moves, generation: new.generation) == new)
+                #expect(try old.applying([], generation: 7) == old.withGeneration(7))
+            }
+        }
+    }
+
+    @Test func anAddShardOnARingIsAppliedExactly() throws {
+        let before = try RingPlacement().shardMap(for: shards(50), generation: 1)
+        let after = try RingPlacement().shardMap(for: shards(51), generation: 2)
+        #expect(try before.applying(before.diff(to: after), generation: 2) == after)
+    }
+
+    @Test func movesThatDoNotFitTheMapAreRefused() throws {
+        let map = try ShardMap(
+            generation: 1,
+            assignments: [
+                RangeAssignment(range: HashRange(start: 0, last: 99), shard: shard("a")),
+                RangeAssignment(range: HashRange(start: 100, last: .max), shard: shard("b")),
+            ])
+        let wrongSource = [Move(range: HashRange(start: 10, last: 20), source: shard("b"), target: shard("c"))]
+        let spanning = [Move(range: HashRange(start: 90, last: 110), source: shard("a"), target: shard("c"))]
+        let unordered = [
+            Move(range: HashRange(start: 200, last: 300), source: shard("b"), target: shard("c")),
+            Move(range: HashRange(start: 10, last: 20), source: shard("a"), target: shard("c")),
+        ]
+        let overlapping = [
+            Move(range: HashRange(start: 10, last: 20), source: shard("a"), target: shard("c")),
+            Move(range: HashRange(start: 20, last: 30), source: shard("a"), target: shard("d")),
+        ]
+        for moves in [wrongSource, spanning, unordered, overlapping] {
+            #expect(throws: ShardMapMovesError.self) { try map.applying(moves, generation: 2) }
+        }
+        let whole = [Move(range: HashRange(start: 0, last: 99), source: shard("a"), target: shard("b"))]
+        #expect(try map.applying(whole, generation: 2).assignments == [RangeAssignment(range: .full, shard: shard("b"))])
+    }
+}

@@ -350,3 +350,59 @@ extension MetadataStoreConformanceTests {
         }
     }
 }
+
+extension MetadataStoreConformanceTests {
+    /// The maps of a run of add-shard publishes, each replacing the one before.
+    func addShardMaps(count: Int) throws -> [ShardMap] {
+        let ids = (1...count + 1).map { ShardID("s\($0)")! }
+        return try (1...count).map { generation in
+            try RingPlacement(virtualNodes: 32).shardMap(for: Array(ids.prefix(generation + 1)), generation: UInt64(generation))
+        }
+    }
+
+    /// Publishes keep a generation as its moves (`ShardMapRecords`) and the chain stays
+    /// bounded: every generation reads back exactly through either handle, whether it was
+    /// snapshotted or not, before and after a snapshot, and each publish's event has its moves.
+    @Test(arguments: ShardBackend.metadataCases)
+    func everyGenerationReadsBackWhetherKeptAsMovesOrWhole(backend: ShardBackend) async throws {
+        try await backend.withMetadataStores { first, second in
+            let maps = try addShardMaps(count: 40)
+            for (index, map) in maps.enumerated() {
+                try await first.publish(map, replacing: index == 0 ? nil : map.generation - 1)
+                // A snapshot now and then, as cutovers take one after their holds.
+                if index % 7 == 3 { try await first.snapshotShardMaps() }
+                if index % 5 == 0 { #expect(try await second.currentShardMap() == map) }
+            }
+            for map in maps {
+                #expect(try await second.shardMap(generation: map.generation) == map)
+                #expect(try await first.shardMap(generation: map.generation) == map)
+            }
+            #expect(try await second.shardMap(generation: 41) == nil)
+            #expect(try await second.shardMap(generation: 0) == nil)
+            try await first.snapshotShardMaps()
+            try await first.snapshotShardMaps()
+            #expect(try await second.currentShardMap() == maps.last)
+            let events = try await second.events(after: 0, limit: 100).map(\.event)
+            #expect(events.count == maps.count)
+            for (index, event) in events.enumerated().dropFirst() {
+                #expect(event.moves == maps[index - 1].diff(to: maps[index]))
+            }
+        }
+    }
+
+    /// A handle that never saw the replaced map (a restarted migrator) publishes over it.
+    @Test(arguments: ShardBackend.metadataCases)
+    func aHandleWithoutTheReplacedMapPublishesOverIt(backend: ShardBackend) async throws {
+        try await backend.withMetadataStores { first, second in
+            let maps = try addShardMaps(count: 4)
+            try await first.publish(maps[0], replacing: nil)
+            try await first.publish(maps[1], replacing: 1)
+            try await second.publish(maps[2], replacing: 2)
+            await #expect(throws: MetadataError.self) { try await second.publish(maps[3], replacing: 9) }
+            try await first.publish(maps[3], replacing: 3)
+            for map in maps { #expect(try await second.shardMap(generation: map.generation) == map) }
+            let events = try await first.events(after: 0, limit: 10).map(\.event)
+            #expect(events.map(\.moves) == [[], maps[0].diff(to: maps[1]), maps[1].diff(to: maps[2]), maps[2].diff(to: maps[3])])
+        }
+    }
+}

@@ -98,3 +98,70 @@ import Testing
         await again.close()
     }
 }
+
+/// Shard maps kept as moves (`ShardMapRecords`), read through a handle that never saw them and
+/// damaged on disk.
+@Suite struct SQLiteShardMapChainTests {
+    let ids = (1...6).map { ShardID("s\($0)")! }
+
+    func maps() throws -> [ShardMap] {
+        try (1...5).map { try RingPlacement(virtualNodes: 32).shardMap(for: Array(ids.prefix($0 + 1)), generation: UInt64($0)) }
+    }
+
+    /// Publishes the maps through one handle and returns the file's path.
+    func published(in folder: TemporaryFolder) async throws -> String {
+        let path = folder.path + "/meta.sqlite"
+        let writer = try SQLiteMetadataStore(path: path)
+        for (index, map) in try maps().enumerated() { try await writer.publish(map, replacing: index == 0 ? nil : UInt64(index)) }
+        await writer.close()
+        return path
+    }
+
+    @Test func aNewHandleReplaysTheChainAndASnapshotWritesTheWholeText() async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let path = try await published(in: folder)
+        let queue = try DatabaseQueue(path: path)
+        #expect(try await queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM shard_maps") } == 1)
+        #expect(try await queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM shard_map_changes") } == 4)
+        let reader = try SQLiteMetadataStore(path: path)
+        for map in try maps() { #expect(try await reader.shardMap(generation: map.generation) == map) }
+        try await reader.snapshotShardMaps()
+        #expect(try await queue.read { try Int.fetchOne($0, sql: "SELECT max(generation) FROM shard_maps") } == 5)
+        let fresh = try SQLiteMetadataStore(path: path)
+        #expect(try await fresh.currentShardMap() == maps().last)
+        try queue.close()
+        await reader.close()
+        await fresh.close()
+    }
+
+    /// A damaged chain is corrupt metadata, named, never a trap or a map that routes wrongly.
+    @Test(arguments: [
+        "UPDATE shard_map_changes SET base = 1 WHERE generation = 3",
+        "UPDATE shard_map_changes SET moves = 'not json' WHERE generation = 3",
+        "UPDATE shard_map_changes SET moves = '[{\"range\":{\"start\":\"0x0\",\"end\":\"0x10\"},\"source\":\"zz\",\"target\":\"s1\"}]' WHERE generation = 3",
+        "UPDATE shard_map_changes SET moves = '[{\"range\":{\"start\":\"0x10\",\"end\":\"0x0\"},\"source\":\"s1\",\"target\":\"s2\"}]' WHERE generation = 3",
+        "UPDATE shard_map_changes SET moves = x'ff00' WHERE generation = 3",
+        "DELETE FROM shard_maps",
+    ])
+    func aDamagedChainIsCorruptMetadata(damage: String) async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let path = try await published(in: folder)
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { try $0.execute(sql: damage) }
+        try queue.close()
+        let reader = try SQLiteMetadataStore(path: path)
+        if damage.hasPrefix("DELETE") {
+            await #expect(throws: MetadataError.self) { _ = try await reader.shardMap(generation: 2) }
+        } else {
+            #expect(try await reader.shardMap(generation: 2) == maps()[1])
+        }
+        await #expect {
+            _ = try await reader.currentShardMap()
+        } throws: { error in
+            "\(error)".contains("corrupt")
+        }
+        await reader.close()
+    }
+}

@@ -57,3 +57,55 @@ extension ShardMap {
         diff(to: new).reduce(0) { $0 + $1.range.fraction }
     }
 }
+
+/// Why a list of moves cannot be applied to a map.
+public struct ShardMapMovesError: Error, Hashable, Sendable, CustomStringConvertible {
+    public let description: String
+}
+
+extension ShardMap {
+    /// This map with every move's range given to its target, under `generation`: the inverse of
+    /// `diff(to:)` (`a.applying(a.diff(to: b), generation: b.generation) == b`). A metadata store
+    /// keeps a published map as the moves from the one it replaced, so that a cutover writes
+    /// kilobytes rather than the whole map inside its write hold. Refused, not repaired, when the
+    /// moves are out of order, overlap, or move a range from a shard that does not own it.
+    public func applying(_ moves: [Move], generation: UInt64) throws(ShardMapMovesError) -> ShardMap {
+        for index in moves.indices.dropFirst() where moves[index].range.start <= moves[index - 1].range.last {
+            throw ShardMapMovesError(description: "move \(moves[index]) is out of order or overlaps the one before it")
+        }
+        var result: [RangeAssignment] = []
+        result.reserveCapacity(assignments.count + 2 * moves.count)
+        func append(_ start: UInt64, _ last: UInt64, _ shard: ShardID) {
+            if let previous = result.last, previous.shard == shard {
+                result[result.count - 1] = RangeAssignment(range: HashRange(start: previous.range.start, last: last), shard: shard)
+            } else {
+                result.append(RangeAssignment(range: HashRange(start: start, last: last), shard: shard))
+            }
+        }
+        var next = 0
+        for assignment in assignments {
+            var cursor = assignment.range.start
+            while true {
+                guard next < moves.count, moves[next].range.start <= assignment.range.last else {
+                    append(cursor, assignment.range.last, assignment.shard)
+                    break
+                }
+                let move = moves[next]
+                guard move.source == assignment.shard else {
+                    throw ShardMapMovesError(
+                        description: "move \(move) does not start from \(assignment.shard), the owner of \(assignment.range)")
+                }
+                if move.range.start > cursor { append(cursor, move.range.start - 1, assignment.shard) }
+                let last = min(move.range.last, assignment.range.last)
+                append(max(cursor, move.range.start), last, move.target)
+                if last == assignment.range.last {
+                    if move.range.last == last { next += 1 }
+                    break
+                }
+                cursor = last + 1
+                next += 1
+            }
+        }
+        return ShardMap(generation: generation, validated: result)
+    }
+}

@@ -84,6 +84,10 @@ struct Cutover: CutoverSteps {
         // Here first: held writes must go even when the metadata cannot be written.
         routers.releaseHeldWrites()
         try await routers.publishDirective { $0.hold = nil }
+        // The publish inside the hold kept the new map as its moves; its whole text is written
+        // now that writes flow. Losing this write loses nothing: the moves are a full record,
+        // and the next release (or publish, past `ShardMapRecords.longestChain`) writes it.
+        try? await metadata.snapshotShardMaps()
     }
 
     func holdTable(_ table: TableName, layout: UInt64) async throws {

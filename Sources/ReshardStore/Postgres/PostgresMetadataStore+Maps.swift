@@ -1,76 +1,147 @@
 import Foundation
+import Logging
 import PostgresNIO
 import ReshardCore
 
-/// Shard maps by generation.
+/// Shard maps by generation, kept as whole texts and as moves (`ShardMapRecords`).
 extension PostgresMetadataStore {
     public func currentShardMap() async throws -> ShardMap? {
-        // Routers ask this by the hundred while writes are fenced: the map's text (megabytes at
-        // 1,000 shards) is only read when its generation is not the one already at hand.
-        let known = remembered.keptGeneration.map { Int64(bitPattern: $0) }
-        let row = try await run { connection in
-            let rows = try await connection.query(
-                """
-                SELECT generation, CASE WHEN generation = \(known) THEN NULL ELSE map END
-                FROM reshard_meta_shard_maps ORDER BY generation DESC LIMIT 1
-                """, logger: self.logger)
-            var found: (Int64, String?)?
-            for try await row in rows.decode((Int64, String?).self) where found == nil { found = row }
-            return found
+        let known = remembered.kept
+        let logger = logger
+        // Routers ask this by the hundred while writes are fenced: a generation already at hand
+        // costs one small query, and one kept as moves from it the moves.
+        let map = try await run { connection in
+            guard let latest = try await Self.latestGeneration(connection, logger: logger) else { return ShardMap?.none }
+            guard let map = try await ShardMapRecords.map(latest, known: known, rows: Rows(connection: connection, logger: logger)) else {
+                throw MetadataError.corrupt("shard map generation \(latest) is listed but cannot be read")
+            }
+            return map
         }
-        guard let (stored, text) = row else { return nil }
-        let generation = UInt64(bitPattern: stored)
-        guard let text else {
-            if let map = remembered.kept(generation: generation) { return map }
-            return try await shardMap(generation: generation)
-        }
-        let map = try StoredShardMap.decode(text)
         remembered.remember(map)
         return map
     }
 
     public func shardMap(generation: UInt64) async throws -> ShardMap? {
-        let stored = Int64(bitPattern: generation)
-        let text = try await run { connection in
-            try await Self.first(
-                String.self,
-                connection.query("SELECT map FROM reshard_meta_shard_maps WHERE generation = \(stored)", logger: self.logger))
+        let known = remembered.kept
+        let logger = logger
+        return try await run { connection in
+            try await ShardMapRecords.map(generation, known: known, rows: Rows(connection: connection, logger: logger))
         }
-        return try text.map { try StoredShardMap.decode($0) }
     }
 
     public func publish(_ map: ShardMap, replacing expected: UInt64?) async throws {
-        let text = StoredShardMap.encode(map)
+        let prepared = try await preparedPublish(map, replacing: expected, remembered: remembered)
         let generation = Int64(bitPattern: map.generation)
-        let prepared = try remembered.preparedEvent(map, replacing: expected)
+        let logger = logger
         try await write(notifying: .shardMap) { connection in
             // The check and the insert share one transaction, and this lock (which conflicts
             // with itself and with every insert, not with reads) keeps a second publisher from
             // reading the same current generation before the first commits: two publishers
             // cannot both win, even with different new generations.
-            try await connection.query("LOCK TABLE reshard_meta_shard_maps IN SHARE ROW EXCLUSIVE MODE", logger: self.logger)
-            let current = try await Self.first(
-                Int64?.self, connection.query("SELECT max(generation) FROM reshard_meta_shard_maps", logger: self.logger)
-            )?.map { UInt64(bitPattern: $0) }
+            try await connection.query("LOCK TABLE reshard_meta_shard_maps IN SHARE ROW EXCLUSIVE MODE", logger: logger)
+            let current = try await Self.latestGeneration(connection, logger: logger)
             guard current == expected, map.generation > (current ?? 0) else {
                 throw MetadataError.generationConflict(expected: expected, found: current)
             }
-            let body: String
-            if let prepared {
-                body = prepared
+            let chain =
+                try await Self.first(
+                    Int64.self,
+                    connection.query(
+                        """
+                        SELECT count(*) FROM reshard_meta_shard_map_changes
+                        WHERE generation > coalesce((SELECT max(generation) FROM reshard_meta_shard_maps), -9223372036854775808)
+                        """, logger: logger)) ?? 0
+            if let moves = prepared.moves, let expected, chain < ShardMapRecords.longestChain {
+                let base = Int64(bitPattern: expected)
+                try await connection.query(
+                    "INSERT INTO reshard_meta_shard_map_changes(generation, base, moves) VALUES(\(generation), \(base), \(moves))",
+                    logger: logger)
             } else {
-                // The map replaced, read under the lock: the event's moves are exactly what changed.
-                let stored = Int64(bitPattern: current ?? 0)
-                let previous = try await Self.first(
-                    String.self,
-                    connection.query("SELECT map FROM reshard_meta_shard_maps WHERE generation = \(stored)", logger: self.logger)
-                ).map { try StoredShardMap.decode($0) }
-                body = try MetadataJSON.encode(MetadataEvent.published(map, replacing: previous))
+                let text = StoredShardMap.encode(map)
+                try await connection.query(
+                    "INSERT INTO reshard_meta_shard_maps(generation, map) VALUES(\(generation), \(text))", logger: logger)
             }
-            try await connection.query(
-                "INSERT INTO reshard_meta_shard_maps(generation, map) VALUES(\(generation), \(text))", logger: self.logger)
-            _ = try await self.appendEvent(body, on: connection)
+            _ = try await self.appendEvent(prepared.event, on: connection)
         }
         remembered.remember(map)
+    }
+
+    public func snapshotShardMaps() async throws {
+        let logger = logger
+        let latest = try await run { connection -> UInt64? in
+            guard let latest = try await Self.latestGeneration(connection, logger: logger) else { return nil }
+            let stored = Int64(bitPattern: latest)
+            let kept = try await Self.first(
+                Bool.self,
+                connection.query("SELECT EXISTS(SELECT 1 FROM reshard_meta_shard_maps WHERE generation = \(stored))", logger: logger))
+            return kept == true ? nil : latest
+        }
+        guard let latest, let map = try await shardMap(generation: latest) else { return }
+        let text = StoredShardMap.encode(map)
+        let stored = Int64(bitPattern: latest)
+        try await run { connection in
+            try await connection.query(
+                "INSERT INTO reshard_meta_shard_maps(generation, map) VALUES(\(stored), \(text)) ON CONFLICT (generation) DO NOTHING",
+                logger: logger)
+        }
+    }
+
+    /// The newest published generation, whichever table keeps it.
+    private static func latestGeneration(_ connection: PostgresConnection, logger: Logger) async throws -> UInt64? {
+        try await first(
+            Int64?.self,
+            connection.query(
+                """
+                SELECT greatest((SELECT max(generation) FROM reshard_meta_shard_maps),
+                                (SELECT max(generation) FROM reshard_meta_shard_map_changes))
+                """, logger: logger)
+        )?.map { UInt64(bitPattern: $0) }
+    }
+
+    /// The reads of one connection. Not one snapshot: a published generation's rows never
+    /// change, and a snapshot only adds the whole text of a generation already kept as moves.
+    private struct Rows: ShardMapRows {
+        let connection: PostgresConnection
+        let logger: Logger
+
+        func change(_ generation: UInt64) async throws -> ShardMapRecords.Change? {
+            let stored = Int64(bitPattern: generation)
+            return try await changes(
+                connection.query(
+                    "SELECT generation, base, moves FROM reshard_meta_shard_map_changes WHERE generation = \(stored)", logger: logger)
+            ).first
+        }
+
+        func text(_ generation: UInt64) async throws -> String? {
+            let stored = Int64(bitPattern: generation)
+            return try await PostgresMetadataStore.first(
+                String.self, connection.query("SELECT map FROM reshard_meta_shard_maps WHERE generation = \(stored)", logger: logger))
+        }
+
+        func newestText(below generation: UInt64) async throws -> UInt64? {
+            let stored = Int64(bitPattern: generation)
+            return try await PostgresMetadataStore.first(
+                Int64?.self,
+                connection.query("SELECT max(generation) FROM reshard_meta_shard_maps WHERE generation < \(stored)", logger: logger)
+            )?.map { UInt64(bitPattern: $0) }
+        }
+
+        func changes(after: UInt64, through: UInt64) async throws -> [ShardMapRecords.Change] {
+            let (low, high) = (Int64(bitPattern: after), Int64(bitPattern: through))
+            return try await changes(
+                connection.query(
+                    """
+                    SELECT generation, base, moves FROM reshard_meta_shard_map_changes
+                    WHERE generation > \(low) AND generation <= \(high) ORDER BY generation
+                    """, logger: logger))
+        }
+
+        private func changes(_ rows: PostgresRowSequence) async throws -> [ShardMapRecords.Change] {
+            var found: [ShardMapRecords.Change] = []
+            for try await (generation, base, moves) in rows.decode((Int64, Int64, String).self) {
+                found.append(ShardMapRecords.Change(generation: generation, base: base, moves: moves))
+            }
+            return found
+        }
     }
 }

@@ -43,6 +43,10 @@ public final class PostgresMetadataStore: MetadataStore {
         """
         CREATE TABLE IF NOT EXISTS reshard_meta_shard_maps(generation bigint PRIMARY KEY, map text NOT NULL)
         """,
+        // A generation kept as the moves from the one it replaced (`ShardMapRecords`).
+        """
+        CREATE TABLE IF NOT EXISTS reshard_meta_shard_map_changes(generation bigint PRIMARY KEY, base bigint NOT NULL, moves text NOT NULL)
+        """,
         """
         CREATE TABLE IF NOT EXISTS reshard_meta_migrations(
             seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, id text COLLATE "C" NOT NULL UNIQUE, journal text NOT NULL)

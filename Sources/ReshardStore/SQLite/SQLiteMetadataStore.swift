@@ -10,7 +10,8 @@ public final class SQLiteMetadataStore: MetadataStore {
     let pool: DatabasePool
     let watchers = MetadataWatchers()
     private let leaders = ProcessLeaders()
-    private let remembered = RememberedMap()
+    /// The newest map this handle published or read (`RememberedMap`).
+    let remembered = RememberedMap()
     /// How many of the newest events the event log keeps.
     let eventsRetained: Int
 
@@ -81,6 +82,15 @@ public final class SQLiteMetadataStore: MetadataStore {
                     """
             )
         }
+        migrator.registerMigration("v7-shard-map-changes") { db in
+            // A generation kept as the moves from the one it replaced (`ShardMapRecords`).
+            try db.execute(
+                sql: """
+                    CREATE TABLE shard_map_changes(
+                        generation INTEGER PRIMARY KEY NOT NULL, base INTEGER NOT NULL, moves TEXT NOT NULL);
+                    """
+            )
+        }
         try migrator.migrate(pool)
     }
 
@@ -116,7 +126,9 @@ public final class SQLiteMetadataStore: MetadataStore {
     public func reports() async throws -> [RouterReport] {
         try await pool.read { db in
             try Row.fetchAll(db, sql: "SELECT router, report, saved_ms FROM router_reports ORDER BY router").map {
-                RouterReport(router: $0["router"], report: $0["report"], savedAtMillis: UInt64(max(0, $0["saved_ms"] as Int64)))
+                RouterReport(
+                    router: try $0.decode(forColumn: "router"), report: try $0.decode(forColumn: "report"),
+                    savedAtMillis: UInt64(max(0, try $0.decode(Int64.self, forColumn: "saved_ms"))))
             }
         }
     }
@@ -154,7 +166,9 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     public func migrations() async throws -> [(id: String, journal: String)] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, journal FROM migrations ORDER BY seq").map { ($0["id"], $0["journal"]) }
+            try Row.fetchAll(db, sql: "SELECT id, journal FROM migrations ORDER BY seq").map {
+                (try $0.decode(forColumn: "id"), try $0.decode(forColumn: "journal"))
+            }
         }
     }
 
@@ -195,9 +209,10 @@ public final class SQLiteMetadataStore: MetadataStore {
     public func shards() async throws -> [ShardRecord] {
         try await pool.read { db in
             try Row.fetchAll(db, sql: "SELECT id, backend, address FROM shards ORDER BY id").map { row in
-                let raw: String = row["id"]
-                let backend: String = row["backend"]
-                guard let id = ShardID(raw), let location = ShardLocation(backend: backend, address: row["address"]) else {
+                let raw: String = try row.decode(forColumn: "id")
+                let backend: String = try row.decode(forColumn: "backend")
+                guard let id = ShardID(raw), let location = ShardLocation(backend: backend, address: try row.decode(forColumn: "address"))
+                else {
                     throw MetadataError.corrupt("shard \(raw) (\(backend))")
                 }
                 return ShardRecord(id: id, location: location)
@@ -215,63 +230,5 @@ public final class SQLiteMetadataStore: MetadataStore {
             )
         }
         watchers.yield(.shards)
-    }
-
-    public func currentShardMap() async throws -> ShardMap? {
-        // Routers ask this by the hundred while writes are fenced: the map's text (megabytes at
-        // 1,000 shards) is only read when its generation is not the one already at hand.
-        let known = remembered.keptGeneration.map { Int64(bitPattern: $0) }
-        let row = try await pool.read { db in
-            try Row.fetchOne(
-                db,
-                sql: "SELECT generation, CASE WHEN generation = ? THEN NULL ELSE map END FROM shard_maps ORDER BY generation DESC LIMIT 1",
-                arguments: [known])
-        }
-        guard let row else { return nil }
-        let generation = UInt64(bitPattern: row[0] as Int64)
-        guard let text = row[1] as String? else {
-            if let map = remembered.kept(generation: generation) { return map }
-            return try await shardMap(generation: generation)
-        }
-        let map = try StoredShardMap.decode(text)
-        remembered.remember(map)
-        return map
-    }
-
-    public func shardMap(generation: UInt64) async throws -> ShardMap? {
-        let text = try await pool.read { db in
-            try String.fetchOne(db, sql: "SELECT map FROM shard_maps WHERE generation = ?", arguments: [Int64(bitPattern: generation)])
-        }
-        return try text.map { try StoredShardMap.decode($0) }
-    }
-
-    public func publish(_ map: ShardMap, replacing expected: UInt64?) async throws {
-        let text = StoredShardMap.encode(map)
-        let prepared = try remembered.preparedEvent(map, replacing: expected)
-        try await pool.write { db in
-            // The read and the insert share one write transaction: two publishers cannot both win,
-            // and the event's moves are from the map this one replaces.
-            let current = try Int64.fetchOne(db, sql: "SELECT max(generation) FROM shard_maps").map { UInt64(bitPattern: $0) }
-            guard current == expected, map.generation > (current ?? 0) else {
-                throw MetadataError.generationConflict(expected: expected, found: current)
-            }
-            let body: String
-            if let prepared {
-                body = prepared
-            } else {
-                let previous = try String.fetchOne(
-                    db, sql: "SELECT map FROM shard_maps WHERE generation = ?", arguments: [Int64(bitPattern: current ?? 0)]
-                ).map { try StoredShardMap.decode($0) }
-                body = try MetadataJSON.encode(MetadataEvent.published(map, replacing: previous))
-            }
-            try db.execute(
-                sql: "INSERT INTO shard_maps(generation, map) VALUES(?, ?)",
-                arguments: [Int64(bitPattern: map.generation), text]
-            )
-            _ = try self.appendEvent(body, in: db)
-        }
-        remembered.remember(map)
-        watchers.yield(.events)
-        watchers.yield(.shardMap)
     }
 }
