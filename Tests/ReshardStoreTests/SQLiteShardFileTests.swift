@@ -56,4 +56,37 @@ import Testing
         #expect(after.changes.map(\.row.pk) == ["written"])
         #expect(try await reopened.get(table: users, pk: "copied-after")?.version == 1)
     }
+
+    /// A shard file damaged behind Reshard's back (a value of the wrong type where a row, a
+    /// version or a fence is kept) is answered with an error on each read, never a trap that a
+    /// restart would repeat.
+    @Test(arguments: [
+        ("UPDATE r_users SET pk = x'ff00' WHERE pk = 'a'", "scan"),
+        ("UPDATE r_users SET version = 'seven' WHERE pk = 'a'", "read"),
+        ("UPDATE r_users SET version = 'seven' WHERE pk = 'a'", "write"),
+        ("UPDATE r_users SET version = 'seven' WHERE pk = 'a'", "scan"),
+        ("INSERT INTO _reshard_fences(range_start, range_last, generation) VALUES(5, -5, 1)", "fences"),
+        ("INSERT INTO _reshard_fences(range_start, range_last, generation) VALUES('x', 'y', 'z')", "fences"),
+    ])
+    func aDamagedFileIsAnErrorNotATrap(damage: String, call: String) async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let path = folder.path + "/s1.sqlite"
+        let store = try SQLiteShardStore(shardID: ShardID("s1")!, path: path)
+        try await store.ensureTable(users)
+        #expect(try await store.apply([row("a", version: 3)]) == 1)
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { try $0.execute(sql: damage) }
+        try await queue.close()
+        await #expect(throws: (any Error).self) {
+            switch call {
+            case "scan": _ = try await store.scan(table: users, range: .full, after: nil, limit: 10)
+            case "read": _ = try await store.read(table: users, pk: "a", shardKey: "a")
+            case "write":
+                _ = try await store.write(ClientWrite(table: users, pk: "a", shardKey: "a", body: "{}", proposedVersion: 9, generation: 1))
+            default: _ = try await store.fences()
+            }
+        }
+        await store.close()
+    }
 }

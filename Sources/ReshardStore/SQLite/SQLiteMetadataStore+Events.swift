@@ -13,7 +13,11 @@ extension SQLiteMetadataStore {
             try Row.fetchAll(
                 db, sql: "SELECT position, at_ms, body FROM events WHERE position > ? ORDER BY position LIMIT ?",
                 arguments: arguments
-            ).map { row in try StoredEvents.decode(position: row["position"], atMillis: row["at_ms"], body: row["body"]) }
+            ).map { row in
+                try StoredEvents.decode(
+                    position: try row.decode(forColumn: "position"), atMillis: try row.decode(forColumn: "at_ms"),
+                    body: try row.decode(forColumn: "body"))
+            }
         }
     }
 

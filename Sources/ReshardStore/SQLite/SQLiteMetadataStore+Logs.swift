@@ -41,7 +41,9 @@ extension SQLiteMetadataStore {
             try Row.fetchAll(
                 db, sql: "SELECT position, body FROM log_entries WHERE log = ? AND position > ? ORDER BY position LIMIT ?",
                 arguments: arguments
-            ).map { row in try LogEntry.stored(log, position: row["position"], body: row["body"]) }
+            ).map { row in
+                try LogEntry.stored(log, position: try row.decode(forColumn: "position"), body: try row.decode(forColumn: "body"))
+            }
         }
     }
 

@@ -29,11 +29,11 @@ extension SQLiteShardStore {
                     """,
                 arguments: [Int64(bitPattern: position), Int64(bitPattern: upper), limit]
             ).compactMap { row -> Change? in
-                guard let table = TableName(row["tbl"]) else { return nil }
+                guard let table = TableName(try row.decode(forColumn: "tbl")) else { return nil }
                 return Change(
-                    position: UInt64(bitPattern: row["position"] as Int64),
-                    row: Self.storedRow(row, table: table),
-                    atMillis: UInt64(max(0, row["at_ms"] as Int64))
+                    position: UInt64(bitPattern: try row.decode(Int64.self, forColumn: "position")),
+                    row: try Self.storedRow(row, table: table),
+                    atMillis: UInt64(max(0, try row.decode(Int64.self, forColumn: "at_ms")))
                 )
             }
             let reached = changes.count < limit ? max(position, upper) : changes.last?.position ?? position

@@ -29,11 +29,13 @@ extension SQLiteShardStore {
 
     public func fences() async throws -> [Fence] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT range_start, range_last, generation FROM _reshard_fences ORDER BY range_start").map {
-                Fence(
-                    range: HashRange(start: KeyHash.unordered($0["range_start"]), last: KeyHash.unordered($0["range_last"])),
-                    generation: UInt64(bitPattern: $0["generation"] as Int64)
-                )
+            try Row.fetchAll(db, sql: "SELECT range_start, range_last, generation FROM _reshard_fences ORDER BY range_start").map { row in
+                // A damaged file is answered with an error, never a trap.
+                let start = KeyHash.unordered(try row.decode(Int64.self, atIndex: 0))
+                let last = KeyHash.unordered(try row.decode(Int64.self, atIndex: 1))
+                guard start <= last else { throw StoreError.backend("\(path): a fence ends before it starts") }
+                return Fence(
+                    range: HashRange(start: start, last: last), generation: UInt64(bitPattern: try row.decode(Int64.self, atIndex: 2)))
             }
         }
     }
@@ -80,7 +82,9 @@ extension SQLiteShardStore {
         try await pool.read { db in
             var retired: [TableName: UInt64] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT tbl, layout FROM _reshard_retired") {
-                if let table = TableName(row["tbl"]) { retired[table] = UInt64(bitPattern: row["layout"] as Int64) }
+                if let table = TableName(try row.decode(forColumn: "tbl")) {
+                    retired[table] = UInt64(bitPattern: try row.decode(Int64.self, forColumn: "layout"))
+                }
             }
             return retired
         }

@@ -48,7 +48,7 @@ extension SQLiteShardStore {
         }
         sql += " ORDER BY h, pk LIMIT ?"
         arguments += [limit]
-        return try Row.fetchAll(db, sql: sql, arguments: arguments).map { storedRow($0, table: table) }
+        return try Row.fetchAll(db, sql: sql, arguments: arguments).map { try storedRow($0, table: table) }
     }
 
     /// The summaries of `range.split(into: parts)`, in one pass over the range.
@@ -72,13 +72,14 @@ extension SQLiteShardStore {
                     """,
                 arguments: [start, width] + bounds)
             for row in rows {
-                let part: Int = row["part"]
+                let part: Int = try row.decode(forColumn: "part")
                 guard result.indices.contains(part) else { throw StoreError.backend("sub-range \(part) out of \(pieces.count)") }
                 result[part] = RangeSummary(
-                    rows: row["n"], liveRows: row["live"],
+                    rows: try row.decode(forColumn: "n"), liveRows: try row.decode(forColumn: "live"),
                     checksum: RangeSummary.checksum(
-                        highSum: UInt64(bitPattern: row["high"] as Int64), lowSum: UInt64(bitPattern: row["low"] as Int64)),
-                    bytes: row["bytes"])
+                        highSum: UInt64(bitPattern: try row.decode(Int64.self, forColumn: "high")),
+                        lowSum: UInt64(bitPattern: try row.decode(Int64.self, forColumn: "low"))),
+                    bytes: try row.decode(forColumn: "bytes"))
             }
             return result
         }
@@ -92,11 +93,11 @@ extension SQLiteShardStore {
                 """,
             arguments: bounds)
         while let row = try cursor.next() {
-            let part = range.subrangeIndex(of: KeyHash.unordered(row["h"]), parts: parts)
+            let part = range.subrangeIndex(of: KeyHash.unordered(try row.decode(forColumn: "h")), parts: parts)
             result[part].rows += 1
-            result[part].liveRows += (row["deleted"] as Bool) ? 0 : 1
-            result[part].checksum = result[part].checksum &+ UInt64(bitPattern: row["digest"] as Int64)
-            result[part].bytes += row["bytes"] as Int
+            result[part].liveRows += (try row.decode(Bool.self, forColumn: "deleted")) ? 0 : 1
+            result[part].checksum = result[part].checksum &+ UInt64(bitPattern: try row.decode(Int64.self, forColumn: "digest"))
+            result[part].bytes += try row.decode(Int.self, forColumn: "bytes")
         }
         return result
     }
@@ -117,8 +118,10 @@ extension SQLiteShardStore {
         var sum = Decimal(0)
         while let row = try cursor.next() {
             summary.rows += 1
-            let kind: String? = row["kind"]
-            guard kind == "integer" || kind == "real", let text: String = row["value"], let value = Decimal(string: text) else { continue }
+            let kind: String? = try row.decode(forColumn: "kind")
+            guard kind == "integer" || kind == "real", let text: String = try row.decode(forColumn: "value"),
+                let value = Decimal(string: text)
+            else { continue }
             summary.numeric += 1
             sum += value
         }
@@ -141,13 +144,13 @@ extension SQLiteShardStore {
         )
         guard let row else { return .empty }
         return RangeSummary(
-            rows: row["n"],
-            liveRows: row["live"],
+            rows: try row.decode(forColumn: "n"),
+            liveRows: try row.decode(forColumn: "live"),
             checksum: RangeSummary.checksum(
-                highSum: UInt64(bitPattern: row["high"] as Int64),
-                lowSum: UInt64(bitPattern: row["low"] as Int64)
+                highSum: UInt64(bitPattern: try row.decode(Int64.self, forColumn: "high")),
+                lowSum: UInt64(bitPattern: try row.decode(Int64.self, forColumn: "low"))
             ),
-            bytes: row["bytes"]
+            bytes: try row.decode(forColumn: "bytes")
         )
     }
 }

@@ -124,8 +124,8 @@ public final class SQLiteShardStore: ShardStore {
             try Self.refuseRetired(db, write.table)
             let select = try db.cachedStatement(sql: "SELECT version, body IS NULL AS deleted FROM \(name) WHERE pk = ?")
             let current = try Row.fetchOne(select, arguments: [write.pk])
-            let currentVersion = current.map { UInt64(bitPattern: $0["version"] as Int64) }
-            let isLive = current.map { !($0["deleted"] as Bool) } ?? false
+            let currentVersion = try current.map { UInt64(bitPattern: try $0.decode(Int64.self, atIndex: 0)) }
+            let isLive = try current.map { !(try $0.decode(Bool.self, atIndex: 1)) } ?? false
             if write.body == nil && !isLive { return .notFound }
             let version = VersionRule.next(current: currentVersion, proposed: write.proposedVersion)
             let row = StoredRow(table: write.table, pk: write.pk, shardKey: write.shardKey, version: version, body: write.body)
@@ -177,7 +177,7 @@ public final class SQLiteShardStore: ShardStore {
         try StoreError.check(pk, "primary key")
         return try await guardedRead(table) { db in
             let select = try db.cachedStatement(sql: "SELECT pk, skey, version, body FROM \(Self.quoted(table)) WHERE pk = ?")
-            return try Row.fetchOne(select, arguments: [pk]).map { Self.storedRow($0, table: table) }
+            return try Row.fetchOne(select, arguments: [pk]).map { try Self.storedRow($0, table: table) }
         }
     }
 
@@ -186,7 +186,7 @@ public final class SQLiteShardStore: ShardStore {
         try StoreError.check(shardKey, "shard key")
         return try await guardedRead(table) { db in
             let select = try db.cachedStatement(sql: "SELECT pk, skey, version, body FROM \(Self.quoted(table)) WHERE pk = ?")
-            let row = try Row.fetchOne(select, arguments: [pk]).map { Self.storedRow($0, table: table) }
+            let row = try Row.fetchOne(select, arguments: [pk]).map { try Self.storedRow($0, table: table) }
             return FencedRead(value: row, fence: try Self.fence(db, over: KeyHash.of(shardKey)), retired: try Self.retired(db, table))
         }
     }
@@ -202,7 +202,7 @@ public final class SQLiteShardStore: ShardStore {
                     WHERE h = ? AND skey = ? AND body IS NOT NULL ORDER BY pk LIMIT ?
                     """,
                 arguments: [KeyHash.ordered(hash), shardKey, limit]
-            ).map { Self.storedRow($0, table: table) }
+            ).map { try Self.storedRow($0, table: table) }
             return FencedRead(value: rows, fence: try Self.fence(db, over: hash), retired: try Self.retired(db, table))
         }
     }
@@ -304,13 +304,13 @@ extension SQLiteShardStore {
         [row.pk, row.shardKey, KeyHash.ordered(row.hash), Int64(bitPattern: row.version), row.body, Int64(bitPattern: digest)]
     }
 
-    static func storedRow(_ row: Row, table: TableName) -> StoredRow {
+    static func storedRow(_ row: Row, table: TableName) throws -> StoredRow {
         StoredRow(
             table: table,
-            pk: row["pk"],
-            shardKey: row["skey"],
-            version: UInt64(bitPattern: row["version"] as Int64),
-            body: row["body"]
+            pk: try row.decode(forColumn: "pk"),
+            shardKey: try row.decode(forColumn: "skey"),
+            version: UInt64(bitPattern: try row.decode(Int64.self, forColumn: "version")),
+            body: try row.decode(forColumn: "body")
         )
     }
 
