@@ -85,7 +85,10 @@ public enum PostgresScratch {
             logger.logLevel = .error
             return logger
         }()
-        let pool = PostgresPool(endpoint: server.database("postgres"), logger: logger)
+        // A minute, not the stores' five seconds: when the whole suite starts, some hundred
+        // tests create databases at once on two cores, and a lease that waits longer than a
+        // production timeout is load, not a fault under test.
+        let pool = PostgresPool(endpoint: server.database("postgres"), logger: logger, leaseTimeout: .seconds(60))
         let result: T
         do {
             result = try await pool.withConnection { try await body($0, logger) }

@@ -97,7 +97,9 @@ import Testing
         let acknowledgedBeforeRestart = ledger.counts["acknowledged puts", default: 0]
         let second = try scratch.start(port: port, crashAt: nil)
         try #require(await second.waitUntilHealthy(port: port), "the restarted server is not healthy:\n\(second.logTail)")
-        let status = try await Self.waitUntilDone(port: port, answeredID: answeredID)
+        let status = try await Self.explained("waiting for the resumed migration", second) {
+            try await Self.waitUntilDone(port: port, answeredID: answeredID)
+        }
         // A late crash point (cleanup) can finish before the writers reach the new process; give
         // them a bounded moment so the check below is about the restarted server too.
         for _ in 0..<500 where ledger.counts["acknowledged puts", default: 0] <= acknowledgedBeforeRestart + 10 {
@@ -109,7 +111,7 @@ import Testing
 
         // 3. Every answer a client got still holds.
         #expect(ledger.violations.isEmpty, "\(ledger.violations.prefix(5))")
-        try await Self.checkLedger(port: port, ledger: ledger)
+        try await Self.explained("reading every row back", second) { try await Self.checkLedger(port: port, ledger: ledger) }
         // Not vacuous: the clients wrote beyond the initial rows, also to the restarted process.
         let counts = ledger.counts
         #expect(counts["acknowledged puts", default: 0] > acknowledgedBeforeRestart && acknowledgedBeforeRestart > 600, "\(counts)")
@@ -153,6 +155,18 @@ import Testing
 
     /// Starts adding s5; returns the migration's id if the answer arrived (an early crash point
     /// may kill the process before it does).
+    /// `body`'s error, recorded with the step and whether the server still runs and its log:
+    /// an HTTP error alone ("connection is closed") does not say which side ended what.
+    static func explained<T>(_ step: String, _ server: ServerProcess, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            let state = server.process.isRunning ? "still runs" : "exited (\(server.process.terminationStatus))"
+            Issue.record("\(step): \(error); the server \(state):\n\(server.logTail)")
+            throw error
+        }
+    }
+
     static func startMigration(port: Int, strategy: MigrationStrategy = .cdcBackfill) async throws -> String? {
         let admin = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
         defer { Task { await admin.close() } }
