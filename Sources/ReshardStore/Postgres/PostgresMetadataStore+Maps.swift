@@ -33,24 +33,30 @@ extension PostgresMetadataStore {
         let prepared = try await preparedPublish(map, replacing: expected, remembered: remembered)
         let generation = Int64(bitPattern: map.generation)
         let logger = logger
-        try await write(notifying: .shardMap) { connection in
+        try await inTransaction { connection in
             // The check and the insert share one transaction, and this lock (which conflicts
             // with itself and with every insert, not with reads) keeps a second publisher from
             // reading the same current generation before the first commits: two publishers
             // cannot both win, even with different new generations.
             try await connection.query("LOCK TABLE reshard_meta_shard_maps IN SHARE ROW EXCLUSIVE MODE", logger: logger)
-            let current = try await Self.latestGeneration(connection, logger: logger)
+            // The newest generation and how many are kept as moves alone since the newest whole
+            // text, in one round trip: this runs while writes are held.
+            var found: (Int64?, Int64)?
+            let rows = try await connection.query(
+                """
+                WITH whole AS (SELECT max(generation) AS g FROM reshard_meta_shard_maps),
+                moves AS (SELECT max(generation) AS g FROM reshard_meta_shard_map_changes)
+                SELECT greatest(whole.g, moves.g),
+                    (SELECT count(*) FROM reshard_meta_shard_map_changes
+                     WHERE generation > coalesce(whole.g, -9223372036854775808))
+                FROM whole, moves
+                """, logger: logger)
+            for try await row in rows.decode((Int64?, Int64).self) where found == nil { found = row }
+            let current = found?.0.map { UInt64(bitPattern: $0) }
+            let chain = found?.1 ?? 0
             guard current == expected, map.generation > (current ?? 0) else {
                 throw MetadataError.generationConflict(expected: expected, found: current)
             }
-            let chain =
-                try await Self.first(
-                    Int64.self,
-                    connection.query(
-                        """
-                        SELECT count(*) FROM reshard_meta_shard_map_changes
-                        WHERE generation > coalesce((SELECT max(generation) FROM reshard_meta_shard_maps), -9223372036854775808)
-                        """, logger: logger)) ?? 0
             if let moves = prepared.moves, let expected, chain < ShardMapRecords.longestChain {
                 let base = Int64(bitPattern: expected)
                 try await connection.query(
@@ -61,7 +67,7 @@ extension PostgresMetadataStore {
                 try await connection.query(
                     "INSERT INTO reshard_meta_shard_maps(generation, map) VALUES(\(generation), \(text))", logger: logger)
             }
-            _ = try await self.appendEvent(prepared.event, on: connection)
+            _ = try await self.appendEvent(prepared.event, on: connection, alsoNotifying: .shardMap)
         }
         remembered.remember(map)
     }
