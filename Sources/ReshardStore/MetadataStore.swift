@@ -84,9 +84,10 @@ public protocol MetadataStore: Sendable {
     /// `.shardMap` and `.events`.
     func publish(_ map: ShardMap, replacing expected: UInt64?) async throws
 
-    /// Writes the whole text of the newest map when it is kept as moves alone (a publish inside
-    /// a cutover's hold writes only the moves), so that a reader without the replaced map reads
-    /// one text instead of replaying a chain. Called after the hold; idempotent.
+    /// Writes the whole text of the newest map when this handle's last publish kept it as its
+    /// moves alone (a publish inside a cutover's hold writes only the moves of a large map), so
+    /// that a reader without the replaced map reads one text instead of replaying a chain.
+    /// Called after the hold; idempotent, and a no-op (no query) when nothing is due.
     func snapshotShardMaps() async throws
 
     /// Stores the journal of a migration (its state machine, encoded), replacing the last one.

@@ -13,6 +13,16 @@ enum ShardMapRecords {
     /// snapshot is ever taken.
     static let longestChain = 16
 
+    /// Maps of at most this many ranges (about 45 KB of text) are kept whole by every publish:
+    /// writing them costs no more than the moves, and no snapshot is then needed after the hold.
+    static let wholeTextRanges = 2_048
+
+    /// Whether a publish keeps `map` as its moves: only a large map with a replaced map to
+    /// diff against and a chain not yet at its bound.
+    static func keepsMoves(_ map: ShardMap, _ prepared: Prepared, chain: Int) -> Bool {
+        prepared.moves != nil && chain < longestChain && map.assignments.count > wholeTextRanges
+    }
+
     /// A generation kept as moves: `moves` (JSON) turn generation `base` into it.
     struct Change: Sendable {
         let generation: UInt64
@@ -80,6 +90,20 @@ package final class RememberedMap: Sendable {
 
     /// The kept map, if any.
     package var kept: ShardMap? { map.withLock { $0 } }
+
+    /// Whether this handle published a generation as moves alone and has not snapshotted since.
+    private let movesOnly = Mutex(false)
+
+    /// Notes that this handle just kept a generation as its moves.
+    func keptAsMoves() { movesOnly.withLock { $0 = true } }
+
+    /// Whether a snapshot is due from this handle; clears the note.
+    func takeSnapshotDue() -> Bool {
+        movesOnly.withLock { due in
+            defer { due = false }
+            return due
+        }
+    }
 
     /// What publishing `new` over generation `expected` writes, when the map it replaces is at
     /// hand (or there is none); nil otherwise, and the store reads the replaced map itself.

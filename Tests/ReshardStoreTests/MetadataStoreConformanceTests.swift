@@ -356,7 +356,8 @@ extension MetadataStoreConformanceTests {
     func addShardMaps(count: Int) throws -> [ShardMap] {
         let ids = (1...count + 1).map { ShardID("s\($0)")! }
         return try (1...count).map { generation in
-            try RingPlacement(virtualNodes: 32).shardMap(for: Array(ids.prefix(generation + 1)), generation: UInt64(generation))
+            // 128 ranges per shard: from 16 shards on, past the size every publish keeps whole.
+            try RingPlacement(virtualNodes: 128).shardMap(for: Array(ids.prefix(generation + 1)), generation: UInt64(generation))
         }
     }
 

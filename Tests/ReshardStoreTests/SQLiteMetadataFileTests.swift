@@ -105,14 +105,16 @@ import Testing
     let ids = (1...6).map { ShardID("s\($0)")! }
 
     func maps() throws -> [ShardMap] {
-        try (1...5).map { try RingPlacement(virtualNodes: 32).shardMap(for: Array(ids.prefix($0 + 1)), generation: UInt64($0)) }
+        // 4,096 points per shard: every map is past the size kept whole on every publish.
+        try (1...5).map { try RingPlacement(virtualNodes: 4_096).shardMap(for: Array(ids.prefix($0 + 1)), generation: UInt64($0)) }
     }
 
-    /// Publishes the maps through one handle and returns the file's path.
-    func published(in folder: TemporaryFolder) async throws -> String {
+    /// Publishes the maps through one handle, runs `body` with it open, and returns the path.
+    func published(in folder: TemporaryFolder, _ body: (SQLiteMetadataStore) async throws -> Void = { _ in }) async throws -> String {
         let path = folder.path + "/meta.sqlite"
         let writer = try SQLiteMetadataStore(path: path)
         for (index, map) in try maps().enumerated() { try await writer.publish(map, replacing: index == 0 ? nil : UInt64(index)) }
+        try await body(writer)
         await writer.close()
         return path
     }
@@ -120,19 +122,24 @@ import Testing
     @Test func aNewHandleReplaysTheChainAndASnapshotWritesTheWholeText() async throws {
         let folder = try TemporaryFolder()
         defer { folder.remove() }
-        let path = try await published(in: folder)
-        let queue = try DatabaseQueue(path: path)
-        #expect(try await queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM shard_maps") } == 1)
-        #expect(try await queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM shard_map_changes") } == 4)
-        let reader = try SQLiteMetadataStore(path: path)
-        for map in try maps() { #expect(try await reader.shardMap(generation: map.generation) == map) }
-        try await reader.snapshotShardMaps()
-        #expect(try await queue.read { try Int.fetchOne($0, sql: "SELECT max(generation) FROM shard_maps") } == 5)
-        let fresh = try SQLiteMetadataStore(path: path)
-        #expect(try await fresh.currentShardMap() == maps().last)
-        try queue.close()
-        await reader.close()
-        await fresh.close()
+        _ = try await published(in: folder) { writer in
+            let queue = try DatabaseQueue(path: folder.path + "/meta.sqlite")
+            // The first map whole (nothing to diff against), the next four as moves.
+            #expect(try await queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM shard_maps") } == 1)
+            #expect(try await queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM shard_map_changes") } == 4)
+            let reader = try SQLiteMetadataStore(path: folder.path + "/meta.sqlite")
+            for map in try maps() { #expect(try await reader.shardMap(generation: map.generation) == map) }
+            // Only the handle that kept moves owes a snapshot.
+            try await reader.snapshotShardMaps()
+            #expect(try await queue.read { try Int.fetchOne($0, sql: "SELECT max(generation) FROM shard_maps") } == 1)
+            try await writer.snapshotShardMaps()
+            #expect(try await queue.read { try Int.fetchOne($0, sql: "SELECT max(generation) FROM shard_maps") } == 5)
+            let fresh = try SQLiteMetadataStore(path: folder.path + "/meta.sqlite")
+            #expect(try await fresh.currentShardMap() == maps().last)
+            try queue.close()
+            await reader.close()
+            await fresh.close()
+        }
     }
 
     /// A damaged chain is corrupt metadata, named, never a trap or a map that routes wrongly.

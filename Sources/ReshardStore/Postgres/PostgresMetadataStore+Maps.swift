@@ -33,7 +33,7 @@ extension PostgresMetadataStore {
         let prepared = try await preparedPublish(map, replacing: expected, remembered: remembered)
         let generation = Int64(bitPattern: map.generation)
         let logger = logger
-        try await inTransaction { connection in
+        let keptMoves = try await inTransaction { connection -> Bool in
             // The check and the insert share one transaction, and this lock (which conflicts
             // with itself and with every insert, not with reads) keeps a second publisher from
             // reading the same current generation before the first commits: two publishers
@@ -54,25 +54,32 @@ extension PostgresMetadataStore {
             for try await row in rows.decode((Int64?, Int64).self) where found == nil { found = row }
             let current = found?.0.map { UInt64(bitPattern: $0) }
             let chain = found?.1 ?? 0
+            var keptMoves = false
             guard current == expected, map.generation > (current ?? 0) else {
                 throw MetadataError.generationConflict(expected: expected, found: current)
             }
-            if let moves = prepared.moves, let expected, chain < ShardMapRecords.longestChain {
+            if let moves = prepared.moves, let expected, ShardMapRecords.keepsMoves(map, prepared, chain: Int(chain)) {
                 let base = Int64(bitPattern: expected)
                 try await connection.query(
                     "INSERT INTO reshard_meta_shard_map_changes(generation, base, moves) VALUES(\(generation), \(base), \(moves))",
                     logger: logger)
+                keptMoves = true
             } else {
                 let text = StoredShardMap.encode(map)
                 try await connection.query(
                     "INSERT INTO reshard_meta_shard_maps(generation, map) VALUES(\(generation), \(text))", logger: logger)
             }
             _ = try await self.appendEvent(prepared.event, on: connection, alsoNotifying: .shardMap)
+            return keptMoves
         }
+        if keptMoves { remembered.keptAsMoves() }
         remembered.remember(map)
     }
 
     public func snapshotShardMaps() async throws {
+        // Only after this handle kept a generation as moves: a cutover's release calls this
+        // every time, and most maps are small enough to be kept whole.
+        guard remembered.takeSnapshotDue() else { return }
         let logger = logger
         let latest = try await run { connection -> UInt64? in
             guard let latest = try await Self.latestGeneration(connection, logger: logger) else { return nil }

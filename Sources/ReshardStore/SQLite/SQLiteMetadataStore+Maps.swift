@@ -21,33 +21,40 @@ extension SQLiteMetadataStore {
 
     public func publish(_ map: ShardMap, replacing expected: UInt64?) async throws {
         let prepared = try await preparedPublish(map, replacing: expected, remembered: remembered)
-        try await pool.write { db in
+        let keptMoves = try await pool.write { db -> Bool in
             // The read and the insert share one write transaction: two publishers cannot both win.
             let current = try Self.latestGeneration(db)
             guard current == expected, map.generation > (current ?? 0) else {
                 throw MetadataError.generationConflict(expected: expected, found: current)
             }
+            var keptMoves = false
             let newestText = try Int64.fetchOne(db, sql: "SELECT max(generation) FROM shard_maps")
             let chain =
                 try Int.fetchOne(
                     db, sql: "SELECT count(*) FROM shard_map_changes WHERE generation > ?", arguments: [newestText ?? Int64.min]) ?? 0
-            if let moves = prepared.moves, let expected, chain < ShardMapRecords.longestChain {
+            if let moves = prepared.moves, let expected, ShardMapRecords.keepsMoves(map, prepared, chain: Int(chain)) {
                 try db.execute(
                     sql: "INSERT INTO shard_map_changes(generation, base, moves) VALUES(?, ?, ?)",
                     arguments: [Int64(bitPattern: map.generation), Int64(bitPattern: expected), moves])
+                keptMoves = true
             } else {
                 try db.execute(
                     sql: "INSERT INTO shard_maps(generation, map) VALUES(?, ?)",
                     arguments: [Int64(bitPattern: map.generation), StoredShardMap.encode(map)])
             }
             _ = try self.appendEvent(prepared.event, in: db)
+            return keptMoves
         }
+        if keptMoves { remembered.keptAsMoves() }
         remembered.remember(map)
         watchers.yield(.events)
         watchers.yield(.shardMap)
     }
 
     public func snapshotShardMaps() async throws {
+        // Only after this handle kept a generation as moves: a cutover's release calls this
+        // every time, and most maps are small enough to be kept whole.
+        guard remembered.takeSnapshotDue() else { return }
         let latest = try await pool.read { db -> UInt64? in
             guard let latest = try Self.latestGeneration(db) else { return nil }
             let kept = try Bool.fetchOne(
