@@ -17,10 +17,10 @@ enum ShardMapRecords {
     /// writing them costs no more than the moves, and no snapshot is then needed after the hold.
     static let wholeTextRanges = 2_048
 
-    /// Whether a publish keeps `map` as its moves: only a large map with a replaced map to
-    /// diff against and a chain not yet at its bound.
-    static func keepsMoves(_ map: ShardMap, _ prepared: Prepared, chain: Int) -> Bool {
-        prepared.moves != nil && chain < longestChain && map.assignments.count > wholeTextRanges
+    /// The moves a publish keeps `map` as, when it keeps them: only for a large map with a
+    /// replaced map to diff against, and a chain not yet at its bound.
+    static func keptMoves(_ map: ShardMap, _ prepared: Prepared, chain: Int) -> String? {
+        chain < longestChain && map.assignments.count > wholeTextRanges ? prepared.moves : nil
     }
 
     /// A generation kept as moves: `moves` (JSON) turn generation `base` into it.
@@ -91,18 +91,18 @@ package final class RememberedMap: Sendable {
     /// The kept map, if any.
     package var kept: ShardMap? { map.withLock { $0 } }
 
-    /// Whether this handle published a generation as moves alone and has not snapshotted since.
-    private let movesOnly = Mutex(false)
+    /// The newest generation this handle kept as moves alone and has not snapshotted since.
+    private let movesOnly = Mutex<UInt64?>(nil)
 
-    /// Notes that this handle just kept a generation as its moves.
-    func keptAsMoves() { movesOnly.withLock { $0 = true } }
+    /// Notes that this handle kept `generation` as its moves.
+    func keptAsMoves(_ generation: UInt64) { movesOnly.withLock { $0 = max($0 ?? 0, generation) } }
 
-    /// Whether a snapshot is due from this handle; clears the note.
-    func takeSnapshotDue() -> Bool {
-        movesOnly.withLock { due in
-            defer { due = false }
-            return due
-        }
+    /// Whether a snapshot is due from this handle.
+    var snapshotDue: Bool { movesOnly.withLock { $0 != nil } }
+
+    /// Notes a snapshot through `generation`: a failed one leaves the note for the next call.
+    func snapshotted(through generation: UInt64) {
+        movesOnly.withLock { if let due = $0, due <= generation { $0 = nil } }
     }
 
     /// What publishing `new` over generation `expected` writes, when the map it replaces is at
@@ -131,9 +131,8 @@ extension ShardMapRecords {
     /// holds) is used when `generation` is kept as moves from it: the read is then the moves.
     static func map(_ generation: UInt64, known: ShardMap?, rows: some ShardMapRows) async throws -> ShardMap? {
         if let known, known.generation == generation { return known }
-        if let change = try await rows.change(generation), let known, change.base == known.generation {
-            return try replay(from: known, [change])
-        }
+        let change = try await rows.change(generation)
+        if let change, let known, change.base == known.generation { return try replay(from: known, [change]) }
         if let text = try await rows.text(generation) { return try StoredShardMap.decode(text) }
         // Kept as moves from a map that is not at hand: replay the chain from the newest whole
         // text before it, or from the known map when that is newer (and so in the chain).
@@ -144,7 +143,7 @@ extension ShardMapRecords {
         } else if let whole, let text = try await rows.text(whole) {
             start = try StoredShardMap.decode(text)
         } else {
-            guard try await rows.change(generation) == nil else {
+            guard change == nil else {
                 throw MetadataError.corrupt("shard map generation \(generation) is kept as moves, with no whole map before it")
             }
             return nil

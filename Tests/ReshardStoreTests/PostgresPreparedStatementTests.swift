@@ -121,17 +121,10 @@ import Testing
     @Test func aCallWaitingForABusyPoolGivesUpAfterTheLeaseTimeout() async throws {
         guard let pool = try pool(size: 1, leaseTimeout: .milliseconds(300)) else { return }
         let holder = try #require(try self.pool(size: 1, leaseTimeout: .seconds(30)))
-        let busy = Mutex(false)
         // The connection is opened first: on a loaded machine opening it can take longer than
         // the lease timeout under test.
         _ = try await selectOne(pool)
-        let holding = Task {
-            try await pool.withConnection { connection in
-                busy.withLock { $0 = true }
-                try await connection.query("SELECT pg_sleep(20), 'reshard-lease-test'", logger: pool.logger)
-            }
-        }
-        while !busy.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(20)) }
+        let holding = try await holdTheOnlyConnection(of: pool, tag: "reshard-lease-test")
         await #expect {
             try await pool.withConnection { try await $0.query("SELECT 1", logger: pool.logger) }
         } throws: { error in
@@ -150,14 +143,7 @@ import Testing
         guard let pool = try pool(size: 1, leaseTimeout: .seconds(60)) else { return }
         let holder = try #require(try self.pool(size: 1, leaseTimeout: .seconds(30)))
         let ran = Mutex(false)
-        let busy = Mutex(false)
-        let holding = Task {
-            try await pool.withConnection { connection in
-                busy.withLock { $0 = true }
-                try await connection.query("SELECT pg_sleep(20), 'reshard-cancel-test'", logger: pool.logger)
-            }
-        }
-        while !busy.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(20)) }
+        let holding = try await holdTheOnlyConnection(of: pool, tag: "reshard-cancel-test")
         let waiting = Task {
             try await pool.withConnection { _ in ran.withLock { $0 = true } }
         }
@@ -177,14 +163,7 @@ import Testing
     @Test func aConnectionEndedUnderAQueryAnswersWithAnErrorAndFreesItsLease() async throws {
         guard let pool = try pool(size: 1, leaseTimeout: .seconds(30)) else { return }
         let admin = try #require(try self.pool(size: 1, leaseTimeout: .seconds(30)))
-        let busy = Mutex(false)
-        let sleeping = Task {
-            try await pool.withConnection { connection in
-                busy.withLock { $0 = true }
-                return try await connection.query("SELECT pg_sleep(20), 'reshard-ended-test'", logger: pool.logger).collect().count
-            }
-        }
-        while !busy.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(20)) }
+        let sleeping = try await holdTheOnlyConnection(of: pool, tag: "reshard-ended-test")
         try await Task.sleep(for: .milliseconds(100))
         try await admin.withConnection { connection in
             try await connection.query(
@@ -220,6 +199,22 @@ import Testing
             do { return try await once() } catch  where "\(error)".contains("within") {}
         }
         return try await once()
+    }
+
+    /// Starts a `pg_sleep` tagged `tag` on the pool's only connection and returns once it runs.
+    private func holdTheOnlyConnection(of pool: PostgresPool, tag: String) async throws -> Task<Int, any Error> {
+        let busy = Mutex(false)
+        let holding = Task {
+            try await pool.withConnection { connection in
+                busy.withLock { $0 = true }
+                // The tag is in the statement's text, where pg_stat_activity shows it (a bound
+                // parameter would not be); it is a constant of these tests.
+                return try await connection.query(PostgresQuery(unsafeSQL: "SELECT pg_sleep(20), '\(tag)'"), logger: pool.logger)
+                    .collect().count
+            }
+        }
+        while !busy.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(20)) }
+        return holding
     }
 
     /// Ends the `pg_sleep` call tagged `tag` early, so it does not outlive its test's checks.

@@ -14,18 +14,11 @@ extension ShardMap {
     public var layoutBytes: [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(assignments.count * 24)
-        var names: [ShardID: [UInt8]] = [:]
         for (index, assignment) in assignments.enumerated() {
             if index > 0 { bytes.append(UInt8(ascii: ",")) }
             Self.appendHex(assignment.range.start, to: &bytes)
             bytes.append(UInt8(ascii: "="))
-            if let name = names[assignment.shard] {
-                bytes.append(contentsOf: name)
-            } else {
-                let name = Array(assignment.shard.rawValue.utf8)
-                names[assignment.shard] = name
-                bytes.append(contentsOf: name)
-            }
+            bytes.append(contentsOf: assignment.shard.rawValue.utf8)
         }
         return bytes
     }

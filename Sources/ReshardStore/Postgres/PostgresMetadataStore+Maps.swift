@@ -58,7 +58,7 @@ extension PostgresMetadataStore {
             guard current == expected, map.generation > (current ?? 0) else {
                 throw MetadataError.generationConflict(expected: expected, found: current)
             }
-            if let moves = prepared.moves, let expected, ShardMapRecords.keepsMoves(map, prepared, chain: Int(chain)) {
+            if let moves = ShardMapRecords.keptMoves(map, prepared, chain: Int(chain)), let expected {
                 let base = Int64(bitPattern: expected)
                 try await connection.query(
                     "INSERT INTO reshard_meta_shard_map_changes(generation, base, moves) VALUES(\(generation), \(base), \(moves))",
@@ -72,31 +72,34 @@ extension PostgresMetadataStore {
             _ = try await self.appendEvent(prepared.event, on: connection, alsoNotifying: .shardMap)
             return keptMoves
         }
-        if keptMoves { remembered.keptAsMoves() }
+        if keptMoves { remembered.keptAsMoves(map.generation) }
         remembered.remember(map)
     }
 
     public func snapshotShardMaps() async throws {
         // Only after this handle kept a generation as moves: a cutover's release calls this
         // every time, and most maps are small enough to be kept whole.
-        guard remembered.takeSnapshotDue() else { return }
+        guard remembered.snapshotDue else { return }
         let logger = logger
-        let latest = try await run { connection -> UInt64? in
+        let newest = try await run { connection -> (generation: UInt64, whole: Bool)? in
             guard let latest = try await Self.latestGeneration(connection, logger: logger) else { return nil }
             let stored = Int64(bitPattern: latest)
-            let kept = try await Self.first(
+            let whole = try await Self.first(
                 Bool.self,
                 connection.query("SELECT EXISTS(SELECT 1 FROM reshard_meta_shard_maps WHERE generation = \(stored))", logger: logger))
-            return kept == true ? nil : latest
+            return (latest, whole == true)
         }
-        guard let latest, let map = try await shardMap(generation: latest) else { return }
-        let text = StoredShardMap.encode(map)
-        let stored = Int64(bitPattern: latest)
-        try await run { connection in
-            try await connection.query(
-                "INSERT INTO reshard_meta_shard_maps(generation, map) VALUES(\(stored), \(text)) ON CONFLICT (generation) DO NOTHING",
-                logger: logger)
+        guard let newest else { return }
+        if !newest.whole, let map = try await shardMap(generation: newest.generation) {
+            let text = StoredShardMap.encode(map)
+            let stored = Int64(bitPattern: newest.generation)
+            try await run { connection in
+                try await connection.query(
+                    "INSERT INTO reshard_meta_shard_maps(generation, map) VALUES(\(stored), \(text)) ON CONFLICT (generation) DO NOTHING",
+                    logger: logger)
+            }
         }
+        remembered.snapshotted(through: newest.generation)
     }
 
     /// The newest published generation, whichever table keeps it.

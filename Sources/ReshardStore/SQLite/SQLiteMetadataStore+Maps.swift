@@ -32,7 +32,7 @@ extension SQLiteMetadataStore {
             let chain =
                 try Int.fetchOne(
                     db, sql: "SELECT count(*) FROM shard_map_changes WHERE generation > ?", arguments: [newestText ?? Int64.min]) ?? 0
-            if let moves = prepared.moves, let expected, ShardMapRecords.keepsMoves(map, prepared, chain: Int(chain)) {
+            if let moves = ShardMapRecords.keptMoves(map, prepared, chain: Int(chain)), let expected {
                 try db.execute(
                     sql: "INSERT INTO shard_map_changes(generation, base, moves) VALUES(?, ?, ?)",
                     arguments: [Int64(bitPattern: map.generation), Int64(bitPattern: expected), moves])
@@ -45,7 +45,7 @@ extension SQLiteMetadataStore {
             _ = try self.appendEvent(prepared.event, in: db)
             return keptMoves
         }
-        if keptMoves { remembered.keptAsMoves() }
+        if keptMoves { remembered.keptAsMoves(map.generation) }
         remembered.remember(map)
         watchers.yield(.events)
         watchers.yield(.shardMap)
@@ -54,20 +54,23 @@ extension SQLiteMetadataStore {
     public func snapshotShardMaps() async throws {
         // Only after this handle kept a generation as moves: a cutover's release calls this
         // every time, and most maps are small enough to be kept whole.
-        guard remembered.takeSnapshotDue() else { return }
-        let latest = try await pool.read { db -> UInt64? in
+        guard remembered.snapshotDue else { return }
+        let newest = try await pool.read { db -> (generation: UInt64, whole: Bool)? in
             guard let latest = try Self.latestGeneration(db) else { return nil }
-            let kept = try Bool.fetchOne(
+            let whole = try Bool.fetchOne(
                 db, sql: "SELECT EXISTS(SELECT 1 FROM shard_maps WHERE generation = ?)", arguments: [Int64(bitPattern: latest)])
-            return kept == true ? nil : latest
+            return (latest, whole == true)
         }
-        guard let latest, let map = try await shardMap(generation: latest) else { return }
-        let text = StoredShardMap.encode(map)
-        try await pool.write { db in
-            try db.execute(
-                sql: "INSERT INTO shard_maps(generation, map) VALUES(?, ?) ON CONFLICT(generation) DO NOTHING",
-                arguments: [Int64(bitPattern: latest), text])
+        guard let newest else { return }
+        if !newest.whole, let map = try await shardMap(generation: newest.generation) {
+            let text = StoredShardMap.encode(map)
+            try await pool.write { db in
+                try db.execute(
+                    sql: "INSERT INTO shard_maps(generation, map) VALUES(?, ?) ON CONFLICT(generation) DO NOTHING",
+                    arguments: [Int64(bitPattern: newest.generation), text])
+            }
         }
+        remembered.snapshotted(through: newest.generation)
     }
 
     /// The newest published generation, whichever table keeps it.
