@@ -90,10 +90,16 @@ public protocol MetadataStore: Sendable {
     /// Called after the hold; idempotent, and a no-op (no query) when nothing is due.
     func snapshotShardMaps() async throws
 
-    /// Stores the journal of a migration (its state machine, encoded), replacing the last one.
-    func saveMigration(id: String, journal: String) async throws
+    /// Stores the journal of a migration (its state machine, encoded) as two texts, replacing
+    /// the last one: `plan`, the plan member's JSON, and `progress`, every other member as a
+    /// JSON object. The plan holds both shard maps and never changes, so a save that passes nil
+    /// keeps the plan stored before and writes only the progress; it throws
+    /// `MetadataError.planMissing` and writes nothing when no plan is stored (the migration is
+    /// unknown, or its last journal was written whole by `admitMigration`). `migrations()`
+    /// returns the two joined (`MigrationJournalText.joined`).
+    func saveMigration(id: String, progress: String, plan: String?) async throws
 
-    /// Journals migration `id` only if no other migration holds the cluster's one active slot,
+    /// Journals migration `id` (the whole text, plan included) only if no other migration holds the cluster's one active slot,
     /// and takes the slot, as one atomic step for every process sharing the store: of
     /// concurrent admissions exactly one wins. Returns nil when admitted (also when `id` holds the
     /// slot already, as a resumed migration does), else the id of the migration holding it
@@ -236,6 +242,7 @@ public struct MetadataError: Error, Sendable, Hashable, CustomStringConvertible 
         case layoutConflict(TableName, expected: UInt64, found: UInt64?)
         case corrupt(String)
         case invalidInput(String)
+        case planMissing(String)
     }
 
     private let code: Code
@@ -257,12 +264,20 @@ public struct MetadataError: Error, Sendable, Hashable, CustomStringConvertible 
     /// A value the metadata cannot store as given (a log body holding NUL): refused before
     /// anything is written, on every backend alike.
     public static func invalidInput(_ what: String) -> MetadataError { MetadataError(code: .invalidInput(what)) }
+    /// A journal saved without its plan found no plan stored to keep: the saver sends it again.
+    public static func planMissing(_ id: String) -> MetadataError { MetadataError(code: .planMissing(id)) }
+
+    /// Whether a save without its plan found none stored.
+    public var isPlanMissing: Bool {
+        if case .planMissing = code { return true }
+        return false
+    }
 
     /// Whether the name was already taken.
     public var isConflict: Bool {
         switch code {
         case .tableExists, .shardExists, .generationConflict, .layoutConflict: true
-        case .corrupt, .invalidInput: false
+        case .corrupt, .invalidInput, .planMissing: false
         }
     }
 
@@ -277,6 +292,7 @@ public struct MetadataError: Error, Sendable, Hashable, CustomStringConvertible 
             "table \(table)'s layout generation is \(found.map(String.init) ?? "none (no such table)"), expected \(expected)"
         case .corrupt(let what): "metadata is corrupt: \(what)"
         case .invalidInput(let what): "metadata cannot store this: \(what)"
+        case .planMissing(let id): "migration \(id) has no stored plan to keep; save it with its plan"
         }
     }
 }

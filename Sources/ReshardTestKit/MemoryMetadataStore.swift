@@ -15,18 +15,20 @@ public final class MemoryMetadataStore: MetadataStore {
         var tables: [TableName: TableDefinition] = [:]
         var shards: [ShardID: ShardRecord] = [:]
         var maps: [UInt64: ShardMap] = [:]
-        var migrations: [(id: String, journal: String)] = []
+        /// Each migration's journal, and its plan when saved apart (nil: the journal is whole).
+        var migrations: [(id: String, journal: String, plan: String?)] = []
         var active: String?
         var directive: String?
         var reports: [String: RouterReport] = [:]
         var logs: [MigrationLogID: MemoryLog] = [:]
         var events = MemoryEvents()
 
-        mutating func save(id: String, journal: String) {
+        mutating func save(id: String, journal: String, plan: String?) {
             if let index = migrations.firstIndex(where: { $0.id == id }) {
                 migrations[index].journal = journal
+                migrations[index].plan = plan
             } else {
-                migrations.append((id, journal))
+                migrations.append((id, journal, plan))
             }
         }
     }
@@ -121,15 +123,24 @@ public final class MemoryMetadataStore: MetadataStore {
     /// Maps in memory are kept whole: nothing to write.
     public func snapshotShardMaps() async throws {}
 
-    public func saveMigration(id: String, journal: String) async throws {
-        try change("saveMigration") { $0.save(id: id, journal: journal) }
+    public func saveMigration(id: String, progress: String, plan: String?) async throws {
+        try change("saveMigration") { state in
+            if let plan {
+                state.save(id: id, journal: progress, plan: plan)
+                return
+            }
+            guard let index = state.migrations.firstIndex(where: { $0.id == id }), state.migrations[index].plan != nil else {
+                throw MetadataError.planMissing(id)
+            }
+            state.migrations[index].journal = progress
+        }
     }
 
     public func admitMigration(id: String, journal: String) async throws -> String? {
         try change("admitMigration") { state in
             if let holder = state.active, holder != id { return holder }
             state.active = id
-            state.save(id: id, journal: journal)
+            state.save(id: id, journal: journal, plan: nil)
             return nil
         }
     }
@@ -140,7 +151,11 @@ public final class MemoryMetadataStore: MetadataStore {
         }
     }
 
-    public func migrations() async throws -> [(id: String, journal: String)] { state.withLock { $0.migrations } }
+    public func migrations() async throws -> [(id: String, journal: String)] {
+        state.withLock { $0.migrations }.map { id, journal, plan in
+            (id, plan.map { MigrationJournalText.joined(plan: $0, progress: journal) } ?? journal)
+        }
+    }
 
     public func directive() async throws -> String? { state.withLock { $0.directive } }
 

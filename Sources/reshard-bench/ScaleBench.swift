@@ -108,9 +108,10 @@ struct ScaleBench: AsyncParsableCommand {
                     plan: .init(
                         movedFraction: plan.movedFraction, sources: plan.sources.count, moves: plan.moves.count,
                         rangesBefore: plan.source.assignments.count, rangesAfter: plan.target.assignments.count,
-                        journalBytes: measured.journalBytes),
+                        planBytes: measured.planBytes, journalBytes: measured.journalBytes),
                     rates: .init(
-                        copyRowsPerSecond: copy.rowsPerSecond, bytesPerRow: copy.bytesPerRow, journalSaveMillis: measured.journalSaveMillis,
+                        copyRowsPerSecond: copy.rowsPerSecond, bytesPerRow: copy.bytesPerRow, planSaveMillis: measured.planSaveMillis,
+                        journalSaveMillis: measured.journalSaveMillis,
                         publishMillis: measured.publishMillis, pickupMillis: measured.pickupMillis),
                     knobs: knobs)
                 predictions.append(.init(plan: name, backend: copy.backend, model: model, moveAddedBytes: copy.addedMemoryBytes))

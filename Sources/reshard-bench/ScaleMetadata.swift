@@ -7,7 +7,7 @@ import ReshardTestKit
 
 /// A map's cost in the real metadata store: publishing it (as a cutover does, the event with its
 /// moves included), a router following it (`refreshShardMap`: read, decode, install), and saving
-/// the migration's journal that carries it.
+/// the migration's journal that carries it (its plan once, then the rest every copy round).
 struct ScaleMetadata {
     /// The medians for one map on one metadata backend.
     struct Figures: Codable, Sendable {
@@ -20,6 +20,10 @@ struct ScaleMetadata {
         let pickupMillis: Double
         /// Writing the whole map after the hold (`snapshotShardMaps`): the publish kept its moves.
         let snapshotMillis: Double
+        /// The journal's plan (both maps), written by a migration's first save.
+        let planBytes: Int
+        let planSaveMillis: Double
+        /// The rest of the journal (the copy tasks and progress), written by every copy round.
         let journalBytes: Int
         let journalSaveMillis: Double
     }
@@ -44,7 +48,7 @@ struct ScaleMetadata {
     /// Publishes the plan's target and source in turn, `samples` times, each at the next
     /// generation and replacing the last, has the router follow each, and takes the snapshot a
     /// cutover takes after its hold; then saves the journal of a migration of `plan` `samples`
-    /// times.
+    /// times, each with its plan (a migration's first save) and without (every later one).
     mutating func measure(_ name: String, _ plan: MigrationPlan, backend: String, samples: Int) async throws -> Figures {
         var publishes: [Double] = []
         var pickups: [Double] = []
@@ -64,17 +68,22 @@ struct ScaleMetadata {
         }
         let table = try TableName(benchTable).orThrow("table name")
         let machine = MigrationStateMachine(id: "scale-\(generation)", plan: plan, tables: [table], settings: MigrationSettings())
-        let journal = try MigrationJournal.encode(machine)
+        var writer = MigrationJournal.Writer()
+        let journal = try writer.encode(machine)
+        var planSaves: [Double] = []
         var saves: [Double] = []
         for _ in 0..<samples {
-            let started = ContinuousClock.now
-            try await store.saveMigration(id: machine.id, journal: journal)
+            var started = ContinuousClock.now
+            try await store.saveMigration(id: machine.id, progress: journal.progress, plan: journal.plan)
+            planSaves.append(seconds(since: started) * 1_000)
+            started = ContinuousClock.now
+            try await store.saveMigration(id: machine.id, progress: journal.progress, plan: nil)
             saves.append(seconds(since: started) * 1_000)
         }
         return Figures(
             plan: name, metadata: backend, ranges: plan.target.assignments.count, samples: samples, publishMillis: median(publishes),
-            pickupMillis: median(pickups), snapshotMillis: median(snapshots), journalBytes: journal.utf8.count,
-            journalSaveMillis: median(saves))
+            pickupMillis: median(pickups), snapshotMillis: median(snapshots), planBytes: journal.plan.utf8.count,
+            planSaveMillis: median(planSaves), journalBytes: journal.progress.utf8.count, journalSaveMillis: median(saves))
     }
 
     /// Runs `body` on SQLite metadata in a fresh temporary folder, removed afterwards.

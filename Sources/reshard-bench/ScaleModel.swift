@@ -55,7 +55,9 @@ struct ScaleModel: Codable, Sendable, Hashable {
         /// Ranges of the map before and after.
         let rangesBefore: Int
         let rangesAfter: Int
-        /// The migration's journal (both maps and the copy tasks), bytes.
+        /// The journal's plan (both maps), written once, bytes.
+        let planBytes: Int
+        /// The rest of the journal (the copy tasks), written every round, bytes.
         let journalBytes: Int
     }
 
@@ -65,7 +67,9 @@ struct ScaleModel: Codable, Sendable, Hashable {
         let copyRowsPerSecond: Double
         /// Payload bytes per row of that copy (keys, body, version, hash).
         let bytesPerRow: Double
-        /// One journal of this plan saved to the metadata store, milliseconds.
+        /// The journal's first save, with the plan, milliseconds.
+        let planSaveMillis: Double
+        /// Every later save, the rest alone, milliseconds.
         let journalSaveMillis: Double
         /// One publish of the map after the add, milliseconds.
         let publishMillis: Double
@@ -110,10 +114,10 @@ struct ScaleModel: Codable, Sendable, Hashable {
     var mapMemoryBytes: Double { Double((plan.rangesBefore + plan.rangesAfter) * knobs.bytesPerRange) }
     /// Rounds of the copy: each copies up to `copyParallelism` full chunks and is journaled.
     var journalSaves: Double { (rowsMoved / Double(max(1, knobs.copyParallelism * knobs.chunkRows))).rounded(.up) }
-    /// Bytes the journals of the copy write to the metadata.
-    var journalBytesWritten: Double { journalSaves * Double(plan.journalBytes) }
+    /// Bytes the journals of the copy write to the metadata: the plan once, the rest per round.
+    var journalBytesWritten: Double { Double(plan.planBytes) + journalSaves * Double(plan.journalBytes) }
     /// Seconds the copy spends saving its journal (rounds wait for it).
-    var journalSeconds: Double { journalSaves * rates.journalSaveMillis / 1_000 }
+    var journalSeconds: Double { (rates.planSaveMillis + journalSaves * rates.journalSaveMillis) / 1_000 }
 
     /// The assumptions behind the figures, one sentence each.
     var assumptions: [String] {
@@ -124,7 +128,7 @@ struct ScaleModel: Codable, Sendable, Hashable {
             "source bound: each source reads at that rate and the target keeps up; at most copyParallelism = \(knobs.copyParallelism) chunks run at once, so at most \(knobs.copyParallelism) sources read side by side",
             "change streams: prepare opens one per source and one on the target (reverse replication after the switch); on PostgreSQL each is a logical replication slot",
             "migrator memory: \(knobs.copyParallelism) chunks × \(knobs.chunkRows) rows × bytes per row in flight whatever R (so the measured move's growth holds at any size), plus the map before and after at \(knobs.bytesPerRange) B per range",
-            "journal: one save per copy round of \(knobs.copyParallelism) full chunks, each the whole journal (both maps and the copy tasks) at the measured save time; rounds wait for it, so its time adds to either copy time",
+            "journal: one save per copy round of \(knobs.copyParallelism) full chunks, each the journal without its plan (the copy tasks and progress) at the measured save time, after one first save with the plan (both maps); rounds wait for it, so its time adds to either copy time",
             "publish: once, inside the cutover's write hold; every router then reads and installs the new map once",
         ]
     }

@@ -69,15 +69,15 @@ struct ScaleReport: BenchResult, Codable {
         }
         lines += [
             "",
-            "| metadata | published plan | ranges after | publish ms | router pickup ms | snapshot after the hold ms | journal KiB | journal save ms |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| metadata | published plan | ranges after | publish ms | router pickup ms | snapshot after the hold ms | journal plan KiB | plan save ms | journal rest KiB | rest save ms |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for figures in metadata {
             lines.append(
                 String(
-                    format: "| %@ | %@ | %@ | %.2f | %.2f | %.2f | %.0f | %.2f |", figures.metadata as NSString, figures.plan as NSString,
-                    grouped(figures.ranges) as NSString, figures.publishMillis, figures.pickupMillis, figures.snapshotMillis,
-                    Double(figures.journalBytes) / 1_024,
+                    format: "| %@ | %@ | %@ | %.2f | %.2f | %.2f | %.0f | %.2f | %.1f | %.2f |", figures.metadata as NSString,
+                    figures.plan as NSString, grouped(figures.ranges) as NSString, figures.publishMillis, figures.pickupMillis,
+                    figures.snapshotMillis, Double(figures.planBytes) / 1_024, figures.planSaveMillis, Double(figures.journalBytes) / 1_024,
                     figures.journalSaveMillis))
         }
         lines += [
@@ -123,7 +123,9 @@ struct ScaleReport: BenchResult, Codable {
         row("copy time, source bound (\(predictions.first.map { "\($0.model.sourcesReadingAtOnce)" } ?? "?") sources at once)") { m, _ in
             Self.duration(m.copySecondsSourceBound)
         }
-        row("journal saves × size") { m, _ in "\(grouped(Int(m.journalSaves))) × \(Self.bytes(Double(m.plan.journalBytes)))" }
+        row("journal saves × size (after one of the plan)") { m, _ in
+            "\(grouped(Int(m.journalSaves))) × \(Self.bytes(Double(m.plan.journalBytes))) (plan \(Self.bytes(Double(m.plan.planBytes))))"
+        }
         row("journal written / time saving it") { m, _ in "\(Self.bytes(m.journalBytesWritten)) / \(Self.duration(m.journalSeconds))" }
         row("migrator: chunk buffers in flight") { m, _ in Self.bytes(m.chunkBufferBytes) }
         row("migrator: maps before + after") { m, _ in Self.bytes(m.mapMemoryBytes) }

@@ -1,5 +1,6 @@
 import ReshardCore
 import ReshardEngine
+import ReshardStore
 import ReshardTestKit
 import Testing
 
@@ -24,12 +25,19 @@ import Testing
         #expect(MigrationStateMachine.journalMembers.map(\.key) == properties, "a property the writer does not know is lost")
     }
 
+    /// The plan and the rest are the encoder's bytes: its text is the rest with the plan's
+    /// member put back where sorted keys place it.
     @Test func aFreshWriterWritesTheEncodersBytes() async throws {
         var machines = try await Self.endedMachines()
         machines.append(try Self.planned())
         for machine in machines {
             var writer = MigrationJournal.Writer()
-            #expect(try writer.encode(machine) == MigrationJournal.encode(machine), "\(machine.phase)")
+            let parts = try writer.encode(machine)
+            let whole = try MigrationJournal.encode(machine)
+            let member = "\"plan\":" + parts.plan + ","
+            #expect(whole.contains(member) && whole.replacing(member, with: "", maxReplacements: 1) == parts.progress, "\(machine.phase)")
+            #expect(!parts.progress.contains("\"plan\":{\"idealFraction\""), "the plan is kept apart")
+            #expect(MigrationJournalText.joined(plan: parts.plan, progress: parts.progress).utf8.count == whole.utf8.count)
         }
     }
 
@@ -52,7 +60,10 @@ import Testing
         for machine in sequence {
             var expected = machine
             expected.dropPacing()
-            #expect(try MigrationJournal.decode(writer.encode(machine)) == expected, "\(machine.phase)")
+            let parts = try writer.encode(machine)
+            #expect(
+                try MigrationJournal.decode(MigrationJournalText.joined(plan: parts.plan, progress: parts.progress)) == expected,
+                "\(machine.phase)")
         }
     }
 

@@ -76,12 +76,52 @@ import Testing
     @Test(arguments: ShardBackend.metadataCases)
     func migrationJournalsAreReplacedInPlace(backend: ShardBackend) async throws {
         try await backend.withMetadataStore { meta in
-            try await meta.saveMigration(id: "m1", journal: "{\"phase\":\"copying\"}")
-            try await meta.saveMigration(id: "m2", journal: "{}")
-            try await meta.saveMigration(id: "m1", journal: "{\"phase\":\"done\"}")
+            try await meta.saveMigration(id: "m1", progress: "{\"phase\":\"copying\"}", plan: "{\"maps\":1}")
+            try await meta.saveMigration(id: "m2", progress: "{}", plan: "[]")
+            try await meta.saveMigration(id: "m1", progress: "{\"phase\":\"done\"}", plan: nil)
             let all = try await meta.migrations()
             #expect(all.map(\.id) == ["m1", "m2"])
-            #expect(all.first?.journal == "{\"phase\":\"done\"}")
+            #expect(all.map(\.journal) == ["{\"plan\":{\"maps\":1},\"phase\":\"done\"}", "{\"plan\":[]}"])
+        }
+    }
+
+    /// The plan is written once and kept by later saves; a save without it finds none to keep
+    /// when the migration is unknown or its journal was last written whole, and writes nothing.
+    @Test(arguments: ShardBackend.metadataCases)
+    func aJournalSavedWithoutItsPlanNeedsOneStored(backend: ShardBackend) async throws {
+        try await backend.withMetadataStore { meta in
+            await #expect(throws: MetadataError.planMissing("m1")) {
+                try await meta.saveMigration(id: "m1", progress: "{\"phase\":\"copying\"}", plan: nil)
+            }
+            #expect(try await meta.migrations().isEmpty)
+
+            #expect(try await meta.admitMigration(id: "m1", journal: "{\"id\":\"m1\",\"plan\":7}") == nil)
+            await #expect(throws: MetadataError.planMissing("m1")) {
+                try await meta.saveMigration(id: "m1", progress: "{\"id\":\"m1\"}", plan: nil)
+            }
+            #expect(try await meta.migrations().map(\.journal) == ["{\"id\":\"m1\",\"plan\":7}"])
+
+            try await meta.saveMigration(id: "m1", progress: "{\"id\":\"m1\",\"step\":1}", plan: "8")
+            try await meta.saveMigration(id: "m1", progress: "{\"id\":\"m1\",\"step\":2}", plan: nil)
+            #expect(try await meta.migrations().map(\.journal) == ["{\"plan\":8,\"id\":\"m1\",\"step\":2}"])
+            // Admission writes the whole text again, and the stored plan goes with the old text.
+            #expect(try await meta.admitMigration(id: "m1", journal: "{\"plan\":9}") == nil)
+            #expect(try await meta.migrations().map(\.journal) == ["{\"plan\":9}"])
+            await #expect(throws: MetadataError.planMissing("m1")) {
+                try await meta.saveMigration(id: "m1", progress: "{}", plan: nil)
+            }
+        }
+    }
+
+    /// A plan is stored exactly as given, however large or odd (both maps at 1,000 shards are
+    /// 11 MB; JSON escapes control characters, so NUL never reaches a store).
+    @Test(arguments: ShardBackend.metadataCases)
+    func aLargePlanIsStoredOnceAndReadBackExactly(backend: ShardBackend) async throws {
+        try await backend.withMetadataStore { meta in
+            let plan = "{\"layout\":\"" + String(repeating: "0000000000000000-ffffffffffffffff:s1;é\\u0000", count: 60_000) + "\"}"
+            try await meta.saveMigration(id: "big", progress: "{\"round\":0}", plan: plan)
+            for round in 1...3 { try await meta.saveMigration(id: "big", progress: "{\"round\":\(round)}", plan: nil) }
+            #expect(try await meta.migrations().map(\.journal) == ["{\"plan\":" + plan + ",\"round\":3}"])
         }
     }
 }

@@ -24,14 +24,10 @@ import Testing
         let folder = try TemporaryFolder()
         defer { folder.remove() }
         let path = folder.path + "/meta.sqlite"
-        try await SQLiteMetadataStore(path: path).saveMigration(id: "m1", journal: "{\"phase\":\"copying\"}")
+        #expect(try await SQLiteMetadataStore(path: path).admitMigration(id: "m1", journal: "{\"phase\":\"copying\"}") == nil)
         // The file as the previous release left it: no log tables, no record of their step.
-        let queue = try DatabaseQueue(path: path)
-        try await queue.write { db in
-            try db.execute(sql: "DROP TABLE log_entries; DROP TABLE log_heads")
-            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v5-migration-logs'")
-        }
-        try queue.close()
+        try await alterBehindTheStore(
+            path, "DROP TABLE log_entries; DROP TABLE log_heads", "DELETE FROM grdb_migrations WHERE identifier = 'v5-migration-logs'")
 
         let reopened = try SQLiteMetadataStore(path: path)
         let retry = migrationLog("m1")
@@ -39,6 +35,48 @@ import Testing
         #expect(try await reopened.appendToLog(retry, ["a", "b"], limit: 10) == 2)
         #expect(try await reopened.readLog(retry, after: 1, limit: 10) == [LogEntry(position: 2, body: "b")])
         #expect(try await reopened.migrations().map(\.journal) == ["{\"phase\":\"copying\"}"])
+        await reopened.close()
+    }
+
+    /// A metadata file from before journals kept their plan apart gains the column when opened:
+    /// its whole journals read as they were, and the next save with a plan keeps it apart.
+    @Test func aFileFromBeforeSeparatePlansGainsTheColumnWhenReopened() async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let path = folder.path + "/meta.sqlite"
+        let store = try SQLiteMetadataStore(path: path)
+        #expect(try await store.admitMigration(id: "m1", journal: "{\"id\":\"m1\",\"plan\":1}") == nil)
+        await store.close()
+        try await alterBehindTheStore(
+            path, "ALTER TABLE migrations DROP COLUMN plan", "DELETE FROM grdb_migrations WHERE identifier = 'v8-migration-plans'")
+
+        let reopened = try SQLiteMetadataStore(path: path)
+        #expect(try await reopened.migrations().map(\.journal) == ["{\"id\":\"m1\",\"plan\":1}"])
+        await #expect(throws: MetadataError.planMissing("m1")) {
+            try await reopened.saveMigration(id: "m1", progress: "{\"id\":\"m1\"}", plan: nil)
+        }
+        try await reopened.saveMigration(id: "m1", progress: "{\"id\":\"m1\"}", plan: "2")
+        #expect(try await reopened.migrations().map(\.journal) == ["{\"plan\":2,\"id\":\"m1\"}"])
+        await reopened.close()
+    }
+
+    /// A damaged row (its progress no JSON object, its plan not JSON) fails to decode for that
+    /// migration alone: the list still reads.
+    @Test func aDamagedJournalRowIsReturnedForItsMigrationAloneToFail() async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let path = folder.path + "/meta.sqlite"
+        let store = try SQLiteMetadataStore(path: path)
+        try await store.saveMigration(id: "good", progress: "{\"id\":\"good\"}", plan: "{}")
+        try await store.saveMigration(id: "bad", progress: "{\"id\":\"bad\"}", plan: "{}")
+        await store.close()
+        try await alterBehindTheStore(path, "UPDATE migrations SET journal = 'not an object', plan = 'not json' WHERE id = 'bad'")
+
+        let reopened = try SQLiteMetadataStore(path: path)
+        let all = try await reopened.migrations()
+        #expect(all.map(\.id) == ["good", "bad"])
+        #expect(all.first?.journal == "{\"plan\":{},\"id\":\"good\"}")
+        #expect(all.last?.journal == "not an object")
         await reopened.close()
     }
 
@@ -171,4 +209,14 @@ import Testing
         }
         await reader.close()
     }
+}
+
+/// Runs `statements` on the metadata file at `path` behind the store's back, as an older release
+/// or a damaged disk would have left it.
+private func alterBehindTheStore(_ path: String, _ statements: String...) async throws {
+    let queue = try DatabaseQueue(path: path)
+    try await queue.write { db in
+        for statement in statements { try db.execute(sql: statement) }
+    }
+    try queue.close()
 }

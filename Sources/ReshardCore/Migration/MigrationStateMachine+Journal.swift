@@ -40,12 +40,16 @@ extension MigrationStateMachine {
         return copy
     }
 
+    /// The plan's coding key: the one member a journal keeps apart, since it holds both maps
+    /// and never changes.
+    public static let planMember = "plan"
+
     /// Every stored property, as the synthesized `Codable` conformance encodes it (under its
     /// name; an absent optional is left out). A test checks the list against the type's
     /// properties, so a property added to the machine and not here fails it.
     public static let journalMembers: [JournalMember] = [
         JournalMember("id") { $0.id },
-        JournalMember("plan") { $0.plan },
+        JournalMember(planMember) { $0.plan },
         JournalMember("tables") { $0.tables },
         JournalMember("settings") { $0.settings },
         JournalMember("phase") { $0.phase },

@@ -26,10 +26,18 @@ public enum MigrationJournal {
         return encoder
     }
 
-    /// Writes the journals of one migration, round after round, to what `encode` writes (the
-    /// same members, keys and order), re-encoding only the members that changed since the
-    /// last one: a round moves a few cursors, while the plan, the settings and the phase log
-    /// stay as they were, and the encoder's cost is in the bulk.
+    /// A journal in the two texts the metadata store keeps (`MetadataStore.saveMigration`).
+    public struct Parts: Sendable, Equatable {
+        /// The plan member's JSON: both shard maps, unchanged from admission to the end.
+        public let plan: String
+        /// Every other member, as a JSON object with sorted keys.
+        public let progress: String
+    }
+
+    /// Writes the journals of one migration, round after round, as the plan and the rest of
+    /// what `encode` writes (the same members, keys and order), re-encoding only the members
+    /// that changed since the last one: a round moves a few cursors, while the plan, the
+    /// settings and the phase log stay as they were, and the encoder's cost is in the bulk.
     public struct Writer {
         private var last: MigrationStateMachine?
         /// Each member's JSON in the last journal, in `journalMembers` order (nil: left out).
@@ -44,7 +52,7 @@ public enum MigrationJournal {
         public init() {}
 
         /// The journal of `machine`.
-        public mutating func encode(_ machine: MigrationStateMachine) throws -> String {
+        public mutating func encode(_ machine: MigrationStateMachine) throws -> Parts {
             let durable = MigrationJournal.durable(machine)
             var fragments: [String?] = []
             fragments.reserveCapacity(Self.members.count)
@@ -57,8 +65,17 @@ public enum MigrationJournal {
             }
             last = durable
             self.fragments = fragments
-            let fields = zip(Self.members, fragments).compactMap { member, fragment in fragment.map { "\"\(member.key)\":" + $0 } }
-            return "{" + fields.joined(separator: ",") + "}"
+            var plan = ""
+            var fields: [String] = []
+            for (member, fragment) in zip(Self.members, fragments) {
+                guard let fragment else { continue }
+                if member.key == MigrationStateMachine.planMember {
+                    plan = fragment
+                } else {
+                    fields.append("\"\(member.key)\":" + fragment)
+                }
+            }
+            return Parts(plan: plan, progress: "{" + fields.joined(separator: ",") + "}")
         }
     }
 }

@@ -46,6 +46,8 @@ public actor MigrationRunner {
     private var cutoverPause: Duration?
     private var journaled: JournalMark?
     private var journalWriter = MigrationJournal.Writer()
+    /// Whether this runner's saves have stored the plan: later saves write the progress alone.
+    private var planStored = false
 
     /// A runner for `machine` over `router`'s shards and routers, journaling to `metadata`.
     public init(
@@ -242,7 +244,7 @@ public actor MigrationRunner {
             }
         }
         do {
-            try await metadata.saveMigration(id: id, journal: try journalWriter.encode(machine))
+            try await save(try journalWriter.encode(machine))
             // An ended migration lets the next one in; `MigrationManager.admit` frees the slot
             // itself if this release is lost.
             if machine.phase.isTerminal { try await metadata.releaseMigration(id: id) }
@@ -250,6 +252,18 @@ public actor MigrationRunner {
         } catch {
             logger.error("could not journal the migration", metadata: ["migration": "\(id)", "error": "\(error)"])
         }
+    }
+
+    /// Writes the plan (both maps: 11 MB at 1,000 shards) with the first save only; every later
+    /// save of a copy round writes the small rest. A journal written whole in between (an
+    /// admission on resume) drops the stored plan, and the store says so: it is sent again.
+    private func save(_ journal: MigrationJournal.Parts) async throws {
+        do {
+            try await metadata.saveMigration(id: id, progress: journal.progress, plan: planStored ? nil : journal.plan)
+        } catch let error as MetadataError where error.isPlanMissing {
+            try await metadata.saveMigration(id: id, progress: journal.progress, plan: journal.plan)
+        }
+        planStored = true
     }
 }
 

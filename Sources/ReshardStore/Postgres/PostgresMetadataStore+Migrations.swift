@@ -4,13 +4,24 @@ import ReshardCore
 
 /// Migration journals and the one active-migration slot.
 extension PostgresMetadataStore {
-    public func saveMigration(id: String, journal: String) async throws {
+    public func saveMigration(id: String, progress: String, plan: String?) async throws {
         try await run { connection in
+            guard let plan else {
+                let saved = try await Self.first(
+                    String.self,
+                    connection.query(
+                        """
+                        UPDATE reshard_meta_migrations SET journal = \(progress) WHERE id = \(id) AND plan IS NOT NULL
+                        RETURNING id
+                        """, logger: self.logger))
+                if saved == nil { throw MetadataError.planMissing(id) }
+                return
+            }
             // Updating in place keeps the migration's first `seq`: the list stays in insertion order.
             _ = try await connection.query(
                 """
-                INSERT INTO reshard_meta_migrations(id, journal) VALUES(\(id), \(journal))
-                ON CONFLICT (id) DO UPDATE SET journal = excluded.journal
+                INSERT INTO reshard_meta_migrations(id, journal, plan) VALUES(\(id), \(progress), \(plan))
+                ON CONFLICT (id) DO UPDATE SET journal = excluded.journal, plan = excluded.plan
                 """, logger: self.logger)
         }
     }
@@ -29,7 +40,7 @@ extension PostgresMetadataStore {
                         ON CONFLICT (slot) DO UPDATE SET id = excluded.id WHERE reshard_meta_active_migration.id = excluded.id
                         RETURNING id)
                     INSERT INTO reshard_meta_migrations(id, journal) SELECT id, \(journal) FROM slot
-                    ON CONFLICT (id) DO UPDATE SET journal = excluded.journal
+                    ON CONFLICT (id) DO UPDATE SET journal = excluded.journal, plan = NULL
                     RETURNING id
                     """, logger: self.logger))
             if admitted != nil { return nil }
@@ -49,8 +60,11 @@ extension PostgresMetadataStore {
     public func migrations() async throws -> [(id: String, journal: String)] {
         try await run { connection in
             var all: [(id: String, journal: String)] = []
-            let rows = try await connection.query("SELECT id, journal FROM reshard_meta_migrations ORDER BY seq", logger: self.logger)
-            for try await (id, journal) in rows.decode((String, String).self) { all.append((id, journal)) }
+            let rows = try await connection.query(
+                "SELECT id, journal, plan FROM reshard_meta_migrations ORDER BY seq", logger: self.logger)
+            for try await (id, journal, plan) in rows.decode((String, String, String?).self) {
+                all.append((id, plan.map { MigrationJournalText.joined(plan: $0, progress: journal) } ?? journal))
+            }
             return all
         }
     }

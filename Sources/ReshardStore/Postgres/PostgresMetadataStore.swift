@@ -51,6 +51,11 @@ public final class PostgresMetadataStore: MetadataStore {
         CREATE TABLE IF NOT EXISTS reshard_meta_migrations(
             seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, id text COLLATE "C" NOT NULL UNIQUE, journal text NOT NULL)
         """,
+        // A journal's plan apart from the rest (`MigrationJournalText`); NULL: the journal column
+        // holds the whole text, as every journal did before.
+        """
+        ALTER TABLE reshard_meta_migrations ADD COLUMN IF NOT EXISTS plan text
+        """,
         """
         CREATE TABLE IF NOT EXISTS reshard_meta_active_migration(slot integer PRIMARY KEY CHECK (slot = 1), id text NOT NULL)
         """,

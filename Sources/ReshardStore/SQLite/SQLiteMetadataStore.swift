@@ -91,6 +91,11 @@ public final class SQLiteMetadataStore: MetadataStore {
                     """
             )
         }
+        migrator.registerMigration("v8-migration-plans") { db in
+            // A journal's plan apart from the rest (`MigrationJournalText`); NULL: the journal
+            // column holds the whole text, as every journal did before.
+            try db.execute(sql: "ALTER TABLE migrations ADD COLUMN plan TEXT")
+        }
         try migrator.migrate(pool)
     }
 
@@ -139,11 +144,20 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     public func close() async { watchers.finish() }
 
-    public func saveMigration(id: String, journal: String) async throws {
+    public func saveMigration(id: String, progress: String, plan: String?) async throws {
         try await pool.write { db in
-            try db.execute(
-                sql: "INSERT INTO migrations(id, journal) VALUES(?, ?) ON CONFLICT(id) DO UPDATE SET journal = excluded.journal",
-                arguments: [id, journal])
+            if let plan {
+                try db.execute(
+                    sql: """
+                        INSERT INTO migrations(id, journal, plan) VALUES(?, ?, ?)
+                        ON CONFLICT(id) DO UPDATE SET journal = excluded.journal, plan = excluded.plan
+                        """,
+                    arguments: [id, progress, plan])
+            } else {
+                try db.execute(
+                    sql: "UPDATE migrations SET journal = ? WHERE id = ? AND plan IS NOT NULL", arguments: [progress, id])
+                if db.changesCount == 0 { throw MetadataError.planMissing(id) }
+            }
         }
     }
 
@@ -154,7 +168,10 @@ public final class SQLiteMetadataStore: MetadataStore {
             }
             try db.execute(sql: "INSERT OR REPLACE INTO active_migration(slot, id) VALUES(1, ?)", arguments: [id])
             try db.execute(
-                sql: "INSERT INTO migrations(id, journal) VALUES(?, ?) ON CONFLICT(id) DO UPDATE SET journal = excluded.journal",
+                sql: """
+                    INSERT INTO migrations(id, journal) VALUES(?, ?)
+                    ON CONFLICT(id) DO UPDATE SET journal = excluded.journal, plan = NULL
+                    """,
                 arguments: [id, journal])
             return nil
         }
@@ -166,8 +183,11 @@ public final class SQLiteMetadataStore: MetadataStore {
 
     public func migrations() async throws -> [(id: String, journal: String)] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, journal FROM migrations ORDER BY seq").map {
-                (try $0.decode(forColumn: "id"), try $0.decode(forColumn: "journal"))
+            try Row.fetchAll(db, sql: "SELECT id, journal, plan FROM migrations ORDER BY seq").map { row in
+                let id: String = try row.decode(forColumn: "id")
+                let journal: String = try row.decode(forColumn: "journal")
+                guard let plan = try row.decode(String?.self, forColumn: "plan") else { return (id, journal) }
+                return (id, MigrationJournalText.joined(plan: plan, progress: journal))
             }
         }
     }
