@@ -38,9 +38,9 @@ import Testing
         await reopened.close()
     }
 
-    /// A metadata file from before journals kept their plan apart gains the column when opened:
+    /// A metadata file from before journals kept their plan apart gains the plans' table when opened:
     /// its whole journals read as they were, and the next save with a plan keeps it apart.
-    @Test func aFileFromBeforeSeparatePlansGainsTheColumnWhenReopened() async throws {
+    @Test func aFileFromBeforeSeparatePlansGainsTheirTableWhenReopened() async throws {
         let folder = try TemporaryFolder()
         defer { folder.remove() }
         let path = folder.path + "/meta.sqlite"
@@ -48,7 +48,7 @@ import Testing
         #expect(try await store.admitMigration(id: "m1", journal: "{\"id\":\"m1\",\"plan\":1}") == nil)
         await store.close()
         try await alterBehindTheStore(
-            path, "ALTER TABLE migrations DROP COLUMN plan", "DELETE FROM grdb_migrations WHERE identifier = 'v8-migration-plans'")
+            path, "DROP TABLE migration_plans", "DELETE FROM grdb_migrations WHERE identifier = 'v8-migration-plans'")
 
         let reopened = try SQLiteMetadataStore(path: path)
         #expect(try await reopened.migrations().map(\.journal) == ["{\"id\":\"m1\",\"plan\":1}"])
@@ -70,7 +70,9 @@ import Testing
         try await store.saveMigration(id: "good", progress: "{\"id\":\"good\"}", plan: "{}")
         try await store.saveMigration(id: "bad", progress: "{\"id\":\"bad\"}", plan: "{}")
         await store.close()
-        try await alterBehindTheStore(path, "UPDATE migrations SET journal = 'not an object', plan = 'not json' WHERE id = 'bad'")
+        try await alterBehindTheStore(
+            path, "UPDATE migrations SET journal = 'not an object' WHERE id = 'bad'",
+            "UPDATE migration_plans SET plan = 'not json' WHERE id = 'bad'")
 
         let reopened = try SQLiteMetadataStore(path: path)
         let all = try await reopened.migrations()
