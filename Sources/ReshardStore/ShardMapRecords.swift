@@ -66,7 +66,8 @@ enum ShardMapRecords {
 
     static func prepare(_ new: ShardMap, replacing previous: ShardMap?) throws -> Prepared {
         let event = MetadataEvent.published(new, replacing: previous)
-        return Prepared(event: try MetadataJSON.encode(event), moves: try previous.map { _ in try MetadataJSON.encode(event.moves) })
+        let moves = StoredMoves.encode(event.moves)
+        return Prepared(event: try StoredMoves.encode(event, moves: moves), moves: previous.map { _ in moves })
     }
 }
 

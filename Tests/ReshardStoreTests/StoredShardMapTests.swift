@@ -59,3 +59,44 @@ import Testing
         }
     }
 }
+
+/// `StoredMoves`: a publish's moves and event, built by hand, are exactly the general encoder's
+/// text, whatever the moves (none, the top of the space, long names, many).
+@Suite struct StoredMovesTests {
+    static func maps(_ seed: UInt64) throws -> (ShardMap, ShardMap) {
+        var generator = SeededRandom(seed: seed)
+        let names = ["s1", "a", "shard_with-32-characters-exactly", "z9"].compactMap(ShardID.init)
+        func map(_ generation: UInt64) throws -> ShardMap {
+            var bounds = Set((0..<Int(generator.next() % 40)).map { _ in generator.next() })
+            bounds.insert(0)
+            let starts = bounds.sorted()
+            return try ShardMap(
+                generation: generation,
+                assignments: starts.enumerated().map { index, start in
+                    let last = index + 1 < starts.count ? starts[index + 1] - 1 : .max
+                    return RangeAssignment(range: HashRange(start: start, last: last), shard: names[Int(generator.next() % 4)])
+                })
+        }
+        return (try map(1), try map(2))
+    }
+
+    @Test(arguments: 0..<64)
+    func movesAndTheirEventAreTheGeneralEncodersText(seed: Int) throws {
+        let (before, after) = try Self.maps(UInt64(seed))
+        let event = MetadataEvent.published(after, replacing: before)
+        let moves = StoredMoves.encode(event.moves)
+        #expect(moves == (try MetadataJSON.encode(event.moves)))
+        #expect(try StoredMoves.encode(event, moves: moves) == MetadataJSON.encode(event))
+        #expect(try MetadataJSON.decode([Move].self, moves) == event.moves)
+    }
+
+    @Test func anEventWithAMigrationThatSpellsMovesIsStillExact() throws {
+        let (before, after) = try Self.maps(7)
+        var event = MetadataEvent.published(after, replacing: before)
+        for id in [#""moves":[]"#, "\u{0}\"moves\":[]\\", "é\n"] {
+            event.migration = id
+            #expect(try StoredMoves.encode(event, moves: StoredMoves.encode(event.moves)) == MetadataJSON.encode(event))
+        }
+        #expect(StoredMoves.encode([]) == "[]")
+    }
+}
