@@ -90,8 +90,8 @@ final class PostgresCallWatch: Sendable {
             return call
         }
         guard let call else { return }
-        call.task?.cancel()
         call.fail(CancellationError())
+        call.task?.cancel()
     }
 
     private func runTicker() async {
@@ -114,9 +114,11 @@ final class PostgresCallWatch: Sendable {
                 if state.calls.isEmpty { state.ticking = false }
                 return (expired, lost, state.calls.isEmpty)
             }
+            // The caller is answered before its task is cancelled: the cancelled lease fails
+            // too (PostgresNIO's requestCancelled), and the first answer is the one it gets.
             for call in expired {
-                call.task?.cancel()
                 call.fail(StoreError.backend("no connection to \(call.endpoint) within \(call.leaseTimeout)"))
+                call.task?.cancel()
             }
             for call in lost { call.lost?(PostgresSession.SessionLost(reason: "the connection closed")) }
             if stop { return }
