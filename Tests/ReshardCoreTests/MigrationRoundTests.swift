@@ -97,16 +97,15 @@ import Testing
         #expect(!Self.chunks(m.nextRound(now: 502)).isEmpty)
     }
 
-    @Test func anIdleChangelogIsReadOnceASecondWhileCopying() throws {
+    @Test func anIdleChangelogIsReadAFewTimesASecondWhileCopying() throws {
         var m = try copying()
         func tails(_ work: [MigrationWork]) -> Int { work.filter { if case .tail = $0 { true } else { false } }.count }
         #expect(tails(m.nextRound(now: 0)) == m.plan.sources.count)
         for source in m.plan.sources { m.on(.tailed(.forward, shard: source, position: 5, backlog: 0, lagMillis: 0), now: 1) }
         #expect(tails(m.nextRound(now: 100)) == 0, "nothing waits: not read again so soon")
-        #expect(tails(m.nextRound(now: 999)) == 0)
-        #expect(tails(m.nextRound(now: 1_000)) == m.plan.sources.count)
-        m.on(.tailed(.forward, shard: m.plan.sources[0], position: 5, backlog: 7, lagMillis: 0), now: 1_001)
-        #expect(tails(m.nextRound(now: 1_010)) == 1, "a changelog with a backlog is read every round")
+        #expect(tails(m.nextRound(now: 250)) == m.plan.sources.count)
+        m.on(.tailed(.forward, shard: m.plan.sources[0], position: 5, backlog: 7, lagMillis: 0), now: 251)
+        #expect(tails(m.nextRound(now: 260)) == 1, "a changelog with a backlog is read every round")
     }
 
     @Test func nothingIsJournaledWhileWritesAreHeldUnlessTheMigrationFails() throws {

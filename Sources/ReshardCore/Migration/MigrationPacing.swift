@@ -37,12 +37,9 @@ public struct MigrationPacing: Hashable, Sendable, Codable {
     /// Failed passes over the retry queue in a row after which its entries are flagged for
     /// reconciliation (the changelog still carries them, and verification proves the result).
     public static let secondWriteReconcileAfter = 5
-    /// While copying, an old owner whose last read left nothing waiting is read this often, not
-    /// every round: the lag is small, no phase waits on it until the copy ends (catching up then
-    /// reads every round), and each read costs the shard under the clients' load (on PostgreSQL
-    /// it decodes the WAL from the slot's restart point, whatever it finds). At 250 ms the
-    /// throttle's own probe (the copy paused) still showed the foreground p99 1.5–2× its baseline.
-    static let idleTailMillis: UInt64 = 1_000
+    /// While copying, an old owner with nothing waiting is read this often, not every round: a
+    /// read that finds nothing only costs the shard (on PostgreSQL each starts a WAL decoding).
+    static let idleTailMillis: UInt64 = 250
     /// Other routers' shadow reads are read this often during a canary step (and at its end).
     static let shadowCheckMillis: UInt64 = 1_000
     /// How long a mode shown to routers takes to reach every one: routers following the
