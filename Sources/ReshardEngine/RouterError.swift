@@ -13,6 +13,8 @@ public struct RouterError: Error, Sendable, Hashable, CustomStringConvertible {
         case notFound
         /// The name is taken (409).
         case conflict
+        /// A write's condition did not hold (412).
+        case preconditionFailed
         /// The request is too large (413).
         case tooLarge
         /// Retry later: the range is moving or a shard is down (503).
@@ -60,6 +62,9 @@ public struct RouterError: Error, Sendable, Hashable, CustomStringConvertible {
         RouterError(.badRequest, "pk_mismatch", "the body's \(field) differs from the primary key in the URL")
     }
     static let rowNotFound = RouterError(.notFound, "not_found", "no such row")
+    public static let preconditionFailed = RouterError(
+        .preconditionFailed, "precondition_failed",
+        "the row's current version does not satisfy If-Match or If-None-Match; nothing was written")
     static func tableExists(_ name: String) -> RouterError {
         RouterError(.conflict, "table_exists", "table \(name) already exists")
     }

@@ -37,8 +37,13 @@ extension ShardRouter {
 
     /// Writes row `pk` under `newKey` with `body`, or deletes it (both nil; with `given`, only a
     /// row placed under that shard key), through the lookup.
+    ///
+    /// `condition` is checked against the row where the entry says it lives, read after the
+    /// entry; the claim's compare-and-set on the entry then fails if any write of the key came
+    /// between, so the check holds at the claim as if made in its transaction.
     func lookupWrite(
-        _ definition: TableDefinition, lookup: TableName, pk: String, newKey: String?, body: String?, given: String?
+        _ definition: TableDefinition, lookup: TableName, pk: String, newKey: String?, body: String?, given: String?,
+        condition: WriteCondition?
     ) async throws -> WriteReceipt {
         let storage = definition.storage
         for _ in 0..<Self.lookupAttempts {
@@ -63,11 +68,16 @@ extension ShardRouter {
                     truth = PrimaryKeyLookup.landing(of: version, at: after) == .landed ? key : previous
                 }
             }
-            if body == nil {
-                guard let truth, given == nil || given == truth else { throw RouterError.rowNotFound }
+            var live: UInt64?
+            if let truth, body == nil || condition != nil {
                 let row = try await readRow(storage, pk: LookupEntry.slot(pk: pk, key: truth), key: truth, of: definition).row
-                guard let row, !row.isDeleted else { throw RouterError.rowNotFound }
+                live = row.flatMap { $0.isDeleted ? nil : $0.version }
             }
+            // A row under another shard key than the delete names is, to this request, absent.
+            if body == nil && given != nil && given != truth { live = nil }
+            if let condition, !condition.admits(live: live) { throw RouterError.preconditionFailed }
+            if body == nil && live == nil { throw RouterError.rowNotFound }
+            let created = body != nil && (condition == nil ? truth == nil : live == nil)
             let proposed = LookupEntry(key: newKey, previous: truth, version: nextVersion()).row(table: lookup, pk: pk)
             let claim = Placement(row: proposed, expected: stored.map { .version($0) } ?? .absent, assignsVersion: true, generation: nil)
             let (claimed, claimShard, generation) = try await routedPlacement(claim, of: definition.name)
@@ -87,7 +97,9 @@ extension ShardRouter {
             if let truth, truth != newKey, !left.contains(truth) { left.append(truth) }
             guard newKey == nil else {
                 for key in left { _ = try await leaveBehind(pk, key: key, version: version, of: definition) }
-                return WriteReceipt(pk: pk, version: version, shard: shard, generation: generation)
+                var receipt = WriteReceipt(pk: pk, version: version, shard: shard, generation: generation)
+                receipt.created = created
+                return receipt
             }
             // A delete happened with its claim: reads by primary key find no row from then on.
             // What follows tidies the places the row left (listings by those keys) and finishes

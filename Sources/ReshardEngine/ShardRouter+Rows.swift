@@ -11,6 +11,8 @@ public struct WriteReceipt: Sendable, Hashable {
     public let shard: ShardID
     /// The shard-map generation the write was routed by.
     public let generation: UInt64
+    /// Whether the write created the row (it was absent or a tombstone before).
+    public var created = false
 }
 
 /// A live row as read through the router.
@@ -29,12 +31,13 @@ extension ShardRouter {
     /// The most rows one shard-key listing returns.
     public static let maxListLimit = 1_000
 
-    /// Upserts `body` (a JSON object) as row `pk` of `table`.
-    public func put(table: String, pk: String, body: [UInt8]) async throws -> WriteReceipt {
-        try await onCurrentLayout(table) { try await put($0, pk: pk, body: body) }
+    /// Upserts `body` (a JSON object) as row `pk` of `table`; with `condition`, only when the
+    /// stored row satisfies it (`RouterError.preconditionFailed` otherwise, nothing written).
+    public func put(table: String, pk: String, body: [UInt8], condition: WriteCondition? = nil) async throws -> WriteReceipt {
+        try await onCurrentLayout(table) { try await put($0, pk: pk, body: body, condition: condition) }
     }
 
-    private func put(_ definition: TableDefinition, pk: String, body: [UInt8]) async throws -> WriteReceipt {
+    private func put(_ definition: TableDefinition, pk: String, body: [UInt8], condition: WriteCondition?) async throws -> WriteReceipt {
         try Self.validateKey(pk, what: "primary key", error: RouterError.invalidPrimaryKey)
         let object = try JSONObject(bytes: body)
         if let field = object[definition.primaryKey], field.keyText != pk {
@@ -55,30 +58,33 @@ extension ShardRouter {
         }
         return try await measured(definition.name, key: shardKey, write: true, bytes: body.count) {
             if let lookup = definition.lookup {
-                return try await lookupWrite(definition, lookup: lookup, pk: pk, newKey: shardKey, body: object.text, given: nil)
+                return try await lookupWrite(
+                    definition, lookup: lookup, pk: pk, newKey: shardKey, body: object.text, given: nil, condition: condition)
             }
-            return try await routedWrite(definition, pk: pk, shardKey: shardKey, body: object.text)
+            return try await routedWrite(definition, pk: pk, shardKey: shardKey, body: object.text, condition: condition)
         }
     }
 
     /// Deletes row `pk` (leaving a tombstone); `shardKey` is required when the table is not
-    /// sharded by its primary key.
-    public func delete(table: String, pk: String, shardKey: String?) async throws -> WriteReceipt {
-        try await onCurrentLayout(table) { try await delete($0, pk: pk, shardKey: shardKey) }
+    /// sharded by its primary key. `condition` as for `put`.
+    public func delete(table: String, pk: String, shardKey: String?, condition: WriteCondition? = nil) async throws -> WriteReceipt {
+        try await onCurrentLayout(table) { try await delete($0, pk: pk, shardKey: shardKey, condition: condition) }
     }
 
-    private func delete(_ definition: TableDefinition, pk: String, shardKey: String?) async throws -> WriteReceipt {
+    private func delete(_ definition: TableDefinition, pk: String, shardKey: String?, condition: WriteCondition?) async throws
+        -> WriteReceipt
+    {
         try Self.validateKey(pk, what: "primary key", error: RouterError.invalidPrimaryKey)
         if let lookup = definition.lookup {
             if let shardKey { try Self.validateKey(shardKey, what: "shard key", error: RouterError.invalidShardKey) }
             // Without the shard key, counted where the request lands first: the lookup entry.
             return try await measured(definition.name, key: shardKey ?? pk, write: true, bytes: 0) {
-                try await lookupWrite(definition, lookup: lookup, pk: pk, newKey: nil, body: nil, given: shardKey)
+                try await lookupWrite(definition, lookup: lookup, pk: pk, newKey: nil, body: nil, given: shardKey, condition: condition)
             }
         }
         let key = try resolveShardKey(definition, pk: pk, given: shardKey)
         return try await measured(definition.name, key: key, write: true, bytes: 0) {
-            try await routedWrite(definition, pk: pk, shardKey: key, body: nil)
+            try await routedWrite(definition, pk: pk, shardKey: key, body: nil, condition: condition)
         }
     }
 
@@ -211,26 +217,35 @@ extension ShardRouter {
         }
     }
 
-    private func routedWrite(_ definition: TableDefinition, pk: String, shardKey: String, body: String?) async throws -> WriteReceipt {
+    private func routedWrite(
+        _ definition: TableDefinition, pk: String, shardKey: String, body: String?, condition: WriteCondition?
+    ) async throws -> WriteReceipt {
         let hash = KeyHash.of(shardKey)
         return try await routed(shardKey, hash: hash, table: definition.name) { handle, current in
+            // The condition travels with the write: only the owner's transaction sees the row as
+            // the write will replace it. A redirected write copies the old owner's row first, so
+            // the new owner checks against what the old one held.
             let write = ClientWrite(
                 table: definition.storage, pk: pk, shardKey: shardKey, body: body,
-                proposedVersion: nextVersion(), generation: current.map.generation)
+                proposedVersion: nextVersion(), generation: current.map.generation, condition: condition)
             if let (move, _) = secondWrites.redirect(hash, owner: handle.record.id) {
                 try await copyFirst(definition.storage, pk: pk, to: handle, move: move, in: current)
             }
             let outcome = try await call(handle, body == nil ? .delete : .put) { try await handle.store.write(write) }
             switch outcome {
-            case .written(let version):
+            case .written(let version), .created(let version):
                 observe(version)
                 if let second = secondWrites.pick(hash, owner: handle.record.id, generation: current.map.generation) {
                     let row = StoredRow(table: definition.storage, pk: pk, shardKey: shardKey, version: version, body: body)
                     await writeSecond(row, to: second, in: current)
                 }
-                return WriteReceipt(pk: pk, version: version, shard: handle.record.id, generation: current.map.generation)
+                var receipt = WriteReceipt(pk: pk, version: version, shard: handle.record.id, generation: current.map.generation)
+                receipt.created = outcome == .created(version: version)
+                return receipt
             case .notFound:
                 throw RouterError.rowNotFound
+            case .preconditionFailed:
+                throw RouterError.preconditionFailed
             }
         }
     }

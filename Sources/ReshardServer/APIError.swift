@@ -52,6 +52,7 @@ public struct APIError: HTTPResponseError, Sendable {
             case .badRequest: .badRequest
             case .notFound: .notFound
             case .conflict: .conflict
+            case .preconditionFailed: .preconditionFailed
             case .tooLarge: .contentTooLarge
             case .unavailable: .serviceUnavailable
             }

@@ -200,6 +200,14 @@ paths:
         needs that field in the body as a string or an integer (`400 missing_shard_key`; anything else
         is `400 invalid_shard_key`). During a cutover the write is held at most 2 s, then
         `503 range_moving` with `Retry-After`.
+
+        With `If-Match` the write replaces only a live row whose version is one of the tags (a safe
+        read-modify-write: send the `ETag` the read answered); with `If-None-Match: *` it only creates
+        the row. The owning shard checks them inside the write's transaction, during migrations too:
+        `412 precondition_failed` otherwise, and nothing is written.
+      parameters:
+        - $ref: '#/components/parameters/IfMatch'
+        - $ref: '#/components/parameters/IfNoneMatch'
       requestBody:
         required: true
         content:
@@ -210,8 +218,9 @@ paths:
                 value: {name: Ada}
       responses:
         '200':
-          description: Written.
+          description: Written over a live row.
           headers:
+            ETag: {$ref: '#/components/headers/ETag'}
             Reshard-Generation: {$ref: '#/components/headers/ReshardGeneration'}
             Reshard-Layout-Generation: {$ref: '#/components/headers/ReshardLayoutGeneration'}
           content:
@@ -224,14 +233,25 @@ paths:
             DeleteRow:
               operationId: deleteRow
               parameters: {table: $request.path.table, pk: $response.body#/pk}
+        '201':
+          description: Created (there was no row, or only its tombstone).
+          headers:
+            ETag: {$ref: '#/components/headers/ETag'}
+            Location: {$ref: '#/components/headers/Location'}
+            Reshard-Generation: {$ref: '#/components/headers/ReshardGeneration'}
+            Reshard-Layout-Generation: {$ref: '#/components/headers/ReshardLayoutGeneration'}
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/WriteReceipt'}
         '400':
-          description: '`invalid_table_name`, `invalid_pk`, `invalid_body`, `pk_mismatch`, `missing_shard_key`, `invalid_shard_key`, `invalid_path`, `invalid_request` (a shard refused the key or body).'
+          description: '`invalid_table_name`, `invalid_pk`, `invalid_body`, `pk_mismatch`, `missing_shard_key`, `invalid_shard_key`, `invalid_path`, `invalid_precondition`, `invalid_request` (a shard refused the key or body).'
           content:
             application/json:
               schema:
                 $ref: '#/components/schemas/Error'
-                properties: {error: {properties: {code: {enum: [invalid_table_name, invalid_pk, invalid_body, pk_mismatch, missing_shard_key, invalid_shard_key, invalid_path, invalid_request]}}}}
+                properties: {error: {properties: {code: {enum: [invalid_table_name, invalid_pk, invalid_body, pk_mismatch, missing_shard_key, invalid_shard_key, invalid_path, invalid_precondition, invalid_request]}}}}
         '404': {$ref: '#/components/responses/TableNotFound'}
+        '412': {$ref: '#/components/responses/PreconditionFailed'}
         '413': {$ref: '#/components/responses/BodyTooLarge'}
         '415': {$ref: '#/components/responses/UnsupportedMediaType'}
         '503': {$ref: '#/components/responses/RowUnavailable'}
@@ -239,12 +259,17 @@ paths:
       operationId: getRow
       tags: [rows]
       summary: Read a row.
+      description: '`ETag` is the row''s version. `If-None-Match` naming it answers `304`; `If-Match` not naming it, `412`.'
       parameters:
         - $ref: '#/components/parameters/ShardKeyForRow'
+        - $ref: '#/components/parameters/IfMatch'
+        - $ref: '#/components/parameters/IfNoneMatchRead'
       responses:
         '200': {$ref: '#/components/responses/RowRead'}
+        '304': {$ref: '#/components/responses/NotModified'}
         '400': {$ref: '#/components/responses/RowBadRequest'}
         '404': {$ref: '#/components/responses/RowNotFound'}
+        '412': {$ref: '#/components/responses/PreconditionFailed'}
         '503': {$ref: '#/components/responses/RowUnavailable'}
     head:
       operationId: headRow
@@ -252,17 +277,24 @@ paths:
       summary: GET of a row without a body.
       parameters:
         - $ref: '#/components/parameters/ShardKeyForRow'
+        - $ref: '#/components/parameters/IfMatch'
+        - $ref: '#/components/parameters/IfNoneMatchRead'
       responses:
         '200': {$ref: '#/components/responses/RowRead'}
+        '304': {$ref: '#/components/responses/NotModified'}
         '400': {$ref: '#/components/responses/RowBadRequest'}
         '404': {$ref: '#/components/responses/RowNotFound'}
+        '412': {$ref: '#/components/responses/PreconditionFailed'}
         '503': {$ref: '#/components/responses/RowUnavailable'}
     delete:
       operationId: deleteRow
       tags: [rows]
       summary: Delete a row (a tombstone keeps its version).
+      description: '`If-Match` and `If-None-Match` as for `PUT` (`412 precondition_failed`, nothing deleted); they are checked before the row''s absence (`404`).'
       parameters:
         - $ref: '#/components/parameters/ShardKeyForRow'
+        - $ref: '#/components/parameters/IfMatch'
+        - $ref: '#/components/parameters/IfNoneMatch'
       responses:
         '200':
           description: Deleted.
@@ -278,6 +310,7 @@ paths:
               parameters: {table: $request.path.table, pk: $response.body#/pk}
         '400': {$ref: '#/components/responses/RowBadRequest'}
         '404': {$ref: '#/components/responses/RowNotFound'}
+        '412': {$ref: '#/components/responses/PreconditionFailed'}
         '503': {$ref: '#/components/responses/RowUnavailable'}
 
   /v1/tables/{table}/rows:
@@ -321,38 +354,5 @@ paths:
         '400': {$ref: '#/components/responses/MissingPrimaryKey'}
     delete:
       operationId: deleteRowWithoutKey
-      tags: [rows]
-      summary: A row URL with no primary key; always refused.
-      description: '`DELETE …/rows` (or `…/rows/`) names no row: `400 invalid_pk`.'
-      responses:
-        '400': {$ref: '#/components/responses/MissingPrimaryKey'}
-
-  /v1/tables:
-    post:
-      operationId: createTable
-      tags: [admin]
-      summary: Create a table (storage on every registered shard first, then the metadata record).
-      security: [{bearer: []}]
-      requestBody:
-        required: true
-        content:
-          application/json:
-            schema: {$ref: '#/components/schemas/CreateTable'}
-            examples:
-              byPrimaryKey:
-                value: {name: users, primary_key: id}
-              byCustomer:
-                value: {name: orders, primary_key: id, shard_key: customer_id}
-      responses:
-        '201':
-          description: Created.
-          content:
-            application/json:
-              schema: {$ref: '#/components/schemas/Table'}
-          links:
-            PutRow:
-              operationId: putRow
-              parameters: {table: $response.body#/name}
-            GetRow:
 """####
 }

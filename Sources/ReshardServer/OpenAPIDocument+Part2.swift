@@ -4,6 +4,39 @@
 extension OpenAPIDocument {
     /// Lines 351… of the document.
     static let part2 = ####"""
+      tags: [rows]
+      summary: A row URL with no primary key; always refused.
+      description: '`DELETE …/rows` (or `…/rows/`) names no row: `400 invalid_pk`.'
+      responses:
+        '400': {$ref: '#/components/responses/MissingPrimaryKey'}
+
+  /v1/tables:
+    post:
+      operationId: createTable
+      tags: [admin]
+      summary: Create a table (storage on every registered shard first, then the metadata record).
+      security: [{bearer: []}]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/CreateTable'}
+            examples:
+              byPrimaryKey:
+                value: {name: users, primary_key: id}
+              byCustomer:
+                value: {name: orders, primary_key: id, shard_key: customer_id}
+      responses:
+        '201':
+          description: Created.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Table'}
+          links:
+            PutRow:
+              operationId: putRow
+              parameters: {table: $response.body#/name}
+            GetRow:
               operationId: getRow
               parameters: {table: $response.body#/name}
             ListRows:
@@ -321,38 +354,5 @@ extension OpenAPIDocument {
                 properties: {error: {properties: {code: {enum: [unknown_shard, unknown_table]}}}}
         '409':
           description: '`migration_active` (another migration is still running), `not_leader`, `rows_without_shard_key` (`change_shard_key`: live rows have no usable value of the new field; the message counts them and names some). Load-aware kinds: `hot_key` (one key holds over a quarter of the busiest shard''s requests: no cut spreads it; the message names it and the mitigations), `already_balanced` (the busiest shard is within 1.1x the mean), `no_load_data` (the routers counted none of the signals weighed), `no_hot_range` (no shard stayed hot, or no move is worth it), `not_enough_load_data` (fewer than 10 complete windows yet), `range_not_owned` (the map changed under the hot range).'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/Error'
-                properties: {error: {properties: {code: {enum: [migration_active, not_leader, rows_without_shard_key, hot_key, already_balanced, no_load_data, no_hot_range, not_enough_load_data, range_not_owned]}}}}
-        '413': {$ref: '#/components/responses/BodyTooLarge'}
-        '415': {$ref: '#/components/responses/UnsupportedMediaType'}
-    get:
-      operationId: listMigrations
-      tags: [migrations]
-      summary: Every migration, oldest first, in brief.
-      security: [{bearer: []}]
-      responses:
-        '200': {$ref: '#/components/responses/MigrationList'}
-        '401': {$ref: '#/components/responses/Unauthorized'}
-    head:
-      operationId: headMigrations
-      tags: [migrations]
-      summary: GET /v1/migrations without a body.
-      security: [{bearer: []}]
-      responses:
-        '200': {$ref: '#/components/responses/MigrationList'}
-        '401': {$ref: '#/components/responses/Unauthorized'}
-
-  /v1/migrations/{id}:
-    parameters:
-      - $ref: '#/components/parameters/MigrationID'
-    get:
-      operationId: getMigration
-      tags: [migrations]
-      summary: A migration's full status.
-      security: [{bearer: []}]
-      responses:
 """####
 }

@@ -4,6 +4,39 @@
 extension OpenAPIDocument {
     /// Lines 701… of the document.
     static let part3 = ####"""
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+                properties: {error: {properties: {code: {enum: [migration_active, not_leader, rows_without_shard_key, hot_key, already_balanced, no_load_data, no_hot_range, not_enough_load_data, range_not_owned]}}}}
+        '413': {$ref: '#/components/responses/BodyTooLarge'}
+        '415': {$ref: '#/components/responses/UnsupportedMediaType'}
+    get:
+      operationId: listMigrations
+      tags: [migrations]
+      summary: Every migration, oldest first, in brief.
+      security: [{bearer: []}]
+      responses:
+        '200': {$ref: '#/components/responses/MigrationList'}
+        '401': {$ref: '#/components/responses/Unauthorized'}
+    head:
+      operationId: headMigrations
+      tags: [migrations]
+      summary: GET /v1/migrations without a body.
+      security: [{bearer: []}]
+      responses:
+        '200': {$ref: '#/components/responses/MigrationList'}
+        '401': {$ref: '#/components/responses/Unauthorized'}
+
+  /v1/migrations/{id}:
+    parameters:
+      - $ref: '#/components/parameters/MigrationID'
+    get:
+      operationId: getMigration
+      tags: [migrations]
+      summary: A migration's full status.
+      security: [{bearer: []}]
+      responses:
         '200': {$ref: '#/components/responses/MigrationStatus'}
         '400': {$ref: '#/components/responses/InvalidPath'}
         '401': {$ref: '#/components/responses/Unauthorized'}
@@ -213,6 +246,12 @@ components:
     WWWAuthenticate:
       description: Always `Bearer`.
       schema: {type: string, const: Bearer}
+    ETag:
+      description: The row's version as a strong entity tag, such as `"17"`.
+      schema: {type: string, pattern: '^"[0-9]+"$'}
+    Location:
+      description: The created row's URL, its primary key percent-encoded.
+      schema: {type: string}
 
   parameters:
     Table:
@@ -255,6 +294,28 @@ components:
       required: false
       description: At most this many rows, 1…1000 (`400 invalid_limit`).
       schema: {type: integer, minimum: 1, maximum: 1000, default: 100}
+    IfMatch:
+      name: If-Match
+      in: header
+      required: false
+      description: '`*` or a list of entity tags (`"17"`, `"17", "18"`), at most 64: the row must be live with one of these versions. Weak tags (`W/"17"`) never match here. Anything else is `400 invalid_precondition`.'
+      schema: {type: string, maxLength: 4096}
+      examples:
+        version: {value: '"17"'}
+    IfNoneMatch:
+      name: If-None-Match
+      in: header
+      required: false
+      description: '`*` (create only) or a list of entity tags the row must not be live at (weak tags compare by version). Anything else is `400 invalid_precondition`.'
+      schema: {type: string, maxLength: 4096}
+      examples:
+        create: {value: '*'}
+    IfNoneMatchRead:
+      name: If-None-Match
+      in: header
+      required: false
+      description: '`*` or a list of entity tags: `304 Not Modified` when the row''s version is among them (weak comparison). Anything else is `400 invalid_precondition`.'
+      schema: {type: string, maxLength: 4096}
     MigrationID:
       name: id
       in: path
@@ -280,6 +341,7 @@ components:
     RowRead:
       description: The row.
       headers:
+        ETag: {$ref: '#/components/headers/ETag'}
         Reshard-Generation: {$ref: '#/components/headers/ReshardGeneration'}
         Reshard-Layout-Generation: {$ref: '#/components/headers/ReshardLayoutGeneration'}
       content:
@@ -290,68 +352,6 @@ components:
       headers:
         Reshard-Generation: {$ref: '#/components/headers/ReshardGeneration'}
         Reshard-Layout-Generation: {$ref: '#/components/headers/ReshardLayoutGeneration'}
-      content:
-        application/json:
-          schema: {$ref: '#/components/schemas/RowList'}
-    TableList:
-      description: The tables.
-      content:
-        application/json:
-          schema: {$ref: '#/components/schemas/TableList'}
-    ShardList:
-      description: The shards, by name.
-      content:
-        application/json:
-          schema: {$ref: '#/components/schemas/ShardList'}
-    Cluster:
-      description: The cluster as this router sees it.
-      content:
-        application/json:
-          schema: {$ref: '#/components/schemas/Cluster'}
-    LoadReport:
-      description: The routers' load and the planner's finding.
-      content:
-        application/json:
-          schema: {$ref: '#/components/schemas/LoadReport'}
-    LoadBadRequest:
-      description: '`invalid_signal`, `invalid_top`, `invalid_windows`, `invalid_query` (a malformed `%`-escape or non-UTF-8 text in the query, or a parameter given twice).'
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/Error'
-            properties: {error: {properties: {code: {enum: [invalid_signal, invalid_top, invalid_windows, invalid_query]}}}}
-    MigrationList:
-      description: The migrations.
-      content:
-        application/json:
-          schema: {$ref: '#/components/schemas/MigrationList'}
-    MigrationStatus:
-      description: The migration's status; only the brief `UnreadableMigration` when its journal cannot be read.
-      content:
-        application/json:
-          schema:
-            oneOf:
-              - {$ref: '#/components/schemas/MigrationDetail'}
-              - {$ref: '#/components/schemas/UnreadableMigration'}
-    Verification:
-      description: The verification report (only `id`, `phase`, `verifications` 0 and `moves` [] before the first verification).
-      content:
-        application/json:
-          schema: {$ref: '#/components/schemas/VerificationReport'}
-    CommandAccepted:
-      description: The command was accepted; the phase right after it.
-      content:
-        application/json:
-          schema: {$ref: '#/components/schemas/CommandResult'}
-    CommandRejected:
-      description: '`command_rejected` (the message says why: not allowed in this phase, the migration has ended, …), `not_leader`.'
-      content:
-        application/json:
-          schema:
-            $ref: '#/components/schemas/Error'
-            properties: {error: {properties: {code: {enum: [command_rejected, not_leader]}}}}
-    RowBadRequest:
-      description: '`invalid_table_name`, `invalid_pk`, `invalid_shard_key`, `missing_shard_key`, `invalid_path`, `invalid_query` (a malformed `%`-escape or non-UTF-8 text in the query, or a parameter given twice), `invalid_request` (a shard refused the key).'
       content:
         application/json:
 """####

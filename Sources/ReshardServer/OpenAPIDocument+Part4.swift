@@ -4,9 +4,82 @@
 extension OpenAPIDocument {
     /// Lines 1051… of the document.
     static let part4 = ####"""
+          schema: {$ref: '#/components/schemas/RowList'}
+    TableList:
+      description: The tables.
+      content:
+        application/json:
+          schema: {$ref: '#/components/schemas/TableList'}
+    ShardList:
+      description: The shards, by name.
+      content:
+        application/json:
+          schema: {$ref: '#/components/schemas/ShardList'}
+    Cluster:
+      description: The cluster as this router sees it.
+      content:
+        application/json:
+          schema: {$ref: '#/components/schemas/Cluster'}
+    LoadReport:
+      description: The routers' load and the planner's finding.
+      content:
+        application/json:
+          schema: {$ref: '#/components/schemas/LoadReport'}
+    LoadBadRequest:
+      description: '`invalid_signal`, `invalid_top`, `invalid_windows`, `invalid_query` (a malformed `%`-escape or non-UTF-8 text in the query, or a parameter given twice).'
+      content:
+        application/json:
           schema:
             $ref: '#/components/schemas/Error'
-            properties: {error: {properties: {code: {enum: [invalid_table_name, invalid_pk, invalid_shard_key, missing_shard_key, invalid_path, invalid_query, invalid_request]}}}}
+            properties: {error: {properties: {code: {enum: [invalid_signal, invalid_top, invalid_windows, invalid_query]}}}}
+    MigrationList:
+      description: The migrations.
+      content:
+        application/json:
+          schema: {$ref: '#/components/schemas/MigrationList'}
+    MigrationStatus:
+      description: The migration's status; only the brief `UnreadableMigration` when its journal cannot be read.
+      content:
+        application/json:
+          schema:
+            oneOf:
+              - {$ref: '#/components/schemas/MigrationDetail'}
+              - {$ref: '#/components/schemas/UnreadableMigration'}
+    Verification:
+      description: The verification report (only `id`, `phase`, `verifications` 0 and `moves` [] before the first verification).
+      content:
+        application/json:
+          schema: {$ref: '#/components/schemas/VerificationReport'}
+    CommandAccepted:
+      description: The command was accepted; the phase right after it.
+      content:
+        application/json:
+          schema: {$ref: '#/components/schemas/CommandResult'}
+    CommandRejected:
+      description: '`command_rejected` (the message says why: not allowed in this phase, the migration has ended, …), `not_leader`.'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+            properties: {error: {properties: {code: {enum: [command_rejected, not_leader]}}}}
+    RowBadRequest:
+      description: '`invalid_table_name`, `invalid_pk`, `invalid_shard_key`, `missing_shard_key`, `invalid_path`, `invalid_query` (a malformed `%`-escape or non-UTF-8 text in the query, or a parameter given twice), `invalid_precondition` (a malformed `If-Match` or `If-None-Match`), `invalid_request` (a shard refused the key).'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+            properties: {error: {properties: {code: {enum: [invalid_table_name, invalid_pk, invalid_shard_key, missing_shard_key, invalid_path, invalid_query, invalid_precondition, invalid_request]}}}}
+    PreconditionFailed:
+      description: '`precondition_failed`: the row''s current version does not satisfy `If-Match` or `If-None-Match`; nothing was written. Read the row again for its `ETag`.'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+            properties: {error: {properties: {code: {const: precondition_failed}}}}
+    NotModified:
+      description: The row is still at a version `If-None-Match` named; no body.
+      headers:
+        ETag: {$ref: '#/components/headers/ETag'}
     ListBadRequest:
       description: '`invalid_table_name`, `missing_shard_key`, `invalid_shard_key`, `invalid_limit`, `invalid_path`, `invalid_query` (a malformed `%`-escape or non-UTF-8 text in the query, or a parameter given twice), `invalid_request` (a shard refused the key).'
       content:
@@ -281,78 +354,5 @@ extension OpenAPIDocument {
         start: {$ref: '#/components/schemas/HashStart'}
         end: {$ref: '#/components/schemas/HashEnd'}
         shard: {$ref: '#/components/schemas/ShardID'}
-    Cluster:
-      type: object
-      required: [generation, shards, tables, ranges]
-      additionalProperties: false
-      properties:
-        generation: {$ref: '#/components/schemas/UInt64'}
-        shards:
-          type: array
-          items: {$ref: '#/components/schemas/ShardInfo'}
-        tables:
-          type: array
-          items: {$ref: '#/components/schemas/Table'}
-        ranges:
-          type: array
-          description: Every range of the map, sorted; they tile the hash space exactly once.
-          items: {$ref: '#/components/schemas/RangeAssignment'}
-
-    MigrationReport:
-      type: object
-      required: [migration, bytes_copied, router, latency]
-      additionalProperties: false
-      properties:
-        migration: {$ref: '#/components/schemas/MigrationDetail'}
-        bytes_copied: {$ref: '#/components/schemas/Count'}
-        bytes_estimated: {$ref: '#/components/schemas/Count'}
-        router: {type: string, description: The router whose latency this is.}
-        latency: {type: array, items: {$ref: '#/components/schemas/DashboardSecond'}}
-    Dashboard:
-      type: object
-      required: [version, now_ms, generation, router, ranges, shards, history, routers, latency]
-      additionalProperties: false
-      properties:
-        version: {type: string, description: This build's version.}
-        now_ms: {$ref: '#/components/schemas/UInt64'}
-        generation: {$ref: '#/components/schemas/UInt64'}
-        router: {type: string, description: The router that answered.}
-        ranges: {type: array, items: {$ref: '#/components/schemas/RangeAssignment'}}
-        shards: {type: array, items: {$ref: '#/components/schemas/DashboardShard'}}
-        migration: {$ref: '#/components/schemas/DashboardMigration'}
-        history: {type: array, items: {$ref: '#/components/schemas/DashboardRun'}, description: Every migration, oldest first.}
-        routers: {type: array, items: {$ref: '#/components/schemas/DashboardRouter'}, description: 'The routers heard from in the last 15 s, the answering one first.'}
-        latency: {type: array, items: {$ref: '#/components/schemas/DashboardSecond'}, description: 'The answering router''s foreground latency per complete second, the last five minutes; seconds without requests are absent.'}
-    DashboardShard:
-      type: object
-      required: [id, backend, rows, bytes, fraction, requests_per_second, slots]
-      additionalProperties: false
-      properties:
-        id: {$ref: '#/components/schemas/ShardID'}
-        backend: {type: string}
-        rows: {$ref: '#/components/schemas/Count'}
-        bytes: {$ref: '#/components/schemas/Count'}
-        fraction: {type: number, minimum: 0, maximum: 1}
-        requests_per_second: {type: number, minimum: 0, description: 'Calls to the shard per second through the answering router over its last complete seconds (a client request makes one or more).'}
-        p99_ms: {type: number, minimum: 0, description: Absent without requests lately.}
-        change_capture: {type: string}
-        slots: {type: array, items: {$ref: '#/components/schemas/DashboardSlot'}, description: 'The replication slots of the shard''s database (PostgreSQL; none elsewhere), asked at most every 5 s.'}
-    DashboardSlot:
-      type: object
-      required: [name, active]
-      additionalProperties: false
-      properties:
-        name: {type: string}
-        active: {type: boolean, description: Whether a session reads the slot now.}
-        retained_bytes: {$ref: '#/components/schemas/UInt64'}
-    DashboardMove:
-      type: object
-      required: [start, end, from, to]
-      additionalProperties: false
-      properties:
-        start: {$ref: '#/components/schemas/HashStart'}
-        end: {$ref: '#/components/schemas/HashEnd'}
-        from: {$ref: '#/components/schemas/ShardID'}
-        to: {$ref: '#/components/schemas/ShardID'}
 """####
 }

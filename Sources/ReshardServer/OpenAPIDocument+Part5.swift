@@ -4,6 +4,79 @@
 extension OpenAPIDocument {
     /// Lines 1401… of the document.
     static let part5 = ####"""
+    Cluster:
+      type: object
+      required: [generation, shards, tables, ranges]
+      additionalProperties: false
+      properties:
+        generation: {$ref: '#/components/schemas/UInt64'}
+        shards:
+          type: array
+          items: {$ref: '#/components/schemas/ShardInfo'}
+        tables:
+          type: array
+          items: {$ref: '#/components/schemas/Table'}
+        ranges:
+          type: array
+          description: Every range of the map, sorted; they tile the hash space exactly once.
+          items: {$ref: '#/components/schemas/RangeAssignment'}
+
+    MigrationReport:
+      type: object
+      required: [migration, bytes_copied, router, latency]
+      additionalProperties: false
+      properties:
+        migration: {$ref: '#/components/schemas/MigrationDetail'}
+        bytes_copied: {$ref: '#/components/schemas/Count'}
+        bytes_estimated: {$ref: '#/components/schemas/Count'}
+        router: {type: string, description: The router whose latency this is.}
+        latency: {type: array, items: {$ref: '#/components/schemas/DashboardSecond'}}
+    Dashboard:
+      type: object
+      required: [version, now_ms, generation, router, ranges, shards, history, routers, latency]
+      additionalProperties: false
+      properties:
+        version: {type: string, description: This build's version.}
+        now_ms: {$ref: '#/components/schemas/UInt64'}
+        generation: {$ref: '#/components/schemas/UInt64'}
+        router: {type: string, description: The router that answered.}
+        ranges: {type: array, items: {$ref: '#/components/schemas/RangeAssignment'}}
+        shards: {type: array, items: {$ref: '#/components/schemas/DashboardShard'}}
+        migration: {$ref: '#/components/schemas/DashboardMigration'}
+        history: {type: array, items: {$ref: '#/components/schemas/DashboardRun'}, description: Every migration, oldest first.}
+        routers: {type: array, items: {$ref: '#/components/schemas/DashboardRouter'}, description: 'The routers heard from in the last 15 s, the answering one first.'}
+        latency: {type: array, items: {$ref: '#/components/schemas/DashboardSecond'}, description: 'The answering router''s foreground latency per complete second, the last five minutes; seconds without requests are absent.'}
+    DashboardShard:
+      type: object
+      required: [id, backend, rows, bytes, fraction, requests_per_second, slots]
+      additionalProperties: false
+      properties:
+        id: {$ref: '#/components/schemas/ShardID'}
+        backend: {type: string}
+        rows: {$ref: '#/components/schemas/Count'}
+        bytes: {$ref: '#/components/schemas/Count'}
+        fraction: {type: number, minimum: 0, maximum: 1}
+        requests_per_second: {type: number, minimum: 0, description: 'Calls to the shard per second through the answering router over its last complete seconds (a client request makes one or more).'}
+        p99_ms: {type: number, minimum: 0, description: Absent without requests lately.}
+        change_capture: {type: string}
+        slots: {type: array, items: {$ref: '#/components/schemas/DashboardSlot'}, description: 'The replication slots of the shard''s database (PostgreSQL; none elsewhere), asked at most every 5 s.'}
+    DashboardSlot:
+      type: object
+      required: [name, active]
+      additionalProperties: false
+      properties:
+        name: {type: string}
+        active: {type: boolean, description: Whether a session reads the slot now.}
+        retained_bytes: {$ref: '#/components/schemas/UInt64'}
+    DashboardMove:
+      type: object
+      required: [start, end, from, to]
+      additionalProperties: false
+      properties:
+        start: {$ref: '#/components/schemas/HashStart'}
+        end: {$ref: '#/components/schemas/HashEnd'}
+        from: {$ref: '#/components/schemas/ShardID'}
+        to: {$ref: '#/components/schemas/ShardID'}
     DashboardMigration:
       type: object
       description: 'The migration under way, else the last one; the admin route `GET /v1/migrations/{id}` has the rest (error texts, mismatched keys, shadow-read keys, aggregates).'
@@ -281,78 +354,5 @@ extension OpenAPIDocument {
             additionalProperties: false
             properties:
               start: {type: string}
-              end: {type: string}
-              from: {type: string}
-              to: {type: string}
-        migration: {type: [string, 'null'], description: '`cleanup`: the migration cleaned up after.'}
-    EventStreamStart:
-      type: object
-      description: 'The `data` of a stream''s first message: `hello` (a new stream) or `reset` (the position asked for is gone or ahead: drop the cache).'
-      required: [position, oldest, generation]
-      additionalProperties: false
-      properties:
-        position: {$ref: '#/components/schemas/UInt64', description: The last position now; the stream goes on after it.}
-        oldest: {$ref: '#/components/schemas/UInt64', description: The oldest position kept (0 while the log is empty).}
-        generation: {$ref: '#/components/schemas/UInt64', description: The shard map generation this router uses now.}
-    BalancePlan:
-      type: object
-      description: 'A load-aware plan (`rebalance` by load, `split_hot_range`): what it weighs and the balance it predicts by the routers'' measured load.'
-      required: [weights, windows, routers, max_over_mean, predicted_max_over_mean]
-      additionalProperties: false
-      properties:
-        weights:
-          type: object
-          required: [rows, requests, bytes, time]
-          additionalProperties: false
-          properties:
-            rows: {type: number, minimum: 0}
-            requests: {type: number, minimum: 0}
-            bytes: {type: number, minimum: 0}
-            time: {type: number, minimum: 0}
-        windows: {$ref: '#/components/schemas/Count', description: Complete one-second windows weighed.}
-        routers: {type: array, items: {type: string}, description: The routers whose load was weighed.}
-        max_over_mean: {type: number, minimum: 0, description: The busiest shard's load over the mean under the map in force.}
-        predicted_max_over_mean: {type: number, minimum: 0, description: The same under the plan's map.}
-    LayoutPlan:
-      type: object
-      description: '`change_shard_key`: the table''s live rows, counted in full, and how they will spread under the new key. Its moves are every range of the map, each from its owner to itself: every shard gives and receives rows.'
-      required: [table, shard_key, rows, bytes, rows_per_shard, imbalance, unplaceable, unplaceable_examples]
-      additionalProperties: false
-      properties:
-        table: {type: string}
-        shard_key: {type: string}
-        rows: {$ref: '#/components/schemas/Count', description: Live rows of the table.}
-        bytes: {$ref: '#/components/schemas/Count', description: Bytes of their primary keys and bodies.}
-        rows_per_shard:
-          type: object
-          description: Live rows each shard will hold under the new key.
-          additionalProperties: {$ref: '#/components/schemas/Count'}
-        imbalance: {type: number, minimum: 0, description: 'Largest over mean of rows_per_shard; 1 is perfectly even.'}
-        unplaceable: {$ref: '#/components/schemas/Count', description: 'Rows with no usable value of the new key; while there are any the migration is refused (409 rows_without_shard_key).'}
-        unplaceable_examples:
-          type: array
-          maxItems: 10
-          items: {type: string}
-    Strategy:
-      type: string
-      enum: [cdc_backfill, dual_write, write_new_read_old, routing_first, traffic_replay]
-      description: How a migration moves data while clients use it (README, "Strategies").
-    PlanStep:
-      type: object
-      required: [phase, writes, reads, does, until]
-      additionalProperties: false
-      properties:
-        phase: {$ref: '#/components/schemas/Phase'}
-        writes: {type: string, enum: [owner, dual, record, copy_first], description: 'Where routers send the moving ranges'' writes: the map''s owner, both owners, or the owner and the replay log.'}
-        reads: {type: string, enum: [owner, newest, fallback], description: 'Where routers read the moving ranges from.'}
-        does: {type: string}
-        until: {type: string}
-    Routes:
-      type: object
-      required: [writes, reads, shadow_percent]
-      additionalProperties: false
-      properties:
-        writes: {type: string, enum: [owner, dual, record, copy_first]}
-        reads: {type: string, enum: [owner, newest, fallback]}
 """####
 }

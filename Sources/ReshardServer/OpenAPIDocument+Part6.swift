@@ -4,6 +4,79 @@
 extension OpenAPIDocument {
     /// Lines 1751… of the document.
     static let part6 = ####"""
+              end: {type: string}
+              from: {type: string}
+              to: {type: string}
+        migration: {type: [string, 'null'], description: '`cleanup`: the migration cleaned up after.'}
+    EventStreamStart:
+      type: object
+      description: 'The `data` of a stream''s first message: `hello` (a new stream) or `reset` (the position asked for is gone or ahead: drop the cache).'
+      required: [position, oldest, generation]
+      additionalProperties: false
+      properties:
+        position: {$ref: '#/components/schemas/UInt64', description: The last position now; the stream goes on after it.}
+        oldest: {$ref: '#/components/schemas/UInt64', description: The oldest position kept (0 while the log is empty).}
+        generation: {$ref: '#/components/schemas/UInt64', description: The shard map generation this router uses now.}
+    BalancePlan:
+      type: object
+      description: 'A load-aware plan (`rebalance` by load, `split_hot_range`): what it weighs and the balance it predicts by the routers'' measured load.'
+      required: [weights, windows, routers, max_over_mean, predicted_max_over_mean]
+      additionalProperties: false
+      properties:
+        weights:
+          type: object
+          required: [rows, requests, bytes, time]
+          additionalProperties: false
+          properties:
+            rows: {type: number, minimum: 0}
+            requests: {type: number, minimum: 0}
+            bytes: {type: number, minimum: 0}
+            time: {type: number, minimum: 0}
+        windows: {$ref: '#/components/schemas/Count', description: Complete one-second windows weighed.}
+        routers: {type: array, items: {type: string}, description: The routers whose load was weighed.}
+        max_over_mean: {type: number, minimum: 0, description: The busiest shard's load over the mean under the map in force.}
+        predicted_max_over_mean: {type: number, minimum: 0, description: The same under the plan's map.}
+    LayoutPlan:
+      type: object
+      description: '`change_shard_key`: the table''s live rows, counted in full, and how they will spread under the new key. Its moves are every range of the map, each from its owner to itself: every shard gives and receives rows.'
+      required: [table, shard_key, rows, bytes, rows_per_shard, imbalance, unplaceable, unplaceable_examples]
+      additionalProperties: false
+      properties:
+        table: {type: string}
+        shard_key: {type: string}
+        rows: {$ref: '#/components/schemas/Count', description: Live rows of the table.}
+        bytes: {$ref: '#/components/schemas/Count', description: Bytes of their primary keys and bodies.}
+        rows_per_shard:
+          type: object
+          description: Live rows each shard will hold under the new key.
+          additionalProperties: {$ref: '#/components/schemas/Count'}
+        imbalance: {type: number, minimum: 0, description: 'Largest over mean of rows_per_shard; 1 is perfectly even.'}
+        unplaceable: {$ref: '#/components/schemas/Count', description: 'Rows with no usable value of the new key; while there are any the migration is refused (409 rows_without_shard_key).'}
+        unplaceable_examples:
+          type: array
+          maxItems: 10
+          items: {type: string}
+    Strategy:
+      type: string
+      enum: [cdc_backfill, dual_write, write_new_read_old, routing_first, traffic_replay]
+      description: How a migration moves data while clients use it (README, "Strategies").
+    PlanStep:
+      type: object
+      required: [phase, writes, reads, does, until]
+      additionalProperties: false
+      properties:
+        phase: {$ref: '#/components/schemas/Phase'}
+        writes: {type: string, enum: [owner, dual, record, copy_first], description: 'Where routers send the moving ranges'' writes: the map''s owner, both owners, or the owner and the replay log.'}
+        reads: {type: string, enum: [owner, newest, fallback], description: 'Where routers read the moving ranges from.'}
+        does: {type: string}
+        until: {type: string}
+    Routes:
+      type: object
+      required: [writes, reads, shadow_percent]
+      additionalProperties: false
+      properties:
+        writes: {type: string, enum: [owner, dual, record, copy_first]}
+        reads: {type: string, enum: [owner, newest, fallback]}
         shadow_percent: {type: number, minimum: 0, maximum: 100}
     SecondWrites:
       type: object
@@ -281,78 +354,5 @@ extension OpenAPIDocument {
           properties:
             chunk_rows: {type: [integer, 'null']}
             reason: {type: [string, 'null']}
-            max_rows_per_second: {type: [integer, 'null'], minimum: 1, description: 'The operator''s ceiling on copied rows per second in force (`POST /v1/migrations/{id}/settings` changes it); null for none.'}
-        write_pauses:
-          type: array
-          items:
-            type: object
-            required: [writes_held, p50_ms, p99_ms, max_ms]
-            additionalProperties: false
-            properties:
-              writes_held: {$ref: '#/components/schemas/Count'}
-              p50_ms: {type: number, minimum: 0}
-              p99_ms: {type: number, minimum: 0}
-              max_ms: {type: number, minimum: 0}
-        rows_deleted: {$ref: '#/components/schemas/Count'}
-        tombstones_purged: {$ref: '#/components/schemas/Count'}
-        rollback_step:
-          oneOf:
-            - {type: string, enum: [removeFences, releaseHold, reverseCutover, deleteCopies, finish]}
-            - {type: 'null'}
-        mismatches:
-          type: array
-          maxItems: 20
-          description: What kept the last verification from passing (the first 20).
-          items: {type: string}
-        awaiting_approval:
-          oneOf:
-            - type: object
-              required: [gate, since_ms, waiting_ms]
-              additionalProperties: false
-              properties:
-                gate: {$ref: '#/components/schemas/Gate'}
-                since_ms: {type: [integer, 'null'], minimum: 0}
-                waiting_ms: {type: [integer, 'null'], minimum: 0}
-            - {type: 'null'}
-        gates:
-          type: array
-          items: {$ref: '#/components/schemas/Gate'}
-        approved:
-          type: array
-          items: {$ref: '#/components/schemas/Gate'}
-        bake_ms: {$ref: '#/components/schemas/UInt64'}
-        bake_until_ms: {type: [integer, 'null'], minimum: 0}
-        canary: {$ref: '#/components/schemas/CanaryState'}
-        shadow_reads:
-          oneOf:
-            - {$ref: '#/components/schemas/ShadowReads'}
-            - {type: 'null'}
-        verification:
-          oneOf:
-            - {$ref: '#/components/schemas/VerificationSummary'}
-            - {type: 'null'}
-        strategy: {$ref: '#/components/schemas/Strategy'}
-        routes:
-          description: What routers do to the moving ranges now; `null` when they route by the map alone.
-          oneOf:
-            - {$ref: '#/components/schemas/Routes'}
-            - {type: 'null'}
-        second_writes:
-          oneOf:
-            - {$ref: '#/components/schemas/SecondWrites'}
-            - {type: 'null'}
-        replay:
-          oneOf:
-            - {$ref: '#/components/schemas/Replay'}
-            - {type: 'null'}
-        reads:
-          oneOf:
-            - {$ref: '#/components/schemas/ReadServing'}
-            - {type: 'null'}
-        redirects:
-          oneOf:
-            - {$ref: '#/components/schemas/Redirects'}
-            - {type: 'null'}
-    MoveVerification:
 """####
 }

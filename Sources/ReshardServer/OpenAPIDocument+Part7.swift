@@ -4,6 +4,79 @@
 extension OpenAPIDocument {
     /// Lines 2101… of the document.
     static let part7 = ####"""
+            max_rows_per_second: {type: [integer, 'null'], minimum: 1, description: 'The operator''s ceiling on copied rows per second in force (`POST /v1/migrations/{id}/settings` changes it); null for none.'}
+        write_pauses:
+          type: array
+          items:
+            type: object
+            required: [writes_held, p50_ms, p99_ms, max_ms]
+            additionalProperties: false
+            properties:
+              writes_held: {$ref: '#/components/schemas/Count'}
+              p50_ms: {type: number, minimum: 0}
+              p99_ms: {type: number, minimum: 0}
+              max_ms: {type: number, minimum: 0}
+        rows_deleted: {$ref: '#/components/schemas/Count'}
+        tombstones_purged: {$ref: '#/components/schemas/Count'}
+        rollback_step:
+          oneOf:
+            - {type: string, enum: [removeFences, releaseHold, reverseCutover, deleteCopies, finish]}
+            - {type: 'null'}
+        mismatches:
+          type: array
+          maxItems: 20
+          description: What kept the last verification from passing (the first 20).
+          items: {type: string}
+        awaiting_approval:
+          oneOf:
+            - type: object
+              required: [gate, since_ms, waiting_ms]
+              additionalProperties: false
+              properties:
+                gate: {$ref: '#/components/schemas/Gate'}
+                since_ms: {type: [integer, 'null'], minimum: 0}
+                waiting_ms: {type: [integer, 'null'], minimum: 0}
+            - {type: 'null'}
+        gates:
+          type: array
+          items: {$ref: '#/components/schemas/Gate'}
+        approved:
+          type: array
+          items: {$ref: '#/components/schemas/Gate'}
+        bake_ms: {$ref: '#/components/schemas/UInt64'}
+        bake_until_ms: {type: [integer, 'null'], minimum: 0}
+        canary: {$ref: '#/components/schemas/CanaryState'}
+        shadow_reads:
+          oneOf:
+            - {$ref: '#/components/schemas/ShadowReads'}
+            - {type: 'null'}
+        verification:
+          oneOf:
+            - {$ref: '#/components/schemas/VerificationSummary'}
+            - {type: 'null'}
+        strategy: {$ref: '#/components/schemas/Strategy'}
+        routes:
+          description: What routers do to the moving ranges now; `null` when they route by the map alone.
+          oneOf:
+            - {$ref: '#/components/schemas/Routes'}
+            - {type: 'null'}
+        second_writes:
+          oneOf:
+            - {$ref: '#/components/schemas/SecondWrites'}
+            - {type: 'null'}
+        replay:
+          oneOf:
+            - {$ref: '#/components/schemas/Replay'}
+            - {type: 'null'}
+        reads:
+          oneOf:
+            - {$ref: '#/components/schemas/ReadServing'}
+            - {type: 'null'}
+        redirects:
+          oneOf:
+            - {$ref: '#/components/schemas/Redirects'}
+            - {type: 'null'}
+    MoveVerification:
       type: object
       required: [move, start, end, source, target, rows_compared, subranges, mismatched_subranges, differences, repaired, passes, clean, ms]
       additionalProperties: false

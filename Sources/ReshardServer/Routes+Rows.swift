@@ -27,21 +27,35 @@ struct RowRoutes {
     private func put(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let (table, pk) = try rowAddress(context)
         try RequestInput.requireJSON(request)
+        let condition = try Preconditions.condition(request)
         let body = try await request.body.collect(upTo: maxBodyBytes)
-        let receipt = try await router.put(table: table, pk: pk, body: Array(buffer: body))
-        return try jsonResponse(.ok, API.WriteReceipt(receipt))
+        let receipt = try await router.put(table: table, pk: pk, body: Array(buffer: body), condition: condition)
+        var response = try jsonResponse(receipt.created ? .created : .ok, API.WriteReceipt(receipt))
+        response.headers[.eTag] = Preconditions.etag(receipt.version)
+        if receipt.created { response.headers[.location] = Self.location(table: table, pk: pk) }
+        return response
     }
 
     private func get(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let (table, pk) = try rowAddress(context)
+        let preconditions = try Preconditions.Read(request)
         let row = try await router.get(table: table, pk: pk, shardKey: try shardKeyParameter(request))
-        return jsonTextResponse(.ok, rowJSON(row))
+        if let answer = try preconditions.answer(version: row.version) { return answer }
+        var response = jsonTextResponse(.ok, rowJSON(row))
+        response.headers[.eTag] = Preconditions.etag(row.version)
+        return response
     }
 
     private func delete(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let (table, pk) = try rowAddress(context)
-        let receipt = try await router.delete(table: table, pk: pk, shardKey: try shardKeyParameter(request))
+        let condition = try Preconditions.condition(request)
+        let receipt = try await router.delete(table: table, pk: pk, shardKey: try shardKeyParameter(request), condition: condition)
         return try jsonResponse(.ok, API.DeleteReceipt(receipt))
+    }
+
+    /// The row's URL, its primary key percent-encoded as one path segment.
+    static func location(table: String, pk: String) -> String {
+        "/v1/tables/\(table)/rows/\(RequestInput.percentEncoded(pk))"
     }
 
     private func list(_ request: Request, _ context: BasicRequestContext) async throws -> Response {

@@ -159,12 +159,14 @@ public final class MemoryShardStore: ShardStore {
             }
             if let layout = state.retired[write.table] { throw StoreError.retired(write.table, layout: layout) }
             let current = rows[write.pk]
-            if write.body == nil && !(current.map { !$0.isDeleted } ?? false) { return .notFound }
-            let version = VersionRule.next(current: current?.version, proposed: write.proposedVersion)
-            let row = StoredRow(table: write.table, pk: write.pk, shardKey: write.shardKey, version: version, body: write.body)
-            state.put(row)
-            if !(forgetDeletes && row.isDeleted) { state.record(row, at: now) }
-            return .written(version: version)
+            let live = current.flatMap { $0.isDeleted ? nil : $0.version }
+            return WriteOutcome.decide(condition: write.condition, live: live, isDelete: write.body == nil) {
+                let version = VersionRule.next(current: current?.version, proposed: write.proposedVersion)
+                let row = StoredRow(table: write.table, pk: write.pk, shardKey: write.shardKey, version: version, body: write.body)
+                state.put(row)
+                if !(forgetDeletes && row.isDeleted) { state.record(row, at: now) }
+                return version
+            }
         }
     }
 

@@ -17,8 +17,8 @@ final class BenchLoad: Sendable {
         /// The HTTP status, 0 when no answer came.
         let status: UInt16
 
-        /// 200 (or 404 for a read), as expected.
-        var ok: Bool { status == 200 || (!isWrite && status == 404) }
+        /// 200 (201 for a write that created its row, 404 for a read), as expected.
+        var ok: Bool { status == 200 || (isWrite && status == 201) || (!isWrite && status == 404) }
     }
 
     /// How many samples got each status, keyed by its text.

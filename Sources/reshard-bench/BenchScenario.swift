@@ -27,7 +27,7 @@ struct Scenario: Sendable {
                         case .get: try await connection.request("GET", path)
                         case .put: try await connection.request("PUT", path, body: BenchLoad.body(key, step: 1))
                         }
-                    return response.status == 200
+                    return (200..<300).contains(response.status)
                 }, close: { await connection.close() })
         }
     }

@@ -390,7 +390,11 @@ final class ZipfLoad: Sendable {
             }
             if isWrite {
                 writes.withLock { writes in
-                    if status == 200 { writes[key] = Write(step: step) } else { writes[key, default: Write(step: 0)].unanswered = step }
+                    if status == 200 || status == 201 {
+                        writes[key] = Write(step: step)
+                    } else {
+                        writes[key, default: Write(step: 0)].unanswered = step
+                    }
                 }
             }
             counted.withLock { $0[wall / 1_000, default: [:]][key, default: 0] += 1 }

@@ -186,7 +186,7 @@ enum BareStoreServer {
             let write = ClientWrite(
                 table: table, pk: pk, shardKey: pk, body: String(buffer: body),
                 proposedVersion: HybridLogicalClock.timestamp(millis: wallMillis()), generation: map.generation)
-            guard case .written(let version) = try await store.write(write) else { return Response(status: .notFound) }
+            guard let version = try await store.write(write).version else { return Response(status: .notFound) }
             let text = #"{"pk":"\#(pk)","version":\#(version),"shard":"\#(owner.rawValue)","generation":\#(map.generation)}"#
             return Response(
                 status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))

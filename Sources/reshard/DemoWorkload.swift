@@ -162,7 +162,7 @@ final class DemoWorkload: Sendable {
             return
         }
         switch response.status {
-        case 200:
+        case 200, 201:
             let body = Data(response.body)
             let version =
                 delete

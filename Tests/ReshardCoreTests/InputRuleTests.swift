@@ -153,3 +153,45 @@ import Testing
         #expect(accepted > 0)
     }
 }
+
+/// `WriteCondition` against every kind of stored row, as RFC 9110 evaluates a write's preconditions.
+@Suite struct WriteConditionTests {
+    @Test func everyCombinationOfPartsAgainstEveryRowState() {
+        let tags: [WriteCondition.Tags?] = [nil, .any, .versions([]), .versions([5]), .versions([4, 5]), .versions([6])]
+        for ifMatch in tags {
+            for ifNoneMatch in tags {
+                let condition = WriteCondition(ifMatch: ifMatch, ifNoneMatch: ifNoneMatch)
+                for live in [nil, 5, 6] as [UInt64?] {
+                    func named(_ part: WriteCondition.Tags?) -> Bool {
+                        switch part {
+                        case nil: false
+                        case .any: live != nil
+                        case .versions(let set): live.map(set.contains) ?? false
+                        }
+                    }
+                    let expected = (ifMatch == nil || named(ifMatch)) && (ifNoneMatch == nil || !named(ifNoneMatch))
+                    #expect(condition.admits(live: live) == expected, "\(condition) over \(String(describing: live))")
+                }
+            }
+        }
+    }
+
+    @Test func outcomesFollowTheConditionThenTheDelete() {
+        var written = 0
+        let write = { () -> UInt64 in
+            written += 1
+            return 9
+        }
+        #expect(WriteOutcome.decide(condition: .version(5), live: 6, isDelete: false, write: write) == .preconditionFailed)
+        #expect(WriteOutcome.decide(condition: .version(5), live: nil, isDelete: true, write: write) == .preconditionFailed)
+        #expect(WriteOutcome.decide(condition: nil, live: nil, isDelete: true, write: write) == .notFound)
+        #expect(written == 0)
+        #expect(WriteOutcome.decide(condition: .absent, live: nil, isDelete: false, write: write) == .created(version: 9))
+        #expect(WriteOutcome.decide(condition: .version(5), live: 5, isDelete: false, write: write) == .written(version: 9))
+        #expect(written == 2)
+        #expect(
+            ClientWrite(
+                table: TableName("t")!, pk: "a", shardKey: "a", body: nil, proposedVersion: 1, generation: 1, condition: WriteCondition()
+            ).condition == nil)
+    }
+}

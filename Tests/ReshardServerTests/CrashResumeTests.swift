@@ -147,7 +147,7 @@ import Testing
         try #require(table.status == 201, "\(table.status) \(table.text)")
         try await overConnections(port: port, keys: (0..<300).flatMap { ["a\($0)", "b\($0)"] }) { connection, pk in
             let put = try await connection.request("PUT", "/v1/tables/kv/rows/\(pk)", body: Array(#"{"v":0}"#.utf8))
-            try #require(put.status == 200, "\(put.status) \(put.text)")
+            try #require(put.status == 201, "\(put.status) \(put.text)")
             let receipt = try API.decode(API.WriteReceipt.self, from: Data(put.body))
             ledger.acknowledge(pk, version: receipt.version, deleted: false)
         }

@@ -39,7 +39,7 @@ extension HTTPAPITests {
             for index in 0..<40 {
                 let put = try await client.execute(
                     uri: "/v1/tables/users/rows/secret-key-\(index)", method: .put, body: ByteBuffer(string: #"{"card":"4111-1111"}"#))
-                #expect(put.status == .ok)
+                #expect(put.status == .created)
             }
             let page = try await client.execute(uri: "/", method: .get)
             #expect(page.status == .ok && page.headers[.contentType] == "text/html; charset=utf-8")

@@ -52,7 +52,7 @@ import Testing
     @Test func rowsRoundTrip() async throws {
         try await withAPI { client in
             let put = try await client.execute(uri: "/v1/tables/users/rows/42", method: .put, body: ByteBuffer(string: #"{"name":"Ada"}"#))
-            #expect(put.status == .ok)
+            #expect(put.status == .created)
             let receipt = try json(put)
             #expect(receipt["pk"] as? String == "42")
             #expect(receipt["generation"] as? Int == 1)
@@ -85,7 +85,7 @@ import Testing
         try await withAPI { client in
             for i in 0..<3 {
                 let body = ByteBuffer(string: #"{"customer_id":"c7","amount":\#(i)}"#)
-                #expect(try await client.execute(uri: "/v1/tables/orders/rows/o\(i)", method: .put, body: body).status == .ok)
+                #expect(try await client.execute(uri: "/v1/tables/orders/rows/o\(i)", method: .put, body: body).status == .created)
             }
             let list = try await client.execute(uri: "/v1/tables/orders/rows?shard_key=c7&limit=2", method: .get)
             #expect(list.status == .ok)

@@ -140,7 +140,8 @@ struct HTTPWriter: Sendable {
     /// Records a write's answer; true when it was acknowledged.
     private func record(_ response: HTTPClientResponse, pk: String, operation: Ledger.Operation) throws -> Bool {
         switch response.status {
-        case 200:
+        case 200,
+            201 where operation != .delete:
             let body = Data(response.body)
             let version =
                 operation == .delete

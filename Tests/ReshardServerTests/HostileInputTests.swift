@@ -83,8 +83,8 @@ import Testing
     @Test(arguments: ShardBackend.clusterCases)
     func keysWithControlCharactersAreRefusedAndNothingIsWritten(backend: ShardBackend) async throws {
         try await withAPI(backend) { api in
-            #expect(try await api.send(.put, "/v1/tables/users/rows/victim", json: #"{"v":"original"}"#).status == .ok)
-            #expect(try await api.send(.put, "/v1/tables/orders/rows/o1", json: #"{"customer_id":"c7","v":1}"#).status == .ok)
+            #expect(try await api.send(.put, "/v1/tables/users/rows/victim", json: #"{"v":"original"}"#).status == .created)
+            #expect(try await api.send(.put, "/v1/tables/orders/rows/o1", json: #"{"customer_id":"c7","v":1}"#).status == .created)
             let before = try await api.everyRow("users") + (try await api.everyRow("orders"))
 
             for pk in ["victim%00x", "%00", "victim%01", "victim%09", "victim%0A", "victim%0D", "victim%1B", "victim%7F", "victim%C2%85"] {
@@ -129,7 +129,7 @@ import Testing
             for key in keys {
                 let uri = "/v1/tables/users/rows/" + escaped(Array(key.utf8))
                 let put = try await api.send(.put, uri, json: #"{"v":1}"#)
-                #expect(put.status == .ok)
+                #expect(put.status == .created)
                 let get = try await api.send(.get, uri)
                 #expect(get.status == .ok)
                 // Compared as bytes: JSONSerialization drops a U+FEFF that starts a string.
@@ -141,7 +141,8 @@ import Testing
             #expect(try await api.everyRow("users").count == keys.count)
 
             // A 4-byte shard key in the body and in the query.
-            #expect(try await api.send(.put, "/v1/tables/orders/rows/o1", json: #"{"customer_id":"😀\ud83d\ude00","v":1}"#).status == .ok)
+            #expect(
+                try await api.send(.put, "/v1/tables/orders/rows/o1", json: #"{"customer_id":"😀\ud83d\ude00","v":1}"#).status == .created)
             let listed = try await api.send(.get, "/v1/tables/orders/rows?shard_key=" + escaped(Array("😀😀".utf8)))
             #expect(listed.status == .ok)
             #expect(String(buffer: listed.body).contains(#""id":"o1""#) || String(buffer: listed.body).contains(#""pk":"o1""#))
@@ -172,7 +173,7 @@ import Testing
 
             // What is valid JSON is kept exactly as sent, numbers of any size included.
             let exact = #"{ "big": 1e999, "n": 123456789012345678901234567890, "esc": "\u0000\ud83d\ude00", "é": [ {} ] }"#
-            #expect(try await api.send(.put, "/v1/tables/users/rows/u1", json: exact).status == .ok)
+            #expect(try await api.send(.put, "/v1/tables/users/rows/u1", json: exact).status == .created)
             let read = try await api.send(.get, "/v1/tables/users/rows/u1")
             #expect(String(buffer: read.body).contains(#""row":\#(exact)"#))
             #expect(try await api.everyRow("users") == ["u1=\(exact)"])
@@ -192,9 +193,11 @@ import Testing
             }
             #expect(try await api.everyRow("users").isEmpty)
             for type in ["application/json", "application/json; charset=utf-8", "Application/JSON"] {
-                #expect(try await api.send(.put, "/v1/tables/users/rows/u1", json: "{}", headers: [.contentType: type]).status == .ok)
+                #expect(
+                    [.ok, .created].contains(
+                        try await api.send(.put, "/v1/tables/users/rows/u1", json: "{}", headers: [.contentType: type]).status))
             }
-            #expect(try await api.send(.put, "/v1/tables/users/rows/u2", json: "{}").status == .ok)
+            #expect(try await api.send(.put, "/v1/tables/users/rows/u2", json: "{}").status == .created)
         }
     }
 

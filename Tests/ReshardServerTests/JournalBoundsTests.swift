@@ -120,7 +120,7 @@ import Testing
         try #require(table.status == 201, "\(table.text)")
         for n in 0..<50 {
             let put = try await admin.request("PUT", "/v1/tables/kv/rows/k\(n)", body: Array(#"{"v":1}"#.utf8))
-            try #require(put.status == 200, "\(put.text)")
+            try #require(put.status == 201, "\(put.text)")
         }
         let shard = try await admin.request("POST", "/v1/shards", headers: auth, body: Array(#"{"id":"s5"}"#.utf8))
         try #require(shard.status == 201, "\(shard.text)")

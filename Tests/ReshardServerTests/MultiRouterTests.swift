@@ -251,7 +251,7 @@ struct MultiRouterTests {
         try #require(probes.count == 2)
         for pk in probes {
             let put = try await request(port, "PUT", "/v1/tables/kv/rows/\(pk)", #"{"probe":1}"#)
-            try #require(put.status == 200, "\(put.status) \(put.text)")
+            try #require(put.status == 201, "\(put.status) \(put.text)")
         }
         return Array(probes)
     }

@@ -88,7 +88,7 @@ import Testing
         try await CrashResumeTests.overConnections(port: port, keys: keys) { connection, pk in
             let body = Array(#"{"v":0,"g":"g\#(pk.utf8.count % 16)"}"#.utf8)
             let put = try await connection.request("PUT", "/v1/tables/kv/rows/\(pk)", body: body)
-            try #require(put.status == 200, "\(put.status) \(put.text)")
+            try #require(put.status == 201, "\(put.status) \(put.text)")
             ledger.acknowledge(pk, version: try API.decode(API.WriteReceipt.self, from: Data(put.body)).version, deleted: false)
         }
     }

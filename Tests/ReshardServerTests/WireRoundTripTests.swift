@@ -14,7 +14,7 @@ extension HTTPAPITests {
             for i in 0..<200 {
                 let body = ByteBuffer(string: #"{"id":"u\#(i)","amount":\#(i).5}"#)
                 let put = try await client.execute(uri: "/v1/tables/users/rows/u\(i)", method: .put, body: body)
-                #expect(try Self.read(API.WriteReceipt.self, put).pk == "u\(i)")
+                #expect(try Self.read(API.WriteReceipt.self, put, .created).pk == "u\(i)")
             }
             let row = try await client.execute(uri: "/v1/tables/users/rows/u1", method: .get)
             #expect(try API.decode(API.RowMetadata.self, from: Data(buffer: row.body)).pk == "u1")

@@ -72,7 +72,7 @@ import Testing
                 }
             }
             #expect(answered >= 30)
-            #expect(try await store.write(write("b", body: "{}", proposed: 7)) == .written(version: 7))
+            #expect(try await store.write(write("b", body: "{}", proposed: 7)) == .created(version: 7))
         }
     }
 
@@ -100,7 +100,7 @@ import Testing
             try await postgres.pool.withConnection { try await $0.query("DELETE FROM _reshard_tables", logger: postgres.logger) }
             try await store.ensureTable(users)
             #expect(try await store.read(table: users, pk: "a", shardKey: "a").value == nil)
-            #expect(try await store.write(write("a", body: "{\"v\":2}", proposed: 3)) == .written(version: 3))
+            #expect(try await store.write(write("a", body: "{\"v\":2}", proposed: 3)) == .created(version: 3))
             #expect(try await store.read(table: users, pk: "a", shardKey: "a").value?.body == "{\"v\":2}")
         }
     }

@@ -41,14 +41,14 @@ import Testing
             #expect(read.value?.body == "{}" && read.retired == 2)
             #expect(try await store.rows(table: orders, shardKey: "o1", limit: 10).retired == 2)
             // Other tables are untouched.
-            #expect(try await store.write(write(users, "u1")) == .written(version: 1))
+            #expect(try await store.write(write(users, "u1")) == .created(version: 1))
             #expect(try await store.read(table: users, pk: "u1", shardKey: "u1").retired == nil)
             // A later retirement never lowers the layout; unretiring restores writes.
             try await store.retire([orders], layout: 1)
             #expect(try await store.retired() == [orders: 2])
             try await store.unretire([orders])
             #expect(try await store.retired().isEmpty)
-            #expect(try await store.write(write(orders, "o2")) == .written(version: 1))
+            #expect(try await store.write(write(orders, "o2")) == .created(version: 1))
         }
     }
 
@@ -122,7 +122,7 @@ import Testing
             #expect(try await store.clearTable(orders, limit: 10) == 0, "a dropped table clears as empty")
             // The name can be used again.
             try await store.ensureTable(orders)
-            #expect(try await store.write(write(orders, "o1")) == .written(version: 1))
+            #expect(try await store.write(write(orders, "o1")) == .created(version: 1))
         }
     }
 }

@@ -21,7 +21,7 @@ import Testing
     func clientWriteVersionIsMaxOfCurrentPlusOneAndProposed(backend: ShardBackend) async throws {
         try await backend.withShardStore { store in
             try await store.ensureTable(users)
-            #expect(try await store.write(write("a", proposed: 100)) == .written(version: 100))
+            #expect(try await store.write(write("a", proposed: 100)) == .created(version: 100))
             #expect(try await store.write(write("a", proposed: 50)) == .written(version: 101))
             #expect(try await store.write(write("a", proposed: 500)) == .written(version: 500))
             let stored = try await store.get(table: users, pk: "a")
@@ -144,7 +144,7 @@ import Testing
             try await store.ensureTable(users)
             #expect(try await store.write(write("gone", body: nil)) == .notFound)
             #expect(try await store.get(table: users, pk: "gone") == nil)
-            guard case .written(let created) = try await store.write(write("a", proposed: 10)) else {
+            guard case .created(let created) = try await store.write(write("a", proposed: 10)) else {
                 Issue.record("write failed")
                 return
             }
@@ -160,7 +160,7 @@ import Testing
             #expect(tombstone?.isDeleted == true)
             #expect(tombstone?.version == deleted)
             // A newer write after the delete is a legitimate re-insert.
-            if case .written(let again) = try await store.write(write("a", proposed: 1)) { #expect(again == deleted + 1) }
+            if case .created(let again) = try await store.write(write("a", proposed: 1)) { #expect(again == deleted + 1) }
         }
     }
 
@@ -176,7 +176,7 @@ import Testing
                 String(repeating: "😀", count: RowKey.maxBytes / 4),
             ]
             for key in exact {
-                guard case .written(let version) = try await store.write(write(key, body: #"{"k":1}"#)) else {
+                guard let version = try await store.write(write(key, body: #"{"k":1}"#)).version else {
                     Issue.record("\(key) not written")
                     continue
                 }
@@ -409,7 +409,7 @@ import Testing
             #expect(try await store.fences() == [Fence(range: range, generation: 5)])
             await #expect(throws: StoreError.fenced(at: 5)) { try await store.write(write("a", generation: 4)) }
             #expect(try await store.get(table: users, pk: "a") == nil)
-            #expect(try await store.write(write("a", proposed: 7, generation: 5)) == .written(version: 7))
+            #expect(try await store.write(write("a", proposed: 7, generation: 5)) == .created(version: 7))
             // Keys outside the fenced range and migrator applies are not fenced.
             #expect(try await store.write(write("b", generation: 1)) != .notFound)
             #expect(try await store.apply([row("a", version: 100)]) == 1)
@@ -503,7 +503,7 @@ import Testing
                         var mine: [UInt64] = []
                         for i in 0..<40 {
                             let outcome = try await store.write(self.write("hot", body: "{\"w\":\(writer),\"i\":\(i)}", proposed: 1))
-                            if case .written(let version) = outcome { mine.append(version) }
+                            if let version = outcome.version { mine.append(version) }
                         }
                         return mine
                     }

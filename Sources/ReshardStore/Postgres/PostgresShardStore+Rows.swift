@@ -11,60 +11,113 @@ extension PostgresShardStore {
         let generation = Int64(bitPattern: write.generation)
         let name = Self.quoted(write.table)
         // One statement, so one round trip and its own transaction: the fence read (under the
-        // lock described on the type), the version rule and the write.
-        // `hash` is the placeholder of the key's hash in each statement.
+        // lock described on the type), the condition, the version rule and the write.
         // The retirement is read in the same statement, under the same lock (see `retire`).
-        func fence(_ hash: String) -> String {
-            """
-            WITH fence AS (
-                SELECT coalesce(max(generation), 0) AS g, \(Self.retiredExpression(write.table)) AS r FROM (
-                    SELECT generation FROM _reshard_fences WHERE range_start <= \(hash) AND range_last >= \(hash) FOR KEY SHARE) f
-            ), written AS (
-            """
-        }
         // Every parameter is cast: the statement is prepared without types (see
         // `PostgresPreparedStatements`), and one only in a select list would be taken for text.
+        var binds: [PostgresData] = [
+            PostgresData(string: write.pk), PostgresData(int64: hash), PostgresData(int64: proposed), PostgresData(int64: generation),
+        ]
+        let fence = """
+            WITH fence AS (
+                SELECT coalesce(max(generation), 0) AS g, \(Self.retiredExpression(write.table)) AS r FROM (
+                    SELECT generation FROM _reshard_fences WHERE range_start <= $2::bigint AND range_last >= $2::bigint FOR KEY SHARE) f
+            ), written AS (
+            """
+        // The condition is a predicate on the stored row `t`, which an UPDATE and an upsert's
+        // DO UPDATE evaluate on the newest committed version after locking it: two conditional
+        // writers of one row are serialized there, whatever snapshot each statement started with.
+        let (matches, noneMatches) = Self.conditionPredicates(write.condition, binds: &binds)
+        let guarded = "fence.g <= $4::bigint AND fence.r = 0"
         let statement: String
-        var binds: [PostgresData] = [PostgresData(string: write.pk)]
         if let body = write.body {
-            statement = """
-                \(fence("$3::bigint"))
-                    INSERT INTO \(name) AS t(pk, skey, h, version, body)
-                    SELECT $1::text, $2::text, $3::bigint, $4::bigint, $5::text FROM fence WHERE fence.g <= $6::bigint AND fence.r = 0
-                    ON CONFLICT (pk) DO UPDATE SET skey = excluded.skey, h = excluded.h,
-                        version = greatest(t.version + 1, excluded.version), body = excluded.body
-                    RETURNING t.version)
-                SELECT (SELECT g FROM fence), (SELECT r FROM fence), (SELECT version FROM written)
-                """
-            binds += [
-                PostgresData(string: write.shardKey), PostgresData(int64: hash), PostgresData(int64: proposed), PostgresData(string: body),
-                PostgresData(int64: generation),
-            ]
+            binds += [PostgresData(string: write.shardKey), PostgresData(string: body)]
+            let (skey, text) = ("$\(binds.count - 1)::text", "$\(binds.count)::text")
+            if let matches {
+                // Only a live row can match: an UPDATE, so that a row the shard lacks is never created.
+                statement = """
+                    \(fence)
+                        UPDATE \(name) AS t SET skey = \(skey), h = $2::bigint, version = greatest(t.version + 1, $3::bigint), body = \(text)
+                        FROM fence WHERE t.pk = $1::text AND \(guarded) AND \(matches)\(noneMatches.map { " AND \($0)" } ?? "")
+                        RETURNING t.version)
+                    """
+            } else {
+                statement = """
+                    \(fence)
+                        INSERT INTO \(name) AS t(pk, skey, h, version, body)
+                        SELECT $1::text, \(skey), $2::bigint, $3::bigint, \(text) FROM fence WHERE \(guarded)
+                        ON CONFLICT (pk) DO UPDATE SET skey = excluded.skey, h = excluded.h,
+                            version = greatest(t.version + 1, excluded.version), body = excluded.body\(noneMatches.map { " WHERE \($0)" } ?? "")
+                        RETURNING t.version)
+                    """
+            }
         } else {
+            let conditions = [matches, noneMatches].compactMap { $0 }.map { " AND \($0)" }.joined()
             statement = """
-                \(fence("$2::bigint"))
+                \(fence)
                     UPDATE \(name) AS t SET version = greatest(t.version + 1, $3::bigint), body = NULL
-                    FROM fence WHERE t.pk = $1::text AND t.body IS NOT NULL AND fence.g <= $4::bigint AND fence.r = 0
+                    FROM fence WHERE t.pk = $1::text AND t.body IS NOT NULL AND \(guarded)\(conditions)
                     RETURNING t.version)
-                SELECT (SELECT g FROM fence), (SELECT r FROM fence), (SELECT version FROM written)
                 """
-            binds += [PostgresData(int64: hash), PostgresData(int64: proposed), PostgresData(int64: generation)]
         }
+        // The row as the statement's snapshot saw it, for what the outcome reports (created or
+        // replaced, not found or refused); never for the decision to write, which the locked
+        // row made. Two unconditional writers racing to create one row may both hear "created";
+        // `If-None-Match: *` creates exactly once.
+        let query =
+            statement + """
+
+                SELECT (SELECT g FROM fence), (SELECT r FROM fence), (SELECT version FROM written),
+                    (SELECT version FROM \(name) WHERE pk = $1::text AND body IS NOT NULL)
+                """
         let statements = pool.statements
-        let (fenceGeneration, retired, version) = try await self.statement(write.table) { [binds] connection in
-            var result: (Int64, Int64, Int64?) = (0, 0, nil)
-            for row in try await statements.run(statement, binds, on: connection) {
-                result = (try row.required(0), try row.required(1), try row.value(2))
+        let (fenceGeneration, retired, version, liveBefore) = try await self.statement(write.table) { [binds] connection in
+            var result: (Int64, Int64, Int64?, Int64?) = (0, 0, nil, nil)
+            for row in try await statements.run(query, binds, on: connection) {
+                result = (try row.required(0), try row.required(1), try row.value(2), try row.value(3))
             }
             return result
         }
         if fenceGeneration > generation { throw StoreError.fenced(at: UInt64(bitPattern: fenceGeneration)) }
         if retired != 0 { throw StoreError.retired(write.table, layout: UInt64(bitPattern: retired)) }
-        guard let version else {
-            if write.body == nil { return .notFound }
-            throw StoreError.backend("write of \(write.table)/\(write.pk) returned no version")
+        if let version {
+            let written = UInt64(bitPattern: version)
+            return liveBefore == nil && write.body != nil ? .created(version: written) : .written(version: written)
         }
-        return .written(version: UInt64(bitPattern: version))
+        if let condition = write.condition {
+            // Refused by the condition, unless the snapshot shows a delete with nothing to delete
+            // that the condition allows.
+            if write.body == nil && liveBefore == nil && condition.admits(live: nil) { return .notFound }
+            return .preconditionFailed
+        }
+        if write.body == nil { return .notFound }
+        throw StoreError.backend("write of \(write.table)/\(write.pk) returned no version")
+    }
+
+    /// SQL predicates on the stored row `t` for `condition`'s `If-Match` and `If-None-Match`
+    /// parts; a list of versions travels as one bound parameter appended to `binds`.
+    static func conditionPredicates(_ condition: WriteCondition?, binds: inout [PostgresData]) -> (
+        matches: String?, noneMatches: String?
+    ) {
+        func versions(_ set: Set<UInt64>) -> String {
+            binds.append(PostgresData(string: set.sorted().map { String(Int64(bitPattern: $0)) }.joined(separator: ",")))
+            return "string_to_array($\(binds.count)::text, ',')::bigint[]"
+        }
+        var matches: String?
+        switch condition?.ifMatch {
+        case nil: break
+        case .any: matches = "t.body IS NOT NULL"
+        case .versions(let set) where set.isEmpty: matches = "false"
+        case .versions(let set): matches = "t.body IS NOT NULL AND t.version = ANY(\(versions(set)))"
+        }
+        var noneMatches: String?
+        switch condition?.ifNoneMatch {
+        case nil: break
+        case .any: noneMatches = "t.body IS NULL"
+        case .versions(let set) where set.isEmpty: break
+        case .versions(let set): noneMatches = "(t.body IS NULL OR t.version <> ALL(\(versions(set))))"
+        }
+        return (matches, noneMatches)
     }
 
     public func writeSecond(_ row: StoredRow, routedBy generation: UInt64) async throws -> Bool {

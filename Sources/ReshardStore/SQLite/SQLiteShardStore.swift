@@ -126,12 +126,13 @@ public final class SQLiteShardStore: ShardStore {
             let current = try Row.fetchOne(select, arguments: [write.pk])
             let currentVersion = try current.map { UInt64(bitPattern: try $0.decode(Int64.self, atIndex: 0)) }
             let isLive = try current.map { !(try $0.decode(Bool.self, atIndex: 1)) } ?? false
-            if write.body == nil && !isLive { return .notFound }
-            let version = VersionRule.next(current: currentVersion, proposed: write.proposedVersion)
-            let row = StoredRow(table: write.table, pk: write.pk, shardKey: write.shardKey, version: version, body: write.body)
-            let upsert = try db.cachedStatement(sql: Self.upsert(write.table, onlyNewer: false))
-            try upsert.execute(arguments: Self.arguments(row))
-            return .written(version: version)
+            return try WriteOutcome.decide(condition: write.condition, live: isLive ? currentVersion : nil, isDelete: write.body == nil) {
+                let version = VersionRule.next(current: currentVersion, proposed: write.proposedVersion)
+                let row = StoredRow(table: write.table, pk: write.pk, shardKey: write.shardKey, version: version, body: write.body)
+                let upsert = try db.cachedStatement(sql: Self.upsert(write.table, onlyNewer: false))
+                try upsert.execute(arguments: Self.arguments(row))
+                return version
+            }
         }
     }
 

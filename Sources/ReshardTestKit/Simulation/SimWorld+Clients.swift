@@ -60,7 +60,7 @@ extension SimWorld {
             let write = ClientWrite(
                 table: op.table, pk: op.pk, shardKey: op.pk, body: op.body, proposedVersion: proposed, generation: map.generation)
             do {
-                if case .written(let version) = try store.clientWrite(write) {
+                if let version = try store.clientWrite(write).version {
                     state.routers[index].clock.observe(version)
                     state.acked[key] = Acked(version: version, body: op.body, hash: KeyHash.of(op.pk))
                     state.recentlyAcked.insert(key)
