@@ -59,10 +59,13 @@ extension ShardRouter {
     /// newest version per key; a key whose newest version is a tombstone on either side is left
     /// out, so the listing never shows a deleted row.
     func redirectedList(
-        _ table: TableName, shardKey: String, rows: [StoredRow], from handle: ShardHandle, move: Move, limit: Int, in current: Snapshot
+        _ table: TableName, shardKey: String, after: String?, rows: [StoredRow], from handle: ShardHandle, move: Move, limit: Int,
+        in current: Snapshot
     ) async throws -> [(row: StoredRow, shard: ShardID)] {
         let old = try shard(move.source, in: current)
-        let theirs = try await call(old, .list) { try await old.store.rows(table: table, shardKey: shardKey, limit: limit).value }
+        let theirs = try await call(old, .list) {
+            try await old.store.rows(table: table, shardKey: shardKey, after: after, limit: limit).value
+        }
         var merged: [String: (row: StoredRow, shard: ShardID)] = [:]
         for row in rows { merged[row.pk] = (row, handle.record.id) }
         for row in theirs where (merged[row.pk]?.row.version ?? 0) < row.version {

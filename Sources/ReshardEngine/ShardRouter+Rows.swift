@@ -15,6 +15,14 @@ public struct WriteReceipt: Sendable, Hashable {
     public var created = false
 }
 
+/// One page of a shard-key listing.
+public struct RowPage: Sendable, Hashable {
+    /// The rows, in primary-key byte order.
+    public let rows: [RowRead]
+    /// Where the next page starts; nil on the last page.
+    public let next: ListCursor?
+}
+
 /// A live row as read through the router.
 public struct RowRead: Sendable, Hashable {
     /// The primary key.
@@ -185,36 +193,54 @@ extension ShardRouter {
 
     /// Live rows of `table` that share `shardKey` (co-located on one shard), in pk order.
     public func list(table: String, shardKey: String, limit: Int) async throws -> [RowRead] {
-        try await onCurrentLayout(table) { try await list($0, shardKey: shardKey, limit: limit) }
+        try await listPage(table: table, shardKey: shardKey, limit: limit).rows
     }
 
-    private func list(_ definition: TableDefinition, shardKey: String, limit: Int) async throws -> [RowRead] {
+    /// One page of the live rows sharing `shardKey`, in primary-key byte order, after `cursor`
+    /// when it is set (`ListCursor` says why each row is listed once); the page's `next` is set
+    /// when more rows follow.
+    public func listPage(table: String, shardKey: String, limit: Int, after cursor: ListCursor? = nil) async throws -> RowPage {
+        if let cursor, cursor.shardKey != shardKey {
+            throw RouterError(.badRequest, "invalid_cursor", "the cursor belongs to another shard key's listing")
+        }
+        return try await onCurrentLayout(table) { try await list($0, shardKey: shardKey, limit: limit, after: cursor?.after) }
+    }
+
+    private func list(_ definition: TableDefinition, shardKey: String, limit: Int, after: String?) async throws -> RowPage {
         try Self.validateKey(shardKey, what: "shard key", error: RouterError.invalidShardKey)
         return try await measured(definition.name, key: shardKey, write: false, bytes: 0) {
-            try await routedList(definition, shardKey: shardKey, limit: limit)
+            try await routedList(definition, shardKey: shardKey, limit: limit, after: after)
         }
     }
 
-    private func routedList(_ definition: TableDefinition, shardKey: String, limit: Int) async throws -> [RowRead] {
+    private func routedList(_ definition: TableDefinition, shardKey: String, limit: Int, after: String?) async throws -> RowPage {
         let limit = min(max(limit, 1), Self.maxListLimit)
+        // One more than asked, to know whether a next page exists without an empty last page.
+        let fetch = limit + 1
         let hash = KeyHash.of(shardKey)
+        // A layout with a lookup stores rows under shard key and primary key together; for one
+        // shard key that prefix is common, so the stored order is the primary keys' order.
+        let storedAfter = after.map { definition.lookup == nil ? $0 : LookupEntry.slot(pk: $0, key: shardKey) }
         // Decided before the read, as in `get`.
         var redirect: (move: Move, reads: RouteModes.Reads)?
         let (handle, rows) = try await fencedRead(shardKey, .list, of: definition) { handle in
             redirect = secondWrites.redirect(hash, owner: handle.record.id)
-            return try await handle.store.rows(table: definition.storage, shardKey: shardKey, limit: limit)
+            return try await handle.store.rows(table: definition.storage, shardKey: shardKey, after: storedAfter, limit: fetch)
         }
         var listed = rows.map { (row: $0, shard: handle.record.id) }
         if let (move, _) = redirect {
             listed = try await redirectedList(
-                definition.storage, shardKey: shardKey, rows: rows, from: handle, move: move, limit: limit, in: snapshot)
+                definition.storage, shardKey: shardKey, after: storedAfter, rows: rows, from: handle, move: move, limit: fetch, in: snapshot
+            )
         }
-        return listed.compactMap { row, shard in
+        let live = listed.compactMap { row, shard -> RowRead? in
             guard let body = row.body else { return nil }
-            // A layout with a lookup stores rows under shard key and primary key together.
             let pk = definition.lookup == nil ? row.pk : LookupEntry.unslot(row.pk)?.pk ?? row.pk
             return RowRead(pk: pk, version: row.version, body: body, shard: shard)
         }
+        let page = Array(live.prefix(limit))
+        let next = live.count > limit ? page.last.map { ListCursor(shardKey: shardKey, after: $0.pk) } : nil
+        return RowPage(rows: page, next: next)
     }
 
     private func routedWrite(
@@ -472,6 +498,6 @@ extension RowRead: RowPayload {
     var payloadBytes: Int { body.utf8.count }
 }
 
-extension Array: RowPayload where Element == RowRead {
-    var payloadBytes: Int { reduce(0) { $0 + $1.body.utf8.count } }
+extension RowPage: RowPayload {
+    var payloadBytes: Int { rows.reduce(0) { $0 + $1.body.utf8.count } }
 }

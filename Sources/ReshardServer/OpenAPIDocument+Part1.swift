@@ -323,6 +323,7 @@ paths:
       parameters:
         - $ref: '#/components/parameters/ShardKeyForList'
         - $ref: '#/components/parameters/Limit'
+        - $ref: '#/components/parameters/Cursor'
       responses:
         '200': {$ref: '#/components/responses/RowList'}
         '400': {$ref: '#/components/responses/ListBadRequest'}
@@ -335,6 +336,7 @@ paths:
       parameters:
         - $ref: '#/components/parameters/ShardKeyForList'
         - $ref: '#/components/parameters/Limit'
+        - $ref: '#/components/parameters/Cursor'
       responses:
         '200': {$ref: '#/components/responses/RowList'}
         '400': {$ref: '#/components/responses/ListBadRequest'}
@@ -352,7 +354,5 @@ paths:
             schema: {$ref: '#/components/schemas/RowBody'}
       responses:
         '400': {$ref: '#/components/responses/MissingPrimaryKey'}
-    delete:
-      operationId: deleteRowWithoutKey
 """####
 }

@@ -4,6 +4,8 @@
 extension OpenAPIDocument {
     /// Lines 351… of the document.
     static let part2 = ####"""
+    delete:
+      operationId: deleteRowWithoutKey
       tags: [rows]
       summary: A row URL with no primary key; always refused.
       description: '`DELETE …/rows` (or `…/rows/`) names no row: `400 invalid_pk`.'
@@ -352,7 +354,5 @@ extension OpenAPIDocument {
               schema:
                 $ref: '#/components/schemas/Error'
                 properties: {error: {properties: {code: {enum: [unknown_shard, unknown_table]}}}}
-        '409':
-          description: '`migration_active` (another migration is still running), `not_leader`, `rows_without_shard_key` (`change_shard_key`: live rows have no usable value of the new field; the message counts them and names some). Load-aware kinds: `hot_key` (one key holds over a quarter of the busiest shard''s requests: no cut spreads it; the message names it and the mitigations), `already_balanced` (the busiest shard is within 1.1x the mean), `no_load_data` (the routers counted none of the signals weighed), `no_hot_range` (no shard stayed hot, or no move is worth it), `not_enough_load_data` (fewer than 10 complete windows yet), `range_not_owned` (the map changed under the hot range).'
 """####
 }

@@ -4,6 +4,8 @@
 extension OpenAPIDocument {
     /// Lines 701… of the document.
     static let part3 = ####"""
+        '409':
+          description: '`migration_active` (another migration is still running), `not_leader`, `rows_without_shard_key` (`change_shard_key`: live rows have no usable value of the new field; the message counts them and names some). Load-aware kinds: `hot_key` (one key holds over a quarter of the busiest shard''s requests: no cut spreads it; the message names it and the mitigations), `already_balanced` (the busiest shard is within 1.1x the mean), `no_load_data` (the routers counted none of the signals weighed), `no_hot_range` (no shard stayed hot, or no move is worth it), `not_enough_load_data` (fewer than 10 complete windows yet), `range_not_owned` (the map changed under the hot range).'
           content:
             application/json:
               schema:
@@ -316,6 +318,12 @@ components:
       required: false
       description: '`*` or a list of entity tags: `304 Not Modified` when the row''s version is among them (weak comparison). Anything else is `400 invalid_precondition`.'
       schema: {type: string, maxLength: 4096}
+    Cursor:
+      name: cursor
+      in: query
+      required: false
+      description: 'The `next_cursor` of the previous page (`400 invalid_cursor` for anything else, or one of another shard key''s listing). Pages follow the primary keys'' byte order, so a row that lives through the whole listing is listed exactly once, also while its range migrates.'
+      schema: {type: string, maxLength: 2048, pattern: '^[A-Za-z0-9_-]*$'}
     MigrationID:
       name: id
       in: path
@@ -342,14 +350,6 @@ components:
       description: The row.
       headers:
         ETag: {$ref: '#/components/headers/ETag'}
-        Reshard-Generation: {$ref: '#/components/headers/ReshardGeneration'}
-        Reshard-Layout-Generation: {$ref: '#/components/headers/ReshardLayoutGeneration'}
-      content:
-        application/json:
-          schema: {$ref: '#/components/schemas/Row'}
-    RowList:
-      description: The live rows with this shard key, at most `limit`.
-      headers:
         Reshard-Generation: {$ref: '#/components/headers/ReshardGeneration'}
         Reshard-Layout-Generation: {$ref: '#/components/headers/ReshardLayoutGeneration'}
       content:

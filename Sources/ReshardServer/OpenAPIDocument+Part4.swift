@@ -4,6 +4,14 @@
 extension OpenAPIDocument {
     /// Lines 1051… of the document.
     static let part4 = ####"""
+          schema: {$ref: '#/components/schemas/Row'}
+    RowList:
+      description: The live rows with this shard key, at most `limit`.
+      headers:
+        Reshard-Generation: {$ref: '#/components/headers/ReshardGeneration'}
+        Reshard-Layout-Generation: {$ref: '#/components/headers/ReshardLayoutGeneration'}
+      content:
+        application/json:
           schema: {$ref: '#/components/schemas/RowList'}
     TableList:
       description: The tables.
@@ -81,12 +89,12 @@ extension OpenAPIDocument {
       headers:
         ETag: {$ref: '#/components/headers/ETag'}
     ListBadRequest:
-      description: '`invalid_table_name`, `missing_shard_key`, `invalid_shard_key`, `invalid_limit`, `invalid_path`, `invalid_query` (a malformed `%`-escape or non-UTF-8 text in the query, or a parameter given twice), `invalid_request` (a shard refused the key).'
+      description: '`invalid_table_name`, `missing_shard_key`, `invalid_shard_key`, `invalid_limit`, `invalid_cursor`, `invalid_path`, `invalid_query` (a malformed `%`-escape or non-UTF-8 text in the query, or a parameter given twice), `invalid_request` (a shard refused the key).'
       content:
         application/json:
           schema:
             $ref: '#/components/schemas/Error'
-            properties: {error: {properties: {code: {enum: [invalid_table_name, missing_shard_key, invalid_shard_key, invalid_limit, invalid_path, invalid_query, invalid_request]}}}}
+            properties: {error: {properties: {code: {enum: [invalid_table_name, missing_shard_key, invalid_shard_key, invalid_limit, invalid_cursor, invalid_path, invalid_query, invalid_request]}}}}
     MissingPrimaryKey:
       description: '`invalid_pk`: the primary key must not be empty.'
       content:
@@ -275,6 +283,10 @@ extension OpenAPIDocument {
           type: array
           maxItems: 1000
           items: {$ref: '#/components/schemas/Row'}
+        next_cursor:
+          type: string
+          description: Present when more rows follow; send it as `?cursor=` for the next page.
+          pattern: '^[A-Za-z0-9_-]+$'
     Health:
       type: object
       required: [status, generation]
@@ -342,17 +354,5 @@ extension OpenAPIDocument {
       type: object
       required: [shards]
       additionalProperties: false
-      properties:
-        shards:
-          type: array
-          items: {$ref: '#/components/schemas/ShardInfo'}
-    RangeAssignment:
-      type: object
-      required: [start, end, shard]
-      additionalProperties: false
-      properties:
-        start: {$ref: '#/components/schemas/HashStart'}
-        end: {$ref: '#/components/schemas/HashEnd'}
-        shard: {$ref: '#/components/schemas/ShardID'}
 """####
 }

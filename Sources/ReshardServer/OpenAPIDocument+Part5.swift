@@ -4,6 +4,18 @@
 extension OpenAPIDocument {
     /// Lines 1401… of the document.
     static let part5 = ####"""
+      properties:
+        shards:
+          type: array
+          items: {$ref: '#/components/schemas/ShardInfo'}
+    RangeAssignment:
+      type: object
+      required: [start, end, shard]
+      additionalProperties: false
+      properties:
+        start: {$ref: '#/components/schemas/HashStart'}
+        end: {$ref: '#/components/schemas/HashEnd'}
+        shard: {$ref: '#/components/schemas/ShardID'}
     Cluster:
       type: object
       required: [generation, shards, tables, ranges]
@@ -342,17 +354,5 @@ extension OpenAPIDocument {
         position: {$ref: '#/components/schemas/UInt64', description: 'The event''s position in the cluster''s event log (the SSE id): 1, 2, …, never reused.'}
         at_ms: {$ref: '#/components/schemas/UInt64', description: When the metadata store recorded it (its clock).}
         kind: {type: string, enum: [shard_map, layout, cleanup]}
-        generation: {$ref: '#/components/schemas/UInt64', description: 'The map generation (`shard_map`, `cleanup`), or the table''s layout generation (`layout`).'}
-        previous_generation: {type: [integer, 'null'], minimum: 0, maximum: 18446744073709551615, description: The generation replaced (null for the first map).}
-        table: {type: [string, 'null'], description: '`layout`, and a shard-key change''s `cleanup`: the table.'}
-        moves:
-          type: array
-          description: The ranges whose owner changed, `[start, end)` from `from` to `to` (empty for the first map and a layout switch).
-          items:
-            type: object
-            required: [start, end, from, to]
-            additionalProperties: false
-            properties:
-              start: {type: string}
 """####
 }

@@ -4,6 +4,18 @@
 extension OpenAPIDocument {
     /// Lines 1751… of the document.
     static let part6 = ####"""
+        generation: {$ref: '#/components/schemas/UInt64', description: 'The map generation (`shard_map`, `cleanup`), or the table''s layout generation (`layout`).'}
+        previous_generation: {type: [integer, 'null'], minimum: 0, maximum: 18446744073709551615, description: The generation replaced (null for the first map).}
+        table: {type: [string, 'null'], description: '`layout`, and a shard-key change''s `cleanup`: the table.'}
+        moves:
+          type: array
+          description: The ranges whose owner changed, `[start, end)` from `from` to `to` (empty for the first map and a layout switch).
+          items:
+            type: object
+            required: [start, end, from, to]
+            additionalProperties: false
+            properties:
+              start: {type: string}
               end: {type: string}
               from: {type: string}
               to: {type: string}
@@ -342,17 +354,5 @@ extension OpenAPIDocument {
           description: How long each step of the latest cutover took (while this process runs the migration).
           items:
             type: object
-            required: [step, ms]
-            additionalProperties: false
-            properties:
-              step: {type: string, enum: [hold, fence, drain, publish, release]}
-              ms: {$ref: '#/components/schemas/Millis'}
-        throttle:
-          type: object
-          required: [chunk_rows, reason, max_rows_per_second]
-          additionalProperties: false
-          properties:
-            chunk_rows: {type: [integer, 'null']}
-            reason: {type: [string, 'null']}
 """####
 }

@@ -4,6 +4,18 @@
 extension OpenAPIDocument {
     /// Lines 2101… of the document.
     static let part7 = ####"""
+            required: [step, ms]
+            additionalProperties: false
+            properties:
+              step: {type: string, enum: [hold, fence, drain, publish, release]}
+              ms: {$ref: '#/components/schemas/Millis'}
+        throttle:
+          type: object
+          required: [chunk_rows, reason, max_rows_per_second]
+          additionalProperties: false
+          properties:
+            chunk_rows: {type: [integer, 'null']}
+            reason: {type: [string, 'null']}
             max_rows_per_second: {type: [integer, 'null'], minimum: 1, description: 'The operator''s ceiling on copied rows per second in force (`POST /v1/migrations/{id}/settings` changes it); null for none.'}
         write_pauses:
           type: array

@@ -65,12 +65,20 @@ struct RowRoutes {
             throw APIError(.badRequest, code: "missing_shard_key", message: "listing rows needs ?shard_key=")
         }
         let limit = try RequestInput.count(query["limit"], name: "limit", in: 1...ShardRouter.maxListLimit, default: 100)
-        let rows = try await router.list(table: table, shardKey: shardKey, limit: limit)
-        let body = JSONText.object([
+        var cursor: ListCursor?
+        if let token = query["cursor"] {
+            guard let parsed = ListCursor(token: token) else {
+                throw APIError(.badRequest, code: "invalid_cursor", message: "the cursor is not one a listing answered")
+            }
+            cursor = parsed
+        }
+        let page = try await router.listPage(table: table, shardKey: shardKey, limit: limit, after: cursor)
+        var members = [
             ("shard_key", JSONText.quoted(shardKey)),
-            ("rows", JSONText.array(rows.map(rowJSON))),
-        ])
-        return jsonTextResponse(.ok, body)
+            ("rows", JSONText.array(page.rows.map(rowJSON))),
+        ]
+        if let next = page.next { members.append(("next_cursor", JSONText.quoted(next.token))) }
+        return jsonTextResponse(.ok, JSONText.object(members))
     }
 
     private func rowAddress(_ context: BasicRequestContext) throws -> (table: String, pk: String) {

@@ -24,9 +24,9 @@ public protocol ShardStore: Sendable {
     /// newer map may own the key.
     func read(table: TableName, pk: String, shardKey: String) async throws -> FencedRead<StoredRow?>
 
-    /// Live rows of `table` whose shard key is `shardKey`, in primary-key order, with the fence
-    /// over that key like `read`.
-    func rows(table: TableName, shardKey: String, limit: Int) async throws -> FencedRead<[StoredRow]>
+    /// Live rows of `table` whose shard key is `shardKey`, in primary-key (byte) order, only
+    /// those after primary key `after` when it is set, with the fence over that key like `read`.
+    func rows(table: TableName, shardKey: String, after: String?, limit: Int) async throws -> FencedRead<[StoredRow]>
 
     /// Physically deletes up to `limit` rows of every table whose hash is in `range` and returns
     /// how many went. No changelog entry: this is cleanup of moved data, never a client change.

@@ -189,10 +189,13 @@ public final class MemoryShardStore: ShardStore {
         }
     }
 
-    public func rows(table: TableName, shardKey: String, limit: Int) async throws -> FencedRead<[StoredRow]> {
+    public func rows(table: TableName, shardKey: String, after: String?, limit: Int) async throws -> FencedRead<[StoredRow]> {
         try StoreError.check(shardKey, "shard key")
+        if let after { try StoreError.check(after, "primary key") }
         return try await locked(.rows) { state in
-            let rows = try state.rows(table).values.filter { $0.shardKey == shardKey && !$0.isDeleted }
+            let rows = try state.rows(table).values.filter { row in
+                row.shardKey == shardKey && !row.isDeleted && (after.map { $0.utf8.lexicographicallyPrecedes(row.pk.utf8) } ?? true)
+            }
             let sorted = rows.sorted { $0.pk.utf8.lexicographicallyPrecedes($1.pk.utf8) }
             return FencedRead(
                 value: Array(sorted.prefix(max(0, limit))), fence: state.fence(over: KeyHash.of(shardKey)), retired: state.retired[table])

@@ -195,3 +195,49 @@ import Testing
             ).condition == nil)
     }
 }
+
+@Suite struct ListCursorTests {
+    @Test func tokensRoundTripAndAreURLSafe() {
+        let longest = String(repeating: "é", count: RowKey.maxBytes / 2)
+        for (key, pk) in [("c1", "o1"), ("", "x"), ("😀", "a b/c?d"), (longest, longest), ("k", String(repeating: "z", count: 200))] {
+            let cursor = ListCursor(shardKey: key, after: pk)
+            let token = cursor.token
+            #expect(
+                token.utf8.allSatisfy {
+                    $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || ($0 < 0x80 && Character(Unicode.Scalar($0)).isLetter)
+                        || (0x30...0x39).contains($0)
+                })
+            if key.isEmpty {
+                #expect(ListCursor(token: token) == nil, "an empty shard key is no key")
+            } else {
+                #expect(ListCursor(token: token) == cursor)
+            }
+        }
+    }
+
+    @Test func anythingButATokenWeWroteIsRefused() {
+        let good = ListCursor(shardKey: "c1", after: "o1").token
+        var hostile = [
+            "", "=", "AQ", "AQ=", good + "=", good + "A", "!!!!", good.uppercased(), good + "\u{0}",
+            String(repeating: "A", count: ListCursor.maxTokenLength + 4), "Ag" + good.dropFirst(2),
+        ]
+        // Keys RowKey refuses, a length past the end, a length that never ends, bytes that are not UTF-8.
+        hostile += [[1, 2, 0x63, 0x00, 0x61], [1, 9, 0x63], [1, 0x80, 0x80, 0x80, 0x80, 0x80], [1, 1, 0xC3, 0x61], [1, 1, 0x63, 0xFF]]
+            .map { Base64URL.encode($0) }
+        for token in hostile where token != good {
+            #expect(ListCursor(token: token) == nil, "\(token)")
+        }
+    }
+
+    @Test func base64URLMatchesRFC4648Vectors() {
+        let vectors = [
+            ("", ""), ("f", "Zg"), ("fo", "Zm8"), ("foo", "Zm9v"), ("foob", "Zm9vYg"), ("fooba", "Zm9vYmE"), ("foobar", "Zm9vYmFy"),
+        ]
+        for (plain, encoded) in vectors {
+            #expect(Base64URL.encode(Array(plain.utf8)) == encoded)
+            #expect(Base64URL.decode(encoded) == Array(plain.utf8))
+        }
+        #expect(Base64URL.encode([0xFB, 0xFF]) == "-_8")
+        #expect(Base64URL.decode("-_8") == [0xFB, 0xFF])
+    }
+}

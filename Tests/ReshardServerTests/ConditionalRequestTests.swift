@@ -138,3 +138,74 @@ import Testing
         }
     }
 }
+
+/// Cursor pagination of a shard-key listing over HTTP.
+@Suite(.timeLimit(.minutes(2))) struct ListingPaginationTests {
+    let api = HTTPAPITests()
+
+    struct Page: Decodable {
+        let rows: [API.RowMetadata]
+        let next_cursor: String?
+    }
+
+    @Test func pagesListEveryRowOnceWhileRowsAreWrittenAndDeleted() async throws {
+        try await api.withAPI { client in
+            for i in 0..<25 {
+                let body = ByteBuffer(string: #"{"customer_id":"c7","i":\#(i)}"#)
+                #expect(try await client.execute(uri: "/v1/tables/orders/rows/o\(i)", method: .put, body: body).status == .created)
+            }
+            var seen: [String] = []
+            var cursor: String?
+            var pages = 0
+            while pages < 20 {
+                pages += 1
+                let query = cursor.map { "&cursor=\($0)" } ?? ""
+                let response = try await client.execute(uri: "/v1/tables/orders/rows?shard_key=c7&limit=4\(query)", method: .get)
+                #expect(response.status == .ok)
+                let page = try JSONDecoder().decode(Page.self, from: Data(buffer: response.body))
+                seen += page.rows.map(\.pk)
+                // Meanwhile: a row behind the cursor, one ahead of it, and a delete ahead of it.
+                if pages == 2 {
+                    let body = ByteBuffer(string: #"{"customer_id":"c7"}"#)
+                    _ = try await client.execute(uri: "/v1/tables/orders/rows/o0a", method: .put, body: body)
+                    _ = try await client.execute(uri: "/v1/tables/orders/rows/o9a", method: .put, body: body)
+                    _ = try await client.execute(uri: "/v1/tables/orders/rows/o8?shard_key=c7", method: .delete)
+                }
+                guard let next = page.next_cursor else { break }
+                #expect(page.rows.count == 4)
+                cursor = next
+            }
+            let expected = ((0..<25).map { "o\($0)" } + ["o9a"]).filter { $0 != "o8" }.sorted()
+            #expect(seen == expected)
+            #expect(Set(seen).count == seen.count)
+        }
+    }
+
+    @Test func aFullLastPageHasNoCursorAndBadCursorsAre400() async throws {
+        try await api.withAPI { client in
+            for i in 0..<4 {
+                _ = try await client.execute(
+                    uri: "/v1/tables/orders/rows/o\(i)", method: .put, body: ByteBuffer(string: #"{"customer_id":"c1"}"#))
+            }
+            let whole = try await client.execute(uri: "/v1/tables/orders/rows?shard_key=c1&limit=4", method: .get)
+            #expect(try JSONDecoder().decode(Page.self, from: Data(buffer: whole.body)).next_cursor == nil)
+            let first = try await client.execute(uri: "/v1/tables/orders/rows?shard_key=c1&limit=3", method: .get)
+            let token = try #require(try JSONDecoder().decode(Page.self, from: Data(buffer: first.body)).next_cursor)
+            let rest = try await client.execute(uri: "/v1/tables/orders/rows?shard_key=c1&limit=3&cursor=\(token)", method: .get)
+            #expect(try JSONDecoder().decode(Page.self, from: Data(buffer: rest.body)).rows.map(\.pk) == ["o3"])
+            let head = try await client.execute(uri: "/v1/tables/orders/rows?shard_key=c1&limit=3&cursor=\(token)", method: .head)
+            #expect(head.status == .ok && head.body.readableBytes == 0)
+            // Another key's cursor, a damaged one, an empty one, one given twice.
+            for query in [
+                "shard_key=c2&cursor=\(token)", "shard_key=c1&cursor=\(token)x", "shard_key=c1&cursor=", "shard_key=c1&cursor=%00",
+            ] {
+                try api.expectError(
+                    try await client.execute(uri: "/v1/tables/orders/rows?\(query)", method: .get), .badRequest, "invalid_cursor")
+            }
+            try api.expectError(
+                try await client.execute(uri: "/v1/tables/orders/rows?shard_key=c1&cursor=\(token)&cursor=\(token)", method: .get),
+                .badRequest,
+                "invalid_query")
+        }
+    }
+}

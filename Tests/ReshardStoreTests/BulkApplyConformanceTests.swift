@@ -53,7 +53,7 @@ import Testing
             #expect(try await store.get(table: users, pk: "body-16")?.isDeleted == true, "nil is a tombstone")
             #expect(try await store.get(table: users, pk: "body-15")?.body == "", "an empty body is not a tombstone")
             // The hash was stored too: a shard key's rows are found by it, and a scan sees them all.
-            let found = try await store.rows(table: users, shardKey: "skey é", limit: 10).value
+            let found = try await store.rows(table: users, shardKey: "skey é", after: nil, limit: 10).value
             #expect(found.map(\.pk) == ["é"])
             let scanned = try await store.scan(table: users, range: .full, after: nil, limit: rows.count + 1)
             #expect(scanned.count == rows.count)

@@ -29,7 +29,7 @@ import Testing
                             let pk = "k\((worker * 40 + step) % 50)"
                             _ = try await store.write(self.write(pk, body: "{\"w\":\(worker)}"))
                             _ = try await store.read(table: self.users, pk: pk, shardKey: pk)
-                            _ = try await store.rows(table: self.users, shardKey: pk, limit: 5)
+                            _ = try await store.rows(table: self.users, shardKey: pk, after: nil, limit: 5)
                         }
                     }
                 }

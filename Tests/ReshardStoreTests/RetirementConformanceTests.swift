@@ -39,7 +39,7 @@ import Testing
             // Reads answer, and say the table is retired.
             let read = try await store.read(table: orders, pk: "o1", shardKey: "o1")
             #expect(read.value?.body == "{}" && read.retired == 2)
-            #expect(try await store.rows(table: orders, shardKey: "o1", limit: 10).retired == 2)
+            #expect(try await store.rows(table: orders, shardKey: "o1", after: nil, limit: 10).retired == 2)
             // Other tables are untouched.
             #expect(try await store.write(write(users, "u1")) == .created(version: 1))
             #expect(try await store.read(table: users, pk: "u1", shardKey: "u1").retired == nil)

@@ -199,7 +199,7 @@ import Testing
                 }
                 await #expect(throws: StoreError.self) { try await store.get(table: users, pk: key) }
                 await #expect(throws: StoreError.self) { try await store.read(table: users, pk: key, shardKey: "victim") }
-                await #expect(throws: StoreError.self) { try await store.rows(table: users, shardKey: key, limit: 10) }
+                await #expect(throws: StoreError.self) { try await store.rows(table: users, shardKey: key, after: nil, limit: 10) }
             }
             await #expect(throws: StoreError.self) { try await store.write(write("victim", body: "{\"v\":\"a\u{0}b\"}")) }
             let victim = try await store.get(table: users, pk: "victim")
@@ -487,9 +487,34 @@ import Testing
                 _ = try await store.write(write(pk, key: key))
             }
             _ = try await store.write(write("o4", key: "c1", body: nil))
-            #expect(try await store.rows(table: users, shardKey: "c1", limit: 10).value.map(\.pk) == ["o1", "o2"])
-            #expect(try await store.rows(table: users, shardKey: "c1", limit: 1).value.map(\.pk) == ["o1"])
-            #expect(try await store.rows(table: users, shardKey: "zz", limit: 10).value.isEmpty)
+            #expect(try await store.rows(table: users, shardKey: "c1", after: nil, limit: 10).value.map(\.pk) == ["o1", "o2"])
+            #expect(try await store.rows(table: users, shardKey: "c1", after: nil, limit: 1).value.map(\.pk) == ["o1"])
+            #expect(try await store.rows(table: users, shardKey: "zz", after: nil, limit: 10).value.isEmpty)
+        }
+    }
+
+    @Test(arguments: ShardBackend.available)
+    func listingsPageOnAfterAPrimaryKeyInByteOrder(backend: ShardBackend) async throws {
+        try await backend.withShardStore { store in
+            try await store.ensureTable(users)
+            // Byte order, where a prefix comes first and "é" (0xC3 0xA9) sorts after "z".
+            let pks = ["a", "a!", "aa", "b", "z", "é", "😀"]
+            for pk in pks.shuffled() { _ = try await store.write(write(pk, key: "c1")) }
+            _ = try await store.write(write("gone", key: "c1"))
+            _ = try await store.write(write("gone", key: "c1", body: nil))
+            var listed: [String] = []
+            var after: String?
+            for _ in 0..<10 {
+                let page = try await store.rows(table: users, shardKey: "c1", after: after, limit: 2).value.map(\.pk)
+                listed += page
+                guard page.count == 2, let last = page.last else { break }
+                after = last
+            }
+            #expect(listed == pks)
+            // A key that is not a row's is a place in the order all the same.
+            #expect(try await store.rows(table: users, shardKey: "c1", after: "ab", limit: 10).value.map(\.pk) == ["b", "z", "é", "😀"])
+            #expect(try await store.rows(table: users, shardKey: "c1", after: "😀", limit: 10).value.isEmpty)
+            await #expect(throws: StoreError.self) { try await store.rows(table: users, shardKey: "c1", after: "a\u{0}", limit: 10) }
         }
     }
 
@@ -529,7 +554,7 @@ import Testing
             let fenced = try await store.read(table: users, pk: "a", shardKey: "c1")
             #expect(fenced.fence == 4)
             #expect(fenced.value?.pk == "a")
-            #expect(try await store.rows(table: users, shardKey: "c1", limit: 5).fence == 4)
+            #expect(try await store.rows(table: users, shardKey: "c1", after: nil, limit: 5).fence == 4)
             #expect(try await store.read(table: users, pk: "missing", shardKey: "zz").value == nil)
         }
     }

@@ -148,17 +148,19 @@ extension PostgresShardStore {
         return FencedRead(value: rows.first, fence: fence, retired: retired)
     }
 
-    public func rows(table: TableName, shardKey: String, limit: Int) async throws -> FencedRead<[StoredRow]> {
+    public func rows(table: TableName, shardKey: String, after: String?, limit: Int) async throws -> FencedRead<[StoredRow]> {
         try StoreError.check(shardKey, "shard key")
+        if let after { try StoreError.check(after, "primary key") }
         let sql = """
             SELECT (SELECT max(generation) FROM _reshard_fences WHERE range_start <= $1::bigint AND range_last >= $1::bigint),
                 \(Self.retiredExpression(table)), r.pk, r.skey, r.version, r.body
             FROM (SELECT 1) one LEFT JOIN LATERAL (
                 SELECT pk, skey, version, body FROM \(Self.quoted(table))
-                WHERE h = $1::bigint AND skey = $2::text AND body IS NOT NULL ORDER BY pk LIMIT $3::bigint) r ON true
+                WHERE h = $1::bigint AND skey = $2::text AND body IS NOT NULL AND pk > $4::text ORDER BY pk LIMIT $3::bigint) r ON true
             """
         let binds = [
             PostgresData(int64: KeyHash.ordered(KeyHash.of(shardKey))), PostgresData(string: shardKey), PostgresData(int64: Int64(limit)),
+            PostgresData(string: after ?? ""),
         ]
         let (fence, retired, rows) = try await fencedRows(sql, binds, table: table)
         return FencedRead(value: rows, fence: fence, retired: retired)

@@ -192,17 +192,18 @@ public final class SQLiteShardStore: ShardStore {
         }
     }
 
-    public func rows(table: TableName, shardKey: String, limit: Int) async throws -> FencedRead<[StoredRow]> {
+    public func rows(table: TableName, shardKey: String, after: String?, limit: Int) async throws -> FencedRead<[StoredRow]> {
         try StoreError.check(shardKey, "shard key")
+        if let after { try StoreError.check(after, "primary key") }
         return try await guardedRead(table) { db in
             let hash = KeyHash.of(shardKey)
             let rows = try Row.fetchAll(
                 db,
                 sql: """
                     SELECT pk, skey, version, body FROM \(Self.quoted(table))
-                    WHERE h = ? AND skey = ? AND body IS NOT NULL ORDER BY pk LIMIT ?
+                    WHERE h = ? AND skey = ? AND body IS NOT NULL AND pk > ? ORDER BY pk LIMIT ?
                     """,
-                arguments: [KeyHash.ordered(hash), shardKey, limit]
+                arguments: [KeyHash.ordered(hash), shardKey, after ?? "", limit]
             ).map { try Self.storedRow($0, table: table) }
             return FencedRead(value: rows, fence: try Self.fence(db, over: hash), retired: try Self.retired(db, table))
         }
