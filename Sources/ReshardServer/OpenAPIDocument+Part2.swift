@@ -12,6 +12,71 @@ extension OpenAPIDocument {
       responses:
         '400': {$ref: '#/components/responses/MissingPrimaryKey'}
 
+  /v1/tables/{table}/rows:batch_get:
+    parameters:
+      - $ref: '#/components/parameters/Table'
+    post:
+      operationId: batchGetRows
+      tags: [rows]
+      summary: Read up to 100 rows at once.
+      description: |
+        Each item is read as `GET …/rows/{pk}` reads it; the items are grouped by the shard that owns
+        them and every shard reads its part at once. The answer lists the items in the request's
+        order, each with the status and body a single read would have answered (the same `pk` may
+        appear more than once). A malformed batch is refused whole (`400`).
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/BatchGet'}
+            examples:
+              two:
+                value: {items: [{pk: '42'}, {pk: o1, shard_key: c7}]}
+      responses:
+        '200':
+          description: One answer per item, in order.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/BatchGetResult'}
+        '400': {$ref: '#/components/responses/BatchBadRequest'}
+        '404': {$ref: '#/components/responses/TableNotFound'}
+        '413': {$ref: '#/components/responses/BatchTooLarge'}
+        '415': {$ref: '#/components/responses/UnsupportedMediaType'}
+
+  /v1/tables/{table}/rows:batch_write:
+    parameters:
+      - $ref: '#/components/parameters/Table'
+    post:
+      operationId: batchWriteRows
+      tags: [rows]
+      summary: Write or delete up to 100 rows at once.
+      description: |
+        Each item is written as a single `PUT` or `DELETE` writes it (held during a cutover, retried on
+        the new owner after a fence, its `if_match` / `if_none_match` checked by the owning shard in the
+        write's transaction); the items are grouped by owner and every shard writes its part at once.
+        Items are independent: one may fail while others succeed, and each answer says how, with the
+        status a single request would have had (`201` for a created row, `412`, `503` with
+        `retry_after`, …). A put's `row` is stored as the exact bytes sent. A malformed batch, or one
+        naming a primary key twice, is refused whole (`400`) and nothing is written.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/BatchWrite'}
+            examples:
+              mixed:
+                value: {items: [{op: put, pk: '42', row: {name: Ada}}, {op: put, pk: '43', row: {name: Grace}, if_none_match: '*'}, {op: delete, pk: '44'}]}
+      responses:
+        '200':
+          description: One answer per item, in order.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/BatchWriteResult'}
+        '400': {$ref: '#/components/responses/BatchBadRequest'}
+        '404': {$ref: '#/components/responses/TableNotFound'}
+        '413': {$ref: '#/components/responses/BatchTooLarge'}
+        '415': {$ref: '#/components/responses/UnsupportedMediaType'}
+
   /v1/tables:
     post:
       operationId: createTable
@@ -289,70 +354,5 @@ extension OpenAPIDocument {
             examples:
               dryRunRebalance:
                 value: {kind: rebalance, dry_run: true}
-              dryRunRebalanceByRequests:
-                value: {kind: rebalance, signal: requests, dry_run: true}
-              dryRunMix:
-                value: {kind: rebalance, signal: mix, weights: {rows: 1, requests: 2}, dry_run: true}
-              dryRunSplitHotRange:
-                value: {kind: split_hot_range, dry_run: true}
-              dryRunMoveRange:
-                value: {kind: move_range, start: '0x0000000000000000', end: '0x1000000000000000', shard: s1, dry_run: true}
-      responses:
-        '200':
-          description: The plan of a dry run.
-          content:
-            application/json:
-              schema: {$ref: '#/components/schemas/MigrationDryRun'}
-        '202':
-          description: Journaled and started.
-          content:
-            application/json:
-              schema: {$ref: '#/components/schemas/MigrationCreated'}
-          links:
-            GetMigration:
-              operationId: getMigration
-              parameters: {id: $response.body#/id}
-            GetVerification:
-              operationId: getMigrationVerification
-              parameters: {id: $response.body#/id}
-            Pause:
-              operationId: pauseMigration
-              parameters: {id: $response.body#/id}
-            Resume:
-              operationId: resumeMigration
-              parameters: {id: $response.body#/id}
-            Approve:
-              operationId: approveMigration
-              parameters: {id: $response.body#/id}
-            Rollback:
-              operationId: rollbackMigration
-              parameters: {id: $response.body#/id}
-        '400':
-          description: |
-            `invalid_body` (not a JSON object, `kind` missing, a member of the wrong type), `invalid_kind`,
-            `unsupported_strategy`, `missing_shard`, `invalid_shard_id`, `invalid_range` (`move_range`
-            without `start` and `end` as hash bounds, start < end), `invalid_option` (an option of the wrong
-            type or out of its bounds, or an unknown option; the message names it), `invalid_gate`,
-            `unknown_table` (a check names a table that does not exist), `shard_in_map`, `shard_not_in_map`,
-            `last_shard`, `nothing_to_move`, `no_rows`; for `change_shard_key`: `missing_table`,
-            `invalid_table_name`, `missing_shard_key`, `invalid_shard_key`, `same_shard_key` (the table is
-            placed by that field already), `shard_key_not_addressable` (the table is placed by a field
-            other than its primary key and keeps no primary-key lookup), `invalid_option` also for a
-            strategy other than `cdc_backfill`; `invalid_signal` (an unknown signal, or a signal for a kind
-            other than `rebalance` and `split_hot_range`), `invalid_weights` (weights without `mix`, a mix
-            without weights, a weight outside 0…1000, or all zero).
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/Error'
-                properties: {error: {properties: {code: {enum: [invalid_body, invalid_kind, unsupported_strategy, missing_shard, invalid_shard_id, invalid_range, invalid_option, invalid_gate, unknown_table, shard_in_map, shard_not_in_map, last_shard, nothing_to_move, no_rows, missing_table, invalid_table_name, missing_shard_key, invalid_shard_key, same_shard_key, shard_key_not_addressable, invalid_signal, invalid_weights]}}}}
-        '401': {$ref: '#/components/responses/Unauthorized'}
-        '404':
-          description: '`unknown_shard`: `add_shard`, `remove_shard` or `move_range` names a shard that is not registered; `unknown_table`: `change_shard_key` names a table that does not exist.'
-          content:
-            application/json:
-              schema:
-                $ref: '#/components/schemas/Error'
-                properties: {error: {properties: {code: {enum: [unknown_shard, unknown_table]}}}}
 """####
 }

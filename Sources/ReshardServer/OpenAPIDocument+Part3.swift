@@ -4,6 +4,71 @@
 extension OpenAPIDocument {
     /// Lines 701… of the document.
     static let part3 = ####"""
+              dryRunRebalanceByRequests:
+                value: {kind: rebalance, signal: requests, dry_run: true}
+              dryRunMix:
+                value: {kind: rebalance, signal: mix, weights: {rows: 1, requests: 2}, dry_run: true}
+              dryRunSplitHotRange:
+                value: {kind: split_hot_range, dry_run: true}
+              dryRunMoveRange:
+                value: {kind: move_range, start: '0x0000000000000000', end: '0x1000000000000000', shard: s1, dry_run: true}
+      responses:
+        '200':
+          description: The plan of a dry run.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/MigrationDryRun'}
+        '202':
+          description: Journaled and started.
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/MigrationCreated'}
+          links:
+            GetMigration:
+              operationId: getMigration
+              parameters: {id: $response.body#/id}
+            GetVerification:
+              operationId: getMigrationVerification
+              parameters: {id: $response.body#/id}
+            Pause:
+              operationId: pauseMigration
+              parameters: {id: $response.body#/id}
+            Resume:
+              operationId: resumeMigration
+              parameters: {id: $response.body#/id}
+            Approve:
+              operationId: approveMigration
+              parameters: {id: $response.body#/id}
+            Rollback:
+              operationId: rollbackMigration
+              parameters: {id: $response.body#/id}
+        '400':
+          description: |
+            `invalid_body` (not a JSON object, `kind` missing, a member of the wrong type), `invalid_kind`,
+            `unsupported_strategy`, `missing_shard`, `invalid_shard_id`, `invalid_range` (`move_range`
+            without `start` and `end` as hash bounds, start < end), `invalid_option` (an option of the wrong
+            type or out of its bounds, or an unknown option; the message names it), `invalid_gate`,
+            `unknown_table` (a check names a table that does not exist), `shard_in_map`, `shard_not_in_map`,
+            `last_shard`, `nothing_to_move`, `no_rows`; for `change_shard_key`: `missing_table`,
+            `invalid_table_name`, `missing_shard_key`, `invalid_shard_key`, `same_shard_key` (the table is
+            placed by that field already), `shard_key_not_addressable` (the table is placed by a field
+            other than its primary key and keeps no primary-key lookup), `invalid_option` also for a
+            strategy other than `cdc_backfill`; `invalid_signal` (an unknown signal, or a signal for a kind
+            other than `rebalance` and `split_hot_range`), `invalid_weights` (weights without `mix`, a mix
+            without weights, a weight outside 0…1000, or all zero).
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+                properties: {error: {properties: {code: {enum: [invalid_body, invalid_kind, unsupported_strategy, missing_shard, invalid_shard_id, invalid_range, invalid_option, invalid_gate, unknown_table, shard_in_map, shard_not_in_map, last_shard, nothing_to_move, no_rows, missing_table, invalid_table_name, missing_shard_key, invalid_shard_key, same_shard_key, shard_key_not_addressable, invalid_signal, invalid_weights]}}}}
+        '401': {$ref: '#/components/responses/Unauthorized'}
+        '404':
+          description: '`unknown_shard`: `add_shard`, `remove_shard` or `move_range` names a shard that is not registered; `unknown_table`: `change_shard_key` names a table that does not exist.'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+                properties: {error: {properties: {code: {enum: [unknown_shard, unknown_table]}}}}
         '409':
           description: '`migration_active` (another migration is still running), `not_leader`, `rows_without_shard_key` (`change_shard_key`: live rows have no usable value of the new field; the message counts them and names some). Load-aware kinds: `hot_key` (one key holds over a quarter of the busiest shard''s requests: no cut spreads it; the message names it and the mitigations), `already_balanced` (the busiest shard is within 1.1x the mean), `no_load_data` (the routers counted none of the signals weighed), `no_hot_range` (no shard stayed hot, or no move is worth it), `not_enough_load_data` (fewer than 10 complete windows yet), `range_not_owned` (the map changed under the hot range).'
           content:
@@ -289,70 +354,5 @@ components:
       description: The shard key whose rows to list (`400 missing_shard_key` without it).
       schema: {$ref: '#/components/schemas/Key'}
       examples:
-        customer: {value: c7}
-    Limit:
-      name: limit
-      in: query
-      required: false
-      description: At most this many rows, 1…1000 (`400 invalid_limit`).
-      schema: {type: integer, minimum: 1, maximum: 1000, default: 100}
-    IfMatch:
-      name: If-Match
-      in: header
-      required: false
-      description: '`*` or a list of entity tags (`"17"`, `"17", "18"`), at most 64: the row must be live with one of these versions. Weak tags (`W/"17"`) never match here. Anything else is `400 invalid_precondition`.'
-      schema: {type: string, maxLength: 4096}
-      examples:
-        version: {value: '"17"'}
-    IfNoneMatch:
-      name: If-None-Match
-      in: header
-      required: false
-      description: '`*` (create only) or a list of entity tags the row must not be live at (weak tags compare by version). Anything else is `400 invalid_precondition`.'
-      schema: {type: string, maxLength: 4096}
-      examples:
-        create: {value: '*'}
-    IfNoneMatchRead:
-      name: If-None-Match
-      in: header
-      required: false
-      description: '`*` or a list of entity tags: `304 Not Modified` when the row''s version is among them (weak comparison). Anything else is `400 invalid_precondition`.'
-      schema: {type: string, maxLength: 4096}
-    Cursor:
-      name: cursor
-      in: query
-      required: false
-      description: 'The `next_cursor` of the previous page (`400 invalid_cursor` for anything else, or one of another shard key''s listing). Pages follow the primary keys'' byte order, so a row that lives through the whole listing is listed exactly once, also while its range migrates.'
-      schema: {type: string, maxLength: 2048, pattern: '^[A-Za-z0-9_-]*$'}
-    MigrationID:
-      name: id
-      in: path
-      required: true
-      description: A migration id as `POST /v1/migrations` answered it (`404 unknown_migration` otherwise).
-      schema: {type: string, minLength: 1}
-
-  responses:
-    Health:
-      description: The router is up.
-      content:
-        application/json:
-          schema: {$ref: '#/components/schemas/Health'}
-    Metrics:
-      description: Prometheus text format 0.0.4.
-      content:
-        text/plain:
-          schema: {type: string}
-    OpenAPIDocument:
-      description: This OpenAPI document.
-      content:
-        application/yaml: {}
-    RowRead:
-      description: The row.
-      headers:
-        ETag: {$ref: '#/components/headers/ETag'}
-        Reshard-Generation: {$ref: '#/components/headers/ReshardGeneration'}
-        Reshard-Layout-Generation: {$ref: '#/components/headers/ReshardLayoutGeneration'}
-      content:
-        application/json:
 """####
 }

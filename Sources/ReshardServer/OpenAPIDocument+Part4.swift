@@ -4,6 +4,71 @@
 extension OpenAPIDocument {
     /// Lines 1051… of the document.
     static let part4 = ####"""
+        customer: {value: c7}
+    Limit:
+      name: limit
+      in: query
+      required: false
+      description: At most this many rows, 1…1000 (`400 invalid_limit`).
+      schema: {type: integer, minimum: 1, maximum: 1000, default: 100}
+    IfMatch:
+      name: If-Match
+      in: header
+      required: false
+      description: '`*` or a list of entity tags (`"17"`, `"17", "18"`), at most 64: the row must be live with one of these versions. Weak tags (`W/"17"`) never match here. Anything else is `400 invalid_precondition`.'
+      schema: {type: string, maxLength: 4096}
+      examples:
+        version: {value: '"17"'}
+    IfNoneMatch:
+      name: If-None-Match
+      in: header
+      required: false
+      description: '`*` (create only) or a list of entity tags the row must not be live at (weak tags compare by version). Anything else is `400 invalid_precondition`.'
+      schema: {type: string, maxLength: 4096}
+      examples:
+        create: {value: '*'}
+    IfNoneMatchRead:
+      name: If-None-Match
+      in: header
+      required: false
+      description: '`*` or a list of entity tags: `304 Not Modified` when the row''s version is among them (weak comparison). Anything else is `400 invalid_precondition`.'
+      schema: {type: string, maxLength: 4096}
+    Cursor:
+      name: cursor
+      in: query
+      required: false
+      description: 'The `next_cursor` of the previous page (`400 invalid_cursor` for anything else, or one of another shard key''s listing). Pages follow the primary keys'' byte order, so a row that lives through the whole listing is listed exactly once, also while its range migrates.'
+      schema: {type: string, maxLength: 2048, pattern: '^[A-Za-z0-9_-]*$'}
+    MigrationID:
+      name: id
+      in: path
+      required: true
+      description: A migration id as `POST /v1/migrations` answered it (`404 unknown_migration` otherwise).
+      schema: {type: string, minLength: 1}
+
+  responses:
+    Health:
+      description: The router is up.
+      content:
+        application/json:
+          schema: {$ref: '#/components/schemas/Health'}
+    Metrics:
+      description: Prometheus text format 0.0.4.
+      content:
+        text/plain:
+          schema: {type: string}
+    OpenAPIDocument:
+      description: This OpenAPI document.
+      content:
+        application/yaml: {}
+    RowRead:
+      description: The row.
+      headers:
+        ETag: {$ref: '#/components/headers/ETag'}
+        Reshard-Generation: {$ref: '#/components/headers/ReshardGeneration'}
+        Reshard-Layout-Generation: {$ref: '#/components/headers/ReshardLayoutGeneration'}
+      content:
+        application/json:
           schema: {$ref: '#/components/schemas/Row'}
     RowList:
       description: The live rows with this shard key, at most `limit`.
@@ -77,6 +142,20 @@ extension OpenAPIDocument {
           schema:
             $ref: '#/components/schemas/Error'
             properties: {error: {properties: {code: {enum: [invalid_table_name, invalid_pk, invalid_shard_key, missing_shard_key, invalid_path, invalid_query, invalid_precondition, invalid_request]}}}}
+    BatchBadRequest:
+      description: '`invalid_table_name`, `invalid_path`, `invalid_body` (not `{"items": [...]}`), `invalid_item` (the message names the item: an unknown member, a key that is no key, a put without a `row` object, a malformed condition), `batch_too_large` (over 100 items), `duplicate_item` (a primary key named twice in a write batch). Nothing was read or written.'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+            properties: {error: {properties: {code: {enum: [invalid_table_name, invalid_path, invalid_body, invalid_item, batch_too_large, duplicate_item]}}}}
+    BatchTooLarge:
+      description: '`body_too_large`: the batch body is over 8 MiB (8388608 bytes).'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+            properties: {error: {properties: {code: {const: body_too_large}}}}
     PreconditionFailed:
       description: '`precondition_failed`: the row''s current version does not satisfy `If-Match` or `If-None-Match`; nothing was written. Read the row again for its `ETag`.'
       content:
@@ -273,86 +352,7 @@ extension OpenAPIDocument {
         version: {$ref: '#/components/schemas/UInt64'}
         shard: {$ref: '#/components/schemas/ShardID'}
         row: {$ref: '#/components/schemas/RowBody'}
-    RowList:
+    BatchGet:
       type: object
-      required: [shard_key, rows]
-      additionalProperties: false
-      properties:
-        shard_key: {type: string}
-        rows:
-          type: array
-          maxItems: 1000
-          items: {$ref: '#/components/schemas/Row'}
-        next_cursor:
-          type: string
-          description: Present when more rows follow; send it as `?cursor=` for the next page.
-          pattern: '^[A-Za-z0-9_-]+$'
-    Health:
-      type: object
-      required: [status, generation]
-      additionalProperties: false
-      properties:
-        status: {type: string, const: ok}
-        generation: {$ref: '#/components/schemas/UInt64'}
-
-    CreateTable:
-      type: object
-      required: [name, primary_key]
-      properties:
-        name: {$ref: '#/components/schemas/TableName'}
-        primary_key: {$ref: '#/components/schemas/FieldName', description: The JSON field holding the primary key.}
-        shard_key: {$ref: '#/components/schemas/FieldName', description: 'The JSON field whose value places the row; default: the primary key.'}
-    Table:
-      type: object
-      required: [name, primary_key, shard_key]
-      additionalProperties: false
-      properties:
-        name: {$ref: '#/components/schemas/TableName'}
-        primary_key: {$ref: '#/components/schemas/FieldName'}
-        shard_key: {$ref: '#/components/schemas/FieldName'}
-    TableList:
-      type: object
-      required: [tables]
-      additionalProperties: false
-      properties:
-        tables:
-          type: array
-          items: {$ref: '#/components/schemas/Table'}
-
-    CreateShard:
-      type: object
-      required: [id]
-      properties:
-        id: {$ref: '#/components/schemas/ShardID'}
-        url:
-          type: string
-          pattern: '^postgres(ql)?://'
-          description: A PostgreSQL database, `postgres://USER@HOST[:PORT]/DATABASE` (no password). Without it, a SQLite file in the data folder.
-          examples: ['postgres://reshard@127.0.0.1:5432/shard5']
-    ShardCreated:
-      type: object
-      required: [id, backend, address, ranges]
-      additionalProperties: false
-      properties:
-        id: {$ref: '#/components/schemas/ShardID'}
-        backend: {type: string, enum: [sqlite, postgres]}
-        address: {type: string, description: The SQLite file or the PostgreSQL URL (never a password).}
-        ranges: {type: integer, const: 0, description: A new shard owns no range.}
-    ShardInfo:
-      type: object
-      required: [id, backend, address, ranges, fraction, rows, change_capture]
-      additionalProperties: false
-      properties:
-        id: {$ref: '#/components/schemas/ShardID'}
-        backend: {type: string, enum: [sqlite, postgres]}
-        address: {type: string}
-        ranges: {$ref: '#/components/schemas/Count', description: Ranges of the current map it owns.}
-        fraction: {type: number, minimum: 0, maximum: 1, description: Its share of the hash space.}
-        rows: {$ref: '#/components/schemas/Count', description: Live rows over every table.}
-        change_capture: {type: [string, 'null'], description: 'How it captures changes for migrations (`triggers`, `logical decoding …`); null when it could not say.'}
-    ShardList:
-      type: object
-      required: [shards]
-      additionalProperties: false
 """####
 }

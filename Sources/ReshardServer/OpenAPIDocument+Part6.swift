@@ -4,6 +4,185 @@
 extension OpenAPIDocument {
     /// Lines 1751… of the document.
     static let part6 = ####"""
+      additionalProperties: false
+      properties:
+        shard: {$ref: '#/components/schemas/ShardID'}
+        load: {type: number, minimum: 0}
+        share: {type: number, minimum: 0, maximum: 1}
+        top_keys:
+          type: array
+          items: {$ref: '#/components/schemas/TopKey'}
+    TopKey:
+      type: object
+      required: [key, count, error]
+      additionalProperties: false
+      properties:
+        key: {type: string, description: '`table/key`.'}
+        count: {$ref: '#/components/schemas/UInt64', description: An upper bound of its requests.}
+        error: {$ref: '#/components/schemas/UInt64', description: 'The possible overcount: `count - error` is a lower bound.'}
+    LoadFinding:
+      type: object
+      required: [kind, shard, key, share, hot_windows, range, advice]
+      additionalProperties: false
+      properties:
+        kind: {type: string, enum: [not_enough_data, balanced, warming, hot_key, move, no_worthwhile_move]}
+        shard: {type: [string, 'null'], description: The hot shard.}
+        key: {type: [string, 'null'], description: 'The hot key (`hot_key`).'}
+        share: {type: [number, 'null'], minimum: 0, maximum: 1, description: 'Its guaranteed share of the shard''s requests (`hot_key`).'}
+        hot_windows: {type: [integer, 'null'], minimum: 0, description: 'Windows it was hot in (`warming`).'}
+        range:
+          oneOf:
+            - {$ref: '#/components/schemas/RangeAssignment'}
+            - {type: 'null'}
+          description: 'The range to move and the shard to move it to (`move`).'
+        advice: {type: string}
+
+    CreateMigration:
+      type: object
+      required: [kind]
+      properties:
+        kind: {$ref: '#/components/schemas/MigrationKind'}
+        shard:
+          type: string
+          description: 'The shard: added (`add_shard`), removed (`remove_shard`), or receiving the range (`move_range`); ignored by `rebalance` (`400 missing_shard`, `400 invalid_shard_id`).'
+        table:
+          type: string
+          description: '`change_shard_key`: the table whose rows are placed again (`400 missing_table`, `400 invalid_table_name`, `404 unknown_table`).'
+          examples: [orders]
+        shard_key:
+          type: string
+          description: '`change_shard_key`: the field that places the table''s rows from the switch on, a field of every row holding a string or an integer (`400 missing_shard_key`, `400 invalid_shard_key`, `400 same_shard_key`, `409 rows_without_shard_key` when some rows have no usable value: the dry run counts them and names up to ten).'
+          examples: [customer_id]
+        start:
+          type: string
+          pattern: '^(0[xX][0-9a-fA-F]+|[0-9]+)$'
+          description: '`move_range`: the inclusive start, `0x` hex or decimal digits (no sign, no spaces).'
+          examples: ['0x0000000000000000']
+        end:
+          type: string
+          pattern: '^(0[xX][0-9a-fA-F]+|[0-9]+)$'
+          description: '`move_range`: the exclusive end, `0x` hex or decimal digits, at most `0x10000000000000000` (18446744073709551616).'
+          examples: ['0x1000000000000000']
+        signal:
+          type: string
+          enum: [rows, requests, bytes, time, mix]
+          description: '`rebalance`: what to even out, `rows` (the default: measured row hashes), one load signal of the routers (their last 10 complete one-second windows, merged), or `mix` by `weights`. `split_hot_range`: the signal that finds the hot range (`requests` by default; `rows` and `mix` are refused).'
+        weights:
+          type: object
+          additionalProperties: false
+          description: '`rebalance` with `signal: mix`: each part counts as its share of its own total, times its weight (0…1000, at least one above 0); a missing weight is 0.'
+          properties:
+            rows: {type: number, minimum: 0, maximum: 1000}
+            requests: {type: number, minimum: 0, maximum: 1000}
+            bytes: {type: number, minimum: 0, maximum: 1000}
+            time: {type: number, minimum: 0, maximum: 1000}
+        strategy:
+          type: string
+          enum: [cdc_backfill, dual_write, write_new_read_old, routing_first, traffic_replay]
+          default: cdc_backfill
+          description: |
+            How data moves while clients use it (README, "Strategies"). `cdc_backfill`: a chunked copy and
+            the changelog, writes on the old owner until the cutover. `dual_write`: from `dual_writing` on,
+            routers write each client write to the old owner, then to the new owner at the same version.
+            `traffic_replay`: from `recording` on, routers record each client write in a log the migrator
+            replays on the new owner after the copy. `write_new_read_old` and `routing_first` switch the map
+            first: writes go to the new owners (copying the old row first where it is missing), reads take the newer
+            of both owners or fall back to the old owner and copy on access, while a mover copies the rest. Strategies not yet available are refused with `400 unsupported_strategy`.
+        dry_run:
+          type: boolean
+          default: false
+          description: Plan only; change nothing.
+        options: {$ref: '#/components/schemas/MigrationOptions'}
+    MigrationOptions:
+      type: object
+      description: |
+        An option of the wrong type or out of its bounds, and a member that is not an option, is
+        `400 invalid_option`, whose message names it.
+      additionalProperties: false
+      properties:
+        chunk_rows: {type: integer, minimum: 1, maximum: 1000000, default: 1000, description: Rows per copy chunk.}
+        max_lag_changes: {type: integer, minimum: 1, maximum: 1000000, default: 100, description: Catch-up is done when every old owner's backlog is at most this many changes …}
+        max_lag_ms: {type: integer, minimum: 0, maximum: 31536000000, default: 1000, description: … and its oldest unapplied change is at most this old.}
+        bake_ms: {type: integer, minimum: 0, maximum: 31536000000, default: 600000, description: How long reverse replication keeps the old owners current before cleanup.}
+        cleanup_chunk_rows: {type: integer, minimum: 1, maximum: 1000000, default: 1000, description: Rows deleted per cleanup chunk.}
+        max_rows_per_second: {type: integer, minimum: 1, maximum: 1000000, description: 'A ceiling on copied rows per second (default: none).'}
+        latency_factor:
+          type: number
+          default: 2
+          description: Slow the copy when the router's p99 passes this multiple of its baseline; 0 turns it off; else 1.1…100.
+          anyOf:
+            - const: 0
+            - {minimum: 1.1, maximum: 100}
+        tombstone_grace_ms: {type: integer, minimum: 0, maximum: 31536000000, default: 600000, description: Cleanup purges tombstones older than its start minus this.}
+        verify_subranges: {type: integer, minimum: 1, maximum: 65536, default: 256, description: Sub-ranges each move is compared in.}
+        max_repair_passes: {type: integer, minimum: 1, maximum: 10, default: 3, description: Compare-and-repair passes before verification fails the migration.}
+        checks:
+          type: array
+          description: Aggregate checks, `table.field` (`400 invalid_option`; an unknown table is `400 unknown_table`).
+          items: {type: string, pattern: '^[a-z][a-z0-9_]{0,62}\.[A-Za-z_][A-Za-z0-9_]{0,62}$'}
+        canary_steps:
+          type: array
+          description: Strictly rising percentages in (0, 100] of the moving ranges' reads to shadow-read, `[]` for no canary.
+          default: [1, 10, 50, 100]
+          maxItems: 100
+          items: {type: number, exclusiveMinimum: 0, maximum: 100}
+        canary_step_ms: {type: integer, minimum: 0, maximum: 86400000, default: 30000, description: How long each canary step lasts (at most a day).}
+        read_steps:
+          type: array
+          description: '`write_new_read_old` only (`400 invalid_option` otherwise): strictly rising percentages in (0, 100] of the moving ranges'' reads the new owners serve alone after a clean verification, one step each `read_step_ms`; `[]` or absent: all at once.'
+          maxItems: 100
+          items: {type: number, exclusiveMinimum: 0, maximum: 100}
+        read_step_ms: {type: integer, minimum: 0, maximum: 86400000, default: 30000, description: How long each read step lasts (at most a day).}
+        max_read_error_rate: {type: number, minimum: 0, maximum: 1, default: 0.01, description: 'A router sends its reads back (and the migration fails) when more than this share of the reads it served from the new owners failed, once it served 100.'}
+        max_read_latency_factor: {type: number, minimum: 1.1, maximum: 100, default: 2, description: 'A router sends its reads back (and the migration fails) when the served reads'' p99 passes this multiple of the old path''s (both owners) by over a millisecond, once it timed 200 of each.'}
+        gates:
+          type: array
+          description: Phases the migration waits before until an operator approves.
+          items: {$ref: '#/components/schemas/GateRequest'}
+        failed_stream_retention_ms: {type: integer, minimum: 0, maximum: 604800000, default: 900000, description: How long a migration that failed before the switch keeps its change streams (at most a week).}
+        cutover_budget_ms: {type: integer, minimum: 1, maximum: 60000, default: 1000, description: How long writes may be held before the switch; past it the cutover attempt is aborted and tried again after catching up (at most a minute).}
+        router_follow_ms: {type: integer, minimum: 1, maximum: 600000, default: 2000, description: 'How long a mode shown to routers (dual writes, recording, the pause of second writes) takes to reach every one: twice the routers'' --refresh-ms. A step that settles waits this long after showing it.'}
+    PlanMove:
+      type: object
+      required: [start, end, source, target, rows]
+      additionalProperties: false
+      properties:
+        start: {$ref: '#/components/schemas/HashStart'}
+        end: {$ref: '#/components/schemas/HashEnd'}
+        source: {$ref: '#/components/schemas/ShardID'}
+        target: {$ref: '#/components/schemas/ShardID'}
+        rows: {$ref: '#/components/schemas/Count', description: Rows (tombstones included) in the range over every table.}
+    Plan:
+      type: object
+      required: [kind, from_generation, to_generation, moves, rows, bytes, moved_fraction, ideal_fraction, strategy, steps]
+      additionalProperties: false
+      properties:
+        kind: {$ref: '#/components/schemas/MigrationKind'}
+        strategy: {$ref: '#/components/schemas/Strategy'}
+        steps:
+          type: array
+          description: What each phase of the strategy will do, in order.
+          items: {$ref: '#/components/schemas/PlanStep'}
+        from_generation: {$ref: '#/components/schemas/UInt64'}
+        to_generation: {$ref: '#/components/schemas/UInt64'}
+        moves:
+          type: array
+          items: {$ref: '#/components/schemas/PlanMove'}
+        rows: {$ref: '#/components/schemas/Count', description: Rows predicted to be copied.}
+        bytes: {$ref: '#/components/schemas/Count', description: Bytes of keys and bodies predicted to be copied.}
+        moved_fraction: {type: number, minimum: 0, maximum: 1}
+        ideal_fraction: {type: number, minimum: 0, maximum: 1}
+        layout: {$ref: '#/components/schemas/LayoutPlan'}
+        balance: {$ref: '#/components/schemas/BalancePlan'}
+    ClusterEvent:
+      type: object
+      description: 'One event of `GET /v1/events` (an SSE message''s `data`) and a webhook''s body.'
+      required: [position, at_ms, kind, generation, previous_generation, table, moves, migration]
+      additionalProperties: false
+      properties:
+        position: {$ref: '#/components/schemas/UInt64', description: 'The event''s position in the cluster''s event log (the SSE id): 1, 2, …, never reused.'}
+        at_ms: {$ref: '#/components/schemas/UInt64', description: When the metadata store recorded it (its clock).}
+        kind: {type: string, enum: [shard_map, layout, cleanup]}
         generation: {$ref: '#/components/schemas/UInt64', description: 'The map generation (`shard_map`, `cleanup`), or the table''s layout generation (`layout`).'}
         previous_generation: {type: [integer, 'null'], minimum: 0, maximum: 18446744073709551615, description: The generation replaced (null for the first map).}
         table: {type: [string, 'null'], description: '`layout`, and a shard-key change''s `cleanup`: the table.'}
@@ -175,184 +354,5 @@ extension OpenAPIDocument {
         id: {type: string}
         kind:
           description: '`unknown` for a migration whose journal cannot be read (see `UnreadableMigration`).'
-          oneOf:
-            - {$ref: '#/components/schemas/MigrationKind'}
-            - {type: string, const: unknown}
-        phase: {$ref: '#/components/schemas/Phase'}
-        moves: {$ref: '#/components/schemas/Count'}
-        rows_copied: {$ref: '#/components/schemas/Count'}
-        rows_estimated: {type: [integer, 'null'], minimum: 0}
-        error: {type: [string, 'null'], description: The last error, if a step is being retried or the migration failed.}
-        started_ms: {type: [integer, 'null'], minimum: 0, description: When it was created (wall milliseconds); null when unknown.}
-        ended_ms: {type: [integer, 'null'], minimum: 0, description: 'When it ended `done` or `rolled_back` (wall milliseconds); null until then (a failed migration has not ended).'}
-    UnreadableMigration:
-      type: object
-      description: |
-        A migration whose journal this build cannot read: it stands failed with the reason in `error`,
-        and commands on it are refused (`409 command_rejected`). Nothing else about it is known.
-      required: [id, kind, phase, moves, rows_copied, rows_estimated, error, started_ms, ended_ms]
-      additionalProperties: false
-      properties:
-        id: {type: string}
-        kind: {type: string, const: unknown}
-        phase: {type: string, const: failed}
-        moves: {type: integer, const: 0}
-        rows_copied: {type: integer, const: 0}
-        rows_estimated: {type: 'null'}
-        error: {type: string}
-        started_ms: {type: 'null'}
-        ended_ms: {type: 'null'}
-    MigrationList:
-      type: object
-      required: [migrations]
-      additionalProperties: false
-      properties:
-        migrations:
-          type: array
-          items: {$ref: '#/components/schemas/MigrationSummary'}
-    StreamProgress:
-      type: object
-      required: [position, backlog, lag_ms]
-      additionalProperties: false
-      properties:
-        position: {$ref: '#/components/schemas/UInt64', description: The last changelog position applied.}
-        backlog: {type: [integer, 'null'], minimum: 0, description: Changes behind the head at the last read; null when not read yet.}
-        lag_ms: {$ref: '#/components/schemas/UInt64', description: Age of the oldest unapplied change.}
-    CanaryState:
-      type: object
-      required: [steps, step_ms, step, percent, passed, step_ends_ms]
-      additionalProperties: false
-      properties:
-        steps:
-          type: array
-          items: {type: number}
-        step_ms: {$ref: '#/components/schemas/UInt64'}
-        step: {type: [integer, 'null'], minimum: 0, description: The current step's index, in the canary phase.}
-        percent: {type: [number, 'null'], description: The share of reads shadow-read now.}
-        passed: {type: boolean}
-        step_ends_ms: {type: [integer, 'null'], minimum: 0, description: 'When the current step''s time is up (wall milliseconds), in the canary phase; it passes then, once every router''s shadow reads up to it were checked.'}
-    ShadowComparison:
-      type: object
-      required: [table, pk, source_version, target_version, result, at_ms]
-      additionalProperties: false
-      properties:
-        table: {$ref: '#/components/schemas/TableName'}
-        pk: {type: string}
-        source_version: {type: [integer, 'null'], minimum: 0, maximum: 18446744073709551615}
-        target_version: {type: [integer, 'null'], minimum: 0, maximum: 18446744073709551615}
-        result: {type: string, enum: [match, lag, missing_on_target, extra_on_target, older_on_target, newer_on_target, corrupt]}
-        at_ms: {$ref: '#/components/schemas/UInt64'}
-    ShadowReads:
-      type: object
-      required: [active, halted, percent, reads, matches, lag, mismatches, errors, latency_delta_p50_us, latency_delta_p99_us, recent]
-      additionalProperties: false
-      properties:
-        active: {type: boolean}
-        halted: {type: boolean}
-        percent: {type: number}
-        reads: {$ref: '#/components/schemas/Count'}
-        matches: {$ref: '#/components/schemas/Count'}
-        lag: {$ref: '#/components/schemas/Count'}
-        mismatches: {$ref: '#/components/schemas/Count'}
-        errors: {$ref: '#/components/schemas/Count'}
-        latency_delta_p50_us: {type: [integer, 'null'], description: New-owner minus old-owner read latency, microseconds (may be negative).}
-        latency_delta_p99_us: {type: [integer, 'null']}
-        recent:
-          type: array
-          description: The last non-matching reads, newest first.
-          items: {$ref: '#/components/schemas/ShadowComparison'}
-    AggregateSide:
-      type: object
-      required: [rows, numeric, sum]
-      additionalProperties: false
-      properties:
-        rows: {$ref: '#/components/schemas/Count'}
-        numeric: {$ref: '#/components/schemas/Count'}
-        sum: {type: string, description: The exact decimal sum.}
-    AggregateResult:
-      type: object
-      required: [check, old, new, matches]
-      additionalProperties: false
-      properties:
-        check: {type: string}
-        old: {$ref: '#/components/schemas/AggregateSide'}
-        new: {$ref: '#/components/schemas/AggregateSide'}
-        matches: {type: boolean}
-    VerificationSummary:
-      type: object
-      required: [verifications, passed, at_ms, ms, moves, rows_compared, subranges, mismatched_subranges, differences, repaired, unresolved, aggregates]
-      additionalProperties: false
-      properties:
-        verifications: {$ref: '#/components/schemas/Count'}
-        passed: {type: boolean}
-        at_ms: {$ref: '#/components/schemas/UInt64'}
-        ms: {$ref: '#/components/schemas/Millis'}
-        moves: {$ref: '#/components/schemas/Count'}
-        rows_compared: {$ref: '#/components/schemas/Count'}
-        subranges: {$ref: '#/components/schemas/Count'}
-        mismatched_subranges: {$ref: '#/components/schemas/Count'}
-        differences: {$ref: '#/components/schemas/DiffCounts'}
-        repaired: {$ref: '#/components/schemas/Count'}
-        unresolved: {$ref: '#/components/schemas/Count'}
-        aggregates:
-          type: array
-          items: {$ref: '#/components/schemas/AggregateResult'}
-    MigrationDetail:
-      type: object
-      required: [id, kind, phase, moves, rows_copied, rows_estimated, error, started_ms, ended_ms, interrupted, from_generation, to_generation,
-        copy_tasks_done, copy_tasks, forward, reverse, change_capture, cutover_step, cutover_attempts, phases, cutover_steps,
-        throttle, write_pauses, rows_deleted, tombstones_purged, rollback_step, mismatches, awaiting_approval, gates, approved,
-        bake_ms, bake_until_ms, canary, shadow_reads, verification, strategy, routes, second_writes, replay, reads, redirects]
-      additionalProperties: false
-      properties:
-        id: {type: string}
-        kind: {$ref: '#/components/schemas/MigrationKind'}
-        phase: {$ref: '#/components/schemas/Phase'}
-        moves: {$ref: '#/components/schemas/Count'}
-        rows_copied: {$ref: '#/components/schemas/Count'}
-        rows_estimated: {type: [integer, 'null'], minimum: 0}
-        error: {type: [string, 'null']}
-        started_ms: {type: [integer, 'null'], minimum: 0, description: When it was created (wall milliseconds).}
-        ended_ms: {type: [integer, 'null'], minimum: 0, description: 'When it ended `done` or `rolled_back` (wall milliseconds); null until then.'}
-        interrupted:
-          description: The phase a pause or failure interrupted.
-          oneOf:
-            - {$ref: '#/components/schemas/Phase'}
-            - {type: 'null'}
-        from_generation: {$ref: '#/components/schemas/UInt64'}
-        to_generation: {$ref: '#/components/schemas/UInt64'}
-        copy_tasks_done: {$ref: '#/components/schemas/Count'}
-        copy_tasks: {$ref: '#/components/schemas/Count'}
-        forward:
-          type: object
-          description: Old owner → new owner replication, by old owner.
-          additionalProperties: {$ref: '#/components/schemas/StreamProgress'}
-        reverse:
-          type: object
-          description: New owner → old owner replication during bake, by new owner.
-          additionalProperties: {$ref: '#/components/schemas/StreamProgress'}
-        change_capture:
-          type: object
-          description: How each shard of the plan captures changes.
-          additionalProperties: {type: string}
-        cutover_step:
-          oneOf:
-            - {type: string, enum: [hold, fence, drain, publish, release]}
-            - {type: 'null'}
-        cutover_attempts: {$ref: '#/components/schemas/Count'}
-        phases:
-          type: array
-          items:
-            type: object
-            required: [phase, at_ms]
-            additionalProperties: false
-            properties:
-              phase: {$ref: '#/components/schemas/Phase'}
-              at_ms: {$ref: '#/components/schemas/UInt64'}
-        cutover_steps:
-          type: array
-          description: How long each step of the latest cutover took (while this process runs the migration).
-          items:
-            type: object
 """####
 }

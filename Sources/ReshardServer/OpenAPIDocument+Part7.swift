@@ -4,6 +4,185 @@
 extension OpenAPIDocument {
     /// Lines 2101… of the document.
     static let part7 = ####"""
+          oneOf:
+            - {$ref: '#/components/schemas/MigrationKind'}
+            - {type: string, const: unknown}
+        phase: {$ref: '#/components/schemas/Phase'}
+        moves: {$ref: '#/components/schemas/Count'}
+        rows_copied: {$ref: '#/components/schemas/Count'}
+        rows_estimated: {type: [integer, 'null'], minimum: 0}
+        error: {type: [string, 'null'], description: The last error, if a step is being retried or the migration failed.}
+        started_ms: {type: [integer, 'null'], minimum: 0, description: When it was created (wall milliseconds); null when unknown.}
+        ended_ms: {type: [integer, 'null'], minimum: 0, description: 'When it ended `done` or `rolled_back` (wall milliseconds); null until then (a failed migration has not ended).'}
+    UnreadableMigration:
+      type: object
+      description: |
+        A migration whose journal this build cannot read: it stands failed with the reason in `error`,
+        and commands on it are refused (`409 command_rejected`). Nothing else about it is known.
+      required: [id, kind, phase, moves, rows_copied, rows_estimated, error, started_ms, ended_ms]
+      additionalProperties: false
+      properties:
+        id: {type: string}
+        kind: {type: string, const: unknown}
+        phase: {type: string, const: failed}
+        moves: {type: integer, const: 0}
+        rows_copied: {type: integer, const: 0}
+        rows_estimated: {type: 'null'}
+        error: {type: string}
+        started_ms: {type: 'null'}
+        ended_ms: {type: 'null'}
+    MigrationList:
+      type: object
+      required: [migrations]
+      additionalProperties: false
+      properties:
+        migrations:
+          type: array
+          items: {$ref: '#/components/schemas/MigrationSummary'}
+    StreamProgress:
+      type: object
+      required: [position, backlog, lag_ms]
+      additionalProperties: false
+      properties:
+        position: {$ref: '#/components/schemas/UInt64', description: The last changelog position applied.}
+        backlog: {type: [integer, 'null'], minimum: 0, description: Changes behind the head at the last read; null when not read yet.}
+        lag_ms: {$ref: '#/components/schemas/UInt64', description: Age of the oldest unapplied change.}
+    CanaryState:
+      type: object
+      required: [steps, step_ms, step, percent, passed, step_ends_ms]
+      additionalProperties: false
+      properties:
+        steps:
+          type: array
+          items: {type: number}
+        step_ms: {$ref: '#/components/schemas/UInt64'}
+        step: {type: [integer, 'null'], minimum: 0, description: The current step's index, in the canary phase.}
+        percent: {type: [number, 'null'], description: The share of reads shadow-read now.}
+        passed: {type: boolean}
+        step_ends_ms: {type: [integer, 'null'], minimum: 0, description: 'When the current step''s time is up (wall milliseconds), in the canary phase; it passes then, once every router''s shadow reads up to it were checked.'}
+    ShadowComparison:
+      type: object
+      required: [table, pk, source_version, target_version, result, at_ms]
+      additionalProperties: false
+      properties:
+        table: {$ref: '#/components/schemas/TableName'}
+        pk: {type: string}
+        source_version: {type: [integer, 'null'], minimum: 0, maximum: 18446744073709551615}
+        target_version: {type: [integer, 'null'], minimum: 0, maximum: 18446744073709551615}
+        result: {type: string, enum: [match, lag, missing_on_target, extra_on_target, older_on_target, newer_on_target, corrupt]}
+        at_ms: {$ref: '#/components/schemas/UInt64'}
+    ShadowReads:
+      type: object
+      required: [active, halted, percent, reads, matches, lag, mismatches, errors, latency_delta_p50_us, latency_delta_p99_us, recent]
+      additionalProperties: false
+      properties:
+        active: {type: boolean}
+        halted: {type: boolean}
+        percent: {type: number}
+        reads: {$ref: '#/components/schemas/Count'}
+        matches: {$ref: '#/components/schemas/Count'}
+        lag: {$ref: '#/components/schemas/Count'}
+        mismatches: {$ref: '#/components/schemas/Count'}
+        errors: {$ref: '#/components/schemas/Count'}
+        latency_delta_p50_us: {type: [integer, 'null'], description: New-owner minus old-owner read latency, microseconds (may be negative).}
+        latency_delta_p99_us: {type: [integer, 'null']}
+        recent:
+          type: array
+          description: The last non-matching reads, newest first.
+          items: {$ref: '#/components/schemas/ShadowComparison'}
+    AggregateSide:
+      type: object
+      required: [rows, numeric, sum]
+      additionalProperties: false
+      properties:
+        rows: {$ref: '#/components/schemas/Count'}
+        numeric: {$ref: '#/components/schemas/Count'}
+        sum: {type: string, description: The exact decimal sum.}
+    AggregateResult:
+      type: object
+      required: [check, old, new, matches]
+      additionalProperties: false
+      properties:
+        check: {type: string}
+        old: {$ref: '#/components/schemas/AggregateSide'}
+        new: {$ref: '#/components/schemas/AggregateSide'}
+        matches: {type: boolean}
+    VerificationSummary:
+      type: object
+      required: [verifications, passed, at_ms, ms, moves, rows_compared, subranges, mismatched_subranges, differences, repaired, unresolved, aggregates]
+      additionalProperties: false
+      properties:
+        verifications: {$ref: '#/components/schemas/Count'}
+        passed: {type: boolean}
+        at_ms: {$ref: '#/components/schemas/UInt64'}
+        ms: {$ref: '#/components/schemas/Millis'}
+        moves: {$ref: '#/components/schemas/Count'}
+        rows_compared: {$ref: '#/components/schemas/Count'}
+        subranges: {$ref: '#/components/schemas/Count'}
+        mismatched_subranges: {$ref: '#/components/schemas/Count'}
+        differences: {$ref: '#/components/schemas/DiffCounts'}
+        repaired: {$ref: '#/components/schemas/Count'}
+        unresolved: {$ref: '#/components/schemas/Count'}
+        aggregates:
+          type: array
+          items: {$ref: '#/components/schemas/AggregateResult'}
+    MigrationDetail:
+      type: object
+      required: [id, kind, phase, moves, rows_copied, rows_estimated, error, started_ms, ended_ms, interrupted, from_generation, to_generation,
+        copy_tasks_done, copy_tasks, forward, reverse, change_capture, cutover_step, cutover_attempts, phases, cutover_steps,
+        throttle, write_pauses, rows_deleted, tombstones_purged, rollback_step, mismatches, awaiting_approval, gates, approved,
+        bake_ms, bake_until_ms, canary, shadow_reads, verification, strategy, routes, second_writes, replay, reads, redirects]
+      additionalProperties: false
+      properties:
+        id: {type: string}
+        kind: {$ref: '#/components/schemas/MigrationKind'}
+        phase: {$ref: '#/components/schemas/Phase'}
+        moves: {$ref: '#/components/schemas/Count'}
+        rows_copied: {$ref: '#/components/schemas/Count'}
+        rows_estimated: {type: [integer, 'null'], minimum: 0}
+        error: {type: [string, 'null']}
+        started_ms: {type: [integer, 'null'], minimum: 0, description: When it was created (wall milliseconds).}
+        ended_ms: {type: [integer, 'null'], minimum: 0, description: 'When it ended `done` or `rolled_back` (wall milliseconds); null until then.'}
+        interrupted:
+          description: The phase a pause or failure interrupted.
+          oneOf:
+            - {$ref: '#/components/schemas/Phase'}
+            - {type: 'null'}
+        from_generation: {$ref: '#/components/schemas/UInt64'}
+        to_generation: {$ref: '#/components/schemas/UInt64'}
+        copy_tasks_done: {$ref: '#/components/schemas/Count'}
+        copy_tasks: {$ref: '#/components/schemas/Count'}
+        forward:
+          type: object
+          description: Old owner → new owner replication, by old owner.
+          additionalProperties: {$ref: '#/components/schemas/StreamProgress'}
+        reverse:
+          type: object
+          description: New owner → old owner replication during bake, by new owner.
+          additionalProperties: {$ref: '#/components/schemas/StreamProgress'}
+        change_capture:
+          type: object
+          description: How each shard of the plan captures changes.
+          additionalProperties: {type: string}
+        cutover_step:
+          oneOf:
+            - {type: string, enum: [hold, fence, drain, publish, release]}
+            - {type: 'null'}
+        cutover_attempts: {$ref: '#/components/schemas/Count'}
+        phases:
+          type: array
+          items:
+            type: object
+            required: [phase, at_ms]
+            additionalProperties: false
+            properties:
+              phase: {$ref: '#/components/schemas/Phase'}
+              at_ms: {$ref: '#/components/schemas/UInt64'}
+        cutover_steps:
+          type: array
+          description: How long each step of the latest cutover took (while this process runs the migration).
+          items:
+            type: object
             required: [step, ms]
             additionalProperties: false
             properties:

@@ -14,6 +14,8 @@ struct RowRoutes {
         group.get("tables/:table/rows/:pk") { request, context in try await get(request, context) }
         group.delete("tables/:table/rows/:pk") { request, context in try await delete(request, context) }
         group.get("tables/:table/rows") { request, context in try await list(request, context) }
+        group.post("tables/:table/rows:batch_get") { request, context in try await batchGet(request, context) }
+        group.post("tables/:table/rows:batch_write") { request, context in try await batchWrite(request, context) }
         // A row URL with no primary key (".../rows/" or ".../rows") is a client mistake worth naming.
         for method in [HTTPRequest.Method.put, .delete] {
             group.on("tables/:table/rows", method: method) { _, _ -> Response in
@@ -22,6 +24,8 @@ struct RowRoutes {
         }
         refuseOtherMethods(on: group, path: "tables/:table/rows/:pk", allowed: [.get, .put, .delete])
         refuseOtherMethods(on: group, path: "tables/:table/rows", allowed: [.get, .put, .delete])
+        refuseOtherMethods(on: group, path: "tables/:table/rows:batch_get", allowed: [.post])
+        refuseOtherMethods(on: group, path: "tables/:table/rows:batch_write", allowed: [.post])
     }
 
     private func put(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
@@ -79,6 +83,64 @@ struct RowRoutes {
         ]
         if let next = page.next { members.append(("next_cursor", JSONText.quoted(next.token))) }
         return jsonTextResponse(.ok, JSONText.object(members))
+    }
+
+    /// The largest batch body: a full batch of small rows, or a few large ones.
+    static let maxBatchBodyBytes = 8 << 20
+
+    private func batchBody(_ request: Request) async throws -> [UInt8] {
+        try RequestInput.requireJSON(request)
+        do {
+            return Array(buffer: try await request.body.collect(upTo: Self.maxBatchBodyBytes))
+        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
+            throw APIError(.contentTooLarge, code: "body_too_large", message: "a batch body is at most \(Self.maxBatchBodyBytes) bytes")
+        }
+    }
+
+    private func batchGet(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let table = try RequestInput.path(context, "table")
+        let items = try BatchRequest.reads(try await batchBody(request))
+        let results = try await router.batchGet(table: table, items)
+        let answers = zip(items, results).map { item, result in
+            switch result {
+            case .success(let row):
+                JSONText.object(
+                    [
+                        ("pk", JSONText.quoted(row.pk)), ("status", "200"), ("version", String(row.version)),
+                        ("shard", JSONText.quoted(row.shard.rawValue)), ("row", row.body),
+                    ])
+            case .failure(let error): Self.itemError(pk: item.pk, error)
+            }
+        }
+        return jsonTextResponse(.ok, JSONText.object([("items", JSONText.array(answers))]))
+    }
+
+    private func batchWrite(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let table = try RequestInput.path(context, "table")
+        let items = try BatchRequest.writes(try await batchBody(request))
+        let results = try await router.batchWrite(table: table, items)
+        let answers = zip(items, results).map { item, result in
+            switch result {
+            case .success(let receipt):
+                var members = [
+                    ("pk", JSONText.quoted(receipt.pk)), ("status", receipt.created ? "201" : "200"), ("version", String(receipt.version)),
+                    ("shard", JSONText.quoted(receipt.shard.rawValue)), ("generation", String(receipt.generation)),
+                ]
+                if case .delete = item { members.append(("deleted", "true")) }
+                return JSONText.object(members)
+            case .failure(let error): return Self.itemError(pk: item.pk, error)
+            }
+        }
+        return jsonTextResponse(.ok, JSONText.object([("items", JSONText.array(answers))]))
+    }
+
+    /// A batch item's failure, with the status and error a single request would have answered.
+    static func itemError(pk: String, _ error: RouterError) -> String {
+        let answer = APIError(error)
+        let detail = JSONText.object([("code", JSONText.quoted(answer.code)), ("message", JSONText.quoted(answer.message))])
+        var members = [("pk", JSONText.quoted(pk)), ("status", String(answer.status.code)), ("error", detail)]
+        if let seconds = error.retryAfterSeconds { members.append(("retry_after", String(seconds))) }
+        return JSONText.object(members)
     }
 
     private func rowAddress(_ context: BasicRequestContext) throws -> (table: String, pk: String) {

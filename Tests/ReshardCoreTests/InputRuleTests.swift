@@ -241,3 +241,26 @@ import Testing
         #expect(Base64URL.decode("-_8") == [0xFB, 0xFF])
     }
 }
+
+@Suite struct StrictJSONSpanTests {
+    @Test func membersAndElementsAreCutOutExactly() throws {
+        let text = #" { "items" : [ {"a":1} , "x\"y" ,  [ ] ,1e999 , {"b":{"c":[1,2]}}\#t] , "n": -0.5 } "#
+        let bytes = Array(text.utf8)
+        let (members, spans) = try StrictJSON.objectSpans(bytes)
+        #expect(members["n"] == .other)
+        let cut = { (range: Range<Int>, from: [UInt8]) in String(decoding: from[range], as: UTF8.self) }
+        #expect(cut(try #require(spans["n"]), bytes) == "-0.5")
+        let list = Array(bytes[try #require(spans["items"])])
+        #expect(list.first == UInt8(ascii: "[") && list.last == UInt8(ascii: "]"))
+        let elements = try StrictJSON.arrayElements(list).map { cut($0, list) }
+        #expect(elements == [#"{"a":1}"#, #""x\"y""#, "[ ]", "1e999", #"{"b":{"c":[1,2]}}"#])
+        #expect(try StrictJSON.arrayElements(Array(" [ ] ".utf8)).isEmpty)
+    }
+
+    @Test func arraysAreCheckedAsStrictlyAsObjects() {
+        for bad in ["", "[", "[1,]", "[,1]", "[1 2]", "[1]]", "{}", #"[{"a":1,"a":2}]"#, "[\"\u{1}\"]", #"["\ud800"]"#] {
+            #expect(throws: StrictJSON.Failure.self, "\(bad)") { try StrictJSON.arrayElements(Array(bad.utf8)) }
+        }
+        #expect(throws: StrictJSON.Failure.self) { try StrictJSON.arrayElements([0x5B, 0x22, 0xFF, 0x22, 0x5D]) }
+    }
+}

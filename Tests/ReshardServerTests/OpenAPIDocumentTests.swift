@@ -19,7 +19,7 @@ import Testing
         let file = try String(contentsOf: Self.repositoryDocument, encoding: .utf8)
         let templates = [
             "/", "/dashboard/{file}", "/v1/dashboard", "/healthz", "/metrics", "/openapi.yaml", "/v1/tables", "/v1/tables/{table}/rows",
-            "/v1/tables/{table}/rows/{pk}",
+            "/v1/tables/{table}/rows/{pk}", "/v1/tables/{table}/rows:batch_get", "/v1/tables/{table}/rows:batch_write",
             "/v1/shards", "/v1/cluster", "/v1/load", "/v1/events", "/v1/migrations", "/v1/migrations/{id}",
             "/v1/migrations/{id}/verification", "/v1/migrations/{id}/report",
             "/v1/migrations/{id}/approve", "/v1/migrations/{id}/pause", "/v1/migrations/{id}/resume", "/v1/migrations/{id}/rollback",

@@ -60,6 +60,27 @@ public enum StrictJSON {
         return (text, members)
     }
 
+    /// Like `object`, with the byte range of each top-level member's value in `bytes`: a
+    /// container's exact text can be cut out of a larger document (a batch's rows).
+    public static func objectSpans(_ bytes: [UInt8]) throws(Failure) -> (members: [String: Member], spans: [String: Range<Int>]) {
+        guard String(validating: bytes, as: UTF8.self) != nil else {
+            throw Failure(reason: "the body is not valid UTF-8 (JSON bodies must be UTF-8)", offset: firstInvalidUTF8(bytes))
+        }
+        var reader = Reader(bytes: bytes)
+        let members = try reader.document()
+        return (members, reader.spans)
+    }
+
+    /// The byte range of each element of `bytes`, which must be exactly one JSON array
+    /// (surrounding whitespace allowed), checked as strictly as an object's members.
+    public static func arrayElements(_ bytes: [UInt8]) throws(Failure) -> [Range<Int>] {
+        guard String(validating: bytes, as: UTF8.self) != nil else {
+            throw Failure(reason: "the text is not valid UTF-8", offset: firstInvalidUTF8(bytes))
+        }
+        var reader = Reader(bytes: bytes)
+        return try reader.arrayDocument()
+    }
+
     /// The offset of the first byte that breaks UTF-8.
     static func firstInvalidUTF8(_ bytes: [UInt8]) -> Int {
         var low = 0
@@ -80,6 +101,8 @@ extension StrictJSON {
     struct Reader {
         let bytes: [UInt8]
         var index = 0
+        /// Where each top-level member's value lies, filled by `document`.
+        var spans: [String: Range<Int>] = [:]
 
         init(bytes: [UInt8]) { self.bytes = bytes }
 
@@ -113,12 +136,47 @@ extension StrictJSON {
                 guard members[name] == nil else { throw Failure(reason: "duplicate member name \"\(name)\"", offset: nameAt) }
                 try colon()
                 skipWhitespace()
+                let start = index
                 members[name] = try memberValue()
+                spans[name] = start..<valueEnd(after: start)
                 skipWhitespace()
                 guard let next = take() else { throw fail("the object is not closed") }
                 if next == UInt8(ascii: "}") { return members }
                 guard next == UInt8(ascii: ",") else { throw fail("expected , or } in the object", back: 1) }
             }
+        }
+
+        /// Where the value that starts at `start` and was just read ends: reading a container
+        /// also reads the whitespace after it, which is not the value's (no value ends in it).
+        private func valueEnd(after start: Int) -> Int {
+            var end = index
+            while end > start, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[end - 1]) { end -= 1 }
+            return end
+        }
+
+        /// One array and nothing else; the range of each element.
+        mutating func arrayDocument() throws(Failure) -> [Range<Int>] {
+            skipWhitespace()
+            guard take() == UInt8(ascii: "[") else { throw fail("expected a JSON array", back: 1) }
+            var elements: [Range<Int>] = []
+            skipWhitespace()
+            if peek() == UInt8(ascii: "]") {
+                index += 1
+            } else {
+                while true {
+                    skipWhitespace()
+                    let start = index
+                    try value()
+                    elements.append(start..<valueEnd(after: start))
+                    skipWhitespace()
+                    guard let next = take() else { throw fail("the array is not closed") }
+                    if next == UInt8(ascii: "]") { break }
+                    guard next == UInt8(ascii: ",") else { throw fail("expected , or ] in the array", back: 1) }
+                }
+            }
+            skipWhitespace()
+            guard index == bytes.count else { throw fail("unexpected text after the JSON array") }
+            return elements
         }
 
         /// A top-level member's value: strings and numbers are read into `Member`, containers
