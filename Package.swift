@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "ReshardEngine", targets: ["ReshardEngine"]),
         .library(name: "ReshardServer", targets: ["ReshardServer"]),
         .library(name: "ReshardAPI", targets: ["ReshardAPI"]),
+        .library(name: "ReshardClient", targets: ["ReshardClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
@@ -28,6 +29,9 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", exact: "0.2.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
         .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
+        // Already in the graph through Hummingbird: the client library and TLS add no package.
+        .package(url: "https://github.com/swift-server/async-http-client", exact: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", exact: "2.37.6"),
     ],
     targets: [
         // Pure model: no I/O, no clocks read, no Foundation networking.
@@ -80,9 +84,14 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The client library applications link: typed rows, conditions, batches, pages,
+        // retries, the admin API; and the one-connection HTTP/1.1 client of the load generators.
         .target(
             name: "ReshardClient",
             dependencies: [
+                "ReshardAPI",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -101,6 +110,9 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The README's quick start, built by every `swift build` so that it keeps compiling
+        // (a test checks that the README shows this very file).
+        .executableTarget(name: "reshard-quickstart", dependencies: ["ReshardClient"], path: "Examples/QuickStart", swiftSettings: strict),
         // The benchmarks, a program of their own: the shipped `reshard` links none of their
         // code, the test kit's scratch clusters or the baselines' dependencies.
         .executableTarget(

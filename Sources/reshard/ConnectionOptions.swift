@@ -11,8 +11,11 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: "The admin bearer token (default: $RESHARD_ADMIN_TOKEN, then <data>/admin-token).")
     var token: String?
 
+    @Option(name: .customLong("ca-file"), help: "A PEM file of the certificate authorities to trust for an https URL.")
+    var caFile: String?
+
     func connect() async throws -> AdminAPI {
         let token = try AdminToken.resolve(explicit: token, file: data + "/admin-token", createIfMissing: false)
-        return try await AdminAPI.connect(url: url, token: token)
+        return try await AdminAPI.connect(url: url, token: token, caFile: caFile)
     }
 }
