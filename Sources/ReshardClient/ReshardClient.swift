@@ -81,6 +81,13 @@ public final class ReshardClient: Sendable {
         try await http.shutdown()
     }
 
+    deinit {
+        // A client dropped without `shutdown()` (a command that exits early on an error) closes
+        // its connections in the background instead of leaking them; after `shutdown()` this
+        // second one fails quietly.
+        let _: EventLoopFuture<Void> = http.shutdown()
+    }
+
     /// Which token a route needs.
     public enum Access: Sendable {
         case data, admin, none

@@ -5,18 +5,32 @@ import ReshardCore
 import ReshardEngine
 import Synchronization
 
-/// Admits a request only with `Authorization: Bearer <token>`, compared in constant time.
+/// Admits a request only with `Authorization: Bearer <token>` for one of `tokens`, compared in
+/// constant time.
 struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
-    let token: [UInt8]
+    let tokens: [[UInt8]]
+    let refusal: APIError
 
     init(token: String) {
-        self.token = Array(token.utf8)
+        tokens = [Array(token.utf8)]
+        refusal = .unauthorized
+    }
+
+    /// The data routes' guard: the data token, or the admin token.
+    init(dataToken: String, adminToken: String) {
+        tokens = [Array(dataToken.utf8), Array(adminToken.utf8)]
+        refusal = APIError(
+            .unauthorized, code: "unauthorized", message: "this server's data routes need Authorization: Bearer <data token>",
+            headers: [.wwwAuthenticate: "Bearer"])
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
-            Self.constantTimeEquals(Array(header.utf8.dropFirst(7)), token)
-        else { throw APIError.unauthorized }
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw refusal }
+        let given = Array(header.utf8.dropFirst(7))
+        // Every token is compared, so the time taken says nothing about which one came close.
+        var admitted = false
+        for token in tokens { admitted = Self.constantTimeEquals(given, token) || admitted }
+        guard admitted else { throw refusal }
         return try await next(request, context)
     }
 

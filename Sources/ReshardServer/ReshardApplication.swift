@@ -1,5 +1,6 @@
 import Hummingbird
 import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import Metrics
 import NIOCore
@@ -47,9 +48,13 @@ public enum ReshardApplication {
         }
 
         DashboardRoutes(source: DashboardSource(router: shardRouter, migrations: migrations)).register(on: router)
+        let data = router.group("v1")
+        if let dataToken = configuration.dataToken {
+            data.add(middleware: BearerTokenMiddleware(dataToken: dataToken, adminToken: configuration.adminToken))
+        }
         RowRoutes(router: shardRouter, maxBodyBytes: configuration.maxBodyBytes).register(
-            on: router.group("v1").add(middleware: GenerationMiddleware(router: shardRouter)))
-        EventRoutes(router: shardRouter, streams: EventStreams()).register(on: router.group("v1"))
+            on: data.group("").add(middleware: GenerationMiddleware(router: shardRouter)))
+        EventRoutes(router: shardRouter, streams: EventStreams()).register(on: data)
         let admin = router.group("v1").add(middleware: BearerTokenMiddleware(token: configuration.adminToken))
         AdminRoutes(
             router: shardRouter, maxBodyBytes: configuration.maxBodyBytes, newShardLocation: configuration.newShardLocation
@@ -60,7 +65,9 @@ public enum ReshardApplication {
         return router
     }
 
-    /// The whole application, listening on `configuration.host:port`.
+    /// The whole application, listening on `configuration.host:port`, over TLS when
+    /// `configuration.tls` names the files (which must be readable PEM: a `TLSSetupError` says
+    /// which is not).
     public static func make(
         shardRouter: ShardRouter,
         configuration: ServerConfiguration,
@@ -68,19 +75,20 @@ public enum ReshardApplication {
         logger: Logger,
         migrations: MigrationManager? = nil,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
-    ) -> some ApplicationProtocol {
+    ) throws -> some ApplicationProtocol {
         let readTimeout = TimeAmount.microseconds(Int64(clamping: configuration.requestReadTimeout.wholeMicroseconds))
+        let http1 = HTTPServerBuilder.http1(
+            configuration: HTTP1Channel.Configuration(
+                // Evaluated per connection: each gets its own handlers.
+                additionalChannelHandlers: [ParserErrorBodyHandler(), RequestReadDeadlineHandler(timeout: readTimeout)],
+                idleTimeout: .microseconds(Int64(clamping: configuration.idleTimeout.wholeMicroseconds)),
+                httpDecoderConfiguration: .init(
+                    maxHeaderFieldSize: configuration.maxHeaderBytes, maxHeaderListSize: configuration.maxHeaderBytes,
+                    maxHeaderFieldCount: 200)
+            ))
         return Application(
             router: makeRouter(shardRouter: shardRouter, configuration: configuration, registry: registry, migrations: migrations),
-            server: .http1(
-                configuration: HTTP1Channel.Configuration(
-                    // Evaluated per connection: each gets its own handlers.
-                    additionalChannelHandlers: [ParserErrorBodyHandler(), RequestReadDeadlineHandler(timeout: readTimeout)],
-                    idleTimeout: .microseconds(Int64(clamping: configuration.idleTimeout.wholeMicroseconds)),
-                    httpDecoderConfiguration: .init(
-                        maxHeaderFieldSize: configuration.maxHeaderBytes, maxHeaderListSize: configuration.maxHeaderBytes,
-                        maxHeaderFieldCount: 200)
-                )),
+            server: try configuration.tls.map { try .tls(http1, tlsConfiguration: try TLSSetupError.configuration($0)) } ?? http1,
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "reshard",
                 availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections, logger: logger)),

@@ -1,3 +1,4 @@
+import HummingbirdTLS
 import ReshardCore
 import ReshardStore
 
@@ -23,6 +24,22 @@ public struct ServerConfiguration: Sendable {
     public var maxConnections: Int
     /// The largest request head (request line and headers), in bytes.
     public var maxHeaderBytes: Int
+    /// When set, the data routes (rows, events) need `Authorization: Bearer` with it (or the
+    /// admin token); otherwise they are open, as on a trusted network.
+    public var dataToken: String?
+    /// When set, the server speaks HTTPS only, with this certificate chain and key.
+    public var tls: TLSFiles?
+
+    /// PEM files of the server's certificate chain and private key.
+    public struct TLSFiles: Sendable, Hashable {
+        public var certificateChain: String
+        public var privateKey: String
+
+        public init(certificateChain: String, privateKey: String) {
+            self.certificateChain = certificateChain
+            self.privateKey = privateKey
+        }
+    }
 
     /// A configuration with production defaults: 1 MiB bodies, 60 s idle connections, 30 s to
     /// send a request, 1,024 connections, 32 KiB of headers.
@@ -35,7 +52,9 @@ public struct ServerConfiguration: Sendable {
         idleTimeout: Duration = .seconds(60),
         requestReadTimeout: Duration = .seconds(30),
         maxConnections: Int = 1_024,
-        maxHeaderBytes: Int = 32 * 1024
+        maxHeaderBytes: Int = 32 * 1024,
+        dataToken: String? = nil,
+        tls: TLSFiles? = nil
     ) {
         self.host = host
         self.port = port
@@ -46,5 +65,32 @@ public struct ServerConfiguration: Sendable {
         self.requestReadTimeout = requestReadTimeout
         self.maxConnections = maxConnections
         self.maxHeaderBytes = maxHeaderBytes
+        self.dataToken = dataToken
+        self.tls = tls
+    }
+}
+
+/// A certificate or key file that cannot be used, said in a sentence.
+public struct TLSSetupError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+
+    /// The server side of TLS from `files`.
+    static func configuration(_ files: ServerConfiguration.TLSFiles) throws -> TLSConfiguration {
+        let chain: [NIOSSLCertificate]
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(files.certificateChain)
+        } catch {
+            throw TLSSetupError(description: "the TLS certificate file \(files.certificateChain) is not readable PEM: \(error)")
+        }
+        guard !chain.isEmpty else {
+            throw TLSSetupError(description: "the TLS certificate file \(files.certificateChain) holds no certificate")
+        }
+        let key: NIOSSLPrivateKey
+        do {
+            key = try NIOSSLPrivateKey(file: files.privateKey, format: .pem)
+        } catch {
+            throw TLSSetupError(description: "the TLS key file \(files.privateKey) is not a readable PEM private key: \(error)")
+        }
+        return TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
     }
 }

@@ -13,9 +13,9 @@ struct LoopbackServer: Sendable {
     private let task: Task<Void, any Error>
 
     /// Runs the service `make` builds; the service calls the closure it is given with its port.
-    static func start(_ make: (@escaping @Sendable (Int) -> Void) -> any Service) async throws -> LoopbackServer {
+    static func start(_ make: (@escaping @Sendable (Int) -> Void) throws -> any Service) async throws -> LoopbackServer {
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let service = make { continuation.yield($0) }
+        let service = try make { continuation.yield($0) }
         let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [], logger: benchLogger()))
         let task = Task { try await group.run() }
         var port = 0
@@ -34,7 +34,7 @@ struct LoopbackServer: Sendable {
         let configuration = ServerConfiguration(
             port: 0, adminToken: token, newShardLocation: { .sqlite(path: cluster.folder.relativeShardPath($0)) })
         return try await start { bound in
-            ReshardApplication.make(
+            try ReshardApplication.make(
                 shardRouter: cluster.router, configuration: configuration, registry: PrometheusCollectorRegistry(), logger: benchLogger(),
                 migrations: migrations
             ) { bound($0.localAddress?.port ?? 0) }

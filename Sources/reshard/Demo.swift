@@ -91,7 +91,7 @@ struct Demo: AsyncParsableCommand {
         let migrations = MigrationManager(router: router, metadata: cluster.metadata, logger: logger)
         let configuration = ServerConfiguration(port: 0, adminToken: token, newShardLocation: cluster.newShardLocation)
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
-        let app = ReshardApplication.make(
+        let app = try ReshardApplication.make(
             shardRouter: router, configuration: configuration, registry: registry, logger: logger, migrations: migrations
         ) { portContinuation.yield($0.localAddress?.port ?? 0) }
         let server = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))

@@ -28,11 +28,11 @@ struct Serve: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "The data folder (admin token, and SQLite metadata and shards unless told otherwise).")
-    var data = "./reshard-data"
+    @Option(help: "The data folder (admin token, and SQLite metadata and shards unless told otherwise; default ./reshard-data).")
+    var data: String?
 
-    @Option(help: "How many SQLite shards a new embedded data folder starts with (1…1024).")
-    var shards = 4
+    @Option(help: "How many SQLite shards a new embedded data folder starts with (1…1024; default 4).")
+    var shards: Int?
 
     @Option(help: "The metadata: a postgres:// URL (shared by several routers) or a SQLite file (default <data>/meta.sqlite).")
     var metadata: String?
@@ -40,57 +40,64 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("shard"), help: "A shard as ID=URL (postgres://… or sqlite:PATH); repeat for each shard.")
     var shardSpecs: [String] = []
 
-    @Option(help: "A JSON config file: {\"metadata\": URL, \"shards\": {ID: URL}}; options given on the command line win.")
+    @Option(help: "A JSON config file of settings (default $RESHARD_CONFIG); flags and RESHARD_… variables win over it.")
     var config: String?
 
     @Option(help: "This router's name among the routers (default: reshard-<pid>).")
     var name: String?
 
-    @Option(name: .customLong("refresh-ms"), help: "How often the router re-reads the metadata, whatever notifications say.")
-    var refreshMillis = 1_000
+    @Option(name: .customLong("refresh-ms"), help: "How often the router re-reads the metadata, whatever notifications say (default 1000).")
+    var refreshMillis: Int?
 
-    @Flag(
-        name: .customLong("no-notifications"),
-        help: "Ignore LISTEN/NOTIFY and learn only by re-reading (for testing a router that misses them).")
-    var noNotifications = false
+    @Flag(inversion: .prefixedNo, help: "Follow LISTEN/NOTIFY (--no-notifications: learn only by re-reading, for testing).")
+    var notifications: Bool?
 
-    @Option(help: "The interface to listen on.")
-    var host = "127.0.0.1"
+    @Option(help: "The interface to listen on (default 127.0.0.1).")
+    var host: String?
 
-    @Option(help: "The port to listen on.")
-    var port = 7420
+    @Option(help: "The port to listen on (default 7420; 0 picks one).")
+    var port: Int?
 
     @Option(name: .customLong("admin-token"), help: "The admin bearer token (default: $RESHARD_ADMIN_TOKEN, then <data>/admin-token).")
     var adminToken: String?
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel = "info"
+    @Option(name: .customLong("data-token"), help: "A bearer token the data routes then require (default: none, open).")
+    var dataToken: String?
+
+    @Option(name: .customLong("tls-cert-file"), help: "A PEM certificate chain; with --tls-key-file the server speaks HTTPS only.")
+    var tlsCertFile: String?
+
+    @Option(name: .customLong("tls-key-file"), help: "The PEM private key of --tls-cert-file.")
+    var tlsKeyFile: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default info).")
+    var logLevel: String?
 
     @Option(
         name: .customLong("idle-timeout-ms"),
-        help: "Close a connection idle this long, or one whose request head has not arrived in that time (100…3600000).")
-    var idleTimeoutMillis = 60_000
+        help: "Close a connection idle this long, or one whose request head has not arrived in that time (100…3600000; default 60000).")
+    var idleTimeoutMillis: Int?
 
     @Option(
         name: .customLong("request-timeout-ms"),
-        help: "Drop a request (and close its connection) whose body has not arrived whole this long after its head (100…3600000).")
-    var requestTimeoutMillis = 30_000
+        help: "Drop a request (and close its connection) whose body has not arrived whole this long after its head (default 30000).")
+    var requestTimeoutMillis: Int?
 
-    @Option(name: .customLong("max-connections"), help: "Connections served at once; more wait to be accepted (1…65536).")
-    var maxConnections = 1_024
+    @Option(name: .customLong("max-connections"), help: "Connections served at once; more wait to be accepted (1…65536; default 1024).")
+    var maxConnections: Int?
 
     @Option(
         name: .customLong("shutdown-grace-ms"),
-        help: "On SIGTERM or SIGINT, how long requests in flight may finish before they are cut (0…600000).")
-    var shutdownGraceMillis = 10_000
+        help: "On SIGTERM or SIGINT, how long requests in flight may finish before they are cut (0…600000; default 10000).")
+    var shutdownGraceMillis: Int?
 
     @Flag(
-        name: .customLong("auto-rebalance"),
+        inversion: .prefixedNo,
         help: "Start a load rebalance on its own when a shard stays hot (off by default; the migrator leader only).")
-    var autoRebalance = false
+    var autoRebalance: Bool?
 
     @Option(name: .customLong("auto-rebalance-signal"), help: "What auto-rebalance evens out: requests, bytes or time.")
-    var autoRebalanceSignal = "requests"
+    var autoRebalanceSignal: String?
 
     @Option(
         name: .customLong("auto-rebalance-gate"),
@@ -102,45 +109,42 @@ struct Serve: AsyncParsableCommand {
         help: "An http:// URL every cluster event (map published, layout switched, cleanup) is POSTed to; repeat for several.")
     var webhooks: [String] = []
 
-    func validate() throws {
-        for url in webhooks where WebhookTarget(url) == nil {
-            throw ValidationError("--webhook \(url.prefix(200)): an http://host[:port]/path URL, without user info or fragment")
+    /// The settings the command line gives, by config-file member.
+    var flagValues: [String: ServeSettings.Value] {
+        var values: [String: ServeSettings.Value] = [:]
+        let strings: [(String, String?)] = [
+            ("data", data), ("metadata", metadata), ("name", name), ("host", host), ("admin_token", adminToken),
+            ("data_token", dataToken), ("tls_cert_file", tlsCertFile), ("tls_key_file", tlsKeyFile), ("log_level", logLevel),
+            ("auto_rebalance_signal", autoRebalanceSignal),
+        ]
+        for case (let key, let value?) in strings { values[key] = .string(value) }
+        let ints: [(String, Int?)] = [
+            ("embedded_shards", shards), ("refresh_ms", refreshMillis), ("port", port), ("idle_timeout_ms", idleTimeoutMillis),
+            ("request_timeout_ms", requestTimeoutMillis), ("max_connections", maxConnections), ("shutdown_grace_ms", shutdownGraceMillis),
+        ]
+        for case (let key, let value?) in ints { values[key] = .int(value) }
+        for case (let key, let value?) in [("notifications", notifications), ("auto_rebalance", autoRebalance)] {
+            values[key] = .bool(value)
         }
-        guard LoadSignal(rawValue: autoRebalanceSignal) != nil else {
-            throw ValidationError("--auto-rebalance-signal must be requests, bytes or time")
+        for (key, list) in [("shards", shardSpecs), ("auto_rebalance_gates", autoRebalanceGates), ("webhooks", webhooks)]
+        where !list.isEmpty {
+            values[key] = .list(list)
         }
-        for gate in autoRebalanceGates where MigrationPhase(gate: gate) == nil {
-            throw ValidationError(
-                "unknown --auto-rebalance-gate \(gate); gates are \(MigrationPhase.gateable.map(\.gateName).joined(separator: ", "))")
-        }
-        guard (1...1024).contains(shards) else { throw ValidationError("--shards must be 1…1024") }
-        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
-        guard (50...600_000).contains(refreshMillis) else { throw ValidationError("--refresh-ms must be 50…600000") }
-        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
-        guard (100...3_600_000).contains(idleTimeoutMillis) else { throw ValidationError("--idle-timeout-ms must be 100…3600000") }
-        guard (100...3_600_000).contains(requestTimeoutMillis) else {
-            throw ValidationError("--request-timeout-ms must be 100…3600000")
-        }
-        guard (1...65_536).contains(maxConnections) else { throw ValidationError("--max-connections must be 1…65536") }
-        guard (0...600_000).contains(shutdownGraceMillis) else { throw ValidationError("--shutdown-grace-ms must be 0…600000") }
-        guard !host.isEmpty, !host.contains(where: { $0.isWhitespace || $0.isNewline }) else {
-            throw ValidationError("--host must be an address or a host name")
-        }
-        for spec in shardSpecs {
-            do {
-                _ = try ClusterConfiguration.shard(spec)
-            } catch {
-                throw ValidationError("--shard \(spec): \(error)")
-            }
+        return values
+    }
+
+    /// Flags, then the environment, then the config file, then defaults.
+    func settings(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ServeSettings {
+        do {
+            let file = try (config ?? environment["RESHARD_CONFIG"]).map(ServeSettings.file) ?? [:]
+            return try ServeSettings.resolve(flags: flagValues, environment: environment, file: file).0
+        } catch let error as SettingsError {
+            throw ValidationError(error.description)
         }
     }
 
-    /// The config file's settings under the command line's.
-    func clusterConfiguration() throws -> ClusterConfiguration {
-        var configuration = try config.map(ClusterConfiguration.file) ?? ClusterConfiguration()
-        if let metadata { configuration.metadata = metadata }
-        if !shardSpecs.isEmpty { configuration.shards = try shardSpecs.map(ClusterConfiguration.shard) }
-        return configuration
+    func validate() throws {
+        _ = try settings()
     }
 
     func run() async throws {
@@ -151,7 +155,8 @@ struct Serve: AsyncParsableCommand {
             }
             crashPoint = point
         }
-        let level = Logger.Level(rawValue: logLevel) ?? .info
+        let settings = try settings()
+        let level = Logger.Level(rawValue: settings.logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
@@ -161,27 +166,30 @@ struct Serve: AsyncParsableCommand {
         // Every file this process creates (shards, their WAL, metadata, the token) is its
         // owner's alone: they hold every row and the key to the admin routes.
         umask(0o077)
-        let folder = DataFolder(path: data)
+        let folder = DataFolder(path: settings.data)
         try folder.prepare()
         if folder.isOpenToOthers {
-            logger.warning("the data folder may be read by other users; run chmod 700 on it", metadata: ["folder": "\(data)"])
+            logger.warning("the data folder may be read by other users; run chmod 700 on it", metadata: ["folder": "\(settings.data)"])
         }
-        let token = try AdminToken.resolve(explicit: adminToken, file: folder.adminTokenPath, createIfMissing: true)
+        let token = try AdminToken.resolve(explicit: settings.adminToken, file: folder.adminTokenPath, createIfMissing: true)
+        let host = settings.host
         try AdminToken.check(token, host: host)
-        if !AdminToken.isLoopback(host) {
+        if !AdminToken.isLoopback(host) && (settings.dataToken == nil || settings.tlsCertFile == nil) {
             logger.warning(
-                "listening beyond loopback: the data API needs no token, and traffic is plain HTTP (put TLS in front)",
+                "listening beyond loopback without \(settings.dataToken == nil ? "a data token" : "TLS"): set data_token and tls_cert_file/tls_key_file, or put TLS in front",
                 metadata: ["host": "\(host)"])
         }
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = MetricsBuckets.latency
         MetricsSystem.bootstrap(factory)
-        let routerName = name ?? "reshard-\(ProcessInfo.processInfo.processIdentifier)"
+        let routerName = settings.name ?? "reshard-\(ProcessInfo.processInfo.processIdentifier)"
         let cluster: OpenedCluster
         do {
             cluster = try await OpenedCluster.open(
-                try clusterConfiguration(), folder: folder, embeddedShards: shards, routerName: routerName, metricsFactory: factory,
+                ClusterConfiguration(metadata: settings.metadata, shards: try settings.shards.map(ClusterConfiguration.shard)),
+                folder: folder,
+                embeddedShards: settings.embeddedShards, routerName: routerName, metricsFactory: factory,
                 logger: logger)
         } catch let error as ClusterError {
             throw CLIError(error.description)
@@ -194,21 +202,34 @@ struct Serve: AsyncParsableCommand {
         }
         let newShardLocation: @Sendable (ShardID) -> ShardLocation = { .sqlite(path: folder.relativeShardPath($0)) }
         let configuration = ServerConfiguration(
-            host: host, port: port, adminToken: token, newShardLocation: newShardLocation, idleTimeout: .milliseconds(idleTimeoutMillis),
-            requestReadTimeout: .milliseconds(requestTimeoutMillis), maxConnections: maxConnections)
+            host: host, port: settings.port, adminToken: token, newShardLocation: newShardLocation,
+            idleTimeout: .milliseconds(settings.idleTimeoutMillis), requestReadTimeout: .milliseconds(settings.requestTimeoutMillis),
+            maxConnections: settings.maxConnections, dataToken: settings.dataToken,
+            tls: settings.tlsCertFile.map { ServerConfiguration.TLSFiles(certificateChain: $0, privateKey: settings.tlsKeyFile ?? "") })
         let migrations = MigrationManager(router: cluster.router, metadata: cluster.metadata, logger: logger, hook: crashPoint?.hook)
-        let app = ReshardApplication.make(
-            shardRouter: cluster.router, configuration: configuration, registry: registry, logger: logger, migrations: migrations
-        ) { channel in
-            let bound = channel.localAddress?.port ?? port
-            logger.info(
-                "reshard is serving",
-                metadata: ["address": "http://\(host):\(bound)", "admin_token_file": "\(folder.adminTokenPath)", "router": "\(routerName)"])
+        let scheme = configuration.tls == nil ? "http" : "https"
+        let port = settings.port
+        let app: any Service
+        do {
+            app = try ReshardApplication.make(
+                shardRouter: cluster.router, configuration: configuration, registry: registry, logger: logger, migrations: migrations
+            ) { channel in
+                let bound = channel.localAddress?.port ?? port
+                logger.info(
+                    "reshard is serving",
+                    metadata: [
+                        "address": "\(scheme)://\(host):\(bound)", "admin_token_file": "\(folder.adminTokenPath)",
+                        "router": "\(routerName)",
+                    ])
+            }
+        } catch let error as TLSSetupError {
+            throw CLIError(error.description)
         }
         let router = cluster.router
         let metadata = cluster.metadata
-        let refresh = Duration.milliseconds(refreshMillis)
-        let notifications = !noNotifications
+        let refresh = Duration.milliseconds(settings.refreshMillis)
+        let notifications = settings.notifications
+        let webhooks = settings.webhooks
         try await withThrowingTaskGroup(of: Void.self) { group in
             // Routers follow the metadata; whichever process holds the lease runs the migrations
             // (journaled ones continue from their checkpoints).
@@ -220,18 +241,19 @@ struct Serve: AsyncParsableCommand {
                     isLeader: { migrations.isLeader }, logger: logger)
                 group.addTask { await dispatcher.run() }
             }
-            if autoRebalance {
-                var settings = MigrationSettings()
-                settings.gates = Set(autoRebalanceGates.compactMap { MigrationPhase(gate: $0) })
-                let policy = AutoRebalancePolicy(rules: HotSpotRules(signal: LoadSignal(rawValue: autoRebalanceSignal) ?? .requests))
-                logger.notice("auto-rebalance is on", metadata: ["signal": "\(autoRebalanceSignal)", "gates": "\(autoRebalanceGates)"])
-                group.addTask { await migrations.autoRebalance(policy, settings: settings) }
+            if settings.autoRebalance {
+                var rebalance = MigrationSettings()
+                rebalance.gates = Set(settings.autoRebalanceGates.compactMap { MigrationPhase(gate: $0) })
+                let signal = settings.autoRebalanceSignal
+                let policy = AutoRebalancePolicy(rules: HotSpotRules(signal: LoadSignal(rawValue: signal) ?? .requests))
+                logger.notice("auto-rebalance is on", metadata: ["signal": "\(signal)", "gates": "\(settings.autoRebalanceGates)"])
+                group.addTask { await migrations.autoRebalance(policy, settings: rebalance) }
             }
             group.addTask {
                 // A graceful shutdown waits for requests in flight, but never forever: past the
                 // grace they are cancelled (a client holding a body open cannot stall SIGTERM).
                 var service = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-                service.maximumGracefulShutdownDuration = .milliseconds(shutdownGraceMillis)
+                service.maximumGracefulShutdownDuration = .milliseconds(settings.shutdownGraceMillis)
                 try await ServiceGroup(configuration: service).run()
             }
             try await group.next()
