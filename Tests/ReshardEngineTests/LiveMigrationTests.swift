@@ -78,12 +78,42 @@ import Testing
         for i in 0..<count { try await check(i) }
     }
 
+    /// Two clients increment counters `n0…n15` by read, then write with If-Match, until `done`:
+    /// how many increments of each counter were acknowledged. Whatever phase, strategy or
+    /// backend carried a write, the counter must end at exactly that many (no lost update).
+    static func countWithConditions(router: ShardRouter, until done: @escaping @Sendable () async -> Bool) async throws -> [String: Int] {
+        try await withThrowingTaskGroup(of: [String: Int].self) { group in
+            for client in 0..<2 {
+                group.addTask {
+                    var random = SeededRandom(seed: 11 + UInt64(client))
+                    var acknowledged: [String: Int] = [:]
+                    for step in 0..<20_000 {
+                        if step % 10 == 0, await done() { break }
+                        let pk = "n\(random.next() % 16)"
+                        do {
+                            let read = try await router.get(table: "kv", pk: pk, shardKey: nil)
+                            let n = Int(read.body.dropFirst(5).dropLast()) ?? -1_000_000
+                            _ = try await router.put(
+                                table: "kv", pk: pk, body: Array("{\"n\":\(n + 1)}".utf8), condition: .version(read.version))
+                            acknowledged[pk, default: 0] += 1
+                        } catch let error as RouterError where error == .preconditionFailed || error.code == "range_moving" {
+                            continue  // another client got there first, or a bounded 503: not written
+                        }
+                    }
+                    return acknowledged
+                }
+            }
+            return try await group.reduce(into: [:]) { total, part in total.merge(part, uniquingKeysWith: +) }
+        }
+    }
+
     func migrateUnderLoad(kind: Kind, backend: ShardBackend, strategy: MigrationStrategy) async throws {
         let fixture = try await RouterFixture.make(shards: 3, backend: backend)
         defer { fixture.remove() }
         let router = fixture.router
         _ = try await router.createTable(name: "kv", primaryKey: "k", shardKey: "k")
         for i in 0..<1_500 { _ = try await router.put(table: "kv", pk: "k\(i)", body: Array("{\"v\":0}".utf8)) }
+        for i in 0..<16 { _ = try await router.put(table: "kv", pk: "n\(i)", body: Array("{\"n\":0}".utf8), condition: .absent) }
         try await fixture.addShard("s4")
         if backend == .postgresTriggers {
             var captures: Set<String> = []
@@ -132,12 +162,21 @@ import Testing
         let migration = Task { await runner.run() }
         #expect(await runner.command(.start) == .accepted)
         let coldClient = Task { try await Self.useColdRows(cold, router: router, until: { await runner.state.phase.isTerminal }) }
+        let counters = Task { try await Self.countWithConditions(router: router, until: { await runner.state.phase.isTerminal }) }
         // Writers write, delete and read back their own keys until the migration ends (bounded).
         try await MigrationLoad.write(
             router: router, ledger: ledger, writers: 4, keys: 1_800, seed: 1, steps: 20_000, checkEvery: 50,
             stop: { await runner.state.phase.isTerminal })
         _ = await migration.value
         try await coldClient.value
+        let increments = try await counters.value
+        for i in 0..<16 {
+            let body = try await router.get(table: "kv", pk: "n\(i)", shardKey: nil).body
+            #expect(
+                body == "{\"n\":\(increments["n\(i)", default: 0])}",
+                "n\(i): \(body) after \(increments["n\(i)", default: 0]) acknowledged increments")
+        }
+        #expect(increments.values.reduce(0, +) > 0)
         let final = await runner.state
         #expect(final.phase == .done, "ended in \(final.phase): \(final.failure ?? "")")
         try await MigrationLoad.checkLedger(ledger, router: router)
