@@ -199,19 +199,7 @@ public final class ReshardClient: Sendable {
     }
 
     /// `text` percent-encoded as one path segment or query value (RFC 3986 unreserved kept).
-    public static func escape(_ text: String) -> String {
-        var escaped = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                escaped.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                escaped += String(format: "%%%02X", byte)
-            }
-        }
-        return escaped
-    }
+    public static func escape(_ text: String) -> String { API.percentEncoded(text) }
 }
 
 extension Duration {

@@ -66,22 +66,6 @@ enum RequestInput {
         }
     }
 
-    /// `text` as one URL path segment: every byte but RFC 3986's unreserved characters escaped.
-    static func percentEncoded(_ text: String) -> String {
-        var escaped = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                escaped.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                let hex = Array("0123456789ABCDEF".utf8)
-                escaped += "%" + String(decoding: [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]], as: UTF8.self)
-            }
-        }
-        return escaped
-    }
-
     /// The bytes of `escaped` with each `%XX` decoded, as UTF-8 text; `nil` when an escape is
     /// malformed or the bytes are not UTF-8.
     static func percentDecoded(_ escaped: some Collection<UInt8>) -> String? {

@@ -59,7 +59,7 @@ struct RowRoutes {
 
     /// The row's URL, its primary key percent-encoded as one path segment.
     static func location(table: String, pk: String) -> String {
-        "/v1/tables/\(table)/rows/\(RequestInput.percentEncoded(pk))"
+        "/v1/tables/\(table)/rows/\(API.percentEncoded(pk))"
     }
 
     private func list(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
@@ -100,35 +100,36 @@ struct RowRoutes {
     private func batchGet(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let table = try RequestInput.path(context, "table")
         let items = try BatchRequest.reads(try await batchBody(request))
-        let results = try await router.batchGet(table: table, items)
-        let answers = zip(items, results).map { item, result in
-            switch result {
-            case .success(let row):
-                JSONText.object(
-                    [
-                        ("pk", JSONText.quoted(row.pk)), ("status", "200"), ("version", String(row.version)),
-                        ("shard", JSONText.quoted(row.shard.rawValue)), ("row", row.body),
-                    ])
-            case .failure(let error): Self.itemError(pk: item.pk, error)
-            }
+        return Self.batchAnswer(items, try await router.batchGet(table: table, items), pk: \.pk) { _, row in
+            [
+                ("pk", JSONText.quoted(row.pk)), ("status", "200"), ("version", String(row.version)),
+                ("shard", JSONText.quoted(row.shard.rawValue)), ("row", row.body),
+            ]
         }
-        return jsonTextResponse(.ok, JSONText.object([("items", JSONText.array(answers))]))
     }
 
     private func batchWrite(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let table = try RequestInput.path(context, "table")
         let items = try BatchRequest.writes(try await batchBody(request))
-        let results = try await router.batchWrite(table: table, items)
+        return Self.batchAnswer(items, try await router.batchWrite(table: table, items), pk: \.pk) { item, receipt in
+            var members = [
+                ("pk", JSONText.quoted(receipt.pk)), ("status", receipt.created ? "201" : "200"), ("version", String(receipt.version)),
+                ("shard", JSONText.quoted(receipt.shard.rawValue)), ("generation", String(receipt.generation)),
+            ]
+            if case .delete = item { members.append(("deleted", "true")) }
+            return members
+        }
+    }
+
+    /// `{"items":[…]}`: each item's success as `members` builds it, or its error, in order.
+    private static func batchAnswer<Item, Value>(
+        _ items: [Item], _ results: [Result<Value, RouterError>], pk: (Item) -> String,
+        _ members: (Item, Value) -> [(String, String)]
+    ) -> Response {
         let answers = zip(items, results).map { item, result in
             switch result {
-            case .success(let receipt):
-                var members = [
-                    ("pk", JSONText.quoted(receipt.pk)), ("status", receipt.created ? "201" : "200"), ("version", String(receipt.version)),
-                    ("shard", JSONText.quoted(receipt.shard.rawValue)), ("generation", String(receipt.generation)),
-                ]
-                if case .delete = item { members.append(("deleted", "true")) }
-                return JSONText.object(members)
-            case .failure(let error): return Self.itemError(pk: item.pk, error)
+            case .success(let value): JSONText.object(members(item, value))
+            case .failure(let error): itemError(pk: pk(item), error)
             }
         }
         return jsonTextResponse(.ok, JSONText.object([("items", JSONText.array(answers))]))
