@@ -12,7 +12,10 @@ info:
   description: |
     Row routes (`/v1/tables/{table}/rows…`), `/healthz`, `/metrics` and `/openapi.yaml` are open;
     every other route needs `Authorization: Bearer <admin token>` (`401 unauthorized` with
-    `WWW-Authenticate: Bearer` otherwise). `GET /openapi.yaml` serves this document.
+    `WWW-Authenticate: Bearer` otherwise). A server started with a data token (`data_token`) also
+    guards the row routes and `/v1/events`: they then need `Authorization: Bearer <data token>` (or
+    the admin token), else `401 unauthorized`. With `tls_cert_file` and `tls_key_file` the server
+    speaks HTTPS only. `GET /openapi.yaml` serves this document.
 
     **Errors.** Every error is `{"error":{"code":"…","message":"…"}}` (schema `Error`) with the
     matching status; each operation lists the codes it can answer. Codes every route can meet:
@@ -351,8 +354,5 @@ paths:
         required: false
         content:
           application/json:
-            schema: {$ref: '#/components/schemas/RowBody'}
-      responses:
-        '400': {$ref: '#/components/responses/MissingPrimaryKey'}
 """####
 }

@@ -4,6 +4,9 @@
 extension OpenAPIDocument {
     /// Lines 351… of the document.
     static let part2 = ####"""
+            schema: {$ref: '#/components/schemas/RowBody'}
+      responses:
+        '400': {$ref: '#/components/responses/MissingPrimaryKey'}
     delete:
       operationId: deleteRowWithoutKey
       tags: [rows]
@@ -351,8 +354,5 @@ extension OpenAPIDocument {
         content:
           application/json:
             schema: {$ref: '#/components/schemas/CreateMigration'}
-            examples:
-              dryRunRebalance:
-                value: {kind: rebalance, dry_run: true}
 """####
 }

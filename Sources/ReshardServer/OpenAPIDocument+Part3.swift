@@ -4,6 +4,9 @@
 extension OpenAPIDocument {
     /// Lines 701… of the document.
     static let part3 = ####"""
+            examples:
+              dryRunRebalance:
+                value: {kind: rebalance, dry_run: true}
               dryRunRebalanceByRequests:
                 value: {kind: rebalance, signal: requests, dry_run: true}
               dryRunMix:
@@ -351,8 +354,5 @@ components:
       name: shard_key
       in: query
       required: true
-      description: The shard key whose rows to list (`400 missing_shard_key` without it).
-      schema: {$ref: '#/components/schemas/Key'}
-      examples:
 """####
 }

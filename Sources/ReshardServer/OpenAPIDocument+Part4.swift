@@ -4,6 +4,9 @@
 extension OpenAPIDocument {
     /// Lines 1051… of the document.
     static let part4 = ####"""
+      description: The shard key whose rows to list (`400 missing_shard_key` without it).
+      schema: {$ref: '#/components/schemas/Key'}
+      examples:
         customer: {value: c7}
     Limit:
       name: limit
@@ -351,8 +354,5 @@ extension OpenAPIDocument {
         pk: {type: string}
         version: {$ref: '#/components/schemas/UInt64'}
         shard: {$ref: '#/components/schemas/ShardID'}
-        row: {$ref: '#/components/schemas/RowBody'}
-    BatchGet:
-      type: object
 """####
 }

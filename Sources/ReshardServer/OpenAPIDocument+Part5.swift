@@ -4,6 +4,9 @@
 extension OpenAPIDocument {
     /// Lines 1401… of the document.
     static let part5 = ####"""
+        row: {$ref: '#/components/schemas/RowBody'}
+    BatchGet:
+      type: object
       required: [items]
       additionalProperties: false
       properties:
@@ -351,8 +354,5 @@ extension OpenAPIDocument {
         max_over_mean: {type: number, minimum: 0, description: The busiest shard's load over the mean (1 when there is none).}
         predicted_max_over_mean: {type: [number, 'null'], minimum: 0, description: The same after the proposed move.}
         finding: {$ref: '#/components/schemas/LoadFinding'}
-    ShardLoad:
-      type: object
-      required: [shard, load, share, top_keys]
 """####
 }

@@ -4,6 +4,9 @@
 extension OpenAPIDocument {
     /// Lines 1751… of the document.
     static let part6 = ####"""
+    ShardLoad:
+      type: object
+      required: [shard, load, share, top_keys]
       additionalProperties: false
       properties:
         shard: {$ref: '#/components/schemas/ShardID'}
@@ -351,8 +354,5 @@ extension OpenAPIDocument {
       required: [id, kind, phase, moves, rows_copied, rows_estimated, error, started_ms, ended_ms]
       additionalProperties: false
       properties:
-        id: {type: string}
-        kind:
-          description: '`unknown` for a migration whose journal cannot be read (see `UnreadableMigration`).'
 """####
 }

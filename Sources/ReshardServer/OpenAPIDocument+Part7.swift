@@ -4,6 +4,9 @@
 extension OpenAPIDocument {
     /// Lines 2101… of the document.
     static let part7 = ####"""
+        id: {type: string}
+        kind:
+          description: '`unknown` for a migration whose journal cannot be read (see `UnreadableMigration`).'
           oneOf:
             - {$ref: '#/components/schemas/MigrationKind'}
             - {type: string, const: unknown}
