@@ -25,7 +25,12 @@ class Server:
              "--port", "0", "--admin-token", TOKEN, "--log-level", "info"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.log, env=environment,
         )
-        self.url = self._wait_for_address()
+        try:
+            self.url = self._wait_for_address()
+        except BaseException:
+            # A server that never said where it listens is stopped here: no fixture will.
+            self.stop()
+            raise
 
     def _wait_for_address(self) -> str:
         deadline = time.monotonic() + 60
