@@ -67,7 +67,8 @@ public final class ReshardClient: Sendable {
             }
             settings.tlsConfiguration = tls
         }
-        settings.timeout = .init(connect: .seconds(5), read: .seconds(configuration.requestTimeout.components.seconds))
+        // In nanoseconds: a sub-second request timeout must not become a read timeout of zero.
+        settings.timeout = .init(connect: .seconds(5), read: .nanoseconds(configuration.requestTimeout.nanoseconds))
         settings.redirectConfiguration = .disallow
         settings.httpVersion = .http1Only
         settings.decompression = .disabled

@@ -48,29 +48,6 @@ public struct ClusterConfiguration: Sendable, Equatable {
         }
         return .postgres(url: address)
     }
-
-    /// Reads a JSON config file: `{"metadata": "postgres://…", "shards": {"s1": "postgres://…"}}`.
-    public static func file(_ path: String) throws -> ClusterConfiguration {
-        struct File: Decodable {
-            let metadata: String?
-            let shards: [String: String]?
-        }
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw ClusterError("cannot read \(path): \(error.localizedDescription)")
-        }
-        let file: File
-        do {
-            file = try JSONDecoder().decode(File.self, from: data)
-        } catch {
-            throw ClusterError("\(path) is not a Reshard config (JSON with \"metadata\" and \"shards\"): \(error)")
-        }
-        return ClusterConfiguration(
-            metadata: file.metadata,
-            shards: try (file.shards ?? [:]).sorted { $0.key < $1.key }.map { try shard("\($0.key)=\($0.value)") })
-    }
 }
 
 /// A configuration or start-up problem, said in a sentence.
